@@ -1,0 +1,359 @@
+"""The server child: runs the project's ``runserver`` on the console's socket.
+
+Started by :mod:`devconsole.core.supervisor` as
+``python -m devconsole.core.agent --manage PATH --listen-fd N --events-fd M
+--addrport ADDR``. It runs the project's own ``manage.py`` as ``__main__``
+(see :mod:`.bootstrap`); when ``manage.py`` hands over to Django we:
+
+1. import the settings and run ``django.setup()``;
+2. resolve ``runserver`` the way ``ManagementUtility.fetch_command`` does
+   (``get_commands()`` then ``load_command_class``), so staticfiles' subclass
+   or any other app's override wins as it would under ``manage.py runserver``;
+3. give that command an instrumented ``server_cls`` that adopts the inherited
+   socket, and run it with ``--noreload --skip-checks`` in a worker thread
+   named like Django's (``django-main-thread``);
+4. report ``hello`` once ``serve_forever`` is looping, run the system checks
+   and the migrations check in the background, and wait on stdin for
+   ``stop``.
+
+If anything before serving fails (settings, an app's ``ready()``, a syntax
+error), the socket still answers: every request gets a 500 page with the
+traceback, and the error is reported as an ``error`` event.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from . import protocol
+from .bootstrap import run_manage_py
+from .instrument import Recorder, instrument_server
+
+FLUSH_INTERVAL = 0.05
+#: How long a graceful stop waits for requests in progress.
+DRAIN_TIMEOUT = 5.0
+
+
+class Emitter:
+    """Sends events to the console: queued from any thread, written by one."""
+
+    def __init__(self, fd: int, recorder: Recorder) -> None:
+        self._out = os.fdopen(fd, "wb", buffering=0)
+        self._recorder = recorder
+        self._pending: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._last: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="devconsole-flusher", daemon=True)
+        self.broken = False
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def send(self, event: dict[str, Any]) -> None:
+        """Queue ``event``; it goes out with the next flush."""
+        with self._lock:
+            self._pending.append(event)
+
+    def flush(self) -> None:
+        with self._lock:
+            events, self._pending = self._pending, []
+        events += self._recorder.drain(self._last)
+        if not events or self.broken:
+            return
+        try:
+            self._out.write(b"".join(protocol.encode(e) for e in events))
+        except (BrokenPipeError, OSError):
+            self.broken = True
+
+    def _run(self) -> None:
+        while not self._stop.wait(FLUSH_INTERVAL):
+            self.flush()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=1)
+        self.flush()
+
+
+def _class_path(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _error_event(phase: str, exc: BaseException) -> dict[str, Any]:
+    return {
+        "type": "error",
+        "phase": phase,
+        "message": f"{type(exc).__name__}: {exc}",
+        "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+    }
+
+
+class Agent:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.recorder = Recorder()
+        self.emitter = Emitter(args.events_fd, self.recorder)
+        self.phases: list[dict[str, Any]] = []
+        self._t = time.perf_counter()
+        self.server_thread: threading.Thread | None = None
+        self.error_server: Any = None
+        self.failure: dict[str, Any] | None = None
+
+    def phase(self, name: str) -> None:
+        """Close the phase that ends now."""
+        now = time.perf_counter()
+        self.phases.append({"name": name, "ms": round((now - self._t) * 1000, 2)})
+        self._t = now
+
+    # manage.py hands over here ----------------------------------------------
+    def entry(self, argv: list[str]) -> None:
+        self.phase("manage.py")
+        from django.conf import settings
+
+        settings.INSTALLED_APPS  # noqa: B018 - imports the settings module
+        self.phase("settings import")
+        import django
+
+        django.setup()
+        self.phase("django.setup()")
+        from django.core.management import get_commands, load_command_class
+
+        commands = get_commands()
+        app = commands["runserver"]
+        from django.core.management.base import BaseCommand, handle_default_options
+
+        command = app if isinstance(app, BaseCommand) else load_command_class(app, "runserver")
+        if isinstance(app, BaseCommand):
+            app = type(app).__module__.rpartition(".management.")[0] or "django.core"
+        self.phase('fetch_command("runserver")')
+        urlconf_error = self._import_urlconf()
+        self.phase("URLconf import")
+
+        command.server_cls = instrument_server(command.server_cls, self.args.listen_fd, self.recorder)
+        # The migrations check runs in the background once serving (see _checks).
+        command.check_migrations = lambda: None
+        run_args = [self.args.addrport, "--noreload", "--skip-checks"]
+        if self.args.nothreading:
+            run_args.append("--nothreading")
+        if self.args.ipv6:
+            run_args.append("--ipv6")
+        # What BaseCommand.run_from_argv does, minus turning errors into sys.exit().
+        options = command.create_parser("manage.py", "runserver").parse_args(run_args)
+        handle_default_options(options)
+        cmd_options = vars(options)
+        cmd_args = cmd_options.pop("args", ())
+        failure: list[BaseException] = []
+
+        def serve() -> None:
+            try:
+                command.execute(*cmd_args, **cmd_options)
+            except BaseException as exc:  # noqa: BLE001 - re-raised on the main thread
+                failure.append(exc)
+            finally:
+                self.recorder.serving.set()
+
+        self.server_thread = threading.Thread(target=serve, name="django-main-thread", daemon=True)
+        self.server_thread.start()
+        self.recorder.serving.wait()
+        if failure:
+            raise failure[0]
+        self.phase("serve_forever")
+        import django as dj
+
+        cls = type(command)
+        self.emitter.send(
+            {
+                "type": "hello",
+                "v": protocol.PROTOCOL_VERSION,
+                "pid": os.getpid(),
+                "generation": self.args.generation,
+                "python": platform.python_version(),
+                "django": dj.get_version(),
+                "settings": os.environ.get("DJANGO_SETTINGS_MODULE", ""),
+                "runserver": {
+                    "class": _class_path(cls),
+                    "app": app,
+                    "mro": [_class_path(c) for c in cls.__mro__ if c is not object],
+                    "shadows": _shadowed_apps("runserver", app),
+                },
+                "server": [_class_path(c) for c in type(self.recorder.server).__mro__ if c is not object],
+                "handler": _class_path(self.recorder.server.RequestHandlerClass.__mro__[1]),
+                "listen": {"host": self.recorder.server.server_name, "port": self.recorder.server.server_port},
+                "threading": not self.args.nothreading,
+                "poll_interval": self.recorder.poll_interval,
+                "phases": self.phases,
+                "urlconf_error": urlconf_error,
+            }
+        )
+        threading.Thread(target=self._checks, name="devconsole-checks", daemon=True).start()
+        self._control()
+
+    def _import_urlconf(self) -> str | None:
+        """Import the URLconf and its views now, as the first request would."""
+        try:
+            from django.urls import get_resolver
+
+            get_resolver().url_patterns  # noqa: B018
+        except Exception as exc:  # noqa: BLE001 - Django shows it per request too
+            self.emitter.send(_error_event("URLconf import", exc))
+            return f"{type(exc).__name__}: {exc}"
+        return None
+
+    def _checks(self) -> None:
+        from django.db import DEFAULT_DB_ALIAS, connections
+
+        event: dict[str, Any] = {"type": "checks", "messages": [], "migrations": None, "error": None}
+        started = time.perf_counter()
+        try:
+            from django.core import checks
+
+            for message in checks.run_checks(include_deployment_checks=False):
+                if message.is_silenced():
+                    continue
+                event["messages"].append(
+                    {
+                        "level": _level_name(message.level),
+                        "id": message.id or "",
+                        "msg": str(message.msg),
+                        "obj": str(message.obj) if message.obj is not None else "",
+                        "hint": str(message.hint or ""),
+                    }
+                )
+            from django.db.migrations.executor import MigrationExecutor
+
+            executor = MigrationExecutor(connections[DEFAULT_DB_ALIAS])
+            plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
+            event["migrations"] = len(plan)
+        except Exception as exc:  # noqa: BLE001
+            event["error"] = f"{type(exc).__name__}: {exc}"
+        finally:
+            for conn in connections.all(initialized_only=True):
+                conn.close()
+        event["ms"] = round((time.perf_counter() - started) * 1000, 1)
+        self.emitter.send(event)
+
+    # control ----------------------------------------------------------------
+    def _control(self) -> None:
+        """Main thread: obey the console until it says stop (or goes away)."""
+        for line in sys.stdin:
+            command = line.strip()
+            if command == "stop":
+                break
+            if command.startswith("file_changed "):
+                self._file_changed(command.split(" ", 1)[1])
+        self.stop()
+
+    def _file_changed(self, path: str) -> None:
+        try:
+            from django.utils.autoreload import file_changed
+
+            results = file_changed.send(sender=None, file_path=Path(path))
+            handled = any(result for _, result in results)
+        except Exception as exc:  # noqa: BLE001
+            self.emitter.send(_error_event("file_changed", exc))
+            handled = False
+        self.emitter.send({"type": "file_changed", "path": path, "handled": handled})
+
+    def stop(self) -> None:
+        """Stop accepting, let requests in progress finish, then go."""
+        server = self.recorder.server or self.error_server
+        if server is not None:
+            server.shutdown()
+            deadline = time.monotonic() + DRAIN_TIMEOUT
+            while self.recorder.busy() and time.monotonic() < deadline:
+                time.sleep(0.01)
+        self.emitter.send({"type": "bye", "in_flight": self.recorder.busy()})
+        self.emitter.close()
+
+    # when the project cannot start --------------------------------------------
+    def serve_error(self, phase: str, exc: BaseException) -> None:
+        """Answer every request with a 500 page showing ``exc``, until stopped."""
+        event = _error_event(phase, exc)
+        self.emitter.send(event)
+        sys.stderr.write(event["traceback"])
+        from .errorpage import make_error_server
+
+        self.error_server = make_error_server(self.args.listen_fd, self.recorder, event)
+        threading.Thread(target=self.error_server.serve_forever, name="devconsole-error-server", daemon=True).start()
+        self.recorder.serving.wait(5)
+        self._control()
+
+
+def _level_name(level: int) -> str:
+    from django.core import checks
+
+    for name in ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"):
+        if level >= getattr(checks, name):
+            return name
+    return "DEBUG"
+
+
+def _shadowed_apps(name: str, winner: str) -> list[str]:
+    """Apps that also define command ``name`` but lose to ``winner``."""
+    from django.apps import apps
+    from django.core.management import find_commands
+    import django.core.management as management
+
+    found: list[str] = []
+    for config in apps.get_app_configs():
+        if name in find_commands(os.path.join(config.path, "management")):
+            found.append(config.name)
+    if name in find_commands(management.__path__[0]):
+        found.append("django.core")
+    return [app for app in found if app != winner]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="devconsole-agent")
+    parser.add_argument("--manage", required=True)
+    parser.add_argument("--settings")
+    parser.add_argument("--pythonpath")
+    parser.add_argument("--listen-fd", type=int, required=True)
+    parser.add_argument("--events-fd", type=int, required=True)
+    parser.add_argument("--addrport", required=True)
+    parser.add_argument("--generation", type=int, default=1)
+    parser.add_argument("--nothreading", action="store_true")
+    parser.add_argument("--ipv6", action="store_true")
+    args = parser.parse_args(argv)
+    agent = Agent(args)
+    agent.emitter.start()
+    phase = "manage.py"
+    try:
+        run_manage_py(Path(args.manage), agent.entry, argv=["runserver"], settings=args.settings, pythonpath=args.pythonpath)
+    except BaseException as exc:  # noqa: BLE001 - anything the project raises
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        if agent.phases:
+            phase = _next_phase(agent.phases[-1]["name"])
+        agent.serve_error(phase, exc)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # User code may have left non-daemon threads behind: do not wait for them.
+    os._exit(0)
+
+
+_PHASE_AFTER: dict[str, str] = {
+    "manage.py": "settings import",
+    "settings import": "django.setup()",
+    "django.setup()": 'fetch_command("runserver")',
+    'fetch_command("runserver")': "URLconf import",
+    "URLconf import": "runserver",
+}
+
+
+def _next_phase(last: str) -> str:
+    return _PHASE_AFTER.get(last, "runserver")
+
+
+if __name__ == "__main__":
+    main()

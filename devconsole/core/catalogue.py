@@ -1,0 +1,836 @@
+"""The catalogue of a project's management commands, read from a child process.
+
+Two halves live here, because they share one JSON schema:
+
+* the **child** (``python -m devconsole.core.catalogue --manage PATH
+  [--settings S] [--pythonpath P]``) runs the project's ``manage.py`` through
+  :func:`devconsole.core.bootstrap.run_manage_py`, sets Django up the way
+  ``ManagementUtility`` does, and describes every command ``get_commands()``
+  knows: the class that wins, its MRO, the apps it shadows, help, usage and
+  each argparse action. It prints one JSON document on stdout. Whatever the
+  project prints meanwhile goes to stderr: fd 1 is redirected before
+  ``manage.py`` runs and the document is written to a duplicate of the
+  original fd at the end.
+* the **parent** (the console) never imports Django or project code: it runs
+  the child (:func:`load_catalogue`) and reads the document into the
+  :class:`Catalogue`, :class:`CommandInfo` and :class:`Argument` dataclasses.
+
+A command whose module fails to import, or whose ``add_arguments`` raises, is
+still listed, with ``error`` and ``traceback``; the other commands are
+unaffected. When settings or ``django.setup()`` fail there is no catalogue:
+the document carries a top-level ``error`` and :func:`load_catalogue` raises
+:class:`CatalogueError` with that one-line message.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+import traceback as traceback_module
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+# The child imports this module with a temporary sys.path entry (see
+# ``Project.child_argv``); everything it needs later must be imported now.
+from devconsole.core import bootstrap, sanitize
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from devconsole.core.project import Project
+
+#: Version of the JSON document; bumped on incompatible changes.
+SCHEMA_VERSION = 1
+
+#: The pseudo-app that ``get_commands()`` reports for Django's own commands.
+CORE_APP = "django.core"
+
+#: Options that ``BaseCommand.create_parser`` adds to every command.
+COMMON_OPTIONS = frozenset(
+    {
+        "--version",
+        "--verbosity",
+        "--settings",
+        "--pythonpath",
+        "--traceback",
+        "--no-color",
+        "--force-color",
+        "--skip-checks",
+    }
+)
+
+#: Commands that talk to the user on the terminal; the console suspends for them.
+INTERACTIVE_COMMANDS = frozenset(
+    {"shell", "dbshell", "createsuperuser", "changepassword"}
+)
+
+#: Values of :attr:`Argument.kind`.
+ARGUMENT_KINDS = (
+    "store",
+    "store_true",
+    "store_false",
+    "store_const",
+    "append",
+    "append_const",
+    "count",
+    "version",
+    "custom",
+)
+
+_STDERR_TAIL_LINES = 40
+_STDERR_TAIL_CHARS = 6000
+
+
+class CatalogueError(Exception):
+    """The catalogue could not be read. ``str(error)`` is one line for the user;
+    ``stderr_tail`` holds the end of the child's stderr and ``traceback`` the
+    child's traceback, when there is one."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        stderr_tail: str = "",
+        traceback: str | None = None,
+        returncode: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.stderr_tail = stderr_tail
+        self.traceback = traceback
+        self.returncode = returncode
+
+
+# --------------------------------------------------------------------------
+# Parent side: the data model
+# --------------------------------------------------------------------------
+
+
+def _clean(text: str | None) -> str | None:
+    """Project-provided text (help, errors) made safe for the terminal: line
+    breaks kept, every other control character visibly escaped. Done once,
+    here, where the document enters the console; idempotent."""
+    if text is None:
+        return None
+    return "\n".join(sanitize.clean_line(line) for line in str(text).split("\n"))
+
+
+def _strs(values: Any) -> tuple[str, ...]:
+    return tuple(_clean(str(v)) or "" for v in values or ())
+
+
+@dataclass(frozen=True)
+class Argument:
+    """One argparse action of a command's parser (``--help`` excluded)."""
+
+    dest: str
+    option_strings: tuple[str, ...]
+    #: One of :data:`ARGUMENT_KINDS`. Subclasses of argparse's actions report
+    #: their base's kind (``extend`` reports ``append``); ``action`` names the
+    #: real class.
+    kind: str
+    #: Class path of the argparse action, e.g. ``argparse._StoreTrueAction``.
+    action: str
+    #: ``None``, an int, or one of ``"?"``, ``"*"``, ``"+"``, ``"..."``, ``"A..."``.
+    nargs: int | str | None
+    #: ``"int"``, ``"float"``, ``"str"``, ``"other"`` (any other callable) or ``None``.
+    type: str | None
+    choices: tuple[str, ...] | None
+    #: A JSON value; when the real default was not JSON-safe, its ``repr()``
+    #: and ``default_is_repr`` is true. argparse's SUPPRESS becomes ``None``.
+    default: Any
+    default_is_repr: bool
+    const: Any
+    #: A value must be given (unlike argparse's own flag, false for
+    #: positionals with ``nargs`` ``"?"``, ``"*"`` or ``"..."``).
+    required: bool
+    #: Help with ``%(default)s`` and friends expanded; ``None`` if suppressed.
+    help: str | None
+    metavar: str | tuple[str, ...] | None
+    #: One of the options every Django command has (``--verbosity``, ``--settings``...).
+    common: bool
+    #: Hidden from ``--help`` (``help=argparse.SUPPRESS``), e.g. through
+    #: ``BaseCommand.suppressed_base_arguments``.
+    suppressed: bool = False
+
+    @property
+    def positional(self) -> bool:
+        return not self.option_strings
+
+    @property
+    def flag(self) -> str | None:
+        """The option string to use on a command line: the first long one."""
+        longs = [s for s in self.option_strings if s.startswith("--")]
+        return next(iter(longs or self.option_strings), None)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Argument:
+        metavar = data.get("metavar")
+        return cls(
+            dest=data["dest"],
+            option_strings=_strs(data.get("option_strings")),
+            kind=data.get("kind", "custom"),
+            action=data.get("action", ""),
+            nargs=data.get("nargs"),
+            type=data.get("type"),
+            choices=None if data.get("choices") is None else _strs(data["choices"]),
+            default=sanitize.clean_value(data.get("default")),
+            default_is_repr=bool(data.get("default_is_repr", False)),
+            const=sanitize.clean_value(data.get("const")),
+            required=bool(data.get("required", False)),
+            help=_clean(data.get("help")),
+            metavar=_strs(metavar) if isinstance(metavar, list) else _clean(metavar),
+            common=bool(data.get("common", False)),
+            suppressed=bool(data.get("suppressed", False)),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class CommandInfo:
+    """One management command, as ``manage.py`` would run it."""
+
+    name: str
+    #: The app whose command wins (``"django.core"`` for Django's own).
+    app: str
+    #: ``module.qualname`` of the command class; ``None`` if it failed to load.
+    class_path: str | None = None
+    #: Class paths from the command class up to and including ``BaseCommand``.
+    mro: tuple[str, ...] = ()
+    #: Apps that define a command of the same name and lose to ``app``, in
+    #: the order Django would pick them (INSTALLED_APPS order, core last).
+    shadows: tuple[str, ...] = ()
+    help: str = ""
+    usage: str = ""
+    #: The whole ``manage.py help NAME`` text.
+    help_text: str = ""
+    arguments: tuple[Argument, ...] = ()
+    #: Mutually exclusive groups, as lists of dests.
+    exclusive_groups: tuple[tuple[str, ...], ...] = ()
+    #: The subset of ``exclusive_groups`` where one option must be given.
+    required_exclusive_groups: tuple[tuple[str, ...], ...] = ()
+    interactive: bool = False
+    #: The parser has ``--noinput`` / ``--no-input``.
+    accepts_noinput: bool = False
+    requires_system_checks: bool = False
+    requires_migrations_checks: bool = False
+    #: Source file of the command's module.
+    file: str | None = None
+    #: One line, ``"ExcType: message"``, when loading or building the parser failed.
+    error: str | None = None
+    traceback: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def summary(self) -> str:
+        """First line of the help text."""
+        for line in self.help.splitlines():
+            if line.strip():
+                return line.strip()
+        return ""
+
+    @property
+    def is_core(self) -> bool:
+        return self.app == CORE_APP
+
+    def argument(self, dest: str) -> Argument | None:
+        for arg in self.arguments:
+            if arg.dest == dest:
+                return arg
+        return None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CommandInfo:
+        def groups(key: str) -> tuple[tuple[str, ...], ...]:
+            return tuple(tuple(str(d) for d in group) for group in data.get(key) or ())
+
+        return cls(
+            name=data["name"],
+            app=data["app"],
+            class_path=data.get("class_path"),
+            mro=tuple(data.get("mro") or ()),
+            shadows=tuple(data.get("shadows") or ()),
+            help=_clean(data.get("help")) or "",
+            usage=_clean(data.get("usage")) or "",
+            help_text=_clean(data.get("help_text")) or "",
+            arguments=tuple(Argument.from_json(a) for a in data.get("arguments") or ()),
+            exclusive_groups=groups("exclusive_groups"),
+            required_exclusive_groups=groups("required_exclusive_groups"),
+            interactive=bool(data.get("interactive", False)),
+            accepts_noinput=bool(data.get("accepts_noinput", False)),
+            requires_system_checks=bool(data.get("requires_system_checks", False)),
+            requires_migrations_checks=bool(
+                data.get("requires_migrations_checks", False)
+            ),
+            file=_clean(data.get("file")),
+            error=_clean(data.get("error")),
+            traceback=_clean(data.get("traceback")),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """Every command of a project, sorted by name, plus where they came from."""
+
+    commands: tuple[CommandInfo, ...]
+    #: App names (``AppConfig.name``) in INSTALLED_APPS order.
+    installed_apps: tuple[str, ...] = ()
+    django_version: str = ""
+    settings_module: str | None = None
+    python_version: str = ""
+    python_executable: str = ""
+    #: Seconds spent by the child: ``setup``, ``commands``, ``total``; the
+    #: parent adds ``wall`` (process start to document parsed).
+    timings: dict[str, float] = field(default_factory=dict, compare=False)
+
+    def __iter__(self) -> Iterator[CommandInfo]:
+        return iter(self.commands)
+
+    def __len__(self) -> int:
+        return len(self.commands)
+
+    def get(self, name: str) -> CommandInfo | None:
+        for command in self.commands:
+            if command.name == name:
+                return command
+        return None
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.commands]
+
+    @property
+    def errors(self) -> list[CommandInfo]:
+        return [c for c in self.commands if c.error is not None]
+
+    def by_app(self) -> list[tuple[str, list[CommandInfo]]]:
+        """Commands grouped by the app that provides them: INSTALLED_APPS
+        order, apps unknown to it next, ``django.core`` last; apps without a
+        command of their own are left out."""
+        groups: dict[str, list[CommandInfo]] = {}
+        for command in self.commands:
+            groups.setdefault(command.app, []).append(command)
+        order = [app for app in self.installed_apps if app != CORE_APP]
+        order += sorted(app for app in groups if app not in order and app != CORE_APP)
+        order.append(CORE_APP)
+        return [
+            (app, sorted(groups[app], key=lambda c: c.name))
+            for app in order
+            if app in groups
+        ]
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Catalogue:
+        """Build from the child's document; raises :class:`CatalogueError` for
+        an error document or one of another schema version."""
+        if data.get("error"):
+            raise CatalogueError(
+                _clean(str(data["error"])) or "catalogue error",
+                traceback=_clean(data.get("traceback")),
+            )
+        if data.get("schema") != SCHEMA_VERSION:
+            raise CatalogueError(
+                f"catalogue schema {data.get('schema')!r}, "
+                f"expected {SCHEMA_VERSION}: devconsole versions differ"
+            )
+        commands = sorted(
+            (CommandInfo.from_json(c) for c in data.get("commands") or ()),
+            key=lambda c: c.name,
+        )
+        return cls(
+            commands=tuple(commands),
+            installed_apps=tuple(data.get("installed_apps") or ()),
+            django_version=data.get("django_version") or "",
+            settings_module=data.get("settings_module"),
+            python_version=data.get("python_version") or "",
+            python_executable=data.get("python_executable") or "",
+            timings=dict(data.get("timings") or {}),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA_VERSION,
+            "django_version": self.django_version,
+            "settings_module": self.settings_module,
+            "python_version": self.python_version,
+            "python_executable": self.python_executable,
+            "installed_apps": list(self.installed_apps),
+            "timings": dict(self.timings),
+            "commands": [c.to_json() for c in self.commands],
+        }
+
+
+# --------------------------------------------------------------------------
+# Parent side: running the child
+# --------------------------------------------------------------------------
+
+# Run by ``python -c`` in the child: import devconsole from the directory this
+# copy lives in (passed as argv[1]), then take that directory off sys.path
+# again, so the project's own packages resolve exactly as under manage.py
+# even when the project's interpreter is not the console's.
+def child_command(project: Project) -> list[str]:
+    """The argv that runs the catalogue child for ``project``."""
+    return project.child_argv("devconsole.core.catalogue")
+
+
+def _tail(text: str) -> str:
+    lines = text.rstrip().splitlines()[-_STDERR_TAIL_LINES:]
+    return "\n".join(lines)[-_STDERR_TAIL_CHARS:]
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return sanitize.clean_line(lines[-1]) if lines else ""
+
+
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    """Kill the child and anything it started (it leads its own session)."""
+    try:
+        if hasattr(os, "killpg"):
+            os.killpg(proc.pid, signal.SIGKILL)
+        else:  # pragma: no cover - Windows
+            proc.kill()
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def load_catalogue(project: Project, timeout: float = 60) -> Catalogue:
+    """Run the catalogue child for ``project`` and return its catalogue.
+
+    Blocking: call it from a thread worker. Raises :class:`CatalogueError`
+    (one-line message, stderr tail attached) when the child cannot start,
+    fails, times out or prints no valid document.
+    """
+    manage_py = Path(project.manage_py)
+    if not manage_py.is_file():
+        raise CatalogueError(f"{manage_py}: no such file")
+    started = time.perf_counter()
+    try:
+        proc = subprocess.Popen(
+            child_command(project),
+            cwd=project.root,
+            env=project.child_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        raise CatalogueError(
+            f"cannot start {project.python}: {exc.strerror or exc}"
+        ) from exc
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill(proc)
+        try:
+            out, err = proc.communicate(timeout=5)
+        except subprocess.TimeoutExpired:  # a grandchild escaped and holds the pipes
+            out, err = b"", b""
+        raise CatalogueError(
+            f"listing the management commands timed out after {timeout:g}s",
+            stderr_tail=_tail(err.decode("utf-8", "replace")),
+        ) from None
+    finally:
+        if proc.poll() is None:
+            _kill(proc)
+            proc.wait()
+    stderr = err.decode("utf-8", "replace")
+    try:
+        data = json.loads(out.decode("utf-8", "replace"))
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        reason = _last_line(stderr) or "no output"
+        raise CatalogueError(
+            f"the catalogue child exited with code {proc.returncode} "
+            f"without a catalogue: {reason}",
+            stderr_tail=_tail(stderr),
+            returncode=proc.returncode,
+        ) from None
+    try:
+        catalogue = Catalogue.from_json(data)
+    except CatalogueError as exc:
+        exc.stderr_tail = _tail(stderr)
+        exc.returncode = proc.returncode
+        raise
+    wall = round(time.perf_counter() - started, 4)
+    return replace(catalogue, timings={**catalogue.timings, "wall": wall})
+
+
+def format_table(catalogue: Catalogue) -> str:
+    """A plain-text listing for a terminal: commands grouped by app, each with
+    the first line of its help, overrides and errors marked."""
+    failed = len(catalogue.errors)
+    lines = [
+        f"Django {catalogue.django_version}"
+        f" · settings {catalogue.settings_module or '-'}"
+        f" · {len(catalogue)} commands"
+        + (f" ({failed} failed to load)" if failed else "")
+    ]
+    width = max((len(c.name) for c in catalogue.commands), default=0)
+    for app, commands in catalogue.by_app():
+        lines.append("")
+        lines.append(f"[{app}]")
+        for command in commands:
+            if command.error:
+                text = f"! {command.error}"
+            else:
+                text = command.summary
+                if command.shadows:
+                    text += f" (overrides {', '.join(command.shadows)})"
+            lines.append(f"  {command.name.ljust(width)}  {text}".rstrip())
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------
+# Child side: runs inside the project's interpreter, with Django set up
+# --------------------------------------------------------------------------
+
+
+def _one_line(exc: BaseException) -> str:
+    """``"ExcType: message"`` on one line, whatever the message looks like."""
+    message = " ".join(str(exc).split())
+    if len(message) > 400:
+        message = message[:399] + "…"
+    name = type(exc).__name__
+    return f"{name}: {message}" if message else name
+
+
+def _class_path(klass: type) -> str:
+    return f"{klass.__module__}.{klass.__qualname__}"
+
+
+def _jsonable(value: Any) -> tuple[Any, bool]:
+    """``(value, False)`` if ``value`` survives JSON as is, else ``(repr, True)``."""
+    from django.utils.functional import Promise
+
+    def safe(v: Any) -> bool:
+        if v is None or isinstance(v, (bool, str)):
+            return True
+        if isinstance(v, int):
+            return type(v) is int
+        if isinstance(v, float):
+            return math.isfinite(v)
+        if isinstance(v, list):
+            return all(safe(i) for i in v)
+        if isinstance(v, dict):
+            return all(isinstance(k, str) and safe(i) for k, i in v.items())
+        return False
+
+    if isinstance(value, Promise):  # lazy translation
+        return str(value), False
+    if isinstance(value, tuple) and all(safe(v) for v in value):
+        return list(value), False
+    if safe(value):
+        return value, False
+    try:
+        return repr(value), True
+    except Exception:  # noqa: BLE001 - a broken __repr__ must not cost the command
+        return f"<{_class_path(type(value))} object>", True
+
+
+def _argument_kind(action: Any) -> str:
+    import argparse
+
+    kinds: dict[type, str] = {
+        argparse._StoreAction: "store",
+        argparse._StoreTrueAction: "store_true",
+        argparse._StoreFalseAction: "store_false",
+        argparse._StoreConstAction: "store_const",
+        argparse._ExtendAction: "append",
+        argparse._AppendAction: "append",
+        argparse._AppendConstAction: "append_const",
+        argparse._CountAction: "count",
+        argparse._VersionAction: "version",
+    }
+    for klass in type(action).__mro__:
+        if klass in kinds:
+            return kinds[klass]
+    return "custom"
+
+
+def _type_name(type_: Any) -> str | None:
+    if type_ is None:
+        return None
+    return {int: "int", float: "float", str: "str"}.get(type_, "other")
+
+
+def _describe_argument(parser: Any, action: Any) -> dict[str, Any]:
+    import argparse
+
+    suppressed = action.help == argparse.SUPPRESS
+    help_text: str | None = None
+    if action.help is not None and not suppressed:
+        try:  # expands %(default)s, %(choices)s... as --help would
+            help_text = parser._get_formatter()._expand_help(action)
+        except Exception:  # noqa: BLE001 - a bad format string: show it raw
+            help_text = str(action.help)
+    if action.default == argparse.SUPPRESS:
+        default, default_is_repr = None, False
+    else:
+        default, default_is_repr = _jsonable(action.default)
+    choices = None
+    if action.choices is not None:
+        try:
+            choices = [str(c) for c in action.choices]
+        except Exception:  # noqa: BLE001
+            choices = None
+    metavar = action.metavar
+    if isinstance(metavar, tuple):
+        metavar = [str(m) for m in metavar]
+    elif metavar is not None:
+        metavar = str(metavar)
+    return {
+        "dest": action.dest,
+        "option_strings": list(action.option_strings),
+        "kind": _argument_kind(action),
+        "action": _class_path(type(action)),
+        "nargs": action.nargs,
+        "type": _type_name(action.type),
+        "choices": choices,
+        "default": default,
+        "default_is_repr": default_is_repr,
+        "const": _jsonable(action.const)[0],
+        # argparse marks positionals with nargs="*" or "..." required, though
+        # they accept nothing; report what a form needs: must a value be given?
+        "required": bool(action.required)
+        and not (not action.option_strings and action.nargs in ("?", "*", "...")),
+        "help": help_text,
+        "metavar": metavar,
+        "common": any(s in COMMON_OPTIONS for s in action.option_strings),
+        "suppressed": suppressed,
+    }
+
+
+def _describe_parser(parser: Any) -> dict[str, Any]:
+    import argparse
+
+    arguments = [
+        _describe_argument(parser, action)
+        for action in parser._actions
+        if not isinstance(action, argparse._HelpAction)
+    ]
+    groups = [
+        (group.required, [a.dest for a in group._group_actions])
+        for group in parser._mutually_exclusive_groups
+    ]
+    options = {s for action in parser._actions for s in action.option_strings}
+    return {
+        "usage": parser.format_usage().strip(),
+        "help_text": parser.format_help(),
+        "arguments": arguments,
+        "exclusive_groups": [dests for _, dests in groups],
+        "required_exclusive_groups": [dests for required, dests in groups if required],
+        "accepts_noinput": bool(options & {"--noinput", "--no-input"}),
+    }
+
+
+def _providers() -> dict[str, list[str]]:
+    """Command name -> every app defining it, in Django's priority order."""
+    from django.apps import apps
+    from django.core import management
+
+    providers: dict[str, list[str]] = {}
+    for app_config in apps.get_app_configs():
+        for name in management.find_commands(
+            os.path.join(app_config.path, "management")
+        ):
+            providers.setdefault(name, []).append(app_config.name)
+    for name in management.find_commands(management.__path__[0]):
+        providers.setdefault(name, []).append(CORE_APP)
+    return providers
+
+
+def _describe_command(name: str, app: Any, providers: list[str]) -> dict[str, Any]:
+    from django.core.management import BaseCommand, load_command_class
+
+    info: dict[str, Any] = {"name": name, "interactive": name in INTERACTIVE_COMMANDS}
+    if isinstance(app, BaseCommand):  # get_commands() may hold a loaded command
+        command: Any = app
+        app = type(app).__module__.partition(".management.")[0]
+    else:
+        command = None
+    info["app"] = str(app)
+    info["shadows"] = [p for p in providers if p != info["app"]]
+    try:
+        if command is None:
+            command = load_command_class(app, name)
+    except BaseException as exc:  # noqa: BLE001 - SystemExit at import time too
+        info["file"] = _module_file(f"{app}.management.commands.{name}")
+        info["error"] = _one_line(exc)
+        info["traceback"] = traceback_module.format_exc()
+        return info
+    klass = type(command)
+    mro = []
+    for base in klass.__mro__:
+        if base is object:
+            break
+        mro.append(_class_path(base))
+        if base is BaseCommand:
+            break
+    info.update(
+        class_path=_class_path(klass),
+        mro=mro,
+        help=str(getattr(command, "help", "") or ""),
+        file=_module_file(klass.__module__),
+        requires_system_checks=bool(getattr(command, "requires_system_checks", 0)),
+        requires_migrations_checks=bool(
+            getattr(command, "requires_migrations_checks", False)
+        ),
+    )
+    try:
+        parser = command.create_parser("manage.py", name)
+        info.update(_describe_parser(parser))
+    except BaseException as exc:  # noqa: BLE001 - a bad add_arguments, argparse's SystemExit
+        info["error"] = _one_line(exc)
+        info["traceback"] = traceback_module.format_exc()
+    return info
+
+
+def _module_file(module_name: str) -> str | None:
+    module = sys.modules.get(module_name)
+    file = getattr(module, "__file__", None)
+    if file is None:
+        from importlib.util import find_spec
+
+        try:
+            spec = find_spec(module_name)
+        except Exception:  # noqa: BLE001
+            return None
+        file = spec.origin if spec else None
+    return str(file) if file else None
+
+
+def _error_document(message: str, stage: str) -> dict[str, Any]:
+    return {
+        "schema": SCHEMA_VERSION,
+        "error": message,
+        "stage": stage,
+        "traceback": traceback_module.format_exc(),
+        "python_version": sys.version.split()[0],
+        "python_executable": sys.executable,
+    }
+
+
+def _collect(argv: list[str]) -> dict[str, Any]:
+    """The ``entry`` given to :func:`bootstrap.run_manage_py`: set Django up as
+    ``ManagementUtility.execute`` does, then describe every command."""
+    started = time.perf_counter()
+    import django
+    from django.conf import settings
+
+    settings_module = os.environ.get("DJANGO_SETTINGS_MODULE")
+    try:
+        settings.INSTALLED_APPS  # noqa: B018 - imports the settings module
+    except BaseException as exc:  # noqa: BLE001
+        where = f"settings {settings_module!r}" if settings_module else "settings"
+        return _error_document(f"cannot load {where}: {_one_line(exc)}", "settings")
+    try:
+        django.setup()
+    except BaseException as exc:  # noqa: BLE001
+        return _error_document(f"django.setup() failed: {_one_line(exc)}", "setup")
+    from django.apps import apps
+    from django.core.management import get_commands
+
+    setup_done = time.perf_counter()
+    providers = _providers()
+    # Fixed width, so usage and help text do not depend on the parent's COLUMNS.
+    os.environ["COLUMNS"] = "100"
+    commands = []
+    for name, app in sorted(get_commands().items()):
+        try:
+            commands.append(_describe_command(name, app, providers.get(name, [])))
+        except BaseException as exc:  # noqa: BLE001 - one odd command, not the catalogue
+            commands.append(
+                {
+                    "name": name,
+                    "app": str(app),
+                    "error": _one_line(exc),
+                    "traceback": traceback_module.format_exc(),
+                }
+            )
+    finished = time.perf_counter()
+    return {
+        "schema": SCHEMA_VERSION,
+        "django_version": django.get_version(),
+        "settings_module": getattr(settings, "SETTINGS_MODULE", None)
+        or settings_module,
+        "python_version": sys.version.split()[0],
+        "python_executable": sys.executable,
+        "installed_apps": [app_config.name for app_config in apps.get_app_configs()],
+        "timings": {
+            "setup": round(setup_done - started, 4),
+            "commands": round(finished - setup_done, 4),
+        },
+        "commands": commands,
+    }
+
+
+def child_main(argv: list[str] | None = None) -> int:
+    """Entry point of the child: print the catalogue document on stdout.
+
+    Returns 0 with a catalogue, 1 with an error document.
+    """
+    import argparse
+
+    started = time.perf_counter()
+    parser = argparse.ArgumentParser(prog="python -m devconsole.core.catalogue")
+    parser.add_argument(
+        "--manage", required=True, type=Path, help="the project's manage.py"
+    )
+    parser.add_argument("--settings")
+    parser.add_argument("--pythonpath")
+    args = parser.parse_args(argv)
+
+    # Keep fd 1 for the document; everything the project prints goes to stderr.
+    sys.stdout.flush()
+    out_fd = os.dup(1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    try:
+        document = bootstrap.run_manage_py(
+            args.manage, _collect, settings=args.settings, pythonpath=args.pythonpath
+        )
+        if not isinstance(document, dict):  # pragma: no cover - _collect returns a dict
+            raise TypeError(f"unexpected catalogue {type(document).__name__}")
+    except bootstrap.BootstrapError as exc:
+        document = _error_document(" ".join(str(exc).split()), "manage.py")
+    except BaseException as exc:  # noqa: BLE001 - manage.py may raise anything, even SystemExit
+        document = _error_document(
+            f"running {args.manage} failed: {_one_line(exc)}", "manage.py"
+        )
+    if "error" not in document:
+        document["timings"]["total"] = round(time.perf_counter() - started, 4)
+    payload = json.dumps(document, default=str).encode("ascii") + b"\n"
+    with os.fdopen(out_fd, "wb") as out:
+        out.write(payload)
+    return 1 if "error" in document else 0
+
+
+def _child_exit(argv: list[str]) -> None:
+    """Run :func:`child_main` and leave at once: threads the project started
+    during setup must not keep the process alive."""
+    try:
+        code = child_main(argv)
+    finally:
+        sys.stderr.flush()
+    os._exit(code)
+
+
+if __name__ == "__main__":
+    _child_exit(sys.argv[1:])

@@ -1,0 +1,386 @@
+"""Observe Django's development server from inside, without copying it.
+
+``basehttp.run()`` builds ``type("WSGIServer", (ThreadingMixIn, server_cls),
+{})`` around the ``server_cls`` of the runserver command. We hand it a subclass
+of that class which only overrides hooks ``serve_forever`` already calls:
+
+* ``service_actions`` — once per loop iteration (ready or timed out);
+* ``get_request`` — once per ready select, before ``accept()``;
+* ``shutdown_request`` — when a connection is done;
+* ``server_bind`` / ``server_activate`` — adopt the socket the console bound.
+
+The request handler class is swapped for a subclass that marks the
+connection's states and counts bytes; ``log_request`` gives status and size.
+``ThreadingMixIn`` comes first in the MRO, so ``process_request`` is never
+overridden here: it would be silently ignored.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import socket
+import threading
+import time
+from collections import deque
+from typing import Any
+
+#: Request events kept between two flushes; beyond that they are counted, not sent.
+MAX_PENDING_REQUESTS = 5000
+#: Header lines and bytes per value kept for the request detail view.
+MAX_HEADERS = 64
+MAX_HEADER_VALUE = 1024
+
+
+class Connection:
+    """What the console shows about one accepted socket."""
+
+    __slots__ = (
+        "id", "peer", "state", "thread", "bytes_in", "bytes_out", "requests", "opened",
+    )
+
+    def __init__(self, conn_id: int, peer: str) -> None:
+        self.id = conn_id
+        self.peer = peer
+        self.state = "reading"
+        self.thread = ""
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self.requests = 0
+        self.opened = time.time()
+
+    def as_event(self, kind: str) -> dict[str, Any]:
+        return {
+            "type": kind,
+            "id": self.id,
+            "peer": self.peer,
+            "state": self.state,
+            "thread": self.thread,
+            "bytes_in": self.bytes_in,
+            "bytes_out": self.bytes_out,
+            "requests": self.requests,
+            "ts": self.opened,
+        }
+
+
+class Recorder:
+    """Counters and queues filled by the server's threads, drained by the flusher.
+
+    Loop counters are only written by the ``serve_forever`` thread and only
+    grow, so the flusher reads deltas without a lock. Connection records are
+    written by their own thread; the flusher sends the latest state of each
+    connection that changed (coalesced), and every request as its own event
+    up to :data:`MAX_PENDING_REQUESTS` per flush (totals stay exact).
+    """
+
+    def __init__(self, poll_interval: float = 0.5) -> None:
+        self.poll_interval = poll_interval
+        self.server: Any = None
+        self.serving = threading.Event()
+        # serve_forever thread only
+        self.iterations = 0
+        self.ready = 0
+        self.blocked_s = 0.0
+        self._since = time.perf_counter()
+        self._ready_at: float | None = None
+        # connection threads
+        self._ids = itertools.count(1)
+        self.conns: dict[socket.socket, Connection] = {}
+        self.opened: deque[Connection] = deque()
+        self.dirty: set[Connection] = set()
+        self.closed: deque[Connection] = deque()
+        self.requests: deque[dict[str, Any]] = deque()
+        self.requests_total = 0
+        self.connections_total = 0
+        self.dropped = 0
+        self.status_classes: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    # serve_forever thread --------------------------------------------------
+    def on_iteration(self) -> None:
+        now = time.perf_counter()
+        self.iterations += 1
+        if self._ready_at is None:
+            self.blocked_s += now - self._since
+        else:
+            self.blocked_s += self._ready_at - self._since
+            self._ready_at = None
+        self._since = now
+        if not self.serving.is_set():
+            self.serving.set()
+
+    def on_ready(self) -> None:
+        self.ready += 1
+        self._ready_at = time.perf_counter()
+
+    def on_accept(self, sock: socket.socket, address: Any) -> None:
+        if isinstance(address, tuple) and len(address) >= 2:
+            host = address[0]
+            peer = f"[{host}]:{address[1]}" if ":" in str(host) else f"{host}:{address[1]}"
+        else:
+            peer = str(address)
+        conn = Connection(next(self._ids), peer)
+        self.conns[sock] = conn
+        self.connections_total += 1
+        self.opened.append(conn)
+
+    # connection threads ----------------------------------------------------
+    def on_close(self, sock: socket.socket) -> None:
+        conn = self.conns.pop(sock, None)
+        if conn is not None:
+            conn.state = "closed"
+            self.closed.append(conn)
+
+    def on_request(self, event: dict[str, Any]) -> None:
+        status = str(event.get("status") or "")
+        key = f"{status[0]}xx" if status[:1].isdigit() else "other"
+        with self._lock:
+            self.requests_total += 1
+            self.status_classes[key] = self.status_classes.get(key, 0) + 1
+            if len(self.requests) >= MAX_PENDING_REQUESTS:
+                self.dropped += 1
+                return
+        self.requests.append(event)
+
+    def busy(self) -> int:
+        """Connections in the middle of a request."""
+        return sum(1 for conn in list(self.conns.values()) if conn.state == "handling")
+
+    # flusher -------------------------------------------------------------
+    def drain(self, last: dict[str, float]) -> list[dict[str, Any]]:
+        """Events describing everything since the previous call."""
+        out: list[dict[str, Any]] = []
+        while self.opened:
+            conn = self.opened.popleft()
+            out.append(conn.as_event("conn_open"))
+            self.dirty.discard(conn)
+        for conn in list(self.dirty):
+            self.dirty.discard(conn)
+            if conn.state != "closed":
+                out.append(conn.as_event("conn_state"))
+        while self.requests:
+            out.append(self.requests.popleft())
+        while self.closed:
+            conn = self.closed.popleft()
+            self.dirty.discard(conn)
+            out.append(conn.as_event("conn_close"))
+        now = time.perf_counter()
+        iterations, ready, blocked = self.iterations, self.ready, self.blocked_s
+        d_iter = iterations - last.get("iterations", 0)
+        d_ready = ready - last.get("ready", 0)
+        if d_iter or out:
+            out.append(
+                {
+                    "type": "loop",
+                    "iterations": d_iter,
+                    "ready": d_ready,
+                    "timeouts": max(d_iter - d_ready, 0),
+                    "blocked_s": round(blocked - last.get("blocked_s", 0.0), 6),
+                    "elapsed_s": round(now - last.get("at", now), 6),
+                    "accepts": d_ready,
+                    "poll_interval": self.poll_interval,
+                }
+            )
+            out.append(
+                {
+                    "type": "stats",
+                    "requests": self.requests_total,
+                    "connections": self.connections_total,
+                    "dropped": self.dropped,
+                    "status": dict(self.status_classes),
+                    "open": len(self.conns),
+                }
+            )
+        last.update(iterations=iterations, ready=ready, blocked_s=blocked, at=now)
+        return out
+
+
+class _CountingReader:
+    """``rfile`` that adds the bytes read to its connection."""
+
+    def __init__(self, raw: Any, conn: Connection) -> None:
+        self._raw = raw
+        self._conn = conn
+
+    def read(self, *args: Any) -> bytes:
+        data = self._raw.read(*args)
+        self._conn.bytes_in += len(data)
+        return data
+
+    def read1(self, *args: Any) -> bytes:
+        data = self._raw.read1(*args)
+        self._conn.bytes_in += len(data)
+        return data
+
+    def readline(self, *args: Any) -> bytes:
+        data = self._raw.readline(*args)
+        self._conn.bytes_in += len(data)
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        n = self._raw.readinto(buffer)
+        self._conn.bytes_in += n or 0
+        return n
+
+    def __iter__(self) -> Any:
+        return iter(self.readline, b"")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._raw, name)
+
+
+class _CountingWriter:
+    """``wfile`` that adds the bytes written to its connection."""
+
+    def __init__(self, raw: Any, conn: Connection) -> None:
+        self._raw = raw
+        self._conn = conn
+
+    def write(self, data: Any) -> int:
+        n = self._raw.write(data)
+        self._conn.bytes_out += n if n is not None else len(data)
+        return n
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._raw, name)
+
+
+def instrument_handler(base: type, recorder: Recorder) -> type:
+    """A subclass of the server's request handler that reports to ``recorder``."""
+
+    class InstrumentedHandler(base):  # type: ignore[misc, valid-type]
+        _dc_conn: Connection | None = None
+        _dc_request: dict[str, Any] | None = None
+
+        def setup(self) -> None:
+            super().setup()
+            conn = recorder.conns.get(self.request)
+            self._dc_conn = conn
+            if conn is not None:
+                conn.thread = threading.current_thread().name
+                self.rfile = _CountingReader(self.rfile, conn)
+                self.wfile = _CountingWriter(self.wfile, conn)
+                recorder.dirty.add(conn)
+
+        def parse_request(self) -> bool:
+            started = time.time()
+            ok = super().parse_request()
+            if ok:
+                # A request that fails to parse is begun by log_request, if an
+                # error is sent; an empty line (client gone) is no request.
+                self._dc_begin(started)
+            return ok
+
+        def _dc_begin(self, started: float) -> dict[str, Any]:
+            raw_path = getattr(self, "path", "") or ""
+            path, _, query = raw_path.partition("?")
+            headers = getattr(self, "headers", None)
+            items = list(headers.items())[:MAX_HEADERS] if headers is not None else []
+            conn = self._dc_conn
+            request = {
+                "type": "request",
+                "conn": conn.id if conn else None,
+                "method": getattr(self, "command", None) or "",
+                "path": path,
+                "query": query,
+                "version": getattr(self, "request_version", "") or "",
+                "status": None,
+                "bytes_out": 0,
+                "thread": threading.current_thread().name,
+                "ts": started,
+                "headers": [[k, v[:MAX_HEADER_VALUE]] for k, v in items],
+                "_t0": time.perf_counter(),
+            }
+            self._dc_request = request
+            if conn is not None:
+                conn.state = "handling"
+                recorder.dirty.add(conn)
+            return request
+
+        def log_request(self, code: Any = "-", size: Any = "-") -> None:
+            request = self._dc_request or self._dc_begin(time.time())
+            request["status"] = int(code) if str(code).isdigit() else None
+            request["bytes_out"] = int(size) if str(size).isdigit() else 0
+            super().log_request(code, size)
+
+        def handle_one_request(self) -> None:
+            try:
+                super().handle_one_request()
+            finally:
+                self._dc_finish()
+
+        def handle(self) -> None:
+            # wsgiref's own handler serves one request from handle() directly.
+            try:
+                super().handle()
+            finally:
+                self._dc_finish()
+
+        def _dc_finish(self) -> None:
+            request, self._dc_request = self._dc_request, None
+            conn = self._dc_conn
+            if request is not None:
+                t0 = request.pop("_t0")
+                request["duration_ms"] = round((time.perf_counter() - t0) * 1000, 3)
+                if conn is not None:
+                    conn.requests += 1
+                    request["id"] = f"{conn.id}.{conn.requests}"
+                else:
+                    request["id"] = f"-.{recorder.requests_total + 1}"
+                recorder.on_request(request)
+            if conn is not None and not getattr(self, "close_connection", True):
+                conn.state = "idle"
+                recorder.dirty.add(conn)
+
+    InstrumentedHandler.__name__ = base.__name__
+    InstrumentedHandler.__qualname__ = base.__qualname__
+    return InstrumentedHandler
+
+
+def instrument_server(base: type, listen_fd: int, recorder: Recorder) -> type:
+    """A subclass of runserver's ``server_cls`` that adopts ``listen_fd`` and
+    reports its loop, connections and requests to ``recorder``."""
+
+    class InstrumentedServer(base):  # type: ignore[misc, valid-type]
+        def __init__(self, server_address: Any, handler_class: type, *args: Any, **kwargs: Any) -> None:
+            super().__init__(server_address, instrument_handler(handler_class, recorder), *args, **kwargs)
+            recorder.server = self
+
+        def server_bind(self) -> None:
+            self.socket.close()
+            self.socket = socket.socket(fileno=os.dup(listen_fd))
+            self.address_family = self.socket.family
+            self.server_address = self.socket.getsockname()
+            host, port = self.server_address[:2]
+            # HTTPServer.server_bind would call getfqdn(), a DNS lookup: skip it.
+            self.server_name = host
+            self.server_port = port
+            setup = getattr(self, "setup_environ", None)
+            if setup is not None:
+                setup()
+
+        def server_activate(self) -> None:
+            """The console's socket is already listening."""
+
+        def get_request(self) -> Any:
+            recorder.on_ready()
+            sock, address = super().get_request()
+            if sock.family in (socket.AF_INET, socket.AF_INET6):
+                # wsgiref sends headers and body separately: without this a
+                # keep-alive client waits for a delayed ACK on every request.
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            recorder.on_accept(sock, address)
+            return sock, address
+
+        def service_actions(self) -> None:
+            recorder.on_iteration()
+            super().service_actions()
+
+        def shutdown_request(self, request: Any) -> None:
+            recorder.on_close(request)
+            super().shutdown_request(request)
+
+    InstrumentedServer.__name__ = base.__name__
+    InstrumentedServer.__qualname__ = base.__qualname__
+    InstrumentedServer.__module__ = base.__module__
+    return InstrumentedServer

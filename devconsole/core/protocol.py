@@ -1,0 +1,66 @@
+"""The event protocol between a server child and the console.
+
+One JSON object per line, each with a ``type``. The child writes them on a
+pipe of its own (its stdout and stderr are separate pipes, read by the parent
+as ``log`` events). The same lines, saved with their arrival time, are a
+recording that can be replayed into the UI.
+
+Types sent by the child:
+
+``hello``
+    once the server is serving: ``pid``, ``python``, ``django``, ``settings``,
+    ``runserver`` (``class``, ``app``, ``mro``, ``shadows``), ``handler``,
+    ``listen`` (``host``, ``port``), ``threading``, ``poll_interval``,
+    ``phases`` (list of ``{"name", "ms"}``), ``generation``.
+``loop``
+    aggregated since the previous one: ``iterations``, ``ready``,
+    ``timeouts``, ``blocked_s``, ``elapsed_s``, ``accepts``, ``poll_interval``.
+``conn_open`` / ``conn_state`` / ``conn_close``
+    ``id``, ``peer``, ``state`` (``reading``, ``handling``, ``idle``,
+    ``closed``), ``thread``, ``bytes_in``, ``bytes_out``, ``requests``, ``ts``.
+``request``
+    ``id``, ``conn``, ``method``, ``path``, ``query``, ``version``,
+    ``status``, ``duration_ms``, ``bytes_out``, ``thread``, ``ts`` (wall
+    clock at start), ``headers`` (list of ``[name, value]``).
+``stats``
+    cumulative totals, exact even when rows were dropped: ``requests``,
+    ``connections``, ``dropped``, ``status`` (counts by class, ``"2xx"``...).
+``checks``
+    ``messages`` (``level``, ``id``, ``msg``, ``obj``), ``migrations``
+    (unapplied count, or null), ``error``.
+``error``
+    a failure the server could not start past: ``phase``, ``message``,
+    ``traceback``.
+``bye``
+    the child is stopping: ``in_flight``.
+
+Added by the console itself: ``log`` (``stream``, ``text``), ``exit``
+(``generation``, ``returncode``), and, from the reload machinery, ``reload``
+and ``watch``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+PROTOCOL_VERSION = 1
+
+#: Bytes a single event line may take; longer lines are dropped by the reader.
+MAX_LINE = 1 << 20
+
+
+def encode(event: dict[str, Any]) -> bytes:
+    """One event as a JSON line."""
+    return json.dumps(event, separators=(",", ":"), default=str).encode() + b"\n"
+
+
+def decode(line: bytes | str) -> dict[str, Any] | None:
+    """The event on ``line``, or ``None`` when it is not a JSON object with a type."""
+    try:
+        value = json.loads(line)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if isinstance(value, dict) and isinstance(value.get("type"), str):
+        return value
+    return None

@@ -1,0 +1,359 @@
+"""What the console knows about the server, built from events.
+
+``ServerState.ingest`` is called from the supervisor's reader threads (or a
+replay); the UI reads it on a timer. Everything is bounded: the last
+``max_requests`` requests and ``max_log`` log lines are kept, closed
+connections linger for ``linger`` seconds, and totals come from the child's
+cumulative ``stats`` events, so they stay exact whatever was trimmed.
+
+Rows carry a sequence number so the UI can ask for "what is new since the
+last tick" and touch only what changed.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class RequestRow:
+    seq: int
+    id: str
+    generation: int
+    conn: int | None
+    method: str
+    path: str
+    query: str
+    version: str
+    status: int | None
+    duration_ms: float
+    bytes_out: int
+    thread: str
+    ts: float
+    headers: list[list[str]]
+
+    @property
+    def status_class(self) -> str:
+        return f"{self.status // 100}xx" if self.status else "???"
+
+    @property
+    def target(self) -> str:
+        return f"{self.path}?{self.query}" if self.query else self.path
+
+
+@dataclass
+class ConnRow:
+    key: str
+    id: int
+    generation: int
+    peer: str
+    state: str
+    thread: str
+    bytes_in: int
+    bytes_out: int
+    requests: int
+    opened: float
+    closed_at: float | None = None
+
+
+@dataclass
+class LogLine:
+    seq: int
+    stream: str
+    text: str
+    ts: float
+    generation: int
+
+
+@dataclass
+class LoopStats:
+    """The select loop over the last few seconds, and accepts per second for a minute."""
+
+    poll_interval: float = 0.5
+    iterations_per_s: float = 0.0
+    ready_share: float = 0.0
+    blocked_share: float = 0.0
+    iterations_total: int = 0
+    ready_total: int = 0
+    timeouts_total: int = 0
+    #: ``(t, iterations, ready, timeouts, blocked_s, elapsed_s)`` samples, a few seconds' worth.
+    window: deque[tuple[float, int, int, int, float, float]] = field(default_factory=lambda: deque(maxlen=200))
+    #: Accepts per whole second, oldest first: ``(second, count)``.
+    accepts: deque[list[float]] = field(default_factory=lambda: deque(maxlen=60))
+
+
+@dataclass
+class ReloadRow:
+    seq: int
+    ts: float
+    files: list[str]
+    decision: str
+    duration_ms: float | None
+    phases: dict[str, float]
+    error: str | None
+    generation: int | None
+
+
+class ServerState:
+    def __init__(
+        self,
+        *,
+        max_requests: int = 2000,
+        max_log: int = 5000,
+        linger: float = 3.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.clock = clock
+        self.linger = linger
+        self._lock = threading.RLock()
+        self.version = 0
+        self.requests: deque[RequestRow] = deque(maxlen=max_requests)
+        self.request_seq = 0
+        self.conns: dict[str, ConnRow] = {}
+        self.log: deque[LogLine] = deque(maxlen=max_log)
+        self.log_seq = 0
+        self.loop = LoopStats()
+        self.hello: dict[str, Any] | None = None
+        self.checks: dict[str, Any] | None = None
+        self.errors: deque[dict[str, Any]] = deque(maxlen=50)
+        self.reloads: deque[ReloadRow] = deque(maxlen=500)
+        self.reload_seq = 0
+        self.watch: dict[str, Any] | None = None
+        self.generation = 0
+        self.status = "starting"
+        # totals: finished generations + the live one's cumulative stats
+        self._base = {"requests": 0, "connections": 0, "dropped": 0}
+        self._base_status: dict[str, int] = {}
+        self._live: dict[str, Any] = {"requests": 0, "connections": 0, "dropped": 0, "status": {}}
+        self._rate: deque[tuple[float, int]] = deque(maxlen=64)
+
+    # ------------------------------------------------------------------ ingest
+    def ingest(self, event: dict[str, Any]) -> None:
+        handler = getattr(self, f"_on_{event.get('type')}", None)
+        if handler is None:
+            return
+        with self._lock:
+            handler(event)
+            self.version += 1
+
+    def _roll_generation(self, generation: int) -> None:
+        if generation <= self.generation:
+            return
+        # The previous child's totals become part of the base.
+        self._base["requests"] += self._live["requests"]
+        self._base["connections"] += self._live["connections"]
+        self._base["dropped"] += self._live["dropped"]
+        for key, count in self._live["status"].items():
+            self._base_status[key] = self._base_status.get(key, 0) + count
+        self._live = {"requests": 0, "connections": 0, "dropped": 0, "status": {}}
+        self.generation = generation
+
+    def _on_hello(self, event: dict[str, Any]) -> None:
+        self._roll_generation(event.get("generation", self.generation + 1))
+        self.hello = event
+        self.loop.poll_interval = event.get("poll_interval", self.loop.poll_interval)
+        self.status = "serving"
+
+    def _on_request(self, event: dict[str, Any]) -> None:
+        self.request_seq += 1
+        self.requests.append(
+            RequestRow(
+                seq=self.request_seq,
+                id=str(event.get("id", "")),
+                generation=event.get("generation", self.generation),
+                conn=event.get("conn"),
+                method=event.get("method") or "-",
+                path=event.get("path") or "",
+                query=event.get("query") or "",
+                version=event.get("version") or "",
+                status=event.get("status"),
+                duration_ms=float(event.get("duration_ms") or 0.0),
+                bytes_out=int(event.get("bytes_out") or 0),
+                thread=event.get("thread") or "",
+                ts=float(event.get("ts") or 0.0),
+                headers=list(event.get("headers") or []),
+            )
+        )
+
+    def _conn_key(self, event: dict[str, Any]) -> str:
+        return f"{event.get('generation', self.generation)}.{event.get('id')}"
+
+    def _on_conn_open(self, event: dict[str, Any]) -> None:
+        key = self._conn_key(event)
+        self.conns[key] = ConnRow(
+            key=key,
+            id=int(event.get("id") or 0),
+            generation=event.get("generation", self.generation),
+            peer=event.get("peer", ""),
+            state=event.get("state", "reading"),
+            thread=event.get("thread", ""),
+            bytes_in=int(event.get("bytes_in") or 0),
+            bytes_out=int(event.get("bytes_out") or 0),
+            requests=int(event.get("requests") or 0),
+            opened=float(event.get("ts") or self.clock()),
+        )
+        if event.get("state") == "closed":
+            self.conns[key].closed_at = self.clock()
+
+    def _on_conn_state(self, event: dict[str, Any]) -> None:
+        row = self.conns.get(self._conn_key(event))
+        if row is None:
+            self._on_conn_open(event)
+            return
+        row.state = event.get("state", row.state)
+        row.thread = event.get("thread") or row.thread
+        row.bytes_in = int(event.get("bytes_in") or row.bytes_in)
+        row.bytes_out = int(event.get("bytes_out") or row.bytes_out)
+        row.requests = int(event.get("requests") or row.requests)
+
+    def _on_conn_close(self, event: dict[str, Any]) -> None:
+        self._on_conn_state(event)
+        row = self.conns.get(self._conn_key(event))
+        if row is not None:
+            row.state = "closed"
+            row.closed_at = self.clock()
+
+    def _on_loop(self, event: dict[str, Any]) -> None:
+        loop = self.loop
+        now = self.clock()
+        iterations = int(event.get("iterations") or 0)
+        ready = int(event.get("ready") or 0)
+        timeouts = int(event.get("timeouts") or 0)
+        loop.iterations_total += iterations
+        loop.ready_total += ready
+        loop.timeouts_total += timeouts
+        loop.poll_interval = event.get("poll_interval", loop.poll_interval)
+        loop.window.append(
+            (now, iterations, ready, timeouts, float(event.get("blocked_s") or 0.0), float(event.get("elapsed_s") or 0.0))
+        )
+        while loop.window and now - loop.window[0][0] > 5.0:
+            loop.window.popleft()
+        span = sum(sample[5] for sample in loop.window) or 1.0
+        total_iter = sum(sample[1] for sample in loop.window)
+        loop.iterations_per_s = total_iter / span
+        loop.ready_share = sum(sample[2] for sample in loop.window) / total_iter if total_iter else 0.0
+        loop.blocked_share = min(sum(sample[4] for sample in loop.window) / span, 1.0)
+        second = float(int(now))
+        accepts = int(event.get("accepts") or 0)
+        if loop.accepts and loop.accepts[-1][0] == second:
+            loop.accepts[-1][1] += accepts
+        else:
+            if loop.accepts:
+                # Seconds with no loop event had no accepts.
+                last = loop.accepts[-1][0]
+                for gap in range(int(min(second - last - 1, 60))):
+                    loop.accepts.append([last + gap + 1, 0])
+            loop.accepts.append([second, accepts])
+
+    def _on_stats(self, event: dict[str, Any]) -> None:
+        self._roll_generation(event.get("generation", self.generation))
+        self._live = {
+            "requests": int(event.get("requests") or 0),
+            "connections": int(event.get("connections") or 0),
+            "dropped": int(event.get("dropped") or 0),
+            "status": dict(event.get("status") or {}),
+        }
+        self._rate.append((self.clock(), self.total_requests))
+
+    def _on_log(self, event: dict[str, Any]) -> None:
+        self.log_seq += 1
+        self.log.append(
+            LogLine(self.log_seq, event.get("stream", "stdout"), event.get("text", ""), float(event.get("ts") or self.clock()), event.get("generation", self.generation))
+        )
+
+    def _on_checks(self, event: dict[str, Any]) -> None:
+        self.checks = event
+
+    def _on_error(self, event: dict[str, Any]) -> None:
+        self.errors.append(event)
+        if event.get("phase") not in ("URLconf import", "file_changed"):
+            self.status = "error"
+
+    def _on_exit(self, event: dict[str, Any]) -> None:
+        if event.get("generation", self.generation) >= self.generation and self.status != "error":
+            self.status = "stopped" if event.get("returncode") == 0 else "crashed"
+        # Connections of a generation that exited are gone.
+        for row in self.conns.values():
+            if row.generation == event.get("generation") and row.closed_at is None:
+                row.state = "closed"
+                row.closed_at = self.clock()
+
+    def _on_reload(self, event: dict[str, Any]) -> None:
+        self.reload_seq += 1
+        self.reloads.append(
+            ReloadRow(
+                seq=self.reload_seq,
+                ts=float(event.get("ts") or self.clock()),
+                files=list(event.get("files") or []),
+                decision=event.get("decision", ""),
+                duration_ms=event.get("duration_ms"),
+                phases=dict(event.get("phases") or {}),
+                error=event.get("error"),
+                generation=event.get("new_generation"),
+            )
+        )
+        if event.get("decision") == "restarting":
+            self.status = "reloading"
+
+    def _on_watch(self, event: dict[str, Any]) -> None:
+        self.watch = event
+
+    # ------------------------------------------------------------------ read
+    @property
+    def total_requests(self) -> int:
+        return self._base["requests"] + self._live["requests"]
+
+    @property
+    def total_connections(self) -> int:
+        return self._base["connections"] + self._live["connections"]
+
+    @property
+    def dropped(self) -> int:
+        return self._base["dropped"] + self._live["dropped"]
+
+    def status_counts(self) -> dict[str, int]:
+        with self._lock:
+            counts = dict(self._base_status)
+            for key, count in self._live["status"].items():
+                counts[key] = counts.get(key, 0) + count
+            return counts
+
+    def requests_per_second(self, window: float = 3.0) -> float:
+        with self._lock:
+            if len(self._rate) < 2:
+                return 0.0
+            now_t, now_total = self._rate[-1]
+            for t, total in self._rate:
+                if now_t - t <= window:
+                    span = now_t - t
+                    return (now_total - total) / span if span > 0 else 0.0
+            return 0.0
+
+    def requests_since(self, seq: int) -> list[RequestRow]:
+        with self._lock:
+            if not self.requests or self.requests[-1].seq <= seq:
+                return []
+            return [row for row in self.requests if row.seq > seq]
+
+    def log_since(self, seq: int) -> list[LogLine]:
+        with self._lock:
+            if not self.log or self.log[-1].seq <= seq:
+                return []
+            return [line for line in self.log if line.seq > seq]
+
+    def reloads_since(self, seq: int) -> list[ReloadRow]:
+        with self._lock:
+            return [row for row in self.reloads if row.seq > seq]
+
+    def connections(self) -> list[ConnRow]:
+        """Live connections and those closed less than ``linger`` seconds ago."""
+        with self._lock:
+            now = self.clock()
+            for key in [k for k, row in self.conns.items() if row.closed_at is not None and now - row.closed_at > self.linger]:
+                del self.conns[key]
+            return list(self.conns.values())

@@ -1,0 +1,1 @@
+"""The Textual UI on top of :mod:`devconsole.core`."""
