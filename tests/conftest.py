@@ -1,0 +1,86 @@
+"""Shared fixtures: the demo project with a private database, free ports, a
+running console server, and waiting for events."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devconsole.core.listen import ListenAddress, bind
+from devconsole.core.project import Project
+from devconsole.core.state import ServerState
+from devconsole.core.supervisor import Supervisor
+from devconsole.demo import DEMO_MANAGE_PY, demo_env, ensure_demo_database
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 15.0, interval: float = 0.01) -> Any:
+    """Poll ``predicate`` until it returns something truthy; fail on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {getattr(predicate, '__name__', predicate)}")
+        time.sleep(interval)
+
+
+@pytest.fixture(scope="session")
+def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated demo database private to this test session."""
+    path = tmp_path_factory.mktemp("demo-db") / "demo.sqlite3"
+    previous = os.environ.get("DEVCONSOLE_DEMO_DB")
+    os.environ["DEVCONSOLE_DEMO_DB"] = str(path)
+    ensure_demo_database()
+    yield path
+    if previous is None:
+        os.environ.pop("DEVCONSOLE_DEMO_DB", None)
+    else:
+        os.environ["DEVCONSOLE_DEMO_DB"] = previous
+
+
+@pytest.fixture(scope="session")
+def demo_project(demo_db: Path) -> Project:
+    return Project(DEMO_MANAGE_PY, env=tuple(demo_env().items()))
+
+
+class Events:
+    """Every event a supervisor emits, kept in order, plus a ServerState."""
+
+    def __init__(self) -> None:
+        self.items: list[dict[str, Any]] = []
+        self.state = ServerState()
+        self._lock = threading.Lock()
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        with self._lock:
+            self.items.append(event)
+        self.state.ingest(event)
+
+    def of(self, kind: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return [e for e in self.items if e["type"] == kind]
+
+
+@pytest.fixture
+def events() -> Events:
+    return Events()
+
+
+@pytest.fixture
+def server(demo_project: Project, events: Events) -> Iterator[Supervisor]:
+    """The demo project served by a real child process on a free loopback port."""
+    sock = bind(ListenAddress("127.0.0.1", 0))
+    address = ListenAddress("127.0.0.1", sock.getsockname()[1])
+    supervisor = Supervisor(demo_project, address, sock, events)
+    child = supervisor.start()
+    assert child.hello.wait(30), "the server child never said hello"
+    assert events.of("hello"), f"server child failed: {events.of('error') or events.of('log')[-20:]}"
+    yield supervisor
+    supervisor.close()

@@ -1,0 +1,120 @@
+"""The command line: project discovery and every bad input, through the real
+``devconsole`` entry point in a subprocess."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from devconsole import __version__
+from devconsole.core.listen import AddressError, parse_addrport
+from devconsole.core.project import ProjectError, find_manage_py, locate_project
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "devconsole", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], *needles: str) -> str:
+    assert result.returncode == 2, result
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("devconsole: error: ")
+    assert "Traceback" not in result.stderr
+    for needle in needles:
+        assert needle in lines[0]
+    return lines[0]
+
+
+def test_no_manage_py_suggests_project_and_demo(tmp_path: Path) -> None:
+    result = run_cli(cwd=tmp_path)
+    assert_one_line_error(result, "no manage.py found", str(tmp_path), "--project DIR", "--demo")
+
+
+def test_project_directory_without_manage_py(tmp_path: Path) -> None:
+    assert_one_line_error(run_cli("--project", str(tmp_path)), "no manage.py in", str(tmp_path))
+
+
+def test_project_directory_that_does_not_exist(tmp_path: Path) -> None:
+    assert_one_line_error(run_cli("--project", str(tmp_path / "nope")), "no such directory")
+
+
+@pytest.mark.parametrize(
+    ("addrport", "needle"),
+    [
+        ("abc:xyz", "not a valid port number or address:port pair"),
+        ("8000x", "not a valid port number"),
+        ("70000", "out of range"),
+        ("300.1.1.1:8000", "not a valid IPv4 address"),
+    ],
+)
+def test_invalid_addrport(addrport: str, needle: str) -> None:
+    assert_one_line_error(run_cli("--demo", addrport), addrport, needle)
+
+
+def test_port_in_use_names_the_address_and_suggests_another() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        line = assert_one_line_error(run_cli("--demo", f"127.0.0.1:{port}"), f"127.0.0.1:{port} is already in use", "try another port")
+    suggested = line.rsplit("devconsole ", 1)[1]
+    assert suggested.startswith("127.0.0.1:") and suggested != f"127.0.0.1:{port}"
+
+
+def test_unknown_option_is_one_line() -> None:
+    assert_one_line_error(run_cli("--bogus"), "unrecognized arguments: --bogus")
+
+
+def test_demo_and_project_together() -> None:
+    assert_one_line_error(run_cli("--demo", "--project", "."), "--demo and --project")
+
+
+def test_record_into_missing_directory(tmp_path: Path) -> None:
+    assert_one_line_error(run_cli("--demo", "--record", str(tmp_path / "no" / "file.jsonl")), "does not exist")
+
+
+def test_replay_of_a_file_that_is_not_a_recording(tmp_path: Path) -> None:
+    bogus = tmp_path / "bogus.jsonl"
+    bogus.write_text("hello\n")
+    assert_one_line_error(run_cli("replay", str(bogus)), "not a devconsole event line")
+    assert_one_line_error(run_cli("replay", str(tmp_path / "missing.jsonl")), "no such file")
+
+
+def test_version() -> None:
+    result = run_cli("--version")
+    assert result.returncode == 0 and result.stdout.strip() == f"devconsole {__version__}"
+
+
+def test_discovery_walks_up_to_the_nearest_manage_py(tmp_path: Path) -> None:
+    (tmp_path / "manage.py").write_text("")
+    nested = tmp_path / "app" / "templates"
+    nested.mkdir(parents=True)
+    assert find_manage_py(nested) == (tmp_path / "manage.py").resolve()
+    project = locate_project(None, cwd=nested, settings="x.settings", pythonpath="/p")
+    assert project.manage_py == (tmp_path / "manage.py").resolve()
+    assert project.bootstrap_args() == ["--manage", str(project.manage_py), "--settings", "x.settings", "--pythonpath", "/p"]
+    with pytest.raises(ProjectError):
+        locate_project(str(tmp_path / "app"))
+
+
+def test_addrport_grammar_matches_runserver() -> None:
+    assert parse_addrport(None).display == "127.0.0.1:8000"
+    assert parse_addrport("8001").display == "127.0.0.1:8001"
+    assert parse_addrport("0:8000").display == "0.0.0.0:8000"
+    assert parse_addrport("[::1]:9000").display == "[::1]:9000"
+    assert parse_addrport(None, ipv6=True).display == "[::1]:8000"
+    assert parse_addrport("localhost:8002").host == "localhost"
+    with pytest.raises(AddressError):
+        parse_addrport("1.2.3.4:8000", ipv6=True)

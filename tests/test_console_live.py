@@ -1,0 +1,73 @@
+"""The whole console, headless, on a real server child: it comes up, shows
+traffic, survives a project that cannot start, and leaves nothing behind."""
+
+from __future__ import annotations
+
+import http.client
+import os
+from pathlib import Path
+
+from devconsole.core.listen import ListenAddress, bind
+from devconsole.core.project import Project
+from devconsole.ui.app import DevConsoleApp
+
+from .conftest import wait_for
+
+
+async def _until(pilot, predicate, timeout: float = 20.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {predicate}"
+        await pilot.pause(0.05)
+
+
+def _screen_text(app: DevConsoleApp) -> str:
+    return app.export_screenshot()
+
+
+async def test_console_serves_and_quits_cleanly(demo_project: Project) -> None:
+    sock = bind(ListenAddress("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    app = DevConsoleApp(project=demo_project, address=ListenAddress("127.0.0.1", port), sock=sock)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await _until(pilot, lambda: app.state.hello is not None)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("GET", "/ping/")
+        assert conn.getresponse().read() == b"pong"
+        conn.close()
+        await _until(pilot, lambda: app.state.total_requests == 1)
+        await pilot.pause(0.3)
+        assert "/ping/" in _screen_text(app)
+        child = app.supervisor.child
+        await pilot.press("q")
+    app.shutdown()
+    assert child.process.returncode == 0
+    wait_for(lambda: child.process.poll() is not None)
+    try:
+        os.kill(child.process.pid, 0)
+    except ProcessLookupError:
+        pass
+    else:
+        raise AssertionError("the server child outlived the console")
+
+
+async def test_broken_settings_keep_the_console_up_and_show_the_traceback(tmp_path: Path) -> None:
+    (tmp_path / "manage.py").write_text(
+        "import os, sys\n"
+        "os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'brokensite')\n"
+        "from django.core.management import execute_from_command_line\n"
+        "execute_from_command_line(sys.argv)\n"
+    )
+    (tmp_path / "brokensite.py").write_text("import no_such_module_for_devconsole\n")
+    sock = bind(ListenAddress("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    app = DevConsoleApp(project=Project(tmp_path / "manage.py"), address=ListenAddress("127.0.0.1", port), sock=sock)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await _until(pilot, lambda: app.state.errors)
+        await pilot.pause(0.3)
+        assert app.is_running
+        assert "no_such_module_for_devconsole" in _screen_text(app)
+        assert app.state.errors[-1]["message"] == "ModuleNotFoundError: No module named 'no_such_module_for_devconsole'"
+    app.shutdown()

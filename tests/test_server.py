@@ -1,0 +1,177 @@
+"""The server child on the demo project: real process, real sockets, real requests."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import socket
+import time
+
+from devconsole.core.listen import ListenAddress, bind
+from devconsole.core.project import Project
+from devconsole.core.supervisor import Supervisor
+
+from .conftest import Events, wait_for
+
+
+def _port(server: Supervisor) -> int:
+    return server.socket.getsockname()[1]
+
+
+def _get(port: int, path: str, *, close: bool = False) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("GET", path, headers={"Connection": "close"} if close else {})
+    response = conn.getresponse()
+    body = response.read()
+    conn.close()
+    return response.status, body
+
+
+def test_hello_describes_the_runserver_that_won(server: Supervisor, events: Events) -> None:
+    hello = events.of("hello")[0]
+    runserver = hello["runserver"]
+    # staticfiles' runserver shadows core's, exactly as manage.py resolves it.
+    assert runserver["app"] == "django.contrib.staticfiles"
+    assert runserver["class"] == "django.contrib.staticfiles.management.commands.runserver.Command"
+    assert "django.core.management.commands.runserver.Command" in runserver["mro"]
+    assert runserver["shadows"] == ["django.core"]
+    assert hello["settings"] == "demosite.settings"
+    assert hello["listen"]["port"] == _port(server)
+    names = [phase["name"] for phase in hello["phases"]]
+    assert names[:4] == ["manage.py", "settings import", "django.setup()", 'fetch_command("runserver")']
+    assert all(phase["ms"] >= 0 for phase in hello["phases"])
+    # The server class is the one basehttp.run builds: ThreadingMixIn first.
+    assert hello["server"][1] == "socketserver.ThreadingMixIn"
+    assert hello["pid"] != os.getpid()
+
+
+def test_keep_alive_requests_share_one_connection(server: Supervisor, events: Events) -> None:
+    port = _port(server)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    for _ in range(3):
+        conn.request("GET", "/ping/?n=1")
+        response = conn.getresponse()
+        assert response.read() == b"pong"
+    # While the client holds the connection, it is idle between requests.
+    wait_for(lambda: [c for c in events.state.connections() if c.requests == 3 and c.state == "idle"])
+    conn.close()
+    wait_for(lambda: events.of("conn_close"))
+    requests = wait_for(lambda: len(events.of("request")) == 3 and events.of("request"))
+    assert {r["conn"] for r in requests} == {events.of("conn_open")[0]["id"]}
+    assert [r["id"] for r in requests] == [f"{requests[0]['conn']}.{n}" for n in (1, 2, 3)]
+    assert all(r["method"] == "GET" and r["path"] == "/ping/" and r["query"] == "n=1" for r in requests)
+    assert all(r["status"] == 200 and r["bytes_out"] == 4 for r in requests)
+    closed = events.of("conn_close")
+    assert len(closed) == 1 and closed[0]["requests"] == 3
+    assert closed[0]["bytes_out"] > 3 * 4  # headers and bodies
+    assert closed[0]["bytes_in"] == sum(len(f"GET /ping/?n=1 HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept-Encoding: identity\r\n\r\n") for _ in range(3))
+
+
+def test_statuses_static_files_and_connection_lifecycle(server: Supervisor, events: Events) -> None:
+    port = _port(server)
+    assert _get(port, "/", close=True)[0] == 200
+    status, body = _get(port, "/static/shop/site.css", close=True)
+    assert status == 200 and body  # served by staticfiles' handler
+    assert _get(port, "/no-such-page/", close=True)[0] == 404
+    assert _get(port, "/boom/", close=True)[0] == 500
+    wait_for(lambda: events.state.total_requests == 4)
+    wait_for(lambda: len(events.of("conn_close")) == 4)
+    by_path = {r["path"]: r for r in events.of("request")}
+    assert {p: r["status"] for p, r in by_path.items()} == {"/": 200, "/static/shop/site.css": 200, "/no-such-page/": 404, "/boom/": 500}
+    assert all(r["duration_ms"] > 0 and r["thread"].startswith("Thread-") for r in by_path.values())
+    assert events.state.status_counts() == {"2xx": 2, "4xx": 1, "5xx": 1}
+    # One connection per request, each opened then closed after one request.
+    opened = {e["id"] for e in events.of("conn_open")}
+    closed = {e["id"]: e for e in events.of("conn_close")}
+    assert len(opened) == 4 and set(closed) == opened
+    assert all(e["requests"] == 1 for e in closed.values())
+    # The select loop accepted exactly those connections.
+    wait_for(lambda: events.state.loop.ready_total >= 4)
+    loop = events.of("loop")
+    assert sum(e["accepts"] for e in loop) == 4
+    assert sum(e["iterations"] for e in loop) >= sum(e["ready"] for e in loop)
+    assert all(e["poll_interval"] == 0.5 for e in loop)
+    # What the project logs reaches the console as log events.
+    wait_for(lambda: any('"GET /boom/ HTTP/1.1" 500' in e["text"] for e in events.of("log")))
+    assert any("RuntimeError" in e["text"] for e in events.of("log") if e["stream"] == "stderr")
+
+
+def test_idle_loop_times_out_at_the_poll_interval(server: Supervisor, events: Events) -> None:
+    time.sleep(1.2)
+    loop = events.of("loop")
+    assert sum(e["timeouts"] for e in loop) >= 2
+    assert sum(e["ready"] for e in loop) == 0
+    assert events.state.loop.blocked_share > 0.9
+
+
+def test_checks_run_after_serving(server: Supervisor, events: Events) -> None:
+    checks = wait_for(lambda: events.of("checks"))[0]
+    assert checks["error"] is None
+    assert checks["messages"] == []
+    assert checks["migrations"] == 0
+
+
+def test_stop_leaves_no_process_and_frees_the_port(demo_project: Project, events: Events) -> None:
+    sock = bind(ListenAddress("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    supervisor = Supervisor(demo_project, ListenAddress("127.0.0.1", port), sock, events)
+    child = supervisor.start()
+    assert child.hello.wait(30)
+    pid = child.process.pid
+    # A request in flight when the stop comes is finished, not cut off.
+    slow = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    slow.request("GET", "/slow/?sleep=0.5")
+    wait_for(lambda: [c for c in events.state.connections() if c.state == "handling"])
+    supervisor.close()
+    response = slow.getresponse()
+    assert response.status == 200
+    assert child.process.returncode == 0
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        pass
+    else:
+        raise AssertionError(f"server child {pid} still exists")
+    with socket.socket() as probe:
+        # Nothing listens there any more (SO_REUSEADDR, as runserver binds,
+        # still fails while a socket is listening on the port).
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind(("127.0.0.1", port))
+        probe.listen()
+    assert events.of("bye") and events.of("exit")[-1]["returncode"] == 0
+
+
+def test_restart_keeps_the_socket_and_refuses_nothing(server: Supervisor, events: Events) -> None:
+    port = _port(server)
+    server.restart()
+    # Requests sent while the next child starts wait in the backlog.
+    assert _get(port, "/ping/", close=True) == (200, b"pong")
+    wait_for(lambda: len(events.of("hello")) == 2)
+    assert [e["generation"] for e in events.of("hello")] == [1, 2]
+    wait_for(lambda: events.state.total_requests == 1)
+
+
+def test_broken_settings_serve_an_error_page(tmp_path, events: Events) -> None:
+    (tmp_path / "manage.py").write_text(
+        "import os, sys\n"
+        "os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'brokensite')\n"
+        "from django.core.management import execute_from_command_line\n"
+        "execute_from_command_line(sys.argv)\n"
+    )
+    (tmp_path / "brokensite.py").write_text("raise ValueError('settings are broken [/bar]')\n")
+    sock = bind(ListenAddress("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    supervisor = Supervisor(Project(tmp_path / "manage.py"), ListenAddress("127.0.0.1", port), sock, events)
+    supervisor.start()
+    try:
+        status, body = _get(port, "/", close=True)
+        assert status == 500
+        assert b"settings are broken [/bar]" in body and b"brokensite.py" in body
+        error = wait_for(lambda: events.of("error"))[0]
+        assert error["phase"] == "settings import"
+        assert error["message"] == "ValueError: settings are broken [/bar]"
+        assert events.state.status == "error"
+        # The error page's requests are still observed.
+        wait_for(lambda: events.state.total_requests == 1)
+    finally:
+        supervisor.close()
