@@ -19,6 +19,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+#: Status classes a filter may name (``4xx``), besides a path substring.
+_STATUS_CLASSES = {"1xx", "2xx", "3xx", "4xx", "5xx"}
+
 
 @dataclass
 class RequestRow:
@@ -130,7 +133,7 @@ class ServerState:
         self._base = {"requests": 0, "connections": 0, "dropped": 0}
         self._base_status: dict[str, int] = {}
         self._live: dict[str, Any] = {"requests": 0, "connections": 0, "dropped": 0, "status": {}}
-        self._rate: deque[tuple[float, int]] = deque(maxlen=64)
+        self._rate: deque[tuple[float, int]] = deque(maxlen=256)
 
     # ------------------------------------------------------------------ ingest
     def ingest(self, event: dict[str, Any]) -> None:
@@ -140,6 +143,13 @@ class ServerState:
         with self._lock:
             handler(event)
             self.version += 1
+
+    def _now(self, event: dict[str, Any]) -> float:
+        """When ``event`` arrived: its ``at`` stamp (replays set it from the
+        recording) or the clock. Keeps replays deterministic: every rate,
+        sparkline and linger decision derives from the recording's own times."""
+        at = event.get("at")
+        return float(at) if isinstance(at, (int, float)) else self.clock()
 
     def _roll_generation(self, generation: int) -> None:
         if generation <= self.generation:
@@ -198,7 +208,7 @@ class ServerState:
             opened=float(event.get("ts") or self.clock()),
         )
         if event.get("state") == "closed":
-            self.conns[key].closed_at = self.clock()
+            self.conns[key].closed_at = self._now(event)
 
     def _on_conn_state(self, event: dict[str, Any]) -> None:
         row = self.conns.get(self._conn_key(event))
@@ -216,11 +226,11 @@ class ServerState:
         row = self.conns.get(self._conn_key(event))
         if row is not None:
             row.state = "closed"
-            row.closed_at = self.clock()
+            row.closed_at = self._now(event)
 
     def _on_loop(self, event: dict[str, Any]) -> None:
         loop = self.loop
-        now = self.clock()
+        now = self._now(event)
         iterations = int(event.get("iterations") or 0)
         ready = int(event.get("ready") or 0)
         timeouts = int(event.get("timeouts") or 0)
@@ -258,12 +268,12 @@ class ServerState:
             "dropped": int(event.get("dropped") or 0),
             "status": dict(event.get("status") or {}),
         }
-        self._rate.append((self.clock(), self.total_requests))
+        self._rate.append((self._now(event), self.total_requests))
 
     def _on_log(self, event: dict[str, Any]) -> None:
         self.log_seq += 1
         self.log.append(
-            LogLine(self.log_seq, event.get("stream", "stdout"), event.get("text", ""), float(event.get("ts") or self.clock()), event.get("generation", self.generation))
+            LogLine(self.log_seq, event.get("stream", "stdout"), event.get("text", ""), float(event.get("ts") or self._now(event)), event.get("generation", self.generation))
         )
 
     def _on_checks(self, event: dict[str, Any]) -> None:
@@ -281,14 +291,14 @@ class ServerState:
         for row in self.conns.values():
             if row.generation == event.get("generation") and row.closed_at is None:
                 row.state = "closed"
-                row.closed_at = self.clock()
+                row.closed_at = self._now(event)
 
     def _on_reload(self, event: dict[str, Any]) -> None:
         self.reload_seq += 1
         self.reloads.append(
             ReloadRow(
                 seq=self.reload_seq,
-                ts=float(event.get("ts") or self.clock()),
+                ts=float(event.get("ts") or self._now(event)),
                 files=list(event.get("files") or []),
                 decision=event.get("decision", ""),
                 duration_ms=event.get("duration_ms"),
@@ -324,15 +334,27 @@ class ServerState:
             return counts
 
     def requests_per_second(self, window: float = 3.0) -> float:
+        """Requests finished per second over the last ``window`` seconds.
+
+        Measured from the exact cumulative totals, so trimmed rows and
+        dropped events do not skew it; 0 once the server has been quiet for
+        longer than the window."""
         with self._lock:
-            if len(self._rate) < 2:
+            if not self._rate:
                 return 0.0
-            now_t, now_total = self._rate[-1]
-            for t, total in self._rate:
-                if now_t - t <= window:
-                    span = now_t - t
-                    return (now_total - total) / span if span > 0 else 0.0
-            return 0.0
+            now = max(self.clock(), self._rate[-1][0])
+            _, last_total = self._rate[-1]
+            start: tuple[float, int] | None = None
+            for sample in self._rate:
+                if now - sample[0] <= window:
+                    break
+                start = sample
+            if start is None:
+                start = self._rate[0]
+                if len(self._rate) < 2:
+                    return 0.0
+            span = now - start[0]
+            return (last_total - start[1]) / span if span > 0 else 0.0
 
     def requests_since(self, seq: int) -> list[RequestRow]:
         with self._lock:
@@ -357,3 +379,63 @@ class ServerState:
             for key in [k for k, row in self.conns.items() if row.closed_at is not None and now - row.closed_at > self.linger]:
                 del self.conns[key]
             return list(self.conns.values())
+
+    def request(self, seq: int) -> RequestRow | None:
+        """The request row with sequence number ``seq``, if it is still kept."""
+        with self._lock:
+            if not self.requests or seq < self.requests[0].seq:
+                return None
+            index = seq - self.requests[0].seq
+            if index < len(self.requests) and self.requests[index].seq == seq:
+                return self.requests[index]
+            return next((row for row in self.requests if row.seq == seq), None)
+
+    def connection(self, generation: int, conn_id: int | None) -> ConnRow | None:
+        """The connection a request came on, while it is still shown."""
+        if conn_id is None:
+            return None
+        with self._lock:
+            return self.conns.get(f"{generation}.{conn_id}")
+
+    def matching_requests(self, text: str) -> list[RequestRow]:
+        """The kept requests the filter ``text`` selects (see :func:`request_filter`)."""
+        keep = request_filter(text)
+        with self._lock:
+            return [row for row in self.requests if keep(row)]
+
+    def accepts_per_second(self, seconds: int = 60) -> list[float]:
+        """Accepts in each of the last ``seconds`` whole seconds, oldest first.
+
+        Seconds with no loop event count as zero, up to the state's "now"
+        (the last loop event's second when the clock is behind it)."""
+        with self._lock:
+            samples = {int(second): count for second, count in self.loop.accepts}
+            if not samples:
+                return [0.0] * seconds
+            end = max(int(self.clock()), max(samples))
+            return [float(samples.get(second, 0)) for second in range(end - seconds + 1, end + 1)]
+
+
+def request_filter(text: str) -> Callable[[RequestRow], bool]:
+    """A predicate for the Requests filter: words all have to match.
+
+    A word is a status class (``4xx``), a status (``404``), a method
+    (``POST``, upper case) or a substring of the path and query; ``!word``
+    negates it. An empty filter keeps everything."""
+    tests: list[tuple[bool, Callable[[RequestRow], bool]]] = []
+    for word in text.split():
+        negate = word.startswith("!") and len(word) > 1
+        if negate:
+            word = word[1:]
+        lowered = word.lower()
+        if lowered in _STATUS_CLASSES:
+            tests.append((negate, lambda row, c=lowered: row.status_class == c))
+        elif word.isdigit() and len(word) == 3:
+            tests.append((negate, lambda row, n=int(word): row.status == n))
+        elif word.isalpha() and word.isupper():
+            tests.append((negate, lambda row, m=word: row.method == m))
+        else:
+            tests.append((negate, lambda row, w=lowered: w in row.target.lower()))
+    if not tests:
+        return lambda row: True
+    return lambda row: all(test(row) != negate for negate, test in tests)

@@ -1,39 +1,52 @@
-"""The first screen: what the server is doing right now."""
+"""The first screen: the four live panels, all visible at 120×36 and larger."""
 
 from __future__ import annotations
 
-from rich.text import Text
+from textual import on
 from textual.app import ComposeResult
+from textual.containers import Grid
 from textual.screen import Screen
-from textual.widgets import Footer, Header, RichLog, Static
+from textual.widgets import Footer, Header
 
 from ..core.state import ServerState
+from .panels import LoopPanel, ReloadsPanel, RequestsPanel, SocketsPanel
+from .request_detail import RequestDetailScreen
+from .statusline import StatusLine
 
 
 class DashboardScreen(Screen[None]):
+    """Requests across the top; Sockets, Select loop and Autoreload below.
+
+    Only the screen on display is refreshed by the app's tick, so a hidden
+    dashboard costs nothing; when it comes back it catches up by sequence
+    number (at most the last 2,000 requests).
+    """
+
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Static(id="status")
-        yield RichLog(id="events", max_lines=2000, markup=False, highlight=False)
+        yield StatusLine()
+        with Grid(id="dashboard"):
+            yield RequestsPanel(id="requests")
+            yield SocketsPanel(id="sockets")
+            yield LoopPanel(id="loop")
+            yield ReloadsPanel(id="reloads")
         yield Footer()
 
     def on_mount(self) -> None:
-        self._seq = 0
-        self._log_seq = 0
+        self.query_one("#requests-table").focus()
 
     def refresh_from_state(self, state: ServerState) -> None:
-        hello = state.hello or {}
-        listen = hello.get("listen") or {}
-        status = Text()
-        status.append(f"{state.status}  ", style="bold")
-        if listen:
-            status.append(f"http://{listen.get('host')}:{listen.get('port')}/  ")
-        status.append(f"requests {state.total_requests}  connections {state.total_connections}  loop {state.loop.iterations_total}")
-        self.query_one("#status", Static).update(status)
-        log = self.query_one("#events", RichLog)
-        for line in state.log_since(self._log_seq):
-            log.write(Text(f"[{line.stream}] {line.text}"))
-            self._log_seq = line.seq
-        for row in state.requests_since(self._seq):
-            log.write(Text(f"{row.method} {row.target} {row.status} {row.duration_ms:.1f} ms"))
-            self._seq = row.seq
+        self.query_one(StatusLine).refresh_from_state(state)
+        self.query_one(RequestsPanel).refresh_from_state(state)
+        self.query_one(SocketsPanel).refresh_from_state(state)
+        self.query_one(LoopPanel).refresh_from_state(state)
+        self.query_one(ReloadsPanel).refresh_from_state(state)
+
+    @on(RequestsPanel.Selected)
+    def _open_request(self, event: RequestsPanel.Selected) -> None:
+        state = getattr(self.app, "state", None)
+        row = state.request(event.seq) if state is not None else None
+        if row is None:
+            self.notify("That request is no longer kept (only the last 2,000 are).", severity="warning")
+            return
+        self.app.push_screen(RequestDetailScreen(row, state))

@@ -1,0 +1,149 @@
+"""The Anatomy view: the chain ``manage.py runserver`` actually went through.
+
+Built from the server child's ``hello`` event (and ``checks``): every step is
+what happened in this project, with the class that won ``fetch_command``, the
+apps it shadows, its MRO, the server class the way ``basehttp.run()``
+composed it, and the measured duration of each startup phase.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Static
+
+from ..core.state import ServerState
+from . import format as fmt
+from .statusline import StatusLine
+
+NAME_WIDTH = 34
+BAR_WIDTH = 24
+
+
+class AnatomyView(Static):
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "anatomy--step", "anatomy--detail", "anatomy--dim", "anatomy--bar", "anatomy--ms", "anatomy--heading",
+    }
+
+
+def _short(path: str) -> str:
+    """``staticfiles…runserver.Command`` is too terse; keep module tail and class."""
+    module, _, name = path.rpartition(".")
+    parts = module.split(".")
+    if len(parts) > 3:
+        module = ".".join(parts[:2]) + "…" + parts[-1]
+    return f"{module}.{name}" if module else name
+
+
+def _dedupe(names: list[str]) -> list[str]:
+    """Consecutive repeats collapse (the instrumented subclass keeps its base's name)."""
+    out: list[str] = []
+    for name in names:
+        if not out or out[-1] != name:
+            out.append(name)
+    return out
+
+
+class AnatomyScreen(Screen[None]):
+    def __init__(self) -> None:
+        super().__init__()
+        self._key: tuple[Any, ...] | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield StatusLine()
+        with VerticalScroll(id="anatomy-box") as box:
+            box.border_title = "Anatomy of runserver"
+            yield AnatomyView(id="anatomy")
+        yield Footer()
+
+    def refresh_from_state(self, state: ServerState) -> None:
+        self.query_one(StatusLine).refresh_from_state(state)
+        key = (id(state.hello), id(state.checks), len(state.errors))
+        if key == self._key:
+            return
+        self._key = key
+        view = self.query_one(AnatomyView)
+        view.update(render_anatomy(view, state))
+
+
+def render_anatomy(view: AnatomyView, state: ServerState) -> Text:
+    style = {name: view.get_component_rich_style(f"anatomy--{name}", partial=True) for name in ("step", "detail", "dim", "bar", "ms", "heading")}
+    hello = state.hello
+    text = Text()
+    if not hello:
+        text.append("Waiting for the server child to start serving…\n", style["dim"])
+        for error in list(state.errors)[-3:]:
+            text.append(f"\n{error.get('phase', 'error')}: {error.get('message', '')}\n", style["heading"])
+            text.append(str(error.get("traceback", "")), style["dim"])
+        return text
+    phases = {str(p.get("name")): float(p.get("ms") or 0.0) for p in hello.get("phases") or []}
+    total = sum(phases.values()) or 1.0
+    runserver = hello.get("runserver") or {}
+    listen = hello.get("listen") or {}
+
+    def step(depth: int, name: str, detail: str = "", phase: str | None = None) -> None:
+        indent = "   " * depth + ("└─ " if depth else "")
+        label = f"{indent}{name}"
+        text.append(f"{label:<{NAME_WIDTH}}", style["step"])
+        ms = phases.get(phase) if phase else None
+        if ms is not None:
+            filled = max(1, round(BAR_WIDTH * ms / total))
+            text.append(f"{fmt.duration_ms(ms):>9} ", style["ms"])
+            text.append("█" * filled + " " * (BAR_WIDTH - filled) + " ", style["bar"])
+        else:
+            text.append(" " * (10 + BAR_WIDTH + 1))
+        text.append(f"{detail}\n", style["detail"])
+
+    def note(depth: int, label: str, value: str) -> None:
+        text.append("   " * depth + f"   {label:<9}", style["dim"])
+        text.append(f"{value}\n", style["detail"])
+
+    text.append(f"What the server went through in generation {state.generation} (pid {hello.get('pid')}), measured:\n\n", style["heading"])
+    step(0, "manage.py", "the project's own manage.py, run as __main__", "manage.py")
+    step(1, "execute_from_command_line", "intercepted by devconsole: argv = runserver")
+    step(2, "settings import", str(hello.get("settings") or "-"), "settings import")
+    step(2, "django.setup()", "apps.populate(): every app's models and ready()", "django.setup()")
+    step(2, "ManagementUtility")
+    step(3, 'fetch_command("runserver")', f"get_commands() → {runserver.get('app', '?')}", 'fetch_command("runserver")')
+    note(3, "won", str(runserver.get("class", "?")))
+    shadows = runserver.get("shadows") or []
+    note(3, "shadows", ", ".join(shadows) if shadows else "(nothing: no other app defines runserver)")
+    mro = [_short(name) for name in runserver.get("mro") or []]
+    note(3, "MRO", " → ".join(mro) if mro else "-")
+    step(2, "URLconf import", "get_resolver().url_patterns: urls.py and the views it imports", "URLconf import")
+    step(2, "Command.execute → handle")
+    step(3, "inner_run()", "skip checks (run below, in the background); print the banner")
+    step(4, "run(addr, port, handler)", f"ipv6={bool(':' in str(listen.get('host', '')))}, threading={hello.get('threading')}")
+    server = _dedupe([_short(name) for name in hello.get("server") or []])
+    composed = "WSGIServer + ThreadingMixIn" if hello.get("threading") else "WSGIServer"
+    step(5, composed, f"type('WSGIServer', (ThreadingMixIn, server_cls), {{}})" if hello.get("threading") else "server_cls")
+    note(5, "MRO", " → ".join(server) if server else "-")
+    note(5, "handler", str(hello.get("handler") or "-"))
+    note(5, "socket", f"{listen.get('host')}:{listen.get('port')}, bound by devconsole and inherited (kept across reloads)")
+    step(5, f"serve_forever(poll_interval={hello.get('poll_interval')})", "until the first select() returns", "serve_forever")
+    checks = state.checks
+    if checks is not None:
+        messages = checks.get("messages") or []
+        unapplied = checks.get("migrations")
+        detail = f"{len(messages)} issue{'s' if len(messages) != 1 else ''}"
+        detail += f", {unapplied} unapplied migration{'s' if unapplied != 1 else ''}" if unapplied is not None else ""
+        if checks.get("error"):
+            detail += f", error: {checks.get('error')}"
+        text.append(f"{'system checks (after serving)':<{NAME_WIDTH}}", style["step"])
+        text.append(f"{fmt.duration_ms(checks.get('ms')):>9} ", style["ms"])
+        text.append(" " * (BAR_WIDTH + 1))
+        text.append(f"{detail}\n", style["detail"])
+        for message in messages[:20]:
+            text.append(f"   {message.get('level')} {message.get('id')}: ", style["dim"])
+            text.append(f"{message.get('obj')}: {message.get('msg')}\n", style["detail"])
+    text.append(f"\n{'total to first loop':<{NAME_WIDTH}}", style["step"])
+    text.append(f"{fmt.duration_ms(sum(phases.values())):>9}\n", style["ms"])
+    text.append(f"Python {hello.get('python')} · Django {hello.get('django')}\n", style["dim"])
+    if hello.get("urlconf_error"):
+        text.append(f"URLconf error: {hello.get('urlconf_error')}\n", style["heading"])
+    return text

@@ -1,0 +1,73 @@
+"""The help screen (``?``) and the quit confirmation.
+
+Help lists the bindings active where it was opened — the same data the
+footer shows, so it can never disagree with the keys that actually work.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Grid, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Button, DataTable, Footer, Label, Static
+
+INTRO = (
+    "devconsole runs your project's manage.py runserver and shows what it does. "
+    "Views: d dashboard · l log · a anatomy. Ctrl+P opens the command palette "
+    "with every view and action; the mouse works too."
+)
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "dismiss", "Close", id="help.close"),
+        Binding("question_mark", "dismiss", "Close", show=False, id="help.close-again"),
+    ]
+
+    def __init__(self, keys: list[tuple[str, str, str]]) -> None:
+        """``keys``: ``(key, description, tooltip)`` for each active binding."""
+        super().__init__()
+        self._keys = keys
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="help-box") as box:
+            box.border_title = "Keys"
+            yield Static(Text(INTRO), id="help-intro")
+            table: DataTable[Text] = DataTable(id="help-keys", cursor_type="row", show_cursor=False)
+            table.add_column("Key", width=10)
+            table.add_column("Action", width=22)
+            table.add_column("What it does")
+            for key, description, tooltip in self._keys:
+                table.add_row(Text(key), Text(description), Text(tooltip))
+            yield table
+        yield Footer()
+
+
+class QuitScreen(ModalScreen[bool]):
+    """Asks before quitting while management commands are still running."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("y", "answer(True)", "Quit", id="quit.yes"),
+        Binding("n,escape", "answer(False)", "Stay", id="quit.no"),
+    ]
+
+    def __init__(self, running: int) -> None:
+        super().__init__()
+        self._running = running
+
+    def compose(self) -> ComposeResult:
+        with Grid(id="quit-box"):
+            noun = "command is" if self._running == 1 else "commands are"
+            yield Label(Text(f"{self._running} management {noun} still running. Quit and stop them?"), id="quit-question")
+            yield Button("Quit (y)", variant="error", id="quit-yes")
+            yield Button("Stay (n)", variant="primary", id="quit-no")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "quit-yes")
+
+    def action_answer(self, answer: bool) -> None:
+        self.dismiss(answer)

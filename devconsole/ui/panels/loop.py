@@ -1,0 +1,65 @@
+"""Select loop: ``serve_forever`` made visible."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import Label, Sparkline, Static
+
+from ...core.state import ServerState
+from .. import format as fmt
+
+
+class LoopStatsView(Static):
+    COMPONENT_CLASSES: ClassVar[set[str]] = {"loop--label", "loop--value"}
+
+
+class LoopPanel(Vertical):
+    """Iterations/s, ready vs timeout, time blocked in select, poll interval,
+    and accepts/s over the last minute as a sparkline.
+
+    ``serve_forever`` calls ``selector.select(poll_interval)`` in a loop: an
+    idle server times out twice a second and is blocked ~100% of the time; a
+    busy one is mostly "ready" and spends its time accepting.
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.border_title = "Select loop"
+        self._last: tuple[object, ...] | None = None
+
+    def compose(self) -> ComposeResult:
+        yield LoopStatsView(id="loop-stats")
+        yield Label("accepts/s, last 60 s", id="loop-spark-label")
+        yield Sparkline([0.0] * 60, id="loop-spark")
+
+    def refresh_from_state(self, state: ServerState) -> None:
+        loop = state.loop
+        accepts = state.accepts_per_second(60)
+        key = (loop.iterations_total, loop.poll_interval, state.status, tuple(accepts))
+        if key == self._last:
+            return
+        self._last = key
+        stats = self.query_one(LoopStatsView)
+        label = stats.get_component_rich_style("loop--label", partial=True)
+        value = stats.get_component_rich_style("loop--value", partial=True)
+        text = Text(no_wrap=True, overflow="ellipsis")
+        rows = [
+            ("iterations/s", f"{loop.iterations_per_s:.1f}"),
+            ("ready / timeout", f"{fmt.percent(loop.ready_share)} / {fmt.percent(1 - loop.ready_share) if loop.iterations_total else '0%'}"),
+            ("blocked in select", fmt.percent(loop.blocked_share)),
+            ("poll interval", f"{loop.poll_interval:g} s"),
+            ("iterations", str(loop.iterations_total)),
+            ("accepts/s", f"{accepts[-1]:.0f} now, {max(accepts):.0f} peak"),
+        ]
+        for index, (name, shown) in enumerate(rows):
+            if index:
+                text.append("\n")
+            text.append(f"{name:<18} ", label)
+            text.append(shown, value)
+        stats.update(text)
+        self.query_one(Sparkline).data = accepts
+        self.border_subtitle = state.status

@@ -1,0 +1,54 @@
+"""One line under the header: server status, address, generation, checks."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.text import Text
+from textual.widgets import Static
+
+from ..core.state import ServerState
+
+
+class StatusLine(Static):
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "status--serving", "status--starting", "status--reloading", "status--error",
+        "status--crashed", "status--stopped", "status--dim", "status--warn",
+    }
+
+    def __init__(self) -> None:
+        super().__init__(id="status")
+        self._last: tuple[object, ...] | None = None
+
+    def refresh_from_state(self, state: ServerState) -> None:
+        hello = state.hello or {}
+        listen = hello.get("listen") or {}
+        checks = state.checks or {}
+        errors = len(state.errors)
+        key = (state.status, state.generation, str(listen), str(checks.get("messages")), checks.get("migrations"), errors)
+        if key == self._last:
+            return
+        self._last = key
+        dim = self.get_component_rich_style("status--dim", partial=True)
+        warn = self.get_component_rich_style("status--warn", partial=True)
+        text = Text(no_wrap=True, overflow="ellipsis")
+        text.append(f" {state.status} ", self.get_component_rich_style(f"status--{state.status}", partial=True))
+        if listen:
+            host = str(listen.get("host", ""))
+            shown = f"[{host}]" if ":" in host else host
+            text.append(f"  http://{shown}:{listen.get('port')}/")
+        if hello:
+            text.append(f"  generation {state.generation} · pid {hello.get('pid')} · Django {hello.get('django')} · Python {hello.get('python')} · {hello.get('settings')}", dim)
+        if checks:
+            messages = checks.get("messages") or []
+            if messages:
+                text.append(f"  checks: {len(messages)} issue{'s' if len(messages) != 1 else ''}", warn)
+            else:
+                text.append("  checks: ok", dim)
+            unapplied = checks.get("migrations")
+            if unapplied:
+                text.append(f"  {unapplied} unapplied migration{'s' if unapplied != 1 else ''}", warn)
+        if errors:
+            last = state.errors[-1]
+            text.append(f"  {last.get('phase', 'error')}: {last.get('message', '')}", warn)
+        self.update(text)
