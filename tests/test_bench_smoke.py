@@ -1,0 +1,148 @@
+"""The benchmark scripts run: each in its ``--quick`` mode, for real (wrk, the
+demo project, runserver, the console's server child, the headless console),
+and each prints its table. The numbers of a quick run mean nothing; only
+what must hold whatever the load is checked (exact counts, every row there).
+
+The five scripts run at the same time, on disjoint port ranges, so the whole
+file takes about as long as the slowest one.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+TIMEOUT = 120
+
+#: script → the --ports range it gets (disjoint, inside the benchmarks' range).
+SCRIPTS = {
+    "throughput.py": "8841-8844",
+    "console.py": "8845-8846",
+    "memory.py": "8847-8848",
+    "startup.py": "8849-8853",
+    "idle.py": "8854-8859",
+}
+
+needs_wrk = pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (apt-get install wrk)")
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, subprocess.CompletedProcess[str]]]:
+    """Every script's ``--quick`` run: its exit status and output."""
+    env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path_factory.mktemp("cache")))
+    procs = {
+        name: subprocess.Popen(
+            [sys.executable, str(BENCH / name), "--quick", "--ports", ports],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True,
+        )
+        for name, ports in SCRIPTS.items()
+    }
+    results: dict[str, subprocess.CompletedProcess[str]] = {}
+    try:
+        for name, proc in procs.items():
+            out, err = proc.communicate(timeout=TIMEOUT)
+            results[name] = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    yield results
+
+
+def table_rows(output: str, title: str) -> dict[str, list[str]]:
+    """The rows of the Markdown table under ``### title``, by first cell."""
+    lines = output.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("### ") and title in line)
+    rows: dict[str, list[str]] = {}
+    for line in lines[start + 4 :]:
+        if not line.startswith("|"):
+            break
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        rows[cells[0]] = cells[1:]
+    return rows
+
+
+def number(text: str) -> float:
+    return float(text.replace(",", "").rstrip("×"))
+
+
+def ok(run: subprocess.CompletedProcess[str]) -> str:
+    assert run.returncode == 0, f"exit {run.returncode}\n{run.stdout}\n{run.stderr}"
+    assert "Machine: " in run.stdout and "Django " in run.stdout
+    return run.stdout
+
+
+@needs_wrk
+def test_throughput_compares_the_three_servers(runs: dict[str, subprocess.CompletedProcess[str]]) -> None:
+    out = ok(runs["throughput.py"])
+    for mode in ("keep-alive", "Connection: close"):
+        rows = table_rows(out, mode)
+        assert set(rows) == {"runserver", "devconsole", "bare"}
+        for name, cells in rows.items():
+            assert number(cells[0]) > 0, (mode, name, cells)  # req/s
+            assert cells[7] == "0", (mode, name, cells)  # errors
+        assert number(rows["bare"][4]) == 1.0  # vs bare
+        assert number(rows["runserver"][3]) == 1.0  # vs runserver
+    # Every target is judged in the same run.
+    assert len(re.findall(r"^(PASS|FAIL)  ", out, re.M)) == 3
+
+
+@needs_wrk
+def test_console_counts_exactly_what_wrk_sent(runs: dict[str, subprocess.CompletedProcess[str]]) -> None:
+    out = ok(runs["console.py"])
+    rows = table_rows(out, "The console under saturation")
+    sent = number(rows["wrk: requests sent"][0])
+    assert sent > 100
+    assert number(rows["console: Requests total"][0]) == sent
+    assert re.search(r"^PASS  exact counts", out, re.M)
+    # The headless console drew the rows: its lag was recorded for each one.
+    assert number(rows["rows applied to the Requests table"][0]) > 0
+
+
+@needs_wrk
+def test_memory_reads_rss_at_each_checkpoint(runs: dict[str, subprocess.CompletedProcess[str]]) -> None:
+    out = ok(runs["memory.py"])
+    rows = table_rows(out, "Console RSS by requests served")
+    served = [number(key) for key in rows if key[0].isdigit() and key != "0 (started)"]
+    assert len(served) == 2 and served[0] >= 500 and served[1] >= 1500
+    for cells in rows.values():
+        assert number(cells[1]) > 10  # console RSS MB
+    assert re.search(r"^(PASS|FAIL)  console RSS grew", out, re.M)
+
+
+def test_startup_times_both(runs: dict[str, subprocess.CompletedProcess[str]]) -> None:
+    out = ok(runs["startup.py"])
+    rows = table_rows(out, "Launch to first 200")
+    assert set(rows) == {"runserver", "devconsole"}
+    for cells in rows.values():
+        assert 0 < number(cells[0]) < 60_000
+
+
+def test_idle_measures_every_process_tree(runs: dict[str, subprocess.CompletedProcess[str]]) -> None:
+    out = ok(runs["idle.py"])
+    rows = table_rows(out, "Idle CPU")
+    assert set(rows) == {"runserver", "runserver --noreload", "devconsole", "devconsole --noreload"}
+    # The console runs its server in a child process: at least two processes.
+    assert int(rows["devconsole --noreload"][3]) >= 2
+    for cells in rows.values():
+        assert number(cells[2]) >= 0 and number(cells[5]) > 10
+
+
+def test_missing_wrk_is_one_clear_line(tmp_path: Path) -> None:
+    env = dict(os.environ, PATH=str(tmp_path))
+    run = subprocess.run(
+        [sys.executable, str(BENCH / "throughput.py"), "--quick"],
+        capture_output=True, text=True, env=env, timeout=30,
+    )
+    assert run.returncode == 2
+    assert run.stderr.count("\n") == 1
+    assert "wrk is not installed" in run.stderr and "apt-get install wrk" in run.stderr
