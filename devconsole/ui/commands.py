@@ -1,0 +1,527 @@
+"""The Commands view: the project's management commands, launched from the keyboard.
+
+Left, the catalogue grouped by app (INSTALLED_APPS order, Django's own last)
+with a fuzzy filter; right, four tabs: the selected command's help and
+provenance, its generated form, the output of a run, the session's history.
+
+The catalogue comes from a child process (:func:`load_catalogue`, ~0.4 s) in
+a thread worker, again whenever the server child of a new generation says
+hello (its code may have changed). Runs belong to a :class:`CommandRunner`
+kept per app, so they and their history outlive switching views; the screen
+pulls their output on the app's tick.
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import TYPE_CHECKING, ClassVar
+
+from rich.text import Text
+from textual import on, work
+from textual.app import App, ComposeResult
+from textual.binding import Binding, BindingType
+from textual.css.query import NoMatches
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.fuzzy import Matcher
+from textual.screen import Screen
+from textual.widgets import (
+    DataTable,
+    Footer,
+    Header,
+    Input,
+    OptionList,
+    RichLog,
+    Static,
+    TabbedContent,
+    TabPane,
+)
+from textual.widgets.option_list import Option
+
+from ..core.catalogue import Catalogue, CatalogueError, CommandInfo, load_catalogue
+from ..core.forms import CommandForm, Value
+from ..core.runner import ERROR, FAILED, INTERRUPTED, MAX_LINES, RUNNING, SUCCEEDED, CommandRunner, Run
+from .command_detail import app_label, catalogue_summary, command_detail, command_label
+from .command_form import CommandFormView
+
+if TYPE_CHECKING:
+    from ..core.state import ServerState
+
+_RUNNERS: weakref.WeakKeyDictionary[App[object], CommandRunner] = weakref.WeakKeyDictionary()
+
+STATUS_STYLES = {
+    RUNNING: "bold",
+    SUCCEEDED: "bold green",
+    FAILED: "bold red",
+    INTERRUPTED: "bold yellow",
+    ERROR: "bold red",
+}
+
+
+def runner_for(app: App[object]) -> CommandRunner | None:
+    """The app's command runner, created on first use (``None`` without a project)."""
+    runner = _RUNNERS.get(app)
+    project = getattr(app, "project", None)
+    if runner is None and project is not None:
+        runner = CommandRunner(project)
+        _RUNNERS[app] = runner
+    return runner
+
+
+def running_commands(app: App[object]) -> int:
+    """Runs in progress for ``app`` (the app asks before quitting)."""
+    runner = _RUNNERS.get(app)
+    return len(runner.running()) if runner is not None else 0
+
+
+def close_runner(app: App[object]) -> None:
+    """Stop the app's runs (on exit)."""
+    runner = _RUNNERS.pop(app, None)
+    if runner is not None:
+        # Short: the console is closing and the user is waiting.
+        runner.close(timeout=1.0, block=False)
+
+
+def rank(query: str, names: list[str]) -> list[str]:
+    """``names`` matching ``query``, best first: exact, prefix, substring,
+    then fuzzy (letters in order) by Textual's matcher score."""
+    query = query.strip().lower()
+    if not query:
+        return list(names)
+    matcher = Matcher(query)
+    scored: list[tuple[float, str]] = []
+    for name in names:
+        lower = name.lower()
+        if lower == query:
+            score = 4.0
+        elif lower.startswith(query):
+            score = 3.0 - len(lower) / 1000
+        elif query in lower:
+            score = 2.0 - len(lower) / 1000
+        else:
+            score = matcher.match(name)
+            if score <= 0:
+                continue
+        scored.append((score, name))
+    scored.sort(key=lambda item: (-item[0], item[1]))
+    return [name for _, name in scored]
+
+
+class CommandsScreen(Screen[None]):
+    """Find a management command, fill its form, run it, read its output."""
+
+    CSS_PATH = "commands.tcss"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("slash", "focus_filter", "Filter", id="commands.filter"),
+        Binding("ctrl+r", "run", "Run", priority=True, id="commands.run"),
+        Binding("ctrl+c", "interrupt", "Interrupt run", priority=True, id="commands.interrupt"),
+        Binding("ctrl+t", "run_in_terminal", "Run in terminal", id="commands.run-in-terminal"),
+        Binding("f5", "rerun", "Re-run", id="commands.rerun"),
+        Binding("ctrl+y", "copy_command", "Copy command", id="commands.copy"),
+        Binding("escape", "back", "List", id="commands.back"),
+        Binding("f2", "tab('tab-help')", "Help", show=False, id="commands.tab-help"),
+        Binding("f3", "tab('tab-form')", "Form", show=False, id="commands.tab-form"),
+        Binding("f4", "tab('tab-output')", "Output", show=False, id="commands.tab-output"),
+        Binding("f6", "tab('tab-history')", "History", show=False, id="commands.tab-history"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.catalogue: Catalogue | None = None
+        self._generation: int | None = None
+        self._loading = False
+        #: The command whose form is open.
+        self._form_command: CommandInfo | None = None
+        self._form_view: CommandFormView | None = None
+        #: Values typed into each command's form, kept when another opens.
+        self._form_values: dict[str, dict[str, Value]] = {}
+        self._selected_run: Run | None = None
+        self._shown_seq = 0
+        self._history_rows: dict[int, tuple[str, str]] = {}
+        #: Composed: the app's tick may come before the widgets exist.
+        self._ready = False
+
+    @property
+    def runner(self) -> CommandRunner | None:
+        return runner_for(self.app)
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="cmd-body"):
+            with Vertical(id="cmd-side"):
+                yield Input(placeholder="/ filter commands", id="cmd-filter")
+                yield OptionList(id="cmd-list")
+                yield Static(Text("loading the catalogue…", style="dim"), id="cmd-summary")
+            with TabbedContent(id="cmd-tabs"):
+                with TabPane("Help", id="tab-help"):
+                    with VerticalScroll(id="help-scroll"):
+                        yield Static(id="cmd-help")
+                with TabPane("Form", id="tab-form"):
+                    yield Vertical(Static(Text("Enter on a command opens its form.", style="dim")), id="form-holder")
+                with TabPane("Output", id="tab-output"):
+                    yield Static(Text("No run selected: Ctrl+R runs the open form.", style="dim"), id="run-status")
+                    yield RichLog(id="run-output", max_lines=MAX_LINES, markup=False, highlight=False, wrap=False)
+                with TabPane("History", id="tab-history"):
+                    yield DataTable(id="history", cursor_type="row", zebra_stripes=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._ready = True
+        table = self.query_one("#history", DataTable)
+        table.add_column("#", key="id", width=4)
+        table.add_column("status", key="status", width=20)
+        table.add_column("time", key="time", width=9)
+        table.add_column("command line", key="line")
+        if getattr(self.app, "project", None) is None:
+            self._set_summary(Text("No project: the console is replaying a recording.", style="dim"))
+        else:
+            self._reload_catalogue()
+        self._refresh_history()
+        self.query_one("#cmd-list", OptionList).focus()
+
+    def on_unmount(self) -> None:
+        self._ready = False
+        close_runner(self.app)
+
+    def on_screen_resume(self) -> None:
+        if not self._ready:
+            return
+        state = getattr(self.app, "state", None)
+        if state is not None:
+            self._check_generation(state.generation)
+
+    # -- the catalogue ---------------------------------------------------
+
+    def refresh_from_state(self, state: ServerState) -> None:
+        """The app's tick: reload the catalogue after a server reload, pull run output."""
+        if not self._ready:
+            return
+        try:
+            self._check_generation(state.generation)
+            self.poll_runs()
+        except NoMatches:  # the app is closing: the widgets are already gone
+            self._ready = False
+
+    def _check_generation(self, generation: int) -> None:
+        if self._generation is not None and generation != self._generation and not self._loading:
+            self._reload_catalogue()
+
+    def _reload_catalogue(self) -> None:
+        state = getattr(self.app, "state", None)
+        self._generation = state.generation if state is not None else 0
+        self._loading = True
+        self._load_catalogue()
+
+    @work(thread=True, exclusive=True, group="catalogue", description="list the management commands", exit_on_error=False)
+    def _load_catalogue(self) -> None:
+        project = getattr(self.app, "project", None)
+        if project is None:
+            return
+        try:
+            catalogue = load_catalogue(project)
+        except CatalogueError as exc:
+            self.app.call_from_thread(self._catalogue_failed, str(exc))
+            return
+        self.app.call_from_thread(self._catalogue_loaded, catalogue)
+
+    def _catalogue_failed(self, message: str) -> None:
+        self._loading = False
+        self._set_summary(Text(f"catalogue: {message}", style="bold red"))
+        if self.catalogue is None:
+            self.query_one("#cmd-help", Static).update(Text(f"The management commands could not be listed:\n{message}"))
+
+    def _catalogue_loaded(self, catalogue: Catalogue) -> None:
+        self._loading = False
+        self.catalogue = catalogue
+        self._set_summary(catalogue_summary(catalogue))
+        self._fill_list()
+        if self._form_command is not None:
+            # Keep the open form if its command is still there (its arguments may have changed).
+            fresh = catalogue.get(self._form_command.name)
+            if fresh is not None and fresh != self._form_command:
+                self.open_form(fresh.name, focus=False)
+
+    def _set_summary(self, text: Text) -> None:
+        self.query_one("#cmd-summary", Static).update(text)
+
+    def _fill_list(self) -> None:
+        if self.catalogue is None:
+            return
+        option_list = self.query_one("#cmd-list", OptionList)
+        highlighted = self._highlighted_name()
+        query = self.query_one("#cmd-filter", Input).value
+        options: list[Option | None] = []
+        width = max((len(c.name) for c in self.catalogue), default=10)
+        if query.strip():
+            for name in rank(query, self.catalogue.names):
+                command = self.catalogue.get(name)
+                assert command is not None
+                options.append(Option(command_label(command, width), id=name))
+        else:
+            for app, commands in self.catalogue.by_app():
+                options.append(Option(app_label(app, len(commands)), id=f"app:{app}", disabled=True))
+                options.extend(Option(command_label(c, width), id=c.name) for c in commands)
+        option_list.set_options(options)
+        names = [o.id for o in options if o is not None and not o.disabled]
+        target = highlighted if (highlighted in names and not query.strip()) else (names[0] if names else None)
+        if target is not None:
+            option_list.highlighted = option_list.get_option_index(target)
+            self._show_help(target)
+        elif query.strip():
+            self.query_one("#cmd-help", Static).update(Text(f"No command matches {query!r}.", style="dim"))
+
+    def _highlighted_name(self) -> str | None:
+        option_list = self.query_one("#cmd-list", OptionList)
+        option = option_list.highlighted_option
+        return option.id if option is not None and not option.disabled else None
+
+    def _show_help(self, name: str) -> None:
+        if self.catalogue is None:
+            return
+        command = self.catalogue.get(name)
+        if command is not None:
+            self.query_one("#cmd-help", Static).update(command_detail(command, self.catalogue))
+
+    @on(Input.Changed, "#cmd-filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self._fill_list()
+        self.query_one("#cmd-tabs", TabbedContent).active = "tab-help"
+
+    @on(Input.Submitted, "#cmd-filter")
+    def _filter_submitted(self, event: Input.Submitted) -> None:
+        name = self._highlighted_name()
+        if name is None:
+            self.notify("No command matches the filter.", severity="warning")
+            return
+        self.open_command(name)
+
+    @on(OptionList.OptionHighlighted, "#cmd-list")
+    def _highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        if event.option.id and not event.option.disabled:
+            self._show_help(event.option.id)
+            tabs = self.query_one("#cmd-tabs", TabbedContent)
+            if tabs.active == "tab-form" and self._form_command is not None and self._form_command.name != event.option.id:
+                tabs.active = "tab-help"
+
+    @on(OptionList.OptionSelected, "#cmd-list")
+    def _selected(self, event: OptionList.OptionSelected) -> None:
+        if event.option.id and not event.option.disabled:
+            self.open_command(event.option.id)
+
+    # -- forms -------------------------------------------------------------
+
+    def open_command(self, name: str) -> None:
+        """Enter on a command: its form, or the dashboard for runserver."""
+        if self.catalogue is None:
+            return
+        command = self.catalogue.get(name)
+        if command is None:
+            return
+        if name == "runserver":
+            self.app.switch_mode("dashboard")
+            self.app.notify(
+                "runserver is the console's own server. Its options are devconsole's: "
+                "[addrport] --noreload --nothreading --ipv6; r restarts it.",
+                title="runserver",
+                markup=False,
+            )
+            return
+        if command.error:
+            self._show_help(name)
+            self.query_one("#cmd-tabs", TabbedContent).active = "tab-help"
+            self.notify(f"{name} failed to load: {command.error}", severity="error", markup=False)
+            return
+        self.open_form(name)
+
+    def open_form(self, name: str, *, focus: bool = True) -> CommandFormView | None:
+        assert self.catalogue is not None
+        command = self.catalogue.get(name)
+        runner = self.runner
+        if command is None or runner is None:
+            return None
+        if self._form_command is not None and self._form_view is not None:
+            self._form_values[self._form_command.name] = self._form_view.values()
+        holder = self.query_one("#form-holder", Vertical)
+        holder.remove_children()
+        color = command.argument("force_color") is not None
+        form = CommandFormView(
+            CommandForm.for_command(command),
+            lambda args: runner.command_line(command.name, args, color=color and not command.interactive),
+            in_terminal=command.interactive,
+            values=self._form_values.get(name),
+            autofocus=focus,
+        )
+        holder.mount(form)
+        self._form_command = command
+        self._form_view = form
+        self.query_one("#cmd-tabs", TabbedContent).active = "tab-form"
+        return form
+
+    # -- runs ----------------------------------------------------------------
+
+    def action_run(self, in_terminal: bool | None = None) -> None:
+        """Ctrl+R: validate the open form and run it (opening it first if needed)."""
+        runner = self.runner
+        if runner is None or self.catalogue is None:
+            self.notify("No project to run commands in.", severity="warning")
+            return
+        form = self._form_view
+        if self._form_command is None or form is None:
+            name = self._highlighted_name()
+            if name is None:
+                return
+            self.open_command(name)
+            return
+        command = self._form_command
+        args = form.arguments()
+        if args is None:
+            self.query_one("#cmd-tabs", TabbedContent).active = "tab-form"
+            self.notify("Fix the marked fields first.", severity="warning")
+            return
+        if in_terminal is None:
+            in_terminal = form.in_terminal
+        if in_terminal:
+            run = self.run_in_terminal(command.name, args)
+        else:
+            run = runner.start(command.name, args, color=command.argument("force_color") is not None)
+        self.select_run(run)
+
+    def action_run_in_terminal(self) -> None:
+        self.action_run(in_terminal=True)
+
+    def run_in_terminal(self, name: str, args: list[str]) -> Run:
+        """Suspend the console and run the command on the real terminal.
+
+        The server child keeps serving: it is a separate process in its own
+        session, so neither the suspension nor a Ctrl+C typed into the
+        command reaches it.
+        """
+        runner = self.runner
+        assert runner is not None
+        from textual.app import SuspendNotSupported
+
+        try:
+            with self.app.suspend():
+                return runner.run_in_terminal(name, args)
+        except SuspendNotSupported:
+            self.notify("This terminal cannot hand over to a command; running it here instead.", severity="warning")
+            return runner.start(name, args)
+
+    def action_interrupt(self) -> None:
+        """Ctrl+C: interrupt the run on show (not the console)."""
+        runner = self.runner
+        run = self._selected_run
+        if runner is None or run is None or not run.running:
+            running = runner.running() if runner is not None else []
+            if not running:
+                self.notify("No run in progress. Quit the console with q.", timeout=3)
+                return
+            run = running[-1]
+            self.select_run(run)
+        runner.interrupt(run)
+        signal_name = ("SIGINT", "SIGTERM", "SIGKILL")[min(run.interrupts, 3) - 1]
+        self.notify(f"Sent {signal_name} to run #{run.id} ({run.name}).", timeout=3)
+
+    def action_rerun(self) -> None:
+        runner = self.runner
+        if runner is None or self._selected_run is None:
+            self.notify("No run to repeat.", timeout=3)
+            return
+        previous = self._selected_run
+        if previous.in_terminal:
+            run = self.run_in_terminal(previous.name, list(previous.args))
+        else:
+            run = runner.rerun(previous)
+        self.select_run(run)
+
+    def action_copy_command(self) -> None:
+        form = self._form_view
+        if self.query_one("#cmd-tabs", TabbedContent).active == "tab-form" and form is not None:
+            args = form.arguments()
+            if args is None or self._form_command is None or self.runner is None:
+                return
+            color = self._form_command.argument("force_color") is not None
+            line = self.runner.command_line(self._form_command.name, args, color=color)
+        elif self._selected_run is not None:
+            line = self._selected_run.command_line
+        else:
+            self.notify("Nothing to copy yet.", timeout=3)
+            return
+        self.app.copy_to_clipboard(line)
+        self.notify(Text(line).plain, title="Copied", markup=False, timeout=3)
+
+    def action_focus_filter(self) -> None:
+        self.query_one("#cmd-filter", Input).focus()
+
+    def action_back(self) -> None:
+        self.query_one("#cmd-list", OptionList).focus()
+
+    def action_tab(self, tab: str) -> None:
+        self.query_one("#cmd-tabs", TabbedContent).active = tab
+
+    def select_run(self, run: Run) -> None:
+        """Show ``run`` in the Output tab."""
+        self._selected_run = run
+        self._shown_seq = 0
+        self.query_one("#run-output", RichLog).clear()
+        self.query_one("#cmd-tabs", TabbedContent).active = "tab-output"
+        self.poll_runs()
+
+    def poll_runs(self) -> None:
+        """Pull new output of the shown run and refresh statuses (on the tick)."""
+        runner = self.runner
+        run = self._selected_run
+        if runner is not None and run is not None:
+            log = self.query_one("#run-output", RichLog)
+            lines = runner.lines_since(run, self._shown_seq)
+            if self._shown_seq == 0 and run.dropped:
+                log.write(Text(f"… {run.dropped} earlier lines dropped", style="dim"))
+            for seq, line in lines:
+                log.write(Text.from_ansi(line))
+                self._shown_seq = seq
+            self._show_status(run)
+        self._refresh_history()
+
+    def _show_status(self, run: Run) -> None:
+        text = Text()
+        text.append(f"#{run.id} ", style="dim")
+        text.append(run.command_line)
+        text.append("\n")
+        text.append(run.status_line(), style=STATUS_STYLES.get(run.status, ""))
+        if run.in_terminal:
+            text.append("  (ran in the terminal)", style="dim")
+        elif run.running:
+            text.append("  Ctrl+C interrupts", style="dim")
+        else:
+            text.append("  F5 runs it again · Ctrl+Y copies the command line", style="dim")
+        self.query_one("#run-status", Static).update(text)
+
+    def _refresh_history(self) -> None:
+        runner = self.runner
+        if runner is None:
+            return
+        table = self.query_one("#history", DataTable)
+        for run in runner.history():
+            status = Text(run.status, style=STATUS_STYLES.get(run.status, ""))
+            elapsed = f"{run.elapsed():.1f} s"
+            key = str(run.id)
+            previous = self._history_rows.get(run.id)
+            if previous is None:
+                line = run.command_line + ("  [terminal]" if run.in_terminal else "")
+                table.add_row(str(run.id), status, elapsed, Text(line), key=key)
+            elif previous != (run.status, elapsed):
+                table.update_cell(key, "status", status)
+                table.update_cell(key, "time", elapsed)
+            self._history_rows[run.id] = (run.status, elapsed)
+        kept = {r.id for r in runner.history()}
+        for run_id in [i for i in self._history_rows if i not in kept]:
+            table.remove_row(str(run_id))
+            del self._history_rows[run_id]
+
+    @on(DataTable.RowSelected, "#history")
+    def _history_selected(self, event: DataTable.RowSelected) -> None:
+        runner = self.runner
+        if runner is None or event.row_key.value is None:
+            return
+        run = runner.get(int(event.row_key.value))
+        if run is not None:
+            self.select_run(run)
