@@ -51,6 +51,7 @@ class Emitter:
         self._recorder = recorder
         self._pending: list[dict[str, Any]] = []
         self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
         self._last: dict[str, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="devconsole-flusher", daemon=True)
@@ -65,15 +66,18 @@ class Emitter:
             self._pending.append(event)
 
     def flush(self) -> None:
-        with self._lock:
-            events, self._pending = self._pending, []
-        events += self._recorder.drain(self._last)
-        if not events or self.broken:
-            return
-        try:
-            self._out.write(b"".join(protocol.encode(e) for e in events))
-        except (BrokenPipeError, OSError):
-            self.broken = True
+        """Write what is pending now (the flusher does it every 50 ms; the
+        agent calls it directly for events the console waits on)."""
+        with self._write_lock:
+            with self._lock:
+                events, self._pending = self._pending, []
+            events += self._recorder.drain(self._last)
+            if not events or self.broken:
+                return
+            try:
+                self._out.write(b"".join(protocol.encode(e) for e in events))
+            except (BrokenPipeError, OSError):
+                self.broken = True
 
     def _run(self) -> None:
         while not self._stop.wait(FLUSH_INTERVAL):
@@ -108,6 +112,7 @@ class Agent:
         self.server_thread: threading.Thread | None = None
         self.error_server: Any = None
         self.failure: dict[str, Any] | None = None
+        self._urlconf_event: dict[str, Any] | None = None
 
     def phase(self, name: str) -> None:
         """Close the phase that ends now."""
@@ -117,6 +122,11 @@ class Agent:
 
     # manage.py hands over here ----------------------------------------------
     def entry(self, argv: list[str]) -> None:
+        self.setup()
+        self.serve()
+
+    def setup(self) -> None:
+        """Settings and ``django.setup()``: what a level-1 zygote keeps done."""
         self.phase("manage.py")
         from django.conf import settings
 
@@ -126,6 +136,13 @@ class Agent:
 
         django.setup()
         self.phase("django.setup()")
+
+    def serve(self) -> None:
+        """Resolve runserver, import the URLconf, serve; then obey the console.
+
+        Runs after :meth:`setup`, in this process or in a child forked from a
+        zygote that did the setup.
+        """
         from django.core.management import get_commands, load_command_class
 
         commands = get_commands()
@@ -138,6 +155,14 @@ class Agent:
         self.phase('fetch_command("runserver")')
         urlconf_error = self._import_urlconf()
         self.phase("URLconf import")
+        if self._urlconf_event is not None:
+            # Django's own debug page cannot render when the URLconf does not
+            # import (it resolves the URL again): serve the traceback ourselves
+            # until the next save fixes it.
+            from .errorpage import error_app
+
+            app = error_app(self._urlconf_event)
+            command.get_handler = lambda *args, **kwargs: app
 
         command.server_cls = instrument_server(command.server_cls, self.args.listen_fd, self.recorder)
         # The migrations check runs in the background once serving (see _checks).
@@ -195,8 +220,20 @@ class Agent:
                 "urlconf_error": urlconf_error,
             }
         )
-        threading.Thread(target=self._checks, name="devconsole-checks", daemon=True).start()
+        # A reload is timed to this hello: do not let it wait for the flusher.
+        self.emitter.flush()
+        threading.Thread(target=self._after_serving, name="devconsole-checks", daemon=True).start()
         self._control()
+
+    def _after_serving(self) -> None:
+        """What the console wants to know but the first response must not wait for."""
+        try:
+            from .watcher import watch_event
+
+            self.emitter.send(watch_event(Path(self.args.manage)))
+        except Exception as exc:  # noqa: BLE001 - a receiver of autoreload_started failed
+            self.emitter.send(_error_event("file_changed", exc))
+        self._checks()
 
     def _import_urlconf(self) -> str | None:
         """Import the URLconf and its views now, as the first request would."""
@@ -204,8 +241,9 @@ class Agent:
             from django.urls import get_resolver
 
             get_resolver().url_patterns  # noqa: B018
-        except Exception as exc:  # noqa: BLE001 - Django shows it per request too
-            self.emitter.send(_error_event("URLconf import", exc))
+        except Exception as exc:  # noqa: BLE001 - served as an error page, see serve()
+            self._urlconf_event = _error_event("URLconf import", exc)
+            self.emitter.send(self._urlconf_event)
             return f"{type(exc).__name__}: {exc}"
         return None
 
@@ -263,10 +301,14 @@ class Agent:
             self.emitter.send(_error_event("file_changed", exc))
             handled = False
         self.emitter.send({"type": "file_changed", "path": path, "handled": handled})
+        self.emitter.flush()  # the console waits for this answer
 
     def stop(self) -> None:
         """Stop accepting, let requests in progress finish, then go."""
         server = self.recorder.server or self.error_server
+        # From now on nothing more is accepted here: connections that arrive
+        # wait in the shared backlog for the next generation.
+        self.recorder.stopping = True
         if server is not None:
             server.shutdown()
             deadline = time.monotonic() + DRAIN_TIMEOUT
@@ -280,6 +322,7 @@ class Agent:
         """Answer every request with a 500 page showing ``exc``, until stopped."""
         event = _error_event(phase, exc)
         self.emitter.send(event)
+        self.emitter.flush()  # a reload waits for this to know it failed
         sys.stderr.write(event["traceback"])
         from .errorpage import make_error_server
 
@@ -313,7 +356,7 @@ def _shadowed_apps(name: str, winner: str) -> list[str]:
     return [app for app in found if app != winner]
 
 
-def main(argv: list[str] | None = None) -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="devconsole-agent")
     parser.add_argument("--manage", required=True)
     parser.add_argument("--settings")
@@ -324,9 +367,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--generation", type=int, default=1)
     parser.add_argument("--nothreading", action="store_true")
     parser.add_argument("--ipv6", action="store_true")
-    args = parser.parse_args(argv)
-    agent = Agent(args)
-    agent.emitter.start()
+    return parser
+
+
+def run_agent(agent: Agent) -> None:
+    """Run the project's manage.py into :meth:`Agent.entry`; serve an error
+    page if it fails. Returns when the console says stop."""
+    args = agent.args
     phase = "manage.py"
     try:
         run_manage_py(Path(args.manage), agent.entry, argv=["runserver"], settings=args.settings, pythonpath=args.pythonpath)
@@ -336,6 +383,12 @@ def main(argv: list[str] | None = None) -> None:
         if agent.phases:
             phase = _next_phase(agent.phases[-1]["name"])
         agent.serve_error(phase, exc)
+
+
+def main(argv: list[str] | None = None) -> None:
+    agent = Agent(build_parser().parse_args(argv))
+    agent.emitter.start()
+    run_agent(agent)
     sys.stdout.flush()
     sys.stderr.flush()
     # User code may have left non-daemon threads behind: do not wait for them.

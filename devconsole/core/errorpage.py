@@ -31,8 +31,9 @@ class _QuietHandler(WSGIRequestHandler):
         """The console shows requests from its own events."""
 
 
-def make_error_server(listen_fd: int, recorder: Recorder, error: dict[str, Any]) -> Any:
-    """A threaded WSGI server on ``listen_fd`` that answers 500 with ``error``."""
+def error_app(error: dict[str, Any]) -> Any:
+    """A WSGI application that answers every request 500 with ``error``
+    (an ``error`` event: ``message``, ``phase``, ``traceback``)."""
     body = PAGE.format(
         title=html.escape(error["message"]),
         phase=html.escape(error["phase"]),
@@ -46,9 +47,14 @@ def make_error_server(listen_fd: int, recorder: Recorder, error: dict[str, Any])
         )
         return [body]
 
+    return app
+
+
+def make_error_server(listen_fd: int, recorder: Recorder, error: dict[str, Any]) -> Any:
+    """A threaded WSGI server on ``listen_fd`` that answers 500 with ``error``."""
     base = type("ErrorServer", (socketserver.ThreadingMixIn, WSGIServer), {"daemon_threads": True})
     server_cls = instrument_server(base, listen_fd, recorder)
     server = server_cls(("127.0.0.1", 0), _QuietHandler)
     recorder.server = None  # the error server is not the project's server
-    server.set_app(app)
+    server.set_app(error_app(error))
     return server

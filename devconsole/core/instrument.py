@@ -77,6 +77,8 @@ class Recorder:
         self.poll_interval = poll_interval
         self.server: Any = None
         self.serving = threading.Event()
+        #: Set when the console asked this generation to stop: accept nothing more.
+        self.stopping = False
         # serve_forever thread only
         self.iterations = 0
         self.ready = 0
@@ -143,8 +145,10 @@ class Recorder:
         self.requests.append(event)
 
     def busy(self) -> int:
-        """Connections in the middle of a request."""
-        return sum(1 for conn in list(self.conns.values()) if conn.state == "handling")
+        """Connections in the middle of a request, or accepted and not yet
+        past their first request line: a stop waits for both (exiting with
+        an accepted connection unread would reset it)."""
+        return sum(1 for conn in list(self.conns.values()) if conn.state in ("handling", "reading"))
 
     # flusher -------------------------------------------------------------
     def drain(self, last: dict[str, float]) -> list[dict[str, Any]]:
@@ -349,6 +353,10 @@ def instrument_server(base: type, listen_fd: int, recorder: Recorder) -> type:
         def server_bind(self) -> None:
             self.socket.close()
             self.socket = socket.socket(fileno=os.dup(listen_fd))
+            # Two generations may select on the shared socket during a reload:
+            # the one that loses the race must get EAGAIN from accept(), not
+            # block in it (and later accept a request for the old code).
+            self.socket.setblocking(False)
             self.address_family = self.socket.family
             self.server_address = self.socket.getsockname()
             host, port = self.server_address[:2]
@@ -364,6 +372,10 @@ def instrument_server(base: type, listen_fd: int, recorder: Recorder) -> type:
 
         def get_request(self) -> Any:
             recorder.on_ready()
+            if recorder.stopping:
+                # Leave the connection in the backlog for the next generation;
+                # _handle_request_noblock ignores OSError from here.
+                raise OSError("stopping: not accepting")
             sock, address = super().get_request()
             if sock.family in (socket.AF_INET, socket.AF_INET6):
                 # wsgiref sends headers and body separately: without this a
@@ -371,6 +383,15 @@ def instrument_server(base: type, listen_fd: int, recorder: Recorder) -> type:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             recorder.on_accept(sock, address)
             return sock, address
+
+        def serve_forever(self, poll_interval: float = 0.5) -> None:
+            # Serving starts here, not after the first select returns (which
+            # takes a whole poll interval on an idle socket): connections
+            # already wait in the backlog and the loop picks them up at once.
+            recorder.poll_interval = poll_interval
+            recorder._since = time.perf_counter()
+            recorder.serving.set()
+            super().serve_forever(poll_interval)
 
         def service_actions(self) -> None:
             recorder.on_iteration()

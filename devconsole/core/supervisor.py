@@ -9,7 +9,9 @@ and go, then terminates and kills its process group if it does not.
 
 from __future__ import annotations
 
+import json
 import os
+import queue
 import signal
 import socket
 import subprocess
@@ -30,52 +32,26 @@ MAX_LOG_LINE = 8192
 STOP_TIMEOUT = 6.0
 
 
-class ServerChild:
-    """One generation of the server: a child process and its reader threads."""
+class _ChildBase:
+    """What every server generation has: an event pipe, stdout and stderr read
+    by threads into ``on_event``, a stdin for control lines, an exit."""
 
-    def __init__(self, supervisor: Supervisor, generation: int) -> None:
-        self.generation = generation
-        self._supervisor = supervisor
-        project = supervisor.project
-        read_fd, write_fd = os.pipe()
-        listen_fd = supervisor.socket.fileno()
-        argv = project.child_argv(
-            "devconsole.core.agent",
-            "--listen-fd",
-            str(listen_fd),
-            "--events-fd",
-            str(write_fd),
-            "--addrport",
-            supervisor.address.addrport,
-            "--generation",
-            str(generation),
-        )
-        if not supervisor.use_threading:
-            argv.append("--nothreading")
-        if supervisor.address.ipv6:
-            argv.append("--ipv6")
-        try:
-            self.process = subprocess.Popen(
-                argv,
-                cwd=project.root,
-                env=project.child_env(),
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                pass_fds=(listen_fd, write_fd),
-                # Ctrl+C in the terminal is the console's, not the server's.
-                start_new_session=True,
-            )
-        finally:
-            os.close(write_fd)
-        events = os.fdopen(read_fd, "rb")
-        self._threads = [
-            self._spawn(self._read_events, events, "events"),
-            self._spawn(self._read_output, self.process.stdout, "stdout"),
-            self._spawn(self._read_output, self.process.stderr, "stderr"),
-        ]
-        self._waiter = self._spawn(self._wait, None, "wait")
+    generation: int
+    _supervisor: Supervisor
+    hello: threading.Event
+
+    def _start_readers(self, events_fd: int, stdout: IO[bytes], stderr: IO[bytes]) -> None:
         self.hello = threading.Event()
+        #: Set once the generation serves (hello), failed (error) or exited.
+        self.settled = threading.Event()
+        self.hello_event: dict[str, Any] | None = None
+        self.error_event: dict[str, Any] | None = None
+        self._stdout = stdout
+        self._threads = [
+            self._spawn(self._read_events, os.fdopen(events_fd, "rb"), "events"),
+            self._spawn(self._read_output, stdout, "stdout"),
+            self._spawn(self._read_output, stderr, "stderr"),
+        ]
 
     def _spawn(self, target: Callable[..., None], stream: Any, name: str) -> threading.Thread:
         thread = threading.Thread(
@@ -99,15 +75,68 @@ class ServerChild:
                     continue
                 event = clean_value(event)
                 if event["type"] == "hello":
+                    self.hello_event = event
                     self.hello.set()
+                    self.settled.set()
+                elif event["type"] == "error" and event.get("phase") not in ("file_changed", "URLconf import"):
+                    self.error_event = event
+                    self.settled.set()
                 self._emit(event)
 
     def _read_output(self, stream: IO[bytes]) -> None:
-        name = "stdout" if stream is self.process.stdout else "stderr"
+        name = "stdout" if stream is self._stdout else "stderr"
         with stream:
             for raw in stream:
                 text = raw[:MAX_LOG_LINE].decode("utf-8", "replace")
                 self._emit({"type": "log", "stream": name, "text": clean_line(text), "ts": time.time()})
+
+    def send(self, line: str) -> None:
+        """A control line for the child (``stop``, ``file_changed PATH``)."""
+        try:
+            self._stdin.write(line.encode() + b"\n")
+            self._stdin.flush()
+        except (BrokenPipeError, OSError, ValueError):
+            pass
+
+    def _close_stdin(self) -> None:
+        try:
+            self._stdin.close()
+        except OSError:
+            pass
+
+
+class ServerChild(_ChildBase):
+    """One generation of the server, spawned as a new interpreter."""
+
+    def __init__(self, supervisor: Supervisor, generation: int) -> None:
+        self.generation = generation
+        self._supervisor = supervisor
+        project = supervisor.project
+        read_fd, write_fd = os.pipe()
+        listen_fd = supervisor.socket.fileno()
+        argv = project.child_argv("devconsole.core.agent", *supervisor.agent_args(generation, write_fd))
+        try:
+            self.process = subprocess.Popen(
+                argv,
+                cwd=project.root,
+                env=project.child_env(),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                pass_fds=(listen_fd, write_fd),
+                # Ctrl+C in the terminal is the console's, not the server's.
+                start_new_session=True,
+            )
+        except OSError:
+            os.close(read_fd)
+            raise
+        finally:
+            os.close(write_fd)
+        assert self.process.stdin and self.process.stdout and self.process.stderr
+        self._stdin = self.process.stdin
+        self.pid = self.process.pid
+        self._start_readers(read_fd, self.process.stdout, self.process.stderr)
+        self._waiter = self._spawn(self._wait, None, "wait")
 
     def _wait(self) -> None:
         returncode = self.process.wait()
@@ -115,40 +144,34 @@ class ServerChild:
             thread.join(timeout=2)
         self._emit({"type": "exit", "returncode": returncode, "ts": time.time()})
         self.hello.set()
+        self.settled.set()
 
     @property
     def alive(self) -> bool:
         return self.process.poll() is None
 
-    def send(self, line: str) -> None:
-        """A control line for the child (``stop``, ``file_changed PATH``)."""
+    def wait(self, timeout: float) -> bool:
         try:
-            assert self.process.stdin is not None
-            self.process.stdin.write(line.encode() + b"\n")
-            self.process.stdin.flush()
-        except (BrokenPipeError, OSError, ValueError):
-            pass
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> int | None:
         """Gracefully, then by force. Returns the exit status."""
         if self.alive:
             self.send("stop")
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
+            if not self.process_wait(timeout):
                 self._signal(signal.SIGTERM)
-                try:
-                    self.process.wait(2)
-                except subprocess.TimeoutExpired:
+                if not self.process_wait(2):
                     self._signal(signal.SIGKILL)
-                    self.process.wait(2)
-        try:
-            assert self.process.stdin is not None
-            self.process.stdin.close()
-        except OSError:
-            pass
+                    self.process_wait(2)
+        self._close_stdin()
         self._waiter.join(timeout=3)
         return self.process.returncode
+
+    def process_wait(self, timeout: float) -> bool:
+        return self.wait(timeout)
 
     def _signal(self, sig: int) -> None:
         try:
@@ -174,9 +197,25 @@ class Supervisor:
         self.socket = sock
         self.on_event = on_event
         self.use_threading = use_threading
-        self.child: ServerChild | None = None
+        self.child: ServerChild | ForkedChild | None = None
         self.generation = 0
         self._lock = threading.Lock()
+
+    def agent_args(self, generation: int, events_fd: int | None = None) -> list[str]:
+        """The agent's arguments for ``generation`` (``--events-fd`` last, if known)."""
+        args = ["--listen-fd", str(self.socket.fileno()), "--addrport", self.address.addrport, "--generation", str(generation)]
+        if not self.use_threading:
+            args.append("--nothreading")
+        if self.address.ipv6:
+            args.append("--ipv6")
+        if events_fd is not None:
+            args += ["--events-fd", str(events_fd)]
+        return args
+
+    def next_generation(self) -> int:
+        with self._lock:
+            self.generation += 1
+            return self.generation
 
     def start(self) -> ServerChild:
         with self._lock:
@@ -206,3 +245,308 @@ class Supervisor:
         self.stop()
         self.socket.close()
 
+
+
+class ZygoteError(RuntimeError):
+    """A zygote died or did not answer; the caller falls back to a plain spawn."""
+
+
+class Zygote:
+    """The console's handle on one fork server (see :mod:`.zygote`).
+
+    A reader thread takes the zygote's messages: ``exit`` reports go to the
+    child they concern, everything else to :meth:`request`'s caller.
+    """
+
+    REPLY_TIMEOUT = 60.0
+
+    def __init__(self, supervisor: Supervisor, control: socket.socket, level: int, process: subprocess.Popen[bytes] | None = None) -> None:
+        self.supervisor = supervisor
+        self.control = control
+        self.level = level
+        self.process = process
+        self.pid: int | None = process.pid if process is not None else None
+        self.ready: dict[str, Any] | None = None
+        self.files: frozenset[str] = frozenset()
+        self.children: dict[int, ForkedChild] = {}
+        self._children_lock = threading.Lock()
+        self._early_exits: dict[int, int | None] = {}
+        self._replies: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self._lock = threading.Lock()
+        self.dead = threading.Event()
+        self._reader = threading.Thread(target=self._read, name=f"devconsole-zygote{level}", daemon=True)
+        self._reader.start()
+
+    @classmethod
+    def spawn(cls, supervisor: Supervisor) -> Zygote:
+        """Start a level 0 (a new interpreter with Django imported)."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        project = supervisor.project
+        listen_fd = supervisor.socket.fileno()
+        argv = project.child_argv("devconsole.core.zygote", "--control-fd", str(theirs.fileno()))
+        try:
+            process = subprocess.Popen(
+                argv,
+                cwd=project.root,
+                env=project.child_env(),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                pass_fds=(listen_fd, theirs.fileno()),
+                start_new_session=True,
+            )
+        finally:
+            theirs.close()
+        zygote = cls(supervisor, ours, 0, process)
+        for stream, name in ((process.stdout, "stdout"), (process.stderr, "stderr")):
+            threading.Thread(target=zygote._read_output, args=(stream, name), name=f"devconsole-zygote0-{name}", daemon=True).start()
+        return zygote
+
+    def _read_output(self, stream: IO[bytes], name: str) -> None:
+        """Zygotes' own output (a print in settings.py) goes to the log."""
+        with stream:
+            for raw in stream:
+                text = raw[:MAX_LOG_LINE].decode("utf-8", "replace")
+                self.supervisor.on_event(
+                    {"type": "log", "stream": name, "text": clean_line(text), "ts": time.time(), "generation": self.supervisor.generation}
+                )
+
+    def _read(self) -> None:
+        while True:
+            try:
+                data = self.control.recv(1 << 20)
+            except OSError:
+                data = b""
+            if not data:
+                break
+            try:
+                message = json.loads(data)
+            except ValueError:
+                continue
+            if message.get("op") == "exit":
+                pid = int(message.get("pid") or 0)
+                with self._children_lock:
+                    child = self.children.pop(pid, None)
+                    if child is None:
+                        # Exited before ForkedChild registered it.
+                        self._early_exits[pid] = message.get("returncode")
+                if child is not None:
+                    child.exited(message.get("returncode"))
+                continue
+            if message.get("op") in ("ready", "failed") and self.ready is None:
+                self.ready = message
+                self.pid = message.get("pid", self.pid)
+                self.files = frozenset(message.get("files") or ())
+            self._replies.put(message)
+        self.dead.set()
+        self._replies.put(None)
+        try:
+            self.control.close()
+        except OSError:
+            pass
+        # Children it can no longer report on: notice their exit by polling.
+        for child in list(self.children.values()):
+            child.orphaned()
+
+    def wait_ready(self, timeout: float = REPLY_TIMEOUT) -> dict[str, Any]:
+        """The zygote's ``ready`` (or, for a level 1, ``failed``) message."""
+        return self._reply(timeout)
+
+    def _reply(self, timeout: float) -> dict[str, Any]:
+        try:
+            message = self._replies.get(timeout=timeout)
+        except queue.Empty:
+            raise ZygoteError(f"zygote level {self.level} did not answer in {timeout:g} s") from None
+        if message is None:
+            raise ZygoteError(f"zygote level {self.level} exited")
+        return message
+
+    def request(self, message: dict[str, Any], fds: list[int] | None = None, timeout: float = REPLY_TIMEOUT) -> dict[str, Any]:
+        with self._lock:
+            if self.dead.is_set():
+                raise ZygoteError(f"zygote level {self.level} is gone")
+            data = json.dumps(message).encode()
+            try:
+                if fds:
+                    socket.send_fds(self.control, [data], fds)
+                else:
+                    self.control.send(data)
+            except OSError as exc:
+                raise ZygoteError(f"zygote level {self.level}: {exc}") from exc
+            return self._reply(timeout)
+
+    def fork_level1(self) -> Zygote:
+        """A level 1 forked from this level 0; returns at once (see wait_ready)."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            reply = self.request({"op": "level1"}, [theirs.fileno()])
+        except ZygoteError:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        level1 = Zygote(self.supervisor, ours, 1)
+        level1.pid = reply.get("pid")
+        return level1
+
+    def preload(self, modules: list[str]) -> dict[str, Any]:
+        return self.request({"op": "preload", "modules": modules})
+
+    def register(self, pid: int, child: ForkedChild) -> None:
+        with self._children_lock:
+            if pid in self._early_exits:
+                returncode = self._early_exits.pop(pid)
+            else:
+                self.children[pid] = child
+                return
+        child.exited(returncode)
+
+    def serve(self, generation: int) -> ForkedChild:
+        """Fork a server child of ``generation`` from this zygote."""
+        return ForkedChild(self.supervisor, generation, self)
+
+    def close(self, *, wait: bool = False) -> None:
+        """Ask the zygote to exit once its children have; close our end."""
+        try:
+            self.control.send(json.dumps({"op": "quit"}).encode())
+        except OSError:
+            pass
+        if not wait or not self.children:
+            try:
+                self.control.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        if self.process is not None:
+            try:
+                self.process.wait(3)
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+                self.process.wait(2)
+
+
+class _ForkedProcess:
+    """The part of ``Popen``'s interface callers use on a server child
+    (``pid``, ``returncode``, ``poll``, ``wait``), for a forked one."""
+
+    def __init__(self, child: ForkedChild) -> None:
+        self._child = child
+
+    @property
+    def pid(self) -> int:
+        return self._child.pid
+
+    @property
+    def returncode(self) -> int | None:
+        return self._child.returncode if not self._child.alive else None
+
+    def poll(self) -> int | None:
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        if not self._child.wait(STOP_TIMEOUT * 10 if timeout is None else timeout):
+            raise subprocess.TimeoutExpired("server child", timeout or 0)
+        return self._child.returncode
+
+
+class ForkedChild(_ChildBase):
+    """One generation of the server, forked from a zygote.
+
+    Not our child process: its exit is reported by the zygote (or, if the
+    zygote is gone, noticed by polling the pid).
+    """
+
+    def __init__(self, supervisor: Supervisor, generation: int, zygote: Zygote) -> None:
+        self.generation = generation
+        self._supervisor = supervisor
+        self.zygote = zygote
+        self.returncode: int | None = None
+        self._exited = threading.Event()
+        self._finish_lock = threading.Lock()
+        self._finishing = False
+        stdin_r, stdin_w = os.pipe()
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        ev_r, ev_w = os.pipe()
+        theirs = [stdin_r, out_w, err_w, ev_w]
+        try:
+            started = time.perf_counter()
+            reply = zygote.request({"op": "serve", "args": [*supervisor.project.bootstrap_args(), *supervisor.agent_args(generation)]}, theirs)
+            self.fork_ms = round((time.perf_counter() - started) * 1000, 2)
+        except ZygoteError:
+            for fd in (stdin_w, out_r, err_r, ev_r):
+                os.close(fd)
+            raise
+        finally:
+            for fd in theirs:
+                os.close(fd)
+        self.pid = int(reply["pid"])
+        self.process = _ForkedProcess(self)
+        self._stdin = os.fdopen(stdin_w, "wb", buffering=0)
+        self._start_readers(ev_r, os.fdopen(out_r, "rb"), os.fdopen(err_r, "rb"))
+        zygote.register(self.pid, self)
+        if zygote.dead.is_set():
+            self.orphaned()
+
+    def exited(self, returncode: int | None) -> None:
+        """Called by the zygote's reader: finish off the thread's hands."""
+        self.returncode = returncode
+        self._spawn(self._finish, None, "exit")
+
+    def _finish(self) -> None:
+        with self._finish_lock:
+            if self._finishing:
+                return
+            self._finishing = True
+        returncode = self.returncode
+        for thread in self._threads:
+            thread.join(timeout=2)
+        self._emit({"type": "exit", "returncode": returncode, "ts": time.time()})
+        self._exited.set()
+        self.hello.set()
+        self.settled.set()
+
+    def orphaned(self) -> None:
+        """The zygote is gone: watch the pid ourselves."""
+
+        def poll() -> None:
+            while not self._exited.is_set():
+                try:
+                    os.kill(self.pid, 0)
+                except ProcessLookupError:
+                    self._finish()
+                    return
+                except PermissionError:
+                    pass
+                time.sleep(0.1)
+
+        self._spawn(poll, None, "orphan")
+
+    @property
+    def alive(self) -> bool:
+        return not self._exited.is_set()
+
+    def wait(self, timeout: float) -> bool:
+        return self._exited.wait(timeout)
+
+    def stop(self, timeout: float = STOP_TIMEOUT) -> int | None:
+        """Gracefully, then by force. Returns the exit status."""
+        if self.alive:
+            self.send("stop")
+            if not self.wait(timeout):
+                self._signal(signal.SIGTERM)
+                if not self.wait(2):
+                    self._signal(signal.SIGKILL)
+                    self.wait(2)
+        self._close_stdin()
+        return self.returncode
+
+    def _signal(self, sig: int) -> None:
+        if self._exited.is_set():
+            return
+        try:
+            os.killpg(self.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass

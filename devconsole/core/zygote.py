@@ -1,0 +1,386 @@
+"""Fork servers that keep what does not change between reloads.
+
+Started by the console as ``python -m devconsole.core.zygote --manage PATH
+--control-fd N``; this is *level 0*: Django's own modules (and, once a level
+1 has reported them, the libraries the project uses) imported, no settings,
+no project code. Asked for a *level 1*, it forks a child that runs the
+project's ``manage.py`` up to ``django.setup()``, closes the database
+connections and waits. Asked to ``serve``, a level 1 forks a server child
+that only has to import the URLconf and views and start runserver: that is
+the fast path of a reload. A level 0 asked to ``serve`` forks a child that
+does everything (the fallback when a level 1 cannot be forked safely).
+
+Each zygote talks to the console over its own ``SOCK_SEQPACKET`` socket: one
+JSON message per packet, file descriptors (the new child's stdin, stdout,
+stderr and event pipe; a level 1's control socket) passed alongside with
+``SCM_RIGHTS``. Zygotes never start threads: a process forks safely only
+when it has a single thread. They reap their children (SIGCHLD through a
+wakeup fd, so an idle zygote sleeps in ``select`` and costs no CPU) and
+report each exit.
+
+Messages to a zygote: ``{"op": "level1"}`` + [control socket];
+``{"op": "serve", "args": [...]}`` + [stdin, stdout, stderr, events];
+``{"op": "preload", "modules": [...]}``; ``{"op": "quit"}`` (exit once
+every child is reaped). From it: ``ready`` (``level``, ``pid``,
+``forkable``, ``files``, ``modules``, ``phases``), ``failed`` (level 1: the
+error, the files it had imported), ``forked`` (``pid``), ``exit`` (``pid``,
+``returncode``), ``preloaded``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import importlib
+import importlib.util
+import json
+import os
+import select
+import signal
+import socket
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+#: Largest control message; fds per message.
+MAX_MESSAGE = 1 << 20
+MAX_FDS = 8
+#: Imported by level 0 right away: Django's machinery that needs no settings.
+BASE_MODULES = (
+    "django",
+    "django.conf",
+    "django.core.management",
+    "django.core.management.commands.runserver",
+    "django.core.servers.basehttp",
+    "django.core.handlers.wsgi",
+    "django.contrib.staticfiles.handlers",
+    "django.contrib.staticfiles.management.commands.runserver",
+    "django.db.models",
+    "django.db.migrations.executor",
+    "django.urls",
+    "django.http",
+    "django.shortcuts",
+    "django.template.loader",
+    "django.views.debug",
+    "django.forms",
+    "django.contrib.admin",
+    "django.core.checks",
+    "django.utils.autoreload",
+)
+
+
+def thread_count() -> int:
+    """Threads of this process, including ones started from C."""
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        import threading
+
+        return threading.active_count()
+
+
+def send(sock: socket.socket, message: dict[str, Any], fds: list[int] | None = None) -> None:
+    data = json.dumps(message, default=str).encode()
+    try:
+        if fds:
+            socket.send_fds(sock, [data], fds)
+        else:
+            sock.send(data)
+    except OSError:
+        pass
+
+
+def receive(sock: socket.socket) -> tuple[dict[str, Any] | None, list[int]]:
+    """One message and its fds; ``(None, [])`` at EOF."""
+    data, fds, _flags, _addr = socket.recv_fds(sock, MAX_MESSAGE, MAX_FDS)
+    if not data:
+        for fd in fds:
+            os.close(fd)
+        return None, []
+    return json.loads(data), list(fds)
+
+
+class Zygote:
+    """The loop shared by both levels: wait, fork, reap, report."""
+
+    def __init__(self, args: argparse.Namespace, control: socket.socket, level: int) -> None:
+        self.args = args
+        self.control = control
+        self.level = level
+        self.children: set[int] = set()
+        self.quitting = False
+        self.phases: list[dict[str, Any]] = []
+        #: Level 1 whose setup failed: (phase, exception) served as an error page.
+        self.failure: tuple[str, BaseException] | None = None
+        self._fork_started = 0.0
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        signal.set_wakeup_fd(self._wake_w)
+
+    def loop(self) -> None:
+        while True:
+            try:
+                readable, _, _ = select.select([self.control, self._wake_r], [], [])
+            except InterruptedError:  # pragma: no cover - PEP 475 retries
+                continue
+            if self._wake_r in readable:
+                try:
+                    while os.read(self._wake_r, 512):
+                        pass
+                except BlockingIOError:
+                    pass
+            self._reap()
+            if self.control in readable:
+                message, fds = receive(self.control)
+                if message is None:
+                    # The console is gone: its server children see their stdin
+                    # close and stop on their own.
+                    os._exit(0)
+                self._handle(message, fds)
+            if self.quitting and not self.children:
+                os._exit(0)
+
+    def _reap(self) -> None:
+        while self.children:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                self.children.clear()
+                return
+            if pid == 0:
+                return
+            self.children.discard(pid)
+            send(self.control, {"op": "exit", "pid": pid, "returncode": os.waitstatus_to_exitcode(status)})
+
+    def _handle(self, message: dict[str, Any], fds: list[int]) -> None:
+        op = message.get("op")
+        if op == "serve":
+            self._fork(lambda: self._serve_child(message, fds), fds)
+        elif op == "level1" and self.level == 0:
+            self._fork(lambda: self._level1_child(fds[0]), fds)
+        elif op == "preload" and self.level == 0:
+            self._preload(message.get("modules") or [])
+        elif op == "quit":
+            self.quitting = True
+        else:
+            for fd in fds:
+                os.close(fd)
+
+    def _fork(self, child: Any, fds: list[int]) -> None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        started = self._fork_started = time.perf_counter()
+        pid = os.fork()
+        if pid == 0:
+            status = 1
+            try:
+                self._forget(fds)
+                child()
+                status = 0
+            except BaseException:  # noqa: BLE001 - last resort, the child must not return
+                traceback.print_exc()
+            finally:
+                try:
+                    sys.stdout.flush()
+                    sys.stderr.flush()
+                finally:
+                    os._exit(status)
+        for fd in fds:
+            os.close(fd)
+        self.children.add(pid)
+        send(self.control, {"op": "forked", "pid": pid, "ms": round((time.perf_counter() - started) * 1000, 2)})
+
+    def _forget(self, keep: list[int]) -> None:
+        """In a fresh child: drop the zygote's reaping and its control socket."""
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        os.close(self._wake_r)
+        os.close(self._wake_w)
+        self.control.close()
+        os.setpgid(0, 0)
+
+    # level 0 -------------------------------------------------------------
+    def _level1_child(self, control_fd: int) -> None:
+        control = socket.socket(fileno=control_fd)
+        zygote = Zygote(self.args, control, level=1)
+        zygote.become_level1()
+
+    def become_level1(self) -> None:
+        """Run manage.py up to ``django.setup()``, report, then serve forks."""
+        from .agent import Agent, _next_phase
+        from .bootstrap import run_manage_py
+        from .watcher import library_module_names, project_module_files
+
+        manage = Path(self.args.manage)
+        probe = Agent.__new__(Agent)  # only its phase timer: no emitter, no threads
+        probe.phases = []
+        probe._t = time.perf_counter()
+
+        def entry(argv: list[str]) -> None:
+            Agent.setup(probe)
+            from django.db import connections
+
+            # Forked children must not share the zygote's database sockets.
+            connections.close_all()
+
+        try:
+            run_manage_py(manage, entry, argv=["runserver"], settings=self.args.settings, pythonpath=self.args.pythonpath)
+        except BaseException as exc:  # noqa: BLE001 - settings, AppConfig.ready, syntax errors
+            phase = _next_phase(probe.phases[-1]["name"]) if probe.phases else "manage.py"
+            self.failure = (phase, exc)
+            files = project_module_files(manage.parent)
+            files += _traceback_files(exc)
+            send(
+                self.control,
+                {
+                    "op": "failed",
+                    "level": 1,
+                    "pid": os.getpid(),
+                    "phase": phase,
+                    "message": f"{type(exc).__name__}: {exc}",
+                    "files": sorted(set(files)),
+                },
+            )
+        else:
+            self.phases = probe.phases
+            send(
+                self.control,
+                {
+                    "op": "ready",
+                    "level": 1,
+                    "pid": os.getpid(),
+                    "forkable": thread_count() == 1,
+                    "threads": thread_count(),
+                    "files": project_module_files(manage.parent),
+                    "modules": library_module_names(manage.parent),
+                    "phases": probe.phases,
+                },
+            )
+        self.loop()
+
+    def _preload(self, modules: list[str]) -> None:
+        """Import libraries a level 1 used, so the next level 1 finds them
+        imported. A module that needs settings fails to import and is skipped;
+        one whose name resolves to another file here is not imported at all."""
+        from .watcher import project_module_files
+
+        loaded = 0
+        # Without a settings module, a library that reads settings at import
+        # time fails (and is skipped) instead of importing the project's
+        # settings into level 0.
+        saved = os.environ.pop("DJANGO_SETTINGS_MODULE", None)
+        try:
+            for name in modules:
+                if name in sys.modules or name.startswith("__"):
+                    continue
+                if thread_count() != 1:
+                    break
+                try:
+                    if importlib.util.find_spec(name.partition(".")[0]) is None:
+                        continue
+                    importlib.import_module(name)
+                    loaded += 1
+                except BaseException:  # noqa: BLE001 - ImproperlyConfigured, AppRegistryNotReady...
+                    continue
+        finally:
+            if saved is not None:
+                os.environ["DJANGO_SETTINGS_MODULE"] = saved
+        send(
+            self.control,
+            {
+                "op": "preloaded",
+                "loaded": loaded,
+                "forkable": thread_count() == 1,
+                # Whatever project file got imported anyway now rebuilds level 0.
+                "files": project_module_files(Path(self.args.manage).parent),
+            },
+        )
+
+    # serving -------------------------------------------------------------
+    def _serve_child(self, message: dict[str, Any], fds: list[int]) -> None:
+        """In the forked server child: wire the pipes, then run the agent."""
+        from .agent import Agent, build_parser
+
+        stdin, stdout, stderr, events = fds
+        for fd, target in ((stdin, 0), (stdout, 1), (stderr, 2)):
+            os.dup2(fd, target)
+            os.close(fd)
+        args = build_parser().parse_args([*message["args"], "--events-fd", str(events)])
+        agent = Agent(args)
+        agent.emitter.start()
+        if self.level == 0:
+            from .agent import run_agent
+
+            run_agent(agent)
+            return
+        now = time.perf_counter()
+        agent.phases.append({"name": "fork", "ms": round((now - self._fork_started) * 1000, 2)})
+        agent._t = now
+        if self.failure is not None:
+            phase, exc = self.failure
+            agent.serve_error(phase, exc)
+            return
+        try:
+            agent.serve()
+        except BaseException as exc:  # noqa: BLE001
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            from .agent import _next_phase
+
+            agent.serve_error(_next_phase(agent.phases[-1]["name"]), exc)
+
+
+def _traceback_files(exc: BaseException) -> list[str]:
+    """Files named by ``exc`` (a SyntaxError's file is not in sys.modules)."""
+    files = []
+    filename = getattr(exc, "filename", None)
+    if isinstance(filename, str):
+        files.append(os.path.realpath(filename))
+    tb = exc.__traceback__
+    while tb is not None:
+        files.append(os.path.realpath(tb.tb_frame.f_code.co_filename))
+        tb = tb.tb_next
+    return [f for f in files if os.path.isfile(f)]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="devconsole-zygote")
+    parser.add_argument("--manage", required=True)
+    parser.add_argument("--settings")
+    parser.add_argument("--pythonpath")
+    parser.add_argument("--control-fd", type=int, required=True)
+    args = parser.parse_args(argv)
+    control = socket.socket(fileno=args.control_fd)
+    started = time.perf_counter()
+    for name in BASE_MODULES:
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001 - an older Django without one of them
+            pass
+    zygote = Zygote(args, control, level=0)
+    send(
+        control,
+        {
+            "op": "ready",
+            "level": 0,
+            "pid": os.getpid(),
+            "forkable": thread_count() == 1,
+            "threads": thread_count(),
+            "files": [],
+            "phases": [{"name": "import Django", "ms": round((time.perf_counter() - started) * 1000, 2)}],
+        },
+    )
+    try:
+        zygote.loop()
+    except OSError as exc:  # pragma: no cover - the control socket broke
+        if exc.errno not in (errno.EBADF, errno.ECONNRESET):
+            raise
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,220 @@
+"""Autoreload on a copy of the demo project: real files, real processes,
+real requests on a loopback socket."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from devconsole.core.listen import ListenAddress, bind
+from devconsole.core.project import Project
+from devconsole.core.reloader import Reloader
+from devconsole.core.supervisor import Supervisor
+from devconsole.demo import DEMO_DIR
+
+from .conftest import Events, wait_for
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="the fork server needs POSIX")
+
+
+@dataclass
+class Console:
+    root: Path
+    port: int
+    supervisor: Supervisor
+    reloader: Reloader
+    events: Events
+
+    def edit(self, relative: str, old: str, new: str) -> None:
+        path = self.root / relative
+        text = path.read_text()
+        assert old in text, f"{old!r} not in {relative}"
+        path.write_text(text.replace(old, new, 1))
+
+    def reloads(self) -> list[dict]:
+        return self.events.of("reload")
+
+
+def get(port: int, path: str = "/ping/") -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", path, headers={"Connection": "close"})
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def served(port: int, path: str, needle: bytes, timeout: float = 20.0) -> tuple[int, bytes]:
+    """Poll until the response body contains ``needle``."""
+    return wait_for(lambda: (lambda r: r if needle in r[1] else None)(get(port, path)), timeout=timeout)
+
+
+@pytest.fixture
+def console(tmp_path: Path, demo_db: Path) -> Iterator[Console]:
+    """A console with autoreload on a private copy of the demo project."""
+    root = tmp_path / "demo"
+    shutil.copytree(DEMO_DIR, root, ignore=shutil.ignore_patterns("__pycache__"))
+    database = tmp_path / "demo.sqlite3"
+    shutil.copy(demo_db, database)
+    project = Project(root / "manage.py", env=(("DEVCONSOLE_DEMO_DB", str(database)), ("DJANGO_SETTINGS_MODULE", "demosite.settings")))
+    sock = bind(ListenAddress("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    events = Events()
+    supervisor = Supervisor(project, ListenAddress("127.0.0.1", port), sock, events)
+    reloader = Reloader(supervisor)
+    reloader.start()
+    console = Console(root, port, supervisor, reloader, events)
+    try:
+        assert get(port)[1] == b"pong"
+        # Watching the project's roots (reported by the child) before editing.
+        wait_for(lambda: events.of("watch"))
+        wait_for(lambda: reloader.watcher is not None and str(root / "shop") in reloader.watcher.roots)
+        time.sleep(0.1)  # inotify watches are in place once the watch loop runs
+        yield console
+    finally:
+        reloader.stop()
+        supervisor.close()
+
+
+def test_a_views_edit_is_served_by_a_forked_server(console: Console) -> None:
+    first = console.events.of("hello")[0]
+    console.edit("shop/views.py", 'b"pong"', 'b"pong, edited"')
+    console.edit("shop/views.py", '"4"', '"12"')
+    assert served(console.port, "/ping/", b"pong, edited") == (200, b"pong, edited")
+    reload = wait_for(console.reloads)[0]
+    assert reload["decision"] == "restarted" and reload["error"] is None
+    assert reload["files"] == [str((console.root / "shop/views.py").resolve())]
+    assert reload["level"] == "fork"  # level 1 had django.setup() done; views are not part of it
+    assert set(reload["phases"]) == {"detect", "stop", "start", "ready"}
+    assert all(ms >= 0 for ms in reload["phases"].values())
+    assert reload["new_generation"] == 2 and reload["duration_ms"] > 0
+    hello = wait_for(lambda: [h for h in console.events.of("hello") if h["generation"] == 2])[0]
+    assert hello["pid"] != first["pid"]
+    assert [p["name"] for p in hello["phases"]][:2] == ["fork", 'fetch_command("runserver")']
+    # The old generation finished and said so.
+    wait_for(lambda: [e for e in console.events.of("exit") if e["generation"] == 1 and e["returncode"] == 0])
+    assert console.events.state.reloads[-1].decision == "restarted"
+
+
+def test_requests_sent_through_five_reloads_all_succeed(console: Console) -> None:
+    failures: list[str] = []
+    answers: list[bytes] = []
+    stop = threading.Event()
+
+    def hammer() -> None:
+        while not stop.is_set():
+            try:
+                status, body = get(console.port)
+            except OSError as exc:  # refused, reset, timed out
+                failures.append(repr(exc))
+                continue
+            if status != 200 or not body:
+                failures.append(f"status {status}: {body[:500]!r}")
+            answers.append(body)
+
+    threads = [threading.Thread(target=hammer) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    try:
+        for n in range(1, 6):
+            console.edit("shop/views.py", f'b"pong{n - 1}"' if n > 1 else 'b"pong"', f'b"pong{n}"')
+            if n == 1:
+                console.edit("shop/views.py", '"4"', '"5"')
+            wait_for(lambda: answers and answers[-1] == f"pong{n}".encode(), timeout=20)
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    assert failures == []
+    assert len(answers) > 20
+    # Each of the six generations answered some of them.
+    assert {n for n in range(6)} <= {order_index for order_index in range(6) if (b'pong' if order_index == 0 else f'pong{order_index}'.encode()) in answers}
+    reloads = wait_for(lambda: len(console.reloads()) >= 5 and console.reloads())
+    assert [r["decision"] for r in reloads] == ["restarted"] * 5
+    # Every answer is one of the versions, and versions never go backwards.
+    order = [b"pong", *(f"pong{n}".encode() for n in range(1, 6))]
+    seen = [order.index(a) for a in answers]
+    assert seen == sorted(seen)
+
+
+def test_a_syntax_error_serves_the_error_then_the_fix_recovers(console: Console) -> None:
+    console.edit("shop/views.py", "def ping(request):", "def ping(request)")
+    status, body = served(console.port, "/ping/", b"SyntaxError")
+    assert status == 500
+    failed = wait_for(lambda: [r for r in console.reloads() if r["decision"] == "failed"])[0]
+    assert "SyntaxError" in failed["error"]
+    assert console.supervisor.child is not None and console.supervisor.child.alive
+    console.edit("shop/views.py", "def ping(request)", "def ping(request):")
+    console.edit("shop/views.py", 'b"pong"', 'b"fixed"')
+    console.edit("shop/views.py", '"4"', '"5"')
+    assert served(console.port, "/ping/", b"fixed") == (200, b"fixed")
+    assert wait_for(lambda: console.reloads()[-1]["decision"] == "restarted" and console.reloads())
+
+
+def test_a_broken_settings_module_serves_an_error_page_then_recovers(console: Console) -> None:
+    console.edit("demosite/settings.py", "DEBUG = True", "DEBUG = True\nraise ValueError('settings broke [/bar]')")
+    status, body = served(console.port, "/ping/", b"settings broke")
+    assert status == 500 and b"settings.py" in body
+    failed = wait_for(lambda: [r for r in console.reloads() if r["decision"] == "failed"])[0]
+    assert failed["error"] == "ValueError: settings broke [/bar]"
+    assert failed["level"] == "setup"  # settings are part of level 1: it was rebuilt
+    console.edit("demosite/settings.py", "\nraise ValueError('settings broke [/bar]')", "")
+    assert served(console.port, "/ping/", b"pong") == (200, b"pong")
+    assert wait_for(lambda: console.reloads()[-1]["decision"] == "restarted")
+
+
+def test_a_template_change_is_handled_without_a_restart(console: Console) -> None:
+    status, body = get(console.port, "/")
+    assert status == 200
+    assert b"template edited" not in body
+    template = console.root / "shop/templates/shop/index.html"
+    console.edit("shop/templates/shop/index.html", "<h1>Products</h1>", "<h1>Products, template edited</h1>")
+    served(console.port, "/", b"template edited")
+    reload = wait_for(console.reloads)[0]
+    assert reload["decision"] == "handled"
+    assert reload["files"] == [str(template.resolve())]
+    assert reload["new_generation"] is None
+    assert [h["generation"] for h in console.events.of("hello")] == [1]
+
+
+def test_a_models_change_rebuilds_the_zygote_and_is_served(console: Console) -> None:
+    level1 = console.reloader.level1
+    assert level1 is not None and level1.ready and level1.ready["op"] == "ready"
+    models = str((console.root / "shop/models.py").resolve())
+    # The level-1 zygote imported the models while setting Django up.
+    assert models in level1.files
+    console.edit("shop/views.py", 'b"pong"', 'getattr(__import__("shop.models").models, "MARK", "none").encode()')
+    console.edit("shop/views.py", '"4"', "str(len(response.content))")
+    assert served(console.port, "/ping/", b"none") == (200, b"none")
+    console.edit("shop/models.py", "class Product", 'MARK = "models edited"\n\n\nclass Product')
+    assert served(console.port, "/ping/", b"models edited") == (200, b"models edited")
+    reload = wait_for(lambda: len(console.reloads()) >= 2 and console.reloads())[-1]
+    assert reload["decision"] == "restarted" and reload["level"] == "setup"
+    assert reload["files"] == [models]
+    assert console.reloader.level1 is not level1 and console.reloader.level1.pid != level1.pid
+
+
+def test_restart_by_hand_is_an_autoreload_event(console: Console) -> None:
+    console.reloader.restart()
+    reload = wait_for(console.reloads)[0]
+    assert reload["decision"] == "restarted" and reload["files"] == []
+    assert reload["new_generation"] == 2
+    assert get(console.port) == (200, b"pong")
+
+
+def test_an_ignored_file_changes_nothing(console: Console) -> None:
+    (console.root / "notes.txt").write_text("not code\n")
+    (console.root / "shop/static/shop/extra.css").write_text("body{}\n")
+    reload = wait_for(console.reloads)[0]
+    assert reload["decision"] == "ignored"
+    assert [h["generation"] for h in console.events.of("hello")] == [1]
