@@ -1,0 +1,101 @@
+"""The watcher on real files, and the reload decision on real paths."""
+
+from __future__ import annotations
+
+import os
+import queue
+import time
+from pathlib import Path
+
+import pytest
+
+from devconsole.core.reloader import FORK, REBUILD0, REBUILD1, decide, glob_matches
+from devconsole.core.watcher import Watcher, collapse, default_roots, is_ignored, roots_for
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/p/shop/__pycache__/views.cpython-311.pyc",
+        "/p/shop/.views.py.swp",
+        "/p/shop/views.py~",
+        "/p/shop/.#views.py",
+        "/p/shop/4913",
+        "/p/.git/index",
+        "/p/node_modules/x/index.js",
+        "/p/.venv/lib/python3.11/site-packages/django/urls.py",
+        "/p/db.sqlite3",
+        "/p/db.sqlite3-journal",
+        "/p/media/upload.png",
+    ],
+)
+def test_noise_is_ignored(path: str) -> None:
+    assert is_ignored(path, ["/p/media"])
+
+
+@pytest.mark.parametrize("path", ["/p/shop/views.py", "/p/shop/templates/shop/index.html", "/p/locale/fr/LC_MESSAGES/django.mo"])
+def test_project_files_are_not_ignored(path: str) -> None:
+    assert not is_ignored(path, ["/p/media"])
+
+
+def test_roots_are_top_level_packages_and_single_files(tmp_path: Path) -> None:
+    for package in ("shop", "shop/sub", "site"):
+        (tmp_path / package).mkdir(parents=True, exist_ok=True)
+        (tmp_path / package / "__init__.py").write_text("")
+    (tmp_path / "shop/sub/deep.py").write_text("")
+    (tmp_path / "manage.py").write_text("")
+    (tmp_path / "__init__.py").write_text("")  # the project dir itself is a package
+    files = [str(tmp_path / "shop/sub/deep.py"), str(tmp_path / "site/__init__.py"), str(tmp_path / "manage.py")]
+    # Packages stop below the import root: the project directory (which may
+    # hold a virtualenv) is never watched as a whole.
+    assert roots_for(files, [str(tmp_path)]) == sorted([str(tmp_path / "manage.py"), str(tmp_path / "shop"), str(tmp_path / "site")])
+    assert collapse(["/a/b", "/a", "/ab"]) == ["/a", "/ab"]
+    assert str(tmp_path / "shop") in default_roots(tmp_path)
+
+
+def test_decision_uses_the_files_each_level_imported() -> None:
+    common = dict(level0_files=frozenset({"/p/lib0.py"}), level1_files=frozenset({"/p/shop/models.py", "/p/site/settings.py"}),
+                  server_files=frozenset({"/p/shop/models.py", "/p/site/settings.py", "/p/shop/views.py"}),
+                  dir_globs=[("/p/shop/templates", "**/*"), ("/p/locale", "**/*.mo")], broken=False)
+    assert decide({"/p/shop/views.py"}, **common).level == FORK
+    assert decide({"/p/shop/views.py", "/p/shop/models.py"}, **common).level == REBUILD1
+    assert decide({"/p/lib0.py"}, **common).level == REBUILD0
+    unused = decide({"/p/shop/tests.py"}, **common)
+    assert unused.level is None and unused.ignored == ["/p/shop/tests.py"]
+    template = decide({"/p/shop/templates/shop/x.html", "/p/locale/fr/LC_MESSAGES/django.mo"}, **common)
+    assert template.level is None and len(template.ask) == 2
+    assert decide({"/p/locale/fr/LC_MESSAGES/django.po"}, **common).ask == []
+    # A server that failed to import its views restarts on any Python save.
+    assert decide({"/p/shop/tests.py"}, **{**common, "broken": True}).level == FORK
+    # Without a healthy level 1 (broken settings), any Python save rebuilds it.
+    assert decide({"/p/shop/views.py"}, **{**common, "level1_files": None}).level == REBUILD1
+    assert glob_matches("/p/t/a/b.html", "/p/t", "**/*") and not glob_matches("/p/tt/b.html", "/p/t", "**/*")
+
+
+def test_watcher_reports_a_save_and_not_the_noise(tmp_path: Path) -> None:
+    package = tmp_path / "shop"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    batches: queue.Queue[set[str]] = queue.Queue()
+    watcher = Watcher(lambda paths, ts: batches.put(paths))
+    watcher.set_roots([str(package)])
+    watcher.start()
+    try:
+        time.sleep(0.3)  # the inotify watches are being set up
+        (package / ".views.py.swp").write_text("swap")
+        (package / "__pycache__").mkdir()
+        (package / "__pycache__" / "views.cpython-311.pyc").write_bytes(b"x")
+        (package / "views.py").write_text("X = 1\n")
+        paths = batches.get(timeout=5)
+        assert paths == {os.path.realpath(package / "views.py")}
+        # New roots take effect without a restart of the console.
+        other = tmp_path / "other"
+        other.mkdir()
+        assert watcher.set_roots([str(package), str(other)])
+        assert not watcher.set_roots([str(other), str(package)])
+        time.sleep(0.3)
+        (other / "x.html").write_text("x")
+        assert batches.get(timeout=5) == {os.path.realpath(other / "x.html")}
+    finally:
+        watcher.stop()
+    assert watcher._thread is not None and not watcher._thread.is_alive()
