@@ -41,6 +41,8 @@ from .instrument import Recorder, instrument_server
 FLUSH_INTERVAL = 0.05
 #: How long a graceful stop waits for requests in progress.
 DRAIN_TIMEOUT = 5.0
+#: Longest wait for a first request before the checks run anyway (seconds).
+AFTER_SERVING_DELAY = 1.0
 
 
 class Emitter:
@@ -226,7 +228,12 @@ class Agent:
         self._control()
 
     def _after_serving(self) -> None:
-        """What the console wants to know but the first response must not wait for."""
+        """What the console wants to know but the first response must not wait for.
+
+        Run once the first request is answered (or after a second): in the
+        same process, checks would compete with it for the GIL.
+        """
+        self.recorder.first_request.wait(AFTER_SERVING_DELAY)
         try:
             from .watcher import watch_event
 

@@ -79,6 +79,8 @@ class Recorder:
         self.serving = threading.Event()
         #: Set when the console asked this generation to stop: accept nothing more.
         self.stopping = False
+        #: Set when the first request is done (background work waits for it).
+        self.first_request = threading.Event()
         # serve_forever thread only
         self.iterations = 0
         self.ready = 0
@@ -141,8 +143,10 @@ class Recorder:
             self.status_classes[key] = self.status_classes.get(key, 0) + 1
             if len(self.requests) >= MAX_PENDING_REQUESTS:
                 self.dropped += 1
+                self.first_request.set()
                 return
         self.requests.append(event)
+        self.first_request.set()
 
     def busy(self) -> int:
         """Connections in the middle of a request, or accepted and not yet

@@ -373,9 +373,11 @@ class Reloader:
             child: Child = source.serve(self.supervisor.next_generation())
             self._install(child)
             start_ms = (forked_at - started) * 1000 + getattr(child, "fork_ms", 0.0)
-            if old is not None:
-                self._finishers.append(_stopper(old, stop_started, stopped))
+            stopper = _stopper(old, stop_started, stopped) if old is not None else None
+            if stopper is not None:
+                self._finishers.append(stopper)
         else:
+            stopper = None
             if old is not None:
                 old.stop()
                 stopped.append((time.perf_counter() - stop_started) * 1000)
@@ -405,7 +407,7 @@ class Reloader:
         }
         finisher = threading.Thread(
             target=self._finish_event,
-            args=(event, old, stopped, {"detect": detect_ms, "start": round(start_ms, 1), "ready": round(ready_ms, 1)}),
+            args=(event, stopper, stopped, {"detect": detect_ms, "start": round(start_ms, 1), "ready": round(ready_ms, 1)}),
             name="devconsole-reload-event",
             daemon=True,
         )
@@ -413,11 +415,11 @@ class Reloader:
         self._finishers = [t for t in self._finishers if t.is_alive()] + [finisher]
         self._maybe_preload()
 
-    def _finish_event(self, event: dict[str, Any], old: Child | None, stopped: list[float], phases: dict[str, float]) -> None:
+    def _finish_event(self, event: dict[str, Any], stopper: threading.Thread | None, stopped: list[float], phases: dict[str, float]) -> None:
         """Emit the reload event once the old generation is gone too (its
         stop time is one of the phases); the new one is already serving."""
-        if old is not None:
-            old.wait(10.0)
+        if stopper is not None:
+            stopper.join(15.0)
         phases["stop"] = round(stopped[0], 1) if stopped else 0.0
         event["phases"] = {k: phases[k] for k in ("detect", "stop", "start", "ready")}
         self._emit(event)

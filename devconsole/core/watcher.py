@@ -32,9 +32,11 @@ from typing import Any
 #: them all watched (through their directories), just not listed one by one.
 MAX_REPORTED_FILES = 20000
 #: How long watchfiles waits for a batch to settle (ms). Editors write a save
-#: as several events within a few ms; 15 ms groups them and keeps detection
-#: fast. watchfiles' default (50 ms) would be most of the reload budget.
-STEP_MS = 15
+#: as several events within a few ms; 10 ms groups them and keeps detection
+#: fast (a batch is delivered 1-2 steps after the save). watchfiles' default
+#: (50 ms) would be most of the reload budget. Idle cost: a wake-up per step
+#: in Rust, about 0.2 % of one CPU.
+STEP_MS = 10
 #: Directories never watched into (beyond watchfiles' own defaults).
 IGNORED_DIRS = frozenset(
     {

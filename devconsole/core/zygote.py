@@ -222,6 +222,7 @@ class Zygote:
 
         def entry(argv: list[str]) -> None:
             Agent.setup(probe)
+            _warm_up()
             from django.db import connections
 
             # Forked children must not share the zygote's database sockets.
@@ -332,6 +333,35 @@ class Zygote:
             from .agent import _next_phase
 
             agent.serve_error(_next_phase(agent.phases[-1]["name"]), exc)
+
+
+def _warm_up() -> None:
+    """Import what every server child imports next, so that a fork finds it
+    done: the runserver command that wins, the middleware classes.
+
+    Nothing is instantiated (a middleware's ``__init__`` may open
+    connections). A project module imported here counts among level 1's
+    files, so a change to it rebuilds level 1: correct by construction.
+    Failures are left for the server child to report properly.
+    """
+    try:
+        from django.conf import settings
+        from django.core.management import get_commands, load_command_class
+        from django.core.management.base import BaseCommand
+        from django.utils.module_loading import import_string
+
+        app = get_commands().get("runserver")
+        if isinstance(app, str):
+            load_command_class(app, "runserver")
+        elif app is not None and not isinstance(app, BaseCommand):  # pragma: no cover
+            pass
+        for path in getattr(settings, "MIDDLEWARE", None) or []:
+            try:
+                import_string(path)
+            except Exception:  # noqa: BLE001
+                continue
+    except Exception:  # noqa: BLE001
+        pass
 
 
 def _traceback_files(exc: BaseException) -> list[str]:

@@ -1,0 +1,205 @@
+"""Reload: from saving a views.py edit to the new code being served,
+devconsole against ``manage.py runserver``, in the same run.
+
+Both run as a user runs them (in a terminal: a pty, 160×48) with autoreload
+on, each on its own copy of the demo project (same code, same database
+content). The same edit is saved into each copy in turn (the ``/ping/`` view
+returns a new 4-byte body); after each save the page is polled every
+``--poll`` ms with a new connection until the new body comes back. Counted:
+the time from the save (the file closed) to the first new body; polls that
+were refused (ECONNREFUSED), failed (reset, timeout, status other than 200).
+After the reloads, the CPU of each process tree is read over ``--idle``
+seconds with no changes (the console with its watcher, zygotes and server;
+runserver with its autoreloader's polling).
+
+    python bench/reload.py                 # 10 reloads each, 30 s idle
+    python bench/reload.py --reloads 20 --idle 60
+    python bench/reload.py --quick         # checks the script works
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import shutil
+import socket
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from benchlib import (  # noqa: E402
+    DEVCONSOLE_QUIT,
+    BenchError,
+    Launch,
+    Ports,
+    base_parser,
+    demo_database,
+    demo_dir,
+    devconsole_argv,
+    fmt,
+    main_guard,
+    median,
+    port_range,
+    ratio,
+    table,
+    tree_cpu,
+    verdict,
+)
+
+#: How long one reload may take before the run is declared broken.
+RELOAD_TIMEOUT = 30.0
+TARGET_MS = 120.0
+TARGET_RATIO = 6.0
+
+VIEW = '''    response = HttpResponse(b"pong", content_type="text/plain")'''
+
+
+@dataclass
+class Result:
+    name: str
+    times_ms: list[float] = field(default_factory=list)
+    refused: int = 0
+    failed: int = 0
+    polls: int = 0
+    idle_cpu_s: float = float("nan")
+    idle_console_cpu_s: float = float("nan")
+
+
+def poll_once(port: int, timeout: float) -> tuple[str, bytes]:
+    """``("ok", body)``, ``("refused", b"")`` or ``("failed", b"")``."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", "/ping/", headers={"Connection": "close"})
+        response = conn.getresponse()
+        body = response.read()
+        return ("ok", body) if response.status == 200 else ("failed", b"")
+    except ConnectionRefusedError:
+        return "refused", b""
+    except (OSError, http.client.HTTPException):
+        return "failed", b""
+    finally:
+        conn.close()
+
+
+def save_and_wait(launch: Launch, views: Path, body: bytes, result: Result, poll_s: float) -> None:
+    text = views.read_text()
+    start = text.index('HttpResponse(b"') + len('HttpResponse(b"')
+    end = text.index('"', start)
+    views.write_text(text[:start] + body.decode() + text[end:])
+    saved = time.monotonic()
+    deadline = saved + RELOAD_TIMEOUT
+    while True:
+        outcome, got = poll_once(launch.port, timeout=5.0)
+        result.polls += 1
+        if outcome == "refused":
+            result.refused += 1
+        elif outcome == "failed":
+            result.failed += 1
+        elif got == body:
+            result.times_ms.append((time.monotonic() - saved) * 1000)
+            return
+        if time.monotonic() > deadline:
+            raise BenchError(f"{launch.name}: the new code was not served {RELOAD_TIMEOUT:g} s after the save")
+        if launch.proc is not None and launch.proc.poll() is not None:
+            raise BenchError(f"{launch.name} exited with status {launch.proc.returncode}")
+        time.sleep(poll_s)
+
+
+def copy_project(into: Path) -> Path:
+    shutil.copytree(demo_dir(), into, ignore=shutil.ignore_patterns("__pycache__"))
+    views = into / "shop" / "views.py"
+    if VIEW not in views.read_text():
+        raise BenchError(f"{views}: the /ping/ view is not the one this benchmark edits")
+    return into
+
+
+def settle(port: int, seconds: float) -> None:
+    """Let a fresh server finish its start-up work (checks) before the next save."""
+    time.sleep(seconds)
+    if poll_once(port, 5.0)[0] != "ok":
+        raise BenchError(f"nothing answers on port {port} after a reload")
+
+
+def run() -> int:
+    parser = base_parser(__doc__.split("\n\n")[0])
+    parser.set_defaults(ports="8833-8839")
+    parser.add_argument("--reloads", type=int, default=10, help="saves per server (default %(default)s)")
+    parser.add_argument("--poll", type=float, default=5.0, help="ms between polls (default %(default)s)")
+    parser.add_argument("--gap", type=float, default=1.5, help="seconds between a reload and the next save (default %(default)s)")
+    parser.add_argument("--idle", type=float, default=30.0, help="seconds of idleness measured (default %(default)s)")
+    args = parser.parse_args()
+    if args.quick:
+        args.reloads, args.idle, args.gap = 2, 2.0, 1.0
+    if args.reloads < 1 or args.poll <= 0 or args.idle <= 0:
+        parser.error("--reloads ≥ 1, --poll > 0 and --idle > 0")
+    print(f"# Reload: save a views.py edit, poll /ping/ every {args.poll:g} ms until the new code answers")
+    print(f"Machine: {os.cpu_count()} CPUs; Python {sys.version.split()[0]}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    print(flush=True)
+    ports = Ports(port_range(args.ports))
+    with demo_database(), tempfile.TemporaryDirectory(prefix="devconsole-reload-") as tmp:
+        rs_root = copy_project(Path(tmp) / "runserver")
+        dc_root = copy_project(Path(tmp) / "devconsole")
+        rs_port, dc_port = ports.take(), ports.take()
+        servers = [
+            (Launch("runserver", [sys.executable, str(rs_root / "manage.py"), "runserver", f"127.0.0.1:{rs_port}"], rs_port), rs_root),
+            (Launch("devconsole", [*devconsole_argv(dc_port)[:-2], "--project", str(dc_root), f"127.0.0.1:{dc_port}"], dc_port, quit_keys=DEVCONSOLE_QUIT), dc_root),
+        ]
+        results = {launch.name: Result(launch.name) for launch, _ in servers}
+        try:
+            for launch, _ in servers:
+                launch.start()
+            for launch, _ in servers:
+                launch.first_200()
+            for launch, _ in servers:
+                settle(launch.port, 3.0)
+            # Interleaved, so both see the same noise of a shared machine.
+            for n in range(1, args.reloads + 1):
+                for launch, root in servers:
+                    save_and_wait(launch, root / "shop" / "views.py", f"v{n:03d}".encode(), results[launch.name], args.poll / 1000)
+                    settle(launch.port, args.gap)
+                print(f"reload {n}: " + ", ".join(f"{name} {fmt(r.times_ms[-1])} ms" for name, r in results.items()), flush=True)
+            time.sleep(2.0)
+            before = {launch.name: tree_cpu(launch.proc.pid) for launch, _ in servers if launch.proc}
+            time.sleep(args.idle)
+            for launch, _ in servers:
+                assert launch.proc is not None
+                after = tree_cpu(launch.proc.pid)
+                results[launch.name].idle_cpu_s = sum(after.values()) - sum(before[launch.name].get(pid, 0.0) for pid in after)
+                results[launch.name].idle_console_cpu_s = after.get(launch.proc.pid, 0.0) - before[launch.name].get(launch.proc.pid, 0.0)
+        finally:
+            for launch, _ in servers:
+                launch.stop()
+    rs, dc = results["runserver"], results["devconsole"]
+
+    def p90(values: list[float]) -> float:
+        return statistics.quantiles(values, n=10)[-1] if len(values) >= 2 else (values[0] if values else float("nan"))
+
+    rows = [
+        ["median save → new code served (ms)", fmt(median(rs.times_ms)), fmt(median(dc.times_ms)), fmt(ratio(median(rs.times_ms), median(dc.times_ms)), 1) + "×"],
+        ["fastest / slowest (ms)", f"{fmt(min(rs.times_ms))} / {fmt(max(rs.times_ms))}", f"{fmt(min(dc.times_ms))} / {fmt(max(dc.times_ms))}", ""],
+        ["p90 (ms)", fmt(p90(rs.times_ms)), fmt(p90(dc.times_ms)), ""],
+        ["polls refused", rs.refused, dc.refused, ""],
+        ["polls failed (reset, timeout, not 200)", rs.failed, dc.failed, ""],
+        ["polls in all", rs.polls, dc.polls, ""],
+        [f"idle CPU over {args.idle:g} s, whole tree (s)", fmt(rs.idle_cpu_s, 3), fmt(dc.idle_cpu_s, 3), ""],
+        [f"idle CPU over {args.idle:g} s, main process (s)", fmt(rs.idle_console_cpu_s, 3), fmt(dc.idle_console_cpu_s, 3), ""],
+    ]
+    print()
+    print(table(f"{args.reloads} reloads each, interleaved", ["", "runserver", "devconsole", "runserver ÷ devconsole"], rows))
+    fast = median(dc.times_ms) <= TARGET_MS
+    faster = ratio(median(rs.times_ms), median(dc.times_ms)) >= TARGET_RATIO
+    clean = dc.refused == 0 and dc.failed == 0
+    print(verdict(fast, f"devconsole median ≤ {TARGET_MS:g} ms"))
+    print(verdict(faster, f"devconsole ≥ {TARGET_RATIO:g}× faster than runserver"))
+    print(verdict(clean, "no refused or failed polls during devconsole's reloads"))
+    print(f"idle: devconsole used {fmt(100 * dc.idle_cpu_s / args.idle, 2)} % of one CPU (runserver {fmt(100 * rs.idle_cpu_s / args.idle, 2)} %)")
+    return 0 if (fast and faster and clean) or args.quick else 1
+
+
+if __name__ == "__main__":
+    main_guard(run)
