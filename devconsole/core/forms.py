@@ -22,6 +22,7 @@ have caught. Errors are keyed by ``dest`` so the UI can show them at the field.
 
 from __future__ import annotations
 
+import re
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -34,6 +35,9 @@ FIELD_KINDS = ("text", "int", "float", "choice", "list", "flag", "count")
 
 #: Value of a field: text for most kinds, a bool for flags.
 Value = str | bool
+
+#: What argparse takes for a negative number rather than an option.
+_NEGATIVE = re.compile(r"^-\d+$|^-\d*\.\d+$")
 
 #: Largest ``count`` a form accepts (``-vvvvvvvvvv`` is already silly).
 MAX_COUNT = 10
@@ -335,7 +339,7 @@ def _check(f: FormField, value: Value) -> str | None:
         nargs = arg.nargs
         if isinstance(nargs, int) and arg.kind != "append" and len(words) != nargs:
             return f"expects exactly {nargs} values, got {len(words)}"
-        if not f.positional and any(w.startswith("-") for w in words):
+        if not f.positional and any(w.startswith("-") and not _NEGATIVE.match(w) for w in words):
             return "values of an option cannot start with '-'"
         for word in words:
             message = _check_scalar(f, word)

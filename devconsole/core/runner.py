@@ -46,6 +46,9 @@ MAX_HISTORY = 50
 #: A longer line is cut (a minified JSON dump should not eat the buffer).
 MAX_LINE_CHARS = 4000
 
+#: Bytes read at most per line; the rest of a longer one comes as the next line.
+_READ_LIMIT = 64 * 1024
+
 #: ``ESC [ params m``: Select Graphic Rendition, the only sequence kept.
 _SGR = re.compile(r"\x1b\[[0-9;:]*m")
 _ANY_SGR_OR_ESC = re.compile(r"(\x1b\[[0-9;:]*m)")
@@ -300,22 +303,28 @@ class CommandRunner:
 
     def _read(self, run: Run, proc: subprocess.Popen[bytes]) -> None:
         assert proc.stdout is not None
-        pending: list[str] = []
         last_notify = 0.0
+        #: SGR codes alone on a line (Django's style reset after the newline)
+        #: belong to the next line, as on a terminal.
+        carry = ""
         try:
-            for raw in iter(proc.stdout.readline, b""):
-                pending.append(clean_output_line(raw.decode("utf-8", "replace")))
+            # Bounded reads: a line without an end cannot eat the memory.
+            for raw in iter(lambda: proc.stdout.readline(_READ_LIMIT), b""):
+                line = carry + clean_output_line(raw.decode("utf-8", "replace"))
+                if line and not strip_sgr(line):
+                    carry = line
+                    continue
+                carry = ""
+                # Each line is readable at once (the UI polls); the callback,
+                # which may wake the UI, fires at most every 50 ms.
+                self._append(run, [line])
                 now = time.monotonic()
-                # Batch lines under the lock; tell the UI at most every 50 ms.
-                if now - last_notify >= 0.05 or len(pending) >= 200:
-                    self._append(run, pending)
-                    pending = []
+                if now - last_notify >= 0.05:
                     last_notify = now
                     self._notify(run)
         except (OSError, ValueError):  # the pipe was closed by close()
             pass
         finally:
-            self._append(run, pending)
             code = proc.wait()
             try:
                 proc.stdout.close()

@@ -1,0 +1,311 @@
+"""The command runner: real ``manage.py`` subprocesses of the fixture and demo
+projects, their streamed output, exit status, interruption and the
+in-terminal path the console uses while suspended."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from devconsole.core.project import Project
+from devconsole.core.runner import (
+    ERROR,
+    FAILED,
+    INTERRUPTED,
+    RUNNING,
+    SUCCEEDED,
+    CommandRunner,
+    clean_output_line,
+    strip_sgr,
+)
+
+FIXTURE = Path(__file__).parent / "fixtures" / "catproject"
+
+
+#: A manage.py without Django, for what does not need Django: it starts in
+#: milliseconds, so these tests stay fast on a loaded machine.
+SCRIPT = """
+import os, signal, sys, time
+args = [a for a in sys.argv[1:] if a != "--force-color"]
+command, args = args[0], args[1:]
+if command == "lines":
+    for i in range(int(args[0])):
+        print(i)
+elif command == "sleep":
+    print("up", flush=True)
+    time.sleep(float(args[0]))
+    print("woke")
+elif command == "stubborn":
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    print("up", flush=True)
+    time.sleep(60)
+elif command == "write":
+    sys.stdout.write(args[0].encode().decode("unicode_escape"))
+elif command == "wait_for_ctrl_c":
+    try:
+        open(args[0], "w").close()
+        time.sleep(30)
+    except KeyboardInterrupt:
+        print("command got it", flush=True)
+elif command == "exit":
+    print("bye", flush=True)
+    sys.exit(int(args[0]))
+"""
+
+
+@pytest.fixture
+def runner() -> CommandRunner:
+    runner = CommandRunner(Project(FIXTURE / "manage.py", python=sys.executable))
+    yield runner
+    runner.close()
+
+
+@pytest.fixture
+def quick(tmp_path: Path) -> CommandRunner:
+    """A runner for a project whose manage.py is :data:`SCRIPT`."""
+    (tmp_path / "manage.py").write_text(SCRIPT)
+    runner = CommandRunner(Project(tmp_path / "manage.py", python=sys.executable))
+    yield runner
+    runner.close()
+
+
+def shell(runner: CommandRunner, code: str, **kwargs: object):  # type: ignore[no-untyped-def]
+    # -v 0: no "objects imported automatically" banner before the output.
+    return runner.start("shell", ["-v", "0", "-c", code], **kwargs)  # type: ignore[arg-type]
+
+
+def wait_until(predicate, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.killpg(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_output_streams_while_the_command_runs(quick: CommandRunner) -> None:
+    run = quick.start("sleep", ["1.5"])
+    assert run.status == RUNNING and run.pid is not None
+    assert shlex.split(run.command_line) == list(run.argv)
+    assert run.argv == (sys.executable, "manage.py", "sleep", "1.5", "--force-color")
+    wait_until(lambda: quick.lines_since(run, 0) == [(1, "up")])
+    assert run.running, "the first line arrived only after the end"
+    assert quick.wait(run, 30)
+    assert run.output_text() == "up\nwoke"
+    assert run.status == SUCCEEDED and run.returncode == 0
+    assert 1.4 < run.elapsed() < 30
+    assert run.status_line().startswith("succeeded · ")
+    assert quick.lines_since(run, 2) == [] and quick.lines_since(run, 1) == [(2, "woke")]
+
+
+def test_exit_status(quick: CommandRunner) -> None:
+    run = quick.start("exit", ["3"])
+    assert quick.wait(run, 30)
+    assert run.status == FAILED and run.returncode == 3 and run.output_text() == "bye"
+    assert run.status_line().startswith("failed (exit 3) · ")
+
+
+def test_django_usage_error_is_a_failed_run(runner: CommandRunner) -> None:
+    run = runner.start("hello", ["ann"])  # --since and --to-file/--to-stdout missing
+    assert runner.wait(run, 30)
+    assert run.status == FAILED and run.returncode == 2
+    assert "the following arguments are required: --since" in run.output_text()
+
+
+def test_interrupt_sends_sigint_to_the_run_only(runner: CommandRunner) -> None:
+    """A real Django command (``shell -c``) stopped like Ctrl+C in a shell."""
+    run = shell(runner, "import time\nprint('sleeping', flush=True)\ntime.sleep(60)")
+    wait_until(lambda: "sleeping" in run.output_text())
+    assert runner.interrupt(run)
+    assert runner.wait(run, 10)
+    assert run.status == INTERRUPTED
+    assert "KeyboardInterrupt" in run.output_text()
+    assert run.status_line().startswith("interrupted (")
+    assert not runner.interrupt(run)  # nothing left to interrupt
+    assert not alive(run.pid or 0)
+
+
+def test_a_run_that_ignores_sigint_is_terminated_on_the_second_interrupt(quick: CommandRunner) -> None:
+    run = quick.start("stubborn")
+    wait_until(lambda: "up" in run.output_text())
+    assert quick.interrupt(run)
+    time.sleep(0.3)
+    assert run.running
+    assert quick.interrupt(run)
+    assert quick.wait(run, 10)
+    assert run.status == INTERRUPTED and run.returncode == -signal.SIGTERM
+    assert run.status_line().startswith("interrupted (SIGTERM)")
+
+
+def test_several_runs_at_once(quick: CommandRunner) -> None:
+    runs = [quick.start("sleep", ["0.5"]) for _ in range(3)]
+    assert len(quick.running()) == 3
+    for run in runs:
+        assert quick.wait(run, 30)
+        assert run.output_text() == "up\nwoke"
+    assert quick.running() == []
+    assert [r.id for r in quick.history()] == [r.id for r in runs]
+
+
+def test_colours_are_kept_and_other_sequences_made_visible(quick: CommandRunner) -> None:
+    text = (
+        "\\x1b[31mred\\x1b[0m title:\\x1b]0;pwned\\x07 clear:\\x1b[2J bell:\\x07\\n"
+        "50%\\r100%\\n"
+        "\\x1b[0m\\n"  # a bare style reset (Django's, after the newline): not a line
+        "after\\n"
+    )
+    run = quick.start("write", [text])
+    assert quick.wait(run, 30)
+    assert [line for _, line in run.lines] == [
+        "\x1b[31mred\x1b[0m title:\\x1b]0;pwned\\x07 clear:\\x1b[2J bell:\\x07",
+        "100%",
+        "\x1b[0mafter",
+    ]
+    assert run.output_text().splitlines()[0] == "red title:\\x1b]0;pwned\\x07 clear:\\x1b[2J bell:\\x07"
+
+
+def test_clean_output_line() -> None:
+    assert clean_output_line("\x1b[1;32mok\x1b[0m\r\n") == "\x1b[1;32mok\x1b[0m"
+    assert clean_output_line("a\tb") == "a   b"
+    assert clean_output_line("\x9b31m C1 CSI") == "\\x9b31m C1 CSI"
+    assert clean_output_line("\x1b[?1049h alt screen") == "\\x1b[?1049h alt screen"
+    assert clean_output_line("x" * 50, limit=10) == "x" * 10 + "…"
+
+
+def test_django_colours_with_force_color() -> None:
+    from devconsole.demo import DEMO_MANAGE_PY, demo_env, ensure_demo_database
+
+    ensure_demo_database(sys.executable)
+    runner = CommandRunner(Project(DEMO_MANAGE_PY, python=sys.executable, env=tuple(demo_env().items())))
+    try:
+        coloured = runner.start("demo_report", ["posts", "--limit", "1"])
+        plain = runner.start("demo_report", ["posts", "--limit", "1"], color=False)
+        assert runner.wait(coloured, 30) and runner.wait(plain, 30)
+    finally:
+        runner.close()
+    assert coloured.argv[-1] == "--force-color" and "--force-color" not in plain.argv
+    last = [line for _, line in coloured.lines][-1]
+    assert last.startswith("\x1b[") and strip_sgr(last).startswith("1 of ")
+    assert "\x1b" not in plain.output_text() and plain.output_text() == coloured.output_text()
+
+
+def test_output_buffer_and_history_are_bounded(tmp_path: Path) -> None:
+    (tmp_path / "manage.py").write_text(SCRIPT)
+    runner = CommandRunner(Project(tmp_path / "manage.py", python=sys.executable), max_lines=50, max_history=3)
+    try:
+        run = runner.start("lines", ["500"])
+        assert runner.wait(run, 30)
+        assert run.total_lines == 500 and len(run.lines) == 50 and run.dropped == 450
+        assert [line for _, line in run.lines][-1] == "499"
+        assert runner.lines_since(run, 0)[0] == (451, "450")
+        extra = []
+        for _ in range(4):
+            extra.append(runner.start("exit", ["0"]))
+            assert runner.wait(extra[-1], 30)
+        assert runner.history() == extra[1:]
+        # Running runs are never dropped, even past the bound.
+        sleepers = [runner.start("sleep", ["60"]) for _ in range(4)]
+        assert runner.history() == sleepers
+    finally:
+        runner.close()
+
+
+def test_interpreter_that_cannot_start_is_an_error() -> None:
+    runner = CommandRunner(Project(FIXTURE / "manage.py", python="/nonexistent/python"))
+    run = runner.start("check")
+    assert run.status == ERROR and not run.running
+    assert run.error is not None and run.error.startswith("cannot start /nonexistent/python")
+    assert run.status_line().startswith("error: cannot start")
+    assert runner.history() == [run]
+
+
+def test_close_stops_every_run(quick: CommandRunner) -> None:
+    runs = [quick.start("sleep", ["60"]), quick.start("stubborn")]
+    for run in runs:
+        wait_until(lambda run=run: "up" in run.output_text())
+    started = time.monotonic()
+    quick.close(timeout=1)
+    assert time.monotonic() - started < 5
+    assert [r.status for r in runs] == [INTERRUPTED, INTERRUPTED]
+    assert [r.returncode for r in runs] == [-signal.SIGINT, -signal.SIGKILL]
+    assert not any(alive(r.pid or 0) for r in runs)
+    with pytest.raises(RuntimeError):
+        quick.start("exit", ["0"])
+
+
+def test_close_without_blocking_still_stops_the_run(quick: CommandRunner) -> None:
+    run = quick.start("stubborn")
+    wait_until(lambda: "up" in run.output_text())
+    quick.close(timeout=0.5, block=False)
+    closer = next(t for t in threading.enumerate() if t.name == "devconsole-runs-close")
+    assert not closer.daemon  # the interpreter waits for it at exit
+    closer.join(10)
+    assert not run.running and run.returncode == -signal.SIGKILL
+
+
+def test_run_in_terminal_uses_the_terminal_and_waits(runner: CommandRunner, capfd: pytest.CaptureFixture[str]) -> None:
+    """The seam the console calls inside ``App.suspend()``: stdio inherited,
+    blocking, recorded in the history, SIGINT handler restored after."""
+    before = signal.getsignal(signal.SIGINT)
+    run = runner.run_in_terminal("shell", ["-c", "print(6 * 7)"])
+    out = capfd.readouterr().out
+    assert out.splitlines()[-1] == "42"
+    assert run.in_terminal and run.status == SUCCEEDED and run.returncode == 0
+    assert "--force-color" not in run.argv and run.command_line.endswith("manage.py shell -c 'print(6 * 7)'")
+    assert list(run.lines) == [] and runner.history()[-1] is run
+    assert signal.getsignal(signal.SIGINT) is before
+    again = runner.rerun(run)
+    assert again.in_terminal and again.status == SUCCEEDED
+    assert capfd.readouterr().out.splitlines()[-1] == "42"
+
+
+CTRL_C_SCRIPT = """
+import os, signal, sys, threading, time
+from pathlib import Path
+from devconsole.core.project import Project
+from devconsole.core.runner import CommandRunner
+
+manage_py, ready = Path(sys.argv[1]), Path(sys.argv[2])
+runner = CommandRunner(Project(manage_py, python=sys.executable))
+
+def ctrl_c():
+    while not ready.exists():
+        time.sleep(0.01)
+    # What the terminal does on Ctrl+C: SIGINT to the whole foreground process group.
+    os.killpg(os.getpgrp(), signal.SIGINT)
+
+threading.Thread(target=ctrl_c).start()
+run = runner.run_in_terminal("wait_for_ctrl_c", [str(ready)])
+print("console still here:", run.status, flush=True)
+"""
+
+
+def test_ctrl_c_during_a_terminal_run_reaches_the_command_not_the_console(tmp_path: Path) -> None:
+    """While a command has the terminal, Ctrl+C (SIGINT to the foreground
+    process group) stops the command and leaves the console running. Run in a
+    session of its own, so the signal cannot reach pytest."""
+    import subprocess
+
+    (tmp_path / "manage.py").write_text(SCRIPT)
+    proc = subprocess.run(
+        [sys.executable, "-c", CTRL_C_SCRIPT, str(tmp_path / "manage.py"), str(tmp_path / "ready")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        start_new_session=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["command got it", "console still here: succeeded"]
