@@ -218,3 +218,36 @@ def test_an_ignored_file_changes_nothing(console: Console) -> None:
     reload = wait_for(console.reloads)[0]
     assert reload["decision"] == "ignored"
     assert [h["generation"] for h in console.events.of("hello")] == [1]
+
+
+def test_the_old_generation_finishes_its_request_while_the_new_one_serves(console: Console) -> None:
+    done: list[tuple[int, bytes, float]] = []
+
+    def slow() -> None:
+        status, body = get(console.port, "/slow/?sleep=1.5")
+        done.append((status, body, time.monotonic()))
+
+    thread = threading.Thread(target=slow)
+    thread.start()
+    wait_for(lambda: [c for c in console.events.state.connections() if c.state == "handling"])
+    console.edit("shop/views.py", 'b"pong"', 'b"gen2"')
+    served(console.port, "/ping/", b"gen2")
+    new_code_at = time.monotonic()
+    thread.join(10)
+    # The request that was in progress on the old code finished normally,
+    # after the new generation had already answered.
+    assert done and done[0][:2] == (200, b"slept 1.5 s\n")
+    assert done[0][2] > new_code_at
+    reload = wait_for(console.reloads)[0]
+    assert reload["decision"] == "restarted"
+    assert reload["phases"]["stop"] > reload["phases"]["ready"]
+
+
+def test_an_exception_in_appconfig_ready_is_served_then_fixed(console: Console) -> None:
+    console.edit("blog/apps.py", "class BlogConfig(AppConfig):", "class BlogConfig(AppConfig):\n    def ready(self):\n        raise RuntimeError('ready failed')\n")
+    status, body = served(console.port, "/ping/", b"ready failed")
+    assert status == 500
+    failed = wait_for(lambda: [r for r in console.reloads() if r["decision"] == "failed"])[0]
+    assert failed["error"] == "RuntimeError: ready failed"
+    console.edit("blog/apps.py", "    def ready(self):\n        raise RuntimeError('ready failed')\n", "")
+    assert served(console.port, "/ping/", b"pong") == (200, b"pong")

@@ -233,7 +233,7 @@ class Zygote:
         except BaseException as exc:  # noqa: BLE001 - settings, AppConfig.ready, syntax errors
             phase = _next_phase(probe.phases[-1]["name"]) if probe.phases else "manage.py"
             self.failure = (phase, exc)
-            files = project_module_files(manage.parent)
+            files = project_module_files(manage.parent) + [os.path.realpath(manage)]
             files += _traceback_files(exc)
             send(
                 self.control,
@@ -256,7 +256,8 @@ class Zygote:
                     "pid": os.getpid(),
                     "forkable": thread_count() == 1,
                     "threads": thread_count(),
-                    "files": project_module_files(manage.parent),
+                    # manage.py ran here too (as __main__, gone from sys.modules since).
+                    "files": sorted({*project_module_files(manage.parent), os.path.realpath(manage)}),
                     "modules": library_module_names(manage.parent),
                     "phases": probe.phases,
                 },
