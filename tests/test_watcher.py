@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from devconsole.core.reloader import FORK, REBUILD0, REBUILD1, decide, glob_matches
-from devconsole.core.watcher import Watcher, collapse, default_roots, is_ignored, roots_for
+from devconsole.core.watcher import Watcher, collapse, default_roots, is_ignored, roots_for, settled_paths
 
 
 @pytest.mark.parametrize(
@@ -99,3 +99,14 @@ def test_watcher_reports_a_save_and_not_the_noise(tmp_path: Path) -> None:
     finally:
         watcher.stop()
     assert watcher._thread is not None and not watcher._thread.is_alive()
+
+
+def test_a_file_created_and_removed_within_a_batch_is_dropped(tmp_path: Path) -> None:
+    from watchfiles import Change
+
+    kept = tmp_path / "index.html"
+    kept.write_text("x")
+    deleted_for_good = str(tmp_path / "old.html")  # deleted: a real change
+    transient = str(tmp_path / "sedAb12Cd")  # sed -i's temporary file
+    changes = {(Change.added, transient), (Change.deleted, transient), (Change.modified, str(kept)), (Change.deleted, deleted_for_good)}
+    assert settled_paths(changes) == {str(kept), deleted_for_good}

@@ -241,6 +241,19 @@ def is_ignored(path: str, ignore: Iterable[str] = ()) -> bool:
     return any(path == i or path.startswith(i.rstrip(os.sep) + os.sep) for i in ignore)
 
 
+def settled_paths(changes: Iterable[tuple[Any, str]]) -> set[str]:
+    """The paths of a watchfiles batch, without the transient ones: a file
+    created and gone again within the batch (``sed -i``'s and many editors'
+    temporary files) changed nothing."""
+    added: set[str] = set()
+    paths: set[str] = set()
+    for change, path in changes:
+        paths.add(path)
+        if int(change) == 1:  # watchfiles.Change.added
+            added.add(path)
+    return {p for p in paths if p not in added or os.path.lexists(p)}
+
+
 Batch = Callable[[set[str], float], None]
 
 
@@ -316,7 +329,7 @@ class Watcher:
                     delivered = time.time()
                     with self._lock:
                         ignore = list(self.ignore)
-                    paths = {os.path.realpath(p) for _, p in changes}
+                    paths = {os.path.realpath(p) for p in settled_paths(changes)}
                     paths = {p for p in paths if not is_ignored(p, ignore)}
                     if paths:
                         self.on_batch(paths, delivered)
