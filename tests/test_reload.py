@@ -251,3 +251,23 @@ def test_an_exception_in_appconfig_ready_is_served_then_fixed(console: Console) 
     assert failed["error"] == "RuntimeError: ready failed"
     console.edit("blog/apps.py", "    def ready(self):\n        raise RuntimeError('ready failed')\n", "")
     assert served(console.port, "/ping/", b"pong") == (200, b"pong")
+
+
+def test_threads_started_during_setup_make_the_fork_come_from_level_0(console: Console) -> None:
+    # A thread alive in level 1 makes forking it unsafe (a lock held by that
+    # thread would stay locked forever in the child): the fork then comes
+    # from level 0, and the child runs the whole setup itself.
+    console.edit(
+        "blog/apps.py",
+        "class BlogConfig(AppConfig):",
+        "import threading, time\n\n\nclass BlogConfig(AppConfig):\n"
+        "    def ready(self):\n        threading.Thread(target=time.sleep, args=(3600,), daemon=True).start()\n",
+    )
+    reload = wait_for(lambda: console.reloads() and console.reloads()[-1])
+    assert reload["decision"] == "restarted" and reload["level"] == "setup"
+    assert reload["via"] == "level 0"
+    assert console.reloader.level1 is not None and console.reloader.level1.ready["forkable"] is False
+    console.edit("shop/views.py", 'b"pong"', 'b"safe"')
+    assert served(console.port, "/ping/", b"safe") == (200, b"safe")
+    reload = wait_for(lambda: len(console.reloads()) >= 2 and console.reloads()[-1])
+    assert reload["via"] == "level 0" and reload["decision"] == "restarted"

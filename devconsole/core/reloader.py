@@ -354,6 +354,7 @@ class Reloader:
     def _restart(self, files: list[str], level: int, *, detect_ms: float, saved: float) -> None:
         started = time.perf_counter()
         old = self.supervisor.child
+        source: Zygote | None = None
         if self.use_fork:
             try:
                 self._build(level)
@@ -403,6 +404,9 @@ class Reloader:
             "error": error,
             "new_generation": child.generation,
             "level": {FORK: "fork", REBUILD1: "setup", REBUILD0: "full"}[level] if self.use_fork else "spawn",
+            # Which process the new generation came from: level 1 (setup done),
+            # level 0 (the fork ran the setup: level 1 had threads) or a spawn.
+            "via": ("level 1" if source is self.level1 else "level 0") if self.use_fork else "spawn",
             "duration_ms": round((served_at - saved) * 1000, 1) if saved else None,
         }
         finisher = threading.Thread(
