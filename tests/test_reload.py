@@ -271,3 +271,17 @@ def test_threads_started_during_setup_make_the_fork_come_from_level_0(console: C
     assert served(console.port, "/ping/", b"safe") == (200, b"safe")
     reload = wait_for(lambda: len(console.reloads()) >= 2 and console.reloads()[-1])
     assert reload["via"] == "level 0" and reload["decision"] == "restarted"
+
+
+def test_a_killed_zygote_is_replaced_and_the_edit_still_served(console: Console) -> None:
+    import signal
+
+    level1 = console.reloader.level1
+    assert level1 is not None and level1.pid
+    os.kill(level1.pid, signal.SIGKILL)
+    wait_for(level1.dead.is_set)
+    console.edit("shop/views.py", 'b"pong"', 'b"back"')
+    assert served(console.port, "/ping/", b"back") == (200, b"back")
+    reload = wait_for(console.reloads)[0]
+    assert reload["decision"] == "restarted"
+    assert console.reloader.level1 is not level1

@@ -371,9 +371,18 @@ class Reloader:
             if old is not None:
                 old.send("stop")
             forked_at = time.perf_counter()
-            child: Child = source.serve(self.supervisor.next_generation())
+            assert source is not None
+            try:
+                child: Child = source.serve(self.supervisor.next_generation())
+                start_ms = (forked_at - started) * 1000 + getattr(child, "fork_ms", 0.0)
+            except ZygoteError as exc:
+                # The old generation is already stopping: something must serve.
+                self._drop_zygotes()
+                self.use_fork = False
+                self._sink({"type": "log", "stream": "stderr", "text": f"devconsole: fork server lost ({exc}); spawning instead", "ts": time.time()})
+                child = ServerChild(self.supervisor, self.supervisor.next_generation())
+                start_ms = (time.perf_counter() - started) * 1000
             self._install(child)
-            start_ms = (forked_at - started) * 1000 + getattr(child, "fork_ms", 0.0)
             stopper = _stopper(old, stop_started, stopped) if old is not None else None
             if stopper is not None:
                 self._finishers.append(stopper)
@@ -403,10 +412,10 @@ class Reloader:
             "decision": "failed" if error else "restarted",
             "error": error,
             "new_generation": child.generation,
-            "level": {FORK: "fork", REBUILD1: "setup", REBUILD0: "full"}[level] if self.use_fork else "spawn",
+            "level": {FORK: "fork", REBUILD1: "setup", REBUILD0: "full"}[level] if isinstance(child, ForkedChild) else "spawn",
             # Which process the new generation came from: level 1 (setup done),
             # level 0 (the fork ran the setup: level 1 had threads) or a spawn.
-            "via": ("level 1" if source is self.level1 else "level 0") if self.use_fork else "spawn",
+            "via": ("level 1" if source is self.level1 else "level 0") if isinstance(child, ForkedChild) else "spawn",
             "duration_ms": round((served_at - saved) * 1000, 1) if saved else None,
         }
         finisher = threading.Thread(

@@ -520,6 +520,9 @@ class ForkedChild(_ChildBase):
                     return
                 except PermissionError:
                     pass
+                if _is_zombie(self.pid):  # exited; its new parent has not reaped it yet
+                    self._finish()
+                    return
                 time.sleep(0.1)
 
         self._spawn(poll, None, "orphan")
@@ -550,3 +553,12 @@ class ForkedChild(_ChildBase):
             os.killpg(self.pid, sig)
         except (ProcessLookupError, PermissionError):
             pass
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            raw = handle.read()
+    except OSError:
+        return False
+    return raw[raw.rindex(b")") + 2 : raw.rindex(b")") + 3] == b"Z"
