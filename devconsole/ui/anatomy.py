@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from rich.console import Group, RenderableType
+from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
@@ -20,8 +22,7 @@ from ..core.state import ServerState
 from . import format as fmt
 from .statusline import StatusLine
 
-NAME_WIDTH = 34
-BAR_WIDTH = 24
+BAR_WIDTH = 16
 
 
 class AnatomyView(Static):
@@ -71,11 +72,12 @@ class AnatomyScreen(Screen[None]):
         view.update(render_anatomy(view, state))
 
 
-def render_anatomy(view: AnatomyView, state: ServerState) -> Text:
+def render_anatomy(view: AnatomyView, state: ServerState) -> RenderableType:
+    """The chain as a grid: step (as a tree), measured time, share bar, detail."""
     style = {name: view.get_component_rich_style(f"anatomy--{name}", partial=True) for name in ("step", "detail", "dim", "bar", "ms", "heading")}
     hello = state.hello
-    text = Text()
     if not hello:
+        text = Text()
         text.append("Waiting for the server child to start serving…\n", style["dim"])
         for error in list(state.errors)[-3:]:
             text.append(f"\n{error.get('phase', 'error')}: {error.get('message', '')}\n", style["heading"])
@@ -85,47 +87,52 @@ def render_anatomy(view: AnatomyView, state: ServerState) -> Text:
     total = sum(phases.values()) or 1.0
     runserver = hello.get("runserver") or {}
     listen = hello.get("listen") or {}
+    grid = Table.grid(padding=(0, 1), expand=True)
+    grid.add_column("step", no_wrap=True)
+    grid.add_column("ms", justify="right", no_wrap=True, min_width=8)
+    grid.add_column("bar", no_wrap=True, width=BAR_WIDTH)
+    grid.add_column("detail", ratio=1, overflow="fold")
 
-    def step(depth: int, name: str, detail: str = "", phase: str | None = None) -> None:
-        indent = "   " * depth + ("└─ " if depth else "")
-        label = f"{indent}{name}"
-        text.append(f"{label:<{NAME_WIDTH}}", style["step"])
-        ms = phases.get(phase) if phase else None
-        if ms is not None:
-            filled = max(1, round(BAR_WIDTH * ms / total))
-            text.append(f"{fmt.duration_ms(ms):>9} ", style["ms"])
-            text.append("█" * filled + " " * (BAR_WIDTH - filled) + " ", style["bar"])
-        else:
-            text.append(" " * (10 + BAR_WIDTH + 1))
-        text.append(f"{detail}\n", style["detail"])
+    def bar(ms: float | None) -> Text:
+        if ms is None:
+            return Text("")
+        filled = max(1, round(BAR_WIDTH * ms / total))
+        return Text("█" * filled, style["bar"])
+
+    def step(depth: int, name: str, detail: str = "", phase: str | None = None, ms: float | None = None) -> None:
+        indent = "  " * max(depth - 1, 0) + ("└ " if depth else "")
+        value = phases.get(phase) if phase else ms
+        grid.add_row(
+            Text(indent + name, style["step"]),
+            Text(fmt.duration_ms(value), style["ms"]) if value is not None else Text(""),
+            bar(value) if phase else Text(""),
+            Text(detail, style["detail"]),
+        )
 
     def note(depth: int, label: str, value: str) -> None:
-        text.append("   " * depth + f"   {label:<9}", style["dim"])
-        text.append(f"{value}\n", style["detail"])
+        grid.add_row(Text("  " * depth + label, style["dim"]), Text(""), Text(""), Text(value, style["detail"]))
 
-    text.append(f"What the server went through in generation {state.generation} (pid {hello.get('pid')}), measured:\n\n", style["heading"])
     step(0, "manage.py", "the project's own manage.py, run as __main__", "manage.py")
-    step(1, "execute_from_command_line", "intercepted by devconsole: argv = runserver")
+    step(1, "execute_from_command_line", "intercepted by devconsole (argv: runserver)")
     step(2, "settings import", str(hello.get("settings") or "-"), "settings import")
     step(2, "django.setup()", "apps.populate(): every app's models and ready()", "django.setup()")
-    step(2, "ManagementUtility")
-    step(3, 'fetch_command("runserver")', f"get_commands() → {runserver.get('app', '?')}", 'fetch_command("runserver")')
+    step(2, 'fetch_command("runserver")', f"ManagementUtility: get_commands() → {runserver.get('app', '?')}", 'fetch_command("runserver")')
     note(3, "won", str(runserver.get("class", "?")))
     shadows = runserver.get("shadows") or []
-    note(3, "shadows", ", ".join(shadows) if shadows else "(nothing: no other app defines runserver)")
+    note(3, "shadows", ", ".join(shadows) if shadows else "(no other app defines runserver)")
     mro = [_short(name) for name in runserver.get("mro") or []]
     note(3, "MRO", " → ".join(mro) if mro else "-")
-    step(2, "URLconf import", "get_resolver().url_patterns: urls.py and the views it imports", "URLconf import")
+    step(2, "URLconf import", "get_resolver().url_patterns: urls.py and its views", "URLconf import")
     step(2, "Command.execute → handle")
-    step(3, "inner_run()", "skip checks (run below, in the background); print the banner")
-    step(4, "run(addr, port, handler)", f"ipv6={bool(':' in str(listen.get('host', '')))}, threading={hello.get('threading')}")
+    step(3, "inner_run()", "checks deferred (below); prints the banner")
+    step(4, "run(addr, port, handler)", f"threading={hello.get('threading')}")
+    threaded = bool(hello.get("threading"))
+    step(5, "WSGIServer + ThreadingMixIn" if threaded else "WSGIServer", "type('WSGIServer', (ThreadingMixIn, server_cls), {})" if threaded else "server_cls")
     server = _dedupe([_short(name) for name in hello.get("server") or []])
-    composed = "WSGIServer + ThreadingMixIn" if hello.get("threading") else "WSGIServer"
-    step(5, composed, f"type('WSGIServer', (ThreadingMixIn, server_cls), {{}})" if hello.get("threading") else "server_cls")
-    note(5, "MRO", " → ".join(server) if server else "-")
-    note(5, "handler", str(hello.get("handler") or "-"))
-    note(5, "socket", f"{listen.get('host')}:{listen.get('port')}, bound by devconsole and inherited (kept across reloads)")
-    step(5, f"serve_forever(poll_interval={hello.get('poll_interval')})", "until the first select() returns", "serve_forever")
+    note(6, "MRO", " → ".join(server) if server else "-")
+    note(6, "handler", str(hello.get("handler") or "-"))
+    note(6, "socket", f"{listen.get('host')}:{listen.get('port')}, bound by devconsole, inherited, kept across reloads")
+    step(5, f"serve_forever({hello.get('poll_interval')})", "until the first select() returns", "serve_forever")
     checks = state.checks
     if checks is not None:
         messages = checks.get("messages") or []
@@ -134,16 +141,11 @@ def render_anatomy(view: AnatomyView, state: ServerState) -> Text:
         detail += f", {unapplied} unapplied migration{'s' if unapplied != 1 else ''}" if unapplied is not None else ""
         if checks.get("error"):
             detail += f", error: {checks.get('error')}"
-        text.append(f"{'system checks (after serving)':<{NAME_WIDTH}}", style["step"])
-        text.append(f"{fmt.duration_ms(checks.get('ms')):>9} ", style["ms"])
-        text.append(" " * (BAR_WIDTH + 1))
-        text.append(f"{detail}\n", style["detail"])
+        step(0, "system checks", f"run after serving, in the background: {detail}", ms=checks.get("ms"))
         for message in messages[:20]:
-            text.append(f"   {message.get('level')} {message.get('id')}: ", style["dim"])
-            text.append(f"{message.get('obj')}: {message.get('msg')}\n", style["detail"])
-    text.append(f"\n{'total to first loop':<{NAME_WIDTH}}", style["step"])
-    text.append(f"{fmt.duration_ms(sum(phases.values())):>9}\n", style["ms"])
-    text.append(f"Python {hello.get('python')} · Django {hello.get('django')}\n", style["dim"])
+            note(1, f"{message.get('level')} {message.get('id')}", f"{message.get('obj')}: {message.get('msg')}")
+    step(0, "total to first loop", f"Python {hello.get('python')} · Django {hello.get('django')}", ms=sum(phases.values()))
     if hello.get("urlconf_error"):
-        text.append(f"URLconf error: {hello.get('urlconf_error')}\n", style["heading"])
-    return text
+        note(1, "URLconf", str(hello.get("urlconf_error")))
+    heading = Text(f"What the server went through in generation {state.generation} (pid {hello.get('pid')}), measured:\n", style["heading"])
+    return Group(heading, grid)

@@ -4,17 +4,26 @@ from __future__ import annotations
 
 import socket
 import threading
+from pathlib import Path
+from collections import deque
+from collections.abc import Iterable
 from typing import IO, Any, ClassVar
 
-from textual.app import App
+from textual.app import App, ScreenStackError, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.screen import Screen
 
 from ..core.listen import ListenAddress
 from ..core.project import Project
 from ..core.recording import Recorder, Recording, play
 from ..core.state import ServerState
+from ..core.reloader import Reloader
 from ..core.supervisor import Supervisor
+from .anatomy import AnatomyScreen
+from .commands import CommandsScreen, running_commands
 from .dashboard import DashboardScreen
+from .help import HelpScreen, QuitScreen
+from .logview import LogScreen
 
 #: How often views pull new events from the state (seconds).
 TICK = 0.1
@@ -24,13 +33,31 @@ class DevConsoleApp(App[int]):
     """devconsole: Django's development server, made visible."""
 
     TITLE = "devconsole"
-    CSS_PATH = "devconsole.tcss"
-    MODES: ClassVar[dict[str, Any]] = {"dashboard": DashboardScreen}
+    #: Absolute, so subclasses defined elsewhere (tests, embedders) find it too.
+    CSS_PATH = str(Path(__file__).with_name("devconsole.tcss"))
+    #: One mode per view; each keeps its own screen stack (detail, help).
+    MODES: ClassVar[dict[str, Any]] = {
+        "dashboard": DashboardScreen,
+        "log": LogScreen,
+        "anatomy": AnatomyScreen,
+        "commands": CommandsScreen,
+    }
     DEFAULT_MODE = "dashboard"
+    #: Views for the palette and help: mode → (title, what it shows).
+    VIEWS: ClassVar[dict[str, tuple[str, str]]] = {
+        "dashboard": ("Dashboard", "Requests, sockets, the select loop and autoreload, live"),
+        "log": ("Log", "The project's stdout/stderr and the django.server log, searchable"),
+        "anatomy": ("Anatomy", "The chain runserver went through, with measured durations"),
+    }
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("q", "quit", "Quit", id="quit"),
-        Binding("ctrl+q", "quit", "Quit", show=False, priority=True, id="quit-now"),
-        Binding("r", "restart", "Restart server", id="restart"),
+        Binding("d", "view('dashboard')", "Dashboard", id="view.dashboard", tooltip="The four live panels"),
+        Binding("l", "view('log')", "Log", id="view.log", tooltip="stdout/stderr and the django.server log"),
+        Binding("a", "view('anatomy')", "Anatomy", id="view.anatomy", tooltip="What runserver went through"),
+        Binding("c", "view('commands')", "Commands", id="view.commands", tooltip="Find, fill in and run management commands"),
+        Binding("r", "restart", "Restart", id="restart", tooltip="Restart the server child (the socket stays open)"),
+        Binding("question_mark", "help", "Help", id="help", tooltip="Every key, here"),
+        Binding("q", "quit_console", "Quit", id="quit", tooltip="Quit (asks first while commands run)"),
+        Binding("ctrl+q", "quit", "Quit now", show=False, priority=True, id="quit-now", tooltip="Quit without asking"),
     ]
 
     def __init__(
@@ -55,7 +82,7 @@ class DevConsoleApp(App[int]):
         self._stop_replay = threading.Event()
         clock = None
         if recording is not None:
-            last = recording.last_ts
+            last = max(recording.last_ts, float(recording.header.get("started") or 0.0) + recording.duration)
             clock = lambda: last  # noqa: E731 - replays show the recording's own time
         self.state = state or (ServerState(clock=clock) if clock else ServerState())
         sink = self.state.ingest
@@ -64,39 +91,148 @@ class DevConsoleApp(App[int]):
         self.supervisor: Supervisor | None = None
         if project is not None and address is not None and sock is not None:
             self.supervisor = Supervisor(project, address, sock, sink, use_threading=use_threading)
+        #: Starts and restarts the server; watches only when reload is on (no zygotes otherwise).
+        self.reloader: Reloader | None = None
+        if self.supervisor is not None:
+            self.reloader = Reloader(self.supervisor, watch=reload, use_fork=None if reload else False)
         self._shutdown_done = False
+        #: Seconds from a request's end to its row being shown (read by the benchmark).
+        self.row_lag: deque[float] = deque(maxlen=200_000)
+        if recording is not None:
+            self.sub_title = f"replay · {len(recording.events)} events"
+        elif address is not None:
+            self.sub_title = address.url
 
     def on_mount(self) -> None:
-        if self.supervisor is not None:
-            self.supervisor.start()
+        if self.reloader is not None:
+            self.reloader.start()
         elif self.recording is not None:
             self._replay()
         self.set_interval(TICK, self._tick)
 
     def _replay(self) -> None:
         assert self.recording is not None
+        started = float(self.recording.header.get("started") or 0.0)
+        ingest = self.state.ingest
+
+        def sink(event: dict[str, Any]) -> None:
+            # The recording's own arrival time, so rates, sparklines and
+            # lingering connections replay as they were recorded.
+            ingest({**event, "at": started + float(event.get("rt") or 0.0)})
+
         if self._speed <= 0:
-            play(self.recording, self.state.ingest)
+            play(self.recording, sink)
             return
         threading.Thread(
             target=play,
-            args=(self.recording, self.state.ingest),
+            args=(self.recording, sink),
             kwargs={"speed": self._speed, "stop": self._stop_replay},
             name="devconsole-replay",
             daemon=True,
         ).start()
 
+    def refresh_views(self) -> None:
+        """Apply what the state has now to the view on display (the tick does it too)."""
+        self._tick()
+
     def _tick(self) -> None:
-        refresh = getattr(self.screen, "refresh_from_state", None)
+        """Only the view on display reads the state: hidden views cost nothing
+        and catch up by sequence number when shown again."""
+        if not self.is_running:
+            return  # shutting down: screens are being taken apart
+        try:
+            screen = self.screen
+        except ScreenStackError:
+            return  # starting up
+        # A view switched to a moment ago may not have composed its panels yet.
+        if not screen.is_mounted or not screen.is_attached:
+            return
+        refresh = getattr(screen, "refresh_from_state", None)
         if refresh is not None:
             refresh(self.state)
+
+    # -- views and keys --------------------------------------------------------
+    def action_view(self, mode: str) -> None:
+        """Show a view; its panels catch up with the state on the next tick."""
+        if mode not in self.MODES:
+            self.notify(f"No view named {mode!r}.", severity="error")
+            return
+        if self.current_mode != mode:
+            self.switch_mode(mode)
+        self.call_after_refresh(self._tick)
+
+    def action_help(self) -> None:
+        if isinstance(self.screen, HelpScreen):
+            return
+        self.push_screen(HelpScreen(self.active_keys()))
+
+    def active_keys(self) -> list[tuple[str, str, str]]:
+        """``(key, description, tooltip)`` of every binding active on this screen."""
+        keys: list[tuple[str, str, str]] = []
+        seen: set[tuple[str, str]] = set()
+        # The app's own keys (views, quit) first, then the view's, then the focused widget's.
+        ranked = sorted(
+            self.active_bindings.values(),
+            key=lambda active: 0 if active.node is self else 1 if isinstance(active.node, Screen) else 2,
+        )
+        for active in ranked:
+            binding = active.binding
+            if binding.system or not binding.description:
+                continue
+            marker = (binding.action, binding.description)
+            if marker in seen:
+                continue
+            seen.add(marker)
+            keys.append((self.get_key_display(binding), binding.description, active.tooltip or binding.tooltip or ""))
+        return keys
+
+    def running_commands(self) -> int:
+        """Management commands still running."""
+        return running_commands(self)
+
+    def action_quit_console(self) -> None:
+        running = self.running_commands()
+        if not running:
+            self.exit()
+            return
+
+        def answered(quit: bool | None) -> None:
+            if quit:
+                self.exit()
+
+        self.push_screen(QuitScreen(running), answered)
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        """The palette (Ctrl+P): every view and every action, plus Textual's own."""
+        for mode, (title, help_text) in self.VIEWS.items():
+            yield SystemCommand(f"View: {title}", help_text, lambda mode=mode: self.action_view(mode))
+        yield SystemCommand("Requests: filter", "Show only requests matching a path, status (404, 4xx) or method", self._palette_filter)
+        yield SystemCommand("Log: search", "Show only log lines containing some text", self._palette_search)
+        yield SystemCommand("Restart the server", "Stop the server child and start the next generation", self.action_restart)
+        yield SystemCommand("Keys", "Every key binding and what it does", self.action_help)
+        yield SystemCommand("Quit devconsole", "Stop the server and leave (asks first while commands run)", self.action_quit_console)
+        for command in super().get_system_commands(screen):
+            if command.title not in ("Quit", "Keys"):
+                yield command
+
+    async def _palette_filter(self) -> None:
+        if self.current_mode != "dashboard":
+            await self.switch_mode("dashboard")
+        self.call_after_refresh(lambda: self.screen.query_one("#requests").run_action("filter"))
+
+    async def _palette_search(self) -> None:
+        if self.current_mode != "log":
+            await self.switch_mode("log")
+        self.call_after_refresh(lambda: self.screen.run_action("search"))
 
     def action_restart(self) -> None:
         if self.supervisor is None:
             self.notify("Replaying a recording: there is no server to restart.", severity="warning")
             return
         self.notify("Restarting the server…")
-        self.run_worker(self.supervisor.restart, thread=True, exclusive=True, group="server", description="restart the server", exit_on_error=False)
+        if self.reloader is not None:
+            # Queued to the reloader's thread; it ends as an Autoreload event.
+            self.reloader.restart()
 
     def shutdown(self) -> None:
         """Stop the server child and release the port (idempotent)."""
@@ -104,6 +240,8 @@ class DevConsoleApp(App[int]):
             return
         self._shutdown_done = True
         self._stop_replay.set()
+        if self.reloader is not None:
+            self.reloader.stop()
         if self.supervisor is not None:
             self.supervisor.close()
 

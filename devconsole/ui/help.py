@@ -57,12 +57,12 @@ class QuitScreen(ModalScreen[bool]):
 
     def __init__(self, running: int) -> None:
         super().__init__()
-        self._running = running
+        self._command_count = running
 
     def compose(self) -> ComposeResult:
         with Grid(id="quit-box"):
-            noun = "command is" if self._running == 1 else "commands are"
-            yield Label(Text(f"{self._running} management {noun} still running. Quit and stop them?"), id="quit-question")
+            noun = "command is" if self._command_count == 1 else "commands are"
+            yield Label(Text(f"{self._command_count} management {noun} still running. Quit and stop them?"), id="quit-question")
             yield Button("Quit (y)", variant="error", id="quit-yes")
             yield Button("Stay (n)", variant="primary", id="quit-no")
 

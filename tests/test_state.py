@@ -1,0 +1,152 @@
+"""ServerState, the bounded event store the panels read: totals stay exact
+when rows are trimmed, replays are deterministic, and it is safe to feed from
+threads while the UI reads it."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from devconsole.core.recording import load_recording, play
+from devconsole.core.state import ServerState, request_filter
+
+RECORDING = Path(__file__).parent / "recordings" / "demo.jsonl"
+
+
+def request(n: int, *, status: int = 200, path: str = "/ping/", ts: float = 1000.0, method: str = "GET", generation: int = 1) -> dict:
+    return {"type": "request", "id": f"1.{n}", "conn": 1, "method": method, "path": path, "query": "", "version": "HTTP/1.1",
+            "status": status, "duration_ms": 1.0, "bytes_out": 4, "thread": "Thread-1", "ts": ts + n / 1000, "headers": [], "generation": generation}
+
+
+def stats(total: int, generation: int = 1, at: float | None = None, **status: int) -> dict:
+    event = {"type": "stats", "requests": total, "connections": total, "dropped": 0, "status": dict(status) or {"2xx": total}, "generation": generation}
+    if at is not None:
+        event["at"] = at
+    return event
+
+
+def test_requests_are_capped_and_totals_stay_exact() -> None:
+    state = ServerState(max_requests=100)
+    for n in range(1, 351):
+        state.ingest(request(n))
+    state.ingest(stats(350))
+    assert len(state.requests) == 100
+    assert state.requests[0].seq == 251 and state.requests[-1].seq == 350
+    assert state.total_requests == 350
+    assert [row.seq for row in state.requests_since(340)] == list(range(341, 351))
+    assert state.requests_since(350) == []
+    # A row trimmed away is no longer found; a kept one is, by sequence number.
+    assert state.request(10) is None
+    assert state.request(300).id == "1.300"
+
+
+def test_totals_add_up_across_generations() -> None:
+    state = ServerState()
+    state.ingest({"type": "hello", "generation": 1, "listen": {"host": "127.0.0.1", "port": 1}})
+    state.ingest(stats(40, generation=1, **{"2xx": 30, "4xx": 10}))
+    state.ingest({"type": "hello", "generation": 2, "listen": {"host": "127.0.0.1", "port": 1}})
+    state.ingest(stats(5, generation=2, **{"2xx": 4, "5xx": 1}))
+    assert state.total_requests == 45
+    assert state.status_counts() == {"2xx": 34, "4xx": 10, "5xx": 1}
+
+
+def test_request_filter_words() -> None:
+    state = ServerState()
+    rows = [request(1, status=200, path="/static/app.css"), request(2, status=404, path="/nope/"),
+            request(3, status=500, path="/boom/"), request(4, status=404, path="/static/x.js", method="POST")]
+    for event in rows:
+        state.ingest(event)
+    assert [r.path for r in state.matching_requests("4xx")] == ["/nope/", "/static/x.js"]
+    assert [r.path for r in state.matching_requests("static")] == ["/static/app.css", "/static/x.js"]
+    assert [r.path for r in state.matching_requests("static !4xx")] == ["/static/app.css"]
+    assert [r.path for r in state.matching_requests("500")] == ["/boom/"]
+    assert [r.path for r in state.matching_requests("POST")] == ["/static/x.js"]
+    assert [r.path for r in state.matching_requests("  ")] == [r.path for r in state.requests]
+    # Brackets are text, not syntax.
+    assert request_filter("[/bar]")(state.requests[0]) is False
+
+
+def test_arrival_times_drive_rates_and_sparkline() -> None:
+    now = [2000.0]
+    state = ServerState(clock=lambda: now[0])
+    for second in range(10):
+        at = 1990.0 + second
+        state.ingest({"type": "loop", "iterations": 10, "ready": 5, "timeouts": 5, "blocked_s": 0.5, "elapsed_s": 1.0, "accepts": second, "at": at})
+        state.ingest(stats(second * 10, at=at))
+    accepts = state.accepts_per_second(60)
+    assert len(accepts) == 60
+    # Seconds 1990..1999 carry their accepts; "now" (2000) has had none yet.
+    assert accepts[-11:] == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 0.0]
+    # 10 requests a second, measured from the cumulative totals.
+    assert abs(state.requests_per_second(3.0) - 10.0) < 2.6
+    assert state.loop.ready_share == 0.5
+    # Quiet for longer than the window: the rate falls.
+    now[0] = 2030.0
+    assert state.requests_per_second(3.0) < 3.0
+
+
+def test_closed_connections_linger_then_go() -> None:
+    now = [100.0]
+    state = ServerState(linger=3.0, clock=lambda: now[0])
+    state.ingest({"type": "conn_open", "id": 1, "peer": "127.0.0.1:5000", "state": "reading", "ts": 99.0, "generation": 1})
+    state.ingest({"type": "conn_state", "id": 1, "state": "idle", "requests": 1, "bytes_in": 80, "generation": 1})
+    assert state.connection(1, 1).state == "idle"
+    state.ingest({"type": "conn_close", "id": 1, "generation": 1})
+    now[0] = 102.0
+    assert [c.state for c in state.connections()] == ["closed"]
+    now[0] = 103.5
+    assert state.connections() == []
+
+
+def test_recording_replays_deterministically() -> None:
+    recording = load_recording(RECORDING)
+    started = float(recording.header["started"])
+    end = started + recording.duration
+
+    def replay() -> ServerState:
+        state = ServerState(clock=lambda: end)
+        play(recording, lambda e: state.ingest({**e, "at": started + float(e.get("rt") or 0.0)}))
+        return state
+
+    one, two = replay(), replay()
+    assert one.total_requests == two.total_requests == len([e for e in recording.events if e["type"] == "request"])
+    assert one.accepts_per_second() == two.accepts_per_second()
+    assert sum(one.accepts_per_second()) > 0
+    assert [c.state for c in one.connections()] == [c.state for c in two.connections()]
+    assert {"reading", "handling", "idle"} <= {c.state for c in one.connections()}
+    assert [r.decision for r in one.reloads] == ["restarted", "handled", "ignored", "failed"]
+    assert one.requests_per_second() == two.requests_per_second()
+
+
+def test_ingest_from_threads_while_reading() -> None:
+    state = ServerState(max_requests=500)
+    stop = threading.Event()
+    seen: list[int] = []
+
+    def reader() -> None:
+        seq = 0
+        while not stop.is_set():
+            rows = state.requests_since(seq)
+            if rows:
+                assert all(a.seq < b.seq for a, b in zip(rows, rows[1:]))
+                seq = rows[-1].seq
+                seen.append(seq)
+            state.matching_requests("4xx")
+            state.status_counts()
+
+    def writer(offset: int) -> None:
+        for n in range(2000):
+            state.ingest(request(offset + n, status=404 if n % 3 else 200))
+
+    reading = threading.Thread(target=reader)
+    reading.start()
+    writers = [threading.Thread(target=writer, args=(k * 10000,)) for k in range(4)]
+    for thread in writers:
+        thread.start()
+    for thread in writers:
+        thread.join()
+    stop.set()
+    reading.join()
+    assert state.request_seq == 8000
+    assert len(state.requests) == 500
+    assert seen and seen[-1] <= 8000

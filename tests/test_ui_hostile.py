@@ -1,0 +1,118 @@
+"""Hostile request text through the real server, into the real console.
+
+Anyone who can reach the port controls request paths and headers, and the
+server's log repeats them. Markup in them must stay text (``[/bar]`` would
+crash a markup-parsing widget, ``[@click=app.quit]`` would become a live
+action) and escape sequences must never reach the terminal raw: they are
+shown visibly escaped (``\\x1b``).
+"""
+
+from __future__ import annotations
+
+import html
+import http.client
+import re
+import socket
+import time
+
+from devconsole.core.listen import ListenAddress, bind
+from devconsole.core.project import Project
+from devconsole.ui.app import DevConsoleApp
+from devconsole.ui.logview import LogPane, LogScreen
+from devconsole.ui.panels.requests import RequestsTable
+from devconsole.ui.request_detail import RequestDetailScreen, RequestDetailView
+
+#: Raw requests no well-behaved client would send: ESC and a lone C1 CSI byte
+#: (0x9b) in the path and in headers.
+RAW = [
+    b"GET /esc\x1b[31mred HTTP/1.0\r\nX-Evil: \x1b]0;pwned\x07\r\nUser-Agent: \x9bcurl\r\n\r\n",
+    b"GET /csi\x9b2J HTTP/1.0\r\nX-Markup: [bold]x[/bold] [@click=app.quit]\r\n\r\n",
+]
+#: What each request's path must look like in the Requests panel.
+EXPECTED_PATHS = ["/[/bar]", "/[@click=app.quit]x", "/%1b]0;title%07", "/esc\\x1b[31mred", "/csi\\x9b2J"]
+
+
+async def _until(pilot, predicate, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {predicate}"
+        await pilot.pause(0.05)
+
+
+def _screen_text(app: DevConsoleApp) -> str:
+    return html.unescape(re.sub(r"<[^>]+>", "", app.export_screenshot())).replace("\xa0", " ")
+
+
+def _raw_request(port: int, payload: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(payload)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _assert_nothing_raw(app: DevConsoleApp) -> None:
+    """No control character from a request reached the rendered screen."""
+    svg = app.export_screenshot()
+    assert not re.search("[\x00-\x08\x0b-\x1f\x7f-\x9f]", svg), "a raw control character reached the screen"
+
+
+async def test_hostile_requests_show_literally_and_never_act(demo_project: Project) -> None:
+    sock = bind(ListenAddress("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    app = DevConsoleApp(project=demo_project, address=ListenAddress("127.0.0.1", port), sock=sock)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await _until(pilot, lambda: app.state.hello is not None)
+        for path in ("/[/bar]", "/[@click=app.quit]x", "/%1b]0;title%07"):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            conn.request("GET", path, headers={"X-Title": "[@click=app.quit]quit[/]"})
+            assert conn.getresponse().status == 404
+            conn.close()
+        for payload in RAW:
+            assert _raw_request(port, payload).startswith(b"HTTP/1.")
+        await _until(pilot, lambda: app.state.total_requests >= 5)
+        await _until(pilot, lambda: app.screen.query_one(RequestsTable).row_count >= 5)
+        await pilot.pause(0.2)
+        assert app.is_running
+
+        table = app.screen.query_one(RequestsTable)
+        paths = [table.get_row_at(i)[2].plain for i in range(table.row_count)]
+        assert paths == EXPECTED_PATHS
+        text = _screen_text(app)
+        for path in EXPECTED_PATHS:
+            assert path in text
+        _assert_nothing_raw(app)
+
+        # Clicking the row whose path is a click action selects it; nothing else.
+        await pilot.click(RequestsTable, offset=(40, 3))
+        await pilot.pause(0.2)
+        assert app.is_running
+
+        # The raw request's headers, in the detail view.
+        table.focus()
+        table.move_cursor(row=3)
+        await pilot.press("enter")
+        await _until(pilot, lambda: isinstance(app.screen, RequestDetailScreen))
+        await pilot.pause(0.1)
+        detail = str(app.screen.query_one(RequestDetailView).render())
+        assert "GET /esc\\x1b[31mred HTTP/1.0" in detail
+        assert "\\x1b]0;pwned\\x07" in detail and "\\x9bcurl" in detail
+        _assert_nothing_raw(app)
+        await pilot.press("escape")
+        await pilot.pause(0.1)
+
+        # The server's own log repeats the paths (Django unquotes %1b to ESC).
+        await pilot.press("l")
+        await _until(pilot, lambda: isinstance(app.screen, LogScreen))
+        app.refresh_views()
+        await pilot.pause(0.2)
+        log_text = "\n".join(strip.text for strip in app.screen.query_one(LogPane).lines)
+        assert "Not Found: /\\x1b]0;title\\x07" in log_text
+        assert '"GET /[@click=app.quit]x HTTP/1.1" 404' in log_text
+        assert "/csi\\x9b2J" in log_text
+        _assert_nothing_raw(app)
+        assert app.is_running
+        child = app.supervisor.child
+    app.shutdown()
+    assert child.process.poll() is not None

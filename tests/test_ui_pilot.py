@@ -1,0 +1,233 @@
+"""The console's keys, filter, detail view, help and palette, driven by a
+Pilot over the recorded demo session (tests/recordings/demo.jsonl)."""
+
+from __future__ import annotations
+
+import html
+import re
+from pathlib import Path
+
+from textual.command import CommandPalette
+from textual.widgets import Input
+
+from devconsole.core.recording import load_recording
+from devconsole.core.state import ServerState
+from devconsole.ui.anatomy import AnatomyScreen
+from devconsole.ui.app import DevConsoleApp
+from devconsole.ui.dashboard import DashboardScreen
+from devconsole.ui.help import HelpScreen, QuitScreen
+from devconsole.ui.logview import LogPane, LogScreen
+from devconsole.ui.panels.requests import MAX_ROWS, RequestsTable
+from devconsole.ui.panels.sockets import SocketsTable
+from devconsole.ui.request_detail import RequestDetailScreen, RequestDetailView
+
+RECORDING = Path(__file__).parent / "recordings" / "demo.jsonl"
+SIZE = (120, 36)
+
+
+def replay_app() -> DevConsoleApp:
+    return DevConsoleApp(recording=load_recording(RECORDING))
+
+
+async def settle(pilot, app: DevConsoleApp) -> None:
+    await pilot.pause()
+    app.refresh_views()
+    await pilot.pause()
+
+
+def screen_text(app: DevConsoleApp) -> str:
+    """The visible characters of the screen, from the exported SVG."""
+    svg = app.export_screenshot()
+    return html.unescape(re.sub(r"<[^>]+>", "", svg)).replace("\xa0", " ")
+
+
+def table_paths(app: DevConsoleApp) -> list[str]:
+    table = app.screen.query_one(RequestsTable)
+    return [table.get_row_at(i)[2].plain for i in range(table.row_count)]
+
+
+async def test_dashboard_shows_the_four_panels_from_the_recording() -> None:
+    app = replay_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        assert isinstance(app.screen, DashboardScreen)
+        text = screen_text(app)
+        for title in ("Requests", "Sockets", "Select loop", "Autoreload"):
+            assert title in text
+        requests = [e for e in app.recording.events if e["type"] == "request"]
+        assert len(table_paths(app)) == len(requests)
+        assert f"{len(requests)} total" in str(app.screen.query_one("#requests").border_subtitle)
+        sockets = app.screen.query_one(SocketsTable)
+        states = {sockets.get_row_at(i)[1].plain for i in range(sockets.row_count)}
+        assert {"listening", "reading", "handling", "keep-alive idle"} <= states
+        # The request panel follows the tail.
+        table = app.screen.query_one(RequestsTable)
+        assert table.cursor_row == table.row_count - 1
+
+
+async def test_view_keys_switch_views_and_back() -> None:
+    app = replay_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        await pilot.press("l")
+        await settle(pilot, app)
+        assert isinstance(app.screen, LogScreen)
+        assert "GET /boom/ HTTP/1.1" in screen_text(app) or app.screen.query_one(LogPane).lines
+        await pilot.press("a")
+        await settle(pilot, app)
+        assert isinstance(app.screen, AnatomyScreen)
+        text = screen_text(app)
+        assert 'fetch_command("runserver")' in text
+        assert "django.contrib.staticfiles" in text
+        await pilot.press("d")
+        await settle(pilot, app)
+        assert isinstance(app.screen, DashboardScreen)
+
+
+async def test_filter_by_status_class_and_path_then_clear() -> None:
+    app = replay_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        everything = table_paths(app)
+        await pilot.press("slash")
+        box = app.screen.query_one("#requests-filter", Input)
+        assert box.has_focus
+        await pilot.press(*"4xx", "enter")
+        await settle(pilot, app)
+        statuses = [row.status for row in app.state.requests]
+        shown = table_paths(app)
+        assert len(shown) == sum(1 for s in statuses if s and 400 <= s < 500) > 0
+        assert "/nope/" in shown and "/ping/" not in shown
+        assert "filter: 4xx" in str(app.screen.query_one("#requests").border_subtitle)
+        box.value = "api"
+        await settle(pilot, app)
+        assert set(table_paths(app)) == {"/api/products/"}
+        app.screen.query_one(RequestsTable).focus()
+        await pilot.press("escape")
+        await settle(pilot, app)
+        assert table_paths(app) == everything
+
+
+async def test_enter_opens_the_request_detail() -> None:
+    app = replay_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        box = app.screen.query_one("#requests-filter", Input)
+        await pilot.press("slash")
+        await pilot.press(*"esc", "enter")
+        await settle(pilot, app)
+        assert table_paths(app) == ["/esc\\x1b[31mred"]
+        await pilot.press("enter")
+        await settle(pilot, app)
+        assert isinstance(app.screen, RequestDetailScreen)
+        detail = app.screen.query_one(RequestDetailView)
+        text = str(detail.render())
+        assert "GET /esc\\x1b[31mred HTTP/1.0" in text
+        assert "X-Evil:" in text and "\\x1b]0;pwned\\x07" in text
+        assert "404" in text and "Thread-" in text and "connection" in text
+        assert "\x1b" not in app.export_screenshot()  # no raw ESC from the request
+        await pilot.press("escape")
+        await pilot.pause()
+        assert isinstance(app.screen, DashboardScreen)
+        assert box is app.screen.query_one("#requests-filter", Input)
+
+
+async def test_help_lists_every_view_key() -> None:
+    app = replay_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        keys = app.screen.query_one("#help-keys")
+        rows = [tuple(cell.plain for cell in keys.get_row_at(i)) for i in range(keys.row_count)]
+        described = {row[1] for row in rows}
+        assert {"Dashboard", "Log", "Anatomy", "Restart", "Help", "Quit", "Filter"} <= described
+        assert ("d", "Dashboard") in {(row[0], row[1]) for row in rows}
+        await pilot.press("escape")
+        await pilot.pause()
+        assert isinstance(app.screen, DashboardScreen)
+
+
+async def test_palette_offers_views_and_actions() -> None:
+    app = replay_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        titles = [command.title for command in app.get_system_commands(app.screen)]
+        for title in ("View: Dashboard", "View: Log", "View: Anatomy", "Requests: filter", "Log: search", "Restart the server", "Keys", "Quit devconsole"):
+            assert title in titles
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        assert isinstance(app.screen, CommandPalette)
+        await pilot.press(*"View: Anat")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await pilot.pause(0.3)
+        assert isinstance(app.screen, AnatomyScreen)
+
+
+async def test_restart_in_a_replay_says_why_not() -> None:
+    app = replay_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        await pilot.press("r")
+        await pilot.pause()
+        assert app.is_running
+        assert any("no server to restart" in str(n.message) for n in app._notifications)
+
+
+class BusyApp(DevConsoleApp):
+    """A console with one management command still running."""
+
+    def running_commands(self) -> int:
+        return 1
+
+
+async def test_quit_asks_while_a_command_runs() -> None:
+    app = BusyApp(recording=load_recording(RECORDING))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        await pilot.press("q")
+        await pilot.pause()
+        assert isinstance(app.screen, QuitScreen)
+        await pilot.press("n")
+        await pilot.pause()
+        assert app.is_running and isinstance(app.screen, DashboardScreen)
+        await pilot.press("q")
+        await pilot.pause()
+        await pilot.press("y")
+        await pilot.pause()
+    assert not app.is_running
+
+
+async def test_q_quits_at_once_when_nothing_runs() -> None:
+    app = replay_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        await pilot.press("q")
+        await pilot.pause()
+    assert app.return_code in (0, None)
+
+
+async def test_requests_table_is_capped_while_totals_stay_exact() -> None:
+    """5,000 requests in batches: the table keeps MAX_ROWS, the title counts all."""
+    state = ServerState(max_requests=MAX_ROWS)
+    app = DevConsoleApp(state=state)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        sent = 0
+        for batch in (300, 1500, 700, 2500):
+            for n in range(sent + 1, sent + batch + 1):
+                state.ingest({"type": "request", "id": f"1.{n}", "conn": 1, "method": "GET", "path": f"/r/{n}", "status": 200,
+                              "duration_ms": 1.0, "bytes_out": 4, "thread": "Thread-1", "ts": 1000.0 + n, "headers": []})
+            sent += batch
+            state.ingest({"type": "stats", "requests": sent, "connections": 1, "dropped": 0, "status": {"2xx": sent}})
+            app.refresh_views()
+            await pilot.pause()
+        paths = table_paths(app)
+        assert len(paths) == MAX_ROWS
+        assert paths[0] == f"/r/{sent - MAX_ROWS + 1}" and paths[-1] == f"/r/{sent}"
+        assert f"{sent} total" in str(app.screen.query_one("#requests").border_subtitle)
+        # The state keeps MAX_ROWS too: of the 2,500-request batch only the
+        # newest 2,000 were still there to show, and only shown rows have a lag.
+        assert len(app.row_lag) == 300 + 1500 + 700 + MAX_ROWS

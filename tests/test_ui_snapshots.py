@@ -1,0 +1,74 @@
+"""SVG snapshots of every view, fed by the recorded demo session.
+
+Deterministic by construction: no live server (the recording is replayed all
+at once), a fixed clock (the recording's own last timestamp), times shown in
+UTC from event timestamps, a fixed terminal size. Update them with
+``pytest tests/test_ui_snapshots.py --snapshot-update`` and look at the SVGs
+before committing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from devconsole.core.recording import load_recording
+from devconsole.ui.app import DevConsoleApp
+
+RECORDING = Path(__file__).parent / "recordings" / "demo.jsonl"
+
+
+def replay_app() -> DevConsoleApp:
+    return DevConsoleApp(recording=load_recording(RECORDING))
+
+
+async def settle(pilot) -> None:
+    """Let the replayed events reach the panels (the tick would do it in 100 ms)."""
+    await pilot.pause()
+    pilot.app.refresh_views()
+    await pilot.pause()
+    # Scrolling to the tail posts scrollbar updates: let them all land.
+    await pilot.wait_for_scheduled_animations()
+    await pilot.pause(0.05)
+    await pilot.pause()
+
+
+def view(*keys: str):
+    async def run_before(pilot) -> None:
+        await settle(pilot)
+        for key in keys:
+            await pilot.press(key)
+            await settle(pilot)
+
+    return run_before
+
+
+@pytest.mark.parametrize("size", [(120, 36), (160, 48)], ids=["120x36", "160x48"])
+def test_dashboard(snap_compare, size) -> None:
+    assert snap_compare(replay_app(), terminal_size=size, run_before=view())
+
+
+@pytest.mark.parametrize("size", [(120, 36), (160, 48)], ids=["120x36", "160x48"])
+def test_log_view(snap_compare, size) -> None:
+    assert snap_compare(replay_app(), terminal_size=size, run_before=view("l"))
+
+
+@pytest.mark.parametrize("size", [(120, 36), (160, 48)], ids=["120x36", "160x48"])
+def test_anatomy_view(snap_compare, size) -> None:
+    assert snap_compare(replay_app(), terminal_size=size, run_before=view("a"))
+
+
+def test_request_detail_of_a_hostile_request(snap_compare) -> None:
+    """The request with an ESC in its path and escape sequences in its headers."""
+    keys = ["slash", *"esc", "enter", "enter"]
+    assert snap_compare(replay_app(), terminal_size=(120, 36), run_before=view(*keys))
+
+
+def test_requests_filtered_to_4xx(snap_compare) -> None:
+    keys = ["slash", *"4xx", "enter"]
+    assert snap_compare(replay_app(), terminal_size=(120, 36), run_before=view(*keys))
+
+
+def test_help(snap_compare) -> None:
+    assert snap_compare(replay_app(), terminal_size=(120, 36), run_before=view("question_mark"))
