@@ -285,3 +285,25 @@ def test_a_killed_zygote_is_replaced_and_the_edit_still_served(console: Console)
     reload = wait_for(console.reloads)[0]
     assert reload["decision"] == "restarted"
     assert console.reloader.level1 is not level1
+
+
+def test_a_spare_prepared_ahead_serves_the_next_edit_unless_it_imported_the_change(console: Console) -> None:
+    console.edit("shop/views.py", 'b"pong"', 'b"one!"')
+    served(console.port, "/ping/", b"one!")
+    # After a reload, the next generation is forked and prepared ahead of time.
+    wait_for(lambda: console.reloader.spare is not None and console.reloader.spare.spare_files is not None)
+    spare = console.reloader.spare
+    wsgi = str((console.root / "demosite/wsgi.py").resolve())
+    assert wsgi in spare.spare_files  # building the handler imported it
+    console.edit("shop/views.py", 'b"one!"', 'b"two!"')
+    served(console.port, "/ping/", b"two!")
+    second = wait_for(lambda: len(console.reloads()) >= 2 and console.reloads()[1])
+    assert second["spare"] is True and second["decision"] == "restarted"
+    hello = [h for h in console.events.of("hello") if h["generation"] == second["new_generation"]][0]
+    assert hello["pid"] == spare.pid
+    # A change to a file the spare imported: it is not used, a fresh fork is.
+    wait_for(lambda: console.reloader.spare is not None and console.reloader.spare.spare_files is not None)
+    console.edit("demosite/wsgi.py", "application = get_wsgi_application()", "application = get_wsgi_application()  # edited")
+    third = wait_for(lambda: len(console.reloads()) >= 3 and console.reloads()[2])
+    assert third["spare"] is False and third["decision"] == "restarted"
+    assert get(console.port) == (200, b"two!")

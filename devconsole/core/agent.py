@@ -115,6 +115,10 @@ class Agent:
         self.error_server: Any = None
         self.failure: dict[str, Any] | None = None
         self._urlconf_event: dict[str, Any] | None = None
+        self._command: Any = None
+        self._app_label = ""
+        self._cmd_args: Any = ()
+        self._cmd_options: dict[str, Any] = {}
 
     def phase(self, name: str) -> None:
         """Close the phase that ends now."""
@@ -139,33 +143,23 @@ class Agent:
         django.setup()
         self.phase("django.setup()")
 
-    def serve(self) -> None:
-        """Resolve runserver, import the URLconf, serve; then obey the console.
+    def prepare(self) -> None:
+        """Resolve runserver and build its WSGI handler: the part of serving
+        that does not depend on the URLconf or the views.
 
-        Runs after :meth:`setup`, in this process or in a child forked from a
-        zygote that did the setup.
+        A spare server child does this ahead of a reload; building the
+        handler (middleware instances) here is what ``inner_run`` would do
+        first anyway.
         """
         from django.core.management import get_commands, load_command_class
+        from django.core.management.base import BaseCommand, handle_default_options
 
         commands = get_commands()
         app = commands["runserver"]
-        from django.core.management.base import BaseCommand, handle_default_options
-
         command = app if isinstance(app, BaseCommand) else load_command_class(app, "runserver")
         if isinstance(app, BaseCommand):
             app = type(app).__module__.rpartition(".management.")[0] or "django.core"
         self.phase('fetch_command("runserver")')
-        urlconf_error = self._import_urlconf()
-        self.phase("URLconf import")
-        if self._urlconf_event is not None:
-            # Django's own debug page cannot render when the URLconf does not
-            # import (it resolves the URL again): serve the traceback ourselves
-            # until the next save fixes it.
-            from .errorpage import error_app
-
-            app = error_app(self._urlconf_event)
-            command.get_handler = lambda *args, **kwargs: app
-
         command.server_cls = instrument_server(command.server_cls, self.args.listen_fd, self.recorder)
         # The migrations check runs in the background once serving (see _checks).
         command.check_migrations = lambda: None
@@ -179,6 +173,36 @@ class Agent:
         handle_default_options(options)
         cmd_options = vars(options)
         cmd_args = cmd_options.pop("args", ())
+        self._command, self._app_label = command, app
+        self._cmd_args, self._cmd_options = cmd_args, cmd_options
+
+    def prebuild_handler(self) -> None:
+        """Build the handler now; ``inner_run`` then gets this one."""
+        command = self._command
+        handler = command.get_handler(*self._cmd_args, **self._cmd_options)
+        command.get_handler = lambda *args, **kwargs: handler
+        self.phase("WSGI handler")
+
+    def serve(self) -> None:
+        """Resolve runserver, import the URLconf, serve; then obey the console.
+
+        Runs after :meth:`setup`, in this process or in a child forked from a
+        zygote that did the setup (a spare has done :meth:`prepare` already).
+        """
+        if self._command is None:
+            self.prepare()
+        command, app = self._command, self._app_label
+        cmd_args, cmd_options = self._cmd_args, self._cmd_options
+        urlconf_error = self._import_urlconf()
+        self.phase("URLconf import")
+        if self._urlconf_event is not None:
+            # Django's own debug page cannot render when the URLconf does not
+            # import (it resolves the URL again): serve the traceback ourselves
+            # until the next save fixes it.
+            from .errorpage import error_app
+
+            error_wsgi = error_app(self._urlconf_event)
+            command.get_handler = lambda *args, **kwargs: error_wsgi
         failure: list[BaseException] = []
 
         def serve() -> None:

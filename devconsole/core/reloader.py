@@ -44,6 +44,9 @@ from .watcher import Watcher, default_roots
 FILE_CHANGED_TIMEOUT = 2.0
 #: How long a new generation may take to serve (or fail) before we give up waiting.
 SETTLE_TIMEOUT = 60.0
+#: Seconds after a reload before the next spare is forked (not to compete
+#: with the new generation's first requests).
+SPARE_DELAY = 0.25
 
 Child = ServerChild | ForkedChild
 
@@ -133,6 +136,10 @@ class Reloader:
         self._worker: threading.Thread | None = None
         self._stopping = threading.Event()
         self._finishers: list[threading.Thread] = []
+        #: A server child forked from level 1 ahead of the next reload, with
+        #: runserver resolved and its handler built, waiting for ``go``.
+        self.spare: ForkedChild | None = None
+        self._spare_timer: threading.Timer | None = None
 
     # ------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -151,6 +158,8 @@ class Reloader:
     def stop(self) -> None:
         """Stop watching, the worker, the server child and the zygotes."""
         self._stopping.set()
+        if self._spare_timer is not None:
+            self._spare_timer.cancel()
         if self.watcher is not None:
             self.watcher.stop()
         self._jobs.put(None)
@@ -165,6 +174,7 @@ class Reloader:
         if self._worker is not None:
             self._worker.join(timeout=5)
         self.supervisor.stop()  # one the worker may have started meanwhile
+        self._discard_spare()
         for thread in self._finishers:
             thread.join(timeout=3)
         self.level0 = self.level1 = None
@@ -172,6 +182,16 @@ class Reloader:
     # --------------------------------------------------------------- events
     def _on_event(self, event: dict[str, Any]) -> None:
         kind = event.get("type")
+        if kind in ("spare_ready", "spare_failed"):
+            spare = self.spare
+            if spare is not None and spare.pid == event.get("pid"):
+                if kind == "spare_ready":
+                    spare.spare_files = frozenset(event.get("files") or ())
+                else:
+                    spare.spare_failed = True
+            return
+        if event.get("generation") == 0:
+            return  # a spare not promoted (yet): nothing the console shows
         if kind == "watch" and event.get("generation") == self.supervisor.generation:
             self.server_files = frozenset(event.get("files") or ())
             self.dir_globs = [(str(d), str(g)) for d, g in event.get("dir_globs") or []]
@@ -206,6 +226,7 @@ class Reloader:
             if job is None or self._stopping.is_set():
                 return
             kind, paths, delivered = job
+            kinds = {kind}
             # Changes that piled up during the last reload make one batch.
             while True:
                 try:
@@ -214,12 +235,14 @@ class Reloader:
                     break
                 if more is None:
                     return
-                if more[0] != "changes":
-                    kind = more[0] if kind == "changes" else kind
+                kinds.add(more[0])
                 paths |= more[1]
                 delivered = max(delivered, more[2])
+            kind = next(k for k in ("start", "manual", "changes", "spare") if k in kinds)
             try:
-                if kind == "start":
+                if kind == "spare":
+                    self._make_spare()
+                elif kind == "start":
                     self._first_start()
                 elif kind == "manual":
                     self._restart(sorted(paths), REBUILD0, detect_ms=0.0, saved=delivered)
@@ -238,6 +261,7 @@ class Reloader:
                 self._install(child)
                 child.settled.wait(SETTLE_TIMEOUT)
                 self._maybe_preload()
+                self._schedule_spare()
                 return
             except ZygoteError as exc:
                 self._drop_zygotes()
@@ -319,6 +343,7 @@ class Reloader:
             self._retire(old0)
         if level <= REBUILD1 or not self._zygote_alive(self.level1):
             assert self.level0 is not None
+            self._discard_spare()  # forked from the level 1 being replaced
             old1, self.level1 = self.level1, self.level0.fork_level1()
             ready = self.level1.wait_ready()
             if ready.get("op") == "failed":
@@ -365,6 +390,7 @@ class Reloader:
                 self._sink({"type": "log", "stream": "stderr", "text": f"devconsole: fork server unavailable ({exc}); spawning instead", "ts": time.time()})
         stop_started = time.perf_counter()
         stopped: list[float] = []
+        spare: ForkedChild | None = None
         if self.use_fork:
             # Stop first: from this line on the old generation accepts nothing,
             # so no request can reach old code once the new one serves.
@@ -372,9 +398,16 @@ class Reloader:
                 old.send("stop")
             forked_at = time.perf_counter()
             assert source is not None
+            spare = self._take_spare(files) if level == FORK and source is self.level1 else None
+            if spare is None:
+                self._discard_spare()
             try:
-                child: Child = source.serve(self.supervisor.next_generation())
-                start_ms = (forked_at - started) * 1000 + getattr(child, "fork_ms", 0.0)
+                if spare is not None:
+                    spare.promote(self.supervisor.next_generation())
+                    child: Child = spare
+                else:
+                    child = source.serve(self.supervisor.next_generation())
+                start_ms = (time.perf_counter() - started) * 1000
             except ZygoteError as exc:
                 # The old generation is already stopping: something must serve.
                 self._drop_zygotes()
@@ -416,6 +449,9 @@ class Reloader:
             # Which process the new generation came from: level 1 (setup done),
             # level 0 (the fork ran the setup: level 1 had threads) or a spawn.
             "via": ("level 1" if source is self.level1 else "level 0") if isinstance(child, ForkedChild) else "spawn",
+            # A spare was forked and prepared before the change: only the
+            # URLconf and serving were left to do.
+            "spare": child is spare if self.use_fork else False,
             "duration_ms": round((served_at - saved) * 1000, 1) if saved else None,
         }
         finisher = threading.Thread(
@@ -427,6 +463,57 @@ class Reloader:
         finisher.start()
         self._finishers = [t for t in self._finishers if t.is_alive()] + [finisher]
         self._maybe_preload()
+        self._schedule_spare()
+
+    # ---------------------------------------------------------------- spare
+    def _schedule_spare(self) -> None:
+        if not self.use_fork or self._stopping.is_set():
+            return
+        if self._spare_timer is not None:
+            self._spare_timer.cancel()
+        self._spare_timer = threading.Timer(SPARE_DELAY, lambda: self._jobs.put(("spare", set(), 0.0)))
+        self._spare_timer.daemon = True
+        self._spare_timer.start()
+
+    def _make_spare(self) -> None:
+        """Fork the next generation ahead of time, if level 1 can be forked."""
+        if self.spare is not None and self.spare.alive and not self.spare.spare_failed:
+            return
+        self._discard_spare()
+        level1 = self.level1
+        if not self.use_fork or level1 is None or level1.dead.is_set():
+            return
+        if not (level1.ready or {}).get("forkable") or (level1.ready or {}).get("op") != "ready":
+            return
+        try:
+            self.spare = level1.serve(0, spare=True)
+        except ZygoteError:
+            self.spare = None
+
+    def _take_spare(self, files: list[str]) -> ForkedChild | None:
+        """The spare, if it can serve this change: ready, from the current
+        level 1, and none of the changed files among those it imported."""
+        spare, self.spare = self.spare, None
+        if spare is None:
+            return None
+        usable = (
+            spare.alive
+            and spare.zygote is self.level1
+            and spare.spare_files is not None
+            and not spare.spare_failed
+            and not (set(files) & spare.spare_files)
+        )
+        if usable:
+            return spare
+        self.spare = spare
+        return None
+
+    def _discard_spare(self) -> None:
+        spare, self.spare = self.spare, None
+        if spare is not None:
+            thread = threading.Thread(target=spare.stop, name="devconsole-discard-spare", daemon=True)
+            thread.start()
+            self._finishers.append(thread)
 
     def _finish_event(self, event: dict[str, Any], stopper: threading.Thread | None, stopped: list[float], phases: dict[str, float]) -> None:
         """Emit the reload event once the old generation is gone too (its

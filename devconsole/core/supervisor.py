@@ -401,9 +401,10 @@ class Zygote:
                 return
         child.exited(returncode)
 
-    def serve(self, generation: int) -> ForkedChild:
-        """Fork a server child of ``generation`` from this zygote."""
-        return ForkedChild(self.supervisor, generation, self)
+    def serve(self, generation: int, *, spare: bool = False) -> ForkedChild:
+        """Fork a server child of ``generation`` from this zygote; a spare
+        (generation 0) waits, prepared, for :meth:`ForkedChild.promote`."""
+        return ForkedChild(self.supervisor, generation, self, spare=spare)
 
     def close(self, *, wait: bool = False) -> None:
         """Ask the zygote to exit once its children have; close our end."""
@@ -458,8 +459,11 @@ class ForkedChild(_ChildBase):
     zygote is gone, noticed by polling the pid).
     """
 
-    def __init__(self, supervisor: Supervisor, generation: int, zygote: Zygote) -> None:
+    def __init__(self, supervisor: Supervisor, generation: int, zygote: Zygote, *, spare: bool = False) -> None:
         self.generation = generation
+        #: For a spare: set from its ``spare_ready`` event (the files it imported).
+        self.spare_files: frozenset[str] | None = None
+        self.spare_failed = False
         self._supervisor = supervisor
         self.zygote = zygote
         self.returncode: int | None = None
@@ -473,7 +477,8 @@ class ForkedChild(_ChildBase):
         theirs = [stdin_r, out_w, err_w, ev_w]
         try:
             started = time.perf_counter()
-            reply = zygote.request({"op": "serve", "args": [*supervisor.project.bootstrap_args(), *supervisor.agent_args(generation)]}, theirs)
+            message = {"op": "serve", "args": [*supervisor.project.bootstrap_args(), *supervisor.agent_args(generation)], "spare": spare}
+            reply = zygote.request(message, theirs)
             self.fork_ms = round((time.perf_counter() - started) * 1000, 2)
         except ZygoteError:
             for fd in (stdin_w, out_r, err_r, ev_r):
@@ -489,6 +494,11 @@ class ForkedChild(_ChildBase):
         zygote.register(self.pid, self)
         if zygote.dead.is_set():
             self.orphaned()
+
+    def promote(self, generation: int) -> None:
+        """A spare becomes ``generation``: it imports the URLconf and serves."""
+        self.generation = generation
+        self.send(f"go {generation}")
 
     def exited(self, returncode: int | None) -> None:
         """Called by the zygote's reader: finish off the thread's hands."""

@@ -313,8 +313,8 @@ class Zygote:
             os.close(fd)
         args = build_parser().parse_args([*message["args"], "--events-fd", str(events)])
         agent = Agent(args)
-        agent.emitter.start()
         if self.level == 0:
+            agent.emitter.start()
             from .agent import run_agent
 
             run_agent(agent)
@@ -323,9 +323,13 @@ class Zygote:
         agent.phases.append({"name": "fork", "ms": round((now - self._fork_started) * 1000, 2)})
         agent._t = now
         if self.failure is not None:
+            agent.emitter.start()
             phase, exc = self.failure
             agent.serve_error(phase, exc)
             return
+        if message.get("spare") and not self._be_spare(agent):
+            return
+        agent.emitter.start()
         try:
             agent.serve()
         except BaseException as exc:  # noqa: BLE001
@@ -334,6 +338,33 @@ class Zygote:
             from .agent import _next_phase
 
             agent.serve_error(_next_phase(agent.phases[-1]["name"]), exc)
+
+
+    def _be_spare(self, agent: Any) -> bool:
+        """Get as far as serving can go without the URLconf, report the files
+        imported on the way, then wait for ``go GENERATION`` on stdin.
+
+        False when told to stop instead (or when the preparation failed).
+        No thread runs while waiting: an idle spare costs nothing.
+        """
+        from .watcher import project_module_files
+
+        try:
+            agent.prepare()
+            agent.prebuild_handler()
+        except BaseException as exc:  # noqa: BLE001 - the reload forks afresh and reports it
+            agent.emitter.send({"type": "spare_failed", "pid": os.getpid(), "message": f"{type(exc).__name__}: {exc}"})
+            agent.emitter.flush()
+            return False
+        files = project_module_files(Path(self.args.manage).parent)
+        agent.emitter.send({"type": "spare_ready", "pid": os.getpid(), "files": files})
+        agent.emitter.flush()
+        words = sys.stdin.readline().split()
+        if len(words) != 2 or words[0] != "go" or not words[1].isdigit():
+            return False
+        agent.args.generation = int(words[1])
+        agent._t = time.perf_counter()
+        return True
 
 
 def _warm_up() -> None:
