@@ -34,7 +34,7 @@ def app_label(app: str, count: int) -> Text:
 
 def command_detail(command: CommandInfo, catalogue: Catalogue | None = None) -> Text:
     """Everything the catalogue knows about ``command``, for the Help tab."""
-    text = Text()
+    text = Text(no_wrap=True, overflow="ignore")
     text.append(command.name, style="bold")
     if command.summary:
         text.append(f"  {command.summary}")

@@ -21,7 +21,7 @@ from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.css.query import NoMatches
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Horizontal, ScrollableContainer, Vertical
 from textual.fuzzy import Matcher
 from textual.screen import Screen
 from textual.widgets import (
@@ -153,7 +153,8 @@ class CommandsScreen(Screen[None]):
                 yield Static(Text("loading the catalogue…", style="dim"), id="cmd-summary")
             with TabbedContent(id="cmd-tabs"):
                 with TabPane("Help", id="tab-help"):
-                    with VerticalScroll(id="help-scroll"):
+                    # Scrolls both ways: usage and help come formatted 100 columns wide.
+                    with ScrollableContainer(id="help-scroll"):
                         yield Static(id="cmd-help")
                 with TabPane("Form", id="tab-form"):
                     yield Vertical(Static(Text("Enter on a command opens its form.", style="dim")), id="form-holder")

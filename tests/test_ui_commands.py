@@ -1,0 +1,238 @@
+"""The Commands view, driven from the keyboard with Textual's pilot.
+
+The catalogue is the real one (a child process reads the demo or fixture
+project); runs are real ``manage.py`` subprocesses. There is no server child
+here: the view does not need one, and the live console tests cover it.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from textual.pilot import Pilot
+from textual.widgets import DataTable, Input, OptionList, RichLog, Static, TabbedContent
+
+from devconsole.core.project import Project
+from devconsole.core.runner import INTERRUPTED, SUCCEEDED
+from devconsole.demo import DEMO_MANAGE_PY, demo_env, ensure_demo_database
+from devconsole.ui.app import DevConsoleApp
+from devconsole.ui.command_form import CommandFormView
+from devconsole.ui.commands import CommandsScreen, rank
+
+FIXTURE = Path(__file__).parent / "fixtures" / "catproject"
+SIZE = (140, 44)
+
+
+def demo_app() -> DevConsoleApp:
+    ensure_demo_database(sys.executable)
+    return DevConsoleApp(project=Project(DEMO_MANAGE_PY, python=sys.executable, env=tuple(demo_env().items())))
+
+
+async def wait_for(pilot: Pilot[Any], predicate: Callable[[], object], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        await pilot.pause(0.05)
+
+
+async def open_commands(pilot: Pilot[Any]) -> CommandsScreen:
+    await pilot.press("c")
+    await pilot.pause()
+    screen = pilot.app.screen
+    assert isinstance(screen, CommandsScreen)
+    await wait_for(pilot, lambda: screen.catalogue is not None)
+    await pilot.pause()
+    return screen
+
+
+def output_lines(screen: CommandsScreen) -> list[str]:
+    return [strip.text for strip in screen.query_one("#run-output", RichLog).lines]
+
+
+def active_tab(screen: CommandsScreen) -> str:
+    return screen.query_one("#cmd-tabs", TabbedContent).active
+
+
+async def finished(pilot: Pilot[Any], screen: CommandsScreen) -> None:
+    run = screen._selected_run
+    assert run is not None
+    await wait_for(pilot, lambda: not run.running)
+    await pilot.pause(0.25)  # the next tick shows the rest of the output
+
+
+def test_rank_is_fuzzy_with_exact_and_prefix_matches_first() -> None:
+    names = ["changepassword", "check", "collectstatic", "makemigrations", "migrate", "showmigrations", "sqlmigrate"]
+    assert rank("check", names)[0] == "check"
+    assert rank("mig", names) == ["migrate", "sqlmigrate", "makemigrations", "showmigrations"]
+    assert rank("mkmig", names)[0] == "makemigrations"
+    assert rank("colst", names)[0] == "collectstatic"
+    assert rank("zzz", names) == []
+    assert rank("  ", names) == names
+
+
+async def test_keyboard_only_check_run() -> None:
+    """The done-when walk: c, /, check, Enter, Ctrl+R."""
+    app = demo_app()
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_commands(pilot)
+        await pilot.press("slash", *"check", "enter")
+        await wait_for(pilot, lambda: isinstance(app.focused, Input) and app.focused.id != "cmd-filter")
+        assert active_tab(screen) == "tab-form"
+        cmdline = str(screen.query_one("#form-cmdline", Static).render())
+        assert "manage.py check --force-color" in cmdline
+        await pilot.press("ctrl+r")
+        await finished(pilot, screen)
+        assert active_tab(screen) == "tab-output"
+        assert any("System check identified no issues" in line for line in output_lines(screen))
+        status = str(screen.query_one("#run-status", Static).render())
+        assert "succeeded" in status and "manage.py check" in status
+        assert app.running_commands() == 0
+        # The history survives switching views.
+        await pilot.press("escape", "d")
+        await pilot.pause()
+        assert app.current_mode == "dashboard"
+        await pilot.press("c")
+        await pilot.pause(0.2)
+        assert app.screen is screen
+        table = screen.query_one("#history", DataTable)
+        assert table.row_count == 1
+        row = table.get_row_at(0)
+        assert row[0] == "1" and "succeeded" in str(row[1]) and "manage.py check" in str(row[3])
+        assert any("System check identified no issues" in line for line in output_lines(screen))
+
+
+async def test_demo_report_form_with_a_choice_and_a_flag() -> None:
+    app = demo_app()
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_commands(pilot)
+        await pilot.press("slash", *"demo_r", "enter")
+        await wait_for(pilot, lambda: screen._form_view is not None and app.focused is not None and app.focused.id == "field-0")
+        # Run before filling the required positional: the error shows at the field.
+        await pilot.press("ctrl+r")
+        await pilot.pause()
+        assert screen._selected_run is None
+        error = screen.query_one("#field-0-error", Static)
+        assert "a value is required" in str(error.render()) and error.display
+        # section, then --format (select: open, down twice to json), then the flag.
+        await pilot.press(*"posts", "tab", "enter", "down", "down", "enter", "tab", "space")
+        await pilot.pause()
+        form = screen.query_one(CommandFormView)
+        assert form.values()["format"] == "json" and form.values()["include_archived"] is True
+        cmdline = str(screen.query_one("#form-cmdline", Static).render())
+        assert "manage.py demo_report posts --format json --include-archived --force-color" in cmdline
+        await pilot.press("ctrl+r")
+        await finished(pilot, screen)
+        run = screen._selected_run
+        assert run is not None and run.status == SUCCEEDED
+        text = "\n".join(output_lines(screen))
+        assert '"section": "posts"' in text and '"format": "json"' in text and '"include_archived": true' in text
+        assert "posts shown" in text  # the summary, coloured, on stderr
+        assert not error.display
+
+
+async def test_ctrl_c_interrupts_the_run_not_the_console() -> None:
+    app = demo_app()
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_commands(pilot)
+        await pilot.press("slash", *"shell", "enter")
+        await wait_for(pilot, lambda: screen._form_view is not None)
+        await pilot.pause()
+        form = screen.query_one(CommandFormView)
+        assert form.in_terminal  # shell talks to the user: in the terminal by default
+        form.query_one("#form-in-terminal").value = False  # type: ignore[attr-defined]
+        form.set_value("command", "import time\nprint('started', flush=True)\ntime.sleep(60)")
+        await pilot.pause()
+        await pilot.press("ctrl+r")
+        run = screen._selected_run
+        assert run is not None and not run.in_terminal
+        await wait_for(pilot, lambda: "started" in run.output_text())
+        assert app.running_commands() == 1
+        await pilot.press("ctrl+c")
+        await finished(pilot, screen)
+        assert run.status == INTERRUPTED
+        assert app.is_running and isinstance(app.screen, CommandsScreen)
+        assert "interrupted" in str(screen.query_one("#run-status", Static).render())
+        # Nothing left to interrupt: Ctrl+C only says so.
+        await pilot.press("ctrl+c")
+        await pilot.pause()
+        assert app.is_running
+        # F5 runs it again.
+        await pilot.press("f5")
+        again = screen._selected_run
+        assert again is not None and again is not run and again.args == run.args
+        await wait_for(pilot, lambda: "started" in again.output_text())
+        await pilot.press("ctrl+c")
+        await finished(pilot, screen)
+        # "Run in terminal" (Ctrl+T): the headless test driver cannot hand the
+        # terminal over, so the run happens in the output pane, with a warning.
+        # The real suspension is covered by test_runner's in-terminal tests.
+        form.set_value("command", "print(6 * 7)")
+        await pilot.press("ctrl+t")
+        await finished(pilot, screen)
+        assert "42" in output_lines(screen)
+        assert any("cannot hand over" in str(n.message) for n in app._notifications)
+
+
+async def test_runserver_entry_shows_the_dashboard() -> None:
+    app = demo_app()
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_commands(pilot)
+        option_list = screen.query_one("#cmd-list", OptionList)
+        ids = [option_list.get_option_at_index(i).id for i in range(option_list.option_count)]
+        headers = [i for i in ids if i and i.startswith("app:")]
+        assert headers[-1] == "app:django.core"  # core last
+        assert ids.index("app:shop") < ids.index("demo_report") < ids.index("app:django.core")
+        assert len([i for i in ids if i and not i.startswith("app:")]) == len(screen.catalogue or ())
+        await pilot.press("slash", *"runserver")
+        await pilot.pause()
+        help_text = str(screen.query_one("#cmd-help", Static).render())
+        assert "django.contrib.staticfiles.management.commands.runserver.Command" in help_text
+        assert "django.core.management.commands.runserver.Command" in help_text  # in the MRO
+        assert "shadows   django.core" in help_text
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.current_mode == "dashboard"
+        assert any("console's own server" in str(n.message) for n in app._notifications)
+
+
+async def test_broken_command_and_catalogue_refresh_after_a_reload() -> None:
+    app = DevConsoleApp(project=Project(FIXTURE / "manage.py", python=sys.executable))
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_commands(pilot)
+        first = screen.catalogue
+        assert first is not None and first.get("broken") is not None
+        summary = str(screen.query_one("#cmd-summary", Static).render())
+        assert "2 failed to load" in summary
+        await pilot.press("slash", *"broken", "enter")
+        await pilot.pause()
+        assert active_tab(screen) == "tab-help"
+        help_text = str(screen.query_one("#cmd-help", Static).render())
+        assert "ModuleNotFoundError: No module named 'alpha_missing_module'" in help_text
+        # The others still work.
+        await pilot.press("ctrl+u", *"ping", "enter", "ctrl+r")
+        await finished(pilot, screen)
+        assert output_lines(screen)[-1] == "pong"
+        # A new server generation says hello: the catalogue is read again.
+        app.state.ingest({"type": "hello", "generation": app.state.generation + 1, "pid": 1})
+        await wait_for(pilot, lambda: screen.catalogue is not first)
+        assert screen.catalogue == first
+
+
+async def test_commands_view_without_a_project() -> None:
+    from devconsole.core.recording import load_recording
+
+    recording = Path(__file__).parent / "recordings" / "demo.jsonl"
+    app = DevConsoleApp(recording=load_recording(recording))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("c")
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, CommandsScreen)
+        assert "No project" in str(screen.query_one("#cmd-summary", Static).render())
+        await pilot.press("ctrl+r", "ctrl+c")
+        await pilot.pause()
+        assert app.is_running

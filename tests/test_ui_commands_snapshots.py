@@ -1,0 +1,95 @@
+"""SVG snapshots of the Commands view and of a filled form.
+
+Deterministic: the catalogue is the demo project's, recorded once into
+``tests/fixtures/demo_catalogue.json`` (paths made relative: ``<repo>``,
+``<site-packages>``) and fed to the view instead of a live child process; the
+interpreter is shown as ``python``; nothing runs. Update with
+``pytest tests/test_ui_commands_snapshots.py --snapshot-update`` and look at
+the SVGs before committing.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devconsole.core.catalogue import Catalogue
+from devconsole.core.project import Project
+from devconsole.demo import DEMO_MANAGE_PY
+from devconsole.ui import commands
+from devconsole.ui.app import DevConsoleApp
+from devconsole.ui.command_form import CommandFormView
+from devconsole.ui.commands import CommandsScreen
+
+RECORDED = Path(__file__).parent / "fixtures" / "demo_catalogue.json"
+SIZE = (130, 40)
+
+
+@pytest.fixture(autouse=True)
+def recorded_catalogue(monkeypatch: pytest.MonkeyPatch) -> Catalogue:
+    catalogue = Catalogue.from_json(json.loads(RECORDED.read_text()))
+    monkeypatch.setattr(commands, "load_catalogue", lambda project: catalogue)
+    return catalogue
+
+
+def app() -> DevConsoleApp:
+    return DevConsoleApp(project=Project(DEMO_MANAGE_PY, python="python"))
+
+
+async def ready(pilot: Any) -> CommandsScreen:
+    await pilot.press("c")
+    screen = pilot.app.screen
+    assert isinstance(screen, CommandsScreen)
+    while screen.catalogue is None:
+        await pilot.pause(0.05)
+    await pilot.pause()
+    return screen
+
+
+def test_recorded_catalogue_matches_the_demo(recorded_catalogue: Catalogue) -> None:
+    """The recording is the demo's catalogue, not something made up."""
+    from devconsole.demo import demo_env
+
+    from devconsole.core.catalogue import load_catalogue  # the real one
+
+    real = load_catalogue(Project(DEMO_MANAGE_PY, env=tuple(demo_env().items())))
+    assert real.names == recorded_catalogue.names
+    assert real.installed_apps == recorded_catalogue.installed_apps
+    assert real.get("demo_report") is not None
+    assert [a.dest for a in real.get("demo_report").arguments] == [  # type: ignore[union-attr]
+        a.dest for a in recorded_catalogue.get("demo_report").arguments  # type: ignore[union-attr]
+    ]
+
+
+def test_commands_view(snap_compare: Any) -> None:
+    async def run_before(pilot: Any) -> None:
+        screen = await ready(pilot)
+        await pilot.press("slash", *"demo")
+        await pilot.pause()
+        screen.query_one("#cmd-list").focus()
+        await pilot.pause()
+
+    assert snap_compare(app(), terminal_size=SIZE, run_before=run_before)
+
+
+def test_filled_form(snap_compare: Any) -> None:
+    async def run_before(pilot: Any) -> None:
+        screen = await ready(pilot)
+        await pilot.press("slash", *"demo_report", "enter")
+        while screen._form_view is None:
+            await pilot.pause(0.05)
+        await pilot.pause()
+        form = screen.query_one(CommandFormView)
+        form.set_value("section", "posts")
+        form.set_value("format", "json")
+        form.set_value("include_archived", True)
+        form.set_value("limit", "five")  # invalid: the error shows at the field
+        await pilot.pause()
+        await pilot.press("ctrl+r")  # validates, shows the error, runs nothing
+        await pilot.pause()
+        assert screen._selected_run is None
+
+    assert snap_compare(app(), terminal_size=SIZE, run_before=run_before)
