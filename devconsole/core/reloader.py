@@ -17,13 +17,19 @@ worker thread that turns change batches into decisions, one at a time:
 The handover keeps the listening socket: the old generation is told to stop
 first (it stops accepting at once and finishes its requests), the new one
 is forked right after; connections that arrive in between wait in the
-backlog. Where fork is not safe (no ``os.fork``, threads alive in a
-zygote) a plain spawn does the same job, slower.
+backlog. Between reloads a *spare* is forked from level 1 and gets as far
+as it can without the URLconf (runserver resolved, WSGI handler built); a
+views edit promotes it unless it imported a changed file. Where fork is not
+safe (no ``os.fork``, threads alive in level 1) the fork comes from level 0
+and runs the setup itself; without a usable level 0, a plain spawn does the
+same job, slower.
 
 Every reload ends as one ``reload`` event: files, decision, phases
 (``detect``: save to batch; ``stop``: stop request to the old generation's
 exit; ``start``: decision to the new process existing; ``ready``: from then
-to serving), ``duration_ms`` (save to serving) and the error, if any.
+to serving), ``duration_ms`` (save to serving), the error if any, and how it
+was done: ``level`` (``fork``, ``setup``: level 1 rebuilt, ``full``: both
+rebuilt, ``spawn``), ``via`` (the zygote forked from) and ``spare``.
 """
 
 from __future__ import annotations
