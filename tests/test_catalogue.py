@@ -395,7 +395,7 @@ def test_error_document_raises() -> None:
 
 
 def test_child_cli_keeps_stdout_for_the_document() -> None:
-    """``python -m devconsole.core.catalogue``: the project prints during setup
+    """``python -m devconsole.core.catalogue_child``: the project prints during setup
     and at command import, yet stdout holds exactly one JSON document."""
     env = fixture_project().child_env()
     env["PYTHONPATH"] = os.pathsep.join(
@@ -405,7 +405,7 @@ def test_child_cli_keeps_stdout_for_the_document() -> None:
         [
             sys.executable,
             "-m",
-            "devconsole.core.catalogue",
+            "devconsole.core.catalogue_child",
             *fixture_project().bootstrap_args(),
         ],
         cwd=FIXTURE,
