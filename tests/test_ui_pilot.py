@@ -231,3 +231,21 @@ async def test_requests_table_is_capped_while_totals_stay_exact() -> None:
         # The state keeps MAX_ROWS too: of the 2,500-request batch only the
         # newest 2,000 were still there to show, and only shown rows have a lag.
         assert len(app.row_lag) == 300 + 1500 + 700 + MAX_ROWS
+
+
+async def test_theme_switch_recolours_rows_already_shown() -> None:
+    app = replay_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        table = app.screen.query_one(RequestsTable)
+        row = table_paths(app).index("/boom/")
+        before = table.get_row_at(row)[3].style
+        expected_before = table.get_component_rich_style("requests--5xx", partial=True)
+        assert before == expected_before
+        app.theme = "textual-light" if app.theme != "textual-light" else "nord"
+        await pilot.pause(0.1)
+        await settle(pilot, app)
+        table = app.screen.query_one(RequestsTable)
+        after = table.get_row_at(table_paths(app).index("/boom/"))[3].style
+        assert after == table.get_component_rich_style("requests--5xx", partial=True)
+        assert after != before

@@ -243,7 +243,11 @@ class ServerState:
         )
         while loop.window and now - loop.window[0][0] > 5.0:
             loop.window.popleft()
-        span = sum(sample[5] for sample in loop.window) or 1.0
+        # The time the window covers: from just before its oldest sample to
+        # now. Summing elapsed_s alone would undercount when the child skips
+        # flushes with nothing to say (an idle loop reports twice a second).
+        first = loop.window[0]
+        span = max(sum(sample[5] for sample in loop.window), now - first[0] + first[5]) or 1.0
         total_iter = sum(sample[1] for sample in loop.window)
         loop.iterations_per_s = total_iter / span
         loop.ready_share = sum(sample[2] for sample in loop.window) / total_iter if total_iter else 0.0

@@ -21,6 +21,7 @@ from textual.widgets import Footer, Header, Static
 from ..core.state import ServerState
 from . import format as fmt
 from .statusline import StatusLine
+from .theming import FollowsTheme
 
 BAR_WIDTH = 16
 
@@ -49,7 +50,7 @@ def _dedupe(names: list[str]) -> list[str]:
     return out
 
 
-class AnatomyScreen(Screen[None]):
+class AnatomyScreen(FollowsTheme, Screen[None]):
     def __init__(self) -> None:
         super().__init__()
         self._key: tuple[Any, ...] | None = None
@@ -62,8 +63,13 @@ class AnatomyScreen(Screen[None]):
             yield AnatomyView(id="anatomy")
         yield Footer()
 
+    def on_mount(self) -> None:
+        self._subscribe_theme()
+
     def refresh_from_state(self, state: ServerState) -> None:
         self.query_one(StatusLine).refresh_from_state(state)
+        if self.take_theme_stale():
+            self._key = None
         key = (id(state.hello), id(state.checks), len(state.errors))
         if key == self._key:
             return

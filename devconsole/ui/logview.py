@@ -14,6 +14,7 @@ from textual.widgets import Footer, Header, Input, RichLog
 from ..core.state import LogLine, ServerState
 from . import format as fmt
 from .statusline import StatusLine
+from .theming import FollowsTheme
 
 MAX_LINES = 5000
 
@@ -22,7 +23,7 @@ class LogPane(RichLog):
     COMPONENT_CLASSES: ClassVar[set[str]] = {"log--time", "log--stderr", "log--match"}
 
 
-class LogScreen(Screen[None]):
+class LogScreen(FollowsTheme, Screen[None]):
     """Every line the server child printed, newest last; ``/`` searches."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -46,6 +47,7 @@ class LogScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
+        self._subscribe_theme()
         self.query_one(LogPane).focus()
 
     def _line(self, pane: LogPane, line: LogLine) -> Text:
@@ -63,6 +65,8 @@ class LogScreen(Screen[None]):
     def refresh_from_state(self, state: ServerState) -> None:
         self._state = state
         self.query_one(StatusLine).refresh_from_state(state)
+        if self.take_theme_stale():
+            self._refill()
         lines = state.log_since(self._seq)
         if not lines:
             return
@@ -99,12 +103,19 @@ class LogScreen(Screen[None]):
         if text == self._search:
             return
         self._search = text
+        self._refill()
+
+    def _refill(self) -> None:
+        """Rewrite the kept lines that match (a new search, a new theme)."""
         pane = self.query_one(LogPane)
         pane.clear()
         state = self._state
         if state is None:
             return
-        for line in state.log_since(0):
+        lines = state.log_since(0)
+        for line in lines:
             if self._matches(line):
                 pane.write(self._line(pane, line))
+        if lines:
+            self._seq = lines[-1].seq
         self._update_title(state)

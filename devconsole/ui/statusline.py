@@ -8,9 +8,10 @@ from rich.text import Text
 from textual.widgets import Static
 
 from ..core.state import ServerState
+from .theming import FollowsTheme
 
 
-class StatusLine(Static):
+class StatusLine(FollowsTheme, Static):
     COMPONENT_CLASSES: ClassVar[set[str]] = {
         "status--serving", "status--starting", "status--reloading", "status--error",
         "status--crashed", "status--stopped", "status--dim", "status--warn",
@@ -20,7 +21,12 @@ class StatusLine(Static):
         super().__init__(id="status")
         self._last: tuple[object, ...] | None = None
 
+    def on_mount(self) -> None:
+        self._subscribe_theme()
+
     def refresh_from_state(self, state: ServerState) -> None:
+        if self.take_theme_stale():
+            self._last = None
         hello = state.hello or {}
         listen = hello.get("listen") or {}
         checks = state.checks or {}

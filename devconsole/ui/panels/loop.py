@@ -11,13 +11,14 @@ from textual.widgets import Label, Sparkline, Static
 
 from ...core.state import ServerState
 from .. import format as fmt
+from ..theming import FollowsTheme
 
 
 class LoopStatsView(Static):
     COMPONENT_CLASSES: ClassVar[set[str]] = {"loop--label", "loop--value"}
 
 
-class LoopPanel(Vertical):
+class LoopPanel(FollowsTheme, Vertical):
     """Iterations/s, ready vs timeout, time blocked in select, poll interval,
     and accepts/s over the last minute as a sparkline.
 
@@ -36,7 +37,12 @@ class LoopPanel(Vertical):
         yield Label("accepts/s, last 60 s", id="loop-spark-label")
         yield Sparkline([0.0] * 60, id="loop-spark")
 
+    def on_mount(self) -> None:
+        self._subscribe_theme()
+
     def refresh_from_state(self, state: ServerState) -> None:
+        if self.take_theme_stale():
+            self._last = None
         loop = state.loop
         accepts = state.accepts_per_second(60)
         key = (loop.iterations_total, loop.poll_interval, state.status, tuple(accepts))

@@ -10,6 +10,7 @@ from textual.containers import Vertical
 
 from ...core.state import ReloadRow, ServerState
 from .. import format as fmt
+from ..theming import FollowsTheme
 from .table import LiveTable, cell
 
 DECISION_LABELS = {
@@ -35,7 +36,7 @@ class ReloadsTable(LiveTable):
     }
 
 
-class ReloadsPanel(Vertical):
+class ReloadsPanel(FollowsTheme, Vertical):
     """Time, changed files, decision, how long the restart took, the error."""
 
     def __init__(self, *, id: str | None = None) -> None:
@@ -55,6 +56,9 @@ class ReloadsPanel(Vertical):
             ]
         )
         yield table
+
+    def on_mount(self) -> None:
+        self._subscribe_theme()
 
     def on_resize(self) -> None:
         self.call_after_refresh(self.table.fit_column, "error", 12)
@@ -76,6 +80,9 @@ class ReloadsPanel(Vertical):
         )
 
     def refresh_from_state(self, state: ServerState) -> None:
+        if self.take_theme_stale():
+            self.table.clear_rows()
+            self._seq = 0
         rows = state.reloads_since(self._seq)
         table = self.table
         if rows:

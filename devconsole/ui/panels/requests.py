@@ -14,6 +14,7 @@ from textual.widgets import DataTable, Input
 
 from ...core.state import RequestRow, ServerState, request_filter
 from .. import format as fmt
+from ..theming import FollowsTheme
 from .table import LiveTable, cell
 
 if TYPE_CHECKING:
@@ -34,7 +35,7 @@ class RequestsTable(LiveTable):
     }
 
 
-class RequestsPanel(Vertical):
+class RequestsPanel(FollowsTheme, Vertical):
     """Time, method, path, status, duration, size, thread; Enter opens a request."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -74,6 +75,9 @@ class RequestsPanel(Vertical):
         )
         yield table
 
+    def on_mount(self) -> None:
+        self._subscribe_theme()
+
     def on_resize(self) -> None:
         self.call_after_refresh(self.table.fit_column, "path", 16)
 
@@ -101,6 +105,9 @@ class RequestsPanel(Vertical):
     def refresh_from_state(self, state: ServerState) -> None:
         """Append what finished since the last tick, trim to MAX_ROWS, update the title."""
         self._state = state
+        if self.take_theme_stale():
+            with self.app.batch_update():
+                self._rebuild(state.matching_requests(self._filter)[-MAX_ROWS:])
         rows = state.requests_since(self._seq)
         if rows:
             self._seq = rows[-1].seq

@@ -9,6 +9,7 @@ from textual.containers import Vertical
 
 from ...core.state import ConnRow, ServerState
 from .. import format as fmt
+from ..theming import FollowsTheme
 from .table import LiveTable, cell
 
 #: Connections shown at most (open ones first); the subtitle counts them all.
@@ -31,7 +32,7 @@ class SocketsTable(LiveTable):
     }
 
 
-class SocketsPanel(Vertical):
+class SocketsPanel(FollowsTheme, Vertical):
     """Peer, state, age, requests served, bytes in/out, thread.
 
     Closed connections stay (dimmed) for the state's ``linger`` seconds, then go.
@@ -58,6 +59,9 @@ class SocketsPanel(Vertical):
         )
         yield table
 
+    def on_mount(self) -> None:
+        self._subscribe_theme()
+
     def on_resize(self) -> None:
         self.call_after_refresh(self.table.fit_column, "peer", 15)
 
@@ -82,6 +86,8 @@ class SocketsPanel(Vertical):
         )
 
     def refresh_from_state(self, state: ServerState) -> None:
+        if self.take_theme_stale():
+            self.table.clear_rows()  # rebuilt below with the new theme's styles
         now = state.clock()
         conns = state.connections()
         hello = state.hello or {}
