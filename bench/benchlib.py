@@ -361,8 +361,10 @@ class Server:
 
     name = "?"
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, env: dict[str, str] | None = None) -> None:
         self.port = port
+        #: Extra environment for the server process (and its children).
+        self.env = dict(env or {})
         self.proc: subprocess.Popen[bytes] | None = None
         self.started_at = 0.0
 
@@ -376,7 +378,7 @@ class Server:
     def start(self) -> Server:
         self.started_at = time.monotonic()
         self.proc = subprocess.Popen(
-            self.argv(), cwd=demo_dir(), env=demo_env(), stdin=subprocess.PIPE,
+            self.argv(), cwd=demo_dir(), env={**demo_env(), **self.env}, stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         )
         return self

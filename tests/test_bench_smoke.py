@@ -30,6 +30,7 @@ SCRIPTS = {
     "startup.py": ("8848-8851",),
     "idle.py": ("8852-8855",),
     "profile_console.py": ("8856-8857", "--idle"),
+    "ablate.py": ("8858-8859",),
 }
 
 needs_wrk = pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (apt-get install wrk)")
@@ -143,6 +144,17 @@ def test_profile_names_the_console_code(runs: dict[str, subprocess.CompletedProc
     assert re.search(r"^console CPU: [\d.]+% of one core", out, re.M)
     # The profile reaches into the app's own code, not only the event loop.
     assert "## by cumulative time" in out and "textual" in out
+
+
+@needs_wrk
+def test_ablation_prices_each_variant(runs: dict[str, subprocess.CompletedProcess[str]]) -> None:
+    out = ok(runs["ablate.py"])
+    rows = table_rows(out, "CPU per request by variant")
+    assert set(rows) == {"bare", "devconsole+nolog"}
+    assert number(rows["bare"][4]) == 1.0  # CPU vs bare
+    for cells in rows.values():
+        assert number(cells[0]) > 0 and number(cells[3]) > 0  # req/s, total CPU µs/req
+        assert number(cells[1]) > 0  # server CPU µs/req
 
 
 def test_missing_wrk_is_one_clear_line(tmp_path: Path) -> None:

@@ -1,0 +1,131 @@
+"""Where devconsole's per-request cost comes from: parts switched off one at a time.
+
+Runs the bare ceiling server and devconsole's serving path (as in
+``throughput.py``), each also with parts of the per-request work switched off
+by ``bench/ablate_site/sitecustomize.py`` (``nolog``: no django.server log
+line; ``nocount``: no byte counters; ``noheaders``: no headers in request
+events; ``bufstderr``: stderr flushed every 50 ms instead of per line).
+The cells are interleaved; the table shows the median req/s and the CPU
+each variant's processes spent per request, the steadier number on a busy
+machine. For diagnosis: the ablated variants are not how devconsole runs.
+
+    python bench/ablate.py
+    python bench/ablate.py --close --variants bare,devconsole,devconsole+nolog
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from benchlib import (  # noqa: E402
+    BENCH_DIR,
+    Bare,
+    BenchError,
+    Devconsole,
+    Ports,
+    Server,
+    base_parser,
+    demo_database,
+    fmt,
+    main_guard,
+    median,
+    port_range,
+    require_wrk,
+    run_wrk,
+    table,
+    tree_cpu,
+    versions,
+)
+
+DEFAULT = "bare,bare+nolog,devconsole,devconsole+nolog,devconsole+bufstderr,devconsole+nocount,devconsole+noheaders,devconsole+nolog+nocount+noheaders"
+PARTS = {"nolog", "nocount", "noheaders", "bufstderr"}
+
+
+def make(variant: str, port: int) -> Server:
+    kind, *parts = variant.split("+")
+    if kind not in ("bare", "devconsole") or not set(parts) <= PARTS:
+        raise BenchError(f"--variants: {variant!r} is not bare or devconsole followed by +{'/+'.join(sorted(PARTS))}")
+    if kind == "bare" and set(parts) - {"nolog", "bufstderr"}:
+        raise BenchError(f"--variants: {variant!r}: the bare server has no instrumentation to switch off")
+    env = {"PYTHONPATH": str(BENCH_DIR / "ablate_site"), "DEVCONSOLE_ABLATE": ",".join(parts)}
+    server = (Bare if kind == "bare" else Devconsole)(port, env)
+    server.name = variant
+    return server
+
+
+def run() -> int:
+    parser = base_parser(__doc__.split("\n\n")[0])
+    parser.add_argument("--variants", default=DEFAULT, help="comma list of variants (default: all)")
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds of load per cell (default %(default)s)")
+    parser.add_argument("--reps", type=int, default=4, help="repetitions, interleaved (default %(default)s)")
+    parser.add_argument("--close", action="store_true", help="Connection: close instead of keep-alive")
+    args = parser.parse_args()
+    if args.quick:
+        args.variants, args.duration, args.reps = "bare,devconsole+nolog", 1.0, 1
+    if args.duration < 1 or args.reps < 1:
+        parser.error("--duration must be ≥ 1 s and --reps ≥ 1")
+    require_wrk()
+    ports = Ports(port_range(args.ports))
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    servers = [make(v, ports.take()) for v in variants]
+    mode = "Connection: close" if args.close else "keep-alive"
+    print(f"# Ablation: devconsole's per-request cost by part, GET /ping/, 8 connections, {mode}, "
+          f"{args.duration:g} s per cell, {args.reps} repetitions interleaved")
+    print(f"Machine: {versions()}")
+    print(flush=True)
+    cells: dict[str, list[tuple[float, float, float, int]]] = {}
+    with demo_database():
+        try:
+            for server in servers:
+                server.start()
+            for server in servers:
+                server.wait_ready()
+                if not args.quick:
+                    run_wrk(server.url, duration=1, keepalive=not args.close)
+            for _ in range(args.reps):
+                for server in servers:
+                    assert server.proc is not None
+                    before = tree_cpu(server.proc.pid)
+                    result = run_wrk(server.url, duration=args.duration, keepalive=not args.close)
+                    after = tree_cpu(server.proc.pid)
+                    root = server.proc.pid
+                    console = after.get(root, 0.0) - before.get(root, 0.0) if isinstance(server, Devconsole) else 0.0
+                    total = sum(after[p] - before.get(p, 0.0) for p in after)
+                    cells.setdefault(server.name, []).append((result.rps, total - console, console, result.requests))
+        finally:
+            for server in servers:
+                server.stop()
+    per_request = {
+        name: (
+            sum(c[1] for c in values) / max(sum(c[3] for c in values), 1) * 1e6,
+            sum(c[2] for c in values) / max(sum(c[3] for c in values), 1) * 1e6,
+        )
+        for name, values in cells.items()
+    }
+    reference = per_request.get("bare")
+    rows = []
+    for name in variants:
+        server_us, console_us = per_request[name]
+        total = server_us + console_us
+        rows.append([
+            name,
+            fmt(median([c[0] for c in cells[name]]), 0),
+            fmt(server_us, 0),
+            fmt(console_us, 0) if name.startswith("devconsole") else "-",
+            fmt(total, 0),
+            f"{total / (reference[0] + reference[1]):.2f}×" if reference else "n/a",
+            " ".join(fmt(c[0], 0) for c in cells[name]),
+        ])
+    print(table(
+        f"CPU per request by variant ({mode})",
+        ["variant", "req/s", "server CPU µs/req", "console CPU µs/req", "total CPU µs/req", "CPU vs bare", "req/s per repetition"],
+        rows,
+    ))
+    return 0
+
+
+if __name__ == "__main__":
+    main_guard(run)

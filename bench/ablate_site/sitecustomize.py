@@ -1,0 +1,60 @@
+"""Switch off parts of devconsole's per-request work, for ``bench/ablate.py``.
+
+Python imports ``sitecustomize`` at start-up from ``sys.path``; ablate.py puts
+this directory on ``PYTHONPATH`` of the process it starts (and so of the
+server child) and names what to switch off in ``DEVCONSOLE_ABLATE``, a comma
+list of:
+
+* ``nolog``      — Django's per-request ``django.server`` log line is not
+                   written (runserver writes it to stderr; devconsole's server
+                   child's stderr is a pipe the console reads line by line);
+* ``nocount``    — connections' byte counters are not wrapped around
+                   ``rfile``/``wfile``;
+* ``noheaders``  — request events carry no headers;
+* ``bufstderr``  — stderr is block-buffered and flushed every 50 ms instead of
+                   written line by line.
+
+For diagnosis only: the numbers say what each part costs, never how
+devconsole runs. Without ``DEVCONSOLE_ABLATE`` this module does nothing.
+"""
+
+from __future__ import annotations
+
+import os
+
+_parts = {p for p in os.environ.get("DEVCONSOLE_ABLATE", "").split(",") if p}
+
+if _parts & {"nocount", "noheaders"}:
+    import devconsole.core.instrument as _instrument
+
+    if "nocount" in _parts:
+        _instrument._CountingReader = lambda raw, conn: raw  # type: ignore[assignment, misc]
+        _instrument._CountingWriter = lambda raw, conn: raw  # type: ignore[assignment, misc]
+    if "noheaders" in _parts:
+        _instrument.MAX_HEADERS = 0
+
+if "nolog" in _parts:
+    from django.core.servers import basehttp as _basehttp
+
+    _basehttp.WSGIRequestHandler.log_message = lambda self, *args: None  # type: ignore[method-assign]
+
+if "bufstderr" in _parts:
+    import io
+    import sys
+    import threading
+    import time
+
+    sys.stderr = io.TextIOWrapper(
+        io.BufferedWriter(io.FileIO(2, "w", closefd=False), 65536),
+        encoding="utf-8", errors="backslashreplace", write_through=False,
+    )
+
+    def _flush() -> None:
+        while True:
+            time.sleep(0.05)
+            try:
+                sys.stderr.flush()
+            except (OSError, ValueError):
+                pass
+
+    threading.Thread(target=_flush, name="ablate-stderr-flush", daemon=True).start()
