@@ -15,6 +15,14 @@ runserver with its autoreloader's polling).
     python bench/reload.py                 # 10 reloads each, 30 s idle
     python bench/reload.py --reloads 20 --idle 60
     python bench/reload.py --quick         # checks the script works
+    python bench/reload.py --heavy         # the demo plus Wagtail and DRF
+
+``--heavy`` adds Wagtail's apps (and their dependencies: modelcluster,
+taggit, treebeard...) and Django REST framework to both copies' settings:
+a project whose ``django.setup()`` imports much more, which runserver
+pays on every reload and devconsole's zygote once. Those packages must be
+importable by the interpreter that runs this script (e.g. a separate
+virtualenv with ``pip install wagtail djangorestframework`` and devconsole).
 """
 
 from __future__ import annotations
@@ -118,6 +126,31 @@ def copy_project(into: Path) -> Path:
     return into
 
 
+HEAVY_APPS = [
+    "wagtail.contrib.forms", "wagtail.contrib.redirects", "wagtail.embeds", "wagtail.sites",
+    "wagtail.users", "wagtail.snippets", "wagtail.documents", "wagtail.images", "wagtail.search",
+    "wagtail.admin", "wagtail", "modelcluster", "taggit", "rest_framework",
+]
+HEAVY_SETTINGS = f"""
+
+# Added by bench/reload.py --heavy: a project with heavy third-party apps.
+INSTALLED_APPS += {HEAVY_APPS!r}
+MIDDLEWARE += ["wagtail.contrib.redirects.middleware.RedirectMiddleware"]
+WAGTAIL_SITE_NAME = "bench"
+WAGTAILADMIN_BASE_URL = "http://127.0.0.1"
+"""
+
+
+def make_heavy(root: Path) -> None:
+    import importlib.util
+
+    missing = [name for name in ("wagtail", "rest_framework", "modelcluster", "taggit") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise BenchError(f"--heavy needs {', '.join(missing)} importable by {sys.executable} (pip install wagtail djangorestframework)")
+    settings = root / "demosite" / "settings.py"
+    settings.write_text(settings.read_text() + HEAVY_SETTINGS)
+
+
 def settle(port: int, seconds: float) -> None:
     """Let a fresh server finish its start-up work (checks) before the next save."""
     time.sleep(seconds)
@@ -132,6 +165,7 @@ def run() -> int:
     parser.add_argument("--poll", type=float, default=5.0, help="ms between polls (default %(default)s)")
     parser.add_argument("--gap", type=float, default=1.5, help="seconds between a reload and the next save (default %(default)s)")
     parser.add_argument("--idle", type=float, default=30.0, help="seconds of idleness measured (default %(default)s)")
+    parser.add_argument("--heavy", action="store_true", help="add Wagtail and DRF to the project (see above)")
     args = parser.parse_args()
     if args.quick:
         args.reloads, args.idle, args.gap = 2, 2.0, 1.0
@@ -144,6 +178,9 @@ def run() -> int:
     with demo_database(), tempfile.TemporaryDirectory(prefix="devconsole-reload-") as tmp:
         rs_root = copy_project(Path(tmp) / "runserver")
         dc_root = copy_project(Path(tmp) / "devconsole")
+        if args.heavy:
+            make_heavy(rs_root)
+            make_heavy(dc_root)
         rs_port, dc_port = ports.take(), ports.take()
         servers = [
             (Launch("runserver", [sys.executable, str(rs_root / "manage.py"), "runserver", f"127.0.0.1:{rs_port}"], rs_port), rs_root),
@@ -190,7 +227,7 @@ def run() -> int:
         [f"idle CPU over {args.idle:g} s, main process (s)", fmt(rs.idle_console_cpu_s, 3), fmt(dc.idle_console_cpu_s, 3), ""],
     ]
     print()
-    print(table(f"{args.reloads} reloads each, interleaved", ["", "runserver", "devconsole", "runserver ÷ devconsole"], rows))
+    print(table(f"{args.reloads} reloads each, interleaved" + (", demo + Wagtail + DRF" if args.heavy else ""), ["", "runserver", "devconsole", "runserver ÷ devconsole"], rows))
     fast = median(dc.times_ms) <= TARGET_MS
     faster = ratio(median(rs.times_ms), median(dc.times_ms)) >= TARGET_RATIO
     clean = dc.refused == 0 and dc.failed == 0
