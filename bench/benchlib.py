@@ -27,7 +27,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,10 +82,10 @@ class Ports:
         raise BenchError("no free port left in the --ports range; give a wider one")
 
 
-def main_guard(run: object) -> None:
+def main_guard(run: Callable[[], int]) -> None:
     """Run ``run()`` and turn a :class:`BenchError` into one line and status 2."""
     try:
-        code = run()  # type: ignore[operator]
+        code = run()
     except BenchError as exc:
         sys.stderr.write(f"bench: error: {exc}\n")
         raise SystemExit(2) from None
