@@ -529,10 +529,10 @@ def test_timeout_kills_the_child(tmp_path: Path) -> None:
         """,
     )
     with pytest.raises(CatalogueError) as info:
-        load_catalogue(project, timeout=1.0)
+        load_catalogue(project, timeout=3.0)
     assert (
         assert_one_line(info.value)
-        == "listing the management commands timed out after 1s"
+        == "listing the management commands timed out after 3s"
     )
     assert "starting" in info.value.stderr_tail
 

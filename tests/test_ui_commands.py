@@ -187,7 +187,16 @@ async def test_runserver_entry_shows_the_dashboard() -> None:
         assert headers[-1] == "app:django.core"  # core last
         assert ids.index("app:shop") < ids.index("demo_report") < ids.index("app:django.core")
         assert len([i for i in ids if i and not i.startswith("app:")]) == len(screen.catalogue or ())
-        await pilot.press("slash", *"runserver")
+        # The palette finds commands too.
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"demo_rep")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: screen._form_command is not None)
+        assert screen._form_command is not None and screen._form_command.name == "demo_report"
+        assert active_tab(screen) == "tab-form"
+        await pilot.press("escape", "slash", *"runserver")
         await pilot.pause()
         help_text = str(screen.query_one("#cmd-help", Static).render())
         assert "django.contrib.staticfiles.management.commands.runserver.Command" in help_text

@@ -49,6 +49,19 @@ async def ready(pilot: Any) -> CommandsScreen:
     return screen
 
 
+async def settle(pilot: Any) -> None:
+    """Let layout, scrolling and focus land, so a loaded machine shows the same;
+    the cursor stays on (no blink) so its state does not depend on timing."""
+    from textual.widgets import Input
+
+    for widget in pilot.app.screen.query(Input):
+        widget.cursor_blink = False
+    await pilot.pause()
+    await pilot.wait_for_scheduled_animations()
+    await pilot.pause(0.1)
+    await pilot.pause()
+
+
 def test_recorded_catalogue_matches_the_demo(recorded_catalogue: Catalogue) -> None:
     """The recording is the demo's catalogue, not something made up."""
     from devconsole.demo import demo_env
@@ -70,7 +83,7 @@ def test_commands_view(snap_compare: Any) -> None:
         await pilot.press("slash", *"demo")
         await pilot.pause()
         screen.query_one("#cmd-list").focus()
-        await pilot.pause()
+        await settle(pilot)
 
     assert snap_compare(app(), terminal_size=SIZE, run_before=run_before)
 
@@ -91,5 +104,6 @@ def test_filled_form(snap_compare: Any) -> None:
         await pilot.press("ctrl+r")  # validates, shows the error, runs nothing
         await pilot.pause()
         assert screen._selected_run is None
+        await settle(pilot)
 
     assert snap_compare(app(), terminal_size=SIZE, run_before=run_before)

@@ -183,7 +183,7 @@ class CommandFormView(VerticalScroll):
                 if isinstance(collapsible, Collapsible):
                     collapsible.collapsed = False
             first.focus()
-            self.scroll_to_widget(first)
+            self.scroll_to_widget(first, animate=False)
 
     def first_input(self) -> Widget | None:
         """The widget to focus when the form opens."""

@@ -14,7 +14,7 @@ pulls their output on the app's tick.
 from __future__ import annotations
 
 import weakref
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
 from textual import on, work
@@ -42,6 +42,7 @@ from ..core.forms import CommandForm, Value
 from ..core.runner import ERROR, FAILED, INTERRUPTED, MAX_LINES, RUNNING, SUCCEEDED, CommandRunner, Run
 from .command_detail import app_label, catalogue_summary, command_detail, command_label
 from .command_form import CommandFormView
+from .command_palette import ManagementCommandsProvider
 
 if TYPE_CHECKING:
     from ..core.state import ServerState
@@ -110,6 +111,7 @@ class CommandsScreen(Screen[None]):
     """Find a management command, fill its form, run it, read its output."""
 
     CSS_PATH = "commands.tcss"
+    COMMANDS: ClassVar[set[Any]] = {ManagementCommandsProvider}
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("slash", "focus_filter", "Filter", id="commands.filter"),
         Binding("ctrl+r", "run", "Run", priority=True, id="commands.run"),
@@ -239,7 +241,7 @@ class CommandsScreen(Screen[None]):
             # Keep the open form if its command is still there (its arguments may have changed).
             fresh = catalogue.get(self._form_command.name)
             if fresh is not None and fresh != self._form_command:
-                self.open_form(fresh.name, focus=False)
+                self.open_form(fresh.name, focus=False, activate=False)
 
     def _set_summary(self, text: Text) -> None:
         self.query_one("#cmd-summary", Static).update(text)
@@ -333,7 +335,9 @@ class CommandsScreen(Screen[None]):
             return
         self.open_form(name)
 
-    def open_form(self, name: str, *, focus: bool = True) -> CommandFormView | None:
+    def open_form(self, name: str, *, focus: bool = True, activate: bool = True) -> CommandFormView | None:
+        """Show ``name``'s form (keeping what was typed into it before);
+        ``activate=False`` rebuilds it without leaving the current tab."""
         assert self.catalogue is not None
         command = self.catalogue.get(name)
         runner = self.runner
@@ -354,7 +358,8 @@ class CommandsScreen(Screen[None]):
         holder.mount(form)
         self._form_command = command
         self._form_view = form
-        self.query_one("#cmd-tabs", TabbedContent).active = "tab-form"
+        if activate:
+            self.query_one("#cmd-tabs", TabbedContent).active = "tab-form"
         return form
 
     # -- runs ----------------------------------------------------------------
