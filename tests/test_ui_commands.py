@@ -225,6 +225,15 @@ async def test_broken_command_and_catalogue_refresh_after_a_reload() -> None:
         await pilot.press("ctrl+u", *"ping", "enter", "ctrl+r")
         await finished(pilot, screen)
         assert output_lines(screen)[-1] == "pong"
+        # Hostile output: colours are kept, other escapes and markup shown as text.
+        hostile = "print('\\x1b]0;pwned\\x07 \\x1b[31mred\\x1b[0m [@click=app.quit]q[/] [bold]b')"
+        screen.runner.start("shell", ["-v", "0", "-c", hostile])  # type: ignore[union-attr]
+        screen.select_run(screen.runner.history()[-1])  # type: ignore[union-attr]
+        await finished(pilot, screen)
+        assert output_lines(screen)[-1] == "\\x1b]0;pwned\\x07 red [@click=app.quit]q[/] [bold]b"
+        log = screen.query_one("#run-output", RichLog)
+        assert any(segment.style and segment.style.color and segment.text == "red" for segment in log.lines[-1])
+        assert app.is_running and "\x1b]" not in app.export_screenshot()
         # A new server generation says hello: the catalogue is read again.
         app.state.ingest({"type": "hello", "generation": app.state.generation + 1, "pid": 1})
         await wait_for(pilot, lambda: screen.catalogue is not first)

@@ -92,7 +92,10 @@ class CommandFormView(VerticalScroll):
             widget = Checkbox(Content(f.label), value=bool(value), id=field_id(index), compact=True)
         elif f.kind == "choice":
             default = f.argument.default
-            prompt = f"default: {default}" if default not in (None, "") else "(not given)"
+            if default not in (None, ""):
+                # Project text: in the label (Text), not the prompt (markup).
+                label.append(f"  default: {default}", style="dim")
+            prompt = "(default)" if default not in (None, "") else "(not given)"
             widget = Select(
                 [(Text(c), c) for c in f.choices],
                 prompt=prompt,

@@ -425,7 +425,7 @@ class CommandsScreen(Screen[None]):
             self.select_run(run)
         runner.interrupt(run)
         signal_name = ("SIGINT", "SIGTERM", "SIGKILL")[min(run.interrupts, 3) - 1]
-        self.notify(f"Sent {signal_name} to run #{run.id} ({run.name}).", timeout=3)
+        self.notify(f"Sent {signal_name} to run #{run.id} ({run.name}).", timeout=3, markup=False)
 
     def action_rerun(self) -> None:
         runner = self.runner
