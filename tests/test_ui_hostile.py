@@ -19,7 +19,7 @@ from devconsole.core.listen import ListenAddress, bind
 from devconsole.core.project import Project
 from devconsole.ui.app import DevConsoleApp
 from devconsole.ui.logview import LogPane, LogScreen
-from devconsole.ui.panels.requests import RequestsTable
+from devconsole.ui.panels.requestlist import RequestList
 from devconsole.ui.request_detail import RequestDetailScreen, RequestDetailView
 
 #: Raw requests no well-behaved client would send: ESC and a lone C1 CSI byte
@@ -72,12 +72,12 @@ async def test_hostile_requests_show_literally_and_never_act(demo_project: Proje
         for payload in RAW:
             assert _raw_request(port, payload).startswith(b"HTTP/1.")
         await _until(pilot, lambda: app.state.total_requests >= 5)
-        await _until(pilot, lambda: app.screen.query_one(RequestsTable).row_count >= 5)
+        await _until(pilot, lambda: app.screen.query_one(RequestList).row_count >= 5)
         await pilot.pause(0.2)
         assert app.is_running
 
-        table = app.screen.query_one(RequestsTable)
-        paths = [table.get_row_at(i)[2].plain for i in range(table.row_count)]
+        table = app.screen.query_one(RequestList)
+        paths = [table.row_at(i).target for i in range(table.row_count)]
         assert paths == EXPECTED_PATHS
         text = _screen_text(app)
         for path in EXPECTED_PATHS:
@@ -85,7 +85,7 @@ async def test_hostile_requests_show_literally_and_never_act(demo_project: Proje
         _assert_nothing_raw(app)
 
         # Clicking the row whose path is a click action selects it; nothing else.
-        await pilot.click(RequestsTable, offset=(40, 3))
+        await pilot.click(RequestList, offset=(40, 3))
         await pilot.pause(0.2)
         assert app.is_running
 
@@ -107,7 +107,7 @@ async def test_hostile_requests_show_literally_and_never_act(demo_project: Proje
         await _until(pilot, lambda: isinstance(app.screen, LogScreen))
         app.refresh_views()
         await pilot.pause(0.2)
-        log_text = "\n".join(strip.text for strip in app.screen.query_one(LogPane).lines)
+        log_text = "\n".join(app.screen.query_one(LogPane).lines)
         assert "Not Found: /\\x1b]0;title\\x07" in log_text
         assert '"GET /[@click=app.quit]x HTTP/1.1" 404' in log_text
         assert "/csi\\x9b2J" in log_text

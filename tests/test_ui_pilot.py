@@ -17,7 +17,8 @@ from devconsole.ui.app import DevConsoleApp
 from devconsole.ui.dashboard import DashboardScreen
 from devconsole.ui.help import HelpScreen, QuitScreen
 from devconsole.ui.logview import LogPane, LogScreen
-from devconsole.ui.panels.requests import MAX_ROWS, RequestsTable
+from devconsole.ui.panels.requestlist import RequestList
+from devconsole.ui.panels.requests import MAX_ROWS
 from devconsole.ui.panels.sockets import SocketsTable
 from devconsole.ui.request_detail import RequestDetailScreen, RequestDetailView
 
@@ -42,8 +43,8 @@ def screen_text(app: DevConsoleApp) -> str:
 
 
 def table_paths(app: DevConsoleApp) -> list[str]:
-    table = app.screen.query_one(RequestsTable)
-    return [table.get_row_at(i)[2].plain for i in range(table.row_count)]
+    table = app.screen.query_one(RequestList)
+    return [table.row_at(i).target for i in range(table.row_count)]
 
 
 async def test_dashboard_shows_the_four_panels_from_the_recording() -> None:
@@ -61,7 +62,7 @@ async def test_dashboard_shows_the_four_panels_from_the_recording() -> None:
         states = {sockets.get_row_at(i)[1].plain for i in range(sockets.row_count)}
         assert {"listening", "reading", "handling", "keep-alive idle"} <= states
         # The request panel follows the tail.
-        table = app.screen.query_one(RequestsTable)
+        table = app.screen.query_one(RequestList)
         assert table.cursor_row == table.row_count - 1
 
 
@@ -72,7 +73,7 @@ async def test_view_keys_switch_views_and_back() -> None:
         await pilot.press("l")
         await settle(pilot, app)
         assert isinstance(app.screen, LogScreen)
-        assert "GET /boom/ HTTP/1.1" in screen_text(app) or app.screen.query_one(LogPane).lines
+        assert any('"GET /boom/ HTTP/1.1" 500' in line for line in app.screen.query_one(LogPane).lines)
         await pilot.press("a")
         await settle(pilot, app)
         assert isinstance(app.screen, AnatomyScreen)
@@ -102,7 +103,7 @@ async def test_filter_by_status_class_and_path_then_clear() -> None:
         box.value = "api"
         await settle(pilot, app)
         assert set(table_paths(app)) == {"/api/products/"}
-        app.screen.query_one(RequestsTable).focus()
+        app.screen.query_one(RequestList).focus()
         await pilot.press("escape")
         await settle(pilot, app)
         assert table_paths(app) == everything
@@ -237,15 +238,19 @@ async def test_theme_switch_recolours_rows_already_shown() -> None:
     app = replay_app()
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot, app)
-        table = app.screen.query_one(RequestsTable)
-        row = table_paths(app).index("/boom/")
-        before = table.get_row_at(row)[3].style
-        expected_before = table.get_component_rich_style("requests--5xx", partial=True)
-        assert before == expected_before
+        table = app.screen.query_one(RequestList)
+        before = table.style("requests--5xx")
+        assert before == table.get_component_rich_style("requests--5xx", partial=True)
         app.theme = "textual-light" if app.theme != "textual-light" else "nord"
         await pilot.pause(0.1)
         await settle(pilot, app)
-        table = app.screen.query_one(RequestsTable)
-        after = table.get_row_at(table_paths(app).index("/boom/"))[3].style
+        after = table.style("requests--5xx")
         assert after == table.get_component_rich_style("requests--5xx", partial=True)
         assert after != before
+        # The /boom/ row, as rendered now, carries the new theme's 5xx colour.
+        row = table_paths(app).index("/boom/")
+        table.move_cursor(row)
+        await pilot.pause()
+        line = table.render_line(row - int(table.scroll_offset.y) + 1)
+        status = [segment for segment in line if segment.text.strip() == "500"]
+        assert status and status[0].style.color == after.color

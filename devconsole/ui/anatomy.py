@@ -51,6 +51,8 @@ def _dedupe(names: list[str]) -> list[str]:
 
 
 class AnatomyScreen(FollowsTheme, Screen[None]):
+    AUTO_FOCUS = "#anatomy-box"
+
     def __init__(self) -> None:
         super().__init__()
         self._key: tuple[Any, ...] | None = None

@@ -48,6 +48,7 @@ class DevConsoleApp(App[int]):
         "dashboard": ("Dashboard", "Requests, sockets, the select loop and autoreload, live"),
         "log": ("Log", "The project's stdout/stderr and the django.server log, searchable"),
         "anatomy": ("Anatomy", "The chain runserver went through, with measured durations"),
+        "commands": ("Commands", "Find, fill in and run management commands"),
     }
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("d", "view('dashboard')", "Dashboard", id="view.dashboard", tooltip="The four live panels"),

@@ -22,6 +22,9 @@ class DashboardScreen(Screen[None]):
     number (at most the last 2,000 requests).
     """
 
+    #: Focused whenever the view is shown, so keys work at once.
+    AUTO_FOCUS = "#requests-table"
+
     def compose(self) -> ComposeResult:
         yield Header()
         yield StatusLine()
@@ -31,9 +34,6 @@ class DashboardScreen(Screen[None]):
             yield LoopPanel(id="loop")
             yield ReloadsPanel(id="reloads")
         yield Footer()
-
-    def on_mount(self) -> None:
-        self.query_one("#requests-table").focus()
 
     def refresh_from_state(self, state: ServerState) -> None:
         self.query_one(StatusLine).refresh_from_state(state)

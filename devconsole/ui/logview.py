@@ -1,31 +1,37 @@
-"""The Log view: the project's stdout/stderr and the django.server log, searchable."""
+"""The Log view: the project's stdout/stderr and the django.server log, searchable.
+
+A ``Log`` widget, not a ``RichLog``: a saturated server logs a line per
+request, and ``Log`` renders only the lines on screen (``RichLog`` renders
+every line as it is written: seconds of UI time per second of load,
+measured). Lines are plain text, already sanitized where they were ingested.
+"""
 
 from __future__ import annotations
 
 from typing import ClassVar
 
-from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Input, RichLog
+from textual.widgets import Footer, Header, Input, Log
 
 from ..core.state import LogLine, ServerState
 from . import format as fmt
 from .statusline import StatusLine
-from .theming import FollowsTheme
 
 MAX_LINES = 5000
 
 
-class LogPane(RichLog):
-    COMPONENT_CLASSES: ClassVar[set[str]] = {"log--time", "log--stderr", "log--match"}
+class LogPane(Log):
+    """The log lines, newest last, capped at MAX_LINES."""
 
 
-class LogScreen(FollowsTheme, Screen[None]):
-    """Every line the server child printed, newest last; ``/`` searches."""
+class LogScreen(Screen[None]):
+    """Every line the server child printed, newest last (``!`` marks stderr); ``/`` searches."""
 
+    #: Focused whenever the view is shown, so keys work at once.
+    AUTO_FOCUS = "#log"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("slash", "search", "Search", id="log.search", tooltip="Show only lines containing some text"),
         Binding("escape", "clear_search", "Clear search", show=False, id="log.clear-search"),
@@ -41,23 +47,15 @@ class LogScreen(FollowsTheme, Screen[None]):
         yield Header()
         yield StatusLine()
         yield Input(placeholder="search the log (case-insensitive) — Esc clears", id="log-search")
-        log = LogPane(id="log", max_lines=MAX_LINES, markup=False, highlight=False, wrap=False, auto_scroll=True)
+        log = LogPane(id="log", max_lines=MAX_LINES, highlight=False, auto_scroll=True)
         log.border_title = "Log"
         yield log
         yield Footer()
 
-    def on_mount(self) -> None:
-        self._subscribe_theme()
-        self.query_one(LogPane).focus()
-
-    def _line(self, pane: LogPane, line: LogLine) -> Text:
-        text = Text(no_wrap=True)
-        text.append(fmt.clock_time(line.ts) + " ", pane.get_component_rich_style("log--time", partial=True))
-        body = Text(line.text, style=pane.get_component_rich_style("log--stderr", partial=True) if line.stream == "stderr" else "")
-        if self._search:
-            body.highlight_words([self._search], pane.get_component_rich_style("log--match", partial=True), case_sensitive=False)
-        text.append_text(body)
-        return text
+    @staticmethod
+    def _line(line: LogLine) -> str:
+        marker = "!" if line.stream == "stderr" else " "
+        return f"{fmt.clock_time(line.ts)} {marker} {line.text}"
 
     def _matches(self, line: LogLine) -> bool:
         return not self._search or self._search.lower() in line.text.lower()
@@ -65,16 +63,11 @@ class LogScreen(FollowsTheme, Screen[None]):
     def refresh_from_state(self, state: ServerState) -> None:
         self._state = state
         self.query_one(StatusLine).refresh_from_state(state)
-        if self.take_theme_stale():
-            self._refill()
         lines = state.log_since(self._seq)
         if not lines:
             return
         self._seq = lines[-1].seq
-        pane = self.query_one(LogPane)
-        for line in lines:
-            if self._matches(line):
-                pane.write(self._line(pane, line))
+        self.query_one(LogPane).write_lines([self._line(line) for line in lines if self._matches(line)])
         self._update_title(state)
 
     def _update_title(self, state: ServerState) -> None:
@@ -106,16 +99,14 @@ class LogScreen(FollowsTheme, Screen[None]):
         self._refill()
 
     def _refill(self) -> None:
-        """Rewrite the kept lines that match (a new search, a new theme)."""
+        """Rewrite the kept lines that match the search."""
         pane = self.query_one(LogPane)
         pane.clear()
         state = self._state
         if state is None:
             return
         lines = state.log_since(0)
-        for line in lines:
-            if self._matches(line):
-                pane.write(self._line(pane, line))
+        pane.write_lines([self._line(line) for line in lines if self._matches(line)])
         if lines:
             self._seq = lines[-1].seq
         self._update_title(state)

@@ -69,8 +69,8 @@ class ReloadsPanel(FollowsTheme, Vertical):
 
     def _cells(self, row: ReloadRow) -> tuple[object, ...]:
         table = self.table
-        decision = table.get_component_rich_style(f"reloads--{row.decision}", partial=True) if row.decision in DECISION_LABELS else ""
-        error = table.get_component_rich_style("reloads--error", partial=True)
+        decision = table.style(f"reloads--{row.decision}") if row.decision in DECISION_LABELS else ""
+        error = table.style("reloads--error")
         return (
             cell(fmt.clock_time(row.ts, millis=False)),
             cell(short_files(row.files)),
@@ -81,6 +81,7 @@ class ReloadsPanel(FollowsTheme, Vertical):
 
     def refresh_from_state(self, state: ServerState) -> None:
         if self.take_theme_stale():
+            self.table.forget_styles()
             self.table.clear_rows()
             self._seq = 0
         rows = state.reloads_since(self._seq)

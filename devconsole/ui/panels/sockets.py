@@ -70,7 +70,7 @@ class SocketsPanel(FollowsTheme, Vertical):
         return self.query_one(SocketsTable)
 
     def _style(self, state: str) -> object:
-        return self.table.get_component_rich_style(f"sockets--{state}", partial=True)
+        return self.table.style(f"sockets--{state}")
 
     def _cells(self, conn: ConnRow, now: float) -> tuple[object, ...]:
         end = conn.closed_at if conn.closed_at is not None else now
@@ -87,6 +87,7 @@ class SocketsPanel(FollowsTheme, Vertical):
 
     def refresh_from_state(self, state: ServerState) -> None:
         if self.take_theme_stale():
+            self.table.forget_styles()
             self.table.clear_rows()  # rebuilt below with the new theme's styles
         now = state.clock()
         conns = state.connections()

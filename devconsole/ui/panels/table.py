@@ -21,6 +21,19 @@ class LiveTable(DataTable[Any]):
         super().__init__(id=id, classes=classes, cursor_type="row", zebra_stripes=False)
         self._cells: dict[str, tuple[Any, ...]] = {}
         self._column_keys: list[str] = []
+        self._styles: dict[str, Any] = {}
+
+    def style(self, component: str) -> Any:
+        """The rich style of a component class, cached: resolving one costs
+        far more than building a cell, and a busy tick builds thousands."""
+        style = self._styles.get(component)
+        if style is None:
+            style = self._styles[component] = self.get_component_rich_style(component, partial=True)
+        return style
+
+    def forget_styles(self) -> None:
+        """After a theme change: resolve styles again."""
+        self._styles.clear()
 
     def add_keyed_columns(self, columns: Sequence[tuple[str, str, int | None]]) -> None:
         """``(key, label, width)`` for each column; ``None`` width sizes to content."""
