@@ -30,7 +30,6 @@ from __future__ import annotations
 import http.client
 import os
 import shutil
-import socket
 import statistics
 import sys
 import tempfile

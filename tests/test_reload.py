@@ -129,7 +129,8 @@ def test_requests_sent_through_five_reloads_all_succeed(console: Console) -> Non
             console.edit("shop/views.py", f'b"pong{n - 1}"' if n > 1 else 'b"pong"', f'b"pong{n}"')
             if n == 1:
                 console.edit("shop/views.py", '"4"', '"5"')
-            wait_for(lambda: answers and answers[-1] == f"pong{n}".encode(), timeout=20)
+            expected = f"pong{n}".encode()
+            wait_for(lambda: answers and answers[-1] == expected, timeout=20)
             time.sleep(0.1)
     finally:
         stop.set()

@@ -379,8 +379,7 @@ class Reloader:
         return self.level0
 
     def _install(self, child: Child) -> None:
-        with self.supervisor._lock:
-            self.supervisor.child = child
+        self.supervisor.adopt(child)
 
     def _restart(self, files: list[str], level: int, *, detect_ms: float, saved: float) -> None:
         started = time.perf_counter()
@@ -402,7 +401,6 @@ class Reloader:
             # so no request can reach old code once the new one serves.
             if old is not None:
                 old.send("stop")
-            forked_at = time.perf_counter()
             assert source is not None
             spare = self._take_spare(files) if level == FORK and source is self.level1 else None
             if spare is None:
@@ -430,10 +428,8 @@ class Reloader:
             if old is not None:
                 old.stop()
                 stopped.append((time.perf_counter() - stop_started) * 1000)
-            spawn_at = time.perf_counter()
             child = self.supervisor.start()
             start_ms = (time.perf_counter() - started) * 1000 - (stopped[0] if stopped else 0.0)
-            forked_at = spawn_at
         ready_from = time.perf_counter()
         child.settled.wait(SETTLE_TIMEOUT)
         ready_ms = (time.perf_counter() - ready_from) * 1000

@@ -217,6 +217,12 @@ class Supervisor:
             self.generation += 1
             return self.generation
 
+    def adopt(self, child: ServerChild | ForkedChild) -> None:
+        """Make ``child`` (started by the reloader) the current generation:
+        the one :meth:`stop` and :meth:`close` stop."""
+        with self._lock:
+            self.child = child
+
     def start(self) -> ServerChild:
         with self._lock:
             self.generation += 1
