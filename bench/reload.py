@@ -8,6 +8,9 @@ returns a new 4-byte body); after each save the page is polled every
 ``--poll`` ms with a new connection until the new body comes back. Counted:
 the time from the save (the file closed) to the first new body; polls that
 were refused (ECONNREFUSED), failed (reset, timeout, status other than 200).
+Then ``--model-reloads`` saves of ``shop/models.py`` (imported during
+``django.setup()``: devconsole rebuilds its level-1 zygote for them), with
+``/ping/`` answering a constant of that module.
 After the reloads, the CPU of each process tree is read over ``--idle``
 seconds with no changes (the console with its watcher, zygotes and server;
 runserver with its autoreloader's polling).
@@ -93,11 +96,14 @@ def poll_once(port: int, timeout: float) -> tuple[str, bytes]:
         conn.close()
 
 
-def save_and_wait(launch: Launch, views: Path, body: bytes, result: Result, poll_s: float) -> None:
-    text = views.read_text()
-    start = text.index('HttpResponse(b"') + len('HttpResponse(b"')
-    end = text.index('"', start)
-    views.write_text(text[:start] + body.decode() + text[end:])
+def save_and_wait(launch: Launch, views: Path, body: bytes, result: Result, poll_s: float, *, new_text: str | None = None) -> None:
+    """Save the edit (the /ping/ body, or ``new_text``), then poll until ``body`` answers."""
+    if new_text is None:
+        text = views.read_text()
+        start = text.index('HttpResponse(b"') + len('HttpResponse(b"')
+        end = text.index('"', start)
+        new_text = text[:start] + body.decode() + text[end:]
+    views.write_text(new_text)
     saved = time.monotonic()
     deadline = saved + RELOAD_TIMEOUT
     while True:
@@ -115,6 +121,26 @@ def save_and_wait(launch: Launch, views: Path, body: bytes, result: Result, poll
         if launch.proc is not None and launch.proc.poll() is not None:
             raise BenchError(f"{launch.name} exited with status {launch.proc.returncode}")
         time.sleep(poll_s)
+
+
+def point_ping_at_models(root: Path) -> None:
+    """Make /ping/ answer ``shop.models.MARK``: a models edit becomes visible."""
+    views = root / "shop" / "views.py"
+    text = views.read_text()
+    start = text.index('HttpResponse(b"')
+    end = text.index('"', start + len('HttpResponse(b"')) + 1
+    views.write_text(text[:start] + 'HttpResponse(__import__("shop.models").models.MARK.encode()' + text[end:])
+    models = root / "shop" / "models.py"
+    models.write_text(models.read_text().replace("\n\nclass Product", '\n\nMARK = "m000"\n\n\nclass Product', 1))
+
+
+def save_model_mark(launch: Launch, root: Path, body: bytes, result: Result, poll_s: float) -> None:
+    """Like save_and_wait, for the MARK in shop/models.py (imported during setup)."""
+    models = root / "shop" / "models.py"
+    text = models.read_text()
+    start = text.index('MARK = "') + len('MARK = "')
+    end = text.index('"', start)
+    save_and_wait(launch, models, body, result, poll_s, new_text=text[:start] + body.decode() + text[end:])
 
 
 def copy_project(into: Path) -> Path:
@@ -165,9 +191,10 @@ def run() -> int:
     parser.add_argument("--gap", type=float, default=1.5, help="seconds between a reload and the next save (default %(default)s)")
     parser.add_argument("--idle", type=float, default=30.0, help="seconds of idleness measured (default %(default)s)")
     parser.add_argument("--heavy", action="store_true", help="add Wagtail and DRF to the project (see above)")
+    parser.add_argument("--model-reloads", type=int, default=3, help="models.py saves per server, after the views ones (default %(default)s)")
     args = parser.parse_args()
     if args.quick:
-        args.reloads, args.idle, args.gap = 2, 2.0, 1.0
+        args.reloads, args.idle, args.gap, args.model_reloads = 2, 2.0, 1.0, 1
     if args.reloads < 1 or args.poll <= 0 or args.idle <= 0:
         parser.error("--reloads ≥ 1, --poll > 0 and --idle > 0")
     print(f"# Reload: save a views.py edit, poll /ping/ every {args.poll:g} ms until the new code answers")
@@ -186,6 +213,7 @@ def run() -> int:
             (Launch("devconsole", [*devconsole_argv(dc_port)[:-2], "--project", str(dc_root), f"127.0.0.1:{dc_port}"], dc_port, quit_keys=DEVCONSOLE_QUIT), dc_root),
         ]
         results = {launch.name: Result(launch.name) for launch, _ in servers}
+        model_results = {launch.name: Result(launch.name) for launch, _ in servers}
         try:
             for launch, _ in servers:
                 launch.start()
@@ -199,6 +227,17 @@ def run() -> int:
                     save_and_wait(launch, root / "shop" / "views.py", f"v{n:03d}".encode(), results[launch.name], args.poll / 1000)
                     settle(launch.port, args.gap)
                 print(f"reload {n}: " + ", ".join(f"{name} {fmt(r.times_ms[-1])} ms" for name, r in results.items()), flush=True)
+            if args.model_reloads > 0:
+                # /ping/ now answers models.MARK (a views reload, not counted).
+                for launch, root in servers:
+                    point_ping_at_models(root)
+                    save_and_wait(launch, root / "shop" / "views.py", b"m000", Result("setup"), args.poll / 1000, new_text=(root / "shop" / "views.py").read_text())
+                    settle(launch.port, args.gap)
+                for n in range(1, args.model_reloads + 1):
+                    for launch, root in servers:
+                        save_model_mark(launch, root, f"m{n:03d}".encode(), model_results[launch.name], args.poll / 1000)
+                        settle(launch.port, args.gap)
+                    print(f"models reload {n}: " + ", ".join(f"{name} {fmt(r.times_ms[-1])} ms" for name, r in model_results.items()), flush=True)
             time.sleep(2.0)
             before = {launch.name: tree_cpu(launch.proc.pid) for launch, _ in servers if launch.proc}
             time.sleep(args.idle)
@@ -222,6 +261,14 @@ def run() -> int:
         ["polls refused", rs.refused, dc.refused, ""],
         ["polls failed (reset, timeout, not 200)", rs.failed, dc.failed, ""],
         ["polls in all", rs.polls, dc.polls, ""],
+    ]
+    mrs, mdc = model_results["runserver"], model_results["devconsole"]
+    if mrs.times_ms and mdc.times_ms:
+        rows += [
+            [f"models.py edit: median of {len(mdc.times_ms)} (ms)", fmt(median(mrs.times_ms)), fmt(median(mdc.times_ms)), fmt(ratio(median(mrs.times_ms), median(mdc.times_ms)), 1) + "×"],
+            ["models.py edits: polls refused / failed", f"{mrs.refused} / {mrs.failed}", f"{mdc.refused} / {mdc.failed}", ""],
+        ]
+    rows += [
         [f"idle CPU over {args.idle:g} s, whole tree (s)", fmt(rs.idle_cpu_s, 3), fmt(dc.idle_cpu_s, 3), ""],
         [f"idle CPU over {args.idle:g} s, main process (s)", fmt(rs.idle_console_cpu_s, 3), fmt(dc.idle_console_cpu_s, 3), ""],
     ]
@@ -229,7 +276,7 @@ def run() -> int:
     print(table(f"{args.reloads} reloads each, interleaved" + (", demo + Wagtail + DRF" if args.heavy else ""), ["", "runserver", "devconsole", "runserver ÷ devconsole"], rows))
     fast = median(dc.times_ms) <= TARGET_MS
     faster = ratio(median(rs.times_ms), median(dc.times_ms)) >= TARGET_RATIO
-    clean = dc.refused == 0 and dc.failed == 0
+    clean = dc.refused == 0 and dc.failed == 0 and mdc.refused == 0 and mdc.failed == 0
     print(verdict(fast, f"devconsole median ≤ {TARGET_MS:g} ms"))
     print(verdict(faster, f"devconsole ≥ {TARGET_RATIO:g}× faster than runserver"))
     print(verdict(clean, "no refused or failed polls during devconsole's reloads"))
