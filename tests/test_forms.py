@@ -293,3 +293,15 @@ def test_demo_report_form(project: Project) -> None:
     assert run.status == SUCCEEDED, lines
     assert lines[0].startswith("name,price,tags,archived")
     assert lines[-1] == f"2 of {lines[-1].split()[2]} products shown"
+
+
+def test_forms_and_runner_are_textual_free() -> None:
+    """The core the Commands view stands on imports neither Textual nor Django."""
+    import subprocess
+
+    code = (
+        "import sys, devconsole.core.forms, devconsole.core.runner\n"
+        "leaked = sorted({m.split('.')[0] for m in sys.modules} & {'django', 'textual'})\n"
+        "assert not leaked, leaked\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

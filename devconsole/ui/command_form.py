@@ -36,7 +36,7 @@ class CommandFormView(VerticalScroll):
     def __init__(
         self,
         form: CommandForm,
-        command_line: Callable[[list[str]], str],
+        command_line: Callable[[list[str], bool], str],
         *,
         in_terminal: bool = False,
         autofocus: bool = True,
@@ -45,7 +45,8 @@ class CommandFormView(VerticalScroll):
     ) -> None:
         super().__init__(id=id)
         self.form = form
-        #: Turns the arguments into the displayed command line (the runner's).
+        #: Turns the arguments (and whether the run has the terminal) into
+        #: the displayed command line: the runner's, exactly what will run.
         self._command_line = command_line
         self._in_terminal = in_terminal
         self._autofocus = autofocus
@@ -204,10 +205,10 @@ class CommandFormView(VerticalScroll):
         text = Text("$ ", style="dim")
         if errors:
             # What is there so far; the errors say what is missing.
-            text.append(self._command_line(self.form.preview(values)))
+            text.append(self._command_line(self.form.preview(values), self.in_terminal))
             text.append(f"   ({len(errors)} to fix)", style="dim")
         else:
-            text.append(self._command_line(self.form.arguments(values)), style="bold")
+            text.append(self._command_line(self.form.arguments(values), self.in_terminal), style="bold")
         line.update(text)
 
     def _changed(self, event: Any) -> None:

@@ -350,7 +350,7 @@ class CommandsScreen(Screen[None]):
         color = command.argument("force_color") is not None
         form = CommandFormView(
             CommandForm.for_command(command),
-            lambda args: runner.command_line(command.name, args, color=color and not command.interactive),
+            lambda args, in_terminal: runner.command_line(command.name, args, color=color and not in_terminal),
             in_terminal=command.interactive,
             values=self._form_values.get(name),
             autofocus=focus,
@@ -407,7 +407,11 @@ class CommandsScreen(Screen[None]):
 
         try:
             with self.app.suspend():
-                return runner.run_in_terminal(name, args)
+                run = runner.run_in_terminal(name, args)
+            # Resuming does not keep the focus: back to the form, to run it again.
+            if self._form_view is not None:
+                self.call_after_refresh(self._form_view.focus_first)
+            return run
         except SuspendNotSupported:
             self.notify("This terminal cannot hand over to a command; running it here instead.", severity="warning")
             return runner.start(name, args)
@@ -446,7 +450,7 @@ class CommandsScreen(Screen[None]):
             if args is None or self._form_command is None or self.runner is None:
                 return
             color = self._form_command.argument("force_color") is not None
-            line = self.runner.command_line(self._form_command.name, args, color=color)
+            line = self.runner.command_line(self._form_command.name, args, color=color and not form.in_terminal)
         elif self._selected_run is not None:
             line = self._selected_run.command_line
         else:
@@ -465,11 +469,21 @@ class CommandsScreen(Screen[None]):
         self.query_one("#cmd-tabs", TabbedContent).active = tab
 
     def select_run(self, run: Run) -> None:
-        """Show ``run`` in the Output tab."""
+        """Make ``run`` the one on show (Ctrl+C, F5, Ctrl+Y act on it).
+
+        A run in the pipe opens the Output tab, focused so its keys scroll.
+        A run that had the terminal has no output here: the view stays where
+        the user was (the form, to run it again) and says how it ended.
+        """
         self._selected_run = run
         self._shown_seq = 0
         self.query_one("#run-output", RichLog).clear()
-        self.query_one("#cmd-tabs", TabbedContent).active = "tab-output"
+        if run.in_terminal:
+            severity = "information" if run.status == SUCCEEDED else "warning"
+            self.notify(f"{run.name}: {run.status_line()}", title="Back from the terminal", severity=severity, markup=False)
+        else:
+            self.query_one("#cmd-tabs", TabbedContent).active = "tab-output"
+            self.query_one("#run-output", RichLog).focus()
         self.poll_runs()
 
     def poll_runs(self) -> None:
