@@ -21,6 +21,7 @@ import http.client
 import json
 import socket
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -133,13 +134,10 @@ def record(output: Path) -> int:
     host, port = sock.getsockname()[:2]
     address = ListenAddress(host, port)
     with output.open("w", encoding="utf-8") as out:
-        recording = True
-
-        def sink(event: dict[str, Any]) -> None:
-            """Drops what comes after the recording is cut (the shutdown)."""
-
-        recorder = Recorder(out, sink)
-        supervisor = Supervisor(project, address, sock, lambda event: recorder(event) if recording else None)
+        # Events go only to the file; after the cut (the shutdown) not even there.
+        recorder = Recorder(out, lambda event: None)
+        cut = threading.Event()
+        supervisor = Supervisor(project, address, sock, lambda event: None if cut.is_set() else recorder(event))
         opened: list[Any] = []
         try:
             child = supervisor.start()
@@ -150,10 +148,9 @@ def record(output: Path) -> int:
             opened = leave_open(host, port)
             for event in reload_events(time.time(), supervisor.generation):
                 recorder(event)
-            # Cut here: the recording ends with connections open and the server serving.
-            recording = False
         finally:
-            recording = False
+            # The recording ends with connections open and the server serving.
+            cut.set()
             for conn in opened:
                 conn.close()
             supervisor.close()
