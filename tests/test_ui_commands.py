@@ -1,30 +1,52 @@
 """The Commands view, driven from the keyboard with Textual's pilot.
 
 The catalogue is the real one (a child process reads the demo or fixture
-project); runs are real ``manage.py`` subprocesses. There is no server child
+project, once per session); runs are real ``manage.py`` subprocesses. There is no server child
 here: the view does not need one, and the live console tests cover it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, OptionList, RichLog, Static, TabbedContent
 
+from devconsole.core.catalogue import Catalogue, load_catalogue
 from devconsole.core.project import Project
 from devconsole.core.runner import INTERRUPTED, SUCCEEDED
 from devconsole.demo import DEMO_MANAGE_PY, demo_env, ensure_demo_database
+from devconsole.ui import commands
 from devconsole.ui.app import DevConsoleApp
 from devconsole.ui.command_form import CommandFormView
 from devconsole.ui.commands import CommandsScreen, rank
 
 FIXTURE = Path(__file__).parent / "fixtures" / "catproject"
 SIZE = (140, 44)
+
+
+_CATALOGUES: dict[tuple[str, str | None], Catalogue] = {}
+
+
+@pytest.fixture(autouse=True)
+def catalogue_once_per_project(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each project's real catalogue is read by a child process once per
+    session, then handed out as a fresh copy (so a refresh is still a new
+    object): the view's tests do not each pay for a child on a busy machine."""
+
+    def load(project: Project) -> Catalogue:
+        key = (str(project.manage_py), project.settings)
+        if key not in _CATALOGUES:
+            _CATALOGUES[key] = load_catalogue(project)
+        return dataclasses.replace(_CATALOGUES[key])
+
+    monkeypatch.setattr(commands, "load_catalogue", load)
 
 
 def demo_app() -> DevConsoleApp:
