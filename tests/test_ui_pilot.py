@@ -254,3 +254,20 @@ async def test_theme_switch_recolours_rows_already_shown() -> None:
         line = table.render_line(row - int(table.scroll_offset.y) + 1)
         status = [segment for segment in line if segment.text.strip() == "500"]
         assert status and status[0].style.color == after.color
+
+
+async def test_status_line_puts_a_broken_urlconf_first() -> None:
+    """A reload that broke urls.py keeps serving (an error page) and says why, up front."""
+    recording = load_recording(RECORDING)
+    hello = next(event for event in recording.events if event["type"] == "hello")
+    app = DevConsoleApp(recording=recording)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        app.state.ingest({**hello, "generation": 2, "urlconf_error": "SyntaxError: invalid syntax (views.py, line 66)"})
+        await settle(pilot, app)
+        line = str(app.screen.query_one("#status").render())
+        assert "URLconf: SyntaxError: invalid syntax (views.py, line 66)" in line
+        assert line.index("URLconf") < line.index("generation 2")
+        await pilot.press("a")
+        await settle(pilot, app)
+        assert "URLconf: SyntaxError" in screen_text(app)

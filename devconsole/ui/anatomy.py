@@ -110,6 +110,9 @@ def render_anatomy(view: AnatomyView, state: ServerState) -> RenderableType:
     def step(depth: int, name: str, detail: str = "", phase: str | None = None, ms: float | None = None) -> None:
         indent = "  " * max(depth - 1, 0) + ("└ " if depth else "")
         value = phases.get(phase) if phase else ms
+        if phase and value is None and phases:
+            # A child forked from a prepared process starts after these steps.
+            detail = f"{detail} (inherited: done before this generation started)"
         grid.add_row(
             Text(indent + name, style["step"]),
             Text(fmt.duration_ms(value), style["ms"]) if value is not None else Text(""),

@@ -31,7 +31,7 @@ class StatusLine(FollowsTheme, Static):
         listen = hello.get("listen") or {}
         checks = state.checks or {}
         errors = len(state.errors)
-        key = (state.status, state.generation, str(listen), str(checks.get("messages")), checks.get("migrations"), errors)
+        key = (state.status, state.generation, id(state.hello), str(checks.get("messages")), checks.get("migrations"), errors)
         if key == self._last:
             return
         self._last = key
@@ -43,18 +43,22 @@ class StatusLine(FollowsTheme, Static):
             host = str(listen.get("host", ""))
             shown = f"[{host}]" if ":" in host else host
             text.append(f"  http://{shown}:{listen.get('port')}/")
-        if hello:
-            text.append(f"  generation {state.generation} · pid {hello.get('pid')} · Django {hello.get('django')} · Python {hello.get('python')} · {hello.get('settings')}", dim)
+        # What needs attention first: the width may cut the rest.
+        urlconf_error = hello.get("urlconf_error")
+        if urlconf_error:
+            text.append(f"  URLconf: {urlconf_error}", warn)
+        elif errors and (not hello or state.errors[-1].get("generation", state.generation) >= state.generation):
+            last = state.errors[-1]
+            text.append(f"  {last.get('phase', 'error')}: {last.get('message', '')}", warn)
         if checks:
             messages = checks.get("messages") or []
             if messages:
                 text.append(f"  checks: {len(messages)} issue{'s' if len(messages) != 1 else ''}", warn)
-            else:
-                text.append("  checks: ok", dim)
             unapplied = checks.get("migrations")
             if unapplied:
                 text.append(f"  {unapplied} unapplied migration{'s' if unapplied != 1 else ''}", warn)
-        if errors:
-            last = state.errors[-1]
-            text.append(f"  {last.get('phase', 'error')}: {last.get('message', '')}", warn)
+        if hello:
+            text.append(f"  generation {state.generation} · pid {hello.get('pid')} · Django {hello.get('django')} · Python {hello.get('python')} · {hello.get('settings')}", dim)
+        if checks and not (checks.get("messages") or checks.get("migrations")):
+            text.append("  checks: ok", dim)
         self.update(text)
