@@ -237,6 +237,25 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def start_ticks(pid: int) -> int:
+    """When ``pid`` started, in clock ticks since boot (``/proc/PID/stat`` field 22)."""
+    with open(f"/proc/{pid}/stat", "rb") as handle:
+        raw = handle.read().decode()
+    return int(raw[raw.rindex(")") + 2 :].split()[19])
+
+
+def first_child_delay(pid: int) -> float | None:
+    """Seconds from ``pid``'s start to the start of its first child process
+    (10 ms resolution), or None if it has none."""
+    kids = []
+    for child in descendants(pid):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            kids.append(start_ticks(child))
+    if not kids:
+        return None
+    return (min(kids) - start_ticks(pid)) / CLK_TCK
+
+
 def rss_mb(pid: int | str = "self") -> float:
     """Resident set size in MB, from ``/proc/PID/status`` (VmRSS)."""
     with open(f"/proc/{pid}/status") as handle:
@@ -554,6 +573,12 @@ class Launch:
         """Seconds from launch to the first 200 on /ping/."""
         assert self.proc is not None
         return wait_for_200(self.port, timeout=timeout, proc=self.proc) - self.started_at
+
+    def first_child(self) -> float | None:
+        """Seconds from launch to the start of the first child process (the
+        console's server child or zygote; runserver's autoreloaded child)."""
+        assert self.proc is not None
+        return first_child_delay(self.proc.pid)
 
     def stop(self) -> None:
         if self.proc is None:
