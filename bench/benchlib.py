@@ -337,20 +337,30 @@ def wait_for_200(port: int, *, timeout: float = 60.0, proc: subprocess.Popen[byt
 # ------------------------------------------------------------------ the demo
 @contextlib.contextmanager
 def demo_database() -> Iterator[Path]:
-    """A freshly migrated demo database in a temporary directory, exported as
-    ``DEVCONSOLE_DEMO_DB`` for every process started meanwhile."""
+    """The demo database every process started meanwhile uses.
+
+    ``$DEVCONSOLE_BENCH_DB`` names one to reuse (prepared if needed: the
+    smoke test shares one between scripts); otherwise a freshly migrated one
+    in a temporary directory. Either way it is exported as
+    ``DEVCONSOLE_DEMO_DB``, never the user's own demo database.
+    """
     sys.path.insert(0, str(REPO_ROOT))
     from devconsole.demo import DemoError, ensure_demo_database
 
     previous = os.environ.get("DEVCONSOLE_DEMO_DB")
-    with tempfile.TemporaryDirectory(prefix="devconsole-bench-") as tmp:
-        path = Path(tmp) / "demo.sqlite3"
+    shared = os.environ.get("DEVCONSOLE_BENCH_DB")
+    with contextlib.ExitStack() as stack:
+        if shared:
+            path = Path(shared).resolve()
+        else:
+            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="devconsole-bench-"))
+            path = Path(tmp) / "demo.sqlite3"
         os.environ["DEVCONSOLE_DEMO_DB"] = str(path)
         try:
-            ensure_demo_database(sys.executable)
-        except DemoError as exc:
-            raise BenchError(str(exc)) from exc
-        try:
+            try:
+                ensure_demo_database(sys.executable)
+            except DemoError as exc:
+                raise BenchError(str(exc)) from exc
             yield path
         finally:
             if previous is None:

@@ -39,7 +39,10 @@ needs_wrk = pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not i
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, subprocess.CompletedProcess[str]]]:
     """Every script's ``--quick`` run: its exit status and output."""
-    env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path_factory.mktemp("cache")))
+    # One demo database for all of them, prepared once (by the first script
+    # that gets there: preparation is locked).
+    db = tmp_path_factory.mktemp("bench-db") / "demo.sqlite3"
+    env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path_factory.mktemp("cache")), DEVCONSOLE_BENCH_DB=str(db))
     procs = {
         name: subprocess.Popen(
             [sys.executable, str(BENCH / name), "--quick", "--ports", ports, *extra],
