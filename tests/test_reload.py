@@ -308,3 +308,20 @@ def test_a_spare_prepared_ahead_serves_the_next_edit_unless_it_imported_the_chan
     third = wait_for(lambda: len(console.reloads()) >= 3 and console.reloads()[2])
     assert third["spare"] is False and third["decision"] == "restarted"
     assert get(console.port) == (200, b"two!")
+
+
+def test_a_level_0_that_preloaded_the_libraries_still_builds_a_working_level_1(console: Console) -> None:
+    console.reloader.preload_enabled = True
+    console.reloader.restart()  # a full rebuild, after which level 0 preloads
+    wait_for(lambda: console.reloads())
+    level0 = console.reloader.level0
+    assert level0 is not None
+    # The preload happens in the background; a level-1 rebuild then forks from it.
+    time.sleep(1.0)
+    console.edit("shop/models.py", "class Product", 'MARK = "preloaded"\n\n\nclass Product')
+    console.edit("shop/views.py", 'b"pong"', 'getattr(__import__("shop.models").models, "MARK", "none").encode()')
+    console.edit("shop/views.py", '"4"', "str(len(response.content))")
+    assert served(console.port, "/ping/", b"preloaded") == (200, b"preloaded")
+    assert console.reloader.level0 is level0 and console.reloader.preload_enabled
+    # Nothing of the project was imported into level 0 by the preload.
+    assert not [f for f in level0.files if f.startswith(str(console.root.resolve()))]

@@ -132,6 +132,13 @@ class Reloader:
         self.level0: Zygote | None = None
         self.level1: Zygote | None = None
         self._preloaded: set[str] = set()
+        #: Whether level 0 imports, while idle, the libraries level 1 used.
+        #: Off by default: importing third-party modules without settings
+        #: left Wagtail half-imported (now undone on failure, and a setup
+        #: that fails after a preload is retried without), and on this
+        #: 2-CPU machine no gain for a level-1 rebuild could be measured.
+        #: ``DEVCONSOLE_PRELOAD=1`` turns it on.
+        self.preload_enabled = os.environ.get("DEVCONSOLE_PRELOAD") == "1"
         self.server_files: frozenset[str] = frozenset()
         self.dir_globs: list[tuple[str, str]] = []
         self._reported_roots: list[str] = []
@@ -335,7 +342,7 @@ class Reloader:
 
     # ----------------------------------------------------------- restarting
     def _zygote_alive(self, zygote: Zygote | None) -> bool:
-        return zygote is not None and not zygote.dead.is_set()
+        return zygote is not None and not zygote.dead.is_set() and not zygote.unsafe
 
     def _build(self, level: int) -> None:
         """Make the zygotes current for ``level`` (the old server keeps serving)."""
@@ -352,6 +359,18 @@ class Reloader:
             self._discard_spare()  # forked from the level 1 being replaced
             old1, self.level1 = self.level1, self.level0.fork_level1()
             ready = self.level1.wait_ready()
+            if ready.get("op") == "failed" and self._preloaded:
+                # The libraries level 0 imported ahead (without settings) may
+                # be what broke the setup: confirm with a level 0 that did not.
+                self._retire(self.level1)
+                self._retire(self.level0)
+                self.preload_enabled = False
+                self._preloaded = set()
+                self.level0 = Zygote.spawn(self.supervisor)
+                if not self.level0.wait_ready().get("forkable"):
+                    raise ZygoteError("level 0 is not single-threaded")
+                self.level1 = self.level0.fork_level1()
+                ready = self.level1.wait_ready()
             if ready.get("op") == "failed":
                 self._update_roots(list(ready.get("files") or []))
             self._retire(old1)
@@ -528,21 +547,12 @@ class Reloader:
 
     def _maybe_preload(self) -> None:
         """Teach level 0 the libraries the project imports during setup."""
-        if self.level0 is None or self.level1 is None or not self.level1.ready:
+        if not self.preload_enabled or self.level0 is None or self.level1 is None or not self.level1.ready:
             return
         modules = [m for m in self.level1.ready.get("modules") or [] if m not in self._preloaded]
-        if not modules:
-            return
         self._preloaded.update(modules)
-        try:
-            reply = self.level0.preload(modules)
-        except ZygoteError:
-            return
-        self.level0.files = frozenset(reply.get("files") or ())
-        if not reply.get("forkable"):
-            # An import started a thread: this level 0 can no longer fork safely.
-            self._retire(self.level0)
-            self.level0 = None
+        # Also resumes a preload paused while level 1 was being built.
+        self.level0.preload_async(modules)
 
 
 def _stopper(old: Child, started: float, stopped: list[float]) -> threading.Thread:

@@ -274,6 +274,8 @@ class Zygote:
         self.pid: int | None = process.pid if process is not None else None
         self.ready: dict[str, Any] | None = None
         self.files: frozenset[str] = frozenset()
+        #: Set when a preload left threads behind: no longer safe to fork.
+        self.unsafe = False
         self.children: dict[int, ForkedChild] = {}
         self._children_lock = threading.Lock()
         self._early_exits: dict[int, int | None] = {}
@@ -339,6 +341,12 @@ class Zygote:
                 if child is not None:
                     child.exited(message.get("returncode"))
                 continue
+            if message.get("op") == "preloaded":
+                # Answers preload_async: not a reply anyone waits for.
+                self.files = frozenset(message.get("files") or ())
+                if not message.get("forkable"):
+                    self.unsafe = True
+                continue
             if message.get("op") in ("ready", "failed") and self.ready is None:
                 self.ready = message
                 self.pid = message.get("pid", self.pid)
@@ -395,8 +403,15 @@ class Zygote:
         level1.pid = reply.get("pid")
         return level1
 
-    def preload(self, modules: list[str]) -> dict[str, Any]:
-        return self.request({"op": "preload", "modules": modules})
+    def preload_async(self, modules: list[str]) -> None:
+        """Ask a level 0 to import ``modules`` while idle; it answers later
+        (``preloaded``: the project files it imported after all, whether it
+        is still single-threaded)."""
+        with self._lock:
+            try:
+                self.control.send(json.dumps({"op": "preload", "modules": modules}).encode())
+            except OSError:
+                pass
 
     def register(self, pid: int, child: ForkedChild) -> None:
         with self._children_lock:

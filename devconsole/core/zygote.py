@@ -44,6 +44,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+#: Modules a level 0 preloads between two looks at its control socket.
+PRELOAD_CHUNK = 20
 #: Largest control message; fds per message.
 MAX_MESSAGE = 1 << 20
 MAX_FDS = 8
@@ -115,6 +117,9 @@ class Zygote:
         #: Level 1 whose setup failed: (phase, exception) served as an error page.
         self.failure: tuple[str, BaseException] | None = None
         self._fork_started = 0.0
+        self._pending_preload: list[str] = []
+        self._preload_paused = False
+        self._preloaded = 0
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
@@ -124,7 +129,10 @@ class Zygote:
     def loop(self) -> None:
         while True:
             try:
-                readable, _, _ = select.select([self.control, self._wake_r], [], [])
+                # Idle: sleep until a message or a child's exit. With
+                # libraries queued for preloading: import some between polls.
+                timeout = 0 if self._pending_preload and not self._preload_paused else None
+                readable, _, _ = select.select([self.control, self._wake_r], [], [], timeout)
             except InterruptedError:  # pragma: no cover - PEP 475 retries
                 continue
             if self._wake_r in readable:
@@ -143,6 +151,8 @@ class Zygote:
                 self._handle(message, fds)
             if self.quitting and not self.children:
                 os._exit(0)
+            if not readable and self._pending_preload and not self._preload_paused:
+                self._preload_some()
 
     def _reap(self) -> None:
         while self.children:
@@ -161,6 +171,9 @@ class Zygote:
         if op == "serve":
             self._fork(lambda: self._serve_child(message, fds), fds)
         elif op == "level1" and self.level == 0:
+            # Preloading would compete with the new level 1's setup for the
+            # CPU: paused until the console says to go on (another preload).
+            self._preload_paused = True
             self._fork(lambda: self._level1_child(fds[0]), fds)
         elif op == "preload" and self.level == 0:
             self._preload(message.get("modules") or [])
@@ -265,42 +278,62 @@ class Zygote:
         self.loop()
 
     def _preload(self, modules: list[str]) -> None:
-        """Import libraries a level 1 used, so the next level 1 finds them
-        imported. A module that needs settings fails to import and is skipped;
-        one whose name resolves to another file here is not imported at all."""
+        """Queue libraries a level 1 used, so the next level 1 finds them
+        imported. They are imported a few at a time between messages (see
+        :meth:`loop`): a fork asked for meanwhile is never kept waiting."""
+        self._pending_preload.extend(m for m in modules if not m.startswith("__"))
+        self._preload_paused = False
+
+    def _preload_some(self, count: int = PRELOAD_CHUNK) -> None:
+        """Import the next ``count`` queued modules; report when the queue is done.
+
+        A module that needs settings fails to import and is skipped (and what
+        its failed import left behind is dropped); one whose top-level name
+        does not resolve here is not imported at all. The settings module is
+        hidden meanwhile, so that no library imports the project's settings
+        into level 0, and stderr is muted (failed imports print warnings).
+        """
         from .watcher import project_module_files
 
-        loaded = 0
-        # Without a settings module, a library that reads settings at import
-        # time fails (and is skipped) instead of importing the project's
-        # settings into level 0.
-        saved = os.environ.pop("DJANGO_SETTINGS_MODULE", None)
+        saved_env = os.environ.pop("DJANGO_SETTINGS_MODULE", None)
+        saved_stderr = os.dup(2)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
         try:
-            for name in modules:
-                if name in sys.modules or name.startswith("__"):
-                    continue
-                if thread_count() != 1:
+            for _ in range(count):
+                if not self._pending_preload or thread_count() != 1:
                     break
+                name = self._pending_preload.pop(0)
+                if name in sys.modules:
+                    continue
+                before = set(sys.modules)
                 try:
                     if importlib.util.find_spec(name.partition(".")[0]) is None:
                         continue
                     importlib.import_module(name)
-                    loaded += 1
+                    self._preloaded += 1
                 except BaseException:  # noqa: BLE001 - ImproperlyConfigured, AppRegistryNotReady...
-                    continue
+                    _forget_modules(set(sys.modules) - before)
         finally:
-            if saved is not None:
-                os.environ["DJANGO_SETTINGS_MODULE"] = saved
-        send(
-            self.control,
-            {
-                "op": "preloaded",
-                "loaded": loaded,
-                "forkable": thread_count() == 1,
-                # Whatever project file got imported anyway now rebuilds level 0.
-                "files": project_module_files(Path(self.args.manage).parent),
-            },
-        )
+            sys.stderr.flush()
+            os.dup2(saved_stderr, 2)
+            os.close(saved_stderr)
+            os.close(devnull)
+            if saved_env is not None:
+                os.environ["DJANGO_SETTINGS_MODULE"] = saved_env
+        if thread_count() != 1:
+            self._pending_preload.clear()
+        if not self._pending_preload:
+            send(
+                self.control,
+                {
+                    "op": "preloaded",
+                    "loaded": self._preloaded,
+                    "forkable": thread_count() == 1,
+                    # Whatever project file got imported anyway now rebuilds level 0.
+                    "files": project_module_files(Path(self.args.manage).parent),
+                },
+            )
 
     # serving -------------------------------------------------------------
     def _serve_child(self, message: dict[str, Any], fds: list[int]) -> None:
@@ -365,6 +398,21 @@ class Zygote:
         agent.args.generation = int(words[1])
         agent._t = time.perf_counter()
         return True
+
+
+def _forget_modules(names: set[str]) -> None:
+    """Undo a failed import: drop the modules it left behind (a submodule
+    that did import while its package failed would otherwise be found later
+    without its package, and ``import a.b.c as x`` would fail)."""
+    for name in names:
+        module = sys.modules.pop(name, None)
+        parent_name, _, child = name.rpartition(".")
+        parent = sys.modules.get(parent_name) if parent_name else None
+        if parent is not None and module is not None and getattr(parent, child, None) is module:
+            try:
+                delattr(parent, child)
+            except AttributeError:
+                pass
 
 
 def _warm_up() -> None:
