@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import DataTable, Input, OptionList, RichLog, Static, TabbedContent
+from textual.widgets import Collapsible, DataTable, Input, OptionList, RichLog, Static, TabbedContent
 
 from devconsole.core.catalogue import Catalogue, load_catalogue
 from devconsole.core.project import Project
@@ -144,8 +144,15 @@ async def test_demo_report_form_with_a_choice_and_a_flag() -> None:
         await pilot.pause()
         form = screen.query_one(CommandFormView)
         assert form.values()["format"] == "json" and form.values()["include_archived"] is True
+        # Django's common options are folded away, built when opened.
+        assert form.values()["verbosity"] == "" and not form.query("#field-11")
+        form.query_one("#form-advanced", Collapsible).collapsed = False
+        await wait_for(pilot, lambda: form.query("#field-11"))
+        assert form.form.fields[11].dest == "skip_checks"
+        form.set_value("skip_checks", True)
+        await pilot.pause()
         cmdline = str(screen.query_one("#form-cmdline", Static).render())
-        assert "manage.py demo_report posts --format json --include-archived --force-color" in cmdline
+        assert "manage.py demo_report posts --format json --include-archived --skip-checks --force-color" in cmdline
         await pilot.press("ctrl+r")
         await finished(pilot, screen)
         run = screen._selected_run

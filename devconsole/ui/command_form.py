@@ -73,8 +73,8 @@ class CommandFormView(VerticalScroll):
             yield self._field(f)
         advanced = self.form.advanced_fields
         if advanced:
+            # Built when first opened: a form appears faster without them.
             yield Collapsible(
-                *(self._field(f) for f in advanced),
                 title=f"Common options ({len(advanced)})",
                 collapsed=True,
                 id="form-advanced",
@@ -112,14 +112,27 @@ class CommandFormView(VerticalScroll):
                 id=field_id(index),
                 compact=True,
             )
+        # The label and the help share one Static: fewer widgets, faster forms.
         children: list[Widget] = []
         if f.kind != "flag":
+            if f.argument.help:
+                label.append("\n" + f.argument.help, style="dim")
             children.append(Static(label, classes="field-label"))
         children.append(widget)
-        if f.argument.help:
-            children.append(Static(Text(f.argument.help), classes="field-help"))
+        if f.kind == "flag" and f.argument.help:
+            children.append(Static(Text(f.argument.help, style="dim"), classes="field-help"))
         children.append(Static(id=f"{field_id(index)}-error", classes="field-error"))
         return Vertical(*children, classes="field")
+
+    def on_collapsible_expanded(self, event: Collapsible.Expanded) -> None:
+        contents = event.collapsible.query_one(Collapsible.Contents)
+        if not contents.children:
+            contents.mount_all([self._field(f) for f in self.form.advanced_fields])
+
+    def _widget(self, dest: str) -> Widget | None:
+        """The input of ``dest``; ``None`` while its section is not built."""
+        found = self.query(f"#{field_id(self._index[dest])}")
+        return found.first() if found else None
 
     def on_mount(self) -> None:
         self.refresh_command_line()
@@ -141,8 +154,10 @@ class CommandFormView(VerticalScroll):
         """The current value of every field, by dest."""
         result: dict[str, Value] = {}
         for f in self.form.fields:
-            widget = self.query_one(f"#{field_id(self._index[f.dest])}")
-            if isinstance(widget, Checkbox):
+            widget = self._widget(f.dest)
+            if widget is None:
+                result[f.dest] = self._initial.get(f.dest, f.initial)
+            elif isinstance(widget, Checkbox):
                 result[f.dest] = widget.value
             elif isinstance(widget, Select):
                 result[f.dest] = "" if widget.is_blank() else str(widget.value)
@@ -152,8 +167,10 @@ class CommandFormView(VerticalScroll):
 
     def set_value(self, dest: str, value: Value) -> None:
         """Fill one field (tests, re-filling from history)."""
-        widget = self.query_one(f"#{field_id(self._index[dest])}")
-        if isinstance(widget, Checkbox):
+        widget = self._widget(dest)
+        if widget is None:
+            self._initial[dest] = value  # shown when the section is built
+        elif isinstance(widget, Checkbox):
             widget.value = bool(value)
         elif isinstance(widget, Select):
             widget.value = value if value else Select.NULL
@@ -177,11 +194,14 @@ class CommandFormView(VerticalScroll):
         for f in self.form.fields:
             index = self._index[f.dest]
             message = errors.get(f.dest)
-            error = self.query_one(f"#{field_id(index)}-error", Static)
+            found = self.query(f"#{field_id(index)}-error")
+            if not found:
+                continue  # a folded section not built yet: its values are the defaults
+            error = found.first(Static)
             error.update(Text(message or ""))
             error.set_class(bool(message), "shown")
             if message and first is None:
-                first = self.query_one(f"#{field_id(index)}")
+                first = self._widget(f.dest)
         if first is not None:
             for collapsible in first.ancestors_with_self:
                 if isinstance(collapsible, Collapsible):
