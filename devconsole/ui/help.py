@@ -17,7 +17,7 @@ from textual.widgets import Button, DataTable, Footer, Label, Static
 
 INTRO = (
     "devconsole runs your project's manage.py runserver and shows what it does. "
-    "Views: d dashboard · l log · a anatomy. Ctrl+P opens the command palette "
+    "Views: d dashboard · l log · a anatomy · c commands. Ctrl+P opens the command palette "
     "with every view and action; the mouse works too."
 )
 
