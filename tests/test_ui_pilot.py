@@ -271,3 +271,20 @@ async def test_status_line_puts_a_broken_urlconf_first() -> None:
         await pilot.press("a")
         await settle(pilot, app)
         assert "URLconf: SyntaxError" in screen_text(app)
+
+
+async def test_mouse_selects_then_opens_a_request() -> None:
+    app = replay_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        table = app.screen.query_one(RequestList)
+        top = int(table.scroll_offset.y)
+        # Line 0 is the header; line 2 is the second row on screen.
+        await pilot.click(RequestList, offset=(30, 2))
+        await pilot.pause()
+        assert table.cursor_row == top + 1
+        assert isinstance(app.screen, DashboardScreen)
+        await pilot.click(RequestList, offset=(30, 2))
+        await pilot.pause()
+        assert isinstance(app.screen, RequestDetailScreen)
+        assert app.screen.row.seq == table.row_at(top + 1).seq
