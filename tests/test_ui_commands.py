@@ -283,3 +283,20 @@ async def test_commands_view_without_a_project() -> None:
         await pilot.press("ctrl+r", "ctrl+c")
         await pilot.pause()
         assert app.is_running
+
+
+async def test_filter_takes_keys_typed_in_one_burst() -> None:
+    """``/check`` and Enter arriving together (a fast typist, a paste, tmux)
+    all reach the filter: none is lost to the list or taken as an app key."""
+    from textual import events
+
+    app = demo_app()
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_commands(pilot)
+        for char in "/check":
+            app.post_message(events.Key("slash" if char == "/" else char, char))
+        await pilot.pause(0.3)
+        assert screen.query_one("#cmd-filter", Input).value == "check"
+        app.post_message(events.Key("enter", "\r"))
+        await wait_for(pilot, lambda: active_tab(screen) == "tab-form")
+        assert screen._form_command is not None and screen._form_command.name == "check"

@@ -17,7 +17,7 @@ import weakref
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.css.query import NoMatches
@@ -107,6 +107,19 @@ def rank(query: str, names: list[str]) -> list[str]:
     return [name for _, name in scored]
 
 
+class CommandFilter(Input):
+    """The filter box, focused when the view opens, like a palette: "/" there
+    is a no-op (no command name has one), so ``c`` ``/`` ``check`` works
+    however fast it is typed."""
+
+    async def _on_key(self, event: events.Key) -> None:
+        if event.character == "/":
+            event.stop()
+            event.prevent_default()
+            return
+        await super()._on_key(event)
+
+
 class CommandsScreen(Screen[None]):
     """Find a management command, fill its form, run it, read its output."""
 
@@ -120,6 +133,8 @@ class CommandsScreen(Screen[None]):
         Binding("f5", "rerun", "Re-run", id="commands.rerun"),
         Binding("ctrl+y", "copy_command", "Copy command", id="commands.copy"),
         Binding("escape", "back", "List", id="commands.back"),
+        Binding("down", "list_cursor('down')", "Next command", show=False, id="commands.next"),
+        Binding("up", "list_cursor('up')", "Previous command", show=False, id="commands.previous"),
         Binding("f2", "tab('tab-help')", "Help", show=False, id="commands.tab-help"),
         Binding("f3", "tab('tab-form')", "Form", show=False, id="commands.tab-form"),
         Binding("f4", "tab('tab-output')", "Output", show=False, id="commands.tab-output"),
@@ -150,7 +165,7 @@ class CommandsScreen(Screen[None]):
         yield Header()
         with Horizontal(id="cmd-body"):
             with Vertical(id="cmd-side"):
-                yield Input(placeholder="/ filter commands", id="cmd-filter")
+                yield CommandFilter(placeholder="/ filter commands", id="cmd-filter")
                 yield OptionList(id="cmd-list")
                 yield Static(Text("loading the catalogue…", style="dim"), id="cmd-summary")
             with TabbedContent(id="cmd-tabs"):
@@ -179,7 +194,7 @@ class CommandsScreen(Screen[None]):
         else:
             self._reload_catalogue()
         self._refresh_history()
-        self.query_one("#cmd-list", OptionList).focus()
+        self.set_focus(self.query_one("#cmd-filter", Input))
 
     def on_unmount(self) -> None:
         self._ready = False
@@ -460,7 +475,21 @@ class CommandsScreen(Screen[None]):
         self.notify(Text(line).plain, title="Copied", markup=False, timeout=3)
 
     def action_focus_filter(self) -> None:
-        self.query_one("#cmd-filter", Input).focus()
+        # Synchronously (Widget.focus defers): keys typed right after "/" go to the filter.
+        self.set_focus(self.query_one("#cmd-filter", Input))
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "list_cursor":
+            # Arrows move the list from the filter box; elsewhere they are the focused widget's.
+            return isinstance(self.focused, CommandFilter)
+        return True
+
+    def action_list_cursor(self, direction: str) -> None:
+        option_list = self.query_one("#cmd-list", OptionList)
+        if direction == "down":
+            option_list.action_cursor_down()
+        else:
+            option_list.action_cursor_up()
 
     def action_back(self) -> None:
         self.query_one("#cmd-list", OptionList).focus()

@@ -75,7 +75,8 @@ class LogScreen(Screen[None]):
         pane.border_subtitle = f"{state.log_seq} lines" + (f" · search: {self._search}" if self._search else "")
 
     def action_search(self) -> None:
-        self.query_one("#log-search", Input).focus()
+        # Synchronously (Widget.focus defers): keys typed right after "/" go to the box.
+        self.set_focus(self.query_one("#log-search", Input))
 
     def action_clear_search(self) -> None:
         box = self.query_one("#log-search", Input)

@@ -92,7 +92,8 @@ class RequestsPanel(FollowsTheme, Vertical):
     def action_filter(self) -> None:
         box = self.query_one("#requests-filter", Input)
         box.remove_class("-hidden")
-        box.focus()
+        # Synchronously (Widget.focus defers): keys typed right after "/" go to the box.
+        self.screen.set_focus(box)
 
     def action_clear_filter(self) -> None:
         box = self.query_one("#requests-filter", Input)
