@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 import threading
-from pathlib import Path
+from pathlib import Path, PurePath
 from collections import deque
 from collections.abc import Iterable
 from typing import IO, Any, ClassVar
@@ -34,7 +34,12 @@ class DevConsoleApp(App[int]):
 
     TITLE = "devconsole"
     #: Absolute, so subclasses defined elsewhere (tests, embedders) find it too.
-    CSS_PATH = str(Path(__file__).with_name("devconsole.tcss"))
+    #: All loaded at start: a screen-level CSS_PATH re-parses every sheet when
+    #: the screen first opens (over a second for the Commands view).
+    CSS_PATH: ClassVar[list[str | PurePath]] = [
+        str(Path(__file__).with_name("devconsole.tcss")),
+        str(Path(__file__).with_name("commands.tcss")),
+    ]
     #: One mode per view; each keeps its own screen stack (detail, help).
     MODES: ClassVar[dict[str, Any]] = {
         "dashboard": DashboardScreen,

@@ -123,7 +123,6 @@ class CommandFilter(Input):
 class CommandsScreen(Screen[None]):
     """Find a management command, fill its form, run it, read its output."""
 
-    CSS_PATH = "commands.tcss"
     COMMANDS: ClassVar[set[Any]] = {ManagementCommandsProvider}
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("slash", "focus_filter", "Filter", id="commands.filter"),
