@@ -109,6 +109,18 @@ async def test_filter_by_status_class_and_path_then_clear() -> None:
         assert table_paths(app) == everything
 
 
+async def test_filter_text_that_looks_like_markup_is_shown_literally() -> None:
+    """The filter term is echoed under the panel's border: as text, never markup."""
+    app = replay_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        await pilot.press("slash", *"[/bar]", "enter")
+        await settle(pilot, app)
+        assert app.is_running
+        assert "/[/bar]" in table_paths(app)
+        assert "filter: [/bar]" in screen_text(app)
+
+
 async def test_enter_opens_the_request_detail() -> None:
     app = replay_app()
     async with app.run_test(size=SIZE) as pilot:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from pathlib import Path, PurePath
 from collections import deque
 from collections.abc import Iterable
@@ -27,6 +28,8 @@ from .logview import LogScreen
 
 #: How often views pull new events from the state (seconds).
 TICK = 0.1
+#: With no new events, views still refresh this often (ages, lingering sockets).
+IDLE_REFRESH = 1.0
 
 
 class DevConsoleApp(App[int]):
@@ -102,6 +105,8 @@ class DevConsoleApp(App[int]):
         if self.supervisor is not None:
             self.reloader = Reloader(self.supervisor, watch=reload, use_fork=None if reload else False)
         self._shutdown_done = False
+        #: (state version, screen, monotonic time) of the last refresh.
+        self._ticked: tuple[int, object, float] = (-1, None, 0.0)
         #: Seconds from a request's end to its row being shown (read by the benchmark).
         self.row_lag: deque[float] = deque(maxlen=200_000)
         if recording is not None:
@@ -115,6 +120,11 @@ class DevConsoleApp(App[int]):
         elif self.recording is not None:
             self._replay()
         self.set_interval(TICK, self._tick)
+        self.theme_changed_signal.subscribe(self, self._theme_changed)
+
+    def _theme_changed(self, _theme: object) -> None:
+        """Views rebuild their styled rows on their next refresh: make it now."""
+        self.refresh_views()
 
     def _replay(self) -> None:
         assert self.recording is not None
@@ -138,7 +148,8 @@ class DevConsoleApp(App[int]):
         ).start()
 
     def refresh_views(self) -> None:
-        """Apply what the state has now to the view on display (the tick does it too)."""
+        """Apply what the state has now to the view on display, now."""
+        self._ticked = (-1, None, 0.0)
         self._tick()
 
     def _tick(self) -> None:
@@ -154,8 +165,22 @@ class DevConsoleApp(App[int]):
         if not screen.is_mounted or not screen.is_attached:
             return
         refresh = getattr(screen, "refresh_from_state", None)
-        if refresh is not None:
-            refresh(self.state)
+        if refresh is None:
+            return
+        # Nothing new and nothing ageing: an idle console does no work. Ages
+        # and lingering connections still move once a second; views that
+        # poll something else (command runs) ask for every tick.
+        now = time.monotonic()
+        version = self.state.version
+        if (
+            version == self._ticked[0]
+            and screen is self._ticked[1]
+            and now - self._ticked[2] < IDLE_REFRESH
+            and not getattr(screen, "REFRESH_EVERY_TICK", False)
+        ):
+            return
+        self._ticked = (version, screen, now)
+        refresh(self.state)
 
     # -- views and keys --------------------------------------------------------
     def action_view(self, mode: str) -> None:

@@ -124,6 +124,8 @@ class CommandsScreen(Screen[None]):
     """Find a management command, fill its form, run it, read its output."""
 
     COMMANDS: ClassVar[set[Any]] = {ManagementCommandsProvider}
+    #: Run output is polled from the runner, not the event state: refresh every tick.
+    REFRESH_EVERY_TICK = True
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("slash", "focus_filter", "Filter", id="commands.filter"),
         Binding("ctrl+r", "run", "Run", priority=True, id="commands.run"),

@@ -18,6 +18,7 @@ from textual.widgets import Footer, Header, Input, Log
 
 from ..core.state import LogLine, ServerState
 from . import format as fmt
+from .borders import set_border_subtitle
 from .statusline import StatusLine
 
 MAX_LINES = 5000
@@ -72,7 +73,7 @@ class LogScreen(Screen[None]):
 
     def _update_title(self, state: ServerState) -> None:
         pane = self.query_one(LogPane)
-        pane.border_subtitle = f"{state.log_seq} lines" + (f" · search: {self._search}" if self._search else "")
+        set_border_subtitle(pane, f"{state.log_seq} lines" + (f" · search: {self._search}" if self._search else ""))
 
     def action_search(self) -> None:
         # Synchronously (Widget.focus defers): keys typed right after "/" go to the box.

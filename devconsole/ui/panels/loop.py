@@ -11,6 +11,7 @@ from textual.widgets import Label, Sparkline, Static
 
 from ...core.state import ServerState
 from .. import format as fmt
+from ..borders import set_border_subtitle
 from ..theming import FollowsTheme
 
 
@@ -68,4 +69,4 @@ class LoopPanel(FollowsTheme, Vertical):
             text.append(shown, value)
         stats.update(text)
         self.query_one(Sparkline).data = accepts
-        self.border_subtitle = state.status
+        set_border_subtitle(self, state.status)

@@ -10,6 +10,7 @@ from textual.containers import Vertical
 
 from ...core.state import ReloadRow, ServerState
 from .. import format as fmt
+from ..borders import set_border_subtitle
 from ..theming import FollowsTheme
 from .table import LiveTable, cell
 
@@ -102,4 +103,4 @@ class ReloadsPanel(FollowsTheme, Vertical):
         parts = [f"{len(state.reloads)} events" if state.reloads else "no changes yet"]
         if roots:
             parts.append(f"watching {len(roots)} dirs")
-        self.border_subtitle = " · ".join(parts)
+        set_border_subtitle(self, " · ".join(parts))

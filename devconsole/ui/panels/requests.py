@@ -13,6 +13,7 @@ from textual.message import Message
 from textual.widgets import Input
 
 from ...core.state import RequestRow, ServerState, request_filter
+from ..borders import set_border_subtitle
 from ..theming import FollowsTheme
 from .requestlist import RequestList
 
@@ -86,7 +87,7 @@ class RequestsPanel(FollowsTheme, Vertical):
             parts.append(f"{state.dropped} not shown")
         if self._filter:
             parts.append(f"filter: {self._filter}")
-        self.border_subtitle = " · ".join(parts)
+        set_border_subtitle(self, " · ".join(parts))
 
     # -- filter ----------------------------------------------------------------
     def action_filter(self) -> None:

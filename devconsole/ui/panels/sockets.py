@@ -9,6 +9,7 @@ from textual.containers import Vertical
 
 from ...core.state import ConnRow, ServerState
 from .. import format as fmt
+from ..borders import set_border_subtitle
 from ..theming import FollowsTheme
 from .table import LiveTable, cell
 
@@ -130,4 +131,4 @@ class SocketsPanel(FollowsTheme, Vertical):
                 if selected in table.keys():
                     table.move_cursor(row=table.keys().index(selected), animate=False)
         shown = f" · showing {MAX_ROWS}" if len(conns) > MAX_ROWS else ""
-        self.border_subtitle = f"{open_count} open · {state.total_connections} accepted{shown}"
+        set_border_subtitle(self, f"{open_count} open · {state.total_connections} accepted{shown}")
