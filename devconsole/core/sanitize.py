@@ -34,6 +34,8 @@ def clean(text: str, limit: int = 4096) -> str:
     """``text`` with every control character visibly escaped, cut at ``limit``."""
     if len(text) > limit:
         text = text[:limit] + "…"
+    if text.isascii() and text.isprintable():
+        return text  # the common case, checked in C: nothing to escape
     return _UNSAFE.sub(_escape, text)
 
 
