@@ -2,7 +2,10 @@
 
 The same recorded session the snapshot tests replay (made by
 ``scripts/make_recording.py`` from the real demo server), shown headless at a
-fixed size, so the pictures in the README are what a user sees::
+fixed size, so the pictures in the README are what a user sees. The Commands
+view lists the demo's catalogue as recorded for its snapshot tests
+(``tests/fixtures/demo_catalogue.json``, paths relative to ``<repo>``) instead
+of asking a live project; nothing runs::
 
     python scripts/screenshots.py [--recording FILE] [--size 160x48] [--out screenshots]
 """
@@ -11,37 +14,120 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any, NamedTuple
 
+from textual.widgets import Input, OptionList
+
+from devconsole.core.catalogue import Catalogue
+from devconsole.core.project import Project
 from devconsole.core.recording import RecordingError, load_recording
+from devconsole.demo import DEMO_MANAGE_PY
+from devconsole.ui import commands
 from devconsole.ui.app import DevConsoleApp
+from devconsole.ui.command_form import CommandFormView
+from devconsole.ui.commands import CommandsScreen
 
 ROOT = Path(__file__).resolve().parent.parent
+CATALOGUE = ROOT / "tests" / "fixtures" / "demo_catalogue.json"
 
-#: file name → (what it shows, keys pressed after the replay is shown)
-VIEWS: dict[str, tuple[str, list[str]]] = {
-    "dashboard": ("the four live panels", []),
-    "requests-filter": ("the Requests panel filtered to 4xx", ["slash", *"4xx", "enter"]),
-    "request-detail": ("a hostile request, shown literally", ["slash", *"esc", "enter", "enter"]),
-    "log": ("the Log view", ["l"]),
-    "log-search": ("the Log view searching for 'Not Found'", ["l", "slash", *"Not Found", "enter"]),
-    "anatomy": ("the Anatomy view", ["a"]),
-    "help": ("the keys", ["question_mark"]),
-    "palette": ("the command palette", ["ctrl+p", *"view"]),
+Step = Callable[[Any], Awaitable[None]]
+
+
+async def commands_ready(pilot: Any) -> CommandsScreen:
+    """The Commands view (``c``) once its (recorded) catalogue is listed."""
+    await pilot.press("c")
+    screen = pilot.app.screen
+    assert isinstance(screen, CommandsScreen)
+    while screen.catalogue is None:
+        await pilot.pause(0.05)
+    await pilot.pause()
+    return screen
+
+
+def highlight(name: str) -> Step:
+    """The whole catalogue, ``name`` highlighted and its help shown."""
+
+    async def step(pilot: Any) -> None:
+        screen = await commands_ready(pilot)
+        option_list = screen.query_one("#cmd-list", OptionList)
+        option_list.focus()
+        option_list.highlighted = option_list.get_option_index(name)
+
+    return step
+
+
+def fill_form(name: str, **values: str | bool) -> Step:
+    """``name``'s form, opened from the filter and filled with ``values`` (nothing runs)."""
+
+    async def step(pilot: Any) -> None:
+        screen = await commands_ready(pilot)
+        await pilot.press("slash", *name, "enter")
+        while screen._form_view is None:
+            await pilot.pause(0.05)
+        await pilot.pause()
+        form = screen.query_one(CommandFormView)
+        for dest, value in values.items():
+            form.set_value(dest, value)
+
+    return step
+
+
+class View(NamedTuple):
+    about: str
+    #: keys pressed after the replay is shown
+    keys: list[str]
+    #: then this, for what keys alone cannot wait for
+    then: Step | None = None
+
+
+#: file name → what it shows and how to get there
+VIEWS: dict[str, View] = {
+    "dashboard": View("the four live panels", []),
+    "requests-filter": View("the Requests panel filtered to 4xx", ["slash", *"4xx", "enter"]),
+    "request-detail": View("a hostile request, shown literally", ["slash", *"esc", "enter", "enter"]),
+    "log": View("the Log view", ["l"]),
+    "log-search": View("the Log view searching for 'Not Found'", ["l", "slash", *"Not Found", "enter"]),
+    "anatomy": View("the Anatomy view", ["a"]),
+    "commands": View("the Commands view, 'check' highlighted", [], highlight("check")),
+    "command-form": View(
+        "the demo_report form, filled",
+        [],
+        fill_form("demo_report", section="posts", format="json", include_archived=True),
+    ),
+    "help": View("the keys", ["question_mark"]),
+    "palette": View("the command palette", ["ctrl+p", *"view"]),
 }
 
 
-async def shoot(recording_path: Path, keys: list[str], size: tuple[int, int]) -> str:
-    app = DevConsoleApp(recording=load_recording(recording_path))
+def use_recorded_catalogue(path: Path = CATALOGUE) -> None:
+    """The Commands view lists ``path`` instead of asking the project's child process."""
+    catalogue = Catalogue.from_json(json.loads(path.read_text(encoding="utf-8")))
+    commands.load_catalogue = lambda project: catalogue  # type: ignore[assignment]
+
+
+async def shoot(recording_path: Path, view: View, size: tuple[int, int]) -> str:
+    # The project only gives the Commands view something to list (the recorded
+    # catalogue): without an address and socket no server is started.
+    project = Project(DEMO_MANAGE_PY, python="python")
+    app = DevConsoleApp(recording=load_recording(recording_path), project=project)
     async with app.run_test(size=size) as pilot:
         await pilot.pause()
         app.refresh_views()
         await pilot.pause()
-        for key in keys:
+        for key in view.keys:
             await pilot.press(key)
             await pilot.pause()
             app.refresh_views()
+        if view.then is not None:
+            await view.then(pilot)
+            await pilot.pause()
+            app.refresh_views()
+        for widget in app.screen.query(Input):
+            widget.cursor_blink = False  # the cursor shown whatever the timing
         await pilot.pause(0.3)
         await pilot.wait_for_scheduled_animations()
         await pilot.pause()
@@ -63,12 +149,13 @@ def main(argv: list[str] | None = None) -> int:
     except RecordingError as exc:
         print(f"screenshots: {exc}", file=sys.stderr)
         return 2
+    use_recorded_catalogue()
     args.out.mkdir(parents=True, exist_ok=True)
-    for name, (about, keys) in VIEWS.items():
-        svg = asyncio.run(shoot(args.recording, keys, (width, height)))
+    for name, view in VIEWS.items():
+        svg = asyncio.run(shoot(args.recording, view, (width, height)))
         target = args.out / f"{name}.svg"
         target.write_text(svg, encoding="utf-8")
-        print(f"{target.relative_to(ROOT) if target.is_relative_to(ROOT) else target}: {about}")
+        print(f"{target.relative_to(ROOT) if target.is_relative_to(ROOT) else target}: {view.about}")
     return 0
 
 
