@@ -175,3 +175,32 @@ def test_broken_settings_serve_an_error_page(tmp_path, events: Events) -> None:
         wait_for(lambda: events.state.total_requests == 1)
     finally:
         supervisor.close()
+
+
+def test_output_without_newlines_is_read_in_bounded_pieces(tmp_path, events: Events) -> None:
+    (tmp_path / "manage.py").write_text(
+        "import os, sys\n"
+        "os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'chatty')\n"
+        "from django.core.management import execute_from_command_line\n"
+        "execute_from_command_line(sys.argv)\n"
+    )
+    (tmp_path / "chatty.py").write_text(
+        "import sys\n"
+        "sys.stdout.write('x' * 3_000_000)\n"  # three megabytes, no newline
+        "DEBUG = True\nSECRET_KEY = 'k'\nROOT_URLCONF = 'chatty'\nALLOWED_HOSTS = ['*']\n"
+        "INSTALLED_APPS = []\nurlpatterns = []\n"
+    )
+    sock = bind(ListenAddress("127.0.0.1", 0))
+    supervisor = Supervisor(Project(tmp_path / "manage.py"), ListenAddress("127.0.0.1", sock.getsockname()[1]), sock, events)
+    child = supervisor.start()
+    try:
+        assert child.hello.wait(30)
+        from devconsole.core.supervisor import MAX_LOG_LINE
+
+        def pieces() -> list[dict]:
+            return [e for e in events.of("log") if e["text"].startswith("x")]
+
+        wait_for(lambda: len(pieces()) >= 3_000_000 // MAX_LOG_LINE)
+        assert all(len(e["text"]) <= 4097 for e in pieces())  # each piece cut for display too
+    finally:
+        supervisor.close()

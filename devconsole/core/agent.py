@@ -59,6 +59,16 @@ class Emitter:
         self.broken = False
 
     def start(self) -> None:
+        # The server's output goes out with the events, every FLUSH_INTERVAL,
+        # instead of one write per line: runserver logs a line per request,
+        # and a write (and a read in the console) for each cost more CPU than
+        # the request's instrumentation. Same stream objects, so the
+        # django.server handler that setup() bound to sys.stderr batches too.
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.reconfigure(line_buffering=False, write_through=False)  # type: ignore[union-attr]
+            except (AttributeError, ValueError):
+                pass  # replaced by the project with something else: leave it
         self._thread.start()
 
     def send(self, event: dict[str, Any]) -> None:
@@ -82,12 +92,22 @@ class Emitter:
 
     def _run(self) -> None:
         while not self._stop.wait(FLUSH_INTERVAL):
+            _flush_output()
             self.flush()
 
     def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=1)
+        _flush_output()
         self.flush()
+
+
+def _flush_output() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError, AttributeError):
+            pass
 
 
 def _class_path(cls: type) -> str:

@@ -17,7 +17,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 from . import protocol
@@ -31,6 +31,16 @@ EventSink = Callable[[dict[str, Any]], None]
 MAX_LOG_LINE = 8192
 STOP_TIMEOUT = 6.0
 
+
+
+def _lines(stream: IO[bytes], limit: int) -> Iterator[bytes]:
+    """Lines of ``stream``, none longer than ``limit`` bytes: a longer line
+    comes in pieces, so no amount of output without a newline is held at once."""
+    while True:
+        line = stream.readline(limit)
+        if not line:
+            return
+        yield line
 
 class _ChildBase:
     """What every server generation has: an event pipe, stdout and stderr read
@@ -67,9 +77,7 @@ class _ChildBase:
 
     def _read_events(self, stream: IO[bytes]) -> None:
         with stream:
-            for line in stream:
-                if len(line) > protocol.MAX_LINE:
-                    continue
+            for line in _lines(stream, protocol.MAX_LINE):
                 event = protocol.decode(line)
                 if event is None:
                     continue
@@ -86,8 +94,8 @@ class _ChildBase:
     def _read_output(self, stream: IO[bytes]) -> None:
         name = "stdout" if stream is self._stdout else "stderr"
         with stream:
-            for raw in stream:
-                text = raw[:MAX_LOG_LINE].decode("utf-8", "replace")
+            for raw in _lines(stream, MAX_LOG_LINE):
+                text = raw.decode("utf-8", "replace")
                 self._emit({"type": "log", "stream": name, "text": clean_line(text), "ts": time.time()})
 
     def send(self, line: str) -> None:
@@ -313,8 +321,8 @@ class Zygote:
     def _read_output(self, stream: IO[bytes], name: str) -> None:
         """Zygotes' own output (a print in settings.py) goes to the log."""
         with stream:
-            for raw in stream:
-                text = raw[:MAX_LOG_LINE].decode("utf-8", "replace")
+            for raw in _lines(stream, MAX_LOG_LINE):
+                text = raw.decode("utf-8", "replace")
                 self.supervisor.on_event(
                     {"type": "log", "stream": name, "text": clean_line(text), "ts": time.time(), "generation": self.supervisor.generation}
                 )
