@@ -97,13 +97,18 @@ def run_server(argv: list[str]) -> int:
     except BindError as exc:
         fail(exc.strerror or str(exc))
 
-    from .ui.app import DevConsoleApp
+    from .core.session import Session
 
-    app = DevConsoleApp(project=project, address=address, sock=sock, reload=not args.noreload, use_threading=not args.nothreading, record=record)
+    # The server starts now: Django's start-up in the child overlaps the UI's import.
+    session = Session(project, address, sock, reload=not args.noreload, use_threading=not args.nothreading, record=record)
     try:
+        session.start()
+        from .ui.app import DevConsoleApp
+
+        app = DevConsoleApp(session=session)
         app.run()
     finally:
-        app.shutdown()
+        session.close()
         if record is not None:
             record.close()
     return app.return_code or 0

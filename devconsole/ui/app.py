@@ -5,9 +5,9 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from pathlib import Path, PurePath
 from collections import deque
 from collections.abc import Iterable
+from pathlib import Path, PurePath
 from typing import IO, Any, ClassVar
 
 from textual.app import App, ScreenStackError, SystemCommand
@@ -16,9 +16,10 @@ from textual.screen import Screen
 
 from ..core.listen import ListenAddress
 from ..core.project import Project
-from ..core.recording import Recorder, Recording, play
-from ..core.state import ServerState
+from ..core.recording import Recording, play
 from ..core.reloader import Reloader
+from ..core.session import Session
+from ..core.state import ServerState
 from ..core.supervisor import Supervisor
 from .anatomy import AnatomyScreen
 from .commands import CommandsScreen, running_commands
@@ -81,6 +82,7 @@ class DevConsoleApp(App[int]):
         recording: Recording | None = None,
         speed: float = 0.0,
         state: ServerState | None = None,
+        session: Session | None = None,
     ) -> None:
         super().__init__()
         self.project = project
@@ -93,17 +95,20 @@ class DevConsoleApp(App[int]):
         if recording is not None:
             last = max(recording.last_ts, float(recording.header.get("started") or 0.0) + recording.duration)
             clock = lambda: last  # noqa: E731 - replays show the recording's own time
-        self.state = state or (ServerState(clock=clock) if clock else ServerState())
-        sink = self.state.ingest
-        if record is not None:
-            sink = Recorder(record, sink)
-        self.supervisor: Supervisor | None = None
-        if project is not None and address is not None and sock is not None:
-            self.supervisor = Supervisor(project, address, sock, sink, use_threading=use_threading)
+        if session is None and project is not None and address is not None and sock is not None:
+            session = Session(project, address, sock, state=state, reload=reload, use_threading=use_threading, record=record)
+        #: The live server (None when replaying): may have been started before the UI.
+        self.session = session
+        if session is not None:
+            self.project = session.project
+            self.address = session.address
+            self.reload_enabled = session.reload_enabled
+            self.state = session.state
+        else:
+            self.state = state or (ServerState(clock=clock) if clock else ServerState())
+        self.supervisor: Supervisor | None = session.supervisor if session is not None else None
         #: Starts and restarts the server; watches only when reload is on (no zygotes otherwise).
-        self.reloader: Reloader | None = None
-        if self.supervisor is not None:
-            self.reloader = Reloader(self.supervisor, watch=reload, use_fork=None if reload else False)
+        self.reloader: Reloader | None = session.reloader if session is not None else None
         self._shutdown_done = False
         #: (state version, screen, monotonic time) of the last refresh.
         self._ticked: tuple[int, object, float] = (-1, None, 0.0)
@@ -111,12 +116,12 @@ class DevConsoleApp(App[int]):
         self.row_lag: deque[float] = deque(maxlen=200_000)
         if recording is not None:
             self.sub_title = f"replay · {len(recording.events)} events"
-        elif address is not None:
-            self.sub_title = address.url
+        elif self.address is not None:
+            self.sub_title = self.address.url
 
     def on_mount(self) -> None:
-        if self.reloader is not None:
-            self.reloader.start()
+        if self.session is not None:
+            self.session.start()
         elif self.recording is not None:
             self._replay()
         self.set_interval(TICK, self._tick)
@@ -271,10 +276,8 @@ class DevConsoleApp(App[int]):
             return
         self._shutdown_done = True
         self._stop_replay.set()
-        if self.reloader is not None:
-            self.reloader.stop()
-        if self.supervisor is not None:
-            self.supervisor.close()
+        if self.session is not None:
+            self.session.close()
 
     def on_unmount(self) -> None:
         self.shutdown()
