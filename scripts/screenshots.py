@@ -15,12 +15,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from textual.widgets import Input, OptionList
+
+# Times on screen are local: pin the zone so the pictures match on every machine.
+os.environ["TZ"] = "UTC"
+time.tzset()
 
 from devconsole.core.catalogue import Catalogue
 from devconsole.core.project import Project

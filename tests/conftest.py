@@ -6,6 +6,10 @@ from __future__ import annotations
 import os
 import threading
 import time
+
+# Times on screen are local: pin the zone so snapshots match on every machine.
+os.environ["TZ"] = "UTC"
+time.tzset()
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any

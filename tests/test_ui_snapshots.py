@@ -1,8 +1,8 @@
 """SVG snapshots of every view, fed by the recorded demo session.
 
 Deterministic by construction: no live server (the recording is replayed all
-at once), a fixed clock (the recording's own last timestamp), times shown in
-UTC from event timestamps, a fixed terminal size. Update them with
+at once), a fixed clock (the recording's own last timestamp), times from event
+timestamps in UTC (conftest sets ``TZ``), a fixed terminal size. Update them with
 ``pytest tests/test_ui_snapshots.py --snapshot-update`` and look at the SVGs
 before committing.
 """

@@ -1,7 +1,8 @@
 """How numbers, times and names read in the panels.
 
-Times come from event timestamps, shown in UTC, so a recording looks the same
-on every machine and in every timezone (the snapshot tests rely on it).
+Times come from event timestamps, shown in local time like the terminal's
+clock; the tests and the screenshots script run with ``TZ=UTC``, so their
+pictures are the same on every machine.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ _THREAD = re.compile(r"^(Thread-\d+) \(process_request_thread\)$")
 
 
 def clock_time(ts: float, millis: bool = True) -> str:
-    """``HH:MM:SS.mmm`` (UTC) of a wall-clock timestamp."""
+    """``HH:MM:SS.mmm`` (local time) of a wall-clock timestamp."""
     if ts <= 0:
         return "--:--:--"
-    text = time.strftime("%H:%M:%S", time.gmtime(ts))
+    text = time.strftime("%H:%M:%S", time.localtime(ts))
     return f"{text}.{int(ts * 1000) % 1000:03d}" if millis else text
 
 

@@ -69,8 +69,8 @@ class RequestDetailScreen(ModalScreen[None]):
         field("status", str(row.status) if row.status else "- (no response)")
         field("size", f"{row.bytes_out} bytes")
         section("Timing")
-        day = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(row.ts)) if row.ts else "-"
-        field("started", f"{day}.{int(row.ts * 1000) % 1000:03d} UTC")
+        day = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row.ts)) if row.ts else "-"
+        field("started", f"{day}.{int(row.ts * 1000) % 1000:03d} {time.strftime('%Z', time.localtime(row.ts))}")
         field("duration", fmt.duration_ms(row.duration_ms))
         section("Query")
         pairs = parse_qsl(row.query, keep_blank_values=True) if row.query else []

@@ -49,7 +49,7 @@ class ReloadsPanel(FollowsTheme, Vertical):
         table = ReloadsTable(id="reloads-table")
         table.add_keyed_columns(
             [
-                ("time", "Time (UTC)", 10),
+                ("time", "Time", 10),
                 ("files", "Changed", 36),
                 ("decision", "Decision", 19),
                 ("took", "Took", 7),

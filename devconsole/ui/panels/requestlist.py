@@ -31,7 +31,7 @@ STATUS_CLASSES = {"1xx", "2xx", "3xx", "4xx", "5xx"}
 
 #: ``(key, label, width, right-aligned)``; the path takes what is left.
 COLUMNS: list[tuple[str, str, int, bool]] = [
-    ("time", "Time (UTC)", 12, False),
+    ("time", "Time", 12, False),
     ("method", "Method", 6, False),
     ("path", "Path", 0, False),
     ("status", "St", 3, True),
