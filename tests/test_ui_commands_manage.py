@@ -108,6 +108,9 @@ def test_manage_py_devconsole_serves_until_ctrl_q() -> None:
                 time.sleep(0.2)
         # No URLs and DEBUG: Django's "The install worked" page.
         assert status == 200, bytes(screen[-2000:]).decode("utf-8", "replace")
+        # The server starts before the UI: the screen may come a moment later.
+        while b"devconsole" not in screen and time.monotonic() < deadline:
+            time.sleep(0.1)
         assert b"devconsole" in screen
         os.write(master, b"\x11")  # Ctrl+Q
         assert proc.wait(30) == 0
