@@ -194,20 +194,23 @@ class CommandRunner:
 
     # -- runs ----------------------------------------------------------
 
-    def start(self, name: str, args: Sequence[str] = (), *, color: bool = True) -> Run:
-        """Start ``manage.py name args`` with output piped; returns at once."""
-        if self._closed:
-            raise RuntimeError("the command runner is closed")
-        argv = self.argv(name, args, color=color)
-        run = Run(
+    def _new_run(self, name: str, args: Sequence[str], argv: list[str], **flags: bool) -> Run:
+        return Run(
             id=next(self._ids),
             name=name,
             args=tuple(args),
             argv=tuple(argv),
             command_line=shlex.join(argv),
-            color=color,
             lines=deque(maxlen=self.max_lines),
+            **flags,
         )
+
+    def start(self, name: str, args: Sequence[str] = (), *, color: bool = True) -> Run:
+        """Start ``manage.py name args`` with output piped; returns at once."""
+        if self._closed:
+            raise RuntimeError("the command runner is closed")
+        argv = self.argv(name, args, color=color)
+        run = self._new_run(name, args, argv, color=color)
         env = self.project.child_env()
         env.pop("COLUMNS", None)
         env.pop("LINES", None)
@@ -251,15 +254,7 @@ class CommandRunner:
         if self._closed:
             raise RuntimeError("the command runner is closed")
         argv = self.argv(name, args, color=False)
-        run = Run(
-            id=next(self._ids),
-            name=name,
-            args=tuple(args),
-            argv=tuple(argv),
-            command_line=shlex.join(argv),
-            in_terminal=True,
-            lines=deque(maxlen=self.max_lines),
-        )
+        run = self._new_run(name, args, argv, in_terminal=True)
         self._remember(run)
         previous = None
         if threading.current_thread() is threading.main_thread():
