@@ -18,7 +18,6 @@ Run it again whenever the event protocol changes::
 from __future__ import annotations
 
 import http.client
-import json
 import socket
 import sys
 import threading

@@ -35,6 +35,18 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 15.0, interval: floa
         time.sleep(interval)
 
 
+def make_project(directory: Path, settings_module: str, settings_source: str) -> Project:
+    """A one-file project in ``directory``: a standard manage.py and the settings given."""
+    (directory / "manage.py").write_text(
+        "import os, sys\n"
+        f"os.environ.setdefault('DJANGO_SETTINGS_MODULE', {settings_module!r})\n"
+        "from django.core.management import execute_from_command_line\n"
+        "execute_from_command_line(sys.argv)\n"
+    )
+    (directory / f"{settings_module}.py").write_text(settings_source)
+    return Project(directory / "manage.py")
+
+
 @pytest.fixture(scope="session")
 def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A migrated demo database private to this test session."""

@@ -11,7 +11,7 @@ from devconsole.core.listen import ListenAddress, bind
 from devconsole.core.project import Project
 from devconsole.ui.app import DevConsoleApp
 
-from .conftest import wait_for
+from .conftest import make_project, wait_for
 
 
 async def _until(pilot, predicate, timeout: float = 20.0) -> None:
@@ -54,16 +54,10 @@ async def test_console_serves_and_quits_cleanly(demo_project: Project) -> None:
 
 
 async def test_broken_settings_keep_the_console_up_and_show_the_traceback(tmp_path: Path) -> None:
-    (tmp_path / "manage.py").write_text(
-        "import os, sys\n"
-        "os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'brokensite')\n"
-        "from django.core.management import execute_from_command_line\n"
-        "execute_from_command_line(sys.argv)\n"
-    )
-    (tmp_path / "brokensite.py").write_text("import no_such_module_for_devconsole\n")
+    project = make_project(tmp_path, "brokensite", "import no_such_module_for_devconsole\n")
     sock = bind(ListenAddress("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    app = DevConsoleApp(project=Project(tmp_path / "manage.py"), address=ListenAddress("127.0.0.1", port), sock=sock)
+    app = DevConsoleApp(project=project, address=ListenAddress("127.0.0.1", port), sock=sock)
     async with app.run_test(size=(120, 36)) as pilot:
         await _until(pilot, lambda: app.state.errors)
         await pilot.pause(0.3)

@@ -11,7 +11,7 @@ from devconsole.core.listen import ListenAddress, bind
 from devconsole.core.project import Project
 from devconsole.core.supervisor import Supervisor
 
-from .conftest import Events, wait_for
+from .conftest import Events, make_project, wait_for
 
 
 def _port(server: Supervisor) -> int:
@@ -152,16 +152,10 @@ def test_restart_keeps_the_socket_and_refuses_nothing(server: Supervisor, events
 
 
 def test_broken_settings_serve_an_error_page(tmp_path, events: Events) -> None:
-    (tmp_path / "manage.py").write_text(
-        "import os, sys\n"
-        "os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'brokensite')\n"
-        "from django.core.management import execute_from_command_line\n"
-        "execute_from_command_line(sys.argv)\n"
-    )
-    (tmp_path / "brokensite.py").write_text("raise ValueError('settings are broken [/bar]')\n")
+    project = make_project(tmp_path, "brokensite", "raise ValueError('settings are broken [/bar]')\n")
     sock = bind(ListenAddress("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    supervisor = Supervisor(Project(tmp_path / "manage.py"), ListenAddress("127.0.0.1", port), sock, events)
+    supervisor = Supervisor(project, ListenAddress("127.0.0.1", port), sock, events)
     supervisor.start()
     try:
         status, body = _get(port, "/", close=True)
@@ -178,20 +172,16 @@ def test_broken_settings_serve_an_error_page(tmp_path, events: Events) -> None:
 
 
 def test_output_without_newlines_is_read_in_bounded_pieces(tmp_path, events: Events) -> None:
-    (tmp_path / "manage.py").write_text(
-        "import os, sys\n"
-        "os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'chatty')\n"
-        "from django.core.management import execute_from_command_line\n"
-        "execute_from_command_line(sys.argv)\n"
-    )
-    (tmp_path / "chatty.py").write_text(
+    project = make_project(
+        tmp_path,
+        "chatty",
         "import sys\n"
         "sys.stdout.write('x' * 3_000_000)\n"  # three megabytes, no newline
         "DEBUG = True\nSECRET_KEY = 'k'\nROOT_URLCONF = 'chatty'\nALLOWED_HOSTS = ['*']\n"
-        "INSTALLED_APPS = []\nurlpatterns = []\n"
+        "INSTALLED_APPS = []\nurlpatterns = []\n",
     )
     sock = bind(ListenAddress("127.0.0.1", 0))
-    supervisor = Supervisor(Project(tmp_path / "manage.py"), ListenAddress("127.0.0.1", sock.getsockname()[1]), sock, events)
+    supervisor = Supervisor(project, ListenAddress("127.0.0.1", sock.getsockname()[1]), sock, events)
     child = supervisor.start()
     try:
         assert child.hello.wait(30)
