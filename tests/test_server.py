@@ -92,7 +92,11 @@ def test_statuses_static_files_and_connection_lifecycle(server: Supervisor, even
     assert sum(e["iterations"] for e in loop) >= sum(e["ready"] for e in loop)
     assert all(e["poll_interval"] == 0.5 for e in loop)
     # What the project logs reaches the console as log events.
-    wait_for(lambda: any('"GET /boom/ HTTP/1.1" 500' in e["text"] for e in events.of("log")))
+    # runserver's request line is in the console's log, written from the
+    # request event: the child no longer formats, writes and pipes it.
+    wait_for(lambda: any('"GET /boom/ HTTP/1.1" 500' in line.text for line in events.state.log))
+    assert not any('"GET /boom/ HTTP/1.1"' in e["text"] for e in events.of("log"))
+    assert events.of("hello")[0]["request_log"] == "events"
     assert any("RuntimeError" in e["text"] for e in events.of("log") if e["stream"] == "stderr")
 
 

@@ -35,7 +35,7 @@ from typing import Any
 
 from . import protocol
 from .bootstrap import run_manage_py
-from .instrument import Recorder, instrument_server
+from .instrument import Recorder, instrument_server, quiet_request_log
 
 FLUSH_INTERVAL = 0.05
 #: How long a graceful stop waits for requests in progress.
@@ -138,6 +138,7 @@ class Agent:
         self._app_label = ""
         self._cmd_args: Any = ()
         self._cmd_options: dict[str, Any] = {}
+        self._request_log_from_events = False
 
     def phase(self, name: str) -> None:
         """Close the phase that ends now."""
@@ -179,6 +180,16 @@ class Agent:
         if isinstance(app, BaseCommand):
             app = type(app).__module__.rpartition(".management.")[0] or "django.core"
         self.phase('fetch_command("runserver")')
+        build_handler = command.get_handler
+
+        def get_handler(*args: Any, **kwargs: Any) -> Any:
+            handler = build_handler(*args, **kwargs)
+            # After, not before: get_wsgi_application() runs django.setup()
+            # again, which builds new logging handlers.
+            self._request_log_from_events = quiet_request_log()
+            return handler
+
+        command.get_handler = get_handler
         command.server_cls = instrument_server(command.server_cls, self.args.listen_fd, self.recorder)
         # The migrations check runs in the background once serving (see _checks).
         command.check_migrations = lambda: None
@@ -263,6 +274,8 @@ class Agent:
                 "poll_interval": self.recorder.poll_interval,
                 "phases": self.phases,
                 "urlconf_error": urlconf_error,
+                # The console writes runserver's request lines from request events.
+                "request_log": "events" if self._request_log_from_events else "stderr",
             }
         )
         # A reload is timed to this hello: do not let it wait for the flusher.

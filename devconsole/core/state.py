@@ -114,6 +114,8 @@ class ServerState:
         self.clock = clock
         self.linger = linger
         self._lock = threading.RLock()
+        #: Whether the server child left runserver's request lines to us (see _on_request).
+        self._request_log_from_events = False
         self.version = 0
         self.requests: deque[RequestRow] = deque(maxlen=max_requests)
         self.request_seq = 0
@@ -168,6 +170,7 @@ class ServerState:
         self.hello = event
         self.loop.poll_interval = event.get("poll_interval", self.loop.poll_interval)
         self.status = "serving"
+        self._request_log_from_events = event.get("request_log") == "events"
 
     def _on_request(self, event: dict[str, Any]) -> None:
         self.request_seq += 1
@@ -189,6 +192,15 @@ class ServerState:
                 headers=list(event.get("headers") or []),
             )
         )
+        row = self.requests[-1]
+        if self._request_log_from_events and row.status is not None:
+            # The line runserver would have logged (the server child no
+            # longer writes it: see instrument.quiet_request_log).
+            end = row.ts + row.duration_ms / 1000
+            when = time.strftime("%d/%b/%Y %H:%M:%S", time.localtime(end))
+            text = f'[{when}] "{event.get("method") or ""} {row.target} {row.version}" {row.status} {row.bytes_out}'
+            self.log_seq += 1
+            self.log.append(LogLine(self.log_seq, "stderr", text, end, row.generation))
 
     def _conn_key(self, event: dict[str, Any]) -> str:
         return f"{event.get('generation', self.generation)}.{event.get('id')}"
