@@ -80,11 +80,11 @@ def test_statuses_static_files_and_connection_lifecycle(server: Supervisor, even
     assert {p: r["status"] for p, r in by_path.items()} == {"/": 200, "/static/shop/site.css": 200, "/no-such-page/": 404, "/boom/": 500}
     assert all(r["duration_ms"] > 0 and r["thread"].startswith("Thread-") for r in by_path.values())
     assert events.state.status_counts() == {"2xx": 2, "4xx": 1, "5xx": 1}
-    # One connection per request, each opened then closed after one request.
-    opened = {e["id"] for e in events.of("conn_open")}
+    # One connection per request, each closed after one request (one opened
+    # and closed between two flushes is reported by its conn_close alone).
     closed = {e["id"]: e for e in events.of("conn_close")}
-    assert len(opened) == 4 and set(closed) == opened
-    assert all(e["requests"] == 1 for e in closed.values())
+    assert len(closed) == 4 and {e["id"] for e in events.of("conn_open")} <= set(closed)
+    assert all(e["requests"] == 1 and e["bytes_out"] > 0 for e in closed.values())
     # The select loop accepted exactly those connections.
     wait_for(lambda: events.state.loop.ready_total >= 4)
     loop = events.of("loop")

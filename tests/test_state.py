@@ -98,6 +98,17 @@ def test_closed_connections_linger_then_go() -> None:
     assert state.connections() == []
 
 
+def test_a_connection_reported_only_by_its_close_lingers_too() -> None:
+    """A connection opened and closed between two flushes comes as one conn_close."""
+    now = [100.0]
+    state = ServerState(linger=3.0, clock=lambda: now[0])
+    state.ingest({"type": "conn_close", "id": 7, "peer": "127.0.0.1:5001", "state": "closed", "requests": 1, "bytes_in": 83, "bytes_out": 271, "ts": 99.9, "generation": 1})
+    (row,) = state.connections()
+    assert (row.peer, row.state, row.requests, row.bytes_out) == ("127.0.0.1:5001", "closed", 1, 271)
+    now[0] = 103.5
+    assert state.connections() == []
+
+
 def test_recording_replays_deterministically() -> None:
     recording = load_recording(RECORDING)
     started = float(recording.header["started"])

@@ -162,8 +162,11 @@ class Recorder:
         out: list[dict[str, Any]] = []
         while self.opened:
             conn = self.opened.popleft()
-            out.append(conn.as_event("conn_open"))
             self.dirty.discard(conn)
+            if conn.state != "closed":
+                out.append(conn.as_event("conn_open"))
+            # else: opened and closed since the last flush (one request,
+            # Connection: close); its conn_close says all, one event not two.
         for conn in list(self.dirty):
             self.dirty.discard(conn)
             if conn.state != "closed":
