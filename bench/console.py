@@ -144,7 +144,7 @@ def run() -> int:
         parser.error("--duration must be ≥ 1 s and --connections ≥ 1")
     require_wrk()
     port = Ports(port_range(args.ports)).take()
-    print(f"# The console under saturation: DevConsoleApp headless on the demo, GET /ping/")
+    print("# The console under saturation: DevConsoleApp headless on the demo, GET /ping/")
     print(f"Machine: {versions()}")
     print(flush=True)
     with demo_database():

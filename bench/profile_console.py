@@ -38,7 +38,7 @@ from headless import headless_console, own_cpu, run_wrk_async  # noqa: E402
 
 
 async def profile(port: int, duration: float, idle: bool, limit: int) -> int:
-    async with headless_console(port, reload=False) as app:
+    async with headless_console(port, reload=False):
         url = f"http://127.0.0.1:{port}/ping/"
         if not idle:
             await run_wrk_async(wrk_argv(url, duration=1))
