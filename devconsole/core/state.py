@@ -23,6 +23,9 @@ from typing import Any
 _STATUS_CLASSES = {"1xx", "2xx", "3xx", "4xx", "5xx"}
 
 
+#: Events an idle server sends on every select() timeout.
+_HEARTBEAT = frozenset({"loop", "stats"})
+
 @dataclass
 class RequestRow:
     seq: int
@@ -117,6 +120,9 @@ class ServerState:
         #: Whether the server child left runserver's request lines to us (see _on_request).
         self._request_log_from_events = False
         self.version = 0
+        #: Like ``version``, but not moved by the loop/stats heartbeat an idle
+        #: server sends every poll interval: what a view must show at once.
+        self.activity = 0
         self.requests: deque[RequestRow] = deque(maxlen=max_requests)
         self.request_seq = 0
         self.conns: dict[str, ConnRow] = {}
@@ -145,6 +151,8 @@ class ServerState:
         with self._lock:
             handler(event)
             self.version += 1
+            if event["type"] not in _HEARTBEAT:
+                self.activity += 1
 
     def _now(self, event: dict[str, Any]) -> float:
         """When ``event`` arrived: its ``at`` stamp (replays set it from the

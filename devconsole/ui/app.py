@@ -172,11 +172,11 @@ class DevConsoleApp(App[int]):
         refresh = getattr(screen, "refresh_from_state", None)
         if refresh is None:
             return
-        # Nothing new and nothing ageing: an idle console does no work. Ages
-        # and lingering connections still move once a second; views that
-        # poll something else (command runs) ask for every tick.
+        # Nothing new and nothing ageing: an idle console does no work. The
+        # select loop's heartbeat, ages and lingering connections move once a
+        # second; views that poll something else (command runs) ask for every tick.
         now = time.monotonic()
-        version = self.state.version
+        version = self.state.activity
         if (
             version == self._ticked[0]
             and screen is self._ticked[1]
