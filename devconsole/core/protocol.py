@@ -11,13 +11,17 @@ Types sent by the child:
     once the server is serving: ``pid``, ``python``, ``django``, ``settings``,
     ``runserver`` (``class``, ``app``, ``mro``, ``shadows``), ``handler``,
     ``listen`` (``host``, ``port``), ``threading``, ``poll_interval``,
-    ``phases`` (list of ``{"name", "ms"}``), ``generation``.
+    ``phases`` (list of ``{"name", "ms"}``), ``generation``, ``urlconf_error``,
+    ``request_log`` (``"events"`` when the child left runserver's per-request
+    log line to the console, which writes it from ``request`` events).
 ``loop``
     aggregated since the previous one: ``iterations``, ``ready``,
     ``timeouts``, ``blocked_s``, ``elapsed_s``, ``accepts``, ``poll_interval``.
 ``conn_open`` / ``conn_state`` / ``conn_close``
     ``id``, ``peer``, ``state`` (``reading``, ``handling``, ``idle``,
     ``closed``), ``thread``, ``bytes_in``, ``bytes_out``, ``requests``, ``ts``.
+    A connection opened and closed between two flushes comes as its
+    ``conn_close`` alone.
 ``request``
     ``id``, ``conn``, ``method``, ``path``, ``query``, ``version``,
     ``status``, ``duration_ms``, ``bytes_out``, ``thread``, ``ts`` (wall
@@ -35,8 +39,18 @@ Types sent by the child:
     the child is stopping: ``in_flight``.
 
 Added by the console itself: ``log`` (``stream``, ``text``), ``exit``
-(``generation``, ``returncode``), and, from the reload machinery, ``reload``
-and ``watch``.
+(``generation``, ``returncode``), and, from the reload machinery (see
+:mod:`.reloader`):
+
+``reload``
+    ``ts``, ``files``, ``decision`` (``restarted``, ``handled``, ``ignored``,
+    ``failed``), ``duration_ms``, ``phases`` (``detect``, ``stop``,
+    ``start``, ``ready`` in ms), ``error``, ``new_generation``, and how the
+    new server came to be: ``level`` (``fork``, ``setup``, ``full``,
+    ``spawn``), ``via``, ``spare``.
+``watch``
+    ``roots``, ``globs``, ``files`` (capped) and ``files_total``: what the
+    watcher covers.
 """
 
 from __future__ import annotations
