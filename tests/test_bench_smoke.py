@@ -4,12 +4,16 @@ and each prints its table. The numbers of a quick run mean nothing; only
 what must hold whatever the load is checked (exact counts, every row there).
 
 The scripts run at the same time, on disjoint port ranges, so the whole
-file takes about as long as the slowest one.
+file takes about as long as the slowest one. The ranges are wide and start at
+a random base below the kernel's ephemeral range, and each script takes only
+ports nothing is listening on: whatever else holds ports on the machine (a
+developer's server, another test run), the scripts find free ones.
 """
 
 from __future__ import annotations
 
 import os
+import random
 import re
 import shutil
 import subprocess
@@ -22,16 +26,36 @@ import pytest
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 TIMEOUT = 120
 
-#: script → the --ports range it gets (disjoint, inside the benchmarks' range).
+#: script → its extra arguments.
 SCRIPTS = {
-    "throughput.py": ("8841-8843",),
-    "console.py": ("8844-8845",),
-    "memory.py": ("8846-8847",),
-    "startup.py": ("8848-8851",),
-    "idle.py": ("8852-8855",),
-    "profile_console.py": ("8856-8857", "--idle"),
-    "ablate.py": ("8858-8859",),
+    "throughput.py": (),
+    "console.py": (),
+    "memory.py": (),
+    "startup.py": (),
+    "idle.py": (),
+    "profile_console.py": ("--idle",),
+    "ablate.py": (),
 }
+#: Ports each script's range spans; a script needs at most 4 free ones.
+SPAN = 64
+
+
+def ephemeral_low() -> int:
+    """The lowest port the kernel hands out to outgoing connections (wrk's)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def port_ranges(count: int) -> list[str]:
+    """``count`` disjoint ``LO-HI`` ranges of :data:`SPAN` ports at a random
+    base between 10000 and the ephemeral range, so that neither fixed ports
+    held by something else nor a concurrent run of this file get in the way
+    (the scripts skip ports that are in use)."""
+    top = max(ephemeral_low(), 10000 + count * SPAN + 1)
+    base = random.randrange(10000, top - count * SPAN)
+    return [f"{base + i * SPAN}-{base + (i + 1) * SPAN - 1}" for i in range(count)]
 
 needs_wrk = pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (apt-get install wrk)")
 
@@ -48,7 +72,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, subproc
             [sys.executable, str(BENCH / name), "--quick", "--ports", ports, *extra],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True,
         )
-        for name, (ports, *extra) in SCRIPTS.items()
+        for (name, extra), ports in zip(SCRIPTS.items(), port_ranges(len(SCRIPTS)), strict=True)
     }
     results: dict[str, subprocess.CompletedProcess[str]] = {}
     try:
