@@ -10,6 +10,7 @@ from textual.widgets import Footer, Header
 
 from ..core.state import ServerState
 from .panels import LoopPanel, ReloadsPanel, RequestsPanel, SocketsPanel
+from .panels.requestlist import RequestList
 from .request_detail import RequestDetailScreen
 from .statusline import StatusLine
 
@@ -42,8 +43,8 @@ class DashboardScreen(Screen[None]):
         self.query_one(LoopPanel).refresh_from_state(state)
         self.query_one(ReloadsPanel).refresh_from_state(state)
 
-    @on(RequestsPanel.Selected)
-    def _open_request(self, event: RequestsPanel.Selected) -> None:
+    @on(RequestList.Selected)
+    def _open_request(self, event: RequestList.Selected) -> None:
         state = getattr(self.app, "state", None)
         row = state.request(event.seq) if state is not None else None
         if row is None:

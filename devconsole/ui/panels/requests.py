@@ -9,7 +9,6 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
-from textual.message import Message
 from textual.widgets import Input
 
 from ...core.state import RequestRow, ServerState, request_filter
@@ -31,13 +30,6 @@ class RequestsPanel(FollowsTheme, Vertical):
         Binding("slash", "filter", "Filter", id="requests.filter", tooltip="Filter by path, status (404, 4xx) or method"),
         Binding("escape", "clear_filter", "Clear filter", show=False, id="requests.clear-filter"),
     ]
-
-    class Selected(Message):
-        """The user asked for the detail of a request."""
-
-        def __init__(self, seq: int) -> None:
-            super().__init__()
-            self.seq = seq
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -125,8 +117,3 @@ class RequestsPanel(FollowsTheme, Vertical):
             return
         self.table.set_rows(state.matching_requests(text), MAX_ROWS)
         self._update_title(state)
-
-    @on(RequestList.Selected)
-    def _row_selected(self, event: RequestList.Selected) -> None:
-        event.stop()
-        self.post_message(self.Selected(event.seq))
