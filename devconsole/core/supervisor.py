@@ -106,6 +106,30 @@ class _ChildBase:
         except (BrokenPipeError, OSError, ValueError):
             pass
 
+    def stop(self, timeout: float = STOP_TIMEOUT) -> int | None:
+        """Gracefully, then by force. Returns the exit status."""
+        if self.alive:
+            self.send("stop")
+            if not self.wait(timeout):
+                self._signal(signal.SIGTERM)
+                if not self.wait(2):
+                    self._signal(signal.SIGKILL)
+                    self.wait(2)
+        self._close_stdin()
+        return self._stopped()
+
+    # Each kind of child says how it is waited for, signalled and reaped.
+    alive: bool
+
+    def wait(self, timeout: float) -> bool:
+        raise NotImplementedError
+
+    def _signal(self, sig: int) -> None:
+        raise NotImplementedError
+
+    def _stopped(self) -> int | None:
+        raise NotImplementedError
+
     def _close_stdin(self) -> None:
         try:
             self._stdin.close()
@@ -165,21 +189,9 @@ class ServerChild(_ChildBase):
             return False
         return True
 
-    def stop(self, timeout: float = STOP_TIMEOUT) -> int | None:
-        """Gracefully, then by force. Returns the exit status."""
-        if self.alive:
-            self.send("stop")
-            if not self.process_wait(timeout):
-                self._signal(signal.SIGTERM)
-                if not self.process_wait(2):
-                    self._signal(signal.SIGKILL)
-                    self.process_wait(2)
-        self._close_stdin()
+    def _stopped(self) -> int | None:
         self._waiter.join(timeout=3)
         return self.process.returncode
-
-    def process_wait(self, timeout: float) -> bool:
-        return self.wait(timeout)
 
     def _signal(self, sig: int) -> None:
         try:
@@ -573,16 +585,7 @@ class ForkedChild(_ChildBase):
     def wait(self, timeout: float) -> bool:
         return self._exited.wait(timeout)
 
-    def stop(self, timeout: float = STOP_TIMEOUT) -> int | None:
-        """Gracefully, then by force. Returns the exit status."""
-        if self.alive:
-            self.send("stop")
-            if not self.wait(timeout):
-                self._signal(signal.SIGTERM)
-                if not self.wait(2):
-                    self._signal(signal.SIGKILL)
-                    self.wait(2)
-        self._close_stdin()
+    def _stopped(self) -> int | None:
         return self.returncode
 
     def _signal(self, sig: int) -> None:
