@@ -198,3 +198,106 @@ def test_output_without_newlines_is_read_in_bounded_pieces(tmp_path, events: Eve
         assert all(len(e["text"]) <= 4097 for e in pieces())  # each piece cut for display too
     finally:
         supervisor.close()
+
+
+def _logging_project(tmp_path, name: str, logging_source: str) -> Project:
+    return make_project(
+        tmp_path,
+        name,
+        "DEBUG = True\nSECRET_KEY = 'k'\nALLOWED_HOSTS = ['*']\nINSTALLED_APPS = []\n"
+        f"ROOT_URLCONF = {name!r}\n"
+        "from django.http import HttpResponse\nfrom django.urls import path\n"
+        "urlpatterns = [path('ok/', lambda request: HttpResponse('ok'))]\n" + logging_source,
+    )
+
+
+def _serve(project: Project, events: Events) -> tuple[Supervisor, int]:
+    sock = bind(ListenAddress("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    supervisor = Supervisor(project, ListenAddress("127.0.0.1", port), sock, events)
+    assert supervisor.start().hello.wait(30), events.of("error") or events.of("log")[-20:]
+    return supervisor, port
+
+
+def test_a_project_log_file_still_gets_every_request_line(tmp_path, events: Events) -> None:
+    """The console writes runserver's request line itself; a handler of the
+    project's own (here a file) keeps receiving it from the server."""
+    log_file = tmp_path / "server.log"
+    project = _logging_project(
+        tmp_path,
+        "filelog",
+        "LOGGING = {'version': 1, 'disable_existing_loggers': False,\n"
+        " 'formatters': {'plain': {'format': '{levelname} {message}', 'style': '{'}},\n"
+        f" 'handlers': {{'file': {{'class': 'logging.FileHandler', 'filename': {str(log_file)!r}, 'formatter': 'plain'}}}},\n"
+        " 'loggers': {'django.server': {'handlers': ['file'], 'level': 'INFO', 'propagate': False}}}\n",
+    )
+    supervisor, port = _serve(project, events)
+    try:
+        assert _get(port, "/ok/", close=True) == (200, b"ok")
+        assert _get(port, "/missing/", close=True)[0] == 404
+        wait_for(lambda: events.state.total_requests == 2)
+        supervisor.close()
+        lines = log_file.read_text().splitlines()
+        assert [line.split('"')[1] for line in lines] == ["GET /ok/ HTTP/1.1", "GET /missing/ HTTP/1.1"]
+        assert lines[0].startswith("INFO ") and lines[0].endswith(" 200 2")
+        assert lines[1].startswith("WARNING ") and " 404 " in lines[1]
+        # Like runserver's terminal, the console's log shows what this
+        # LOGGING writes to the streams: no request line.
+        assert not [line.text for line in events.state.log if '"GET /' in line.text]
+    finally:
+        supervisor.close()
+
+
+def test_the_default_request_line_is_shown_once(server: Supervisor, events: Events) -> None:
+    assert _get(_port(server), "/ping/", close=True) == (200, b"pong")
+    wait_for(lambda: events.state.total_requests == 1)
+    time.sleep(0.3)  # a line written to the child's stderr would be flushed by now
+    shown = [line.text for line in events.state.log if "/ping/" in line.text]
+    assert len(shown) == 1 and shown[0].endswith('"GET /ping/ HTTP/1.1" 200 4'), shown
+
+
+def _read_response(sock: socket.socket) -> bytes:
+    """One whole response (headers and a Content-Length body) from ``sock``."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, f"connection closed mid-response: {data!r}"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")), 0)
+    while len(body) < length:
+        body += sock.recv(65536)
+    return data
+
+
+def test_a_response_leaves_in_one_piece_and_nothing_waits(server: Supervisor, events: Events) -> None:
+    """Each response is one send (status line, headers and body together),
+    and a response with no body, a HEAD, is not held back on a keep-alive
+    connection."""
+    with socket.create_connection(("127.0.0.1", _port(server)), timeout=5) as sock:
+        sock.sendall(b"GET /ping/ HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        first = sock.recv(65536)  # woken by the first segment that arrives
+        assert first.startswith(b"HTTP/1.1 200 OK\r\n") and first.endswith(b"\r\n\r\npong"), first
+        sock.sendall(b"HEAD /ping/ HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        head = sock.recv(65536)
+        assert head.startswith(b"HTTP/1.1 200 OK\r\n") and head.endswith(b"\r\n\r\n"), head
+        sock.sendall(b"GET /ping/ HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert _read_response(sock).endswith(b"pong")
+    wait_for(lambda: events.state.total_requests == 3)
+    assert [(r.method, r.status) for r in events.state.requests] == [("GET", 200), ("HEAD", 200), ("GET", 200)]
+    # Byte counts are those of what was sent.
+    wait_for(lambda: events.state.connections() and events.state.connections()[0].bytes_out == len(first) * 2 + len(head))
+
+
+def test_100_continue_is_sent_before_the_body_is_read(server: Supervisor, events: Events) -> None:
+    with socket.create_connection(("127.0.0.1", _port(server)), timeout=5) as sock:
+        sock.sendall(
+            b"POST /ping/ HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+            b"Content-Length: 7\r\nExpect: 100-continue\r\n\r\n"
+        )
+        assert sock.recv(65536) == b"HTTP/1.1 100 Continue\r\n\r\n"  # within the 5 s timeout
+        sock.sendall(b"a=1&b=2")
+        final = _read_response(sock)
+        assert final.split(b"\r\n")[0] == b"HTTP/1.1 403 Forbidden"  # the CSRF check read the form
+    wait_for(lambda: events.state.total_requests == 1)
+    assert events.state.requests[0].status == 403

@@ -35,7 +35,7 @@ from typing import Any
 
 from . import protocol
 from .bootstrap import run_manage_py
-from .instrument import Recorder, instrument_server, quiet_request_log
+from .instrument import Recorder, instrument_server, quiet_request_log, request_line_reaches_nobody
 
 FLUSH_INTERVAL = 0.05
 #: How long a graceful stop waits for requests in progress.
@@ -187,6 +187,7 @@ class Agent:
             # After, not before: get_wsgi_application() runs django.setup()
             # again, which builds new logging handlers.
             self._request_log_from_events = quiet_request_log()
+            self.recorder.skip_request_line = request_line_reaches_nobody()
             return handler
 
         command.get_handler = get_handler
