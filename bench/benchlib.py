@@ -465,7 +465,12 @@ class Bare(ServeScript):
     mode = "bare"
 
 
-SERVERS: dict[str, type[Server]] = {cls.name: cls for cls in (Runserver, Devconsole, Bare)}
+class Tuned(ServeScript):
+    name = "tuned"
+    mode = "tuned"
+
+
+SERVERS: dict[str, type[Server]] = {cls.name: cls for cls in (Runserver, Devconsole, Bare, Tuned)}
 
 
 # -------------------------------------------------------------------- output

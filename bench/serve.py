@@ -9,7 +9,13 @@ the work the console does per request, minus drawing.
 ``bare``: the ceiling. Django's own ``WSGIServer`` with ``ThreadingMixIn``
 (what runserver builds) and ``TCP_NODELAY`` on accepted sockets, serving the
 handler runserver would serve (staticfiles' ``get_handler()``), with no
-instrumentation. Instrumentation cost = devconsole against this.
+instrumentation: the ceiling the benchmark issue names.
+
+``tuned``: ``bare`` plus the two changes devconsole makes to how a response
+leaves (``devconsole.core.instrument.transport_handler``: each response in
+one ``sendall``; the ``django.server`` request line not built when nobody
+reads it), still without instrumentation. devconsole against this is what
+the instrumentation itself costs.
 
 Runs until its stdin closes (or SIGINT/SIGTERM), then stops its server and
 exits; run from the demo project directory with its environment.
@@ -17,6 +23,7 @@ exits; run from the demo project directory with its environment.
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import socket
@@ -45,7 +52,7 @@ def serve_devconsole(port: int, stop: threading.Event) -> None:
         supervisor.close()
 
 
-def serve_bare(port: int, stop: threading.Event) -> None:
+def serve_bare(port: int, stop: threading.Event, *, tuned: bool = False) -> None:
     demo = Path(__file__).resolve().parents[1] / "devconsole" / "demo"
     sys.path.insert(0, str(demo))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "demosite.settings")
@@ -69,7 +76,15 @@ def serve_bare(port: int, stop: threading.Event) -> None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             return sock, address
 
-    server = BareServer(("127.0.0.1", port), WSGIRequestHandler)
+    handler_class: type = WSGIRequestHandler
+    if tuned:
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+        from devconsole.core.instrument import quiet_request_log, request_line_reaches_nobody, transport_handler
+
+        quiet_request_log()
+        skip = request_line_reaches_nobody()
+        handler_class = transport_handler(WSGIRequestHandler, lambda: skip)
+    server = BareServer(("127.0.0.1", port), handler_class)
     server.set_app(handler)
     thread = threading.Thread(target=server.serve_forever, name="bare-server", daemon=True)
     thread.start()
@@ -81,7 +96,7 @@ def serve_bare(port: int, stop: threading.Event) -> None:
 
 
 def main() -> None:
-    modes = {"devconsole": serve_devconsole, "bare": serve_bare}
+    modes = {"devconsole": serve_devconsole, "bare": serve_bare, "tuned": functools.partial(serve_bare, tuned=True)}
     if len(sys.argv) != 3 or sys.argv[1] not in modes or not sys.argv[2].isdigit():
         sys.stderr.write(f"usage: serve.py {{{','.join(modes)}}} PORT\n")
         raise SystemExit(2)

@@ -111,15 +111,16 @@ def ok(run: subprocess.CompletedProcess[str]) -> str:
 
 
 @needs_wrk
-def test_throughput_compares_the_three_servers(runs: dict[str, subprocess.CompletedProcess[str]]) -> None:
+def test_throughput_compares_the_four_servers(runs: dict[str, subprocess.CompletedProcess[str]]) -> None:
     out = ok(runs["throughput.py"])
     for mode in ("keep-alive", "Connection: close"):
         rows = table_rows(out, mode)
-        assert set(rows) == {"runserver", "devconsole", "bare"}
+        assert set(rows) == {"runserver", "devconsole", "bare", "tuned"}
         for name, cells in rows.items():
             assert number(cells[0]) > 0, (mode, name, cells)  # req/s
-            assert cells[7] == "0", (mode, name, cells)  # errors
+            assert cells[8] == "0", (mode, name, cells)  # errors
         assert number(rows["bare"][4]) == 1.0  # vs bare
+        assert number(rows["tuned"][5]) == 1.0  # vs tuned
         assert number(rows["runserver"][3]) == 1.0  # vs runserver
     # Every target is judged in the same run.
     assert len(re.findall(r"^(PASS|FAIL)  ", out, re.M)) == 3

@@ -11,6 +11,8 @@ of that class which only overrides hooks ``serve_forever`` already calls:
 
 The request handler class is swapped for a subclass that marks the
 connection's states and counts bytes; ``log_request`` gives status and size.
+Beneath that, :func:`transport_handler` sends each response in one piece
+(same bytes, one ``sendall``) and skips building a request line nobody reads.
 ``ThreadingMixIn`` comes first in the MRO, so ``process_request`` is never
 overridden here: it would be silently ignored.
 """
@@ -25,6 +27,7 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 #: Request events kept between two flushes; beyond that they are counted, not sent.
@@ -146,12 +149,13 @@ class Recorder:
         with self._lock:
             self.requests_total += 1
             self.status_classes[key] = self.status_classes.get(key, 0) + 1
-            if len(self.requests) >= MAX_PENDING_REQUESTS:
+            full = len(self.requests) >= MAX_PENDING_REQUESTS
+            if full:
                 self.dropped += 1
-                self.first_request.set()
-                return
-        self.requests.append(event)
-        self.first_request.set()
+        if not full:
+            self.requests.append(event)
+        if not self.first_request.is_set():  # set() takes a lock every time
+            self.first_request.set()
 
     def busy(self) -> int:
         """Connections in the middle of a request, or accepted and not yet
@@ -296,32 +300,73 @@ class _CountingWriter:
         return getattr(self._raw, name)
 
 
-def instrument_handler(base: type, recorder: Recorder) -> type:
-    """A subclass of the server's request handler that reports to ``recorder``."""
+def transport_handler(base: type, skip_request_line: Callable[[], bool] = lambda: False) -> type:
+    """A subclass of the server's request handler that sends each response in
+    one piece (see :class:`_CountingWriter`) and, when ``skip_request_line()``
+    says nobody reads it, does not build the ``django.server`` request line.
+
+    What it changes is how bytes leave, not which: the bench's ``bare+``
+    server is this alone, and :func:`instrument_handler` adds the observation.
+    """
 
     # The request line may be skipped only where it is the stock one: a
     # project's handler that logs requests its own way keeps doing so.
     stock_request_log = _stock_request_log(base)
 
-    class InstrumentedHandler(base):  # type: ignore[misc, valid-type]
+    class TransportHandler(base):  # type: ignore[misc, valid-type]
         _dc_conn: Connection | None = None
-        _dc_request: dict[str, Any] | None = None
+
+        def _dc_connection(self) -> Connection | None:
+            """The connection record the byte counts go to, if any."""
+            return None
 
         def setup(self) -> None:
             super().setup()
-            conn = recorder.conns.get(self.request)
-            self._dc_conn = conn
+            conn = self._dc_conn = self._dc_connection()
+            self.wfile = _CountingWriter(self.wfile, conn or Connection(0, ""))
+            self.rfile = _CountingReader(self.rfile, conn or self.wfile._conn, self.wfile)
+
+        def parse_request(self) -> bool:
+            ok = super().parse_request()
+            if self.wfile.pending:
+                self.wfile.flush()  # "100 Continue" (or an error) goes out now, as runserver sends it
+            return ok
+
+        def log_request(self, code: Any = "-", size: Any = "-") -> None:
+            if not (stock_request_log and skip_request_line()):
+                super().log_request(code, size)
+
+        def handle_one_request(self) -> None:
+            super().handle_one_request()
+            try:
+                # A response with no body (a HEAD) is not flushed by wsgiref.
+                self.wfile.flush()
+            except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
+                self.close_connection = True  # the client left; wsgiref ignores it too
+
+    return TransportHandler
+
+
+def instrument_handler(base: type, recorder: Recorder) -> type:
+    """A subclass of the server's request handler that reports to ``recorder``
+    (on top of :func:`transport_handler`)."""
+
+    class InstrumentedHandler(transport_handler(base, lambda: recorder.skip_request_line)):  # type: ignore[misc]
+        _dc_request: dict[str, Any] | None = None
+
+        def _dc_connection(self) -> Connection | None:
+            return recorder.conns.get(self.request)
+
+        def setup(self) -> None:
+            super().setup()
+            conn = self._dc_conn
             if conn is not None:
                 conn.thread = threading.current_thread().name
-                self.wfile = _CountingWriter(self.wfile, conn)
-                self.rfile = _CountingReader(self.rfile, conn, self.wfile)
                 recorder.dirty.add(conn)
 
         def parse_request(self) -> bool:
             started = time.time()
             ok = super().parse_request()
-            if getattr(self.wfile, "pending", None):
-                self.wfile.flush()  # "100 Continue" (or an error) goes out now, as runserver sends it
             if ok:
                 # A request that fails to parse is begun by log_request, if an
                 # error is sent; an empty line (client gone) is no request.
@@ -332,7 +377,10 @@ def instrument_handler(base: type, recorder: Recorder) -> type:
             raw_path = getattr(self, "path", "") or ""
             path, _, query = raw_path.partition("?")
             headers = getattr(self, "headers", None)
-            items = list(headers.items())[:MAX_HEADERS] if headers is not None else []
+            # The parsed lines as received: Message.items() would run each
+            # through the email policy, and the console sanitizes them anyway.
+            raw = getattr(headers, "_headers", None)
+            items = raw[:MAX_HEADERS] if isinstance(raw, list) else list(headers.items())[:MAX_HEADERS] if headers is not None else []
             conn = self._dc_conn
             request = {
                 "type": "request",
@@ -358,17 +406,11 @@ def instrument_handler(base: type, recorder: Recorder) -> type:
             request = self._dc_request or self._dc_begin(time.time())
             request["status"] = int(code) if str(code).isdigit() else None
             request["bytes_out"] = int(size) if str(size).isdigit() else 0
-            if not (stock_request_log and recorder.skip_request_line):
-                super().log_request(code, size)
+            super().log_request(code, size)
 
         def handle_one_request(self) -> None:
             try:
                 super().handle_one_request()
-                try:
-                    # A response with no body (a redirect, a 304) is not flushed by wsgiref.
-                    self.wfile.flush()
-                except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
-                    self.close_connection = True  # the client left; wsgiref ignores it too
             finally:
                 self._dc_finish()
 

@@ -64,9 +64,13 @@ PROTOCOL_VERSION = 1
 MAX_LINE = 1 << 20
 
 
+#: One encoder for every event: ``json.dumps`` with options builds a new one per call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
+
+
 def encode(event: dict[str, Any]) -> bytes:
     """One event as a JSON line."""
-    return json.dumps(event, separators=(",", ":"), default=str).encode() + b"\n"
+    return _ENCODER.encode(event).encode() + b"\n"
 
 
 def decode(line: bytes | str) -> dict[str, Any] | None:
