@@ -34,6 +34,7 @@ async def settle(pilot, app: DevConsoleApp) -> None:
     await pilot.pause()
     app.refresh_views()
     await pilot.pause()
+    await pilot.pause()  # what the views scheduled after that refresh (following the tail)
 
 
 def screen_text(app: DevConsoleApp) -> str:
@@ -59,7 +60,7 @@ async def test_dashboard_shows_the_four_panels_from_the_recording() -> None:
         assert len(table_paths(app)) == len(requests)
         assert f"{len(requests)} total" in str(app.screen.query_one("#requests").border_subtitle)
         sockets = app.screen.query_one(SocketsTable)
-        states = {sockets.get_row_at(i)[1].plain for i in range(sockets.row_count)}
+        states = {sockets.row_texts(i)[1] for i in range(sockets.row_count)}
         assert {"listening", "reading", "handling", "keep-alive idle"} <= states
         # The request panel follows the tail.
         table = app.screen.query_one(RequestList)

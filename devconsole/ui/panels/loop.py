@@ -32,6 +32,7 @@ class LoopPanel(FollowsTheme, Vertical):
         super().__init__(id=id)
         self.border_title = "Select loop"
         self._last: tuple[object, ...] | None = None
+        self._drawn = False
 
     def compose(self) -> ComposeResult:
         yield LoopStatsView(id="loop-stats")
@@ -67,6 +68,8 @@ class LoopPanel(FollowsTheme, Vertical):
                 text.append("\n")
             text.append(f"{name:<18} ", label)
             text.append(shown, value)
-        stats.update(text)
+        # Always six lines, cut to the width: no layout after the first.
+        stats.update(text, layout=not self._drawn)
+        self._drawn = True
         self.query_one(Sparkline).data = accepts
         set_border_subtitle(self, state.status)

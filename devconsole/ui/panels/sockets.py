@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import ClassVar
 
 from textual.app import ComposeResult
@@ -11,11 +12,10 @@ from ...core.state import ConnRow, ServerState
 from .. import format as fmt
 from ..borders import set_border_subtitle
 from ..theming import FollowsTheme
-from .table import LiveTable, cell
+from .linetable import Cell, Column, LineTable
 
 #: Connections shown at most (open ones first, newest first); the subtitle
-#: counts them all. Under connection-per-request load the set changes every
-#: tick and the table is rebuilt: kept small, that costs a few milliseconds.
+#: counts them all.
 MAX_ROWS = 64
 
 #: What the connection states read as in the panel.
@@ -28,11 +28,50 @@ STATE_LABELS = {
 }
 
 
-class SocketsTable(LiveTable):
+class SocketsTable(LineTable):
+    """One line per socket; the rows are replaced whole on each tick (a few
+    dozen at most), and repainted only when something in them changed."""
+
+    COLUMNS: ClassVar[list[Column]] = [
+        Column("peer", "Peer", 0),
+        Column("state", "State", 15),
+        Column("age", "Age", 5, right=True),
+        Column("requests", "Req", 4, right=True),
+        Column("in", "In", 5, right=True),
+        Column("out", "Out", 5, right=True),
+        Column("thread", "Thread", 12),
+    ]
+    PREFIX = "sockets"
+    FLEX_MIN = 15
     COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "sockets--header", "sockets--cursor",
         "sockets--listening", "sockets--reading", "sockets--handling",
         "sockets--idle", "sockets--closed",
     }
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._rows: list[tuple[str, tuple[Cell, ...]]] = []
+
+    @property
+    def row_count(self) -> int:
+        return len(self._rows)
+
+    def row_cells(self, index: int) -> Sequence[Cell]:
+        return self._rows[index][1]
+
+    def keys(self) -> list[str]:
+        return [key for key, _ in self._rows]
+
+    def set_rows(self, rows: list[tuple[str, tuple[Cell, ...]]]) -> None:
+        """Show ``rows`` (``(key, cells)``); the cursor stays on its key."""
+        if rows == self._rows:
+            return
+        selected = self._rows[self._cursor][0] if 0 <= self._cursor < len(self._rows) else None
+        self._rows = rows
+        keys = [key for key, _ in rows]
+        self._cursor = keys.index(selected) if selected in keys else min(max(self._cursor, 0), len(rows) - 1)
+        self._resized_rows()
 
 
 class SocketsPanel(FollowsTheme, Vertical):
@@ -48,87 +87,49 @@ class SocketsPanel(FollowsTheme, Vertical):
         self.border_title = "Sockets"
 
     def compose(self) -> ComposeResult:
-        table = SocketsTable(id="sockets-table")
-        table.add_keyed_columns(
-            [
-                ("peer", "Peer", 21),
-                ("state", "State", 15),
-                ("age", "Age", 5),
-                ("requests", "Req", 4),
-                ("in", "In", 5),
-                ("out", "Out", 5),
-                ("thread", "Thread", 12),
-            ]
-        )
-        yield table
+        yield SocketsTable(id="sockets-table")
 
     def on_mount(self) -> None:
         self._subscribe_theme()
-
-    def on_resize(self) -> None:
-        self.call_after_refresh(self.table.fit_column, "peer", 15)
 
     @property
     def table(self) -> SocketsTable:
         return self.query_one(SocketsTable)
 
-    def _style(self, state: str) -> object:
-        return self.table.style(f"sockets--{state}")
-
-    def _cells(self, conn: ConnRow, now: float) -> tuple[object, ...]:
+    def _cells(self, conn: ConnRow, now: float) -> tuple[Cell, ...]:
         end = conn.closed_at if conn.closed_at is not None else now
-        style = self._style(conn.state if conn.state in STATE_LABELS else "reading")
+        state = conn.state if conn.state in STATE_LABELS else "reading"
         return (
-            cell(conn.peer),
-            cell(STATE_LABELS.get(conn.state, conn.state), style),
-            cell(fmt.age(end - conn.opened), "", "right"),
-            cell(str(conn.requests), "", "right"),
-            cell(fmt.size(conn.bytes_in), "", "right"),
-            cell(fmt.size(conn.bytes_out), "", "right"),
-            cell(fmt.thread(conn.thread)),
+            (conn.peer, ""),
+            (STATE_LABELS.get(conn.state, conn.state), f"sockets--{state}"),
+            (fmt.age(end - conn.opened), ""),
+            (str(conn.requests), ""),
+            (fmt.size(conn.bytes_in), ""),
+            (fmt.size(conn.bytes_out), ""),
+            (fmt.thread(conn.thread), ""),
         )
 
     def refresh_from_state(self, state: ServerState) -> None:
         if self.take_theme_stale():
             self.table.forget_styles()
-            self.table.clear_rows()  # rebuilt below with the new theme's styles
         now = state.clock()
         conns = state.connections()
         hello = state.hello or {}
         listen = hello.get("listen") or {}
         open_count = sum(1 for conn in conns if conn.closed_at is None)
-        rows: list[tuple[str, tuple[object, ...]]] = []
+        rows: list[tuple[str, tuple[Cell, ...]]] = []
         if listen:
             host = str(listen.get("host", ""))
             address = f"[{host}]:{listen.get('port')}" if ":" in host else f"{host}:{listen.get('port')}"
             rows.append(
                 (
                     self.LISTEN_KEY,
-                    (
-                        cell(address),
-                        cell("listening", self._style("listening")),
-                        cell(""),
-                        cell(str(state.total_requests), "", "right"),
-                        cell(""),
-                        cell(""),
-                        cell("django-main-thread"),
-                    ),
+                    ((address, ""), ("listening", "sockets--listening"), ("", ""), (str(state.total_requests), ""), ("", ""), ("", ""), ("django-main-thread", "")),
                 )
             )
         # Open connections first, newest on top; closed ones after, until they go.
         ordered = sorted(conns, key=lambda c: (c.closed_at is not None, -c.opened, -c.id))[:MAX_ROWS]
         rows += [(conn.key, self._cells(conn, now)) for conn in ordered]
-        table = self.table
-        with self.app.batch_update():
-            if [key for key, _ in rows] == table.keys():
-                for key, cells in rows:
-                    table.sync_row(key, cells)
-            else:
-                # Membership or order changed: a small table, rebuilt whole.
-                selected = table.keys()[table.cursor_row] if 0 <= table.cursor_row < table.row_count else None
-                table.clear_rows()
-                table.add_rows_keyed(rows)
-                if selected in table.keys():
-                    table.move_cursor(row=table.keys().index(selected), animate=False)
+        self.table.set_rows(rows)
         shown = f" · showing {MAX_ROWS}" if len(conns) > MAX_ROWS else ""
         set_border_subtitle(self, f"{open_count} open · {state.total_connections} accepted{shown}")
