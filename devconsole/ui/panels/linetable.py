@@ -19,7 +19,7 @@ from rich.segment import Segment
 from rich.style import Style
 from textual import events
 from textual.binding import Binding, BindingType
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
@@ -74,6 +74,7 @@ class LineTable(ScrollView, can_focus=True):
         super().__init__(id=id)
         self._cursor = -1
         self._style_cache: dict[str, Style] = {}
+        self._frame: tuple[int, Style, list[int]] | None = None
 
     # -- data (subclasses) -----------------------------------------------------
     @property
@@ -164,10 +165,22 @@ class LineTable(ScrollView, can_focus=True):
         fixed = sum(column.width + 2 for column in self.COLUMNS if column.width)
         return [column.width or max(width - fixed - 2, self.FLEX_MIN) for column in self.COLUMNS]
 
-    def render_line(self, y: int) -> Strip:
+    def render_lines(self, crop: Region) -> list[Strip]:
+        # What every line of this frame shares, resolved once, not per line
+        # (the widget's rich_style walks its ancestors' styles).
         width = self.scrollable_content_region.width
-        base = self.rich_style
-        widths = self._widths(width)
+        self._frame = (width, self.rich_style, self._widths(width))
+        try:
+            return super().render_lines(crop)
+        finally:
+            self._frame = None
+
+    def render_line(self, y: int) -> Strip:
+        if self._frame is not None:
+            width, base, widths = self._frame
+        else:
+            width = self.scrollable_content_region.width
+            base, widths = self.rich_style, self._widths(width)
         if y == 0:
             header = base + self.style(f"{self.PREFIX}--header")
             text = "".join(" " + fit(column.label, w, column.right) + " " for column, w in zip(self.COLUMNS, widths))
