@@ -84,3 +84,43 @@ def test_a_stream_of_its_own_is_not_quieted(quieted) -> None:
     logger.addHandler(logging.StreamHandler(io.StringIO()))
     assert quieted(logger) is False
     assert request_line_reaches_nobody(logger) is False
+
+
+class _Wire:
+    """A connection's raw wfile: records each send."""
+
+    def __init__(self) -> None:
+        self.sends: list[bytes] = []
+        self.flushes = 0
+
+    def write(self, data: bytes) -> int:
+        self.sends.append(bytes(data))
+        return len(data)
+
+    def flush(self) -> None:
+        self.flushes += 1
+
+
+def test_a_response_is_one_send_and_a_large_body_is_not_copied() -> None:
+    from devconsole.core.instrument import JOIN_LIMIT, Connection, _CountingWriter
+
+    conn = Connection(1, "127.0.0.1:1")
+    wire = _Wire()
+    out = _CountingWriter(wire, conn)
+    head = [b"HTTP/1.1 200 OK\r\n", b"Date: x\r\n", b"Server: y\r\n", b"Content-Length: 4\r\n\r\n"]
+    for piece in head:
+        out.write(piece)
+    out.write(bytearray(b"pong"))  # a buffer the caller may reuse
+    assert wire.sends == []  # nothing leaves before the flush
+    out.flush()
+    assert wire.sends == [b"".join(head) + b"pong"]
+    body = b"x" * (JOIN_LIMIT + 1)
+    out.write(b"HTTP/1.1 200 OK\r\n")
+    out.write(b"Content-Length: %d\r\n\r\n" % len(body))
+    out.write(body)
+    out.flush()
+    assert wire.sends[1] == b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body)
+    assert wire.sends[2] is body
+    assert conn.bytes_out == sum(map(len, wire.sends))
+    out.flush()  # nothing pending: no empty send
+    assert len(wire.sends) == 3 and wire.flushes == 3

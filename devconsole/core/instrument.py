@@ -35,6 +35,8 @@ MAX_PENDING_REQUESTS = 5000
 #: Header lines and bytes per value kept for the request detail view.
 MAX_HEADERS = 64
 MAX_HEADER_VALUE = 1024
+#: Pieces of a response are joined into one send up to this many bytes.
+JOIN_LIMIT = 64 * 1024
 
 
 class Connection:
@@ -283,11 +285,17 @@ class _CountingWriter:
         return len(data)
 
     def flush(self) -> None:
-        if self.pending:
-            data = self.pending[0] if len(self.pending) == 1 else b"".join(self.pending)
-            self.pending.clear()
-            self._raw.write(data)
-            self._conn.bytes_out += len(data)
+        pending = self.pending
+        if pending:
+            self.pending = []
+            if len(pending) > 1 and sum(map(len, pending)) > JOIN_LIMIT:
+                # A large body is not copied: the head in one send, the body in another.
+                pending = [b"".join(pending[:-1]), pending[-1]]
+            elif len(pending) > 1:
+                pending = [b"".join(pending)]
+            for data in pending:
+                self._raw.write(data)
+                self._conn.bytes_out += len(data)
         self._raw.flush()
 
     def close(self) -> None:
