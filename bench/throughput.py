@@ -151,12 +151,14 @@ def run() -> int:
     print("Targets (medians of this run):")
     ka_ratio = ratio(summary[(keep, "devconsole")], summary[(keep, "runserver")])
     print(verdict(ka_ratio >= 8, f"keep-alive: devconsole {ka_ratio:.2f}× runserver (target ≥ 8×)"))
-    cost = 1 - ratio(summary[(keep, "devconsole")], summary[(keep, "tuned")])
-    print(verdict(cost <= 0.05, f"keep-alive: instrumentation costs {cost * 100:.1f}% against the same server uninstrumented (tuned; target ≤ 5%)"))
-    for mode in (keep, close):
-        gain = ratio(summary[(mode, "devconsole")], summary[(mode, "bare")])
-        print(f"      {mode}: devconsole {gain:.2f}× the bare ceiling; "
-              f"instrumentation costs {(1 - ratio(summary[(mode, 'devconsole')], summary[(mode, 'tuned')])) * 100:.1f}% against tuned")
+    cost = 1 - ratio(summary[(keep, "devconsole")], summary[(keep, "bare")])
+    print(verdict(cost <= 0.05, f"keep-alive: devconsole costs {cost * 100:.1f}% against the bare server (target ≤ 5%)"))
+    strict = 1 - ratio(summary[(keep, "devconsole")], summary[(keep, "tuned")])
+    print(verdict(strict <= 0.05, f"keep-alive, stricter: the instrumentation alone costs {strict * 100:.1f}% "
+                                  "against the same server uninstrumented (tuned; ≤ 5%)"))
+    for mode in (close,):
+        print(f"      {mode}: devconsole {ratio(summary[(mode, 'devconsole')], summary[(mode, 'bare')]):.2f}× the bare server; "
+              f"the instrumentation alone costs {(1 - ratio(summary[(mode, 'devconsole')], summary[(mode, 'tuned')])) * 100:.1f}% against tuned")
     nk_ratio = ratio(summary[(close, "devconsole")], summary[(close, "runserver")])
     print(verdict(nk_ratio >= 0.95, f"Connection: close: devconsole {nk_ratio:.2f}× runserver (target ≥ 0.95×)"))
     return 0
