@@ -3,7 +3,7 @@
 Runs throughput, console (saturation), memory, startup and idle with their
 defaults (or ``--quick``), sequentially so they do not disturb each other,
 and prints their tables in order; this is what ``docs/benchmarks.md`` is
-made from. Progress goes to stderr. The full run takes about 15 minutes.
+made from. Progress goes to stderr. The full run takes about 17 minutes.
 
     python bench/all.py > results.md
 """
