@@ -1,10 +1,10 @@
 """Where devconsole's per-request cost comes from: parts switched off one at a time.
 
-Runs the bare ceiling server and devconsole's serving path (as in
-``throughput.py``), each also with parts of the per-request work switched off
-by ``bench/ablate_site/sitecustomize.py`` (``nolog``: no django.server log
-line; ``nocount``: no byte counters; ``noheaders``: no headers in request
-events; ``bufstderr``: stderr flushed every 50 ms instead of per line).
+Runs the bare ceiling server, the tuned one and devconsole's serving path (as
+in ``throughput.py``), each also with parts of the per-request work switched
+off by ``bench/ablate_site/sitecustomize.py`` (``nolog``: no django.server
+log line; ``noheaders``: no headers in request events; ``bufstderr``: stderr
+flushed every 50 ms instead of per line).
 The cells are interleaved; the table shows the median req/s and the CPU
 each variant's processes spent per request, the steadier number on a busy
 machine. For diagnosis: the ablated variants are not how devconsole runs.
@@ -37,21 +37,23 @@ from benchlib import (  # noqa: E402
     run_wrk,
     table,
     tree_cpu,
+    Tuned,
     versions,
 )
 
-DEFAULT = "bare,bare+nolog,devconsole,devconsole+nolog,devconsole+bufstderr,devconsole+nocount,devconsole+noheaders,devconsole+nolog+nocount+noheaders"
-PARTS = {"nolog", "nocount", "noheaders", "bufstderr"}
+DEFAULT = "bare,bare+nolog,tuned,devconsole,devconsole+noheaders,devconsole+bufstderr"
+PARTS = {"nolog", "noheaders", "bufstderr"}
+KINDS = {"bare": Bare, "tuned": Tuned, "devconsole": Devconsole}
 
 
 def make(variant: str, port: int) -> Server:
     kind, *parts = variant.split("+")
-    if kind not in ("bare", "devconsole") or not set(parts) <= PARTS:
-        raise BenchError(f"--variants: {variant!r} is not bare or devconsole followed by +{'/+'.join(sorted(PARTS))}")
-    if kind == "bare" and set(parts) - {"nolog", "bufstderr"}:
-        raise BenchError(f"--variants: {variant!r}: the bare server has no instrumentation to switch off")
+    if kind not in KINDS or not set(parts) <= PARTS:
+        raise BenchError(f"--variants: {variant!r} is not bare, tuned or devconsole followed by +{'/+'.join(sorted(PARTS))}")
+    if kind != "devconsole" and set(parts) - {"nolog", "bufstderr"}:
+        raise BenchError(f"--variants: {variant!r}: the {kind} server has no instrumentation to switch off")
     env = {"PYTHONPATH": str(BENCH_DIR / "ablate_site"), "DEVCONSOLE_ABLATE": ",".join(parts)}
-    server = (Bare if kind == "bare" else Devconsole)(port, env)
+    server = KINDS[kind](port, env)
     server.name = variant
     return server
 

@@ -8,8 +8,6 @@ list of:
 * ``nolog``      — Django's per-request ``django.server`` log line is not
                    written (runserver writes it to stderr; devconsole's server
                    child's stderr is a pipe the console reads line by line);
-* ``nocount``    — connections' byte counters are not wrapped around
-                   ``rfile``/``wfile``;
 * ``noheaders``  — request events carry no headers;
 * ``bufstderr``  — stderr is block-buffered and flushed every 50 ms instead of
                    written line by line.
@@ -24,14 +22,10 @@ import os
 
 _parts = {p for p in os.environ.get("DEVCONSOLE_ABLATE", "").split(",") if p}
 
-if _parts & {"nocount", "noheaders"}:
+if "noheaders" in _parts:
     import devconsole.core.instrument as _instrument
 
-    if "nocount" in _parts:
-        _instrument._CountingReader = lambda raw, conn: raw  # type: ignore[assignment, misc]
-        _instrument._CountingWriter = lambda raw, conn: raw  # type: ignore[assignment, misc]
-    if "noheaders" in _parts:
-        _instrument.MAX_HEADERS = 0
+    _instrument.MAX_HEADERS = 0
 
 if "nolog" in _parts:
     from django.core.servers import basehttp as _basehttp
