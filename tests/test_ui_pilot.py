@@ -7,6 +7,7 @@ import html
 import re
 from pathlib import Path
 
+from textual.color import Color
 from textual.command import CommandPalette
 from textual.widgets import Input
 
@@ -21,6 +22,7 @@ from devconsole.ui.panels.requestlist import RequestList
 from devconsole.ui.panels.requests import MAX_ROWS
 from devconsole.ui.panels.sockets import SocketsTable
 from devconsole.ui.request_detail import RequestDetailScreen, RequestDetailView
+from devconsole.ui.theming import component_style
 
 RECORDING = Path(__file__).parent / "recordings" / "demo.jsonl"
 SIZE = (120, 36)
@@ -301,3 +303,22 @@ async def test_mouse_selects_then_opens_a_request() -> None:
         await pilot.pause()
         assert isinstance(app.screen, RequestDetailScreen)
         assert app.screen.row.seq == table.row_at(top + 1).seq
+
+
+async def test_muted_text_is_drawn_muted() -> None:
+    """``$text-muted`` and ``$text-disabled`` are automatic, translucent
+    colours: drawn between the background and the text, never as white."""
+    app = replay_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        for theme in ("textual-dark", "textual-light"):
+            app.theme = theme
+            await settle(pilot, app)
+            table = app.screen.query_one(RequestList)
+            background = table.background_colors[1].brightness
+            text = Color.from_rich_color(table.rich_style.color).brightness
+            muted = Color.from_rich_color(component_style(table, "requests--dim").color).brightness
+            closed = Color.from_rich_color(component_style(app.screen.query_one(SocketsTable), "sockets--closed").color).brightness
+            order = sorted([background, closed, muted, text])
+            assert order in ([background, closed, muted, text], [text, muted, closed, background]), (theme, background, closed, muted, text)
+            assert len({round(v, 3) for v in order}) == 4, (theme, order)

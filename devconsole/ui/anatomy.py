@@ -21,7 +21,7 @@ from textual.widgets import Footer, Header, Static
 from ..core.state import ServerState
 from . import format as fmt
 from .statusline import StatusLine
-from .theming import FollowsTheme
+from .theming import FollowsTheme, component_style
 
 BAR_WIDTH = 16
 
@@ -82,7 +82,7 @@ class AnatomyScreen(FollowsTheme, Screen[None]):
 
 def render_anatomy(view: AnatomyView, state: ServerState) -> RenderableType:
     """The chain as a grid: step (as a tree), measured time, share bar, detail."""
-    style = {name: view.get_component_rich_style(f"anatomy--{name}", partial=True) for name in ("step", "detail", "dim", "bar", "ms", "heading")}
+    style = {name: component_style(view, f"anatomy--{name}") for name in ("step", "detail", "dim", "bar", "ms", "heading")}
     hello = state.hello
     if not hello:
         text = Text()

@@ -17,6 +17,7 @@ from ..core.sanitize import clean
 from ..core.state import RequestRow, ServerState
 from . import format as fmt
 from .panels.sockets import STATE_LABELS
+from .theming import component_style
 
 
 class RequestDetailView(Static):
@@ -52,9 +53,9 @@ class RequestDetailScreen(ModalScreen[None]):
 
     def render_detail(self, view: RequestDetailView, state: ServerState | None) -> Text:
         row = self.row
-        heading = view.get_component_rich_style("detail--heading", partial=True)
-        label = view.get_component_rich_style("detail--label", partial=True)
-        dim = view.get_component_rich_style("detail--dim", partial=True)
+        heading = component_style(view, "detail--heading")
+        label = component_style(view, "detail--label")
+        dim = component_style(view, "detail--dim")
         text = Text()
 
         def section(title: str) -> None:

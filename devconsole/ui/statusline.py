@@ -8,7 +8,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from ..core.state import ServerState
-from .theming import FollowsTheme
+from .theming import FollowsTheme, component_style
 
 
 class StatusLine(FollowsTheme, Static):
@@ -35,10 +35,10 @@ class StatusLine(FollowsTheme, Static):
         if key == self._last:
             return
         self._last = key
-        dim = self.get_component_rich_style("status--dim", partial=True)
-        warn = self.get_component_rich_style("status--warn", partial=True)
+        dim = component_style(self, "status--dim")
+        warn = component_style(self, "status--warn")
         text = Text(no_wrap=True, overflow="ellipsis")
-        text.append(f" {state.status} ", self.get_component_rich_style(f"status--{state.status}", partial=True))
+        text.append(f" {state.status} ", component_style(self, f"status--{state.status}"))
         if listen:
             host = str(listen.get("host", ""))
             shown = f"[{host}]" if ":" in host else host

@@ -10,6 +10,33 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.style import Style
+from textual.widget import Widget
+
+
+def component_style(widget: Widget, name: str) -> Style:
+    """The Rich style of ``widget``'s component class ``name``, with its
+    colour as it is drawn.
+
+    Textual's ``get_component_rich_style(partial=True)`` hands over a
+    component's colour as an opaque Rich colour: ``$text-muted`` (``auto
+    60%``) or ``$text-disabled`` (``auto 38%``) come out as plain white, so
+    "dim" text would be the brightest on screen. Here an automatic colour is
+    the background's contrasting text at its alpha, and any translucent
+    colour is blended over the widget's background.
+    """
+    styles = widget.get_component_styles(name)
+    style = styles.partial_rich_style
+    if styles.has_rule("color"):
+        background = widget.background_colors[1]
+        if styles.has_rule("background"):
+            background = background + styles.background
+        color = styles.color
+        if styles.auto_color:
+            color = background.get_contrast_text(color.a)
+        style += Style(color=(background + color).rich_color)
+    return style
+
 
 class FollowsTheme:
     """Sets ``theme_stale`` when the app's theme changes."""

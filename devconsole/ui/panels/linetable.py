@@ -23,6 +23,8 @@ from textual.geometry import Region, Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from ..theming import component_style
+
 
 class Column(NamedTuple):
     key: str
@@ -158,7 +160,7 @@ class LineTable(ScrollView, can_focus=True):
         resolving one costs far more than drawing a line."""
         style = self._style_cache.get(name)
         if style is None:
-            style = self._style_cache[name] = self.get_component_rich_style(name, partial=True) if name else Style()
+            style = self._style_cache[name] = component_style(self, name) if name else Style()
         return style
 
     def _widths(self, width: int) -> list[int]:

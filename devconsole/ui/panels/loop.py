@@ -12,7 +12,7 @@ from textual.widgets import Label, Sparkline, Static
 from ...core.state import ServerState
 from .. import format as fmt
 from ..borders import set_border_subtitle
-from ..theming import FollowsTheme
+from ..theming import FollowsTheme, component_style
 
 
 class LoopStatsView(Static):
@@ -52,8 +52,8 @@ class LoopPanel(FollowsTheme, Vertical):
             return
         self._last = key
         stats = self.query_one(LoopStatsView)
-        label = stats.get_component_rich_style("loop--label", partial=True)
-        value = stats.get_component_rich_style("loop--value", partial=True)
+        label = component_style(stats, "loop--label")
+        value = component_style(stats, "loop--value")
         text = Text(no_wrap=True, overflow="ellipsis")
         rows = [
             ("iterations/s", f"{loop.iterations_per_s:.1f}"),

@@ -8,6 +8,8 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import DataTable
 
+from ..theming import component_style
+
 
 class LiveTable(DataTable[Any]):
     """Rows keyed by id; ``sync_row`` touches only the cells whose value changed.
@@ -28,7 +30,7 @@ class LiveTable(DataTable[Any]):
         far more than building a cell, and a busy tick builds thousands."""
         style = self._styles.get(component)
         if style is None:
-            style = self._styles[component] = self.get_component_rich_style(component, partial=True)
+            style = self._styles[component] = component_style(self, component)
         return style
 
     def forget_styles(self) -> None:
