@@ -322,3 +322,20 @@ async def test_muted_text_is_drawn_muted() -> None:
             order = sorted([background, closed, muted, text])
             assert order in ([background, closed, muted, text], [text, muted, closed, background]), (theme, background, closed, muted, text)
             assert len({round(v, 3) for v in order}) == 4, (theme, order)
+
+
+async def test_the_sockets_cursor_stays_on_its_connection() -> None:
+    app = replay_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        table = app.screen.query_one(SocketsTable)
+        table.focus()
+        await pilot.press("down")
+        key = table.keys()[table.cursor_row]
+        cells = (("x", ""),) * len(table.COLUMNS)
+        # A new connection appears above it: the cursor follows its row.
+        table.set_rows([("new", cells), *[(k, table.row_cells(i)) for i, k in enumerate(table.keys())]])
+        assert table.keys()[table.cursor_row] == key
+        # Its row goes: the cursor stays where it was, within the table.
+        table.set_rows([(k, table.row_cells(i)) for i, k in enumerate(table.keys()) if k != key])
+        assert 0 <= table.cursor_row < table.row_count
