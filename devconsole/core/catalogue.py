@@ -373,13 +373,9 @@ class Catalogue:
 # Parent side: running the child
 # --------------------------------------------------------------------------
 
-# Run by ``python -c`` in the child: import devconsole from the directory this
-# copy lives in (passed as argv[1]), then take that directory off sys.path
-# again, so the project's own packages resolve exactly as under manage.py
-# even when the project's interpreter is not the console's.
-def child_command(project: Project) -> list[str]:
-    """The argv that runs the catalogue child for ``project``."""
-    return project.child_argv("devconsole.core.catalogue_child")
+#: What the catalogue child runs (started by :meth:`Project.spawn`, which
+#: keeps the project's own packages resolving exactly as under manage.py).
+CHILD_MODULE = "devconsole.core.catalogue_child"
 
 
 def _tail(text: str) -> str:
@@ -415,15 +411,7 @@ def load_catalogue(project: Project, timeout: float = 60) -> Catalogue:
         raise CatalogueError(f"{manage_py}: no such file")
     started = time.perf_counter()
     try:
-        proc = subprocess.Popen(
-            child_command(project),
-            cwd=project.root,
-            env=project.child_env(),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-        )
+        proc = project.spawn(CHILD_MODULE)
     except OSError as exc:
         raise CatalogueError(
             f"cannot start {project.python}: {exc.strerror or exc}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +42,22 @@ class Project:
         """The argv that runs ``python -m module`` for this project, with
         :meth:`bootstrap_args` first."""
         return [self.python, "-c", _CHILD_BOOT, _PACKAGE_PARENT, module, *self.bootstrap_args(), *args]
+
+    def spawn(self, module: str, *args: str, stdin: int = subprocess.DEVNULL, pass_fds: tuple[int, ...] = ()) -> subprocess.Popen[bytes]:
+        """Start ``python -m module`` for this project (:meth:`child_argv`) in
+        its directory and environment, stdout and stderr piped, in a session
+        of its own (Ctrl+C in the terminal is the console's, not the child's).
+        Raises ``OSError`` when the interpreter cannot be started."""
+        return subprocess.Popen(
+            self.child_argv(module, *args),
+            cwd=self.root,
+            env=self.child_env(),
+            stdin=stdin,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            pass_fds=pass_fds,
+            start_new_session=True,
+        )
 
     def bootstrap_args(self) -> list[str]:
         """Arguments that tell a devconsole child process how to reach the project."""

@@ -42,6 +42,15 @@ def _lines(stream: IO[bytes], limit: int) -> Iterator[bytes]:
             return
         yield line
 
+
+def _read_log(stream: IO[bytes], name: str, emit: Callable[[dict[str, Any]], None]) -> None:
+    """Each line a child writes to ``name`` (stdout/stderr), bounded and
+    sanitized, as a ``log`` event, until the stream closes."""
+    with stream:
+        for raw in _lines(stream, MAX_LOG_LINE):
+            emit({"type": "log", "stream": name, "text": clean_line(raw.decode("utf-8", "replace")), "ts": time.time()})
+
+
 class _ChildBase:
     """What every server generation has: an event pipe, stdout and stderr read
     by threads into ``on_event``, a stdin for control lines, an exit."""
@@ -56,16 +65,15 @@ class _ChildBase:
         self.settled = threading.Event()
         self.hello_event: dict[str, Any] | None = None
         self.error_event: dict[str, Any] | None = None
-        self._stdout = stdout
         self._threads = [
             self._spawn(self._read_events, os.fdopen(events_fd, "rb"), "events"),
-            self._spawn(self._read_output, stdout, "stdout"),
-            self._spawn(self._read_output, stderr, "stderr"),
+            self._spawn(_read_log, stdout, "stdout", "stdout", self._emit),
+            self._spawn(_read_log, stderr, "stderr", "stderr", self._emit),
         ]
 
-    def _spawn(self, target: Callable[..., None], stream: Any, name: str) -> threading.Thread:
+    def _spawn(self, target: Callable[..., None], stream: Any, name: str, *args: Any) -> threading.Thread:
         thread = threading.Thread(
-            target=target, args=(stream,) if stream is not None else (),
+            target=target, args=((stream,) if stream is not None else ()) + args,
             name=f"devconsole-g{self.generation}-{name}", daemon=True,
         )
         thread.start()
@@ -90,13 +98,6 @@ class _ChildBase:
                     self.error_event = event
                     self.settled.set()
                 self._emit(event)
-
-    def _read_output(self, stream: IO[bytes]) -> None:
-        name = "stdout" if stream is self._stdout else "stderr"
-        with stream:
-            for raw in _lines(stream, MAX_LOG_LINE):
-                text = raw.decode("utf-8", "replace")
-                self._emit({"type": "log", "stream": name, "text": clean_line(text), "ts": time.time()})
 
     def send(self, line: str) -> None:
         """A control line for the child (``stop``, ``file_changed PATH``)."""
@@ -146,18 +147,10 @@ class ServerChild(_ChildBase):
         project = supervisor.project
         read_fd, write_fd = os.pipe()
         listen_fd = supervisor.socket.fileno()
-        argv = project.child_argv("devconsole.core.agent", *supervisor.agent_args(generation, write_fd))
         try:
-            self.process = subprocess.Popen(
-                argv,
-                cwd=project.root,
-                env=project.child_env(),
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                pass_fds=(listen_fd, write_fd),
-                # Ctrl+C in the terminal is the console's, not the server's.
-                start_new_session=True,
+            self.process = project.spawn(
+                "devconsole.core.agent", *supervisor.agent_args(generation, write_fd),
+                stdin=subprocess.PIPE, pass_fds=(listen_fd, write_fd),
             )
         except OSError:
             os.close(read_fd)
@@ -311,33 +304,21 @@ class Zygote:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         project = supervisor.project
         listen_fd = supervisor.socket.fileno()
-        argv = project.child_argv("devconsole.core.zygote", "--control-fd", str(theirs.fileno()))
         try:
-            process = subprocess.Popen(
-                argv,
-                cwd=project.root,
-                env=project.child_env(),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                pass_fds=(listen_fd, theirs.fileno()),
-                start_new_session=True,
+            process = project.spawn(
+                "devconsole.core.zygote", "--control-fd", str(theirs.fileno()), pass_fds=(listen_fd, theirs.fileno())
             )
         finally:
             theirs.close()
         zygote = cls(supervisor, ours, 0, process)
+        # Zygotes' own output (a print in settings.py) goes to the log.
         for stream, name in ((process.stdout, "stdout"), (process.stderr, "stderr")):
-            threading.Thread(target=zygote._read_output, args=(stream, name), name=f"devconsole-zygote0-{name}", daemon=True).start()
+            threading.Thread(target=_read_log, args=(stream, name, zygote._emit_log), name=f"devconsole-zygote0-{name}", daemon=True).start()
         return zygote
 
-    def _read_output(self, stream: IO[bytes], name: str) -> None:
-        """Zygotes' own output (a print in settings.py) goes to the log."""
-        with stream:
-            for raw in _lines(stream, MAX_LOG_LINE):
-                text = raw.decode("utf-8", "replace")
-                self.supervisor.on_event(
-                    {"type": "log", "stream": name, "text": clean_line(text), "ts": time.time(), "generation": self.supervisor.generation}
-                )
+    def _emit_log(self, event: dict[str, Any]) -> None:
+        event["generation"] = self.supervisor.generation
+        self.supervisor.on_event(event)
 
     def _read(self) -> None:
         while True:
