@@ -3,6 +3,7 @@ running console server, and waiting for events."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -21,6 +22,17 @@ from devconsole.core.project import Project
 from devconsole.core.state import ServerState
 from devconsole.core.supervisor import Supervisor
 from devconsole.demo import DEMO_MANAGE_PY, demo_env, ensure_demo_database
+
+
+async def until(pilot: Any, predicate: Callable[[], Any], timeout: float = 30.0) -> Any:
+    """Let the app run until ``predicate`` returns something truthy; fail on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out after {timeout}s waiting for {getattr(predicate, '__name__', predicate)}"
+        await pilot.pause(0.05)
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 15.0, interval: float = 0.01) -> Any:
@@ -89,14 +101,27 @@ def events() -> Events:
     return Events()
 
 
+def new_supervisor(project: Project, events: Events) -> Supervisor:
+    """A supervisor for ``project`` on a free loopback port, not started yet."""
+    sock = bind(ListenAddress("127.0.0.1", 0))
+    return Supervisor(project, ListenAddress("127.0.0.1", sock.getsockname()[1]), sock, events)
+
+
+@contextlib.contextmanager
+def serving(project: Project, events: Events) -> Iterator[Supervisor]:
+    """``project`` served by a real child on a free loopback port, stopped
+    (port freed) on the way out, whatever happened."""
+    supervisor = new_supervisor(project, events)
+    try:
+        assert supervisor.start().hello.wait(30), "the server child never said hello"
+        assert events.of("hello"), f"server child failed: {events.of('error') or events.of('log')[-20:]}"
+        yield supervisor
+    finally:
+        supervisor.close()
+
+
 @pytest.fixture
 def server(demo_project: Project, events: Events) -> Iterator[Supervisor]:
     """The demo project served by a real child process on a free loopback port."""
-    sock = bind(ListenAddress("127.0.0.1", 0))
-    address = ListenAddress("127.0.0.1", sock.getsockname()[1])
-    supervisor = Supervisor(demo_project, address, sock, events)
-    child = supervisor.start()
-    assert child.hello.wait(30), "the server child never said hello"
-    assert events.of("hello"), f"server child failed: {events.of('error') or events.of('log')[-20:]}"
-    yield supervisor
-    supervisor.close()
+    with serving(demo_project, events) as supervisor:
+        yield supervisor

@@ -11,16 +11,7 @@ from devconsole.core.listen import ListenAddress, bind
 from devconsole.core.project import Project
 from devconsole.ui.app import DevConsoleApp
 
-from .conftest import make_project, wait_for
-
-
-async def _until(pilot, predicate, timeout: float = 20.0) -> None:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {predicate}"
-        await pilot.pause(0.05)
+from .conftest import make_project, until, wait_for
 
 
 def _screen_text(app: DevConsoleApp) -> str:
@@ -32,19 +23,19 @@ async def test_console_serves_and_quits_cleanly(demo_project: Project) -> None:
     port = sock.getsockname()[1]
     app = DevConsoleApp(project=demo_project, address=ListenAddress("127.0.0.1", port), sock=sock)
     async with app.run_test(size=(120, 36)) as pilot:
-        await _until(pilot, lambda: app.state.hello is not None)
+        await until(pilot, lambda: app.state.hello is not None)
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         conn.request("GET", "/ping/")
         assert conn.getresponse().read() == b"pong"
         conn.close()
-        await _until(pilot, lambda: app.state.total_requests == 1)
+        await until(pilot, lambda: app.state.total_requests == 1)
         await pilot.pause(0.3)
         assert "/ping/" in _screen_text(app)
         child = app.supervisor.child
         await pilot.press("q")
     app.shutdown()
-    assert child.process.returncode == 0
     wait_for(lambda: child.process.poll() is not None)
+    assert child.process.returncode == 0
     try:
         os.kill(child.process.pid, 0)
     except ProcessLookupError:
@@ -59,7 +50,7 @@ async def test_broken_settings_keep_the_console_up_and_show_the_traceback(tmp_pa
     port = sock.getsockname()[1]
     app = DevConsoleApp(project=project, address=ListenAddress("127.0.0.1", port), sock=sock)
     async with app.run_test(size=(120, 36)) as pilot:
-        await _until(pilot, lambda: app.state.errors)
+        await until(pilot, lambda: app.state.errors)
         await pilot.pause(0.3)
         assert app.is_running
         assert "no_such_module_for_devconsole" in _screen_text(app)

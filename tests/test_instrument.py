@@ -1,89 +1,76 @@
 """Which ``django.server`` request lines the server child may skip building.
 
-Real loggers, configured with ``logging.config.dictConfig`` under names of
-their own, so the test process's logging is left as it was.
+Real loggers and handlers, made as ``logging.Logger`` objects of the test's
+own: they are not registered with the logging module, so the test process's
+logging is left exactly as it was.
 """
 
 from __future__ import annotations
 
 import io
 import logging
-import logging.config
 import sys
+from collections.abc import Iterator
 
 import pytest
 
 from devconsole.core.instrument import quiet_request_log, request_line_reaches_nobody
 
 
-def _configure(name: str, handlers: dict, logger_handlers: list[str], **logger: object) -> logging.Logger:
-    logging.config.dictConfig(
-        {
-            "version": 1,
-            "disable_existing_loggers": False,
-            "handlers": handlers,
-            "loggers": {name: {"handlers": logger_handlers, "level": "INFO", **logger}},
-        }
-    )
-    return logging.getLogger(name)
-
-
-STDERR = {"class": "logging.StreamHandler", "stream": "ext://sys.stderr"}
-
-
 @pytest.fixture
-def quieted(monkeypatch: pytest.MonkeyPatch):
-    """``quiet_request_log`` applied to a logger of the test's choosing."""
-
-    def apply(logger: logging.Logger) -> bool:
-        monkeypatch.setattr(logging, "getLogger", lambda name=None, _real=logging.getLogger: logger if name == "django.server" else _real(name))
-        return quiet_request_log()
-
-    return apply
-
-
-def test_only_quieted_stream_handlers_means_nobody_reads_it(quieted) -> None:
-    logger = _configure("dc.test.stream", {"s": STDERR}, ["s"], propagate=False)
-    assert quieted(logger) is True
-    assert request_line_reaches_nobody(logger) is True
-
-
-def test_a_file_handler_still_reads_it(quieted, tmp_path) -> None:
-    file = {"class": "logging.FileHandler", "filename": str(tmp_path / "x.log")}
-    logger = _configure("dc.test.file", {"s": STDERR, "f": file}, ["s", "f"], propagate=False)
-    assert quieted(logger) is True
-    assert request_line_reaches_nobody(logger) is False
-    for handler in logger.handlers:
+def handlers() -> Iterator[list[logging.Handler]]:
+    """Handlers a test makes; closed afterwards."""
+    made: list[logging.Handler] = []
+    yield made
+    for handler in made:
         handler.close()
 
 
-def test_a_propagating_logger_reaches_its_parents_handlers(quieted) -> None:
-    parent = _configure("dc.test.parent", {"p": {"class": "logging.StreamHandler", "stream": "ext://sys.stdout"}}, ["p"], propagate=False)
-    child = logging.getLogger("dc.test.parent.server")
-    child.addHandler(logging.StreamHandler(sys.stderr))
-    child.propagate = True
-    assert quieted(child) is True
-    assert request_line_reaches_nobody(child) is False  # the parent's handler was not quieted
-    assert parent.handlers
+def logger(*handlers: logging.Handler, propagate: bool = False, parent: logging.Logger | None = None) -> logging.Logger:
+    made = logging.Logger("django.server")
+    for handler in handlers:
+        made.addHandler(handler)
+    made.propagate = propagate
+    made.parent = parent  # type: ignore[assignment]
+    return made
 
 
-def test_a_filter_on_the_logger_or_no_handler_keeps_the_line(quieted) -> None:
-    logger = _configure("dc.test.filtered", {"s": STDERR}, ["s"], propagate=False, filters=[])
-    logger.addFilter(lambda record: True)
-    assert quieted(logger) is True
-    assert request_line_reaches_nobody(logger) is False
-    bare = logging.getLogger("dc.test.nohandler")
-    bare.propagate = False
-    assert quieted(bare) is False
+def test_only_quieted_stream_handlers_means_nobody_reads_it() -> None:
+    server = logger(logging.StreamHandler(sys.stderr))
+    assert quiet_request_log(server) is True
+    assert request_line_reaches_nobody(server) is True
+
+
+def test_a_file_handler_still_reads_it(handlers: list[logging.Handler], tmp_path) -> None:
+    handlers.append(logging.FileHandler(tmp_path / "x.log"))
+    server = logger(logging.StreamHandler(sys.stderr), handlers[0])
+    assert quiet_request_log(server) is True
+    assert request_line_reaches_nobody(server) is False
+
+
+def test_a_propagating_logger_reaches_its_parents_handlers() -> None:
+    parent = logger(logging.StreamHandler(sys.stdout))
+    server = logger(logging.StreamHandler(sys.stderr), propagate=True, parent=parent)
+    assert quiet_request_log(server) is True
+    assert request_line_reaches_nobody(server) is False  # the parent's handler was not quieted
+    quiet_request_log(parent)
+    assert request_line_reaches_nobody(server) is True  # now every handler on the way drops it
+
+
+def test_a_filter_on_the_logger_or_no_handler_keeps_the_line() -> None:
+    server = logger(logging.StreamHandler(sys.stderr))
+    server.addFilter(lambda record: True)
+    assert quiet_request_log(server) is True
+    assert request_line_reaches_nobody(server) is False
+    bare = logger()
+    assert quiet_request_log(bare) is False
     assert request_line_reaches_nobody(bare) is False  # logging.lastResort would print warnings
 
 
-def test_a_stream_of_its_own_is_not_quieted(quieted) -> None:
-    logger = logging.getLogger("dc.test.own")
-    logger.propagate = False
-    logger.addHandler(logging.StreamHandler(io.StringIO()))
-    assert quieted(logger) is False
-    assert request_line_reaches_nobody(logger) is False
+def test_a_stream_of_its_own_is_not_quieted() -> None:
+    server = logger(logging.StreamHandler(io.StringIO()))
+    assert quiet_request_log(server) is False
+    assert request_line_reaches_nobody(server) is False
 
 
 class _Wire:

@@ -26,6 +26,8 @@ from devconsole.core.runner import (
     strip_sgr,
 )
 
+from .conftest import wait_for
+
 FIXTURE = Path(__file__).parent / "fixtures" / "catproject"
 
 
@@ -81,13 +83,6 @@ def shell(runner: CommandRunner, code: str, **kwargs: object):  # type: ignore[n
     return runner.start("shell", ["-v", "0", "-c", code], **kwargs)  # type: ignore[arg-type]
 
 
-def wait_until(predicate, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
-
-
 def alive(pid: int) -> bool:
     try:
         os.killpg(pid, 0)
@@ -101,7 +96,7 @@ def test_output_streams_while_the_command_runs(quick: CommandRunner) -> None:
     assert run.status == RUNNING and run.pid is not None
     assert shlex.split(run.command_line) == list(run.argv)
     assert run.argv == (sys.executable, "manage.py", "sleep", "1.5", "--force-color")
-    wait_until(lambda: quick.lines_since(run, 0) == [(1, "up")])
+    wait_for(lambda: quick.lines_since(run, 0) == [(1, "up")], timeout=30)
     assert run.running, "the first line arrived only after the end"
     assert quick.wait(run, 30)
     assert run.output_text() == "up\nwoke"
@@ -128,7 +123,7 @@ def test_django_usage_error_is_a_failed_run(runner: CommandRunner) -> None:
 def test_interrupt_sends_sigint_to_the_run_only(runner: CommandRunner) -> None:
     """A real Django command (``shell -c``) stopped like Ctrl+C in a shell."""
     run = shell(runner, "import time\nprint('sleeping', flush=True)\ntime.sleep(60)")
-    wait_until(lambda: "sleeping" in run.output_text())
+    wait_for(lambda: "sleeping" in run.output_text(), timeout=30)
     assert runner.interrupt(run)
     assert runner.wait(run, 10)
     assert run.status == INTERRUPTED
@@ -140,7 +135,7 @@ def test_interrupt_sends_sigint_to_the_run_only(runner: CommandRunner) -> None:
 
 def test_a_run_that_ignores_sigint_is_terminated_on_the_second_interrupt(quick: CommandRunner) -> None:
     run = quick.start("stubborn")
-    wait_until(lambda: "up" in run.output_text())
+    wait_for(lambda: "up" in run.output_text(), timeout=30)
     assert quick.interrupt(run)
     time.sleep(0.3)
     assert run.running
@@ -235,7 +230,7 @@ def test_interpreter_that_cannot_start_is_an_error() -> None:
 def test_close_stops_every_run(quick: CommandRunner) -> None:
     runs = [quick.start("sleep", ["60"]), quick.start("stubborn")]
     for run in runs:
-        wait_until(lambda run=run: "up" in run.output_text())
+        wait_for(lambda run=run: "up" in run.output_text(), timeout=30)
     started = time.monotonic()
     quick.close(timeout=1)
     assert time.monotonic() - started < 5
@@ -248,7 +243,7 @@ def test_close_stops_every_run(quick: CommandRunner) -> None:
 
 def test_close_without_blocking_still_stops_the_run(quick: CommandRunner) -> None:
     run = quick.start("stubborn")
-    wait_until(lambda: "up" in run.output_text())
+    wait_for(lambda: "up" in run.output_text(), timeout=30)
     quick.close(timeout=0.5, block=False)
     closer = next(t for t in threading.enumerate() if t.name == "devconsole-runs-close")
     assert not closer.daemon  # the interpreter waits for it at exit

@@ -7,11 +7,10 @@ import os
 import socket
 import time
 
-from devconsole.core.listen import ListenAddress, bind
 from devconsole.core.project import Project
 from devconsole.core.supervisor import Supervisor
 
-from .conftest import Events, make_project, wait_for
+from .conftest import Events, make_project, new_supervisor, serving, wait_for
 
 
 def _port(server: Supervisor) -> int:
@@ -101,9 +100,8 @@ def test_statuses_static_files_and_connection_lifecycle(server: Supervisor, even
 
 
 def test_idle_loop_times_out_at_the_poll_interval(server: Supervisor, events: Events) -> None:
-    time.sleep(1.2)
+    wait_for(lambda: sum(e["timeouts"] for e in events.of("loop")) >= 2, timeout=5)
     loop = events.of("loop")
-    assert sum(e["timeouts"] for e in loop) >= 2
     assert sum(e["ready"] for e in loop) == 0
     assert events.state.loop.blocked_share > 0.9
 
@@ -116,17 +114,15 @@ def test_checks_run_after_serving(server: Supervisor, events: Events) -> None:
 
 
 def test_stop_leaves_no_process_and_frees_the_port(demo_project: Project, events: Events) -> None:
-    sock = bind(ListenAddress("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    supervisor = Supervisor(demo_project, ListenAddress("127.0.0.1", port), sock, events)
-    child = supervisor.start()
-    assert child.hello.wait(30)
-    pid = child.process.pid
-    # A request in flight when the stop comes is finished, not cut off.
-    slow = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    slow.request("GET", "/slow/?sleep=0.5")
-    wait_for(lambda: [c for c in events.state.connections() if c.state == "handling"])
-    supervisor.close()
+    with serving(demo_project, events) as supervisor:
+        port = _port(supervisor)
+        child = supervisor.child
+        pid = child.process.pid
+        # A request in flight when the stop comes is finished, not cut off.
+        slow = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        slow.request("GET", "/slow/?sleep=0.5")
+        wait_for(lambda: [c for c in events.state.connections() if c.state == "handling"])
+        supervisor.close()
     response = slow.getresponse()
     assert response.status == 200
     assert child.process.returncode == 0
@@ -157,11 +153,10 @@ def test_restart_keeps_the_socket_and_refuses_nothing(server: Supervisor, events
 
 def test_broken_settings_serve_an_error_page(tmp_path, events: Events) -> None:
     project = make_project(tmp_path, "brokensite", "raise ValueError('settings are broken [/bar]')\n")
-    sock = bind(ListenAddress("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    supervisor = Supervisor(project, ListenAddress("127.0.0.1", port), sock, events)
-    supervisor.start()
+    supervisor = new_supervisor(project, events)
+    port = _port(supervisor)
     try:
+        supervisor.start()
         status, body = _get(port, "/", close=True)
         assert status == 500
         assert b"settings are broken [/bar]" in body and b"brokensite.py" in body
@@ -184,10 +179,9 @@ def test_output_without_newlines_is_read_in_bounded_pieces(tmp_path, events: Eve
         "DEBUG = True\nSECRET_KEY = 'k'\nROOT_URLCONF = 'chatty'\nALLOWED_HOSTS = ['*']\n"
         "INSTALLED_APPS = []\nurlpatterns = []\n",
     )
-    sock = bind(ListenAddress("127.0.0.1", 0))
-    supervisor = Supervisor(project, ListenAddress("127.0.0.1", sock.getsockname()[1]), sock, events)
-    child = supervisor.start()
+    supervisor = new_supervisor(project, events)
     try:
+        child = supervisor.start()
         assert child.hello.wait(30)
         from devconsole.core.supervisor import MAX_LOG_LINE
 
@@ -211,14 +205,6 @@ def _logging_project(tmp_path, name: str, logging_source: str) -> Project:
     )
 
 
-def _serve(project: Project, events: Events) -> tuple[Supervisor, int]:
-    sock = bind(ListenAddress("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    supervisor = Supervisor(project, ListenAddress("127.0.0.1", port), sock, events)
-    assert supervisor.start().hello.wait(30), events.of("error") or events.of("log")[-20:]
-    return supervisor, port
-
-
 def test_a_project_log_file_still_gets_every_request_line(tmp_path, events: Events) -> None:
     """The console writes runserver's request line itself; a handler of the
     project's own (here a file) keeps receiving it from the server."""
@@ -231,8 +217,8 @@ def test_a_project_log_file_still_gets_every_request_line(tmp_path, events: Even
         f" 'handlers': {{'file': {{'class': 'logging.FileHandler', 'filename': {str(log_file)!r}, 'formatter': 'plain'}}}},\n"
         " 'loggers': {'django.server': {'handlers': ['file'], 'level': 'INFO', 'propagate': False}}}\n",
     )
-    supervisor, port = _serve(project, events)
-    try:
+    with serving(project, events) as supervisor:
+        port = _port(supervisor)
         assert _get(port, "/ok/", close=True) == (200, b"ok")
         assert _get(port, "/missing/", close=True)[0] == 404
         wait_for(lambda: events.state.total_requests == 2)
@@ -244,8 +230,6 @@ def test_a_project_log_file_still_gets_every_request_line(tmp_path, events: Even
         # Like runserver's terminal, the console's log shows what this
         # LOGGING writes to the streams: no request line.
         assert not [line.text for line in events.state.log if '"GET /' in line.text]
-    finally:
-        supervisor.close()
 
 
 def test_the_default_request_line_is_shown_once(server: Supervisor, events: Events) -> None:
@@ -266,8 +250,10 @@ def _read_response(sock: socket.socket) -> bytes:
     head, _, body = data.partition(b"\r\n\r\n")
     length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")), 0)
     while len(body) < length:
-        body += sock.recv(65536)
-    return data
+        chunk = sock.recv(65536)
+        assert chunk, f"connection closed mid-body: {body!r}"
+        body += chunk
+    return head + b"\r\n\r\n" + body
 
 
 def test_a_response_leaves_in_one_piece_and_nothing_waits(server: Supervisor, events: Events) -> None:

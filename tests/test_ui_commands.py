@@ -9,14 +9,20 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import Collapsible, DataTable, Input, OptionList, RichLog, Static, TabbedContent
+from textual.widgets import (
+    Collapsible,
+    DataTable,
+    Input,
+    OptionList,
+    RichLog,
+    Static,
+    TabbedContent,
+)
 
 from devconsole.core.catalogue import Catalogue, load_catalogue
 from devconsole.core.project import Project
@@ -26,6 +32,8 @@ from devconsole.ui import commands
 from devconsole.ui.app import DevConsoleApp
 from devconsole.ui.command_form import CommandFormView
 from devconsole.ui.commands import CommandsScreen, rank
+
+from .conftest import until
 
 FIXTURE = Path(__file__).parent / "fixtures" / "catproject"
 SIZE = (140, 44)
@@ -49,16 +57,13 @@ def catalogue_once_per_project(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(commands, "load_catalogue", load)
 
 
+@pytest.fixture(autouse=True)
+def _private_demo_db(demo_db: Path) -> None:
+    """The demo's database is this test session's own, never the user's."""
+
+
 def demo_app() -> DevConsoleApp:
-    ensure_demo_database(sys.executable)
     return DevConsoleApp(project=Project(DEMO_MANAGE_PY, python=sys.executable, env=tuple(demo_env().items())))
-
-
-async def wait_for(pilot: Pilot[Any], predicate: Callable[[], object], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        await pilot.pause(0.05)
 
 
 async def open_commands(pilot: Pilot[Any]) -> CommandsScreen:
@@ -66,7 +71,7 @@ async def open_commands(pilot: Pilot[Any]) -> CommandsScreen:
     await pilot.pause()
     screen = pilot.app.screen
     assert isinstance(screen, CommandsScreen)
-    await wait_for(pilot, lambda: screen.catalogue is not None)
+    await until(pilot, lambda: screen.catalogue is not None)
     await pilot.pause()
     return screen
 
@@ -82,7 +87,7 @@ def active_tab(screen: CommandsScreen) -> str:
 async def finished(pilot: Pilot[Any], screen: CommandsScreen) -> None:
     run = screen._selected_run
     assert run is not None
-    await wait_for(pilot, lambda: not run.running)
+    await until(pilot, lambda: not run.running)
     await pilot.pause(0.25)  # the next tick shows the rest of the output
 
 
@@ -102,7 +107,7 @@ async def test_keyboard_only_check_run() -> None:
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_commands(pilot)
         await pilot.press("slash", *"check", "enter")
-        await wait_for(pilot, lambda: isinstance(app.focused, Input) and app.focused.id != "cmd-filter")
+        await until(pilot, lambda: isinstance(app.focused, Input) and app.focused.id != "cmd-filter")
         assert active_tab(screen) == "tab-form"
         cmdline = str(screen.query_one("#form-cmdline", Static).render())
         assert "manage.py check --force-color" in cmdline
@@ -132,7 +137,7 @@ async def test_demo_report_form_with_a_choice_and_a_flag() -> None:
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_commands(pilot)
         await pilot.press("slash", *"demo_r", "enter")
-        await wait_for(pilot, lambda: screen._form_view is not None and app.focused is not None and app.focused.id == "field-0")
+        await until(pilot, lambda: screen._form_view is not None and app.focused is not None and app.focused.id == "field-0")
         # Run before filling the required positional: the error shows at the field.
         await pilot.press("ctrl+r")
         await pilot.pause()
@@ -147,7 +152,7 @@ async def test_demo_report_form_with_a_choice_and_a_flag() -> None:
         # Django's common options are folded away, built when opened.
         assert form.values()["verbosity"] == "" and not form.query("#field-11")
         form.query_one("#form-advanced", Collapsible).collapsed = False
-        await wait_for(pilot, lambda: form.query("#field-11"))
+        await until(pilot, lambda: form.query("#field-11"))
         assert form.form.fields[11].dest == "skip_checks"
         form.set_value("skip_checks", True)
         await pilot.pause()
@@ -168,7 +173,7 @@ async def test_ctrl_c_interrupts_the_run_not_the_console() -> None:
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_commands(pilot)
         await pilot.press("slash", *"shell", "enter")
-        await wait_for(pilot, lambda: screen._form_view is not None)
+        await until(pilot, lambda: screen._form_view is not None)
         await pilot.pause()
         form = screen.query_one(CommandFormView)
         assert form.in_terminal  # shell talks to the user: in the terminal by default
@@ -178,7 +183,7 @@ async def test_ctrl_c_interrupts_the_run_not_the_console() -> None:
         await pilot.press("ctrl+r")
         run = screen._selected_run
         assert run is not None and not run.in_terminal
-        await wait_for(pilot, lambda: "started" in run.output_text())
+        await until(pilot, lambda: "started" in run.output_text())
         assert app.running_commands() == 1
         await pilot.press("ctrl+c")
         await finished(pilot, screen)
@@ -193,7 +198,7 @@ async def test_ctrl_c_interrupts_the_run_not_the_console() -> None:
         await pilot.press("f5")
         again = screen._selected_run
         assert again is not None and again is not run and again.args == run.args
-        await wait_for(pilot, lambda: "started" in again.output_text())
+        await until(pilot, lambda: "started" in again.output_text())
         await pilot.press("ctrl+c")
         await finished(pilot, screen)
         # "Run in terminal" (Ctrl+T): the headless test driver cannot hand the
@@ -222,7 +227,7 @@ async def test_runserver_entry_shows_the_dashboard() -> None:
         await pilot.press(*"demo_rep")
         await pilot.pause(0.5)
         await pilot.press("enter")
-        await wait_for(pilot, lambda: screen._form_command is not None)
+        await until(pilot, lambda: screen._form_command is not None)
         assert screen._form_command is not None and screen._form_command.name == "demo_report"
         assert active_tab(screen) == "tab-form"
         await pilot.press("escape", "slash", *"runserver")
@@ -265,7 +270,7 @@ async def test_broken_command_and_catalogue_refresh_after_a_reload() -> None:
         assert app.is_running and "\x1b]" not in app.export_screenshot()
         # A new server generation says hello: the catalogue is read again.
         app.state.ingest({"type": "hello", "generation": app.state.generation + 1, "pid": 1})
-        await wait_for(pilot, lambda: screen.catalogue is not first)
+        await until(pilot, lambda: screen.catalogue is not first)
         assert screen.catalogue == first
 
 
@@ -298,5 +303,5 @@ async def test_filter_takes_keys_typed_in_one_burst() -> None:
         await pilot.pause(0.3)
         assert screen.query_one("#cmd-filter", Input).value == "check"
         app.post_message(events.Key("enter", "\r"))
-        await wait_for(pilot, lambda: active_tab(screen) == "tab-form")
+        await until(pilot, lambda: active_tab(screen) == "tab-form")
         assert screen._form_command is not None and screen._form_command.name == "check"

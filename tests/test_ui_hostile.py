@@ -13,7 +13,6 @@ import html
 import http.client
 import re
 import socket
-import time
 
 from devconsole.core.listen import ListenAddress, bind
 from devconsole.core.project import Project
@@ -21,6 +20,8 @@ from devconsole.ui.app import DevConsoleApp
 from devconsole.ui.logview import LogPane, LogScreen
 from devconsole.ui.panels.requestlist import RequestList
 from devconsole.ui.request_detail import RequestDetailScreen, RequestDetailView
+
+from .conftest import until
 
 #: Raw requests no well-behaved client would send: ESC and a lone C1 CSI byte
 #: (0x9b) in the path and in headers.
@@ -30,13 +31,6 @@ RAW = [
 ]
 #: What each request's path must look like in the Requests panel.
 EXPECTED_PATHS = ["/[/bar]", "/[@click=app.quit]x", "/%1b]0;title%07", "/esc\\x1b[31mred", "/csi\\x9b2J"]
-
-
-async def _until(pilot, predicate, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {predicate}"
-        await pilot.pause(0.05)
 
 
 def _screen_text(app: DevConsoleApp) -> str:
@@ -63,7 +57,7 @@ async def test_hostile_requests_show_literally_and_never_act(demo_project: Proje
     port = sock.getsockname()[1]
     app = DevConsoleApp(project=demo_project, address=ListenAddress("127.0.0.1", port), sock=sock)
     async with app.run_test(size=(160, 48)) as pilot:
-        await _until(pilot, lambda: app.state.hello is not None)
+        await until(pilot, lambda: app.state.hello is not None)
         for path in ("/[/bar]", "/[@click=app.quit]x", "/%1b]0;title%07"):
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
             conn.request("GET", path, headers={"X-Title": "[@click=app.quit]quit[/]"})
@@ -71,8 +65,8 @@ async def test_hostile_requests_show_literally_and_never_act(demo_project: Proje
             conn.close()
         for payload in RAW:
             assert _raw_request(port, payload).startswith(b"HTTP/1.")
-        await _until(pilot, lambda: app.state.total_requests >= 5)
-        await _until(pilot, lambda: app.screen.query_one(RequestList).row_count >= 5)
+        await until(pilot, lambda: app.state.total_requests >= 5)
+        await until(pilot, lambda: app.screen.query_one(RequestList).row_count >= 5)
         await pilot.pause(0.2)
         assert app.is_running
 
@@ -93,7 +87,7 @@ async def test_hostile_requests_show_literally_and_never_act(demo_project: Proje
         table.focus()
         table.move_cursor(row=3)
         await pilot.press("enter")
-        await _until(pilot, lambda: isinstance(app.screen, RequestDetailScreen))
+        await until(pilot, lambda: isinstance(app.screen, RequestDetailScreen))
         await pilot.pause(0.1)
         detail = str(app.screen.query_one(RequestDetailView).render())
         assert "GET /esc\\x1b[31mred HTTP/1.0" in detail
@@ -104,7 +98,7 @@ async def test_hostile_requests_show_literally_and_never_act(demo_project: Proje
 
         # The server's own log repeats the paths (Django unquotes %1b to ESC).
         await pilot.press("l")
-        await _until(pilot, lambda: isinstance(app.screen, LogScreen))
+        await until(pilot, lambda: isinstance(app.screen, LogScreen))
         app.refresh_views()
         await pilot.pause(0.2)
         log_text = "\n".join(app.screen.query_one(LogPane).lines)

@@ -19,6 +19,8 @@ from devconsole.ui.logview import LogScreen
 from devconsole.ui.panels.requestlist import RequestList
 from devconsole.ui.panels.requests import MAX_ROWS
 
+from .conftest import until
+
 CLIENTS = 6
 SECONDS = 4.0
 
@@ -45,13 +47,6 @@ print(sum(counts))
 """
 
 
-async def _until(pilot, predicate, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {predicate}"
-        await pilot.pause(0.05)
-
-
 async def _key_until(app: DevConsoleApp, key: str, predicate, timeout: float = 10.0) -> float:
     """Send a key as the terminal would and time until ``predicate`` holds.
 
@@ -71,7 +66,7 @@ async def test_keys_answer_while_the_server_is_saturated(demo_project: Project) 
     port = sock.getsockname()[1]
     app = DevConsoleApp(project=demo_project, address=ListenAddress("127.0.0.1", port), sock=sock)
     async with app.run_test(size=(120, 36)) as pilot:
-        await _until(pilot, lambda: app.state.hello is not None)
+        await until(pilot, lambda: app.state.hello is not None)
         load = subprocess.Popen([sys.executable, "-c", CLIENT, str(port), str(SECONDS), str(CLIENTS)], stdout=subprocess.PIPE, text=True)
         switches: list[float] = []
         try:
@@ -87,7 +82,7 @@ async def test_keys_answer_while_the_server_is_saturated(demo_project: Project) 
                 load.wait()
         sent = int(out.strip())
         assert sent > 200, f"the load was too light to mean anything ({sent} requests)"
-        await _until(pilot, lambda: app.state.total_requests >= sent, timeout=20)
+        await until(pilot, lambda: app.state.total_requests >= sent, timeout=20)
         app.refresh_views()
         await pilot.pause(0.2)
         table = app.screen.query_one(RequestList)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from textual.color import Color
 from textual.command import CommandPalette
-from textual.widgets import Input
+from textual.widgets import Input, OptionList
 
 from devconsole.core.recording import load_recording
 from devconsole.core.state import ServerState
@@ -23,6 +23,8 @@ from devconsole.ui.panels.requests import MAX_ROWS
 from devconsole.ui.panels.sockets import SocketsTable
 from devconsole.ui.request_detail import RequestDetailScreen, RequestDetailView
 from devconsole.ui.theming import component_style
+
+from .conftest import until
 
 RECORDING = Path(__file__).parent / "recordings" / "demo.jsonl"
 SIZE = (120, 36)
@@ -176,10 +178,10 @@ async def test_palette_offers_views_and_actions() -> None:
         await pilot.pause()
         assert isinstance(app.screen, CommandPalette)
         await pilot.press(*"View: Anat")
-        await pilot.pause(0.5)
+        palette = app.screen
+        await until(pilot, lambda: "View: Anatomy" in str(palette.query_one(OptionList).get_option_at_index(0).prompt) if palette.query_one(OptionList).option_count else False)
         await pilot.press("enter")
-        await pilot.pause(0.3)
-        assert isinstance(app.screen, AnatomyScreen)
+        await until(pilot, lambda: isinstance(app.screen, AnatomyScreen))
 
 
 async def test_restart_in_a_replay_says_why_not() -> None:
@@ -212,8 +214,8 @@ async def test_quit_asks_while_a_command_runs() -> None:
         await pilot.press("q")
         await pilot.pause()
         await pilot.press("y")
-        await pilot.pause()
-    assert not app.is_running
+        await until(pilot, lambda: app.return_code is not None)
+    assert app.return_code == 0
 
 
 async def test_q_quits_at_once_when_nothing_runs() -> None:
@@ -221,8 +223,10 @@ async def test_q_quits_at_once_when_nothing_runs() -> None:
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot, app)
         await pilot.press("q")
-        await pilot.pause()
-    assert app.return_code in (0, None)
+        # No question first: the app exits at once.
+        await until(pilot, lambda: app.return_code is not None)
+        assert not isinstance(app.screen, QuitScreen)
+    assert app.return_code == 0
 
 
 async def test_requests_table_is_capped_while_totals_stay_exact() -> None:
@@ -331,11 +335,12 @@ async def test_the_sockets_cursor_stays_on_its_connection() -> None:
         table = app.screen.query_one(SocketsTable)
         table.focus()
         await pilot.press("down")
-        key = table.keys()[table.cursor_row]
+        assert table.cursor_row == 1
+        key = table.keys()[1]
         cells = (("x", ""),) * len(table.COLUMNS)
         # A new connection appears above it: the cursor follows its row.
         table.set_rows([("new", cells), *[(k, table.row_cells(i)) for i, k in enumerate(table.keys())]])
-        assert table.keys()[table.cursor_row] == key
-        # Its row goes: the cursor stays where it was, within the table.
+        assert table.cursor_row == 2 and table.keys()[2] == key
+        # Its row goes: the cursor stays at the same place, on the next row.
         table.set_rows([(k, table.row_cells(i)) for i, k in enumerate(table.keys()) if k != key])
-        assert 0 <= table.cursor_row < table.row_count
+        assert table.cursor_row == 2 and key not in table.keys()

@@ -4,7 +4,6 @@ replays into the UI as it was seen: same requests, same totals."""
 from __future__ import annotations
 
 import http.client
-import time
 from pathlib import Path
 
 from devconsole.core.listen import ListenAddress, bind
@@ -13,12 +12,7 @@ from devconsole.core.recording import load_recording
 from devconsole.ui.app import DevConsoleApp
 from devconsole.ui.panels.requestlist import RequestList
 
-
-async def _until(pilot, predicate, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {predicate}"
-        await pilot.pause(0.05)
+from .conftest import until
 
 
 def _paths(app: DevConsoleApp) -> list[str]:
@@ -33,14 +27,14 @@ async def test_a_recorded_session_replays_into_the_ui(demo_project: Project, tmp
     with path.open("w", encoding="utf-8") as record:
         live = DevConsoleApp(project=demo_project, address=ListenAddress("127.0.0.1", port), sock=sock, record=record)
         async with live.run_test(size=(120, 36)) as pilot:
-            await _until(pilot, lambda: live.state.hello is not None)
+            await until(pilot, lambda: live.state.hello is not None)
             for target in ("/ping/", "/nope/?q=[b]", "/api/products/"):
                 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
                 conn.request("GET", target)
                 conn.getresponse().read()
                 conn.close()
-            await _until(pilot, lambda: live.state.total_requests == 3)
-            await _until(pilot, lambda: live.screen.query_one(RequestList).row_count == 3)
+            await until(pilot, lambda: live.state.total_requests == 3)
+            await until(pilot, lambda: live.screen.query_one(RequestList).row_count == 3)
             seen = _paths(live)
             counts = live.state.status_counts()
         live.shutdown()

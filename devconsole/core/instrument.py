@@ -525,7 +525,7 @@ class _RequestLineFilter(logging.Filter):
         return record.msg != REQUEST_LINE_FORMAT
 
 
-def quiet_request_log() -> bool:
+def quiet_request_log(logger: logging.Logger | None = None) -> bool:
     """Stop the ``django.server`` logger writing runserver's per-request line
     to stdout/stderr; the request event carries the same facts, and the
     console writes the line into its log from it.
@@ -537,7 +537,7 @@ def quiet_request_log() -> bool:
     """
     streams = {id(s) for s in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__) if s is not None}
     quieted = False
-    for handler in logging.getLogger("django.server").handlers:
+    for handler in (logger or logging.getLogger("django.server")).handlers:
         if isinstance(handler, logging.StreamHandler) and id(getattr(handler, "stream", None)) in streams:
             handler.addFilter(_RequestLineFilter())
             quieted = True
