@@ -82,8 +82,7 @@ def serve_bare(port: int, stop: threading.Event, *, tuned: bool = False) -> None
         from devconsole.core.instrument import quiet_request_log, request_line_reaches_nobody, transport_handler
 
         quiet_request_log()
-        skip = request_line_reaches_nobody()
-        handler_class = transport_handler(WSGIRequestHandler, lambda: skip)
+        handler_class = transport_handler(WSGIRequestHandler, request_line_reaches_nobody())
     server = BareServer(("127.0.0.1", port), handler_class)
     server.set_app(handler)
     thread = threading.Thread(target=server.serve_forever, name="bare-server", daemon=True)

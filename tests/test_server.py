@@ -41,6 +41,8 @@ def test_hello_describes_the_runserver_that_won(server: Supervisor, events: Even
     assert all(phase["ms"] >= 0 for phase in hello["phases"])
     # The server class is the one basehttp.run builds: ThreadingMixIn first.
     assert hello["server"][1] == "socketserver.ThreadingMixIn"
+    # The handler named is the one runserver serves with, not devconsole's subclass.
+    assert hello["handler"] == "django.core.servers.basehttp.WSGIRequestHandler"
     assert hello["pid"] != os.getpid()
 
 
@@ -287,3 +289,23 @@ def test_100_continue_is_sent_before_the_body_is_read(server: Supervisor, events
         assert final.split(b"\r\n")[0] == b"HTTP/1.1 403 Forbidden"  # the CSRF check read the form
     wait_for(lambda: events.state.total_requests == 1)
     assert events.state.requests[0].status == 403
+
+
+def test_a_bad_request_line_is_its_own_row_and_the_https_hint_is_logged(server: Supervisor, events: Events) -> None:
+    with socket.create_connection(("127.0.0.1", _port(server)), timeout=5) as sock:
+        sock.sendall(b"GET /ping/ HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert _read_response(sock).endswith(b"pong")
+        sock.sendall(b"GET /x HTTP/9.9\r\n\r\n")
+        answer = b""
+        while chunk := sock.recv(65536):  # http.server answers a bad version as HTTP/0.9: body, then close
+            answer += chunk
+        assert b"Error code: 505" in answer
+    # A TLS hello on the plain-HTTP port: Django explains it in the log.
+    with socket.create_connection(("127.0.0.1", _port(server)), timeout=5) as sock:
+        sock.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 x\r\n\r\n")
+        sock.recv(65536)
+    wait_for(lambda: events.state.total_requests == 3)
+    rows = list(events.state.requests)
+    assert (rows[0].path, rows[0].status) == ("/ping/", 200)
+    assert rows[1].status == 505 and rows[1].path == "" and rows[1].headers == []  # not the previous request's
+    wait_for(lambda: any("accessing the development server over HTTPS" in line.text for line in events.state.log))

@@ -161,3 +161,34 @@ def test_ingest_from_threads_while_reading() -> None:
     assert state.request_seq == 8000
     assert len(state.requests) == 500
     assert seen and seen[-1] <= 8000
+
+
+def test_totals_stay_exact_while_a_generation_drains_after_the_next_said_hello() -> None:
+    """Fork-mode reload: the old child still reports after the new one's hello."""
+    state = ServerState()
+    state.ingest({"type": "hello", "generation": 1})
+    state.ingest({"type": "stats", "generation": 1, "requests": 10, "connections": 2, "status": {"2xx": 10}})
+    state.ingest({"type": "hello", "generation": 2})
+    state.ingest({"type": "stats", "generation": 1, "requests": 12, "connections": 2, "status": {"2xx": 12}})
+    assert state.total_requests == 12
+    state.ingest({"type": "stats", "generation": 2, "requests": 1, "connections": 1, "status": {"4xx": 1}})
+    assert state.total_requests == 13 and state.total_connections == 3
+    assert state.status_counts() == {"2xx": 12, "4xx": 1}
+    # Many reloads later the old generations are folded, the totals unchanged.
+    for generation in range(3, 40):
+        state.ingest({"type": "hello", "generation": generation})
+        state.ingest({"type": "stats", "generation": generation, "requests": 1, "connections": 1, "status": {"2xx": 1}})
+    assert state.total_requests == 13 + 37 and state.status_counts() == {"2xx": 12 + 37, "4xx": 1}
+    assert len(state._gen_stats) <= 9
+
+
+def test_closed_connections_go_even_when_nobody_looks() -> None:
+    now = [1000.0]
+    state = ServerState(linger=3.0, clock=lambda: now[0])
+    state.ingest({"type": "hello", "generation": 1})
+    for conn in range(1, 101):
+        state.ingest({"type": "conn_close", "generation": 1, "id": conn, "peer": "127.0.0.1:1", "at": now[0]})
+    assert len(state.conns) == 100
+    now[0] += 10
+    state.ingest({"type": "stats", "generation": 1, "requests": 100, "connections": 100, "at": now[0]})
+    assert state.conns == {}  # no connections() call needed

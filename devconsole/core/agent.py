@@ -269,7 +269,7 @@ class Agent:
                     "shadows": _shadowed_apps("runserver", app),
                 },
                 "server": [_class_path(c) for c in type(self.recorder.server).__mro__ if c is not object],
-                "handler": _class_path(self.recorder.server.RequestHandlerClass.__mro__[1]),
+                "handler": _class_path(self.recorder.server.RequestHandlerClass.dc_base),
                 "listen": {"host": self.recorder.server.server_name, "port": self.recorder.server.server_port},
                 "threading": not self.args.nothreading,
                 "poll_interval": self.recorder.poll_interval,

@@ -111,9 +111,7 @@ def _clean(text: str | None) -> str | None:
     """Project-provided text (help, errors) made safe for the terminal: line
     breaks kept, every other control character visibly escaped. Done once,
     here, where the document enters the console; idempotent."""
-    if text is None:
-        return None
-    return "\n".join(sanitize.clean_line(line) for line in str(text).split("\n"))
+    return None if text is None else sanitize.clean_text(str(text))
 
 
 def _strs(values: Any) -> tuple[str, ...]:

@@ -27,7 +27,6 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
 from typing import Any
 
 #: Request events kept between two flushes; beyond that they are counted, not sent.
@@ -218,39 +217,28 @@ class Recorder:
 
 
 class _CountingReader:
-    """``rfile`` that adds the bytes read to its connection, and first sends
-    whatever its writer holds (a ``100 Continue``, say): nothing written is
-    left waiting while the server waits for the client."""
+    """``rfile`` that adds the bytes read to its connection."""
 
-    def __init__(self, raw: Any, conn: Connection, writer: _CountingWriter) -> None:
+    def __init__(self, raw: Any, conn: Connection) -> None:
         self._raw = raw
         self._conn = conn
-        self._writer = writer
 
     def read(self, *args: Any) -> bytes:
-        if self._writer.pending:
-            self._writer.flush()
         data = self._raw.read(*args)
         self._conn.bytes_in += len(data)
         return data
 
     def read1(self, *args: Any) -> bytes:
-        if self._writer.pending:
-            self._writer.flush()
         data = self._raw.read1(*args)
         self._conn.bytes_in += len(data)
         return data
 
     def readline(self, *args: Any) -> bytes:
-        if self._writer.pending:
-            self._writer.flush()
         data = self._raw.readline(*args)
         self._conn.bytes_in += len(data)
         return data
 
     def readinto(self, buffer: Any) -> int:
-        if self._writer.pending:
-            self._writer.flush()
         n = self._raw.readinto(buffer)
         self._conn.bytes_in += n or 0
         return n
@@ -263,17 +251,18 @@ class _CountingReader:
 
 
 class _CountingWriter:
-    """``wfile`` that adds the bytes written to its connection and sends what
+    """``wfile`` that adds the bytes written to its connection (if any) and sends what
     was written between two flushes as one ``sendall``.
 
     wsgiref writes a response in up to five pieces (status line, ``Date``,
     ``Server``, headers, body) and flushes after the body; with
     ``TCP_NODELAY`` each piece would be a system call and a TCP segment of
     its own. The bytes on the wire are the same. Held at most until the next
-    flush, the next read from the client, or the end of the request.
+    flush: wsgiref's after each write, the handler's after ``parse_request``
+    (``100 Continue``) and at the end of each request (a HEAD).
     """
 
-    def __init__(self, raw: Any, conn: Connection) -> None:
+    def __init__(self, raw: Any, conn: Connection | None) -> None:
         self._raw = raw
         self._conn = conn
         self.pending: list[bytes] = []
@@ -295,7 +284,8 @@ class _CountingWriter:
                 pending = [b"".join(pending)]
             for data in pending:
                 self._raw.write(data)
-                self._conn.bytes_out += len(data)
+                if self._conn is not None:
+                    self._conn.bytes_out += len(data)
         self._raw.flush()
 
     def close(self) -> None:
@@ -308,18 +298,19 @@ class _CountingWriter:
         return getattr(self._raw, name)
 
 
-def transport_handler(base: type, skip_request_line: Callable[[], bool] = lambda: False) -> type:
+def transport_handler(base: type, skip_request_line: bool = False) -> type:
     """A subclass of the server's request handler that sends each response in
-    one piece (see :class:`_CountingWriter`) and, when ``skip_request_line()``
-    says nobody reads it, does not build the ``django.server`` request line.
+    one piece (see :class:`_CountingWriter`) and, when ``skip_request_line``
+    (nobody reads it: :func:`request_line_reaches_nobody`), does not build
+    the ``django.server`` line of a 1xx-3xx response.
 
-    What it changes is how bytes leave, not which: the bench's ``bare+``
+    What it changes is how bytes leave, not which: the bench's ``tuned``
     server is this alone, and :func:`instrument_handler` adds the observation.
     """
 
     # The request line may be skipped only where it is the stock one: a
     # project's handler that logs requests its own way keeps doing so.
-    stock_request_log = _stock_request_log(base)
+    skip = skip_request_line and _stock_request_log(base)
 
     class TransportHandler(base):  # type: ignore[misc, valid-type]
         _dc_conn: Connection | None = None
@@ -331,8 +322,9 @@ def transport_handler(base: type, skip_request_line: Callable[[], bool] = lambda
         def setup(self) -> None:
             super().setup()
             conn = self._dc_conn = self._dc_connection()
-            self.wfile = _CountingWriter(self.wfile, conn or Connection(0, ""))
-            self.rfile = _CountingReader(self.rfile, conn or self.wfile._conn, self.wfile)
+            self.wfile = _CountingWriter(self.wfile, conn)
+            if conn is not None:
+                self.rfile = _CountingReader(self.rfile, conn)
 
         def parse_request(self) -> bool:
             ok = super().parse_request()
@@ -341,7 +333,9 @@ def transport_handler(base: type, skip_request_line: Callable[[], bool] = lambda
             return ok
 
         def log_request(self, code: Any = "-", size: Any = "-") -> None:
-            if not (stock_request_log and skip_request_line()):
+            # 4xx and 5xx take the stock path: Django logs more than the line
+            # for some of them (the hint about HTTPS on a plain-HTTP port).
+            if not (skip and str(getattr(code, "value", code))[:1] in ("1", "2", "3")):
                 super().log_request(code, size)
 
         def handle_one_request(self) -> None:
@@ -359,8 +353,12 @@ def instrument_handler(base: type, recorder: Recorder) -> type:
     """A subclass of the server's request handler that reports to ``recorder``
     (on top of :func:`transport_handler`)."""
 
-    class InstrumentedHandler(transport_handler(base, lambda: recorder.skip_request_line)):  # type: ignore[misc]
+    # The server (and so this class) is built after the WSGI handler, which
+    # is when the agent decides whether the request line is read at all.
+    class InstrumentedHandler(transport_handler(base, recorder.skip_request_line)):  # type: ignore[misc]
         _dc_request: dict[str, Any] | None = None
+        #: The handler class runserver would have served with.
+        dc_base = base
 
         def _dc_connection(self) -> Connection | None:
             return recorder.conns.get(self.request)
@@ -412,7 +410,8 @@ def instrument_handler(base: type, recorder: Recorder) -> type:
 
         def log_request(self, code: Any = "-", size: Any = "-") -> None:
             request = self._dc_request or self._dc_begin(time.time())
-            request["status"] = int(code) if str(code).isdigit() else None
+            status = str(getattr(code, "value", code))  # send_error passes HTTPStatus members
+            request["status"] = int(status) if status.isdigit() else None
             request["bytes_out"] = int(size) if str(size).isdigit() else 0
             super().log_request(code, size)
 
@@ -430,6 +429,9 @@ def instrument_handler(base: type, recorder: Recorder) -> type:
                 self._dc_finish()
 
         def _dc_finish(self) -> None:
+            # A next request that fails to parse (or is too long to) must not
+            # show this one's path and headers: http.server leaves them set.
+            self.path, self.headers = "", None
             request, self._dc_request = self._dc_request, None
             conn = self._dc_conn
             if request is not None:
@@ -487,8 +489,9 @@ def instrument_server(base: type, listen_fd: int, recorder: Recorder) -> type:
                 raise OSError("stopping: not accepting")
             sock, address = super().get_request()
             if sock.family in (socket.AF_INET, socket.AF_INET6):
-                # wsgiref sends headers and body separately: without this a
-                # keep-alive client waits for a delayed ACK on every request.
+                # A body over JOIN_LIMIT and a streamed response leave in
+                # several sends: without this a keep-alive client would wait
+                # for a delayed ACK on them.
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             recorder.on_accept(sock, address)
             return sock, address

@@ -63,6 +63,11 @@ PROTOCOL_VERSION = 1
 #: Bytes a single event line may take; longer lines are dropped by the reader.
 MAX_LINE = 1 << 20
 
+#: Error phases the server goes on serving through (the console shows them,
+#: the generation is not failed): a URLconf that does not import yet, a
+#: file_changed receiver that raised.
+NON_FATAL_PHASES = frozenset({"file_changed", "URLconf import"})
+
 
 #: One encoder for every event: ``json.dumps`` with options builds a new one per call.
 _ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)

@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .sanitize import clean_value
 from .supervisor import ForkedChild, ServerChild, Supervisor, Zygote, ZygoteError
 from .watcher import Watcher, default_roots
 
@@ -229,8 +230,13 @@ class Reloader:
 
     def _emit(self, event: dict[str, Any]) -> None:
         event.setdefault("type", "reload")
+        self._own(event)
+
+    def _own(self, event: dict[str, Any]) -> None:
+        """An event of the reloader's own: its paths and error texts come from
+        the file system and exceptions, so they are cleaned here, where they enter."""
         event.setdefault("ts", time.time())
-        self._sink(event)
+        self._sink(clean_value(event))
 
     # --------------------------------------------------------------- worker
     def _run(self) -> None:
@@ -278,7 +284,7 @@ class Reloader:
                 return
             except ZygoteError as exc:
                 self._drop_zygotes()
-                self._sink({"type": "log", "stream": "stderr", "text": f"devconsole: fork server unavailable ({exc}); spawning instead", "ts": time.time()})
+                self._own({"type": "log", "stream": "stderr", "text": f"devconsole: fork server unavailable ({exc}); spawning instead", "ts": time.time()})
         self.supervisor.start()
 
     def _changes(self, paths: set[str], delivered: float) -> None:
@@ -411,7 +417,7 @@ class Reloader:
             except ZygoteError as exc:
                 self._drop_zygotes()
                 self.use_fork = False
-                self._sink({"type": "log", "stream": "stderr", "text": f"devconsole: fork server unavailable ({exc}); spawning instead", "ts": time.time()})
+                self._own({"type": "log", "stream": "stderr", "text": f"devconsole: fork server unavailable ({exc}); spawning instead", "ts": time.time()})
         stop_started = time.perf_counter()
         stopped: list[float] = []
         spare: ForkedChild | None = None
@@ -435,7 +441,7 @@ class Reloader:
                 # The old generation is already stopping: something must serve.
                 self._drop_zygotes()
                 self.use_fork = False
-                self._sink({"type": "log", "stream": "stderr", "text": f"devconsole: fork server lost ({exc}); spawning instead", "ts": time.time()})
+                self._own({"type": "log", "stream": "stderr", "text": f"devconsole: fork server lost ({exc}); spawning instead", "ts": time.time()})
                 child = ServerChild(self.supervisor, self.supervisor.next_generation())
                 start_ms = (time.perf_counter() - started) * 1000
             self._install(child)

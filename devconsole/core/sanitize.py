@@ -44,6 +44,12 @@ def clean_line(text: str, limit: int = 4096) -> str:
     return clean(text.rstrip("\r\n").expandtabs(4), limit)
 
 
+def clean_text(text: str, limit: int = 4096) -> str:
+    """Several lines (a traceback, a help text): line breaks kept, each line
+    cleaned as by :func:`clean_line`. Idempotent."""
+    return "\n".join(clean_line(line, limit) for line in text.split("\n"))
+
+
 def clean_value(value: Any, limit: int = 4096) -> Any:
     """Clean every string inside a decoded JSON value (dicts, lists, scalars)."""
     if isinstance(value, str):

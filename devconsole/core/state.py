@@ -19,6 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import protocol
+
 #: Status classes a filter may name (``4xx``), besides a path substring.
 _STATUS_CLASSES = {"1xx", "2xx", "3xx", "4xx", "5xx"}
 
@@ -105,6 +107,10 @@ class ReloadRow:
     generation: int | None
 
 
+#: Generations whose stats are kept apart (older ones are folded together).
+_GENERATIONS_KEPT = 8
+
+
 class ServerState:
     def __init__(
         self,
@@ -119,9 +125,8 @@ class ServerState:
         self._lock = threading.RLock()
         #: Whether the server child left runserver's request lines to us (see _on_request).
         self._request_log_from_events = False
-        self.version = 0
-        #: Like ``version``, but not moved by the loop/stats heartbeat an idle
-        #: server sends every poll interval: what a view must show at once.
+        #: Moved by every event but the loop/stats heartbeat an idle server
+        #: sends every poll interval: what a view must show at once.
         self.activity = 0
         self.requests: deque[RequestRow] = deque(maxlen=max_requests)
         self.request_seq = 0
@@ -137,10 +142,11 @@ class ServerState:
         self.watch: dict[str, Any] | None = None
         self.generation = 0
         self.status = "starting"
-        # totals: finished generations + the live one's cumulative stats
-        self._base = {"requests": 0, "connections": 0, "dropped": 0}
-        self._base_status: dict[str, int] = {}
-        self._live: dict[str, Any] = {"requests": 0, "connections": 0, "dropped": 0, "status": {}}
+        # Totals: each generation's latest cumulative stats, by generation (a
+        # generation that drains after the next one said hello still sends
+        # its own), plus those of long-finished generations folded together.
+        self._gen_stats: dict[int, dict[str, Any]] = {}
+        self._folded: dict[str, Any] = {"requests": 0, "connections": 0, "dropped": 0, "status": {}}
         self._rate: deque[tuple[float, int]] = deque(maxlen=256)
 
     # ------------------------------------------------------------------ ingest
@@ -150,7 +156,6 @@ class ServerState:
             return
         with self._lock:
             handler(event)
-            self.version += 1
             if event["type"] not in _HEARTBEAT:
                 self.activity += 1
 
@@ -162,16 +167,7 @@ class ServerState:
         return float(at) if isinstance(at, (int, float)) else self.clock()
 
     def _roll_generation(self, generation: int) -> None:
-        if generation <= self.generation:
-            return
-        # The previous child's totals become part of the base.
-        self._base["requests"] += self._live["requests"]
-        self._base["connections"] += self._live["connections"]
-        self._base["dropped"] += self._live["dropped"]
-        for key, count in self._live["status"].items():
-            self._base_status[key] = self._base_status.get(key, 0) + count
-        self._live = {"requests": 0, "connections": 0, "dropped": 0, "status": {}}
-        self.generation = generation
+        self.generation = max(self.generation, generation)
 
     def _on_hello(self, event: dict[str, Any]) -> None:
         self._roll_generation(event.get("generation", self.generation + 1))
@@ -285,14 +281,29 @@ class ServerState:
             loop.accepts.append([second, accepts])
 
     def _on_stats(self, event: dict[str, Any]) -> None:
-        self._roll_generation(event.get("generation", self.generation))
-        self._live = {
+        generation = event.get("generation", self.generation)
+        self._roll_generation(generation)
+        self._gen_stats[generation] = {
             "requests": int(event.get("requests") or 0),
             "connections": int(event.get("connections") or 0),
             "dropped": int(event.get("dropped") or 0),
             "status": dict(event.get("status") or {}),
         }
+        # Generations this far behind have long exited: fold them (bounded).
+        for old in [g for g in self._gen_stats if g < self.generation - _GENERATIONS_KEPT]:
+            stats = self._gen_stats.pop(old)
+            for key in ("requests", "connections", "dropped"):
+                self._folded[key] += stats[key]
+            for key, count in stats["status"].items():
+                self._folded["status"][key] = self._folded["status"].get(key, 0) + count
         self._rate.append((self._now(event), self.total_requests))
+        # Closed connections go after ``linger`` even when no view asks for
+        # them (another view on screen, or no screen at all).
+        self._prune_conns(self._now(event))
+
+    def _total(self, key: str) -> int:
+        with self._lock:  # read from the UI thread while the reader ingests
+            return self._folded[key] + sum(stats[key] for stats in self._gen_stats.values())
 
     def _on_log(self, event: dict[str, Any]) -> None:
         self.log_seq += 1
@@ -305,7 +316,7 @@ class ServerState:
 
     def _on_error(self, event: dict[str, Any]) -> None:
         self.errors.append(event)
-        if event.get("phase") not in ("URLconf import", "file_changed"):
+        if event.get("phase") not in protocol.NON_FATAL_PHASES:
             self.status = "error"
 
     def _on_exit(self, event: dict[str, Any]) -> None:
@@ -340,21 +351,22 @@ class ServerState:
     # ------------------------------------------------------------------ read
     @property
     def total_requests(self) -> int:
-        return self._base["requests"] + self._live["requests"]
+        return self._total("requests")
 
     @property
     def total_connections(self) -> int:
-        return self._base["connections"] + self._live["connections"]
+        return self._total("connections")
 
     @property
     def dropped(self) -> int:
-        return self._base["dropped"] + self._live["dropped"]
+        return self._total("dropped")
 
     def status_counts(self) -> dict[str, int]:
         with self._lock:
-            counts = dict(self._base_status)
-            for key, count in self._live["status"].items():
-                counts[key] = counts.get(key, 0) + count
+            counts = dict(self._folded["status"])
+            for stats in self._gen_stats.values():
+                for key, count in stats["status"].items():
+                    counts[key] = counts.get(key, 0) + count
             return counts
 
     def requests_per_second(self, window: float = 3.0) -> float:
@@ -399,10 +411,12 @@ class ServerState:
     def connections(self) -> list[ConnRow]:
         """Live connections and those closed less than ``linger`` seconds ago."""
         with self._lock:
-            now = self.clock()
-            for key in [k for k, row in self.conns.items() if row.closed_at is not None and now - row.closed_at > self.linger]:
-                del self.conns[key]
+            self._prune_conns(self.clock())
             return list(self.conns.values())
+
+    def _prune_conns(self, now: float) -> None:
+        for key in [k for k, row in self.conns.items() if row.closed_at is not None and now - row.closed_at > self.linger]:
+            del self.conns[key]
 
     def request(self, seq: int) -> RequestRow | None:
         """The request row with sequence number ``seq``, if it is still kept."""

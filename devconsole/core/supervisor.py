@@ -23,7 +23,7 @@ from typing import IO, Any
 from . import protocol
 from .listen import ListenAddress
 from .project import Project
-from .sanitize import clean_line, clean_value
+from .sanitize import clean_line, clean_text, clean_value
 
 EventSink = Callable[[dict[str, Any]], None]
 
@@ -89,12 +89,15 @@ class _ChildBase:
                 event = protocol.decode(line)
                 if event is None:
                     continue
+                traceback = event.get("traceback")
                 event = clean_value(event)
+                if isinstance(traceback, str):
+                    event["traceback"] = clean_text(traceback)  # its lines stay lines
                 if event["type"] == "hello":
                     self.hello_event = event
                     self.hello.set()
                     self.settled.set()
-                elif event["type"] == "error" and event.get("phase") not in ("file_changed", "URLconf import"):
+                elif event["type"] == "error" and event.get("phase") not in protocol.NON_FATAL_PHASES:
                     self.error_event = event
                     self.settled.set()
                 self._emit(event)
