@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 
 from devconsole.core.recording import load_recording, play
-from devconsole.core.state import ServerState, request_filter
+from devconsole.core.state import RequestRow, ServerState, request_filter
 
 RECORDING = Path(__file__).parent / "recordings" / "demo.jsonl"
 
@@ -56,12 +56,16 @@ def test_request_filter_words() -> None:
             request(3, status=500, path="/boom/"), request(4, status=404, path="/static/x.js", method="POST")]
     for event in rows:
         state.ingest(event)
-    assert [r.path for r in state.matching_requests("4xx")] == ["/nope/", "/static/x.js"]
-    assert [r.path for r in state.matching_requests("static")] == ["/static/app.css", "/static/x.js"]
-    assert [r.path for r in state.matching_requests("static !4xx")] == ["/static/app.css"]
-    assert [r.path for r in state.matching_requests("500")] == ["/boom/"]
-    assert [r.path for r in state.matching_requests("POST")] == ["/static/x.js"]
-    assert [r.path for r in state.matching_requests("  ")] == [r.path for r in state.requests]
+
+    def matching(text: str) -> list[RequestRow]:
+        return [row for row in state.requests_since(0) if request_filter(text)(row)]
+
+    assert [r.path for r in matching("4xx")] == ["/nope/", "/static/x.js"]
+    assert [r.path for r in matching("static")] == ["/static/app.css", "/static/x.js"]
+    assert [r.path for r in matching("static !4xx")] == ["/static/app.css"]
+    assert [r.path for r in matching("500")] == ["/boom/"]
+    assert [r.path for r in matching("POST")] == ["/static/x.js"]
+    assert [r.path for r in matching("  ")] == [r.path for r in state.requests]
     # Brackets are text, not syntax.
     assert request_filter("[/bar]")(state.requests[0]) is False
 
@@ -142,7 +146,7 @@ def test_ingest_from_threads_while_reading() -> None:
                 assert all(a.seq < b.seq for a, b in zip(rows, rows[1:]))
                 seq = rows[-1].seq
                 seen.append(seq)
-            state.matching_requests("4xx")
+            [row for row in state.requests_since(0) if request_filter("4xx")(row)]
             state.status_counts()
 
     def writer(offset: int) -> None:

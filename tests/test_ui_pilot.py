@@ -19,7 +19,7 @@ from devconsole.ui.dashboard import DashboardScreen
 from devconsole.ui.help import HelpScreen, QuitScreen
 from devconsole.ui.logview import LogPane, LogScreen
 from devconsole.ui.panels.requestlist import RequestList
-from devconsole.ui.panels.requests import MAX_ROWS
+from devconsole.ui.panels.requests import MAX_ROWS, RequestsPanel
 from devconsole.ui.panels.sockets import SocketsTable
 from devconsole.ui.request_detail import RequestDetailScreen, RequestDetailView
 from devconsole.ui.theming import component_style
@@ -339,8 +339,50 @@ async def test_the_sockets_cursor_stays_on_its_connection() -> None:
         key = table.keys()[1]
         cells = (("x", ""),) * len(table.COLUMNS)
         # A new connection appears above it: the cursor follows its row.
-        table.set_rows([("new", cells), *[(k, table.row_cells(i)) for i, k in enumerate(table.keys())]])
+        table.show_rows([("new", cells), *[(k, table.row_cells(i)) for i, k in enumerate(table.keys())]])
         assert table.cursor_row == 2 and table.keys()[2] == key
         # Its row goes: the cursor stays at the same place, on the next row.
-        table.set_rows([(k, table.row_cells(i)) for i, k in enumerate(table.keys()) if k != key])
+        table.show_rows([(k, table.row_cells(i)) for i, k in enumerate(table.keys()) if k != key])
         assert table.cursor_row == 2 and key not in table.keys()
+
+
+async def test_a_filter_then_new_requests_show_each_request_once() -> None:
+    app = replay_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        panel = app.screen.query_one(RequestsPanel)
+        before = [path for path in table_paths(app) if "ping" in path]
+        assert before
+        # A request arrives, and the filter changes before the next tick applies it.
+        app.state.ingest({"type": "request", "generation": app.state.generation, "method": "GET", "path": "/ping/",
+                          "version": "HTTP/1.1", "status": 200, "bytes_out": 4, "duration_ms": 1.0, "ts": 1.0, "id": "x.1"})
+        panel.apply_filter("ping")
+        await settle(pilot, app)
+        assert table_paths(app) == [*before, "/ping/"]
+
+
+async def test_the_cursor_row_takes_the_focused_colours() -> None:
+    app = replay_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        sockets = app.screen.query_one(SocketsTable)
+        app.screen.query_one(RequestList).focus()
+        await pilot.pause()
+        unfocused = sockets.style("sockets--cursor")
+        sockets.focus()
+        await pilot.pause()
+        await pilot.pause()
+        assert sockets.style("sockets--cursor") != unfocused
+
+
+async def test_the_status_line_shows_the_newest_error_after_fifty() -> None:
+    app = replay_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        generation = app.state.generation
+        for n in range(60):
+            app.state.ingest({"type": "error", "generation": generation, "phase": "URLconf import", "message": f"Err{n}"})
+        await settle(pilot, app)
+        app.state.ingest({"type": "error", "generation": generation, "phase": "URLconf import", "message": "NEWEST"})
+        await settle(pilot, app)
+        assert "NEWEST" in str(app.screen.query_one("#status").render())

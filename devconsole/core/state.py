@@ -137,6 +137,8 @@ class ServerState:
         self.hello: dict[str, Any] | None = None
         self.checks: dict[str, Any] | None = None
         self.errors: deque[dict[str, Any]] = deque(maxlen=50)
+        #: Errors ever received: moves when a new one comes, even with ``errors`` full.
+        self.error_seq = 0
         self.reloads: deque[ReloadRow] = deque(maxlen=500)
         self.reload_seq = 0
         self.watch: dict[str, Any] | None = None
@@ -316,6 +318,7 @@ class ServerState:
 
     def _on_error(self, event: dict[str, Any]) -> None:
         self.errors.append(event)
+        self.error_seq += 1
         if event.get("phase") not in protocol.NON_FATAL_PHASES:
             self.status = "error"
 
@@ -434,12 +437,6 @@ class ServerState:
             return None
         with self._lock:
             return self.conns.get(f"{generation}.{conn_id}")
-
-    def matching_requests(self, text: str) -> list[RequestRow]:
-        """The kept requests the filter ``text`` selects (see :func:`request_filter`)."""
-        keep = request_filter(text)
-        with self._lock:
-            return [row for row in self.requests if keep(row)]
 
     def accepts_per_second(self, seconds: int = 60) -> list[float]:
         """Accepts in each of the last ``seconds`` whole seconds, oldest first.

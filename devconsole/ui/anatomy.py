@@ -72,7 +72,7 @@ class AnatomyScreen(FollowsTheme, Screen[None]):
         self.query_one(StatusLine).refresh_from_state(state)
         if self.take_theme_stale():
             self._key = None
-        key = (id(state.hello), id(state.checks), len(state.errors))
+        key = (id(state.hello), id(state.checks), state.error_seq)
         if key == self._key:
             return
         self._key = key

@@ -41,7 +41,7 @@ class ManagementCommandsProvider(Provider):
         if screen is None:
             return
         for command in commands:
-            yield DiscoveryHit(f"manage.py {command.name}", partial(screen.open_command, command.name), help=_help(command))
+            yield DiscoveryHit(escape(f"manage.py {command.name}"), partial(screen.open_command, command.name), help=_help(command))
 
     async def search(self, query: str) -> AsyncIterator[Hit]:
         screen, commands = self._commands()

@@ -10,6 +10,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
+from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Static
 
@@ -39,7 +40,7 @@ class RequestDetailScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="detail-box") as box:
-            box.border_title = f"Request {self.row.id}"
+            box.border_title = Content(f"Request {self.row.id}")  # literal: the id comes from the event stream
             yield RequestDetailView(id="detail")
         yield Footer()
 

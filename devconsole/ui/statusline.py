@@ -31,7 +31,7 @@ class StatusLine(FollowsTheme, Static):
         listen = hello.get("listen") or {}
         checks = state.checks or {}
         errors = len(state.errors)
-        key = (state.status, state.generation, id(state.hello), str(checks.get("messages")), checks.get("migrations"), errors)
+        key = (state.status, state.generation, id(state.hello), id(state.checks), state.error_seq)
         if key == self._last:
             return
         self._last = key

@@ -1,9 +1,9 @@
-"""Follow Textual's theme switching.
+"""Colours resolved from component classes, and following theme switches.
 
-Cells carry styles resolved from component classes when they are built, so
-rows built under the old theme keep its colours. Widgets that cache styled
-content mix this in: on a theme change they are told once, and rebuild what
-they show on their next refresh, with the new theme's styles.
+Widgets that build styled content ahead of drawing it (the status line, the
+loop stats, Anatomy) mix :class:`FollowsTheme` in: on a theme change they are
+told at once and rebuild on their next refresh. The line tables resolve their
+styles when they draw, and drop them on any style update (theme or focus).
 """
 
 from __future__ import annotations
@@ -44,7 +44,8 @@ class FollowsTheme:
     theme_stale: bool = False
 
     def _subscribe_theme(self: Any) -> None:
-        self.app.theme_changed_signal.subscribe(self, self._on_theme_changed)
+        # Immediate: marked stale before the app's own handler refreshes the views.
+        self.app.theme_changed_signal.subscribe(self, self._on_theme_changed, immediate=True)
 
     def _on_theme_changed(self, _theme: Any) -> None:
         self.theme_stale = True

@@ -11,7 +11,8 @@ screen, from cached styles, on demand — like Textual's own ``Log``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar, NamedTuple
 
 from rich.cells import cell_len, set_cell_size
@@ -53,9 +54,12 @@ def fit(text: str, width: int, right: bool = False) -> str:
 class LineTable(ScrollView, can_focus=True):
     """A header line, then one line per row, with a cursor row.
 
-    Subclasses set ``COLUMNS`` and ``PREFIX`` (their component classes are
-    ``PREFIX--header`` and ``PREFIX--cursor``, plus whatever their cells
-    name) and implement :attr:`row_count` and :meth:`row_cells`.
+    Rows are kept as plain data in a deque: :meth:`append_rows` adds at the
+    end and drops the oldest beyond a cap in O(new rows), following the tail
+    while the cursor is on the last row. Subclasses set ``COLUMNS`` and
+    ``PREFIX`` (their component classes are ``PREFIX--header`` and
+    ``PREFIX--cursor``, plus whatever their cells name) and implement
+    :meth:`row_cells`, which turns a row into what is drawn.
     """
 
     COLUMNS: ClassVar[list[Column]] = []
@@ -74,18 +78,57 @@ class LineTable(ScrollView, can_focus=True):
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
+        self._rows: deque[Any] = deque()
         self._cursor = -1
         self._style_cache: dict[str, Style] = {}
         self._frame: tuple[int, Style, list[int]] | None = None
 
-    # -- data (subclasses) -----------------------------------------------------
+    # -- data -------------------------------------------------------------------
     @property
     def row_count(self) -> int:
-        raise NotImplementedError
+        return len(self._rows)
+
+    def row_at(self, index: int) -> Any:
+        return self._rows[index]
 
     def row_cells(self, index: int) -> Sequence[Cell]:
-        """The cells of row ``index``, one per column."""
+        """The cells of row ``index``, one per column (subclasses)."""
         raise NotImplementedError
+
+    def at_tail(self) -> bool:
+        """The cursor is on the newest row (or there is none): keep following."""
+        return self._cursor >= len(self._rows) - 1
+
+    def set_rows(self, rows: Iterable[Any], cap: int) -> None:
+        """Show exactly ``rows`` (the last ``cap``), cursor on the newest."""
+        self._rows = deque(rows)
+        while len(self._rows) > cap:
+            self._rows.popleft()
+        self._cursor = len(self._rows) - 1
+        self._follow_rows(follow=True)
+
+    def append_rows(self, rows: list[Any], cap: int) -> None:
+        """Add ``rows`` at the end, drop the oldest beyond ``cap``; O(new rows)."""
+        follow = self.at_tail()
+        self._rows.extend(rows)
+        dropped = 0
+        while len(self._rows) > cap:
+            self._rows.popleft()
+            dropped += 1
+        if follow:
+            self._cursor = len(self._rows) - 1
+        else:
+            self._cursor = max(self._cursor - dropped, 0)
+            if dropped:
+                # Keep the rows the user is looking at under their eyes.
+                self.scroll_to(y=max(self.scroll_offset.y - dropped, 0), animate=False, immediate=True)
+        self._follow_rows(follow=follow)
+
+    def _follow_rows(self, follow: bool) -> None:
+        self._resized_rows()
+        if follow:
+            # After the new virtual size has been laid out, or the end is the old one.
+            self.call_after_refresh(self.scroll_end, animate=False, x_axis=False)
 
     def open_row(self, index: int) -> None:
         """Enter, or a click on the cursor row: nothing unless a subclass says."""
@@ -150,10 +193,11 @@ class LineTable(ScrollView, can_focus=True):
         self.refresh()
 
     # -- rendering --------------------------------------------------------------
-    def forget_styles(self) -> None:
-        """After a theme change: resolve the component styles again."""
+    def notify_style_update(self) -> None:
+        # Focus, hover and theme changes restyle the widget: the cursor's
+        # :focus colours and a new theme's colours are resolved again.
+        super().notify_style_update()
         self._style_cache.clear()
-        self.refresh()
 
     def style(self, name: str) -> Style:
         """The rich style of component class ``name`` ("" for none), cached:
@@ -198,4 +242,4 @@ class LineTable(ScrollView, can_focus=True):
         return Strip(segments).crop_extend(0, width, line_style)
 
     def on_resize(self, event: Any) -> None:
-        self._resized_rows()
+        self._follow_rows(follow=self.at_tail())

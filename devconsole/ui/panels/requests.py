@@ -13,7 +13,6 @@ from textual.widgets import Input
 
 from ...core.state import RequestRow, ServerState, request_filter
 from ..borders import set_border_subtitle
-from ..theming import FollowsTheme
 from .requestlist import RequestList
 
 if TYPE_CHECKING:
@@ -23,7 +22,7 @@ if TYPE_CHECKING:
 MAX_ROWS = 2000
 
 
-class RequestsPanel(FollowsTheme, Vertical):
+class RequestsPanel(Vertical):
     """Time, method, path, status, duration, size, thread; Enter opens a request."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -43,9 +42,6 @@ class RequestsPanel(FollowsTheme, Vertical):
         yield Input(placeholder="filter: path text, 404, 4xx, POST, !static — Enter to apply, Esc to clear", id="requests-filter", classes="-hidden")
         yield RequestList(id="requests-table")
 
-    def on_mount(self) -> None:
-        self._subscribe_theme()
-
     @property
     def table(self) -> RequestList:
         return self.query_one(RequestList)
@@ -53,8 +49,6 @@ class RequestsPanel(FollowsTheme, Vertical):
     def refresh_from_state(self, state: ServerState) -> None:
         """Append what finished since the last tick (trimmed to MAX_ROWS), update the title."""
         self._state = state
-        if self.take_theme_stale():
-            self.table.forget_styles()
         rows = state.requests_since(self._seq)
         if rows:
             self._seq = rows[-1].seq
@@ -115,5 +109,8 @@ class RequestsPanel(FollowsTheme, Vertical):
         state = self._state
         if state is None:
             return
-        self.table.set_rows(state.matching_requests(text), MAX_ROWS)
+        # Everything kept, filtered anew; the next tick goes on from here.
+        rows = state.requests_since(0)
+        self._seq = rows[-1].seq if rows else self._seq
+        self.table.set_rows([row for row in rows if self._keep(row)], MAX_ROWS)
         self._update_title(state)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Sequence
 from typing import ClassVar
 
@@ -11,7 +12,6 @@ from textual.containers import Vertical
 from ...core.state import ConnRow, ServerState
 from .. import format as fmt
 from ..borders import set_border_subtitle
-from ..theming import FollowsTheme
 from .linetable import Cell, Column, LineTable
 
 #: Connections shown at most (open ones first, newest first); the subtitle
@@ -49,32 +49,28 @@ class SocketsTable(LineTable):
         "sockets--idle", "sockets--closed",
     }
 
-    def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(id=id)
-        self._rows: list[tuple[str, tuple[Cell, ...]]] = []
-
-    @property
-    def row_count(self) -> int:
-        return len(self._rows)
-
     def row_cells(self, index: int) -> Sequence[Cell]:
         return self._rows[index][1]
 
     def keys(self) -> list[str]:
         return [key for key, _ in self._rows]
 
-    def set_rows(self, rows: list[tuple[str, tuple[Cell, ...]]]) -> None:
-        """Show ``rows`` (``(key, cells)``); the cursor stays on its key."""
-        if rows == self._rows:
+    def show_rows(self, rows: list[tuple[str, tuple[Cell, ...]]]) -> None:
+        """Show ``rows`` (``(key, cells)``) in place of the last ones; the
+        cursor stays on its key (no tail to follow here)."""
+        if rows == list(self._rows):
             return
         selected = self._rows[self._cursor][0] if 0 <= self._cursor < len(self._rows) else None
-        self._rows = rows
+        self._rows = deque(rows)
         keys = [key for key, _ in rows]
         self._cursor = keys.index(selected) if selected in keys else min(max(self._cursor, 0), len(rows) - 1)
         self._resized_rows()
 
+    def on_resize(self, event: object) -> None:
+        self._resized_rows()
 
-class SocketsPanel(FollowsTheme, Vertical):
+
+class SocketsPanel(Vertical):
     """Peer, state, age, requests served, bytes in/out, thread.
 
     Closed connections stay (dimmed) for the state's ``linger`` seconds, then go.
@@ -88,9 +84,6 @@ class SocketsPanel(FollowsTheme, Vertical):
 
     def compose(self) -> ComposeResult:
         yield SocketsTable(id="sockets-table")
-
-    def on_mount(self) -> None:
-        self._subscribe_theme()
 
     @property
     def table(self) -> SocketsTable:
@@ -110,8 +103,6 @@ class SocketsPanel(FollowsTheme, Vertical):
         )
 
     def refresh_from_state(self, state: ServerState) -> None:
-        if self.take_theme_stale():
-            self.table.forget_styles()
         now = state.clock()
         conns = state.connections()
         hello = state.hello or {}
@@ -130,6 +121,6 @@ class SocketsPanel(FollowsTheme, Vertical):
         # Open connections first, newest on top; closed ones after, until they go.
         ordered = sorted(conns, key=lambda c: (c.closed_at is not None, -c.opened, -c.id))[:MAX_ROWS]
         rows += [(conn.key, self._cells(conn, now)) for conn in ordered]
-        self.table.set_rows(rows)
+        self.table.show_rows(rows)
         shown = f" · showing {MAX_ROWS}" if len(conns) > MAX_ROWS else ""
         set_border_subtitle(self, f"{open_count} open · {state.total_connections} accepted{shown}")
