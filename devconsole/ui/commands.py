@@ -155,6 +155,7 @@ class CommandsScreen(Screen[None]):
         self._selected_run: Run | None = None
         self._shown_seq = 0
         self._history_rows: dict[int, tuple[str, str]] = {}
+        self._status_shown: object = None
         #: Composed: the app's tick may come before the widgets exist.
         self._ready = False
 
@@ -532,6 +533,15 @@ class CommandsScreen(Screen[None]):
         self._refresh_history()
 
     def _show_status(self, run: Run) -> None:
+        # Called on every tick while the view is open: redrawn when it changed.
+        key = (run.id, run.command_line, run.status, run.status_line(), run.in_terminal, run.running)
+        previous = self._status_shown
+        if key == previous:
+            return
+        self._status_shown = key
+        # Its height follows the command line (it may wrap): laid out again
+        # only when another run is shown.
+        layout = not isinstance(previous, tuple) or previous[:2] != key[:2]
         text = Text()
         text.append(f"#{run.id} ", style="dim")
         text.append(run.command_line)
@@ -543,26 +553,29 @@ class CommandsScreen(Screen[None]):
             text.append("  Ctrl+C interrupts", style="dim")
         else:
             text.append("  F5 runs it again · Ctrl+Y copies the command line", style="dim")
-        self.query_one("#run-status", Static).update(text)
+        self.query_one("#run-status", Static).update(text, layout=layout)
 
     def _refresh_history(self) -> None:
         runner = self.runner
         if runner is None:
             return
         table = self.query_one("#history", DataTable)
-        for run in runner.history():
-            status = Text(run.status, style=STATUS_STYLES.get(run.status, ""))
+        history = runner.history()
+        for run in history:
             elapsed = f"{run.elapsed():.1f} s"
             key = str(run.id)
             previous = self._history_rows.get(run.id)
+            if previous == (run.status, elapsed):
+                continue
+            status = Text(run.status, style=STATUS_STYLES.get(run.status, ""))
             if previous is None:
                 line = run.command_line + ("  [terminal]" if run.in_terminal else "")
                 table.add_row(str(run.id), status, elapsed, Text(line), key=key)
-            elif previous != (run.status, elapsed):
+            else:
                 table.update_cell(key, "status", status)
                 table.update_cell(key, "time", elapsed)
             self._history_rows[run.id] = (run.status, elapsed)
-        kept = {r.id for r in runner.history()}
+        kept = {r.id for r in history}
         for run_id in [i for i in self._history_rows if i not in kept]:
             table.remove_row(str(run_id))
             del self._history_rows[run_id]

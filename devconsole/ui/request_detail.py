@@ -37,6 +37,7 @@ class RequestDetailScreen(ModalScreen[None]):
         super().__init__()
         self.row = row
         self._state = state
+        self._shown: object = None
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="detail-box") as box:
@@ -48,7 +49,14 @@ class RequestDetailScreen(ModalScreen[None]):
         self.refresh_from_state(self._state)
 
     def refresh_from_state(self, state: ServerState | None) -> None:
-        """Rebuilt on each tick: the connection it came on keeps changing."""
+        """Rebuilt when what it shows moved: the connection the request came
+        on (its state and counters), or the theme."""
+        row = self.row
+        conn = state.connection(row.generation, row.conn) if state is not None else None
+        key = (self.app.theme, None if conn is None else (conn.id, conn.state, conn.requests, conn.bytes_in, conn.bytes_out))
+        if key == self._shown:
+            return
+        self._shown = key
         view = self.query_one(RequestDetailView)
         view.update(self.render_detail(view, state))
 

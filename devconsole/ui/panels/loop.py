@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from rich.style import Style
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
@@ -33,6 +34,7 @@ class LoopPanel(FollowsTheme, Vertical):
         self.border_title = "Select loop"
         self._last: tuple[object, ...] | None = None
         self._drawn = False
+        self._styles: tuple[Style, Style] | None = None
 
     def compose(self) -> ComposeResult:
         yield LoopStatsView(id="loop-stats")
@@ -45,6 +47,7 @@ class LoopPanel(FollowsTheme, Vertical):
     def refresh_from_state(self, state: ServerState) -> None:
         if self.take_theme_stale():
             self._last = None
+            self._styles = None
         loop = state.loop
         accepts = state.accepts_per_second(60)
         key = (loop.iterations_total, loop.poll_interval, state.status, tuple(accepts))
@@ -52,8 +55,9 @@ class LoopPanel(FollowsTheme, Vertical):
             return
         self._last = key
         stats = self.query_one(LoopStatsView)
-        label = component_style(stats, "loop--label")
-        value = component_style(stats, "loop--value")
+        if self._styles is None:  # resolved once per theme, not on every change
+            self._styles = (component_style(stats, "loop--label"), component_style(stats, "loop--value"))
+        label, value = self._styles
         text = Text(no_wrap=True, overflow="ellipsis")
         rows = [
             ("iterations/s", f"{loop.iterations_per_s:.1f}"),
