@@ -395,7 +395,6 @@ class Server:
         #: Extra environment for the server process (and its children).
         self.env = dict(env or {})
         self.proc: subprocess.Popen[bytes] | None = None
-        self.started_at = 0.0
 
     @property
     def url(self) -> str:
@@ -405,7 +404,6 @@ class Server:
         raise NotImplementedError
 
     def start(self) -> Server:
-        self.started_at = time.monotonic()
         self.proc = subprocess.Popen(
             self.argv(), cwd=demo_dir(), env={**demo_env(), **self.env}, stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
@@ -415,11 +413,6 @@ class Server:
     def wait_ready(self, timeout: float = 60.0) -> float:
         assert self.proc is not None
         return wait_for_200(self.port, timeout=timeout, proc=self.proc)
-
-    def cpu(self) -> float:
-        """CPU seconds of the whole process tree (a console counts with its server child)."""
-        assert self.proc is not None
-        return sum(tree_cpu(self.proc.pid).values())
 
     def stop(self) -> None:
         if self.proc is not None:

@@ -75,11 +75,6 @@ def server_rss(app: Any) -> float:
     return rss_mb(server_pid(app))
 
 
-def row_lag(app: Any) -> Any:
-    """The app's deque of request-end → row-shown delays, or None if it has none."""
-    return getattr(app, "row_lag", None)
-
-
 def settled(app: Any, not_before: float, quiet: float = 0.5) -> Callable[[], bool]:
     """A ``stop_when`` for :func:`run_wrk_async`: true once ``not_before``
     (monotonic) has passed and the console's total has not moved for ``quiet`` s."""
@@ -102,14 +97,12 @@ async def run_wrk_async(argv: list[str], *, stop_when: Callable[[], bool] | None
     proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     try:
         if stop_when is not None:
-            while proc.returncode is None:
+            exited = asyncio.ensure_future(proc.wait())  # one waiter, polled
+            while not exited.done():
                 if stop_when():
                     proc.send_signal(signal.SIGINT)
                     break
-                try:
-                    await asyncio.wait_for(asyncio.shield(proc.wait()), 0.05)
-                except asyncio.TimeoutError:
-                    pass
+                await asyncio.wait({exited}, timeout=0.05)
         out, err = await proc.communicate()
     except BaseException:
         if proc.returncode is None:

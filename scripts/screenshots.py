@@ -43,13 +43,20 @@ CATALOGUE = ROOT / "tests" / "fixtures" / "demo_catalogue.json"
 Step = Callable[[Any], Awaitable[None]]
 
 
+async def until(pilot: Any, predicate: Callable[[], object], what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"screenshots: timed out after {timeout:g} s waiting for {what}")
+        await pilot.pause(0.05)
+
+
 async def commands_ready(pilot: Any) -> CommandsScreen:
     """The Commands view (``c``) once its (recorded) catalogue is listed."""
     await pilot.press("c")
     screen = pilot.app.screen
     assert isinstance(screen, CommandsScreen)
-    while screen.catalogue is None:
-        await pilot.pause(0.05)
+    await until(pilot, lambda: screen.catalogue is not None, "the Commands view's catalogue")
     await pilot.pause()
     return screen
 
@@ -72,8 +79,7 @@ def fill_form(name: str, **values: str | bool) -> Step:
     async def step(pilot: Any) -> None:
         screen = await commands_ready(pilot)
         await pilot.press("slash", *name, "enter")
-        while screen._form_view is None:
-            await pilot.pause(0.05)
+        await until(pilot, lambda: screen._form_view is not None, f"{name}'s form")
         await pilot.pause()
         form = screen.query_one(CommandFormView)
         for dest, value in values.items():

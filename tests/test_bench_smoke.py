@@ -16,6 +16,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -80,9 +81,16 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, subproc
             out, err = proc.communicate(timeout=TIMEOUT)
             results[name] = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
     finally:
+        # A script that is still running (a timeout, a Ctrl+C) is interrupted
+        # first, so its own clean-up stops its servers and wrk; then killed.
         for proc in procs.values():
             if proc.poll() is None:
-                proc.kill()
+                os.killpg(proc.pid, signal.SIGINT)
+        for proc in procs.values():
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
     yield results
 

@@ -24,6 +24,8 @@ from devconsole.ui.app import DevConsoleApp
 from devconsole.ui.command_form import CommandFormView
 from devconsole.ui.commands import CommandsScreen
 
+from .conftest import until
+
 RECORDED = Path(__file__).parent / "fixtures" / "demo_catalogue.json"
 SIZE = (130, 40)
 
@@ -43,8 +45,7 @@ async def ready(pilot: Any) -> CommandsScreen:
     await pilot.press("c")
     screen = pilot.app.screen
     assert isinstance(screen, CommandsScreen)
-    while screen.catalogue is None:
-        await pilot.pause(0.05)
+    await until(pilot, lambda: screen.catalogue is not None)
     await pilot.pause()
     return screen
 
@@ -92,8 +93,7 @@ def test_filled_form(snap_compare: Any) -> None:
     async def run_before(pilot: Any) -> None:
         screen = await ready(pilot)
         await pilot.press("slash", *"demo_report", "enter")
-        while screen._form_view is None:
-            await pilot.pause(0.05)
+        await until(pilot, lambda: screen._form_view is not None)
         await pilot.pause()
         form = screen.query_one(CommandFormView)
         form.set_value("section", "posts")

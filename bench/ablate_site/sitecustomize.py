@@ -5,9 +5,9 @@ this directory on ``PYTHONPATH`` of the process it starts (and so of the
 server child) and names what to switch off in ``DEVCONSOLE_ABLATE``, a comma
 list of:
 
-* ``nolog``      — Django's per-request ``django.server`` log line is not
-                   written (runserver writes it to stderr; devconsole's server
-                   child's stderr is a pipe the console reads line by line);
+* ``nolog``      — Django's ``log_message`` writes nothing (runserver writes
+                   its per-request ``django.server`` line to stderr; devconsole
+                   already skips it when no handler would write it out);
 * ``noheaders``  — request events carry no headers;
 * ``bufstderr``  — stderr is block-buffered and flushed every 50 ms instead of
                    written line by line.
