@@ -58,7 +58,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 async def saturate(port: int, duration: float, connections: int, reload: bool, warmup: bool = True) -> int:
-    async with headless_console(port, reload=reload) as app:
+    async with headless_console(port, reload=reload, row_lag=True) as app:
         url = f"http://127.0.0.1:{port}/ping/"
         if warmup:
             # Warm up (imports, database), then let the screen catch up and start clean.

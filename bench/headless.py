@@ -14,6 +14,7 @@ import contextlib
 import resource
 import signal
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -38,8 +39,11 @@ async def wait_until(predicate: Callable[[], Any], timeout: float, what: str, in
 
 
 @contextlib.asynccontextmanager
-async def headless_console(port: int, *, reload: bool = True, size: tuple[int, int] = (160, 48)) -> AsyncIterator[Any]:
-    """A running ``DevConsoleApp`` serving the demo on ``port``, its server child up."""
+async def headless_console(
+    port: int, *, reload: bool = True, size: tuple[int, int] = (160, 48), row_lag: bool = False
+) -> AsyncIterator[Any]:
+    """A running ``DevConsoleApp`` serving the demo on ``port``, its server
+    child up; with ``row_lag``, collecting each row's lag in ``app.row_lag``."""
     from devconsole.core.listen import BindError, bind, parse_addrport
     from devconsole.core.project import Project
     from devconsole.demo import DEMO_MANAGE_PY, demo_env
@@ -52,6 +56,7 @@ async def headless_console(port: int, *, reload: bool = True, size: tuple[int, i
         raise BenchError(exc.strerror or str(exc)) from None
     project = Project(DEMO_MANAGE_PY, env=tuple(demo_env().items()))
     app = DevConsoleApp(project=project, address=address, sock=sock, reload=reload)
+    app.row_lag = deque(maxlen=200_000) if row_lag else None
     try:
         async with app.run_test(size=size):
             await wait_until(lambda: app.state.hello is not None, 60, "the server child's hello")

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from collections import deque
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -58,9 +57,6 @@ async def drive(port: int, targets: list[int], connections: int, reload: bool) -
     rows = []
     async with headless_console(port, reload=reload) as app:
         url = f"http://127.0.0.1:{port}/ping/"
-        # The benchmark hook keeps up to 200k lag samples (~6 MB at 200k
-        # requests); memory.py does not read them, so they must not count.
-        app.row_lag = deque(maxlen=1000)
         base = app.state.total_requests
         rows.append(["0 (started)", "0.0", fmt(rss_mb()), fmt(server_rss(app)), "-"])
         first_rss: float | None = None

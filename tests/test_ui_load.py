@@ -8,6 +8,7 @@ import asyncio
 import subprocess
 import sys
 import time
+from collections import deque
 
 from textual import events
 
@@ -65,6 +66,7 @@ async def test_keys_answer_while_the_server_is_saturated(demo_project: Project) 
     sock = bind(ListenAddress("127.0.0.1", 0))
     port = sock.getsockname()[1]
     app = DevConsoleApp(project=demo_project, address=ListenAddress("127.0.0.1", port), sock=sock)
+    app.row_lag = deque()
     async with app.run_test(size=(120, 36)) as pilot:
         await until(pilot, lambda: app.state.hello is not None)
         load = subprocess.Popen([sys.executable, "-c", CLIENT, str(port), str(SECONDS), str(CLIENTS)], stdout=subprocess.PIPE, text=True)

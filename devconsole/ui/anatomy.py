@@ -142,7 +142,7 @@ def render_anatomy(view: AnatomyView, state: ServerState) -> RenderableType:
     server = _dedupe([_short(name) for name in hello.get("server") or []])
     note(6, "MRO", " → ".join(server) if server else "-")
     note(6, "handler", str(hello.get("handler") or "-"))
-    note(6, "socket", f"{listen.get('host')}:{listen.get('port')}, bound by devconsole, inherited, kept across reloads")
+    note(6, "socket", f"{fmt.listen_address(listen)}, bound by devconsole, inherited, kept across reloads")
     step(5, f"serve_forever({hello.get('poll_interval')})", "until the first select() returns", "serve_forever")
     checks = state.checks
     if checks is not None:

@@ -112,8 +112,9 @@ class DevConsoleApp(App[int]):
         self._shutdown_done = False
         #: (state version, screen, monotonic time) of the last refresh.
         self._ticked: tuple[int, object, float] = (-1, None, 0.0)
-        #: Seconds from a request's end to its row being shown (read by the benchmark).
-        self.row_lag: deque[float] = deque(maxlen=200_000)
+        #: Seconds from a request's end to its row being shown: None unless a
+        #: benchmark or test sets a deque here to collect them.
+        self.row_lag: deque[float] | None = None
         if recording is not None:
             self.sub_title = f"replay · {len(recording.events)} events"
         elif self.address is not None:

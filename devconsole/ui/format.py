@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 import time
 
+from ..core.listen import ListenAddress
+
 _THREAD = re.compile(r"^(Thread-\d+) \(process_request_thread\)$")
 
 
@@ -68,3 +70,9 @@ def thread(name: str) -> str:
 
 def percent(share: float) -> str:
     return f"{share * 100:.0f}%"
+
+
+def listen_address(listen: dict[str, object]) -> str:
+    """``host:port`` of the hello's ``listen`` (IPv6 hosts in brackets)."""
+    host = str(listen.get("host", ""))
+    return ListenAddress(host, int(str(listen.get("port") or 0)), ipv6=":" in host).display

@@ -8,6 +8,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from ..core.state import ServerState
+from . import format as fmt
 from .theming import FollowsTheme, component_style
 
 
@@ -40,9 +41,7 @@ class StatusLine(FollowsTheme, Static):
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append(f" {state.status} ", component_style(self, f"status--{state.status}"))
         if listen:
-            host = str(listen.get("host", ""))
-            shown = f"[{host}]" if ":" in host else host
-            text.append(f"  http://{shown}:{listen.get('port')}/")
+            text.append(f"  http://{fmt.listen_address(listen)}/")
         # What needs attention first: the width may cut the rest.
         urlconf_error = hello.get("urlconf_error")
         if urlconf_error:

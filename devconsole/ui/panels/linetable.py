@@ -57,8 +57,9 @@ class LineTable(ScrollView, can_focus=True):
     Rows are kept as plain data in a deque: :meth:`append_rows` adds at the
     end and drops the oldest beyond a cap in O(new rows), following the tail
     while the cursor is on the last row. Subclasses set ``COLUMNS`` and
-    ``PREFIX`` (their component classes are ``PREFIX--header`` and
-    ``PREFIX--cursor``, plus whatever their cells name) and implement
+    ``PREFIX`` (their component classes are ``PREFIX--header``,
+    ``PREFIX--cursor`` and ``PREFIX--cursor-focused``, plus whatever their
+    cells name) and implement
     :meth:`row_cells`, which turns a row into what is drawn.
     """
 
@@ -66,6 +67,9 @@ class LineTable(ScrollView, can_focus=True):
     PREFIX: ClassVar[str] = "table"
     #: The flexible column never gets fewer cells than this.
     FLEX_MIN: ClassVar[int] = 12
+    #: Rows come at the end and the view follows them (not so for a table
+    #: whose rows are replaced in place, like Sockets).
+    FOLLOWS_TAIL: ClassVar[bool] = True
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("up", "cursor(-1)", "Up", show=False),
@@ -81,7 +85,7 @@ class LineTable(ScrollView, can_focus=True):
         self._rows: deque[Any] = deque()
         self._cursor = -1
         self._style_cache: dict[str, Style] = {}
-        self._frame: tuple[int, Style, list[int]] | None = None
+        self._frame: tuple[int, Style, list[int], str] | None = None
 
     # -- data -------------------------------------------------------------------
     @property
@@ -194,10 +198,18 @@ class LineTable(ScrollView, can_focus=True):
 
     # -- rendering --------------------------------------------------------------
     def notify_style_update(self) -> None:
-        # Focus, hover and theme changes restyle the widget: the cursor's
-        # :focus colours and a new theme's colours are resolved again.
+        # A theme change: its colours are resolved again.
         super().notify_style_update()
         self._style_cache.clear()
+        self.refresh()  # the lines on screen were drawn with the old ones
+
+    # The cursor's colours follow focus as it is when a line is drawn (a
+    # ``:focus`` rule would depend on when the restyle lands).
+    def on_focus(self) -> None:
+        self.refresh()
+
+    def on_blur(self) -> None:
+        self.refresh()
 
     def style(self, name: str) -> Style:
         """The rich style of component class ``name`` ("" for none), cached:
@@ -211,11 +223,14 @@ class LineTable(ScrollView, can_focus=True):
         fixed = sum(column.width + 2 for column in self.COLUMNS if column.width)
         return [column.width or max(width - fixed - 2, self.FLEX_MIN) for column in self.COLUMNS]
 
+    def _cursor_component(self) -> str:
+        return f"{self.PREFIX}--cursor-focused" if self.has_focus else f"{self.PREFIX}--cursor"
+
     def render_lines(self, crop: Region) -> list[Strip]:
         # What every line of this frame shares, resolved once, not per line
         # (the widget's rich_style walks its ancestors' styles).
         width = self.scrollable_content_region.width
-        self._frame = (width, self.rich_style, self._widths(width))
+        self._frame = (width, self.rich_style, self._widths(width), self._cursor_component())
         try:
             return super().render_lines(crop)
         finally:
@@ -223,10 +238,10 @@ class LineTable(ScrollView, can_focus=True):
 
     def render_line(self, y: int) -> Strip:
         if self._frame is not None:
-            width, base, widths = self._frame
+            width, base, widths, cursor = self._frame
         else:
             width = self.scrollable_content_region.width
-            base, widths = self.rich_style, self._widths(width)
+            base, widths, cursor = self.rich_style, self._widths(width), self._cursor_component()
         if y == 0:
             header = base + self.style(f"{self.PREFIX}--header")
             text = "".join(" " + fit(column.label, w, column.right) + " " for column, w in zip(self.COLUMNS, widths))
@@ -234,7 +249,7 @@ class LineTable(ScrollView, can_focus=True):
         index = int(self.scroll_offset.y) + y - 1
         if not 0 <= index < self.row_count:
             return Strip.blank(width, base)
-        line_style = base + self.style(f"{self.PREFIX}--cursor") if index == self._cursor else base
+        line_style = base + self.style(cursor) if index == self._cursor else base
         segments = [
             Segment(" " + fit(text, w, column.right) + " ", line_style + self.style(component))
             for (text, component), w, column in zip(self.row_cells(index), widths, self.COLUMNS)
@@ -242,4 +257,6 @@ class LineTable(ScrollView, can_focus=True):
         return Strip(segments).crop_extend(0, width, line_style)
 
     def on_resize(self, event: Any) -> None:
-        self._follow_rows(follow=self.at_tail())
+        # (Textual calls this for every class in the MRO that defines it:
+        # subclasses say FOLLOWS_TAIL instead of handling it again.)
+        self._follow_rows(follow=self.FOLLOWS_TAIL and self.at_tail())

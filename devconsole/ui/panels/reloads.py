@@ -46,7 +46,7 @@ class ReloadsTable(LineTable):
     ]
     PREFIX = "reloads"
     COMPONENT_CLASSES: ClassVar[set[str]] = {
-        "reloads--header", "reloads--cursor",
+        "reloads--header", "reloads--cursor", "reloads--cursor-focused",
         "reloads--restarted", "reloads--handled", "reloads--ignored",
         "reloads--failed", "reloads--restarting", "reloads--error",
     }

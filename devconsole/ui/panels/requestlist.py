@@ -36,7 +36,7 @@ class RequestList(LineTable):
     COLUMNS = COLUMNS
     PREFIX = "requests"
     COMPONENT_CLASSES: ClassVar[set[str]] = {
-        "requests--header", "requests--cursor",
+        "requests--header", "requests--cursor", "requests--cursor-focused",
         "requests--1xx", "requests--2xx", "requests--3xx", "requests--4xx",
         "requests--5xx", "requests--none", "requests--dim", "requests--slow",
     }

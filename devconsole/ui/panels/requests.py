@@ -39,7 +39,7 @@ class RequestsPanel(Vertical):
         self._state: ServerState | None = None
 
     def compose(self) -> ComposeResult:
-        yield Input(placeholder="filter: path text, 404, 4xx, POST, !static — Enter to apply, Esc to clear", id="requests-filter", classes="-hidden")
+        yield Input(placeholder="filter: path text, 404, 4xx, POST, !static — applied as you type, Esc clears", id="requests-filter", classes="-hidden")
         yield RequestList(id="requests-table")
 
     @property
@@ -57,7 +57,7 @@ class RequestsPanel(Vertical):
 
     def _apply(self, rows: list[RequestRow]) -> None:
         app: DevConsoleApp = self.app  # type: ignore[assignment]
-        lag = getattr(app, "row_lag", None)
+        lag = app.row_lag
         if lag is not None:
             now = time.time()
             lag.extend(now - (row.ts + row.duration_ms / 1000) for row in rows)

@@ -42,9 +42,10 @@ class SocketsTable(LineTable):
         Column("thread", "Thread", 12),
     ]
     PREFIX = "sockets"
+    FOLLOWS_TAIL = False
     FLEX_MIN = 15
     COMPONENT_CLASSES: ClassVar[set[str]] = {
-        "sockets--header", "sockets--cursor",
+        "sockets--header", "sockets--cursor", "sockets--cursor-focused",
         "sockets--listening", "sockets--reading", "sockets--handling",
         "sockets--idle", "sockets--closed",
     }
@@ -64,9 +65,6 @@ class SocketsTable(LineTable):
         self._rows = deque(rows)
         keys = [key for key, _ in rows]
         self._cursor = keys.index(selected) if selected in keys else min(max(self._cursor, 0), len(rows) - 1)
-        self._resized_rows()
-
-    def on_resize(self, event: object) -> None:
         self._resized_rows()
 
 
@@ -110,8 +108,7 @@ class SocketsPanel(Vertical):
         open_count = sum(1 for conn in conns if conn.closed_at is None)
         rows: list[tuple[str, tuple[Cell, ...]]] = []
         if listen:
-            host = str(listen.get("host", ""))
-            address = f"[{host}]:{listen.get('port')}" if ":" in host else f"{host}:{listen.get('port')}"
+            address = fmt.listen_address(listen)
             rows.append(
                 (
                     self.LISTEN_KEY,
