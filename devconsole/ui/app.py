@@ -51,7 +51,14 @@ class DevConsoleApp(App[int]):
         "anatomy": AnatomyScreen,
         "commands": CommandsScreen,
     }
-    DEFAULT_MODE = "dashboard"
+    #: The first view. It is opened in ``on_mount``, not through
+    #: ``DEFAULT_MODE``: Textual builds a default mode's screen before that
+    #: mode's stack exists, and with the eager task factory (Python 3.12+)
+    #: an ``Input`` mounted in that window asks ``App.screen`` for the
+    #: selection and gets ``ScreenStackError``. Opened from ``on_mount``,
+    #: the app already has its default screen, so every widget of the view
+    #: mounts with an active screen on every Python.
+    FIRST_VIEW = "dashboard"
     #: Views for the palette and help: mode → (title, what it shows).
     VIEWS: ClassVar[dict[str, tuple[str, str]]] = {
         "dashboard": ("Dashboard", "Requests, sockets, the select loop and autoreload, live"),
@@ -121,6 +128,7 @@ class DevConsoleApp(App[int]):
             self.sub_title = self.address.url
 
     def on_mount(self) -> None:
+        self.switch_mode(self.FIRST_VIEW)
         if self.session is not None:
             self.session.start()
         elif self.recording is not None:
