@@ -199,6 +199,9 @@ class Agent:
             run_args.append("--nothreading")
         if self.args.ipv6:
             run_args.append("--ipv6")
+        # The user's other runserver options, parsed by the command that wins:
+        # one it does not know is an error of that parser, shown as such.
+        run_args += self.args.runserver_arg
         # What BaseCommand.run_from_argv does, minus turning errors into sys.exit().
         options = command.create_parser("manage.py", "runserver").parse_args(run_args)
         handle_default_options(options)
@@ -291,13 +294,15 @@ class Agent:
         same process, checks would compete with it for the GIL.
         """
         self.recorder.first_request.wait(AFTER_SERVING_DELAY)
+        skip_checks = "--skip-checks" in self.args.runserver_arg  # the user asked: no background checks either
         try:
             from .watcher import watch_event
 
             self.emitter.send(watch_event(Path(self.args.manage)))
         except Exception as exc:  # noqa: BLE001 - a receiver of autoreload_started failed
             self.emitter.send(_error_event("file_changed", exc))
-        self._checks()
+        if not skip_checks:
+            self._checks()
 
     def _import_urlconf(self) -> str | None:
         """Import the URLconf and its views now, as the first request would."""
@@ -431,6 +436,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--generation", type=int, default=1)
     parser.add_argument("--nothreading", action="store_true")
     parser.add_argument("--ipv6", action="store_true")
+    parser.add_argument("--runserver-arg", action="append", default=[], help="one more argument for runserver (repeatable)")
     return parser
 
 

@@ -24,6 +24,10 @@ class Project:
     python: str = field(default=sys.executable)
     #: Extra environment for every child process (the demo uses it for its database path).
     env: tuple[tuple[str, str], ...] = ()
+    #: Options for the project's runserver beyond devconsole's own
+    #: (``--nostatic``, ``--insecure``, an override's own): the server child
+    #: parses them with the runserver command that wins.
+    runserver_args: tuple[str, ...] = ()
 
     @property
     def root(self) -> Path:

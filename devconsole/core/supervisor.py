@@ -224,6 +224,8 @@ class Supervisor:
             args.append("--nothreading")
         if self.address.ipv6:
             args.append("--ipv6")
+        # "=" keeps a value that starts with "-" from being read as an option.
+        args += [f"--runserver-arg={arg}" for arg in self.project.runserver_args]
         if events_fd is not None:
             args += ["--events-fd", str(events_fd)]
         return args
