@@ -139,6 +139,8 @@ class Agent:
         self._cmd_args: Any = ()
         self._cmd_options: dict[str, Any] = {}
         self._request_log_from_events = False
+        #: ``wsgi`` or ``asgi``: which server the runserver that won is served with.
+        self.server_kind = "wsgi"
 
     def phase(self, name: str) -> None:
         """Close the phase that ends now."""
@@ -191,7 +193,6 @@ class Agent:
             return handler
 
         command.get_handler = get_handler
-        command.server_cls = instrument_server(command.server_cls, self.args.listen_fd, self.recorder)
         # The migrations check runs in the background once serving (see _checks).
         command.check_migrations = lambda: None
         run_args = [self.args.addrport, "--noreload", "--skip-checks"]
@@ -207,12 +208,57 @@ class Agent:
         handle_default_options(options)
         cmd_options = vars(options)
         cmd_args = cmd_options.pop("args", ())
+        self.server_kind = self._choose_server(command, cmd_options)
         self._command, self._app_label = command, app
         self._cmd_args, self._cmd_options = cmd_args, cmd_options
+
+    def _choose_server(self, command: Any, options: dict[str, Any]) -> str:
+        """Give ``command`` a server on the console's socket; say which kind.
+
+        ``wsgi``: a ``socketserver`` class, instrumented (the path that is
+        benchmarked: nothing else is added to it). ``asgi``: Daphne's
+        ``Server`` (Channels' runserver), see :mod:`.asgi`. Anything else is
+        a class devconsole cannot hand the socket to: rather than a 500 for
+        every request, the project is served by Django's own WSGI runserver
+        and one line says so.
+        """
+        import socketserver
+
+        from django.core.management.commands.runserver import Command as CoreRunserver
+
+        server_cls = command.server_cls
+        if options.get("use_asgi") is False:
+            # Daphne's --noasgi: its inner_run would swap in Django's plain
+            # server class, bound by itself; run Django's inner_run directly.
+            server_cls = CoreRunserver.server_cls
+            command.inner_run = lambda *args, **kwargs: CoreRunserver.inner_run(command, *args, **kwargs)
+        if isinstance(server_cls, type) and issubclass(server_cls, socketserver.BaseServer):
+            command.server_cls = instrument_server(server_cls, self.args.listen_fd, self.recorder)
+            return "wsgi"
+        from .asgi import daphne_server, is_daphne_server
+
+        if is_daphne_server(server_cls):
+            command.server_cls = daphne_server(server_cls, self.args.listen_fd, self.recorder)
+            # Daphne's inner_run runs the system checks before serving even
+            # with --skip-checks; the agent runs them in the background.
+            command.check = lambda *args, **kwargs: None
+            return "asgi"
+        name = _class_path(server_cls) if isinstance(server_cls, type) else repr(server_cls)
+        message = (
+            f"devconsole cannot serve with {name} (the server class of {_class_path(type(command))}); "
+            "serving the project with Django's WSGI runserver instead"
+        )
+        sys.stderr.write(f"devconsole: {message}\n")
+        self.emitter.send({"type": "error", "phase": "server class", "message": message, "traceback": ""})
+        command.server_cls = instrument_server(CoreRunserver.server_cls, self.args.listen_fd, self.recorder)
+        command.inner_run = lambda *args, **kwargs: CoreRunserver.inner_run(command, *args, **kwargs)
+        return "wsgi"
 
     def prebuild_handler(self) -> None:
         """Build the handler now; ``inner_run`` then gets this one."""
         command = self._command
+        if self.server_kind != "wsgi":
+            return  # Daphne builds its application in inner_run
         handler = command.get_handler(*self._cmd_args, **self._cmd_options)
         command.get_handler = lambda *args, **kwargs: handler
         self.phase("WSGI handler")
@@ -256,9 +302,17 @@ class Agent:
         import django as dj
 
         cls = type(command)
+        server = self.recorder.server
+        if self.server_kind == "asgi":
+            from .asgi import application_path
+
+            handler = application_path(server)
+        else:
+            handler = _class_path(server.RequestHandlerClass.dc_base)
         self.emitter.send(
             {
                 "type": "hello",
+                "server_kind": self.server_kind,
                 "v": protocol.PROTOCOL_VERSION,
                 "pid": os.getpid(),
                 "generation": self.args.generation,
@@ -271,11 +325,11 @@ class Agent:
                     "mro": [_class_path(c) for c in cls.__mro__ if c is not object],
                     "shadows": _shadowed_apps("runserver", app),
                 },
-                "server": [_class_path(c) for c in type(self.recorder.server).__mro__ if c is not object],
-                "handler": _class_path(self.recorder.server.RequestHandlerClass.dc_base),
-                "listen": {"host": self.recorder.server.server_name, "port": self.recorder.server.server_port},
+                "server": [_class_path(c) for c in type(server).__mro__ if c is not object],
+                "handler": handler,
+                "listen": {"host": server.server_name, "port": server.server_port},
                 "threading": not self.args.nothreading,
-                "poll_interval": self.recorder.poll_interval,
+                "poll_interval": self.recorder.poll_interval if self.server_kind == "wsgi" else None,
                 "phases": self.phases,
                 "urlconf_error": urlconf_error,
                 # The console writes runserver's request lines from request events.
@@ -383,6 +437,9 @@ class Agent:
             deadline = time.monotonic() + DRAIN_TIMEOUT
             while self.recorder.busy() and time.monotonic() < deadline:
                 time.sleep(0.01)
+            finish = getattr(server, "dc_finish", None)
+            if finish is not None:
+                finish()  # an ASGI server: its reactor stops now, not before
         self.emitter.send({"type": "bye", "in_flight": self.recorder.busy()})
         self.emitter.close()
 

@@ -13,13 +13,19 @@ Types sent by the child:
     ``listen`` (``host``, ``port``), ``threading``, ``poll_interval``,
     ``phases`` (list of ``{"name", "ms"}``), ``generation``, ``urlconf_error``,
     ``request_log`` (``"events"`` when the child left runserver's per-request
-    log line to the console, which writes it from ``request`` events).
+    log line to the console, which writes it from ``request`` events),
+    ``server_kind``: ``"wsgi"`` (Django's ``WSGIServer`` and its select
+    loop) or ``"asgi"`` (Daphne, Channels' runserver, on Twisted: no select
+    loop, ``poll_interval`` null, ``handler`` the ASGI application's class).
 ``loop``
     aggregated since the previous one: ``iterations``, ``ready``,
     ``timeouts``, ``blocked_s``, ``elapsed_s``, ``accepts``, ``poll_interval``.
 ``conn_open`` / ``conn_state`` / ``conn_close``
     ``id``, ``peer``, ``state`` (``reading``, ``handling``, ``idle``,
     ``closed``), ``thread``, ``bytes_in``, ``bytes_out``, ``requests``, ``ts``.
+    A WebSocket (ASGI servers) adds ``kind: "websocket"``, ``path``,
+    ``messages_in``, ``messages_out``; its states are ``handshake``,
+    ``websocket`` (open), ``closing``, ``closed``.
     A connection opened and closed between two flushes comes as its
     ``conn_close`` alone.
 ``request``
@@ -34,7 +40,9 @@ Types sent by the child:
     (unapplied count, or null), ``error``.
 ``error``
     a failure the server could not start past: ``phase``, ``message``,
-    ``traceback``.
+    ``traceback``. Phases in :data:`NON_FATAL_PHASES` are shown but the
+    server goes on (``server class``: a runserver whose server class
+    devconsole does not know, served by Django's WSGI runserver instead).
 ``bye``
     the child is stopping: ``in_flight``.
 
@@ -66,7 +74,7 @@ MAX_LINE = 1 << 20
 #: Error phases the server goes on serving through (the console shows them,
 #: the generation is not failed): a URLconf that does not import yet, a
 #: file_changed receiver that raised.
-NON_FATAL_PHASES = frozenset({"file_changed", "URLconf import"})
+NON_FATAL_PHASES = frozenset({"file_changed", "URLconf import", "server class"})
 
 
 #: One encoder for every event: ``json.dumps`` with options builds a new one per call.
