@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from . import __version__
 from .core.listen import AddressError, BindError, ListenAddress, bind, parse_addrport
-from .core.project import Project, ProjectError, locate_project
+from .core.interpreter import Interpreter, InterpreterError, Probe
+from .core.project import Project, ProjectError, locate_project, project_for
 
 USAGE_ERROR = 2
 
@@ -34,11 +37,124 @@ def fail(message: str, status: int = USAGE_ERROR) -> NoReturn:
     raise SystemExit(status)
 
 
-def _project_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--project", metavar="DIR", help="the Django project (the directory holding manage.py); default: the nearest manage.py in the current directory or its parents")
+@dataclass(frozen=True)
+class ServerOption:
+    """One option of the server, shared by ``devconsole`` and ``manage.py
+    devconsole`` (one definition: :func:`add_server_options`)."""
+
+    flags: tuple[str, ...]
+    help: str
+    metavar: str | None = None
+    #: Passed on to the project's runserver as it was typed.
+    runserver: bool = False
+
+    @property
+    def dest(self) -> str:
+        return self.flags[0].lstrip("-").replace("-", "_")
+
+    @property
+    def takes_value(self) -> bool:
+        return self.metavar is not None
+
+
+SERVER_OPTIONS: tuple[ServerOption, ...] = (
+    ServerOption(("--noreload",), "do not restart the server when code changes"),
+    ServerOption(("--nothreading",), "serve one request at a time"),
+    ServerOption(("--ipv6", "-6"), "listen on IPv6 (default [::1]:8000)"),
+    ServerOption(("--nostatic",), "do not serve static files (staticfiles' runserver)", runserver=True),
+    ServerOption(("--insecure",), "serve static files even with DEBUG off (staticfiles' runserver)", runserver=True),
+    ServerOption(("--skip-checks",), "skip the system checks (and the migrations check)", runserver=True),
+    ServerOption(("--python",), "the interpreter that runs the project (a file, a virtualenv directory or a command); "
+                 "default: $VIRTUAL_ENV's, else a .venv or venv beside manage.py or above, else devconsole's own", metavar="PATH"),
+    ServerOption(("--record",), "save the session's events to FILE (replay it with 'devconsole replay FILE')", metavar="FILE"),
+)
+
+PASSTHROUGH_EPILOG = (
+    "Other options of your project's runserver (an override's own, e.g. Daphne's --noasgi) "
+    "are passed to it; write an option that takes a value as --name=value."
+)
+
+
+def add_server_options(parser: argparse.ArgumentParser) -> None:
+    """The server's options (and ``addrport``), for the CLI and ``manage.py devconsole``."""
+    parser.add_argument("addrport", nargs="?", help="optional port number, or ipaddr:port (default 127.0.0.1:8000)")
+    for option in SERVER_OPTIONS:
+        if option.takes_value:
+            parser.add_argument(*option.flags, dest=option.dest, metavar=option.metavar, help=option.help)
+        else:
+            parser.add_argument(*option.flags, dest=option.dest, action="store_true", help=option.help)
+
+
+def server_options_argv(options: Mapping[str, Any]) -> list[str]:
+    """The ``devconsole`` arguments for parsed server ``options`` (a dict or
+    ``vars(namespace)``): how ``manage.py devconsole`` hands over."""
+    argv: list[str] = []
+    if options.get("addrport"):
+        argv.append(str(options["addrport"]))
+    for option in SERVER_OPTIONS:
+        value = options.get(option.dest)
+        if option.takes_value and value:
+            argv.append(f"{option.flags[0]}={value}")
+        elif not option.takes_value and value:
+            argv.append(option.flags[0])
+    return argv
+
+
+def split_passthrough(parser: argparse.ArgumentParser, argv: list[str]) -> tuple[list[str], list[str]]:
+    """``argv`` split into what ``parser`` knows and the options it does not
+    (for the project's runserver).
+
+    An unknown option's value cannot be told from the address without the
+    runserver's parser, so ``--name=value`` is the sure form; a bare word
+    after an unknown option is taken as its value only when there is more
+    than one bare word (``devconsole --noasgi 8001`` keeps 8001 the address).
+    """
+    actions = {flag: action for action in parser._actions for flag in action.option_strings}
+    items: list[list[str]] = []  # [kind, token]: known, bare, unknown, pos (after --)
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        if token == "--":
+            items.append(["known", token])
+            items += [["pos", rest] for rest in argv[i + 1 :]]
+            break
+        if token.startswith("-") and token != "-" and not _is_number(token):
+            action = actions.get(token.split("=", 1)[0])
+            if action is None:
+                items.append(["unknown", token])
+            else:
+                items.append(["known", token])
+                if action.nargs != 0 and "=" not in token and i + 1 < len(argv):
+                    i += 1
+                    items.append(["known", argv[i]])
+        else:
+            items.append(["bare", token])
+        i += 1
+    bare = sum(1 for kind, _ in items if kind == "bare")
+    for index, (kind, token) in enumerate(items[:-1]):
+        if kind == "unknown" and "=" not in token and bare > 1 and items[index + 1][0] == "bare":
+            items[index + 1][0] = "value"
+            bare -= 1
+    known = [token for kind, token in items if kind in ("known", "bare", "pos")]
+    passthrough = [token for kind, token in items if kind in ("unknown", "value")]
+    return known, passthrough
+
+
+def _is_number(token: str) -> bool:
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True
+
+
+def _project_options(parser: argparse.ArgumentParser, *, python: bool) -> None:
+    parser.add_argument("--project", metavar="DIR", help="the Django project (the directory holding manage.py); default: the nearest manage.py in the current directory or its parents, or one level down")
     parser.add_argument("--demo", action="store_true", help="use the demo project shipped with devconsole")
     parser.add_argument("--settings", help='the settings module, e.g. "myproject.settings.dev" (like manage.py --settings)')
     parser.add_argument("--pythonpath", help='a directory to add to the Python path, e.g. "/home/me/myproject"')
+    if python:
+        parser.add_argument("--python", metavar="PATH", help="the interpreter that runs the project (see devconsole --help)")
 
 
 def server_parser() -> argparse.ArgumentParser:
@@ -47,42 +163,68 @@ def server_parser() -> argparse.ArgumentParser:
         description="Run Django's development server in a live terminal console. "
         "Other verbs: 'devconsole commands [--json]' lists the management commands, "
         "'devconsole replay FILE' shows a recorded session.",
+        epilog=PASSTHROUGH_EPILOG,
+        allow_abbrev=False,
     )
-    parser.add_argument("addrport", nargs="?", help="optional port number, or ipaddr:port (default 127.0.0.1:8000)")
-    _project_options(parser)
-    parser.add_argument("--noreload", action="store_true", help="do not restart the server when code changes")
-    parser.add_argument("--nothreading", action="store_true", help="serve one request at a time")
-    parser.add_argument("--ipv6", "-6", action="store_true", help="listen on IPv6 (default [::1]:8000)")
-    parser.add_argument("--record", metavar="FILE", help="save the session's events to FILE (replay it with 'devconsole replay FILE')")
+    add_server_options(parser)
+    _project_options(parser, python=False)
     parser.add_argument("--version", action="version", version=f"devconsole {__version__}")
     return parser
 
 
-def resolve_project(args: argparse.Namespace) -> Project:
-    """The project named by ``--demo`` / ``--project`` / the current directory."""
+def resolve_project(args: argparse.Namespace, own: Interpreter | None = None) -> Project:
+    """The project named by ``--demo`` / ``--project`` / the current directory,
+    with its interpreter chosen (``own``: the one to use when nothing else
+    is asked for, e.g. the python running ``manage.py devconsole``)."""
+    python = getattr(args, "python", None)
     if args.demo:
         if args.project:
             fail("--demo and --project cannot be used together")
         from .demo import DEMO_MANAGE_PY, DemoError, demo_env, ensure_demo_database
 
         try:
-            ensure_demo_database(sys.executable)
+            # The demo runs with devconsole's own interpreter unless --python says otherwise.
+            project = project_for(DEMO_MANAGE_PY, settings=args.settings, pythonpath=args.pythonpath, python=python,
+                                  env=tuple(demo_env().items()), search=False)
+        except ProjectError as exc:
+            fail(str(exc))
+        check_interpreter(project)
+        try:
+            ensure_demo_database(project.python)
         except DemoError as exc:
             fail(str(exc), 1)
-        return Project(DEMO_MANAGE_PY, settings=args.settings, pythonpath=args.pythonpath, env=tuple(demo_env().items()))
+        return project
     try:
-        return locate_project(args.project, settings=args.settings, pythonpath=args.pythonpath)
+        project = locate_project(args.project, settings=args.settings, pythonpath=args.pythonpath, python=python)
     except ProjectError as exc:
+        fail(str(exc))
+    if own is not None and python is None:
+        project = replace(project, python=own.path, python_origin=own.origin)
+    return project
+
+
+def check_interpreter(project: Project, probe: Probe | None = None) -> None:
+    """Fail with one line (exit 2) when the project's interpreter cannot run it."""
+    try:
+        (probe or project.probe()).result()
+    except InterpreterError as exc:
         fail(str(exc))
 
 
-def run_server(argv: list[str]) -> int:
-    args = server_parser().parse_args(argv)
+def run_server(argv: list[str], own: Interpreter | None = None) -> int:
+    parser = server_parser()
+    known, passthrough = split_passthrough(parser, argv)
+    args = parser.parse_args(known)
     try:
         address: ListenAddress = parse_addrport(args.addrport, ipv6=args.ipv6)
     except AddressError as exc:
         fail(str(exc))
-    project = resolve_project(args)
+    project = resolve_project(args, own)
+    runserver_args = tuple(option.flags[0] for option in SERVER_OPTIONS if option.runserver and getattr(args, option.dest))
+    project = replace(project, runserver_args=runserver_args + tuple(passthrough))
+    # The probe runs while the socket is bound and the server starts; the
+    # demo's was done before its database was prepared.
+    probe = None if args.demo else project.probe()
     record = None
     if args.record:
         record_path = Path(args.record)
@@ -101,7 +243,10 @@ def run_server(argv: list[str]) -> int:
 
     # The server starts now: Django's start-up in the child overlaps the UI's import.
     session = Session(project, address, sock, reload=not args.noreload, use_threading=not args.nothreading, record=record)
+    app = None
     try:
+        if probe is not None:
+            check_interpreter(project, probe)
         session.start()
         from .ui.app import DevConsoleApp
 
@@ -134,10 +279,12 @@ def run_replay(argv: list[str]) -> int:
 
 def run_commands(argv: list[str]) -> int:
     parser = _Parser(prog="devconsole commands", description="List the project's management commands.")
-    _project_options(parser)
+    _project_options(parser, python=True)
     parser.add_argument("--json", action="store_true", help="print the catalogue as JSON")
     args = parser.parse_args(argv)
     project = resolve_project(args)
+    if not args.demo:
+        check_interpreter(project)
     from .core.catalogue import CatalogueError, format_table, load_catalogue
 
     try:
@@ -153,15 +300,46 @@ def run_commands(argv: list[str]) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+#: Options (of any verb) whose value is the next word: skipped when looking for the verb.
+_VALUE_OPTIONS = frozenset({"--project", "--settings", "--pythonpath", "--python", "--record", "--speed"})
+
+
+def split_verb(argv: list[str]) -> tuple[str | None, list[str]]:
+    """The verb (``commands``, ``replay``) wherever it is among the words,
+    and the other arguments: options may come before or after it."""
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        if token == "--":
+            break
+        if token.startswith("-"):
+            if token in _VALUE_OPTIONS:
+                i += 1
+        else:
+            if token in VERBS:
+                return token, argv[:i] + argv[i + 1 :]
+            break  # the first bare word is not a verb: it is the address
+        i += 1
+    return None, argv
+
+
+def main(argv: list[str] | None = None, *, own: Interpreter | None = None) -> int:
+    """``own``: the interpreter to use when neither --python nor
+    ``$VIRTUAL_ENV`` nor a virtualenv says otherwise (``manage.py devconsole``
+    passes the python running it)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    verbs = {"replay": run_replay, "commands": run_commands}
-    if argv and argv[0] in verbs:
-        return verbs[argv[0]](argv[1:])
+    verb, rest = split_verb(argv)
     try:
-        return run_server(argv)
+        if verb == "replay":
+            return run_replay(rest)
+        if verb == "commands":
+            return run_commands(rest)
+        return run_server(rest, own)
     except KeyboardInterrupt:
         return 130
+
+
+VERBS = ("replay", "commands")
 
 
 if __name__ == "__main__":

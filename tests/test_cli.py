@@ -73,8 +73,9 @@ def test_port_in_use_names_the_address_and_suggests_another() -> None:
     assert suggested.startswith("127.0.0.1:") and suggested != f"127.0.0.1:{port}"
 
 
-def test_unknown_option_is_one_line() -> None:
-    assert_one_line_error(run_cli("--bogus"), "unrecognized arguments: --bogus")
+def test_surplus_positional_is_one_line() -> None:
+    # Unknown options go to the project's runserver; a word nothing takes does not.
+    assert_one_line_error(run_cli("--demo", "8001", "9000"), "unrecognized arguments: 9000")
 
 
 def test_demo_and_project_together() -> None:

@@ -1,7 +1,9 @@
 """Run management commands as subprocesses of the project's ``manage.py``.
 
-Each run is ``python manage.py NAME ARGS`` with the console's interpreter, the
-project's environment and the project root as working directory: exactly what
+Each run is ``python manage.py NAME ARGS`` with the project's interpreter
+(:attr:`Project.python`), the project's environment (``--settings`` and
+``--pythonpath`` included, as ``DJANGO_SETTINGS_MODULE`` / ``PYTHONPATH``, which
+every command honours) and the project root as working directory: exactly what
 the user would type in a shell there. The console never imports the command.
 
 * Output (stdout and stderr merged, so their order is kept) is read line by
@@ -190,7 +192,7 @@ class CommandRunner:
     def command_line(self, name: str, args: Sequence[str], *, color: bool = True) -> str:
         """The exact command line of a run, shell-quoted: paste it in a shell
         in the project directory and it does the same."""
-        return shlex.join(self.argv(name, args, color=color))
+        return _with_env(self.project.option_env(), self.argv(name, args, color=color))
 
     # -- runs ----------------------------------------------------------
 
@@ -200,7 +202,7 @@ class CommandRunner:
             name=name,
             args=tuple(args),
             argv=tuple(argv),
-            command_line=shlex.join(argv),
+            command_line=_with_env(self.project.option_env(), argv),
             lines=deque(maxlen=self.max_lines),
             **flags,
         )
@@ -437,6 +439,14 @@ class CommandRunner:
                 # A grandchild still holds the pipe after its parent died.
                 _signal_group(proc, signal.SIGKILL)
                 thread.join(timeout)
+
+
+def _with_env(env: dict[str, str], argv: Sequence[str]) -> str:
+    """``DJANGO_SETTINGS_MODULE=x python manage.py …``: the command line with
+    the environment ``--settings`` / ``--pythonpath`` set (see
+    :meth:`Project.option_env`), shell-quoted."""
+    prefix = " ".join(f"{key}={shlex.quote(value)}" for key, value in env.items())
+    return f"{prefix} {shlex.join(argv)}" if prefix else shlex.join(argv)
 
 
 def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:

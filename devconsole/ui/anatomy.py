@@ -20,7 +20,7 @@ from textual.widgets import Footer, Header, Static
 
 from ..core.state import ServerState
 from . import format as fmt
-from .statusline import StatusLine
+from .statusline import StatusLine, interpreter_text, project_interpreter
 from .theming import FollowsTheme, component_style
 
 BAR_WIDTH = 16
@@ -77,15 +77,18 @@ class AnatomyScreen(FollowsTheme, Screen[None]):
             return
         self._key = key
         view = self.query_one(AnatomyView)
-        view.update(render_anatomy(view, state))
+        interpreter = project_interpreter(view)
+        view.update(render_anatomy(view, state, interpreter_text(interpreter) if interpreter is not None else None))
 
 
-def render_anatomy(view: AnatomyView, state: ServerState) -> RenderableType:
+def render_anatomy(view: AnatomyView, state: ServerState, interpreter: str | None = None) -> RenderableType:
     """The chain as a grid: step (as a tree), measured time, share bar, detail."""
     style = {name: component_style(view, f"anatomy--{name}") for name in ("step", "detail", "dim", "bar", "ms", "heading")}
     hello = state.hello
     if not hello:
         text = Text()
+        if interpreter:
+            text.append(f"Interpreter: {interpreter}\n", style["dim"])
         text.append("Waiting for the server child to start serving…\n", style["dim"])
         for error in list(state.errors)[-3:]:
             text.append(f"\n{error.get('phase', 'error')}: {error.get('message', '')}\n", style["heading"])
@@ -123,6 +126,8 @@ def render_anatomy(view: AnatomyView, state: ServerState) -> RenderableType:
     def note(depth: int, label: str, value: str) -> None:
         grid.add_row(Text("  " * depth + label, style["dim"]), Text(""), Text(""), Text(value, style["detail"]))
 
+    if interpreter:
+        step(0, "interpreter", interpreter)
     step(0, "manage.py", "the project's own manage.py, run as __main__", "manage.py")
     step(1, "execute_from_command_line", "intercepted by devconsole (argv: runserver)")
     step(2, "settings import", str(hello.get("settings") or "-"), "settings import")

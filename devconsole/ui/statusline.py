@@ -7,6 +7,8 @@ from typing import ClassVar
 from rich.text import Text
 from textual.widgets import Static
 
+from ..core.interpreter import Interpreter
+from ..core.sanitize import clean_line
 from ..core.state import ServerState
 from . import format as fmt
 from .theming import FollowsTheme, component_style
@@ -58,6 +60,22 @@ class StatusLine(FollowsTheme, Static):
                 text.append(f"  {unapplied} unapplied migration{'s' if unapplied != 1 else ''}", warn)
         if hello:
             text.append(f"  generation {state.generation} · pid {hello.get('pid')} · Django {hello.get('django')} · Python {hello.get('python')} · {hello.get('settings')}", dim)
+        interpreter = project_interpreter(self)
+        if interpreter is not None:
+            text.append(f"  · {interpreter_text(interpreter)}", dim)
         if checks and not (checks.get("messages") or checks.get("migrations")):
             text.append("  checks: ok", dim)
         self.update(text)
+
+
+def project_interpreter(widget: Static) -> Interpreter | None:
+    """The interpreter of the app's project (none in a replay)."""
+    project = getattr(widget.app, "project", None)
+    interpreter = getattr(project, "interpreter", None)
+    return interpreter if isinstance(interpreter, Interpreter) else None
+
+
+def interpreter_text(interpreter: Interpreter) -> str:
+    """``/p/.venv/bin/python (the .venv beside manage.py)``, as plain text: a
+    path is the user's, so it is cleaned (no control characters)."""
+    return clean_line(interpreter.describe())

@@ -18,20 +18,16 @@ from django.core.management.base import BaseCommand, CommandParser
 
 def console_argv(options: dict[str, Any], manage_py: str | None) -> list[str]:
     """The ``devconsole`` arguments equivalent to this command's options."""
-    argv: list[str] = []
-    if options.get("addrport"):
-        argv.append(options["addrport"])
-    for flag in ("noreload", "nothreading", "ipv6"):
-        if options.get(flag):
-            argv.append(f"--{flag}")
-    if options.get("record"):
-        argv += ["--record", options["record"]]
+    from devconsole.cli import server_options_argv
+
+    argv = server_options_argv(options)
     if manage_py is not None:
         argv += ["--project", str(Path(manage_py).resolve().parent)]
     if options.get("settings"):
         argv += ["--settings", options["settings"]]
     if options.get("pythonpath"):
         argv += ["--pythonpath", options["pythonpath"]]
+    argv += list(options.get("runserver_passthrough") or ())
     return argv
 
 
@@ -47,21 +43,43 @@ def _manage_py() -> str | None:
 class Command(BaseCommand):
     help = (
         "Run the development server inside devconsole, a live terminal console "
-        "(requests, sockets, select loop, autoreload) with a launcher for management commands."
+        "(requests, sockets, select loop, autoreload) with a launcher for management commands. "
     )
     # The server child runs the system checks itself, in the background.
     requires_system_checks: list[str] = []
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._passthrough: list[str] = []
+
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
+        from devconsole.cli import PASSTHROUGH_EPILOG
+
+        parser = super().create_parser(prog_name, subcommand, epilog=PASSTHROUGH_EPILOG, **kwargs)
+        return parser
+
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("addrport", nargs="?", help="optional port number, or ipaddr:port (default 127.0.0.1:8000)")
-        parser.add_argument("--noreload", action="store_true", help="do not restart the server when code changes")
-        parser.add_argument("--nothreading", action="store_true", help="serve one request at a time")
-        parser.add_argument("--ipv6", "-6", action="store_true", help="listen on IPv6")
-        parser.add_argument("--record", metavar="FILE", help="save the session's events to FILE")
+        from devconsole.cli import add_server_options
+
+        # One definition of the server's options, shared with ``devconsole``.
+        add_server_options(parser)
+
+    def run_from_argv(self, argv: list[str]) -> None:
+        """Options this parser does not know go to the project's runserver,
+        as with ``devconsole`` (see :func:`devconsole.cli.split_passthrough`)."""
+        from devconsole.cli import split_passthrough
+
+        parser = self.create_parser(argv[0], argv[1])
+        known, self._passthrough = split_passthrough(parser, argv[2:])
+        super().run_from_argv([*argv[:2], *known])
 
     def handle(self, *args: Any, **options: Any) -> None:
         from devconsole import cli
+        from devconsole.core.interpreter import Interpreter, Origin
 
-        code = cli.main(console_argv(options, _manage_py()))
+        options.setdefault("runserver_passthrough", self._passthrough)
+        # The python running manage.py is the project's, unless the user says otherwise.
+        own = Interpreter(sys.executable, Origin.MANAGE_PY)
+        code = cli.main(console_argv(options, _manage_py()), own=own)
         if code:
             raise SystemExit(code)
