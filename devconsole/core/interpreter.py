@@ -104,7 +104,7 @@ def _same_env(prefix: str, own_prefix: str) -> bool:
     try:
         return os.path.samefile(prefix, own_prefix)
     except OSError:
-        return False
+        return os.path.normpath(prefix) == os.path.normpath(own_prefix)
 
 
 def _resolve_option(value: str, cwd: Path) -> str:
