@@ -67,6 +67,11 @@ class ConnRow:
     requests: int
     opened: float
     closed_at: float | None = None
+    #: ``"websocket"`` for a WebSocket (ASGI servers), else ``""`` (HTTP).
+    kind: str = ""
+    path: str = ""
+    messages_in: int = 0
+    messages_out: int = 0
 
 
 @dataclass
@@ -144,6 +149,8 @@ class ServerState:
         self.watch: dict[str, Any] | None = None
         self.generation = 0
         self.status = "starting"
+        #: From the latest ``hello``: ``wsgi`` (a select loop to show) or ``asgi`` (Daphne).
+        self.server_kind = "wsgi"
         # Totals: each generation's latest cumulative stats, by generation (a
         # generation that drains after the next one said hello still sends
         # its own), plus those of long-finished generations folded together.
@@ -177,6 +184,7 @@ class ServerState:
         self.loop.poll_interval = event.get("poll_interval", self.loop.poll_interval)
         self.status = "serving"
         self._request_log_from_events = event.get("request_log") == "events"
+        self.server_kind = "asgi" if event.get("server_kind") == "asgi" else "wsgi"
 
     def _on_request(self, event: dict[str, Any]) -> None:
         self.request_seq += 1
@@ -225,6 +233,8 @@ class ServerState:
             requests=int(event.get("requests") or 0),
             opened=float(event.get("ts") or self.clock()),
         )
+        if event.get("kind") == "websocket":
+            self._websocket(self.conns[key], event)
         if event.get("state") == "closed":
             self.conns[key].closed_at = self._now(event)
 
@@ -238,6 +248,15 @@ class ServerState:
         row.bytes_in = int(event.get("bytes_in") or row.bytes_in)
         row.bytes_out = int(event.get("bytes_out") or row.bytes_out)
         row.requests = int(event.get("requests") or row.requests)
+        if event.get("kind") == "websocket":
+            self._websocket(row, event)
+
+    @staticmethod
+    def _websocket(row: ConnRow, event: dict[str, Any]) -> None:
+        row.kind = "websocket"
+        row.path = str(event.get("path") or row.path)
+        row.messages_in = int(event.get("messages_in") or row.messages_in)
+        row.messages_out = int(event.get("messages_out") or row.messages_out)
 
     def _on_conn_close(self, event: dict[str, Any]) -> None:
         self._on_conn_state(event)

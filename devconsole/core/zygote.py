@@ -14,7 +14,8 @@ Each zygote talks to the console over its own ``SOCK_SEQPACKET`` socket: one
 JSON message per packet, file descriptors (the new child's stdin, stdout,
 stderr and event pipe; a level 1's control socket) passed alongside with
 ``SCM_RIGHTS``. Zygotes never start threads: a process forks safely only
-when it has a single thread. They reap their children (SIGCHLD through a
+when it has a single thread (and no Twisted reactor: see
+:func:`reactor_installed`; Daphne projects fork from level 0). They reap their children (SIGCHLD through a
 wakeup fd, so an idle zygote sleeps in ``select`` and costs no CPU) and
 report each exit.
 
@@ -73,6 +74,32 @@ BASE_MODULES = (
 )
 
 
+#: Modules whose import installs a Twisted reactor (Daphne installs its asyncio
+#: reactor when ``daphne.server`` is imported, which ``daphne.apps`` does).
+REACTOR_MODULE = "twisted.internet.reactor"
+
+
+def reactor_installed() -> bool:
+    """Whether a Twisted reactor exists in this process.
+
+    A process holding one must not be forked to serve: the reactor's asyncio
+    loop owns an epoll instance and a wake-up socket pair, and every forked
+    child would share them (one generation's readiness events delivered to
+    another's loop, one's wake-ups waking the other). Daphne projects (Channels:
+    ``daphne`` first in INSTALLED_APPS imports ``daphne.server`` during
+    ``django.setup()``) are therefore served by children forked from level 0,
+    which has no reactor and runs the setup in the child, so each generation
+    installs its own; level 1 reports itself not forkable, and level 0 never
+    preloads a module that would install one.
+    """
+    return REACTOR_MODULE in sys.modules
+
+
+def forkable() -> bool:
+    """Safe to fork a server from here: one thread and no event loop to share."""
+    return thread_count() == 1 and not reactor_installed()
+
+
 def thread_count() -> int:
     """Threads of this process, including ones started from C."""
     try:
@@ -120,6 +147,8 @@ class Zygote:
         self._pending_preload: list[str] = []
         self._preload_paused = False
         self._preloaded = 0
+        #: Top-level packages one of whose modules installed a Twisted reactor.
+        self._reactor_packages: set[str] = set()
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
@@ -267,8 +296,9 @@ class Zygote:
                     "op": "ready",
                     "level": 1,
                     "pid": os.getpid(),
-                    "forkable": thread_count() == 1,
+                    "forkable": forkable(),
                     "threads": thread_count(),
+                    "reactor": reactor_installed(),
                     # manage.py ran here too (as __main__, gone from sys.modules since).
                     "files": sorted({*project_module_files(manage.parent), os.path.realpath(manage)}),
                     "modules": library_module_names(manage.parent),
@@ -304,13 +334,19 @@ class Zygote:
                 if not self._pending_preload or thread_count() != 1:
                     break
                 name = self._pending_preload.pop(0)
-                if name in sys.modules:
+                if name in sys.modules or name.partition(".")[0] in self._reactor_packages:
                     continue
                 before = set(sys.modules)
                 try:
                     if importlib.util.find_spec(name.partition(".")[0]) is None:
                         continue
                     importlib.import_module(name)
+                    if reactor_installed():
+                        # Not fork-safe (see reactor_installed): undone like a
+                        # failed import, so each server child installs its own;
+                        # the rest of that package is not tried again.
+                        self._reactor_packages.add(name.partition(".")[0])
+                        raise ImportError(f"{name} installs a Twisted reactor")
                     self._preloaded += 1
                 except BaseException:  # noqa: BLE001 - ImproperlyConfigured, AppRegistryNotReady...
                     _forget_modules(set(sys.modules) - before)
@@ -329,7 +365,7 @@ class Zygote:
                 {
                     "op": "preloaded",
                     "loaded": self._preloaded,
-                    "forkable": thread_count() == 1,
+                    "forkable": forkable(),
                     # Whatever project file got imported anyway now rebuilds level 0.
                     "files": project_module_files(Path(self.args.manage).parent),
                 },
@@ -478,7 +514,7 @@ def main(argv: list[str] | None = None) -> None:
             "op": "ready",
             "level": 0,
             "pid": os.getpid(),
-            "forkable": thread_count() == 1,
+            "forkable": forkable(),
             "threads": thread_count(),
             "files": [],
             "phases": [{"name": "import Django", "ms": round((time.perf_counter() - started) * 1000, 2)}],

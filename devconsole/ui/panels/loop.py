@@ -16,6 +16,10 @@ from ..borders import set_border_subtitle
 from ..theming import FollowsTheme, component_style
 
 
+#: What the panel says when the server has no select loop to show (Daphne).
+NO_SELECT_LOOP = "Daphne (Twisted) serves this project: no select loop to show"
+
+
 class LoopStatsView(Static):
     COMPONENT_CLASSES: ClassVar[set[str]] = {"loop--label", "loop--value"}
 
@@ -50,7 +54,7 @@ class LoopPanel(FollowsTheme, Vertical):
             self._styles = None
         loop = state.loop
         accepts = state.accepts_per_second(60)
-        key = (loop.iterations_total, loop.poll_interval, state.status, tuple(accepts))
+        key = (state.server_kind, loop.iterations_total, loop.poll_interval, state.status, tuple(accepts))
         if key == self._last:
             return
         self._last = key
@@ -59,6 +63,18 @@ class LoopPanel(FollowsTheme, Vertical):
             self._styles = (component_style(stats, "loop--label"), component_style(stats, "loop--value"))
         label, value = self._styles
         text = Text(no_wrap=True, overflow="ellipsis")
+        if state.server_kind == "asgi":
+            # Twisted's reactor has no select loop we instrument: say so
+            # instead of six rows of zeros; accepts are still counted.
+            text.append(NO_SELECT_LOOP, value)
+            for name, shown in (("accepts/s", f"{accepts[-1]:.0f} now, {max(accepts):.0f} peak"),):
+                text.append(f"\n{name:<18} ", label)
+                text.append(shown, value)
+            stats.update(text, layout=not self._drawn)
+            self._drawn = True
+            self.query_one(Sparkline).data = accepts
+            set_border_subtitle(self, state.status)
+            return
         rows = [
             ("iterations/s", f"{loop.iterations_per_s:.1f}"),
             ("ready / timeout", f"{fmt.percent(loop.ready_share)} / {fmt.percent(1 - loop.ready_share) if loop.iterations_total else '0%'}"),

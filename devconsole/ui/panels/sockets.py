@@ -1,4 +1,8 @@
-"""Sockets: the listening socket and every connection the server accepted."""
+"""Sockets: the listening socket and every connection the server accepted.
+
+Under an ASGI server (Daphne) a WebSocket is its connection's row, its state
+``websocket`` followed by the messages received (↓) and sent (↑).
+"""
 
 from __future__ import annotations
 
@@ -26,6 +30,20 @@ STATE_LABELS = {
     "closed": "closed",
     "listening": "listening",
 }
+
+
+def state_cell(conn: ConnRow) -> Cell:
+    """The State cell: its label and component class.
+
+    A WebSocket says so, with the messages received (↓) and sent (↑)."""
+    state = conn.state if conn.state in STATE_LABELS else "reading"
+    label = STATE_LABELS.get(conn.state, conn.state)
+    if conn.kind == "websocket":
+        if conn.state == "websocket":
+            state = "handling"
+        name = "websocket" if conn.state in ("websocket", "closed") else f"ws {conn.state}"
+        label = f"{name} {conn.messages_in}↓{conn.messages_out}↑"
+    return (label, f"sockets--{state}")
 
 
 class SocketsTable(LineTable):
@@ -89,10 +107,9 @@ class SocketsPanel(Vertical):
 
     def _cells(self, conn: ConnRow, now: float) -> tuple[Cell, ...]:
         end = conn.closed_at if conn.closed_at is not None else now
-        state = conn.state if conn.state in STATE_LABELS else "reading"
         return (
             (conn.peer, ""),
-            (STATE_LABELS.get(conn.state, conn.state), f"sockets--{state}"),
+            state_cell(conn),
             (fmt.age(end - conn.opened), ""),
             (str(conn.requests), ""),
             (fmt.size(conn.bytes_in), ""),
