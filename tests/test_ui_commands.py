@@ -101,6 +101,18 @@ def test_rank_is_fuzzy_with_exact_and_prefix_matches_first() -> None:
     assert rank("  ", names) == names
 
 
+def test_rank_puts_the_exact_name_before_longer_names_that_score_higher() -> None:
+    """django-extensions adds runserver look-alikes: Textual's fuzzy score of
+    ``runprofileserver`` for ``runserver`` (~18) is higher than any fixed
+    score for an exact match, so the tiers must be compared first."""
+    names = ["runprofileserver", "runserver", "runserver_plus", "showmigrations", "shell_plus", "show_urls"]
+    assert rank("runserver", names) == ["runserver", "runserver_plus", "runprofileserver"]
+    assert rank("RunServer ", names)[0] == "runserver"
+    assert rank("showm", names) == ["showmigrations"]
+    assert rank("sh", names)[:3] == ["show_urls", "shell_plus", "showmigrations"]  # prefixes, shortest first
+    assert set(rank("rps", names)) == {"runprofileserver", "runserver_plus"}  # the fuzzy rest is still found
+
+
 async def test_keyboard_only_check_run() -> None:
     """The done-when walk: c, /, check, Enter, Ctrl+R."""
     app = demo_app()

@@ -83,28 +83,33 @@ def close_runner(app: App[object]) -> None:
 
 
 def rank(query: str, names: list[str]) -> list[str]:
-    """``names`` matching ``query``, best first: exact, prefix, substring,
-    then fuzzy (letters in order) by Textual's matcher score."""
+    """``names`` matching ``query``, best first: the exact name, then names
+    that start with it (shortest first), then names that contain it, then the
+    fuzzy rest (letters in order) by Textual's matcher score.
+
+    The tiers are compared before any score: Textual's fuzzy score is not
+    bounded (``runprofileserver`` scores ~18 for ``runserver``), so it cannot
+    share one number with them without outranking the exact match.
+    """
     query = query.strip().lower()
     if not query:
         return list(names)
     matcher = Matcher(query)
-    scored: list[tuple[float, str]] = []
+    ranked: list[tuple[int, float, str]] = []
     for name in names:
         lower = name.lower()
         if lower == query:
-            score = 4.0
+            ranked.append((0, 0.0, name))
         elif lower.startswith(query):
-            score = 3.0 - len(lower) / 1000
+            ranked.append((1, len(lower), name))
         elif query in lower:
-            score = 2.0 - len(lower) / 1000
+            ranked.append((2, len(lower), name))
         else:
             score = matcher.match(name)
-            if score <= 0:
-                continue
-        scored.append((score, name))
-    scored.sort(key=lambda item: (-item[0], item[1]))
-    return [name for _, name in scored]
+            if score > 0:
+                ranked.append((3, -score, name))
+    ranked.sort()
+    return [name for _, _, name in ranked]
 
 
 class CommandFilter(Input):
