@@ -119,3 +119,61 @@ def test_addrport_grammar_matches_runserver() -> None:
     assert parse_addrport("localhost:8002").host == "localhost"
     with pytest.raises(AddressError):
         parse_addrport("1.2.3.4:8000", ipv6=True)
+
+
+def _clean_env() -> dict[str, str]:
+    import os
+
+    return {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "DJANGO_SETTINGS_MODULE")}
+
+
+def test_options_before_or_after_the_verb(demo_db: Path) -> None:
+    import json
+
+    for argv in (("--demo", "commands", "--json"), ("commands", "--demo", "--json"), ("--demo", "--json", "commands")):
+        result = run_cli(*argv, timeout=120)
+        assert result.returncode == 0, (argv, result.stderr)
+        assert "migrate" in {c["name"] for c in json.loads(result.stdout)["commands"]}, argv
+
+
+def test_replay_takes_its_options_before_the_verb_too(tmp_path: Path) -> None:
+    missing = str(tmp_path / "missing.jsonl")
+    assert_one_line_error(run_cli("--speed", "2", "replay", missing), "no such file")
+    assert_one_line_error(run_cli("replay", "--speed", "2", missing), "no such file")
+
+
+def _manage_py(directory: Path) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "manage.py").write_text("")
+    return (directory / "manage.py").resolve()
+
+
+def test_a_manage_py_one_level_down_is_found_from_the_repository_root(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    backend = _manage_py(repo / "backend")
+    _manage_py(repo / "node_modules" / "x")  # never a project
+    assert locate_project(None, cwd=repo).manage_py == backend
+    # Several: src/ is the convention and wins; otherwise the error names them.
+    _manage_py(repo / "docs")
+    with pytest.raises(ProjectError, match=r"several one level down \(backend/manage.py, docs/manage.py\)"):
+        locate_project(None, cwd=repo)
+    src = _manage_py(repo / "src")
+    assert locate_project(None, cwd=repo).manage_py == src
+    # One in the current directory or a parent still comes first.
+    assert locate_project(None, cwd=repo / "docs").manage_py == (repo / "docs" / "manage.py").resolve()
+
+
+def test_the_cli_finds_src_manage_py_and_names_where_it_looked(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    assert_one_line_error(run_cli("commands", cwd=repo), f"no manage.py found in {repo}", "nor one level down")
+    src = repo / "src"
+    src.mkdir()
+    (src / "manage.py").write_text("import sys\nsys.stderr.write('src manage.py ran\\n')\nsys.exit(3)\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "devconsole", "commands"], cwd=repo, env=_clean_env(),
+        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+    )
+    # The catalogue child ran src/manage.py (which stops it): the project was found.
+    assert result.returncode == 1, result
+    assert f"running {(src / 'manage.py').resolve()} failed: SystemExit: 3" in result.stderr, result
