@@ -8,6 +8,7 @@ here: the view does not need one, and the live console tests cover it.
 from __future__ import annotations
 
 import dataclasses
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -111,6 +112,150 @@ def test_rank_puts_the_exact_name_before_longer_names_that_score_higher() -> Non
     assert rank("showm", names) == ["showmigrations"]
     assert rank("sh", names)[:3] == ["show_urls", "shell_plus", "showmigrations"]  # prefixes, shortest first
     assert set(rank("rps", names)) == {"runprofileserver", "runserver_plus"}  # the fuzzy rest is still found
+
+
+RECORDED = Path(__file__).parent / "fixtures" / "demo_catalogue.json"
+
+
+def with_django_extensions(catalogue: Catalogue) -> Catalogue:
+    """The demo's catalogue plus django-extensions' runserver look-alikes."""
+    runserver = catalogue.get("runserver")
+    assert runserver is not None
+    extra = [
+        dataclasses.replace(
+            runserver,
+            name=name,
+            app="django_extensions",
+            class_path=f"django_extensions.management.commands.{name}.Command",
+            mro=(f"django_extensions.management.commands.{name}.Command", "django.core.management.base.BaseCommand"),
+            shadows=(),
+        )
+        for name in ("runprofileserver", "runserver_plus")
+    ]
+    commands_ = tuple(sorted((*catalogue.commands, *extra), key=lambda c: c.name))
+    return dataclasses.replace(catalogue, commands=commands_, installed_apps=(*catalogue.installed_apps, "django_extensions"))
+
+
+def listed(screen: CommandsScreen) -> list[str]:
+    option_list = screen.query_one("#cmd-list", OptionList)
+    return [str(option_list.get_option_at_index(i).id) for i in range(option_list.option_count)]
+
+
+async def test_filter_ranks_the_exact_name_first_and_enter_opens_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 10: with django-extensions, ``runserver`` + Enter opened
+    ``runprofileserver``'s form instead of the console's own server."""
+    catalogue = with_django_extensions(Catalogue.from_json(json.loads(RECORDED.read_text())))
+    monkeypatch.setattr(commands, "load_catalogue", lambda project: catalogue)
+    app = demo_app()
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_commands(pilot)
+        await pilot.press("slash", *"showm")
+        await until(pilot, lambda: screen._listed_query == "showm")
+        assert listed(screen)[0] == "showmigrations" and screen.current == "showmigrations"
+        await pilot.press("ctrl+u", *"runserver")
+        await until(pilot, lambda: screen._listed_query == "runserver")
+        assert listed(screen) == ["runserver", "runserver_plus", "runprofileserver"]
+        assert screen.current == "runserver"
+        assert "django.contrib.staticfiles.management.commands.runserver.Command" in str(
+            screen.query_one("#cmd-help", Static).render()
+        )
+        await pilot.press("enter")
+        await until(pilot, lambda: app.current_mode == "dashboard")
+        assert screen._form_command is None
+        assert any("console's own server" in str(n.message) for n in app._notifications)
+
+
+async def test_a_catalogue_reload_keeps_the_form_being_filled_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cursor moved off the best match and Enter opened that form: a new
+    server generation (a fresh catalogue, the same filter) keeps it open."""
+    recorded = Catalogue.from_json(json.loads(RECORDED.read_text()))
+    monkeypatch.setattr(commands, "load_catalogue", lambda project: dataclasses.replace(recorded))
+    app = demo_app()
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_commands(pilot)
+        await pilot.press("slash", *"mig")
+        await until(pilot, lambda: screen._listed_query == "mig")
+        assert listed(screen)[:3] == ["migrate", "sqlmigrate", "makemigrations"]
+        await pilot.press("down", "down", "enter")
+        await until(pilot, lambda: screen._form_view is not None)
+        assert screen.current == "makemigrations" and active_tab(screen) == "tab-form"
+        screen.query_one(CommandFormView).set_value("name", "add_tags")
+        first = screen.catalogue
+        app.state.ingest({"type": "hello", "generation": app.state.generation + 1, "pid": 1})
+        await until(pilot, lambda: screen.catalogue is not first)
+        await pilot.pause()
+        assert screen.current == "makemigrations" and active_tab(screen) == "tab-form"
+        assert screen._form_view is not None and screen._form_view.values()["name"] == "add_tags"
+
+
+async def test_ctrl_r_runs_the_best_match_of_the_filter_not_the_last_form() -> None:
+    """Issue 10: after running ``check``, filtering to ``showmigrations`` and
+    pressing Ctrl+R ran ``check`` again. The current command is the one the
+    Help tab shows, the Form tab holds and Ctrl+R runs."""
+    app = demo_app()
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_commands(pilot)
+        await pilot.press("slash", *"check", "enter")
+        await until(pilot, lambda: screen._form_view is not None)
+        await pilot.press("ctrl+r")
+        await finished(pilot, screen)
+        assert any("System check identified no issues" in line for line in output_lines(screen))
+        await pilot.press("slash", "ctrl+u", *"showmigrations")
+        await until(pilot, lambda: listed(screen) == ["showmigrations"])
+        # The check form is put away: the Form tab cannot show one command while Ctrl+R runs another.
+        assert screen.current == "showmigrations" and screen._form_command is None
+        await pilot.press("ctrl+r")
+        await until(pilot, lambda: len(screen.runner.history()) == 2)  # type: ignore[union-attr]
+        await finished(pilot, screen)
+        first, second = screen.runner.history()  # type: ignore[union-attr]
+        assert first.name == "check" and second.name == "showmigrations" and second.status == SUCCEEDED
+        assert "manage.py showmigrations" in second.command_line
+        assert any("[X] 0001_initial" in line for line in output_lines(screen))
+        table = screen.query_one("#history", DataTable)
+        await until(pilot, lambda: table.row_count == 2)
+        assert "manage.py showmigrations" in str(table.get_row_at(1)[3])
+        # Ctrl+R built its form: F3 shows showmigrations', and Ctrl+R again runs it again.
+        assert screen._form_command is not None and screen._form_command.name == "showmigrations"
+        await pilot.press("f3")
+        await pilot.pause()
+        assert "manage.py showmigrations" in str(screen.query_one("#form-cmdline", Static).render())
+        await pilot.press("ctrl+r")
+        await until(pilot, lambda: len(screen.runner.history()) == 3)  # type: ignore[union-attr]
+        await finished(pilot, screen)
+        assert screen.runner.history()[-1].name == "showmigrations"  # type: ignore[union-attr]
+
+
+async def test_ctrl_r_typed_in_a_burst_runs_what_was_typed_before_it() -> None:
+    """``/showm`` and Ctrl+R arriving together: Ctrl+R acts after the filter
+    has the keys typed before it, never on the list they replaced."""
+    from textual import events
+
+    app = demo_app()
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_commands(pilot)
+        await pilot.press("slash", *"check", "enter")
+        await until(pilot, lambda: screen._form_view is not None)
+        await pilot.press("ctrl+r")
+        await finished(pilot, screen)
+        keys = [("slash", "/"), *((c, c) for c in "showm"), ("ctrl+r", None)]
+        for key, char in keys:
+            app.post_message(events.Key(key, char))
+        await until(pilot, lambda: len(screen.runner.history()) == 2)  # type: ignore[union-attr]
+        await finished(pilot, screen)
+        assert screen.query_one("#cmd-filter", Input).value == "showm"
+        assert [run.name for run in screen.runner.history()] == ["check", "showmigrations"]  # type: ignore[union-attr]
+
+
+async def test_ctrl_r_from_the_filter_shows_a_form_that_needs_values() -> None:
+    app = demo_app()
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_commands(pilot)
+        await pilot.press("slash", *"demo_r", "ctrl+r")
+        await until(pilot, lambda: active_tab(screen) == "tab-form")
+        assert screen._selected_run is None and screen.runner.history() == []  # type: ignore[union-attr]
+        error = screen.query_one("#field-0-error", Static)
+        await until(pilot, lambda: error.display and "a value is required" in str(error.render()))
+        await until(pilot, lambda: app.focused is not None and app.focused.id == "field-0")
 
 
 async def test_keyboard_only_check_run() -> None:

@@ -14,6 +14,7 @@ pulls their output on the app's tick.
 from __future__ import annotations
 
 import weakref
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
@@ -35,7 +36,7 @@ from textual.widgets import (
     TabbedContent,
     TabPane,
 )
-from textual.widgets.option_list import Option
+from textual.widgets.option_list import Option, OptionDoesNotExist
 
 from ..core.catalogue import Catalogue, CatalogueError, CommandInfo, load_catalogue
 from ..core.forms import CommandForm, Value
@@ -132,8 +133,15 @@ class CommandsScreen(Screen[None]):
     #: Run output is polled from the runner, not the event state: refresh every tick.
     REFRESH_EVERY_TICK = True
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("slash", "focus_filter", "Filter", id="commands.filter"),
-        Binding("ctrl+r", "run", "Run", priority=True, id="commands.run"),
+        # A priority binding, so the focus moves before the next key is handed
+        # out: "/showm" typed fast from the output reaches the filter whole
+        # (and its letters are not taken as the app's keys on the way).
+        # Form fields keep their "/" (check_action).
+        Binding("slash", "focus_filter", "Filter", priority=True, id="commands.filter"),
+        # Not a priority binding: it reaches the screen through the focused
+        # widget, after the keys typed before it (a burst "showm" then Ctrl+R
+        # runs showmigrations, not what was listed before those keys).
+        Binding("ctrl+r", "run", "Run", id="commands.run"),
         Binding("ctrl+c", "interrupt", "Interrupt run", priority=True, id="commands.interrupt"),
         Binding("ctrl+t", "run_in_terminal", "Run in terminal", id="commands.run-in-terminal"),
         Binding("f5", "rerun", "Re-run", id="commands.rerun"),
@@ -152,9 +160,17 @@ class CommandsScreen(Screen[None]):
         self.catalogue: Catalogue | None = None
         self._generation: int | None = None
         self._loading = False
-        #: The command whose form is open.
+        #: The current command: the one the Help tab describes, the Form tab
+        #: holds and Ctrl+R runs. The list's highlighted row, or what Enter or
+        #: the palette opened; set only by :meth:`_set_current`.
+        self.current: str | None = None
+        #: The filter text the list was last built from.
+        self._listed_query = ""
+        #: The command whose form is open; always the current one when set.
         self._form_command: CommandInfo | None = None
         self._form_view: CommandFormView | None = None
+        #: Awaitable for the last form mounted.
+        self.form_mounted: Awaitable[None] | None = None
         #: Values typed into each command's form, kept when another opens.
         self._form_values: dict[str, dict[str, Value]] = {}
         self._selected_run: Run | None = None
@@ -272,8 +288,9 @@ class CommandsScreen(Screen[None]):
         if self.catalogue is None:
             return
         option_list = self.query_one("#cmd-list", OptionList)
-        highlighted = self._highlighted_name()
         query = self.query_one("#cmd-filter", Input).value
+        same_query = query == self._listed_query
+        self._listed_query = query
         options: list[Option | None] = []
         width = max((len(c.name) for c in self.catalogue), default=10)
         if query.strip():
@@ -287,17 +304,53 @@ class CommandsScreen(Screen[None]):
                 options.extend(Option(command_label(c, width), id=c.name) for c in commands)
         option_list.set_options(options)
         names = [o.id for o in options if o is not None and not o.disabled]
-        target = highlighted if (highlighted in names and not query.strip()) else (names[0] if names else None)
+        # New filter text makes its best match current. The same text listed
+        # again (a fresh catalogue after a reload) or no filter keeps the
+        # current command, and so the form being filled in.
+        keep = self.current in names and (same_query or not query.strip())
+        target = self.current if keep else (names[0] if names else None)
         if target is not None:
             option_list.highlighted = option_list.get_option_index(target)
-            self._show_help(target)
-        elif query.strip():
+        self._set_current(target)
+        if target is None and query.strip():
             self.query_one("#cmd-help", Static).update(Text(f"No command matches {query!r}.", style="dim"))
+
+    def _sync_filter(self) -> None:
+        """Rebuild the list if the filter holds text it was not built from
+        yet (its Changed message still queued): the current command is then
+        the best match of what is typed."""
+        if self.catalogue is not None and self.query_one("#cmd-filter", Input).value != self._listed_query:
+            self._fill_list()
 
     def _highlighted_name(self) -> str | None:
         option_list = self.query_one("#cmd-list", OptionList)
         option = option_list.highlighted_option
         return option.id if option is not None and not option.disabled else None
+
+    def _set_current(self, name: str | None) -> None:
+        """Make ``name`` the current command: its help is shown, and a form
+        of another command is put away (its values kept for when it opens
+        again), so the Form tab and Ctrl+R never act on a command other than
+        the one on show."""
+        if self.catalogue is None or (name is not None and self.catalogue.get(name) is None):
+            name = None
+        self.current = name
+        if name is not None:
+            self._show_help(name)
+        if self._form_command is not None and self._form_command.name != name:
+            self._close_form()
+
+    def _close_form(self) -> None:
+        if self._form_command is not None and self._form_view is not None:
+            self._form_values[self._form_command.name] = self._form_view.values()
+        self._form_command = None
+        self._form_view = None
+        holder = self.query_one("#form-holder", Vertical)
+        holder.remove_children()
+        holder.mount(Static(Text("Enter on a command opens its form.", style="dim")))
+        tabs = self.query_one("#cmd-tabs", TabbedContent)
+        if tabs.active == "tab-form":
+            tabs.active = "tab-help"
 
     def _show_help(self, name: str) -> None:
         if self.catalogue is None:
@@ -313,7 +366,8 @@ class CommandsScreen(Screen[None]):
 
     @on(Input.Submitted, "#cmd-filter")
     def _filter_submitted(self, event: Input.Submitted) -> None:
-        name = self._highlighted_name()
+        self._sync_filter()
+        name = self.current
         if name is None:
             self.notify("No command matches the filter.", severity="warning")
             return
@@ -321,11 +375,11 @@ class CommandsScreen(Screen[None]):
 
     @on(OptionList.OptionHighlighted, "#cmd-list")
     def _highlighted(self, event: OptionList.OptionHighlighted) -> None:
-        if event.option.id and not event.option.disabled:
-            self._show_help(event.option.id)
-            tabs = self.query_one("#cmd-tabs", TabbedContent)
-            if tabs.active == "tab-form" and self._form_command is not None and self._form_command.name != event.option.id:
-                tabs.active = "tab-help"
+        # While keys come in a burst the event may be from a list the filter
+        # has since replaced (which already made its best match current).
+        name = self._highlighted_name()
+        if name is not None and name == event.option.id:
+            self._set_current(name)
 
     @on(OptionList.OptionSelected, "#cmd-list")
     def _selected(self, event: OptionList.OptionSelected) -> None:
@@ -341,6 +395,8 @@ class CommandsScreen(Screen[None]):
         command = self.catalogue.get(name)
         if command is None:
             return
+        self._select_in_list(name)
+        self._set_current(name)
         if name == "runserver":
             self.app.switch_mode("dashboard")
             self.app.notify(
@@ -357,14 +413,27 @@ class CommandsScreen(Screen[None]):
             return
         self.open_form(name)
 
+    def _select_in_list(self, name: str) -> None:
+        """Put the list's cursor on ``name`` if it is listed (the palette
+        opens commands the cursor is not on)."""
+        option_list = self.query_one("#cmd-list", OptionList)
+        try:
+            index = option_list.get_option_index(name)
+        except OptionDoesNotExist:  # filtered out: the cursor stays where it is
+            return
+        if option_list.highlighted != index:
+            option_list.highlighted = index
+
     def open_form(self, name: str, *, focus: bool = True, activate: bool = True) -> CommandFormView | None:
-        """Show ``name``'s form (keeping what was typed into it before);
-        ``activate=False`` rebuilds it without leaving the current tab."""
+        """Show ``name``'s form (keeping what was typed into it before) and
+        make it the current command; ``activate=False`` builds it without
+        leaving the current tab. Await :attr:`form_mounted` before reading it."""
         assert self.catalogue is not None
         command = self.catalogue.get(name)
         runner = self.runner
         if command is None or runner is None:
             return None
+        self._set_current(name)
         if self._form_command is not None and self._form_view is not None:
             self._form_values[self._form_command.name] = self._form_view.values()
         holder = self.query_one("#form-holder", Vertical)
@@ -377,7 +446,7 @@ class CommandsScreen(Screen[None]):
             values=self._form_values.get(name),
             autofocus=focus,
         )
-        holder.mount(form)
+        self.form_mounted = holder.mount(form)
         self._form_command = command
         self._form_view = form
         if activate:
@@ -386,20 +455,35 @@ class CommandsScreen(Screen[None]):
 
     # -- runs ----------------------------------------------------------------
 
-    def action_run(self, in_terminal: bool | None = None) -> None:
-        """Ctrl+R: validate the open form and run it (opening it first if needed)."""
+    async def action_run(self, in_terminal: bool | None = None) -> None:
+        """Ctrl+R: run the current command with its form's values.
+
+        The current command is the one whose form is shown or, from the
+        filter or the list, the highlighted row (the filter's best match).
+        Its form is built first if it is not open (with what was typed into
+        it before); a form with errors is shown with them instead of running.
+        runserver and commands that failed to load go where Enter takes them.
+        """
         runner = self.runner
         if runner is None or self.catalogue is None:
             self.notify("No project to run commands in.", severity="warning")
             return
-        form = self._form_view
-        if self._form_command is None or form is None:
-            name = self._highlighted_name()
-            if name is None:
-                return
-            self.open_command(name)
+        self._sync_filter()
+        name = self.current
+        command = self.catalogue.get(name) if name is not None else None
+        if command is None:
+            self.notify("No command matches the filter.", severity="warning")
             return
-        command = self._form_command
+        if command.name == "runserver" or command.error:
+            self.open_command(command.name)
+            return
+        form = self._form_view
+        if self._form_command is None or self._form_command.name != command.name or form is None:
+            form = self.open_form(command.name, focus=False, activate=False)
+            if form is None:
+                return
+            assert self.form_mounted is not None
+            await self.form_mounted
         args = form.arguments()
         if args is None:
             self.query_one("#cmd-tabs", TabbedContent).active = "tab-form"
@@ -413,8 +497,8 @@ class CommandsScreen(Screen[None]):
             run = runner.start(command.name, args, color=command.argument("force_color") is not None)
         self.select_run(run)
 
-    def action_run_in_terminal(self) -> None:
-        self.action_run(in_terminal=True)
+    async def action_run_in_terminal(self) -> None:
+        await self.action_run(in_terminal=True)
 
     def run_in_terminal(self, name: str, args: list[str]) -> Run:
         """Suspend the console and run the command on the real terminal.
@@ -489,6 +573,9 @@ class CommandsScreen(Screen[None]):
         if action == "list_cursor":
             # Arrows move the list from the filter box; elsewhere they are the focused widget's.
             return isinstance(self.focused, CommandFilter)
+        if action == "focus_filter":
+            # "/" is text in a form field; the filter itself ignores it.
+            return isinstance(self.focused, CommandFilter) or not isinstance(self.focused, Input)
         return True
 
     def action_list_cursor(self, direction: str) -> None:
