@@ -266,9 +266,10 @@ def daphne_server(base: type, listen_fd: int, recorder: Recorder) -> type:
 
             def build_protocol(addr: Any) -> Any:
                 protocol = build(addr)
-                if protocol is None or recorder.stopping:
-                    return protocol
-                _observe_protocol(protocol, addr)
+                if protocol is not None:
+                    # Also while stopping (accepted before stopListening took
+                    # effect): a stop waits for its request like any other.
+                    _observe_protocol(protocol, addr)
                 return protocol
 
             factory.buildProtocol = build_protocol
