@@ -222,8 +222,8 @@ def run_server(argv: list[str], own: Interpreter | None = None) -> int:
     project = resolve_project(args, own)
     runserver_args = tuple(option.flags[0] for option in SERVER_OPTIONS if option.runserver and getattr(args, option.dest))
     project = replace(project, runserver_args=runserver_args + tuple(passthrough))
-    # The probe runs while the socket is bound and the server starts; the
-    # demo's was done before its database was prepared.
+    # The probe runs while the socket is bound, the server starts and the UI
+    # is imported; the demo's was done before its database was prepared.
     probe = None if args.demo else project.probe()
     record = None
     if args.record:
@@ -245,10 +245,13 @@ def run_server(argv: list[str], own: Interpreter | None = None) -> int:
     session = Session(project, address, sock, reload=not args.noreload, use_threading=not args.nothreading, record=record)
     app = None
     try:
-        if probe is not None:
+        if probe is not None and probe.failed:
             check_interpreter(project, probe)
         session.start()
         from .ui.app import DevConsoleApp
+
+        if probe is not None:
+            check_interpreter(project, probe)  # closes the session on the way out
 
         app = DevConsoleApp(session=session)
         app.run()

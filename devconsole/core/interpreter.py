@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -190,6 +191,11 @@ class Probe:
         self.interpreter = interpreter
         self._error: InterpreterError | None = None
         self._proc: subprocess.Popen[bytes] | None = None
+        self._own: dict[str, str | None] | None = None
+        if interpreter.path == sys.executable:
+            # devconsole's own interpreter: ask this process (no start-up cost).
+            self._own = {"python": platform.python_version(), "django": _installed_django()}
+            return
         try:
             self._proc = subprocess.Popen(
                 [interpreter.path, "-c", _PROBE],
@@ -206,8 +212,10 @@ class Probe:
         """The versions found; raises :class:`InterpreterError` (one line)."""
         if self._error is not None:
             raise self._error
-        assert self._proc is not None
         name = self.interpreter.describe()
+        if self._own is not None:
+            return self._check(name, self._own)
+        assert self._proc is not None
         try:
             out, err = self._proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -222,6 +230,15 @@ class Probe:
             lines = [line for line in err.decode("utf-8", "replace").splitlines() if line.strip()]
             reason = lines[-1].strip() if lines else f"exit status {self._proc.returncode}"
             raise InterpreterError(f"{name} does not run: {reason}")
+        return self._check(name, data)
+
+    @property
+    def failed(self) -> bool:
+        """The interpreter could not even be started (known at once)."""
+        return self._error is not None
+
+    @staticmethod
+    def _check(name: str, data: Mapping[str, object]) -> ProbeResult:
         python = str(data.get("python") or "?")
         django = data.get("django")
         if not django:
@@ -232,6 +249,16 @@ class Probe:
                 "install a supported Django there, or pass --python"
             )
         return ProbeResult(python=python, django=str(django))
+
+
+def _installed_django() -> str | None:
+    """This interpreter's Django version, from its metadata (no import)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("django")
+    except metadata.PackageNotFoundError:
+        return None
 
 
 def django_supported(version: str) -> bool:
