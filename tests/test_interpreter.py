@@ -262,3 +262,30 @@ def test_the_demo_keeps_devconsoles_interpreter(tmp_path: Path) -> None:
 )
 def test_supported_django_versions(version: str, supported: bool) -> None:
     assert django_supported(version) is supported
+
+
+async def test_status_line_and_anatomy_say_which_interpreter_and_why(tmp_path: Path) -> None:
+    from textual.widgets import Static
+
+    from devconsole.core.project import Project
+    from devconsole.ui.anatomy import AnatomyView
+    from devconsole.ui.app import DevConsoleApp
+    from devconsole.ui.statusline import StatusLine
+
+    # A hostile directory name: markup stays text, the escape is made visible.
+    python = tmp_path / "[bold]x\x1b[31m" / ".venv" / "bin" / "python"
+    project = Project(tmp_path / "manage.py", python=str(python), python_origin=Origin.VENV_BESIDE)
+    app = DevConsoleApp(project=project)
+    async with app.run_test(size=(200, 40)) as pilot:
+        status = app.screen.query_one(StatusLine)
+        status.refresh_from_state(app.state)
+        await pilot.pause()
+        shown = str(status.render())
+        assert "[bold]x\\x1b[31m/.venv/bin/python (the .venv beside manage.py)" in shown
+        assert "\x1b" not in shown
+        await pilot.press("a")
+        await pilot.pause()
+        app.screen.refresh_from_state(app.state)  # type: ignore[attr-defined]
+        await pilot.pause()
+        anatomy = str(app.screen.query_one(AnatomyView, Static).render())
+        assert "Interpreter: " in anatomy and "(the .venv beside manage.py)" in anatomy and "\x1b" not in anatomy
