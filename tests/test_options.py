@@ -187,7 +187,11 @@ def test_an_option_no_runserver_knows_is_shown_as_an_error(demo_project: Project
     finally:
         supervisor.close()
     assert not events.of("hello")
-    assert "unrecognized arguments: --no-such-option" in error[-1]["message"]
+    assert error[-1]["phase"] == "runserver options"
+    assert error[-1]["message"] == (
+        "django.contrib.staticfiles.management.commands.runserver.Command: unrecognized arguments: --no-such-option"
+    )
+    assert "Traceback" not in error[-1]["traceback"]
     assert status == 500 and "unrecognized arguments: --no-such-option" in body
 
 

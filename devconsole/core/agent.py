@@ -114,7 +114,14 @@ def _class_path(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
+class RunserverOptionsError(Exception):
+    """The runserver that wins rejects an option the user gave devconsole:
+    the user's mistake, reported as one line (no traceback to read)."""
+
+
 def _error_event(phase: str, exc: BaseException) -> dict[str, Any]:
+    if isinstance(exc, RunserverOptionsError):
+        return {"type": "error", "phase": phase, "message": str(exc), "traceback": f"{exc}\n"}
     return {
         "type": "error",
         "phase": phase,
@@ -204,7 +211,13 @@ class Agent:
         # one it does not know is an error of that parser, shown as such.
         run_args += self.args.runserver_arg
         # What BaseCommand.run_from_argv does, minus turning errors into sys.exit().
-        options = command.create_parser("manage.py", "runserver").parse_args(run_args)
+        from django.core.management.base import CommandError
+
+        try:
+            options = command.create_parser("manage.py", "runserver").parse_args(run_args)
+        except CommandError as exc:
+            message = str(exc).removeprefix("Error: ")
+            raise RunserverOptionsError(f"{_class_path(type(command))}: {message}") from None
         handle_default_options(options)
         cmd_options = vars(options)
         cmd_args = cmd_options.pop("args", ())
@@ -507,7 +520,9 @@ def run_agent(agent: Agent) -> None:
     except BaseException as exc:  # noqa: BLE001 - anything the project raises
         if isinstance(exc, KeyboardInterrupt):
             raise
-        if agent.phases:
+        if isinstance(exc, RunserverOptionsError):
+            phase = "runserver options"
+        elif agent.phases:
             phase = _next_phase(agent.phases[-1]["name"])
         agent.serve_error(phase, exc)
 

@@ -9,7 +9,7 @@ layout, and the first response comes sooner.
 from __future__ import annotations
 
 import socket
-from typing import IO, Any
+from typing import IO
 
 from .listen import ListenAddress
 from .project import Project
@@ -41,29 +41,8 @@ class Session:
         self.supervisor = Supervisor(project, address, sock, sink, use_threading=use_threading)
         #: Watches only when reload is on (and then uses pre-forked processes).
         self.reloader = Reloader(self.supervisor, watch=reload, use_fork=None if reload else False)
-        self._number_startup_output()
         self.started = False
         self._closed = False
-
-    def _number_startup_output(self) -> None:
-        """Give the first start's output to generation 1.
-
-        On the first start the fork server (level 0, then level 1) runs
-        ``manage.py``, the settings and ``AppConfig.ready()`` before any
-        generation is numbered, so what they print is tagged generation 0 —
-        the number the reloader reserves for spares, whose events it drops.
-        Before the first generation exists no spare can, so such a line
-        belongs to generation 1, the one that start makes.
-        """
-        supervisor = self.supervisor
-        downstream = supervisor.on_event
-
-        def on_event(event: dict[str, Any]) -> None:
-            if supervisor.generation == 0 and event.get("type") == "log" and not event.get("generation"):
-                event["generation"] = 1
-            downstream(event)
-
-        supervisor.on_event = on_event
 
     def start(self) -> None:
         """Start the first server generation (and the watch); returns at once."""

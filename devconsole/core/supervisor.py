@@ -322,7 +322,11 @@ class Zygote:
         return zygote
 
     def _emit_log(self, event: dict[str, Any]) -> None:
-        event["generation"] = self.supervisor.generation
+        # On the first start a fork server runs manage.py, the settings and
+        # AppConfig.ready() before any generation is numbered: what they
+        # print belongs to generation 1, the one that start makes (0 is the
+        # number the reloader reserves for spares, whose events it drops).
+        event["generation"] = max(self.supervisor.generation, 1)
         self.supervisor.on_event(event)
 
     def _read(self) -> None:
