@@ -514,17 +514,12 @@ def run_agent(agent: Agent) -> None:
     """Run the project's manage.py into :meth:`Agent.entry`; serve an error
     page if it fails. Returns when the console says stop."""
     args = agent.args
-    phase = "manage.py"
     try:
         run_manage_py(Path(args.manage), agent.entry, argv=["runserver"], settings=args.settings, pythonpath=args.pythonpath)
     except BaseException as exc:  # noqa: BLE001 - anything the project raises
         if isinstance(exc, KeyboardInterrupt):
             raise
-        if isinstance(exc, RunserverOptionsError):
-            phase = "runserver options"
-        elif agent.phases:
-            phase = _next_phase(agent.phases[-1]["name"])
-        agent.serve_error(phase, exc)
+        agent.serve_error(failed_phase(agent.phases, exc), exc)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -546,8 +541,14 @@ _PHASE_AFTER: dict[str, str] = {
 }
 
 
-def _next_phase(last: str) -> str:
-    return _PHASE_AFTER.get(last, "runserver")
+def failed_phase(phases: list[dict[str, Any]], exc: BaseException) -> str:
+    """The start-up phase that ``exc`` ended: the one after the last that
+    finished (``phases``), or the user's options for runserver."""
+    if isinstance(exc, RunserverOptionsError):
+        return "runserver options"
+    if not phases:
+        return "manage.py"
+    return _PHASE_AFTER.get(phases[-1]["name"], "runserver")
 
 
 if __name__ == "__main__":

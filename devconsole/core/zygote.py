@@ -253,7 +253,7 @@ class Zygote:
 
     def become_level1(self) -> None:
         """Run manage.py up to ``django.setup()``, report, then serve forks."""
-        from .agent import Agent, _next_phase
+        from .agent import Agent, failed_phase
         from .bootstrap import run_manage_py
         from .watcher import library_module_names, project_module_files
 
@@ -273,7 +273,7 @@ class Zygote:
         try:
             run_manage_py(manage, entry, argv=["runserver"], settings=self.args.settings, pythonpath=self.args.pythonpath)
         except BaseException as exc:  # noqa: BLE001 - settings, AppConfig.ready, syntax errors
-            phase = _next_phase(probe.phases[-1]["name"]) if probe.phases else "manage.py"
+            phase = failed_phase(probe.phases, exc)
             self.failure = (phase, exc)
             files = project_module_files(manage.parent) + [os.path.realpath(manage)]
             files += _traceback_files(exc)
@@ -404,9 +404,9 @@ class Zygote:
         except BaseException as exc:  # noqa: BLE001
             if isinstance(exc, KeyboardInterrupt):
                 raise
-            from .agent import _next_phase
+            from .agent import failed_phase
 
-            agent.serve_error(_next_phase(agent.phases[-1]["name"]), exc)
+            agent.serve_error(failed_phase(agent.phases, exc), exc)
 
 
     def _be_spare(self, agent: Any) -> bool:
