@@ -44,8 +44,8 @@ async def headless_console(
 ) -> AsyncIterator[Any]:
     """A running ``DevConsoleApp`` serving the demo on ``port``, its server
     child up; with ``row_lag``, collecting each row's lag in ``app.row_lag``."""
-    from devconsole.core.listen import BindError, bind, parse_addrport
-    from devconsole.core.project import Project
+    from devconsole.console.listen import BindError, bind, parse_addrport
+    from devconsole.console.project import Project
     from devconsole.demo import DEMO_MANAGE_PY, demo_env
     from devconsole.ui.app import DevConsoleApp
 

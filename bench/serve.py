@@ -1,9 +1,9 @@
 """Serve the demo project for a benchmark: ``serve.py MODE PORT``.
 
 ``devconsole``: the console's own server path without the screen — the
-console binds the port, :class:`~devconsole.core.supervisor.Supervisor` starts
+console binds the port, :class:`~devconsole.console.supervisor.Supervisor` starts
 the server child (the demo's real ``runserver``, instrumented) on it, and every
-event is ingested into a :class:`~devconsole.core.state.ServerState`, exactly
+event is ingested into a :class:`~devconsole.model.state.ServerState`, exactly
 the work the console does per request, minus drawing.
 
 ``bare``: the ceiling. Django's own ``WSGIServer`` with ``ThreadingMixIn``
@@ -12,7 +12,7 @@ handler runserver would serve (staticfiles' ``get_handler()``), with no
 instrumentation: the ceiling the benchmark issue names.
 
 ``tuned``: ``bare`` plus the two changes devconsole makes to how a response
-leaves (``devconsole.core.instrument.transport_handler``: each response in
+leaves (``devconsole.child.instrument.transport_handler``: each response in
 one ``sendall``; the ``django.server`` request line not built when nobody
 reads it), still without instrumentation. devconsole against this is what
 the instrumentation itself costs.
@@ -34,10 +34,10 @@ from pathlib import Path
 
 def serve_devconsole(port: int, stop: threading.Event) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from devconsole.core.listen import bind, parse_addrport
-    from devconsole.core.project import Project
-    from devconsole.core.state import ServerState
-    from devconsole.core.supervisor import Supervisor
+    from devconsole.console.listen import bind, parse_addrport
+    from devconsole.console.project import Project
+    from devconsole.model.state import ServerState
+    from devconsole.console.supervisor import Supervisor
     from devconsole.demo import DEMO_MANAGE_PY, demo_env
 
     address = parse_addrport(f"127.0.0.1:{port}")
@@ -79,7 +79,7 @@ def serve_bare(port: int, stop: threading.Event, *, tuned: bool = False) -> None
     handler_class: type = WSGIRequestHandler
     if tuned:
         sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-        from devconsole.core.instrument import quiet_request_log, request_line_reaches_nobody, transport_handler
+        from devconsole.child.instrument import quiet_request_log, request_line_reaches_nobody, transport_handler
 
         quiet_request_log()
         handler_class = transport_handler(WSGIRequestHandler, request_line_reaches_nobody())

@@ -17,10 +17,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, NoReturn
 
-from . import __version__
-from .core.listen import AddressError, BindError, ListenAddress, bind, parse_addrport
-from .core.interpreter import Interpreter, InterpreterError, Probe
-from .core.project import Project, ProjectError, locate_project, project_for
+from devconsole import __version__
+from devconsole.console.listen import AddressError, BindError, ListenAddress, bind, parse_addrport
+from devconsole.console.interpreter import Interpreter, InterpreterError, Probe
+from devconsole.console.project import Project, ProjectError, locate_project, project_for
 
 USAGE_ERROR = 2
 
@@ -180,7 +180,7 @@ def resolve_project(args: argparse.Namespace, own: Interpreter | None = None) ->
     if args.demo:
         if args.project:
             fail("--demo and --project cannot be used together")
-        from .demo import DEMO_MANAGE_PY, DemoError, demo_env, ensure_demo_database
+        from devconsole.demo import DEMO_MANAGE_PY, DemoError, demo_env, ensure_demo_database
 
         try:
             # The demo runs with devconsole's own interpreter unless --python says otherwise.
@@ -239,7 +239,7 @@ def run_server(argv: list[str], own: Interpreter | None = None) -> int:
     except BindError as exc:
         fail(exc.strerror or str(exc))
 
-    from .core.session import Session
+    from devconsole.console.session import Session
 
     # The server starts now: Django's start-up in the child overlaps the UI's import.
     session = Session(project, address, sock, reload=not args.noreload, use_threading=not args.nothreading, record=record)
@@ -248,7 +248,7 @@ def run_server(argv: list[str], own: Interpreter | None = None) -> int:
         if probe is not None and probe.failed:
             check_interpreter(project, probe)
         session.start()
-        from .ui.app import DevConsoleApp
+        from devconsole.ui.app import DevConsoleApp
 
         if probe is not None:
             check_interpreter(project, probe)  # closes the session on the way out
@@ -267,13 +267,13 @@ def run_replay(argv: list[str]) -> int:
     parser.add_argument("file", help="a recording made with devconsole --record FILE")
     parser.add_argument("--speed", type=float, default=0.0, help="play back at this speed (1 = real time); default: all at once")
     args = parser.parse_args(argv)
-    from .core.recording import RecordingError, load_recording
+    from devconsole.model.recording import RecordingError, load_recording
 
     try:
         recording = load_recording(Path(args.file))
     except RecordingError as exc:
         fail(str(exc))
-    from .ui.app import DevConsoleApp
+    from devconsole.ui.app import DevConsoleApp
 
     app = DevConsoleApp(recording=recording, speed=args.speed)
     app.run()
@@ -288,7 +288,7 @@ def run_commands(argv: list[str]) -> int:
     project = resolve_project(args)
     if not args.demo:
         check_interpreter(project)
-    from .core.catalogue import CatalogueError, format_table, load_catalogue
+    from devconsole.commands.catalogue import CatalogueError, format_table, load_catalogue
 
     try:
         catalogue = load_catalogue(project)

@@ -3,7 +3,7 @@
 The snapshot tests, the screenshots and ``devconsole replay`` all read this
 file, so it must come from the real server, not be written by hand: this
 script binds a loopback port, starts the demo project's server child through
-the console's own :class:`~devconsole.core.supervisor.Supervisor`, and records
+the console's own :class:`~devconsole.console.supervisor.Supervisor`, and records
 every event while it sends a scripted mix of requests — keep-alive and not,
 static files, a 404, a 500, slow ones, and hostile paths and headers sent on a
 raw socket. The server child does not watch files itself, so a few ``reload``
@@ -27,10 +27,10 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from devconsole.core.listen import ListenAddress, bind
-from devconsole.core.project import Project
-from devconsole.core.recording import Recorder
-from devconsole.core.supervisor import Supervisor
+from devconsole.console.listen import ListenAddress, bind
+from devconsole.console.project import Project
+from devconsole.model.recording import Recorder
+from devconsole.console.supervisor import Supervisor
 from devconsole.demo import DEMO_MANAGE_PY, demo_env, ensure_demo_database
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parent.parent / "tests" / "recordings" / "demo.jsonl"

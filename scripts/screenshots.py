@@ -28,14 +28,14 @@ from textual.widgets import Input, OptionList
 os.environ["TZ"] = "UTC"
 time.tzset()
 
-from devconsole.core.catalogue import Catalogue
-from devconsole.core.project import Project
-from devconsole.core.recording import RecordingError, load_recording
+from devconsole.commands.catalogue import Catalogue
+from devconsole.console.project import Project
+from devconsole.model.recording import RecordingError, load_recording
 from devconsole.demo import DEMO_MANAGE_PY
-from devconsole.ui import commands
+from devconsole.ui.screens import commands
 from devconsole.ui.app import DevConsoleApp
-from devconsole.ui.command_form import CommandFormView
-from devconsole.ui.commands import CommandsScreen
+from devconsole.ui.widgets.command_form import CommandFormView
+from devconsole.ui.screens.commands import CommandsScreen
 
 ROOT = Path(__file__).resolve().parent.parent
 CATALOGUE = ROOT / "tests" / "fixtures" / "demo_catalogue.json"

@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
-from devconsole.core.listen import ListenAddress, bind
-from devconsole.core.project import Project
-from devconsole.core.state import ServerState
-from devconsole.core.supervisor import Supervisor
+from devconsole.console.listen import ListenAddress, bind
+from devconsole.console.project import Project
+from devconsole.model.state import ServerState
+from devconsole.console.supervisor import Supervisor
 from devconsole.demo import DEMO_MANAGE_PY, demo_env, ensure_demo_database
 
 

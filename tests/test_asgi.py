@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from devconsole.core.listen import ListenAddress, bind
-from devconsole.core.project import Project
-from devconsole.core.state import ConnRow
-from devconsole.core.supervisor import Supervisor
+from devconsole.console.listen import ListenAddress, bind
+from devconsole.console.project import Project
+from devconsole.model.state import ConnRow
+from devconsole.console.supervisor import Supervisor
 
 from .conftest import Events, serving, wait_for
 
@@ -189,7 +189,7 @@ def test_a_reload_forks_from_level_0_and_serves_the_edit(tmp_path: Path, events:
     from level 0, whose child installs a reactor of its own."""
     if not hasattr(os, "fork"):
         pytest.skip("the fork server needs POSIX")
-    from devconsole.core.reloader import Reloader
+    from devconsole.console.reloader import Reloader
 
     root = tmp_path / "channels_project"
     shutil.copytree(PROJECT_DIR, root, ignore=shutil.ignore_patterns("__pycache__"))

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from devconsole.core.catalogue import (
+from devconsole.commands.catalogue import (
     ARGUMENT_KINDS,
     CORE_APP,
     Catalogue,
@@ -22,7 +22,7 @@ from devconsole.core.catalogue import (
     format_table,
     load_catalogue,
 )
-from devconsole.core.project import Project
+from devconsole.console.project import Project
 
 FIXTURE = Path(__file__).parent / "fixtures" / "catproject"
 REPO = Path(__file__).resolve().parents[1]
@@ -398,7 +398,7 @@ def test_error_document_raises() -> None:
 
 
 def test_child_cli_keeps_stdout_for_the_document() -> None:
-    """``python -m devconsole.core.catalogue_child``: the project prints during setup
+    """``python -m devconsole.child.catalogue``: the project prints during setup
     and at command import, yet stdout holds exactly one JSON document."""
     env = fixture_project().child_env()
     env["PYTHONPATH"] = os.pathsep.join(
@@ -408,7 +408,7 @@ def test_child_cli_keeps_stdout_for_the_document() -> None:
         [
             sys.executable,
             "-m",
-            "devconsole.core.catalogue_child",
+            "devconsole.child.catalogue",
             *fixture_project().bootstrap_args(),
         ],
         cwd=FIXTURE,
@@ -433,7 +433,7 @@ def test_child_cli_keeps_stdout_for_the_document() -> None:
 
 def test_parent_side_never_imports_django() -> None:
     code = (
-        "import sys, devconsole.core.catalogue as c\n"
+        "import sys, devconsole.commands.catalogue as c\n"
         "assert c.Catalogue.from_json({'schema': 1, 'commands': []}).names == []\n"
         "top = {m.split('.')[0] for m in sys.modules}\n"
         "leaked = sorted(top & {'django', 'textual'})\n"

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from devconsole import __version__
-from devconsole.core.listen import AddressError, parse_addrport
-from devconsole.core.project import ProjectError, find_manage_py, locate_project
+from devconsole.console.listen import AddressError, parse_addrport
+from devconsole.console.project import ProjectError, find_manage_py, locate_project
 
 
 def run_cli(*args: str, cwd: Path | None = None, timeout: float = 30) -> subprocess.CompletedProcess[str]:

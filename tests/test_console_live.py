@@ -7,8 +7,8 @@ import http.client
 import os
 from pathlib import Path
 
-from devconsole.core.listen import ListenAddress, bind
-from devconsole.core.project import Project
+from devconsole.console.listen import ListenAddress, bind
+from devconsole.console.project import Project
 from devconsole.ui.app import DevConsoleApp
 
 from .conftest import make_project, until, wait_for

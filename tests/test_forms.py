@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from devconsole.core.catalogue import Catalogue, CommandInfo, load_catalogue
-from devconsole.core.forms import CommandForm, FormError, field_kind
-from devconsole.core.project import Project
-from devconsole.core.runner import SUCCEEDED, CommandRunner, strip_sgr
+from devconsole.commands.catalogue import Catalogue, CommandInfo, load_catalogue
+from devconsole.commands.forms import CommandForm, FormError, field_kind
+from devconsole.console.project import Project
+from devconsole.commands.runner import SUCCEEDED, CommandRunner, strip_sgr
 
 FIXTURE = Path(__file__).parent / "fixtures" / "catproject"
 
@@ -300,7 +300,7 @@ def test_forms_and_runner_are_textual_free() -> None:
     import subprocess
 
     code = (
-        "import sys, devconsole.core.forms, devconsole.core.runner\n"
+        "import sys, devconsole.commands.forms, devconsole.commands.runner\n"
         "leaked = sorted({m.split('.')[0] for m in sys.modules} & {'django', 'textual'})\n"
         "assert not leaked, leaked\n"
     )

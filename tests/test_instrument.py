@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from devconsole.core.instrument import quiet_request_log, request_line_reaches_nobody
+from devconsole.child.instrument import quiet_request_log, request_line_reaches_nobody
 
 
 @pytest.fixture
@@ -89,7 +89,7 @@ class _Wire:
 
 
 def test_a_response_is_one_send_and_a_large_body_is_not_copied() -> None:
-    from devconsole.core.instrument import JOIN_LIMIT, Connection, _CountingWriter
+    from devconsole.child.instrument import JOIN_LIMIT, Connection, _CountingWriter
 
     conn = Connection(1, "127.0.0.1:1")
     wire = _Wire()

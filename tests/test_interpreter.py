@@ -25,11 +25,11 @@ from pathlib import Path
 import django
 import pytest
 
-from devconsole.core.interpreter import Interpreter, InterpreterError, Origin, choose_interpreter, django_supported
-from devconsole.core.listen import ListenAddress, bind
-from devconsole.core.project import ProjectError, locate_project, project_for
-from devconsole.core.runner import CommandRunner
-from devconsole.core.session import Session
+from devconsole.console.interpreter import Interpreter, InterpreterError, Origin, choose_interpreter, django_supported
+from devconsole.console.listen import ListenAddress, bind
+from devconsole.console.project import ProjectError, locate_project, project_for
+from devconsole.commands.runner import CommandRunner
+from devconsole.console.session import Session
 
 from .conftest import wait_for
 
@@ -266,10 +266,10 @@ def test_supported_django_versions(version: str, supported: bool) -> None:
 async def test_status_line_and_anatomy_say_which_interpreter_and_why(tmp_path: Path) -> None:
     from textual.widgets import Static
 
-    from devconsole.core.project import Project
-    from devconsole.ui.anatomy import AnatomyView
+    from devconsole.console.project import Project
+    from devconsole.ui.screens.anatomy import AnatomyView
     from devconsole.ui.app import DevConsoleApp
-    from devconsole.ui.statusline import StatusLine
+    from devconsole.ui.widgets.statusline import StatusLine
 
     # A hostile directory name: markup stays text, the escape is made visible.
     python = tmp_path / "[bold]x\x1b[31m" / ".venv" / "bin" / "python"

@@ -1,5 +1,6 @@
-"""The core is usable without a terminal: importing it pulls in neither
-Textual nor Django (the console never imports project code)."""
+"""Each side imports only what it may: the console never imports the project's
+code (nor Django), and the child-side package imports neither Textual nor the
+console's modules, so it runs in a project interpreter that has only Django."""
 
 from __future__ import annotations
 
@@ -7,20 +8,38 @@ import pkgutil
 import subprocess
 import sys
 
-import devconsole.core
+import devconsole
 
 
-def test_core_imports_neither_textual_nor_django() -> None:
-    modules = sorted(f"devconsole.core.{m.name}" for m in pkgutil.iter_modules(devconsole.core.__path__))
-    assert "devconsole.core.supervisor" in modules and "devconsole.core.state" in modules
+def _modules(package: str) -> list[str]:
+    module = __import__(package, fromlist=["__path__"])
+    return sorted(f"{package}.{m.name}" for m in pkgutil.iter_modules(module.__path__))
+
+
+def _imported_after(modules: list[str]) -> set[str]:
     code = (
         "import importlib, sys\n"
         f"for name in {modules!r}:\n"
         "    importlib.import_module(name)\n"
-        "import devconsole.cli\n"
-        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('textual', 'django'))\n"
-        "print(' '.join(bad))\n"
+        "print(' '.join(sorted(sys.modules)))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == ""
+    return set(result.stdout.split())
+
+
+def test_console_side_imports_neither_textual_nor_django() -> None:
+    modules = [*_modules("devconsole.console"), *_modules("devconsole.model"), *_modules("devconsole.commands"), *_modules("devconsole.wire")]
+    assert "devconsole.console.supervisor" in modules and "devconsole.model.state" in modules
+    loaded = _imported_after([*modules, "devconsole.cli"])
+    assert sorted(m for m in loaded if m.split(".")[0] in ("textual", "django")) == []
+
+
+def test_child_side_imports_only_the_standard_library_django_and_the_wire() -> None:
+    modules = _modules("devconsole.child")
+    assert "devconsole.child.server" in modules and "devconsole.child.forkserver" in modules
+    loaded = _imported_after(modules)
+    ours = sorted(m for m in loaded if m.startswith("devconsole.") and not m.startswith(("devconsole.child", "devconsole.wire")))
+    assert ours == []
+    assert sorted(m for m in loaded if m.split(".")[0] in ("textual", "rich", "watchfiles")) == []
+    assert devconsole.__name__ == "devconsole"

@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 
 from devconsole.cli import server_parser, split_passthrough
-from devconsole.core.catalogue import load_catalogue
-from devconsole.core.listen import ListenAddress, bind
-from devconsole.core.project import Project, locate_project
-from devconsole.core.runner import CommandRunner
-from devconsole.core.session import Session
+from devconsole.commands.catalogue import load_catalogue
+from devconsole.console.listen import ListenAddress, bind
+from devconsole.console.project import Project, locate_project
+from devconsole.commands.runner import CommandRunner
+from devconsole.console.session import Session
 
 from .conftest import Events, new_supervisor, serving, wait_for
 

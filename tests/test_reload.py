@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from devconsole.core.listen import ListenAddress, bind
-from devconsole.core.project import Project
-from devconsole.core.reloader import Reloader
-from devconsole.core.supervisor import Supervisor
+from devconsole.console.listen import ListenAddress, bind
+from devconsole.console.project import Project
+from devconsole.console.reloader import Reloader
+from devconsole.console.supervisor import Supervisor
 from devconsole.demo import DEMO_DIR
 
 from .conftest import Events, wait_for

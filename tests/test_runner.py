@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from devconsole.core.project import Project
-from devconsole.core.runner import (
+from devconsole.console.project import Project
+from devconsole.commands.runner import (
     ERROR,
     FAILED,
     INTERRUPTED,
@@ -270,8 +270,8 @@ def test_run_in_terminal_uses_the_terminal_and_waits(runner: CommandRunner, capf
 CTRL_C_SCRIPT = """
 import os, signal, sys, threading, time
 from pathlib import Path
-from devconsole.core.project import Project
-from devconsole.core.runner import CommandRunner
+from devconsole.console.project import Project
+from devconsole.commands.runner import CommandRunner
 
 manage_py, ready = Path(sys.argv[1]), Path(sys.argv[2])
 runner = CommandRunner(Project(manage_py, python=sys.executable))

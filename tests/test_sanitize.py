@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from devconsole.core.sanitize import clean, clean_line, clean_value
+from devconsole.model.sanitize import clean, clean_line, clean_value
 
 
 @pytest.mark.parametrize(

@@ -7,8 +7,8 @@ import os
 import socket
 import time
 
-from devconsole.core.project import Project
-from devconsole.core.supervisor import Supervisor
+from devconsole.console.project import Project
+from devconsole.console.supervisor import Supervisor
 
 from .conftest import Events, make_project, new_supervisor, serving, wait_for
 
@@ -185,7 +185,7 @@ def test_output_without_newlines_is_read_in_bounded_pieces(tmp_path, events: Eve
     try:
         child = supervisor.start()
         assert child.hello.wait(30)
-        from devconsole.core.supervisor import MAX_LOG_LINE
+        from devconsole.console.supervisor import MAX_LOG_LINE
 
         def pieces() -> list[dict]:
             return [e for e in events.of("log") if e["text"].startswith("x")]

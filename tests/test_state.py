@@ -7,8 +7,8 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from devconsole.core.recording import load_recording, play
-from devconsole.core.state import RequestRow, ServerState, request_filter
+from devconsole.model.recording import load_recording, play
+from devconsole.model.state import RequestRow, ServerState, request_filter
 
 RECORDING = Path(__file__).parent / "recordings" / "demo.jsonl"
 

@@ -25,14 +25,14 @@ from textual.widgets import (
     TabbedContent,
 )
 
-from devconsole.core.catalogue import Catalogue, load_catalogue
-from devconsole.core.project import Project
-from devconsole.core.runner import INTERRUPTED, SUCCEEDED
-from devconsole.demo import DEMO_MANAGE_PY, demo_env, ensure_demo_database
-from devconsole.ui import commands
+from devconsole.commands.catalogue import Catalogue, load_catalogue
+from devconsole.console.project import Project
+from devconsole.commands.runner import INTERRUPTED, SUCCEEDED
+from devconsole.demo import DEMO_MANAGE_PY, demo_env
+from devconsole.ui.screens import commands
 from devconsole.ui.app import DevConsoleApp
-from devconsole.ui.command_form import CommandFormView
-from devconsole.ui.commands import CommandsScreen, rank
+from devconsole.ui.widgets.command_form import CommandFormView
+from devconsole.ui.screens.commands import CommandsScreen, rank
 
 from .conftest import until
 
@@ -432,7 +432,7 @@ async def test_broken_command_and_catalogue_refresh_after_a_reload() -> None:
 
 
 async def test_commands_view_without_a_project() -> None:
-    from devconsole.core.recording import load_recording
+    from devconsole.model.recording import load_recording
 
     recording = Path(__file__).parent / "recordings" / "demo.jsonl"
     app = DevConsoleApp(recording=load_recording(recording))

@@ -16,13 +16,13 @@ from typing import Any
 
 import pytest
 
-from devconsole.core.catalogue import Catalogue
-from devconsole.core.project import Project
+from devconsole.commands.catalogue import Catalogue
+from devconsole.console.project import Project
 from devconsole.demo import DEMO_MANAGE_PY
-from devconsole.ui import commands
+from devconsole.ui.screens import commands
 from devconsole.ui.app import DevConsoleApp
-from devconsole.ui.command_form import CommandFormView
-from devconsole.ui.commands import CommandsScreen
+from devconsole.ui.widgets.command_form import CommandFormView
+from devconsole.ui.screens.commands import CommandsScreen
 
 from .conftest import until
 
@@ -67,7 +67,7 @@ def test_recorded_catalogue_matches_the_demo(recorded_catalogue: Catalogue) -> N
     """The recording is the demo's catalogue, not something made up."""
     from devconsole.demo import demo_env
 
-    from devconsole.core.catalogue import load_catalogue  # the real one
+    from devconsole.commands.catalogue import load_catalogue  # the real one
 
     real = load_catalogue(Project(DEMO_MANAGE_PY, env=tuple(demo_env().items())))
     assert real.names == recorded_catalogue.names

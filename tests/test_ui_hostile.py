@@ -14,12 +14,12 @@ import http.client
 import re
 import socket
 
-from devconsole.core.listen import ListenAddress, bind
-from devconsole.core.project import Project
+from devconsole.console.listen import ListenAddress, bind
+from devconsole.console.project import Project
 from devconsole.ui.app import DevConsoleApp
-from devconsole.ui.logview import LogPane, LogScreen
+from devconsole.ui.screens.logview import LogPane, LogScreen
 from devconsole.ui.panels.requestlist import RequestList
-from devconsole.ui.request_detail import RequestDetailScreen, RequestDetailView
+from devconsole.ui.screens.request_detail import RequestDetailScreen, RequestDetailView
 
 from .conftest import until
 

@@ -12,11 +12,11 @@ from collections import deque
 
 from textual import events
 
-from devconsole.core.listen import ListenAddress, bind
-from devconsole.core.project import Project
+from devconsole.console.listen import ListenAddress, bind
+from devconsole.console.project import Project
 from devconsole.ui.app import DevConsoleApp
-from devconsole.ui.dashboard import DashboardScreen
-from devconsole.ui.logview import LogScreen
+from devconsole.ui.screens.dashboard import DashboardScreen
+from devconsole.ui.screens.logview import LogScreen
 from devconsole.ui.panels.requestlist import RequestList
 from devconsole.ui.panels.requests import MAX_ROWS
 

@@ -12,18 +12,18 @@ from textual.color import Color
 from textual.command import CommandPalette
 from textual.widgets import Input, OptionList
 
-from devconsole.core.recording import load_recording
-from devconsole.core.state import ServerState
-from devconsole.ui.anatomy import AnatomyScreen
+from devconsole.model.recording import load_recording
+from devconsole.model.state import ServerState
+from devconsole.ui.screens.anatomy import AnatomyScreen
 from devconsole.ui.app import DevConsoleApp
-from devconsole.ui.dashboard import DashboardScreen
-from devconsole.ui.help import HelpScreen, QuitScreen
-from devconsole.ui.logview import LogPane, LogScreen
+from devconsole.ui.screens.dashboard import DashboardScreen
+from devconsole.ui.screens.help import HelpScreen, QuitScreen
+from devconsole.ui.screens.logview import LogPane, LogScreen
 from devconsole.ui.panels.requestlist import RequestList
 from devconsole.ui.panels.requests import MAX_ROWS, RequestsPanel
 from devconsole.ui.panels.sockets import SocketsTable
-from devconsole.ui.request_detail import RequestDetailScreen, RequestDetailView
-from devconsole.ui.theming import component_style
+from devconsole.ui.screens.request_detail import RequestDetailScreen, RequestDetailView
+from devconsole.ui.widgets.theming import component_style
 
 from .conftest import until
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import http.client
 from pathlib import Path
 
-from devconsole.core.listen import ListenAddress, bind
-from devconsole.core.project import Project
-from devconsole.core.recording import load_recording
+from devconsole.console.listen import ListenAddress, bind
+from devconsole.console.project import Project
+from devconsole.model.recording import load_recording
 from devconsole.ui.app import DevConsoleApp
 from devconsole.ui.panels.requestlist import RequestList
 

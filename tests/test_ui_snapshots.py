@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from devconsole.core.recording import load_recording
+from devconsole.model.recording import load_recording
 from devconsole.ui.app import DevConsoleApp
 
 RECORDING = Path(__file__).parent / "recordings" / "demo.jsonl"

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from devconsole.core.reloader import FORK, REBUILD0, REBUILD1, decide, glob_matches
-from devconsole.core.watcher import Watcher, collapse, default_roots, is_ignored, roots_for, settled_paths
+from devconsole.console.reloader import FORK, REBUILD0, REBUILD1, decide, glob_matches
+from devconsole.child.watchlist import roots_for
+from devconsole.console.watcher import Watcher, default_roots, is_ignored, settled_paths
+from devconsole.wire.watchrules import collapse
 
 
 @pytest.mark.parametrize(

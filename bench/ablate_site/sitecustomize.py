@@ -23,7 +23,7 @@ import os
 _parts = {p for p in os.environ.get("DEVCONSOLE_ABLATE", "").split(",") if p}
 
 if "noheaders" in _parts:
-    import devconsole.core.instrument as _instrument
+    import devconsole.child.instrument as _instrument
 
     _instrument.MAX_HEADERS = 0
 

@@ -14,18 +14,18 @@ from textual.app import App, ScreenStackError, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
-from ..core.listen import ListenAddress
-from ..core.project import Project
-from ..core.recording import Recording, play
-from ..core.reloader import Reloader
-from ..core.session import Session
-from ..core.state import ServerState
-from ..core.supervisor import Supervisor
-from .anatomy import AnatomyScreen
-from .commands import CommandsScreen, running_commands
-from .dashboard import DashboardScreen
-from .help import HelpScreen, QuitScreen
-from .logview import LogScreen
+from devconsole.console.listen import ListenAddress
+from devconsole.console.project import Project
+from devconsole.model.recording import Recording, play
+from devconsole.console.reloader import Reloader
+from devconsole.console.session import Session
+from devconsole.model.state import ServerState
+from devconsole.console.supervisor import Supervisor
+from devconsole.ui.screens.anatomy import AnatomyScreen
+from devconsole.ui.screens.commands import CommandsScreen, running_commands
+from devconsole.ui.screens.dashboard import DashboardScreen
+from devconsole.ui.screens.help import HelpScreen, QuitScreen
+from devconsole.ui.screens.logview import LogScreen
 
 #: How often views pull new events from the state (seconds).
 TICK = 0.1
@@ -41,8 +41,8 @@ class DevConsoleApp(App[int]):
     #: All loaded at start: a screen-level CSS_PATH re-parses every sheet when
     #: the screen first opens (over a second for the Commands view).
     CSS_PATH: ClassVar[list[str | PurePath]] = [
-        str(Path(__file__).with_name("devconsole.tcss")),
-        str(Path(__file__).with_name("commands.tcss")),
+        str(Path(__file__).parent / "styles" / "devconsole.tcss"),
+        str(Path(__file__).parent / "styles" / "commands.tcss"),
     ]
     #: One mode per view; each keeps its own screen stack (detail, help).
     MODES: ClassVar[dict[str, Any]] = {

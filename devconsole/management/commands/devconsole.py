@@ -75,7 +75,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         from devconsole import cli
-        from devconsole.core.interpreter import Interpreter, Origin
+        from devconsole.console.interpreter import Interpreter, Origin
 
         options.setdefault("runserver_passthrough", self._passthrough)
         # The python running manage.py is the project's, unless the user says otherwise.

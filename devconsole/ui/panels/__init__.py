@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from .loop import LoopPanel
-from .reloads import ReloadsPanel
-from .requests import RequestsPanel
-from .sockets import SocketsPanel
+from devconsole.ui.panels.loop import LoopPanel
+from devconsole.ui.panels.reloads import ReloadsPanel
+from devconsole.ui.panels.requests import RequestsPanel
+from devconsole.ui.panels.sockets import SocketsPanel
 
 __all__ = ["LoopPanel", "ReloadsPanel", "RequestsPanel", "SocketsPanel"]

@@ -24,7 +24,7 @@ from textual.geometry import Region, Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from ..theming import component_style
+from devconsole.ui.widgets.theming import component_style
 
 
 class Column(NamedTuple):

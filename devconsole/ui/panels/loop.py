@@ -10,10 +10,10 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Label, Sparkline, Static
 
-from ...core.state import ServerState
-from .. import format as fmt
-from ..borders import set_border_subtitle
-from ..theming import FollowsTheme, component_style
+from devconsole.model.state import ServerState
+from devconsole.ui import formatting as fmt
+from devconsole.ui.widgets.borders import set_border_subtitle
+from devconsole.ui.widgets.theming import FollowsTheme, component_style
 
 
 #: What the panel says when the server has no select loop to show (Daphne).

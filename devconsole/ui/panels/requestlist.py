@@ -13,9 +13,9 @@ from typing import ClassVar
 from textual.binding import Binding, BindingType
 from textual.message import Message
 
-from ...core.state import RequestRow
-from .. import format as fmt
-from .linetable import Cell, Column, LineTable
+from devconsole.model.state import RequestRow
+from devconsole.ui import formatting as fmt
+from devconsole.ui.panels.linetable import Cell, Column, LineTable
 
 STATUS_CLASSES = {"1xx", "2xx", "3xx", "4xx", "5xx"}
 

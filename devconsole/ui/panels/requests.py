@@ -11,12 +11,12 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.widgets import Input
 
-from ...core.state import RequestRow, ServerState, request_filter
-from ..borders import set_border_subtitle
-from .requestlist import RequestList
+from devconsole.model.state import RequestRow, ServerState, request_filter
+from devconsole.ui.widgets.borders import set_border_subtitle
+from devconsole.ui.panels.requestlist import RequestList
 
 if TYPE_CHECKING:
-    from ..app import DevConsoleApp
+    from devconsole.ui.app import DevConsoleApp
 
 #: Rows kept in the list; the totals above it stay exact.
 MAX_ROWS = 2000

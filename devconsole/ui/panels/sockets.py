@@ -13,10 +13,10 @@ from typing import ClassVar
 from textual.app import ComposeResult
 from textual.containers import Vertical
 
-from ...core.state import ConnRow, ServerState
-from .. import format as fmt
-from ..borders import set_border_subtitle
-from .linetable import Cell, Column, LineTable
+from devconsole.model.state import ConnRow, ServerState
+from devconsole.ui import formatting as fmt
+from devconsole.ui.widgets.borders import set_border_subtitle
+from devconsole.ui.panels.linetable import Cell, Column, LineTable
 
 #: Connections shown at most (open ones first, newest first); the subtitle
 #: counts them all.

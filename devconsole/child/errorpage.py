@@ -1,0 +1,60 @@
+"""The page served while the project cannot start.
+
+Runs on the console's socket instead of Django's server, so a browser that
+reloads during a broken save gets a 500 with the traceback, never a refused
+connection. Uses only the standard library: Django itself may be what broke.
+"""
+
+from __future__ import annotations
+
+import html
+import socketserver
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
+
+from devconsole.child.instrument import Recorder, instrument_server
+
+PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>devconsole: {title}</title>
+<meta http-equiv="refresh" content="2">
+<style>body{{font-family:system-ui,sans-serif;margin:2rem;background:#fff8f6;color:#222}}
+h1{{color:#b3261e;font-size:1.4rem}}pre{{background:#fff;border:1px solid #e0c4c0;padding:1rem;overflow:auto}}</style>
+</head><body><h1>{title}</h1>
+<p>The project failed during <b>{phase}</b>. devconsole keeps the port open and
+reloads this page every 2 seconds; fix the code and save.</p>
+<pre>{traceback}</pre></body></html>
+"""
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        """The console shows requests from its own events."""
+
+
+def error_app(error: dict[str, Any]) -> Any:
+    """A WSGI application that answers every request 500 with ``error``
+    (an ``error`` event: ``message``, ``phase``, ``traceback``)."""
+    body = PAGE.format(
+        title=html.escape(error["message"]),
+        phase=html.escape(error["phase"]),
+        traceback=html.escape(error["traceback"]),
+    ).encode()
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response(
+            "500 Internal Server Error",
+            [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(body)))],
+        )
+        return [body]
+
+    return app
+
+
+def make_error_server(listen_fd: int, recorder: Recorder, error: dict[str, Any]) -> Any:
+    """A threaded WSGI server on ``listen_fd`` that answers 500 with ``error``."""
+    base = type("ErrorServer", (socketserver.ThreadingMixIn, WSGIServer), {"daemon_threads": True})
+    server_cls = instrument_server(base, listen_fd, recorder)
+    server = server_cls(("127.0.0.1", 0), _QuietHandler)
+    recorder.server = None  # the error server is not the project's server
+    server.set_app(error_app(error))
+    return server

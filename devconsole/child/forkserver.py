@@ -1,0 +1,532 @@
+"""Fork servers that keep what does not change between reloads.
+
+Started by the console as ``python -m devconsole.child.forkserver --manage PATH
+--control-fd N``; this is *level 0*: Django's own modules (and, once a level
+1 has reported them, the libraries the project uses) imported, no settings,
+no project code. Asked for a *level 1*, it forks a child that runs the
+project's ``manage.py`` up to ``django.setup()``, closes the database
+connections and waits. Asked to ``serve``, a level 1 forks a server child
+that only has to import the URLconf and views and start runserver: that is
+the fast path of a reload. A level 0 asked to ``serve`` forks a child that
+does everything (the fallback when a level 1 cannot be forked safely).
+
+Each zygote talks to the console over its own ``SOCK_SEQPACKET`` socket: one
+JSON message per packet, file descriptors (the new child's stdin, stdout,
+stderr and event pipe; a level 1's control socket) passed alongside with
+``SCM_RIGHTS``. Zygotes never start threads: a process forks safely only
+when it has a single thread (and no Twisted reactor: see
+:func:`reactor_installed`; Daphne projects fork from level 0). They reap their children (SIGCHLD through a
+wakeup fd, so an idle zygote sleeps in ``select`` and costs no CPU) and
+report each exit.
+
+Messages to a zygote: ``{"op": "level1"}`` + [control socket];
+``{"op": "serve", "args": [...]}`` + [stdin, stdout, stderr, events];
+``{"op": "preload", "modules": [...]}``; ``{"op": "quit"}`` (exit once
+every child is reaped). From it: ``ready`` (``level``, ``pid``,
+``forkable``, ``files``, ``modules``, ``phases``), ``failed`` (level 1: the
+error, the files it had imported), ``forked`` (``pid``), ``exit`` (``pid``,
+``returncode``), ``preloaded``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import importlib
+import importlib.util
+import json
+import os
+import select
+import signal
+import socket
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+#: Modules a level 0 preloads between two looks at its control socket.
+PRELOAD_CHUNK = 20
+#: Largest control message; fds per message.
+MAX_MESSAGE = 1 << 20
+MAX_FDS = 8
+#: Imported by level 0 right away: Django's machinery that needs no settings.
+BASE_MODULES = (
+    "django",
+    "django.conf",
+    "django.core.management",
+    "django.core.management.commands.runserver",
+    "django.core.servers.basehttp",
+    "django.core.handlers.wsgi",
+    "django.contrib.staticfiles.handlers",
+    "django.contrib.staticfiles.management.commands.runserver",
+    "django.db.models",
+    "django.db.migrations.executor",
+    "django.urls",
+    "django.http",
+    "django.shortcuts",
+    "django.template.loader",
+    "django.views.debug",
+    "django.forms",
+    "django.contrib.admin",
+    "django.core.checks",
+    "django.utils.autoreload",
+)
+
+
+#: Modules whose import installs a Twisted reactor (Daphne installs its asyncio
+#: reactor when ``daphne.server`` is imported, which ``daphne.apps`` does).
+REACTOR_MODULE = "twisted.internet.reactor"
+
+
+def reactor_installed() -> bool:
+    """Whether a Twisted reactor exists in this process.
+
+    A process holding one must not be forked to serve: the reactor's asyncio
+    loop owns an epoll instance and a wake-up socket pair, and every forked
+    child would share them (one generation's readiness events delivered to
+    another's loop, one's wake-ups waking the other). Daphne projects (Channels:
+    ``daphne`` first in INSTALLED_APPS imports ``daphne.server`` during
+    ``django.setup()``) are therefore served by children forked from level 0,
+    which has no reactor and runs the setup in the child, so each generation
+    installs its own; level 1 reports itself not forkable, and level 0 never
+    preloads a module that would install one.
+    """
+    return REACTOR_MODULE in sys.modules
+
+
+def forkable() -> bool:
+    """Safe to fork a server from here: one thread and no event loop to share."""
+    return thread_count() == 1 and not reactor_installed()
+
+
+def thread_count() -> int:
+    """Threads of this process, including ones started from C."""
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        import threading
+
+        return threading.active_count()
+
+
+def send(sock: socket.socket, message: dict[str, Any], fds: list[int] | None = None) -> None:
+    data = json.dumps(message, default=str).encode()
+    try:
+        if fds:
+            socket.send_fds(sock, [data], fds)
+        else:
+            sock.send(data)
+    except OSError:
+        pass
+
+
+def receive(sock: socket.socket) -> tuple[dict[str, Any] | None, list[int]]:
+    """One message and its fds; ``(None, [])`` at EOF."""
+    data, fds, _flags, _addr = socket.recv_fds(sock, MAX_MESSAGE, MAX_FDS)
+    if not data:
+        for fd in fds:
+            os.close(fd)
+        return None, []
+    return json.loads(data), list(fds)
+
+
+class Zygote:
+    """The loop shared by both levels: wait, fork, reap, report."""
+
+    def __init__(self, args: argparse.Namespace, control: socket.socket, level: int) -> None:
+        self.args = args
+        self.control = control
+        self.level = level
+        self.children: set[int] = set()
+        self.quitting = False
+        self.phases: list[dict[str, Any]] = []
+        #: Level 1 whose setup failed: (phase, exception) served as an error page.
+        self.failure: tuple[str, BaseException] | None = None
+        self._fork_started = 0.0
+        self._pending_preload: list[str] = []
+        self._preload_paused = False
+        self._preloaded = 0
+        #: Top-level packages one of whose modules installed a Twisted reactor.
+        self._reactor_packages: set[str] = set()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        signal.set_wakeup_fd(self._wake_w)
+
+    def loop(self) -> None:
+        while True:
+            try:
+                # Idle: sleep until a message or a child's exit. With
+                # libraries queued for preloading: import some between polls.
+                timeout = 0 if self._pending_preload and not self._preload_paused else None
+                readable, _, _ = select.select([self.control, self._wake_r], [], [], timeout)
+            except InterruptedError:  # pragma: no cover - PEP 475 retries
+                continue
+            if self._wake_r in readable:
+                try:
+                    while os.read(self._wake_r, 512):
+                        pass
+                except BlockingIOError:
+                    pass
+            self._reap()
+            if self.control in readable:
+                message, fds = receive(self.control)
+                if message is None:
+                    # The console is gone: its server children see their stdin
+                    # close and stop on their own.
+                    os._exit(0)
+                self._handle(message, fds)
+            if self.quitting and not self.children:
+                os._exit(0)
+            if not readable and self._pending_preload and not self._preload_paused:
+                self._preload_some()
+
+    def _reap(self) -> None:
+        while self.children:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                self.children.clear()
+                return
+            if pid == 0:
+                return
+            self.children.discard(pid)
+            send(self.control, {"op": "exit", "pid": pid, "returncode": os.waitstatus_to_exitcode(status)})
+
+    def _handle(self, message: dict[str, Any], fds: list[int]) -> None:
+        op = message.get("op")
+        if op == "serve":
+            self._fork(lambda: self._serve_child(message, fds), fds)
+        elif op == "level1" and self.level == 0:
+            # Preloading would compete with the new level 1's setup for the
+            # CPU: paused until the console says to go on (another preload).
+            self._preload_paused = True
+            self._fork(lambda: self._level1_child(fds[0]), fds)
+        elif op == "preload" and self.level == 0:
+            self._preload(message.get("modules") or [])
+        elif op == "quit":
+            self.quitting = True
+        else:
+            for fd in fds:
+                os.close(fd)
+
+    def _fork(self, child: Any, fds: list[int]) -> None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        started = self._fork_started = time.perf_counter()
+        pid = os.fork()
+        if pid == 0:
+            status = 1
+            try:
+                self._forget(fds)
+                child()
+                status = 0
+            except BaseException:  # noqa: BLE001 - last resort, the child must not return
+                traceback.print_exc()
+            finally:
+                try:
+                    sys.stdout.flush()
+                    sys.stderr.flush()
+                finally:
+                    os._exit(status)
+        for fd in fds:
+            os.close(fd)
+        self.children.add(pid)
+        send(self.control, {"op": "forked", "pid": pid, "ms": round((time.perf_counter() - started) * 1000, 2)})
+
+    def _forget(self, keep: list[int]) -> None:
+        """In a fresh child: drop the zygote's reaping and its control socket."""
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        os.close(self._wake_r)
+        os.close(self._wake_w)
+        self.control.close()
+        os.setpgid(0, 0)
+
+    # level 0 -------------------------------------------------------------
+    def _level1_child(self, control_fd: int) -> None:
+        control = socket.socket(fileno=control_fd)
+        zygote = Zygote(self.args, control, level=1)
+        zygote.become_level1()
+
+    def become_level1(self) -> None:
+        """Run manage.py up to ``django.setup()``, report, then serve forks."""
+        from devconsole.child.server import Agent, failed_phase
+        from devconsole.child.bootstrap import run_manage_py
+        from devconsole.child.watchlist import library_module_names, project_module_files
+
+        manage = Path(self.args.manage)
+        probe = Agent.__new__(Agent)  # only its phase timer: no emitter, no threads
+        probe.phases = []
+        probe._t = time.perf_counter()
+
+        def entry(argv: list[str]) -> None:
+            Agent.setup(probe)
+            _warm_up()
+            from django.db import connections
+
+            # Forked children must not share the zygote's database sockets.
+            connections.close_all()
+
+        try:
+            run_manage_py(manage, entry, argv=["runserver"], settings=self.args.settings, pythonpath=self.args.pythonpath)
+        except BaseException as exc:  # noqa: BLE001 - settings, AppConfig.ready, syntax errors
+            phase = failed_phase(probe.phases, exc)
+            self.failure = (phase, exc)
+            files = project_module_files(manage.parent) + [os.path.realpath(manage)]
+            files += _traceback_files(exc)
+            send(
+                self.control,
+                {
+                    "op": "failed",
+                    "level": 1,
+                    "pid": os.getpid(),
+                    "phase": phase,
+                    "message": f"{type(exc).__name__}: {exc}",
+                    "files": sorted(set(files)),
+                },
+            )
+        else:
+            self.phases = probe.phases
+            send(
+                self.control,
+                {
+                    "op": "ready",
+                    "level": 1,
+                    "pid": os.getpid(),
+                    "forkable": forkable(),
+                    "threads": thread_count(),
+                    "reactor": reactor_installed(),
+                    # manage.py ran here too (as __main__, gone from sys.modules since).
+                    "files": sorted({*project_module_files(manage.parent), os.path.realpath(manage)}),
+                    "modules": library_module_names(manage.parent),
+                    "phases": probe.phases,
+                },
+            )
+        self.loop()
+
+    def _preload(self, modules: list[str]) -> None:
+        """Queue libraries a level 1 used, so the next level 1 finds them
+        imported. They are imported a few at a time between messages (see
+        :meth:`loop`): a fork asked for meanwhile is never kept waiting."""
+        self._pending_preload.extend(m for m in modules if not m.startswith("__"))
+        self._preload_paused = False
+
+    def _preload_some(self, count: int = PRELOAD_CHUNK) -> None:
+        """Import the next ``count`` queued modules; report when the queue is done.
+
+        A module that needs settings fails to import and is skipped (and what
+        its failed import left behind is dropped); one whose top-level name
+        does not resolve here is not imported at all. The settings module is
+        hidden meanwhile, so that no library imports the project's settings
+        into level 0, and stderr is muted (failed imports print warnings).
+        """
+        from devconsole.child.watchlist import project_module_files
+
+        saved_env = os.environ.pop("DJANGO_SETTINGS_MODULE", None)
+        saved_stderr = os.dup(2)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        try:
+            for _ in range(count):
+                if not self._pending_preload or thread_count() != 1:
+                    break
+                name = self._pending_preload.pop(0)
+                if name in sys.modules or name.partition(".")[0] in self._reactor_packages:
+                    continue
+                before = set(sys.modules)
+                try:
+                    if importlib.util.find_spec(name.partition(".")[0]) is None:
+                        continue
+                    importlib.import_module(name)
+                    if reactor_installed():
+                        # Not fork-safe (see reactor_installed): undone like a
+                        # failed import, so each server child installs its own;
+                        # the rest of that package is not tried again.
+                        self._reactor_packages.add(name.partition(".")[0])
+                        raise ImportError(f"{name} installs a Twisted reactor")
+                    self._preloaded += 1
+                except BaseException:  # noqa: BLE001 - ImproperlyConfigured, AppRegistryNotReady...
+                    _forget_modules(set(sys.modules) - before)
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved_stderr, 2)
+            os.close(saved_stderr)
+            os.close(devnull)
+            if saved_env is not None:
+                os.environ["DJANGO_SETTINGS_MODULE"] = saved_env
+        if thread_count() != 1:
+            self._pending_preload.clear()
+        if not self._pending_preload:
+            send(
+                self.control,
+                {
+                    "op": "preloaded",
+                    "loaded": self._preloaded,
+                    "forkable": forkable(),
+                    # Whatever project file got imported anyway now rebuilds level 0.
+                    "files": project_module_files(Path(self.args.manage).parent),
+                },
+            )
+
+    # serving -------------------------------------------------------------
+    def _serve_child(self, message: dict[str, Any], fds: list[int]) -> None:
+        """In the forked server child: wire the pipes, then run the agent."""
+        from devconsole.child.server import Agent, build_parser
+
+        stdin, stdout, stderr, events = fds
+        for fd, target in ((stdin, 0), (stdout, 1), (stderr, 2)):
+            os.dup2(fd, target)
+            os.close(fd)
+        args = build_parser().parse_args([*message["args"], "--events-fd", str(events)])
+        agent = Agent(args)
+        if self.level == 0:
+            agent.emitter.start()
+            from devconsole.child.server import run_agent
+
+            run_agent(agent)
+            return
+        now = time.perf_counter()
+        agent.phases.append({"name": "fork", "ms": round((now - self._fork_started) * 1000, 2)})
+        agent._t = now
+        if self.failure is not None:
+            agent.emitter.start()
+            phase, exc = self.failure
+            agent.serve_error(phase, exc)
+            return
+        if message.get("spare") and not self._be_spare(agent):
+            return
+        agent.emitter.start()
+        try:
+            agent.serve()
+        except BaseException as exc:  # noqa: BLE001
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            from devconsole.child.server import failed_phase
+
+            agent.serve_error(failed_phase(agent.phases, exc), exc)
+
+
+    def _be_spare(self, agent: Any) -> bool:
+        """Get as far as serving can go without the URLconf, report the files
+        imported on the way, then wait for ``go GENERATION`` on stdin.
+
+        False when told to stop instead (or when the preparation failed).
+        No thread runs while waiting: an idle spare costs nothing.
+        """
+        from devconsole.child.watchlist import project_module_files
+
+        try:
+            agent.prepare()
+            agent.prebuild_handler()
+        except BaseException as exc:  # noqa: BLE001 - the reload forks afresh and reports it
+            agent.emitter.send({"type": "spare_failed", "pid": os.getpid(), "message": f"{type(exc).__name__}: {exc}"})
+            agent.emitter.flush()
+            return False
+        files = project_module_files(Path(self.args.manage).parent)
+        agent.emitter.send({"type": "spare_ready", "pid": os.getpid(), "files": files})
+        agent.emitter.flush()
+        words = sys.stdin.readline().split()
+        if len(words) != 2 or words[0] != "go" or not words[1].isdigit():
+            return False
+        agent.args.generation = int(words[1])
+        agent._t = time.perf_counter()
+        return True
+
+
+def _forget_modules(names: set[str]) -> None:
+    """Undo a failed import: drop the modules it left behind (a submodule
+    that did import while its package failed would otherwise be found later
+    without its package, and ``import a.b.c as x`` would fail)."""
+    for name in names:
+        module = sys.modules.pop(name, None)
+        parent_name, _, child = name.rpartition(".")
+        parent = sys.modules.get(parent_name) if parent_name else None
+        if parent is not None and module is not None and getattr(parent, child, None) is module:
+            try:
+                delattr(parent, child)
+            except AttributeError:
+                pass
+
+
+def _warm_up() -> None:
+    """Import what every server child imports next, so that a fork finds it
+    done: the runserver command that wins, the middleware classes.
+
+    Nothing is instantiated (a middleware's ``__init__`` may open
+    connections). A project module imported here counts among level 1's
+    files, so a change to it rebuilds level 1: correct by construction.
+    Failures are left for the server child to report properly.
+    """
+    try:
+        from django.conf import settings
+        from django.core.management import get_commands, load_command_class
+        from django.core.management.base import BaseCommand
+        from django.utils.module_loading import import_string
+
+        app = get_commands().get("runserver")
+        if isinstance(app, str):
+            load_command_class(app, "runserver")
+        elif app is not None and not isinstance(app, BaseCommand):  # pragma: no cover
+            pass
+        for path in getattr(settings, "MIDDLEWARE", None) or []:
+            try:
+                import_string(path)
+            except Exception:  # noqa: BLE001
+                continue
+    except Exception:  # noqa: BLE001
+        pass
+
+
+def _traceback_files(exc: BaseException) -> list[str]:
+    """Files named by ``exc`` (a SyntaxError's file is not in sys.modules)."""
+    files = []
+    filename = getattr(exc, "filename", None)
+    if isinstance(filename, str):
+        files.append(os.path.realpath(filename))
+    tb = exc.__traceback__
+    while tb is not None:
+        files.append(os.path.realpath(tb.tb_frame.f_code.co_filename))
+        tb = tb.tb_next
+    return [f for f in files if os.path.isfile(f)]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="devconsole-zygote")
+    parser.add_argument("--manage", required=True)
+    parser.add_argument("--settings")
+    parser.add_argument("--pythonpath")
+    parser.add_argument("--control-fd", type=int, required=True)
+    args = parser.parse_args(argv)
+    control = socket.socket(fileno=args.control_fd)
+    started = time.perf_counter()
+    for name in BASE_MODULES:
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001 - an older Django without one of them
+            pass
+    zygote = Zygote(args, control, level=0)
+    send(
+        control,
+        {
+            "op": "ready",
+            "level": 0,
+            "pid": os.getpid(),
+            "forkable": forkable(),
+            "threads": thread_count(),
+            "files": [],
+            "phases": [{"name": "import Django", "ms": round((time.perf_counter() - started) * 1000, 2)}],
+        },
+    )
+    try:
+        zygote.loop()
+    except OSError as exc:  # pragma: no cover - the control socket broke
+        if exc.errno not in (errno.EBADF, errno.ECONNRESET):
+            raise
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,555 @@
+"""The server child: runs the project's ``runserver`` on the console's socket.
+
+Started by :mod:`devconsole.console.supervisor` as
+``python -m devconsole.child.server --manage PATH --listen-fd N --events-fd M
+--addrport ADDR``. It runs the project's own ``manage.py`` as ``__main__``
+(see :mod:`.bootstrap`); when ``manage.py`` hands over to Django we:
+
+1. import the settings and run ``django.setup()``;
+2. resolve ``runserver`` the way ``ManagementUtility.fetch_command`` does
+   (``get_commands()`` then ``load_command_class``), so staticfiles' subclass
+   or any other app's override wins as it would under ``manage.py runserver``;
+3. give that command an instrumented ``server_cls`` that adopts the inherited
+   socket, and run it with ``--noreload --skip-checks`` in a worker thread
+   named like Django's (``django-main-thread``);
+4. report ``hello`` once ``serve_forever`` is looping, run the system checks
+   and the migrations check in the background, and wait on stdin for
+   ``stop``.
+
+If anything before serving fails (settings, an app's ``ready()``, a syntax
+error), the socket still answers: every request gets a 500 page with the
+traceback, and the error is reported as an ``error`` event.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from devconsole.wire import protocol
+from devconsole.child.bootstrap import run_manage_py
+from devconsole.child.instrument import Recorder, instrument_server, quiet_request_log, request_line_reaches_nobody
+
+FLUSH_INTERVAL = 0.05
+#: How long a graceful stop waits for requests in progress.
+DRAIN_TIMEOUT = 5.0
+#: Longest wait for a first request before the checks run anyway (seconds).
+AFTER_SERVING_DELAY = 1.0
+
+
+class Emitter:
+    """Sends events to the console: queued from any thread, written by one."""
+
+    def __init__(self, fd: int, recorder: Recorder) -> None:
+        self._out = os.fdopen(fd, "wb", buffering=0)
+        self._recorder = recorder
+        self._pending: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._last: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="devconsole-flusher", daemon=True)
+        self.broken = False
+
+    def start(self) -> None:
+        # The server's output goes out with the events, every FLUSH_INTERVAL,
+        # instead of one write per line: runserver logs a line per request,
+        # and a write (and a read in the console) for each cost more CPU than
+        # the request's instrumentation. Same stream objects, so the
+        # django.server handler that setup() bound to sys.stderr batches too.
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.reconfigure(line_buffering=False, write_through=False)  # type: ignore[union-attr]
+            except (AttributeError, ValueError):
+                pass  # replaced by the project with something else: leave it
+        self._thread.start()
+
+    def send(self, event: dict[str, Any]) -> None:
+        """Queue ``event``; it goes out with the next flush."""
+        with self._lock:
+            self._pending.append(event)
+
+    def flush(self) -> None:
+        """Write what is pending now (the flusher does it every 50 ms; the
+        agent calls it directly for events the console waits on)."""
+        with self._write_lock:
+            with self._lock:
+                events, self._pending = self._pending, []
+            events += self._recorder.drain(self._last)
+            if not events or self.broken:
+                return
+            try:
+                self._out.write(b"".join(protocol.encode(e) for e in events))
+            except (BrokenPipeError, OSError):
+                self.broken = True
+
+    def _run(self) -> None:
+        while not self._stop.wait(FLUSH_INTERVAL):
+            _flush_output()
+            self.flush()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=1)
+        _flush_output()
+        self.flush()
+
+
+def _flush_output() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError, AttributeError):
+            pass
+
+
+def _class_path(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+class RunserverOptionsError(Exception):
+    """The runserver that wins rejects an option the user gave devconsole:
+    the user's mistake, reported as one line (no traceback to read)."""
+
+
+def _error_event(phase: str, exc: BaseException) -> dict[str, Any]:
+    if isinstance(exc, RunserverOptionsError):
+        return {"type": "error", "phase": phase, "message": str(exc), "traceback": f"{exc}\n"}
+    return {
+        "type": "error",
+        "phase": phase,
+        "message": f"{type(exc).__name__}: {exc}",
+        "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+    }
+
+
+class Agent:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.recorder = Recorder()
+        self.emitter = Emitter(args.events_fd, self.recorder)
+        self.phases: list[dict[str, Any]] = []
+        self._t = time.perf_counter()
+        self.server_thread: threading.Thread | None = None
+        self.error_server: Any = None
+        self.failure: dict[str, Any] | None = None
+        self._urlconf_event: dict[str, Any] | None = None
+        self._command: Any = None
+        self._app_label = ""
+        self._cmd_args: Any = ()
+        self._cmd_options: dict[str, Any] = {}
+        self._request_log_from_events = False
+        #: ``wsgi`` or ``asgi``: which server the runserver that won is served with.
+        self.server_kind = "wsgi"
+
+    def phase(self, name: str) -> None:
+        """Close the phase that ends now."""
+        now = time.perf_counter()
+        self.phases.append({"name": name, "ms": round((now - self._t) * 1000, 2)})
+        self._t = now
+
+    # manage.py hands over here ----------------------------------------------
+    def entry(self, argv: list[str]) -> None:
+        self.setup()
+        self.serve()
+
+    def setup(self) -> None:
+        """Settings and ``django.setup()``: what a level-1 zygote keeps done."""
+        self.phase("manage.py")
+        from django.conf import settings
+
+        settings.INSTALLED_APPS  # noqa: B018 - imports the settings module
+        self.phase("settings import")
+        import django
+
+        django.setup()
+        self.phase("django.setup()")
+
+    def prepare(self) -> None:
+        """Resolve runserver and build its WSGI handler: the part of serving
+        that does not depend on the URLconf or the views.
+
+        A spare server child does this ahead of a reload; building the
+        handler (middleware instances) here is what ``inner_run`` would do
+        first anyway.
+        """
+        from django.core.management import get_commands, load_command_class
+        from django.core.management.base import BaseCommand, handle_default_options
+
+        commands = get_commands()
+        app = commands["runserver"]
+        command = app if isinstance(app, BaseCommand) else load_command_class(app, "runserver")
+        if isinstance(app, BaseCommand):
+            app = type(app).__module__.rpartition(".management.")[0] or "django.core"
+        self.phase('fetch_command("runserver")')
+        build_handler = command.get_handler
+
+        def get_handler(*args: Any, **kwargs: Any) -> Any:
+            handler = build_handler(*args, **kwargs)
+            # After, not before: get_wsgi_application() runs django.setup()
+            # again, which builds new logging handlers.
+            self._request_log_from_events = quiet_request_log()
+            self.recorder.skip_request_line = request_line_reaches_nobody()
+            return handler
+
+        command.get_handler = get_handler
+        # The migrations check runs in the background once serving (see _checks).
+        command.check_migrations = lambda: None
+        run_args = [self.args.addrport, "--noreload", "--skip-checks"]
+        if self.args.nothreading:
+            run_args.append("--nothreading")
+        if self.args.ipv6:
+            run_args.append("--ipv6")
+        # The user's other runserver options, parsed by the command that wins:
+        # one it does not know is an error of that parser, shown as such.
+        run_args += self.args.runserver_arg
+        # What BaseCommand.run_from_argv does, minus turning errors into sys.exit().
+        from django.core.management.base import CommandError
+
+        try:
+            options = command.create_parser("manage.py", "runserver").parse_args(run_args)
+        except CommandError as exc:
+            message = str(exc).removeprefix("Error: ")
+            raise RunserverOptionsError(f"{_class_path(type(command))}: {message}") from None
+        handle_default_options(options)
+        cmd_options = vars(options)
+        cmd_args = cmd_options.pop("args", ())
+        self.server_kind = self._choose_server(command, cmd_options)
+        self._command, self._app_label = command, app
+        self._cmd_args, self._cmd_options = cmd_args, cmd_options
+
+    def _choose_server(self, command: Any, options: dict[str, Any]) -> str:
+        """Give ``command`` a server on the console's socket; say which kind.
+
+        ``wsgi``: a ``socketserver`` class, instrumented (the path that is
+        benchmarked: nothing else is added to it). ``asgi``: Daphne's
+        ``Server`` (Channels' runserver), see :mod:`.asgi`. Anything else is
+        a class devconsole cannot hand the socket to: rather than a 500 for
+        every request, the project is served by Django's own WSGI runserver
+        and one line says so.
+        """
+        import socketserver
+
+        from django.core.management.commands.runserver import Command as CoreRunserver
+
+        server_cls = command.server_cls
+        if options.get("use_asgi") is False:
+            # Daphne's --noasgi: its inner_run would swap in Django's plain
+            # server class, bound by itself; run Django's inner_run directly.
+            server_cls = CoreRunserver.server_cls
+            command.inner_run = lambda *args, **kwargs: CoreRunserver.inner_run(command, *args, **kwargs)
+        if isinstance(server_cls, type) and issubclass(server_cls, socketserver.BaseServer):
+            command.server_cls = instrument_server(server_cls, self.args.listen_fd, self.recorder)
+            return "wsgi"
+        from devconsole.child.asgi import daphne_server, is_daphne_server
+
+        if is_daphne_server(server_cls):
+            command.server_cls = daphne_server(server_cls, self.args.listen_fd, self.recorder)
+            # Daphne's inner_run runs the system checks before serving even
+            # with --skip-checks; the agent runs them in the background.
+            command.check = lambda *args, **kwargs: None
+            return "asgi"
+        name = _class_path(server_cls) if isinstance(server_cls, type) else repr(server_cls)
+        message = (
+            f"devconsole cannot serve with {name} (the server class of {_class_path(type(command))}); "
+            "serving the project with Django's WSGI runserver instead"
+        )
+        sys.stderr.write(f"devconsole: {message}\n")
+        self.emitter.send({"type": "error", "phase": "server class", "message": message, "traceback": ""})
+        command.server_cls = instrument_server(CoreRunserver.server_cls, self.args.listen_fd, self.recorder)
+        command.inner_run = lambda *args, **kwargs: CoreRunserver.inner_run(command, *args, **kwargs)
+        return "wsgi"
+
+    def prebuild_handler(self) -> None:
+        """Build the handler now; ``inner_run`` then gets this one."""
+        command = self._command
+        if self.server_kind != "wsgi":
+            return  # Daphne builds its application in inner_run
+        handler = command.get_handler(*self._cmd_args, **self._cmd_options)
+        command.get_handler = lambda *args, **kwargs: handler
+        self.phase("WSGI handler")
+
+    def serve(self) -> None:
+        """Resolve runserver, import the URLconf, serve; then obey the console.
+
+        Runs after :meth:`setup`, in this process or in a child forked from a
+        zygote that did the setup (a spare has done :meth:`prepare` already).
+        """
+        if self._command is None:
+            self.prepare()
+        command, app = self._command, self._app_label
+        cmd_args, cmd_options = self._cmd_args, self._cmd_options
+        urlconf_error = self._import_urlconf()
+        self.phase("URLconf import")
+        if self._urlconf_event is not None:
+            # Django's own debug page cannot render when the URLconf does not
+            # import (it resolves the URL again): serve the traceback ourselves
+            # until the next save fixes it.
+            from devconsole.child.errorpage import error_app
+
+            error_wsgi = error_app(self._urlconf_event)
+            command.get_handler = lambda *args, **kwargs: error_wsgi
+        failure: list[BaseException] = []
+
+        def serve() -> None:
+            try:
+                command.execute(*cmd_args, **cmd_options)
+            except BaseException as exc:  # noqa: BLE001 - re-raised on the main thread
+                failure.append(exc)
+            finally:
+                self.recorder.serving.set()
+
+        self.server_thread = threading.Thread(target=serve, name="django-main-thread", daemon=True)
+        self.server_thread.start()
+        self.recorder.serving.wait()
+        if failure:
+            raise failure[0]
+        self.phase("serve_forever")
+        import django as dj
+
+        cls = type(command)
+        server = self.recorder.server
+        if self.server_kind == "asgi":
+            from devconsole.child.asgi import application_path
+
+            handler = application_path(server)
+        else:
+            handler = _class_path(server.RequestHandlerClass.dc_base)
+        self.emitter.send(
+            {
+                "type": "hello",
+                "server_kind": self.server_kind,
+                "v": protocol.PROTOCOL_VERSION,
+                "pid": os.getpid(),
+                "generation": self.args.generation,
+                "python": platform.python_version(),
+                "django": dj.get_version(),
+                "settings": os.environ.get("DJANGO_SETTINGS_MODULE", ""),
+                "runserver": {
+                    "class": _class_path(cls),
+                    "app": app,
+                    "mro": [_class_path(c) for c in cls.__mro__ if c is not object],
+                    "shadows": _shadowed_apps("runserver", app),
+                },
+                "server": [_class_path(c) for c in type(server).__mro__ if c is not object],
+                "handler": handler,
+                "listen": {"host": server.server_name, "port": server.server_port},
+                "threading": not self.args.nothreading,
+                "poll_interval": self.recorder.poll_interval if self.server_kind == "wsgi" else None,
+                "phases": self.phases,
+                "urlconf_error": urlconf_error,
+                # The console writes runserver's request lines from request events.
+                "request_log": "events" if self._request_log_from_events else "stderr",
+            }
+        )
+        # A reload is timed to this hello: do not let it wait for the flusher.
+        self.emitter.flush()
+        threading.Thread(target=self._after_serving, name="devconsole-checks", daemon=True).start()
+        self._control()
+
+    def _after_serving(self) -> None:
+        """What the console wants to know but the first response must not wait for.
+
+        Run once the first request is answered (or after a second): in the
+        same process, checks would compete with it for the GIL.
+        """
+        self.recorder.first_request.wait(AFTER_SERVING_DELAY)
+        skip_checks = "--skip-checks" in self.args.runserver_arg  # the user asked: no background checks either
+        try:
+            from devconsole.child.watchlist import watch_event
+
+            self.emitter.send(watch_event(Path(self.args.manage)))
+        except Exception as exc:  # noqa: BLE001 - a receiver of autoreload_started failed
+            self.emitter.send(_error_event("file_changed", exc))
+        if not skip_checks:
+            self._checks()
+
+    def _import_urlconf(self) -> str | None:
+        """Import the URLconf and its views now, as the first request would."""
+        try:
+            from django.urls import get_resolver
+
+            get_resolver().url_patterns  # noqa: B018
+        except Exception as exc:  # noqa: BLE001 - served as an error page, see serve()
+            self._urlconf_event = _error_event("URLconf import", exc)
+            self.emitter.send(self._urlconf_event)
+            return f"{type(exc).__name__}: {exc}"
+        return None
+
+    def _checks(self) -> None:
+        from django.db import DEFAULT_DB_ALIAS, connections
+
+        event: dict[str, Any] = {"type": "checks", "messages": [], "migrations": None, "error": None}
+        started = time.perf_counter()
+        try:
+            from django.core import checks
+
+            for message in checks.run_checks(include_deployment_checks=False):
+                if message.is_silenced():
+                    continue
+                event["messages"].append(
+                    {
+                        "level": _level_name(message.level),
+                        "id": message.id or "",
+                        "msg": str(message.msg),
+                        "obj": str(message.obj) if message.obj is not None else "",
+                        "hint": str(message.hint or ""),
+                    }
+                )
+            from django.db.migrations.executor import MigrationExecutor
+
+            executor = MigrationExecutor(connections[DEFAULT_DB_ALIAS])
+            plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
+            event["migrations"] = len(plan)
+        except Exception as exc:  # noqa: BLE001
+            event["error"] = f"{type(exc).__name__}: {exc}"
+        finally:
+            for conn in connections.all(initialized_only=True):
+                conn.close()
+        event["ms"] = round((time.perf_counter() - started) * 1000, 1)
+        self.emitter.send(event)
+
+    # control ----------------------------------------------------------------
+    def _control(self) -> None:
+        """Main thread: obey the console until it says stop (or goes away)."""
+        for line in sys.stdin:
+            command = line.strip()
+            if command == "stop":
+                break
+            if command.startswith("file_changed "):
+                self._file_changed(command.split(" ", 1)[1])
+        self.stop()
+
+    def _file_changed(self, path: str) -> None:
+        try:
+            from django.utils.autoreload import file_changed
+
+            results = file_changed.send(sender=None, file_path=Path(path))
+            handled = any(result for _, result in results)
+        except Exception as exc:  # noqa: BLE001
+            self.emitter.send(_error_event("file_changed", exc))
+            handled = False
+        self.emitter.send({"type": "file_changed", "path": path, "handled": handled})
+        self.emitter.flush()  # the console waits for this answer
+
+    def stop(self) -> None:
+        """Stop accepting, let requests in progress finish, then go."""
+        server = self.recorder.server or self.error_server
+        # From now on nothing more is accepted here: connections that arrive
+        # wait in the shared backlog for the next generation.
+        self.recorder.stopping = True
+        if server is not None:
+            server.shutdown()
+            deadline = time.monotonic() + DRAIN_TIMEOUT
+            while self.recorder.busy() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            finish = getattr(server, "dc_finish", None)
+            if finish is not None:
+                finish()  # an ASGI server: its reactor stops now, not before
+        self.emitter.send({"type": "bye", "in_flight": self.recorder.busy()})
+        self.emitter.close()
+
+    # when the project cannot start --------------------------------------------
+    def serve_error(self, phase: str, exc: BaseException) -> None:
+        """Answer every request with a 500 page showing ``exc``, until stopped."""
+        event = _error_event(phase, exc)
+        self.emitter.send(event)
+        self.emitter.flush()  # a reload waits for this to know it failed
+        sys.stderr.write(event["traceback"])
+        from devconsole.child.errorpage import make_error_server
+
+        self.error_server = make_error_server(self.args.listen_fd, self.recorder, event)
+        threading.Thread(target=self.error_server.serve_forever, name="devconsole-error-server", daemon=True).start()
+        self.recorder.serving.wait(5)
+        self._control()
+
+
+def _level_name(level: int) -> str:
+    from django.core import checks
+
+    for name in ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"):
+        if level >= getattr(checks, name):
+            return name
+    return "DEBUG"
+
+
+def _shadowed_apps(name: str, winner: str) -> list[str]:
+    """Apps that also define command ``name`` but lose to ``winner``."""
+    from django.apps import apps
+    from django.core.management import find_commands
+    import django.core.management as management
+
+    found: list[str] = []
+    for config in apps.get_app_configs():
+        if name in find_commands(os.path.join(config.path, "management")):
+            found.append(config.name)
+    if name in find_commands(management.__path__[0]):
+        found.append("django.core")
+    return [app for app in found if app != winner]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="devconsole-agent")
+    parser.add_argument("--manage", required=True)
+    parser.add_argument("--settings")
+    parser.add_argument("--pythonpath")
+    parser.add_argument("--listen-fd", type=int, required=True)
+    parser.add_argument("--events-fd", type=int, required=True)
+    parser.add_argument("--addrport", required=True)
+    parser.add_argument("--generation", type=int, default=1)
+    parser.add_argument("--nothreading", action="store_true")
+    parser.add_argument("--ipv6", action="store_true")
+    parser.add_argument("--runserver-arg", action="append", default=[], help="one more argument for runserver (repeatable)")
+    return parser
+
+
+def run_agent(agent: Agent) -> None:
+    """Run the project's manage.py into :meth:`Agent.entry`; serve an error
+    page if it fails. Returns when the console says stop."""
+    args = agent.args
+    try:
+        run_manage_py(Path(args.manage), agent.entry, argv=["runserver"], settings=args.settings, pythonpath=args.pythonpath)
+    except BaseException as exc:  # noqa: BLE001 - anything the project raises
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        agent.serve_error(failed_phase(agent.phases, exc), exc)
+
+
+def main(argv: list[str] | None = None) -> None:
+    agent = Agent(build_parser().parse_args(argv))
+    agent.emitter.start()
+    run_agent(agent)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # User code may have left non-daemon threads behind: do not wait for them.
+    os._exit(0)
+
+
+_PHASE_AFTER: dict[str, str] = {
+    "manage.py": "settings import",
+    "settings import": "django.setup()",
+    "django.setup()": 'fetch_command("runserver")',
+    'fetch_command("runserver")': "URLconf import",
+    "URLconf import": "runserver",
+}
+
+
+def failed_phase(phases: list[dict[str, Any]], exc: BaseException) -> str:
+    """The start-up phase that ``exc`` ended: the one after the last that
+    finished (``phases``), or the user's options for runserver."""
+    if isinstance(exc, RunserverOptionsError):
+        return "runserver options"
+    if not phases:
+        return "manage.py"
+    return _PHASE_AFTER.get(phases[-1]["name"], "runserver")
+
+
+if __name__ == "__main__":
+    main()

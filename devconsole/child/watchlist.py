@@ -1,0 +1,183 @@
+"""What the server child reports for the console to watch (the ``watch``
+event), and which modules it imported from the project and from libraries.
+
+:func:`watch_event` lists the project's own module files (outside the
+interpreter and site-packages), the directories they live in, and the
+directories and globs that apps register through Django's
+``autoreload_started`` signal (template directories with ``**/*``, locale
+directories with ``**/*.mo``), plus the places never worth a restart (media,
+static root, the SQLite database). The console watches them with
+:class:`devconsole.console.watcher.Watcher`.
+"""
+
+from __future__ import annotations
+
+import os
+import site
+import sys
+import sysconfig
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from devconsole.wire.watchrules import IGNORED_DIRS, collapse
+
+#: Module files reported in one ``watch`` event; a project with more still has
+#: them all watched (through their directories), just not listed one by one.
+MAX_REPORTED_FILES = 20000
+
+
+def _library_dirs() -> list[str]:
+    """Where the interpreter and installed packages live: never the project's."""
+    dirs: set[str] = set()
+    for key in ("stdlib", "platstdlib", "purelib", "platlib"):
+        path = sysconfig.get_paths().get(key)
+        if path:
+            dirs.add(path)
+    for path in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix):
+        dirs.add(path)
+    try:
+        dirs.update(site.getsitepackages())
+    except AttributeError:  # pragma: no cover - old virtualenv's site.py
+        pass
+    user = getattr(site, "getusersitepackages", lambda: "")()
+    if user:
+        dirs.add(user)
+    return sorted(os.path.realpath(d) + os.sep for d in dirs if d)
+
+
+def is_project_file(path: str, project_root: str, library_dirs: list[str]) -> bool:
+    """True for files that belong to the project rather than to a library.
+
+    devconsole's own package counts as a library unless the project lives
+    inside it (the embedded demo does).
+    """
+    if not path.startswith(project_root + os.sep):
+        if any(path.startswith(d) for d in library_dirs):
+            return False
+        if path.startswith(_DEVCONSOLE_DIR):
+            return False
+    parts = Path(path).parts
+    return not any(part in IGNORED_DIRS for part in parts)
+
+
+_DEVCONSOLE_DIR = os.path.realpath(Path(__file__).resolve().parents[1]) + os.sep
+
+
+def project_module_files(project_root: Path) -> list[str]:
+    """Files of the modules imported so far that belong to the project."""
+    root = os.path.realpath(project_root)
+    libs = _library_dirs()
+    found: set[str] = set()
+    for name, module in list(sys.modules.items()):
+        if name in ("__main__", "__mp_main__"):
+            filename = getattr(module, "__file__", None)
+        else:
+            spec = getattr(module, "__spec__", None)
+            filename = spec.origin if spec is not None and spec.has_location else None
+        if not filename or not isinstance(filename, str):
+            continue
+        real = os.path.realpath(filename)
+        if is_project_file(real, root, libs):
+            found.add(real)
+    return sorted(found)
+
+
+def library_module_names(project_root: Path) -> list[str]:
+    """Names of imported modules that come from the interpreter or site-packages
+    (what a level-0 zygote can import ahead of time)."""
+    root = os.path.realpath(project_root)
+    libs = _library_dirs()
+    names = []
+    for name, module in list(sys.modules.items()):
+        spec = getattr(module, "__spec__", None)
+        if spec is None or not spec.has_location or not isinstance(spec.origin, str):
+            continue
+        if not is_project_file(os.path.realpath(spec.origin), root, libs):
+            names.append(name)
+    return sorted(names)
+
+
+def roots_for(files: Iterable[str], import_roots: Iterable[str] = ()) -> list[str]:
+    """Directories (watched recursively) and single files covering ``files``.
+
+    A module inside a package is covered by its top-level package directory
+    (the one right below an ``import_roots`` entry, i.e. ``sys.path``); a
+    top-level module (``manage.py``) by the file itself, so the project
+    directory, which may hold a virtualenv or node_modules, is never walked.
+    """
+    stops = {os.path.realpath(p) for p in import_roots}
+    roots: set[str] = set()
+    for filename in files:
+        directory = os.path.dirname(filename)
+        if directory in stops or not os.path.exists(os.path.join(directory, "__init__.py")):
+            roots.add(filename)
+            continue
+        while True:
+            parent = os.path.dirname(directory)
+            if parent in stops or parent == directory or not os.path.exists(os.path.join(parent, "__init__.py")):
+                break
+            directory = parent
+        roots.add(directory)
+    return collapse(roots)
+
+
+
+
+
+class _Collector:
+    """Stands in for Django's reloader when ``autoreload_started`` is sent:
+    receivers call ``watch_dir`` (or add to ``extra_files``)."""
+
+    def __init__(self) -> None:
+        self.extra_files: set[Any] = set()
+        self.directory_globs: dict[Path, set[str]] = defaultdict(set)
+
+    def watch_dir(self, path: Any, glob: str) -> None:
+        try:
+            self.directory_globs[Path(path).absolute()].add(glob)
+        except (OSError, ValueError):
+            pass
+
+    def watch_file(self, path: Any) -> None:  # older third-party receivers
+        self.extra_files.add(path)
+
+
+def watch_event(manage_py: Path) -> dict[str, Any]:
+    """The ``watch`` event of this (fully set up) process."""
+    from django.conf import settings
+    from django.utils.autoreload import autoreload_started
+
+    project_root = manage_py.resolve().parent
+    collector = _Collector()
+    autoreload_started.send(sender=collector)
+    files = project_module_files(project_root)
+    extra = [os.path.realpath(str(f)) for f in collector.extra_files]
+    dir_globs = sorted(
+        [str(directory), glob]
+        for directory, globs in collector.directory_globs.items()
+        for glob in globs
+        if directory.is_dir()
+    )
+    import_roots = [p or os.getcwd() for p in sys.path if isinstance(p, str)]
+    roots = collapse([*roots_for(files, import_roots), *extra, *(d for d, _ in dir_globs)])
+    ignore = []
+    for name in ("MEDIA_ROOT", "STATIC_ROOT"):
+        value = getattr(settings, name, None)
+        if value:
+            ignore.append(os.path.realpath(str(value)))
+    for database in getattr(settings, "DATABASES", {}).values():
+        if "sqlite" in str(database.get("ENGINE", "")) and database.get("NAME"):
+            ignore.append(os.path.realpath(str(database["NAME"])))
+    return {
+        "type": "watch",
+        "roots": roots,
+        "globs": [os.path.join(d, g) for d, g in dir_globs],
+        "dir_globs": dir_globs,
+        "files": files[:MAX_REPORTED_FILES] + extra,
+        "files_total": len(files) + len(extra),
+        "ignore": ignore,
+        "ts": time.time(),
+    }

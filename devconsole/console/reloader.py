@@ -1,0 +1,605 @@
+"""Autoreload: from a saved file to the new code being served.
+
+The :class:`Reloader` sits between the supervisor and the console: it sees
+every event (to learn what the server imported and what it watches), owns
+the :class:`~.watcher.Watcher`, the two zygotes (see :mod:`.zygote`) and one
+worker thread that turns change batches into decisions, one at a time:
+
+* a file a ``file_changed`` receiver handles (a template, a ``.mo``): the
+  running server resets its caches, nothing restarts (``handled``);
+* a file no generation imported and no app registered: ``ignored``;
+* a module only the server imported (views, URLconf): fork a new server
+  from the level-1 zygote, which has ``django.setup()`` done (``restarted``);
+* a module the level-1 zygote imported during setup (models, settings,
+  ``apps.py``): rebuild level 1 from level 0 first, while the old server
+  keeps serving, then fork; a module level 0 imported: rebuild both.
+
+The handover keeps the listening socket: the old generation is told to stop
+first (it stops accepting at once and finishes its requests), the new one
+is forked right after; connections that arrive in between wait in the
+backlog. Between reloads a *spare* is forked from level 1 and gets as far
+as it can without the URLconf (runserver resolved, WSGI handler built); a
+views edit promotes it unless it imported a changed file. Where fork is not
+safe (no ``os.fork``, threads alive in level 1) the fork comes from level 0
+and runs the setup itself; without a usable level 0, a plain spawn does the
+same job, slower.
+
+Every reload ends as one ``reload`` event: files, decision, phases
+(``detect``: save to batch; ``stop``: stop request to the old generation's
+exit; ``start``: decision to the new process existing; ``ready``: from then
+to serving), ``duration_ms`` (save to serving), the error if any, and how it
+was done: ``level`` (``fork``, ``setup``: level 1 rebuilt, ``full``: both
+rebuilt, ``spawn``), ``via`` (the zygote forked from) and ``spare``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from devconsole.model.sanitize import clean_value
+from devconsole.console.supervisor import ForkedChild, ServerChild, Supervisor, Zygote, ZygoteError
+from devconsole.console.watcher import Watcher, default_roots
+
+#: How long a ``file_changed`` question may take before we restart instead.
+FILE_CHANGED_TIMEOUT = 2.0
+#: How long a new generation may take to serve (or fail) before we give up waiting.
+SETTLE_TIMEOUT = 60.0
+#: Seconds after a reload before the next spare is forked (not to compete
+#: with the new generation's first requests).
+SPARE_DELAY = 0.25
+
+Child = ServerChild | ForkedChild
+
+FORK, REBUILD1, REBUILD0 = 2, 1, 0
+
+
+@dataclass
+class Decision:
+    """What a batch of changes calls for."""
+
+    level: int | None = None  # FORK, REBUILD1, REBUILD0, or None: no restart
+    restart: list[str] = field(default_factory=list)
+    ask: list[str] = field(default_factory=list)  # for file_changed receivers
+    ignored: list[str] = field(default_factory=list)
+
+
+def glob_matches(path: str, directory: str, pattern: str) -> bool:
+    """Does ``path`` match ``directory`` + ``pattern`` the way Django's
+    ``Path.glob`` would (``**/`` means any depth)?"""
+    prefix = directory.rstrip(os.sep) + os.sep
+    if not path.startswith(prefix):
+        return False
+    relative = path[len(prefix):]
+    if pattern.startswith("**/"):
+        return fnmatch.fnmatch(os.path.basename(relative), pattern[3:]) or fnmatch.fnmatch(relative, pattern[3:])
+    return fnmatch.fnmatch(relative, pattern)
+
+
+def decide(
+    paths: set[str],
+    *,
+    level0_files: frozenset[str],
+    level1_files: frozenset[str] | None,
+    server_files: frozenset[str],
+    dir_globs: list[tuple[str, str]],
+    broken: bool,
+) -> Decision:
+    """The decision for a batch, from the exact files each process imported.
+
+    ``level1_files`` is None when there is no healthy level 1 (its setup
+    failed): any Python change may be the fix, so it is rebuilt. ``broken``:
+    the serving generation failed (a syntax error in a view), so any Python
+    change gets a new server.
+    """
+    decision = Decision()
+    levels: list[int] = []
+    for path in sorted(paths):
+        if path.endswith(".py"):
+            if path in level0_files:
+                levels.append(REBUILD0)
+            elif level1_files is None or path in level1_files:
+                levels.append(REBUILD1)
+            elif path in server_files or broken:
+                levels.append(FORK)
+            else:
+                decision.ignored.append(path)
+                continue
+            decision.restart.append(path)
+        elif any(glob_matches(path, d, g) for d, g in dir_globs):
+            decision.ask.append(path)
+        else:
+            decision.ignored.append(path)
+    if levels:
+        decision.level = min(levels)
+    return decision
+
+
+class Reloader:
+    """Watches, decides and restarts; see the module docstring."""
+
+    def __init__(self, supervisor: Supervisor, *, watch: bool = True, use_fork: bool | None = None) -> None:
+        self.supervisor = supervisor
+        self._sink = supervisor.on_event
+        supervisor.on_event = self._on_event
+        self.use_fork = (hasattr(os, "fork") and os.name == "posix") if use_fork is None else use_fork
+        self.watcher: Watcher | None = Watcher(self._on_batch) if watch else None
+        self.level0: Zygote | None = None
+        self.level1: Zygote | None = None
+        self._preloaded: set[str] = set()
+        #: Whether level 0 imports, while idle, the libraries level 1 used.
+        #: Off by default: importing third-party modules without settings
+        #: left Wagtail half-imported (now undone on failure, and a setup
+        #: that fails after a preload is retried without), and on this
+        #: 2-CPU machine no gain for a level-1 rebuild could be measured.
+        #: ``DEVCONSOLE_PRELOAD=1`` turns it on.
+        self.preload_enabled = os.environ.get("DEVCONSOLE_PRELOAD") == "1"
+        self.server_files: frozenset[str] = frozenset()
+        self.dir_globs: list[tuple[str, str]] = []
+        self._reported_roots: list[str] = []
+        self._ignore: list[str] = []
+        self._jobs: queue.Queue[tuple[str, set[str], float] | None] = queue.Queue()
+        self._answers: dict[str, queue.Queue[bool]] = {}
+        self._answers_lock = threading.Lock()
+        self._worker: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._finishers: list[threading.Thread] = []
+        #: A server child forked from level 1 ahead of the next reload, with
+        #: runserver resolved and its handler built, waiting for ``go``.
+        self.spare: ForkedChild | None = None
+        self._spare_timer: threading.Timer | None = None
+
+    # ------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        """Start the first generation and the watch (returns at once)."""
+        self._worker = threading.Thread(target=self._run, name="devconsole-reloader", daemon=True)
+        self._worker.start()
+        self._jobs.put(("start", set(), time.time()))
+        if self.watcher is not None:
+            self.watcher.set_roots(default_roots(self.supervisor.project.root))
+            self.watcher.start()
+
+    def restart(self) -> None:
+        """A restart asked for by hand (``r``): everything is set up afresh."""
+        self._jobs.put(("manual", set(), time.time()))
+
+    def stop(self) -> None:
+        """Stop watching, the worker, the server child and the zygotes."""
+        self._stopping.set()
+        if self._spare_timer is not None:
+            self._spare_timer.cancel()
+        if self.watcher is not None:
+            self.watcher.stop()
+        self._jobs.put(None)
+        if self._worker is not None:
+            # A reload in progress normally ends quickly; one stuck in the
+            # project's setup is cut short by closing the zygotes below.
+            self._worker.join(timeout=5)
+        self.supervisor.stop()
+        for zygote in (self.level1, self.level0):
+            if zygote is not None:
+                zygote.close()
+        if self._worker is not None:
+            self._worker.join(timeout=5)
+        self.supervisor.stop()  # one the worker may have started meanwhile
+        self._discard_spare()
+        for thread in self._finishers:
+            thread.join(timeout=3)
+        self.level0 = self.level1 = None
+
+    # --------------------------------------------------------------- events
+    def _on_event(self, event: dict[str, Any]) -> None:
+        kind = event.get("type")
+        if kind in ("spare_ready", "spare_failed"):
+            spare = self.spare
+            if spare is not None and spare.pid == event.get("pid"):
+                if kind == "spare_ready":
+                    spare.spare_files = frozenset(event.get("files") or ())
+                else:
+                    spare.spare_failed = True
+            return
+        if event.get("generation") == 0:
+            return  # a spare not promoted (yet): nothing the console shows
+        if kind == "watch" and event.get("generation") == self.supervisor.generation:
+            self.server_files = frozenset(event.get("files") or ())
+            self.dir_globs = [(str(d), str(g)) for d, g in event.get("dir_globs") or []]
+            self._reported_roots = list(event.get("roots") or [])
+            self._ignore = list(event.get("ignore") or [])
+            self._update_roots()
+        elif kind == "file_changed":
+            with self._answers_lock:
+                waiting = self._answers.get(str(event.get("path")))
+            if waiting is not None:
+                waiting.put(bool(event.get("handled")))
+        self._sink(event)
+
+    def _update_roots(self, extra: list[str] | None = None) -> None:
+        if self.watcher is None:
+            return
+        roots = default_roots(self.supervisor.project.root) + self._reported_roots + (extra or [])
+        self.watcher.set_roots(roots, self._ignore)
+
+    def _on_batch(self, paths: set[str], delivered: float) -> None:
+        self._jobs.put(("changes", paths, delivered))
+
+    def _emit(self, event: dict[str, Any]) -> None:
+        event.setdefault("type", "reload")
+        self._own(event)
+
+    def _own(self, event: dict[str, Any]) -> None:
+        """An event of the reloader's own: its paths and error texts come from
+        the file system and exceptions, so they are cleaned here, where they enter."""
+        event.setdefault("ts", time.time())
+        self._sink(clean_value(event))
+
+    # --------------------------------------------------------------- worker
+    def _run(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None or self._stopping.is_set():
+                return
+            kind, paths, delivered = job
+            kinds = {kind}
+            # Changes that piled up during the last reload make one batch.
+            while True:
+                try:
+                    more = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    return
+                kinds.add(more[0])
+                paths |= more[1]
+                delivered = max(delivered, more[2])
+            kind = next(k for k in ("start", "manual", "changes", "spare") if k in kinds)
+            try:
+                if kind == "spare":
+                    self._make_spare()
+                elif kind == "start":
+                    self._first_start()
+                elif kind == "manual":
+                    self._restart(sorted(paths), REBUILD0, detect_ms=0.0, saved=delivered)
+                else:
+                    self._changes(paths, delivered)
+            except Exception as exc:  # noqa: BLE001 - the console must stay up
+                self._emit({"files": sorted(paths), "decision": "failed", "error": f"{type(exc).__name__}: {exc}",
+                            "duration_ms": None, "phases": {}, "new_generation": None})
+
+    def _first_start(self) -> None:
+        if self.use_fork:
+            try:
+                self._build(REBUILD0)
+                source = self._fork_source()
+                child = source.serve(self.supervisor.next_generation())
+                self._install(child)
+                child.settled.wait(SETTLE_TIMEOUT)
+                self._maybe_preload()
+                self._schedule_spare()
+                return
+            except ZygoteError as exc:
+                self._drop_zygotes()
+                self._own({"type": "log", "stream": "stderr", "text": f"devconsole: fork server unavailable ({exc}); spawning instead", "ts": time.time()})
+        self.supervisor.start()
+
+    def _changes(self, paths: set[str], delivered: float) -> None:
+        saved = _saved_at(paths, delivered)
+        for path in paths:
+            if path.endswith(".py"):
+                _forget_bytecode(path)
+        detect_ms = round(max(0.0, delivered - saved) * 1000, 1)
+        level1_files: frozenset[str] | None = None
+        if self.level1 is not None and self.level1.ready and self.level1.ready.get("op") == "ready":
+            level1_files = self.level1.files
+        elif not self.use_fork or self.level0 is None:
+            level1_files = frozenset()  # plain spawns: every restart is complete
+        decision = decide(
+            paths,
+            level0_files=self.level0.files if self.level0 is not None else frozenset(),
+            level1_files=level1_files,
+            server_files=self.server_files,
+            dir_globs=self.dir_globs,
+            broken=self._broken(),
+        )
+        if decision.level is None and decision.ask:
+            unhandled = [p for p in decision.ask if not self._ask(p)]
+            if not unhandled:
+                self._emit({"files": decision.ask, "decision": "handled", "duration_ms": detect_ms,
+                            "phases": {"detect": detect_ms}, "error": None, "new_generation": None})
+                return
+            decision.level = FORK
+            decision.restart += unhandled
+        if decision.level is None:
+            self._emit({"files": decision.ignored, "decision": "ignored", "duration_ms": None,
+                        "phases": {"detect": detect_ms}, "error": None, "new_generation": None})
+            return
+        self._restart(decision.restart + decision.ask, decision.level, detect_ms=detect_ms, saved=saved)
+
+    def _broken(self) -> bool:
+        child = self.supervisor.child
+        if child is None:
+            return True
+        if child.error_event is not None or not child.alive:
+            return True
+        hello = child.hello_event
+        return bool(hello and hello.get("urlconf_error"))
+
+    def _ask(self, path: str) -> bool:
+        """Ask the serving generation's ``file_changed`` receivers about ``path``."""
+        child = self.supervisor.child
+        if child is None or not child.alive:
+            return False
+        answer: queue.Queue[bool] = queue.Queue()
+        with self._answers_lock:
+            self._answers[path] = answer
+        try:
+            child.send(f"file_changed {path}")
+            return answer.get(timeout=FILE_CHANGED_TIMEOUT)
+        except queue.Empty:
+            return False
+        finally:
+            with self._answers_lock:
+                self._answers.pop(path, None)
+
+    # ----------------------------------------------------------- restarting
+    def _zygote_alive(self, zygote: Zygote | None) -> bool:
+        return zygote is not None and not zygote.dead.is_set() and not zygote.unsafe
+
+    def _build(self, level: int) -> None:
+        """Make the zygotes current for ``level`` (the old server keeps serving)."""
+        if level <= REBUILD0 or not self._zygote_alive(self.level0):
+            old0, self.level0 = self.level0, Zygote.spawn(self.supervisor)
+            ready = self.level0.wait_ready()
+            if not ready.get("forkable"):
+                raise ZygoteError(f"level 0 has {ready.get('threads')} threads")
+            self._preloaded = set()
+            level = REBUILD1
+            self._retire(old0)
+        if level <= REBUILD1 or not self._zygote_alive(self.level1):
+            assert self.level0 is not None
+            self._discard_spare()  # forked from the level 1 being replaced
+            old1, self.level1 = self.level1, self.level0.fork_level1()
+            ready = self.level1.wait_ready()
+            if ready.get("op") == "failed" and self._preloaded:
+                # The libraries level 0 imported ahead (without settings) may
+                # be what broke the setup: confirm with a level 0 that did not.
+                self._retire(self.level1)
+                self._retire(self.level0)
+                self.preload_enabled = False
+                self._preloaded = set()
+                self.level0 = Zygote.spawn(self.supervisor)
+                if not self.level0.wait_ready().get("forkable"):
+                    raise ZygoteError("level 0 is not single-threaded")
+                self.level1 = self.level0.fork_level1()
+                ready = self.level1.wait_ready()
+            if ready.get("op") == "failed":
+                self._update_roots(list(ready.get("files") or []))
+            self._retire(old1)
+
+    def _retire(self, zygote: Zygote | None) -> None:
+        """Let an old zygote go once the children it forked have exited."""
+        if zygote is not None:
+            thread = threading.Thread(target=zygote.close, kwargs={"wait": True}, name="devconsole-retire", daemon=True)
+            thread.start()
+            self._finishers.append(thread)
+
+    def _drop_zygotes(self) -> None:
+        for zygote in (self.level1, self.level0):
+            if zygote is not None:
+                zygote.close()
+        self.level0 = self.level1 = None
+
+    def _fork_source(self) -> Zygote:
+        """Level 1 when it can fork safely (or must serve its own error);
+        level 0 (which then runs the whole setup in the child) otherwise."""
+        assert self.level0 is not None and self.level1 is not None
+        ready = self.level1.ready or {}
+        if ready.get("op") == "failed" or ready.get("forkable"):
+            return self.level1
+        return self.level0
+
+    def _install(self, child: Child) -> None:
+        self.supervisor.adopt(child)
+
+    def _restart(self, files: list[str], level: int, *, detect_ms: float, saved: float) -> None:
+        started = time.perf_counter()
+        old = self.supervisor.child
+        source: Zygote | None = None
+        if self.use_fork:
+            try:
+                self._build(level)
+                source = self._fork_source()
+            except ZygoteError as exc:
+                self._drop_zygotes()
+                self.use_fork = False
+                self._own({"type": "log", "stream": "stderr", "text": f"devconsole: fork server unavailable ({exc}); spawning instead", "ts": time.time()})
+        stop_started = time.perf_counter()
+        stopped: list[float] = []
+        spare: ForkedChild | None = None
+        if self.use_fork:
+            # Stop first: from this line on the old generation accepts nothing,
+            # so no request can reach old code once the new one serves.
+            if old is not None:
+                old.send("stop")
+            assert source is not None
+            spare = self._take_spare(files) if level == FORK and source is self.level1 else None
+            if spare is None:
+                self._discard_spare()
+            try:
+                if spare is not None:
+                    spare.promote(self.supervisor.next_generation())
+                    child: Child = spare
+                else:
+                    child = source.serve(self.supervisor.next_generation())
+                start_ms = (time.perf_counter() - started) * 1000
+            except ZygoteError as exc:
+                # The old generation is already stopping: something must serve.
+                self._drop_zygotes()
+                self.use_fork = False
+                self._own({"type": "log", "stream": "stderr", "text": f"devconsole: fork server lost ({exc}); spawning instead", "ts": time.time()})
+                child = ServerChild(self.supervisor, self.supervisor.next_generation())
+                start_ms = (time.perf_counter() - started) * 1000
+            self._install(child)
+            stopper = _stopper(old, stop_started, stopped) if old is not None else None
+            if stopper is not None:
+                self._finishers.append(stopper)
+        else:
+            stopper = None
+            if old is not None:
+                old.stop()
+                stopped.append((time.perf_counter() - stop_started) * 1000)
+            child = self.supervisor.start()
+            start_ms = (time.perf_counter() - started) * 1000 - (stopped[0] if stopped else 0.0)
+        ready_from = time.perf_counter()
+        child.settled.wait(SETTLE_TIMEOUT)
+        ready_ms = (time.perf_counter() - ready_from) * 1000
+        served_at = time.time()
+        hello = child.hello_event
+        error: str | None = None
+        if child.error_event is not None:
+            error = str(child.error_event.get("message"))
+        elif hello is None:
+            error = "the server exited before serving" if not child.alive else "the server did not start in time"
+        elif hello.get("urlconf_error"):
+            error = str(hello["urlconf_error"])
+        event = {
+            "files": files,
+            "decision": "failed" if error else "restarted",
+            "error": error,
+            "new_generation": child.generation,
+            "level": {FORK: "fork", REBUILD1: "setup", REBUILD0: "full"}[level] if isinstance(child, ForkedChild) else "spawn",
+            # Which process the new generation came from: level 1 (setup done),
+            # level 0 (the fork ran the setup: level 1 had threads) or a spawn.
+            "via": ("level 1" if source is self.level1 else "level 0") if isinstance(child, ForkedChild) else "spawn",
+            # A spare was forked and prepared before the change: only the
+            # URLconf and serving were left to do.
+            "spare": child is spare if self.use_fork else False,
+            "duration_ms": round((served_at - saved) * 1000, 1) if saved else None,
+        }
+        finisher = threading.Thread(
+            target=self._finish_event,
+            args=(event, stopper, stopped, {"detect": detect_ms, "start": round(start_ms, 1), "ready": round(ready_ms, 1)}),
+            name="devconsole-reload-event",
+            daemon=True,
+        )
+        finisher.start()
+        self._finishers = [t for t in self._finishers if t.is_alive()] + [finisher]
+        self._maybe_preload()
+        self._schedule_spare()
+
+    # ---------------------------------------------------------------- spare
+    def _schedule_spare(self) -> None:
+        if not self.use_fork or self._stopping.is_set():
+            return
+        if self._spare_timer is not None:
+            self._spare_timer.cancel()
+        self._spare_timer = threading.Timer(SPARE_DELAY, lambda: self._jobs.put(("spare", set(), 0.0)))
+        self._spare_timer.daemon = True
+        self._spare_timer.start()
+
+    def _make_spare(self) -> None:
+        """Fork the next generation ahead of time, if level 1 can be forked."""
+        if self.spare is not None and self.spare.alive and not self.spare.spare_failed:
+            return
+        self._discard_spare()
+        level1 = self.level1
+        if not self.use_fork or level1 is None or level1.dead.is_set():
+            return
+        if not (level1.ready or {}).get("forkable") or (level1.ready or {}).get("op") != "ready":
+            return
+        try:
+            self.spare = level1.serve(0, spare=True)
+        except ZygoteError:
+            self.spare = None
+
+    def _take_spare(self, files: list[str]) -> ForkedChild | None:
+        """The spare, if it can serve this change: ready, from the current
+        level 1, and none of the changed files among those it imported."""
+        spare, self.spare = self.spare, None
+        if spare is None:
+            return None
+        usable = (
+            spare.alive
+            and spare.zygote is self.level1
+            and spare.spare_files is not None
+            and not spare.spare_failed
+            and not (set(files) & spare.spare_files)
+        )
+        if usable:
+            return spare
+        self.spare = spare
+        return None
+
+    def _discard_spare(self) -> None:
+        spare, self.spare = self.spare, None
+        if spare is not None:
+            thread = threading.Thread(target=spare.stop, name="devconsole-discard-spare", daemon=True)
+            thread.start()
+            self._finishers.append(thread)
+
+    def _finish_event(self, event: dict[str, Any], stopper: threading.Thread | None, stopped: list[float], phases: dict[str, float]) -> None:
+        """Emit the reload event once the old generation is gone too (its
+        stop time is one of the phases); the new one is already serving."""
+        if stopper is not None:
+            stopper.join(15.0)
+        phases["stop"] = round(stopped[0], 1) if stopped else 0.0
+        event["phases"] = {k: phases[k] for k in ("detect", "stop", "start", "ready")}
+        self._emit(event)
+
+    def _maybe_preload(self) -> None:
+        """Teach level 0 the libraries the project imports during setup."""
+        if not self.preload_enabled or self.level0 is None or self.level1 is None or not self.level1.ready:
+            return
+        modules = [m for m in self.level1.ready.get("modules") or [] if m not in self._preloaded]
+        self._preloaded.update(modules)
+        # Also resumes a preload paused while level 1 was being built.
+        self.level0.preload_async(modules)
+
+
+def _stopper(old: Child, started: float, stopped: list[float]) -> threading.Thread:
+    def run() -> None:
+        old.stop()
+        stopped.append((time.perf_counter() - started) * 1000)
+
+    thread = threading.Thread(target=run, name="devconsole-stop-old", daemon=True)
+    thread.start()
+    return thread
+
+
+def _saved_at(paths: set[str], delivered: float) -> float:
+    """When the batch was saved: the newest mtime among its files (a deleted
+    file has none), never later than its delivery."""
+    newest = 0.0
+    for path in paths:
+        try:
+            newest = max(newest, os.stat(path).st_mtime)
+        except OSError:
+            continue
+    if not newest or newest > delivered or delivered - newest > 10:
+        return delivered
+    return newest
+
+
+def _forget_bytecode(path: str) -> None:
+    """Delete the cached bytecode of a changed module.
+
+    A ``.pyc`` is trusted when the source's size and mtime *in whole
+    seconds* match: two saves of the same length within one second (which a
+    reload this fast makes common) would import the stale bytecode.
+    """
+    source = Path(path)
+    cache = source.parent / "__pycache__"
+    try:
+        entries = list(cache.glob(f"{source.stem}.*.pyc"))
+    except OSError:
+        return
+    for entry in entries:
+        try:
+            entry.unlink()
+        except OSError:
+            pass

@@ -1,0 +1,596 @@
+"""Start, watch and stop server children on the console's socket.
+
+The console owns the listening socket; each server child (one "generation"
+per start or reload) adopts it through ``pass_fds``. Three reader threads per
+child turn its event pipe, stdout and stderr into events for ``on_event``; a
+fourth waits for it to exit. ``stop()`` asks the child to finish its requests
+and go, then terminates and kills its process group if it does not.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import IO, Any
+
+from devconsole.wire import protocol
+from devconsole.console.listen import ListenAddress
+from devconsole.console.project import Project
+from devconsole.model.sanitize import clean_line, clean_text, clean_value
+
+EventSink = Callable[[dict[str, Any]], None]
+
+#: A single line of child output longer than this is cut.
+MAX_LOG_LINE = 8192
+STOP_TIMEOUT = 6.0
+
+
+
+def _lines(stream: IO[bytes], limit: int) -> Iterator[bytes]:
+    """Lines of ``stream``, none longer than ``limit`` bytes: a longer line
+    comes in pieces, so no amount of output without a newline is held at once."""
+    while True:
+        line = stream.readline(limit)
+        if not line:
+            return
+        yield line
+
+
+def _read_log(stream: IO[bytes], name: str, emit: Callable[[dict[str, Any]], None]) -> None:
+    """Each line a child writes to ``name`` (stdout/stderr), bounded and
+    sanitized, as a ``log`` event, until the stream closes."""
+    with stream:
+        for raw in _lines(stream, MAX_LOG_LINE):
+            emit({"type": "log", "stream": name, "text": clean_line(raw.decode("utf-8", "replace")), "ts": time.time()})
+
+
+class _ChildBase:
+    """What every server generation has: an event pipe, stdout and stderr read
+    by threads into ``on_event``, a stdin for control lines, an exit."""
+
+    generation: int
+    _supervisor: Supervisor
+    hello: threading.Event
+
+    def _start_readers(self, events_fd: int, stdout: IO[bytes], stderr: IO[bytes]) -> None:
+        self.hello = threading.Event()
+        #: Set once the generation serves (hello), failed (error) or exited.
+        self.settled = threading.Event()
+        self.hello_event: dict[str, Any] | None = None
+        self.error_event: dict[str, Any] | None = None
+        self._threads = [
+            self._spawn(self._read_events, os.fdopen(events_fd, "rb"), "events"),
+            self._spawn(_read_log, stdout, "stdout", "stdout", self._emit),
+            self._spawn(_read_log, stderr, "stderr", "stderr", self._emit),
+        ]
+
+    def _spawn(self, target: Callable[..., None], stream: Any, name: str, *args: Any) -> threading.Thread:
+        thread = threading.Thread(
+            target=target, args=((stream,) if stream is not None else ()) + args,
+            name=f"devconsole-g{self.generation}-{name}", daemon=True,
+        )
+        thread.start()
+        return thread
+
+    def _emit(self, event: dict[str, Any]) -> None:
+        event.setdefault("generation", self.generation)
+        self._supervisor.on_event(event)
+
+    def _read_events(self, stream: IO[bytes]) -> None:
+        with stream:
+            for line in _lines(stream, protocol.MAX_LINE):
+                event = protocol.decode(line)
+                if event is None:
+                    continue
+                traceback = event.get("traceback")
+                event = clean_value(event)
+                if isinstance(traceback, str):
+                    event["traceback"] = clean_text(traceback)  # its lines stay lines
+                if event["type"] == "hello":
+                    self.hello_event = event
+                    self.hello.set()
+                    self.settled.set()
+                elif event["type"] == "error" and event.get("phase") not in protocol.NON_FATAL_PHASES:
+                    self.error_event = event
+                    self.settled.set()
+                self._emit(event)
+
+    def send(self, line: str) -> None:
+        """A control line for the child (``stop``, ``file_changed PATH``)."""
+        try:
+            self._stdin.write(line.encode() + b"\n")
+            self._stdin.flush()
+        except (BrokenPipeError, OSError, ValueError):
+            pass
+
+    def stop(self, timeout: float = STOP_TIMEOUT) -> int | None:
+        """Gracefully, then by force. Returns the exit status."""
+        if self.alive:
+            self.send("stop")
+            if not self.wait(timeout):
+                self._signal(signal.SIGTERM)
+                if not self.wait(2):
+                    self._signal(signal.SIGKILL)
+                    self.wait(2)
+        self._close_stdin()
+        return self._stopped()
+
+    # Each kind of child says how it is waited for, signalled and reaped.
+    alive: bool
+
+    def wait(self, timeout: float) -> bool:
+        raise NotImplementedError
+
+    def _signal(self, sig: int) -> None:
+        raise NotImplementedError
+
+    def _stopped(self) -> int | None:
+        raise NotImplementedError
+
+    def _close_stdin(self) -> None:
+        try:
+            self._stdin.close()
+        except OSError:
+            pass
+
+
+class ServerChild(_ChildBase):
+    """One generation of the server, spawned as a new interpreter."""
+
+    def __init__(self, supervisor: Supervisor, generation: int) -> None:
+        self.generation = generation
+        self._supervisor = supervisor
+        project = supervisor.project
+        read_fd, write_fd = os.pipe()
+        listen_fd = supervisor.socket.fileno()
+        try:
+            self.process = project.spawn(
+                "devconsole.child.server", *supervisor.agent_args(generation, write_fd),
+                stdin=subprocess.PIPE, pass_fds=(listen_fd, write_fd),
+            )
+        except OSError:
+            os.close(read_fd)
+            raise
+        finally:
+            os.close(write_fd)
+        assert self.process.stdin and self.process.stdout and self.process.stderr
+        self._stdin = self.process.stdin
+        self.pid = self.process.pid
+        self._start_readers(read_fd, self.process.stdout, self.process.stderr)
+        self._waiter = self._spawn(self._wait, None, "wait")
+
+    def _wait(self) -> None:
+        returncode = self.process.wait()
+        for thread in self._threads:
+            thread.join(timeout=2)
+        self._emit({"type": "exit", "returncode": returncode, "ts": time.time()})
+        self.hello.set()
+        self.settled.set()
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def wait(self, timeout: float) -> bool:
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+
+    def _stopped(self) -> int | None:
+        self._waiter.join(timeout=3)
+        return self.process.returncode
+
+    def _signal(self, sig: int) -> None:
+        try:
+            os.killpg(self.process.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+class Supervisor:
+    """Owns the listening socket and the current server child."""
+
+    def __init__(
+        self,
+        project: Project,
+        address: ListenAddress,
+        sock: socket.socket,
+        on_event: EventSink,
+        *,
+        use_threading: bool = True,
+    ) -> None:
+        self.project = project
+        self.address = address
+        self.socket = sock
+        self.on_event = on_event
+        self.use_threading = use_threading
+        self.child: ServerChild | ForkedChild | None = None
+        self.generation = 0
+        self._lock = threading.Lock()
+
+    def agent_args(self, generation: int, events_fd: int | None = None) -> list[str]:
+        """The agent's arguments for ``generation`` (``--events-fd`` last, if known)."""
+        args = ["--listen-fd", str(self.socket.fileno()), "--addrport", self.address.addrport, "--generation", str(generation)]
+        if not self.use_threading:
+            args.append("--nothreading")
+        if self.address.ipv6:
+            args.append("--ipv6")
+        # "=" keeps a value that starts with "-" from being read as an option.
+        args += [f"--runserver-arg={arg}" for arg in self.project.runserver_args]
+        if events_fd is not None:
+            args += ["--events-fd", str(events_fd)]
+        return args
+
+    def next_generation(self) -> int:
+        with self._lock:
+            self.generation += 1
+            return self.generation
+
+    def adopt(self, child: ServerChild | ForkedChild) -> None:
+        """Make ``child`` (started by the reloader) the current generation:
+        the one :meth:`stop` and :meth:`close` stop."""
+        with self._lock:
+            self.child = child
+
+    def start(self) -> ServerChild:
+        with self._lock:
+            self.generation += 1
+            self.child = ServerChild(self, self.generation)
+            return self.child
+
+    def restart(self) -> ServerChild:
+        """Stop the running child (its requests finish), then start the next.
+
+        Connections arriving in between wait in the socket's backlog.
+        """
+        with self._lock:
+            old = self.child
+        if old is not None:
+            old.stop()
+        return self.start()
+
+    def stop(self) -> None:
+        with self._lock:
+            child, self.child = self.child, None
+        if child is not None:
+            child.stop()
+
+    def close(self) -> None:
+        """Stop the child and release the port."""
+        self.stop()
+        self.socket.close()
+
+
+
+class ZygoteError(RuntimeError):
+    """A zygote died or did not answer; the caller falls back to a plain spawn."""
+
+
+class Zygote:
+    """The console's handle on one fork server (see :mod:`.zygote`).
+
+    A reader thread takes the zygote's messages: ``exit`` reports go to the
+    child they concern, everything else to :meth:`request`'s caller.
+    """
+
+    REPLY_TIMEOUT = 60.0
+
+    def __init__(self, supervisor: Supervisor, control: socket.socket, level: int, process: subprocess.Popen[bytes] | None = None) -> None:
+        self.supervisor = supervisor
+        self.control = control
+        self.level = level
+        self.process = process
+        self.pid: int | None = process.pid if process is not None else None
+        self.ready: dict[str, Any] | None = None
+        self.files: frozenset[str] = frozenset()
+        #: Set when a preload left threads behind: no longer safe to fork.
+        self.unsafe = False
+        self.children: dict[int, ForkedChild] = {}
+        self._children_lock = threading.Lock()
+        self._early_exits: dict[int, int | None] = {}
+        self._replies: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self._lock = threading.Lock()
+        self.dead = threading.Event()
+        self._reader = threading.Thread(target=self._read, name=f"devconsole-zygote{level}", daemon=True)
+        self._reader.start()
+
+    @classmethod
+    def spawn(cls, supervisor: Supervisor) -> Zygote:
+        """Start a level 0 (a new interpreter with Django imported)."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        project = supervisor.project
+        listen_fd = supervisor.socket.fileno()
+        try:
+            process = project.spawn(
+                "devconsole.child.forkserver", "--control-fd", str(theirs.fileno()), pass_fds=(listen_fd, theirs.fileno())
+            )
+        finally:
+            theirs.close()
+        zygote = cls(supervisor, ours, 0, process)
+        # Zygotes' own output (a print in settings.py) goes to the log.
+        for stream, name in ((process.stdout, "stdout"), (process.stderr, "stderr")):
+            threading.Thread(target=_read_log, args=(stream, name, zygote._emit_log), name=f"devconsole-zygote0-{name}", daemon=True).start()
+        return zygote
+
+    def _emit_log(self, event: dict[str, Any]) -> None:
+        # On the first start a fork server runs manage.py, the settings and
+        # AppConfig.ready() before any generation is numbered: what they
+        # print belongs to generation 1, the one that start makes (0 is the
+        # number the reloader reserves for spares, whose events it drops).
+        event["generation"] = max(self.supervisor.generation, 1)
+        self.supervisor.on_event(event)
+
+    def _read(self) -> None:
+        while True:
+            try:
+                data = self.control.recv(1 << 20)
+            except OSError:
+                data = b""
+            if not data:
+                break
+            try:
+                message = json.loads(data)
+            except ValueError:
+                continue
+            if message.get("op") == "exit":
+                pid = int(message.get("pid") or 0)
+                with self._children_lock:
+                    child = self.children.pop(pid, None)
+                    if child is None:
+                        # Exited before ForkedChild registered it.
+                        self._early_exits[pid] = message.get("returncode")
+                if child is not None:
+                    child.exited(message.get("returncode"))
+                continue
+            if message.get("op") == "preloaded":
+                # Answers preload_async: not a reply anyone waits for.
+                self.files = frozenset(message.get("files") or ())
+                if not message.get("forkable"):
+                    self.unsafe = True
+                continue
+            if message.get("op") in ("ready", "failed") and self.ready is None:
+                self.ready = message
+                self.pid = message.get("pid", self.pid)
+                self.files = frozenset(message.get("files") or ())
+            self._replies.put(message)
+        self.dead.set()
+        self._replies.put(None)
+        try:
+            self.control.close()
+        except OSError:
+            pass
+        # Children it can no longer report on: notice their exit by polling.
+        for child in list(self.children.values()):
+            child.orphaned()
+
+    def wait_ready(self, timeout: float = REPLY_TIMEOUT) -> dict[str, Any]:
+        """The zygote's ``ready`` (or, for a level 1, ``failed``) message."""
+        return self._reply(timeout)
+
+    def _reply(self, timeout: float) -> dict[str, Any]:
+        try:
+            message = self._replies.get(timeout=timeout)
+        except queue.Empty:
+            raise ZygoteError(f"zygote level {self.level} did not answer in {timeout:g} s") from None
+        if message is None:
+            raise ZygoteError(f"zygote level {self.level} exited")
+        return message
+
+    def request(self, message: dict[str, Any], fds: list[int] | None = None, timeout: float = REPLY_TIMEOUT) -> dict[str, Any]:
+        with self._lock:
+            if self.dead.is_set():
+                raise ZygoteError(f"zygote level {self.level} is gone")
+            data = json.dumps(message).encode()
+            try:
+                if fds:
+                    socket.send_fds(self.control, [data], fds)
+                else:
+                    self.control.send(data)
+            except OSError as exc:
+                raise ZygoteError(f"zygote level {self.level}: {exc}") from exc
+            return self._reply(timeout)
+
+    def fork_level1(self) -> Zygote:
+        """A level 1 forked from this level 0; returns at once (see wait_ready)."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            reply = self.request({"op": "level1"}, [theirs.fileno()])
+        except ZygoteError:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        level1 = Zygote(self.supervisor, ours, 1)
+        level1.pid = reply.get("pid")
+        return level1
+
+    def preload_async(self, modules: list[str]) -> None:
+        """Ask a level 0 to import ``modules`` while idle; it answers later
+        (``preloaded``: the project files it imported after all, whether it
+        is still single-threaded)."""
+        with self._lock:
+            try:
+                self.control.send(json.dumps({"op": "preload", "modules": modules}).encode())
+            except OSError:
+                pass
+
+    def register(self, pid: int, child: ForkedChild) -> None:
+        with self._children_lock:
+            if pid in self._early_exits:
+                returncode = self._early_exits.pop(pid)
+            else:
+                self.children[pid] = child
+                return
+        child.exited(returncode)
+
+    def serve(self, generation: int, *, spare: bool = False) -> ForkedChild:
+        """Fork a server child of ``generation`` from this zygote; a spare
+        (generation 0) waits, prepared, for :meth:`ForkedChild.promote`."""
+        return ForkedChild(self.supervisor, generation, self, spare=spare)
+
+    def close(self, *, wait: bool = False) -> None:
+        """Ask the zygote to exit once its children have; close our end."""
+        try:
+            self.control.send(json.dumps({"op": "quit"}).encode())
+        except OSError:
+            pass
+        if not wait or not self.children:
+            try:
+                self.control.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        if self.process is not None:
+            try:
+                self.process.wait(3)
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+                self.process.wait(2)
+
+
+class _ForkedProcess:
+    """The part of ``Popen``'s interface callers use on a server child
+    (``pid``, ``returncode``, ``poll``, ``wait``), for a forked one."""
+
+    def __init__(self, child: ForkedChild) -> None:
+        self._child = child
+
+    @property
+    def pid(self) -> int:
+        return self._child.pid
+
+    @property
+    def returncode(self) -> int | None:
+        return self._child.returncode if not self._child.alive else None
+
+    def poll(self) -> int | None:
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        if not self._child.wait(STOP_TIMEOUT * 10 if timeout is None else timeout):
+            raise subprocess.TimeoutExpired("server child", timeout or 0)
+        return self._child.returncode
+
+
+class ForkedChild(_ChildBase):
+    """One generation of the server, forked from a zygote.
+
+    Not our child process: its exit is reported by the zygote (or, if the
+    zygote is gone, noticed by polling the pid).
+    """
+
+    def __init__(self, supervisor: Supervisor, generation: int, zygote: Zygote, *, spare: bool = False) -> None:
+        self.generation = generation
+        #: For a spare: set from its ``spare_ready`` event (the files it imported).
+        self.spare_files: frozenset[str] | None = None
+        self.spare_failed = False
+        self._supervisor = supervisor
+        self.zygote = zygote
+        self.returncode: int | None = None
+        self._exited = threading.Event()
+        self._finish_lock = threading.Lock()
+        self._finishing = False
+        stdin_r, stdin_w = os.pipe()
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        ev_r, ev_w = os.pipe()
+        theirs = [stdin_r, out_w, err_w, ev_w]
+        try:
+            started = time.perf_counter()
+            message = {"op": "serve", "args": [*supervisor.project.bootstrap_args(), *supervisor.agent_args(generation)], "spare": spare}
+            reply = zygote.request(message, theirs)
+            self.fork_ms = round((time.perf_counter() - started) * 1000, 2)
+        except ZygoteError:
+            for fd in (stdin_w, out_r, err_r, ev_r):
+                os.close(fd)
+            raise
+        finally:
+            for fd in theirs:
+                os.close(fd)
+        self.pid = int(reply["pid"])
+        self.process = _ForkedProcess(self)
+        self._stdin = os.fdopen(stdin_w, "wb", buffering=0)
+        self._start_readers(ev_r, os.fdopen(out_r, "rb"), os.fdopen(err_r, "rb"))
+        zygote.register(self.pid, self)
+        if zygote.dead.is_set():
+            self.orphaned()
+
+    def promote(self, generation: int) -> None:
+        """A spare becomes ``generation``: it imports the URLconf and serves."""
+        self.generation = generation
+        self.send(f"go {generation}")
+
+    def exited(self, returncode: int | None) -> None:
+        """Called by the zygote's reader: finish off the thread's hands."""
+        self.returncode = returncode
+        self._spawn(self._finish, None, "exit")
+
+    def _finish(self) -> None:
+        with self._finish_lock:
+            if self._finishing:
+                return
+            self._finishing = True
+        returncode = self.returncode
+        for thread in self._threads:
+            thread.join(timeout=2)
+        self._emit({"type": "exit", "returncode": returncode, "ts": time.time()})
+        self._exited.set()
+        self.hello.set()
+        self.settled.set()
+
+    def orphaned(self) -> None:
+        """The zygote is gone: watch the pid ourselves."""
+
+        def poll() -> None:
+            while not self._exited.is_set():
+                try:
+                    os.kill(self.pid, 0)
+                except ProcessLookupError:
+                    self._finish()
+                    return
+                except PermissionError:
+                    pass
+                if _is_zombie(self.pid):  # exited; its new parent has not reaped it yet
+                    self._finish()
+                    return
+                time.sleep(0.1)
+
+        self._spawn(poll, None, "orphan")
+
+    @property
+    def alive(self) -> bool:
+        return not self._exited.is_set()
+
+    def wait(self, timeout: float) -> bool:
+        return self._exited.wait(timeout)
+
+    def _stopped(self) -> int | None:
+        return self.returncode
+
+    def _signal(self, sig: int) -> None:
+        if self._exited.is_set():
+            return
+        try:
+            os.killpg(self.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            raw = handle.read()
+    except OSError:
+        return False
+    return raw[raw.rindex(b")") + 2 : raw.rindex(b")") + 3] == b"Z"

@@ -1,0 +1,495 @@
+"""What the console knows about the server, built from events.
+
+``ServerState.ingest`` is called from the supervisor's reader threads (or a
+replay); the UI reads it on a timer. Everything is bounded: the last
+``max_requests`` requests and ``max_log`` log lines are kept, closed
+connections linger for ``linger`` seconds, and totals come from the child's
+cumulative ``stats`` events, so they stay exact whatever was trimmed.
+
+Rows carry a sequence number so the UI can ask for "what is new since the
+last tick" and touch only what changed.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from devconsole.wire import protocol
+
+#: Status classes a filter may name (``4xx``), besides a path substring.
+_STATUS_CLASSES = {"1xx", "2xx", "3xx", "4xx", "5xx"}
+
+
+#: Events an idle server sends on every select() timeout.
+_HEARTBEAT = frozenset({"loop", "stats"})
+
+@dataclass
+class RequestRow:
+    seq: int
+    id: str
+    generation: int
+    conn: int | None
+    method: str
+    path: str
+    query: str
+    version: str
+    status: int | None
+    duration_ms: float
+    bytes_out: int
+    thread: str
+    ts: float
+    headers: list[list[str]]
+
+    @property
+    def status_class(self) -> str:
+        return f"{self.status // 100}xx" if self.status else "???"
+
+    @property
+    def target(self) -> str:
+        return f"{self.path}?{self.query}" if self.query else self.path
+
+
+@dataclass
+class ConnRow:
+    key: str
+    id: int
+    generation: int
+    peer: str
+    state: str
+    thread: str
+    bytes_in: int
+    bytes_out: int
+    requests: int
+    opened: float
+    closed_at: float | None = None
+    #: ``"websocket"`` for a WebSocket (ASGI servers), else ``""`` (HTTP).
+    kind: str = ""
+    path: str = ""
+    messages_in: int = 0
+    messages_out: int = 0
+
+
+@dataclass
+class LogLine:
+    seq: int
+    stream: str
+    text: str
+    ts: float
+    generation: int
+
+
+@dataclass
+class LoopStats:
+    """The select loop over the last few seconds, and accepts per second for a minute."""
+
+    poll_interval: float = 0.5
+    iterations_per_s: float = 0.0
+    ready_share: float = 0.0
+    blocked_share: float = 0.0
+    iterations_total: int = 0
+    ready_total: int = 0
+    timeouts_total: int = 0
+    #: ``(t, iterations, ready, timeouts, blocked_s, elapsed_s)`` samples, a few seconds' worth.
+    window: deque[tuple[float, int, int, int, float, float]] = field(default_factory=lambda: deque(maxlen=200))
+    #: Accepts per whole second, oldest first: ``(second, count)``.
+    accepts: deque[list[float]] = field(default_factory=lambda: deque(maxlen=60))
+
+
+@dataclass
+class ReloadRow:
+    seq: int
+    ts: float
+    files: list[str]
+    decision: str
+    duration_ms: float | None
+    phases: dict[str, float]
+    error: str | None
+    generation: int | None
+
+
+#: Generations whose stats are kept apart (older ones are folded together).
+_GENERATIONS_KEPT = 8
+
+
+class ServerState:
+    def __init__(
+        self,
+        *,
+        max_requests: int = 2000,
+        max_log: int = 5000,
+        linger: float = 3.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.clock = clock
+        self.linger = linger
+        self._lock = threading.RLock()
+        #: Whether the server child left runserver's request lines to us (see _on_request).
+        self._request_log_from_events = False
+        #: Moved by every event but the loop/stats heartbeat an idle server
+        #: sends every poll interval: what a view must show at once.
+        self.activity = 0
+        self.requests: deque[RequestRow] = deque(maxlen=max_requests)
+        self.request_seq = 0
+        self.conns: dict[str, ConnRow] = {}
+        self.log: deque[LogLine] = deque(maxlen=max_log)
+        self.log_seq = 0
+        self.loop = LoopStats()
+        self.hello: dict[str, Any] | None = None
+        self.checks: dict[str, Any] | None = None
+        self.errors: deque[dict[str, Any]] = deque(maxlen=50)
+        #: Errors ever received: moves when a new one comes, even with ``errors`` full.
+        self.error_seq = 0
+        self.reloads: deque[ReloadRow] = deque(maxlen=500)
+        self.reload_seq = 0
+        self.watch: dict[str, Any] | None = None
+        self.generation = 0
+        self.status = "starting"
+        #: From the latest ``hello``: ``wsgi`` (a select loop to show) or ``asgi`` (Daphne).
+        self.server_kind = "wsgi"
+        # Totals: each generation's latest cumulative stats, by generation (a
+        # generation that drains after the next one said hello still sends
+        # its own), plus those of long-finished generations folded together.
+        self._gen_stats: dict[int, dict[str, Any]] = {}
+        self._folded: dict[str, Any] = {"requests": 0, "connections": 0, "dropped": 0, "status": {}}
+        self._rate: deque[tuple[float, int]] = deque(maxlen=256)
+
+    # ------------------------------------------------------------------ ingest
+    def ingest(self, event: dict[str, Any]) -> None:
+        handler = getattr(self, f"_on_{event.get('type')}", None)
+        if handler is None:
+            return
+        with self._lock:
+            handler(event)
+            if event["type"] not in _HEARTBEAT:
+                self.activity += 1
+
+    def _now(self, event: dict[str, Any]) -> float:
+        """When ``event`` arrived: its ``at`` stamp (replays set it from the
+        recording) or the clock. Keeps replays deterministic: every rate,
+        sparkline and linger decision derives from the recording's own times."""
+        at = event.get("at")
+        return float(at) if isinstance(at, (int, float)) else self.clock()
+
+    def _roll_generation(self, generation: int) -> None:
+        self.generation = max(self.generation, generation)
+
+    def _on_hello(self, event: dict[str, Any]) -> None:
+        self._roll_generation(event.get("generation", self.generation + 1))
+        self.hello = event
+        self.loop.poll_interval = event.get("poll_interval", self.loop.poll_interval)
+        self.status = "serving"
+        self._request_log_from_events = event.get("request_log") == "events"
+        self.server_kind = "asgi" if event.get("server_kind") == "asgi" else "wsgi"
+
+    def _on_request(self, event: dict[str, Any]) -> None:
+        self.request_seq += 1
+        self.requests.append(
+            RequestRow(
+                seq=self.request_seq,
+                id=str(event.get("id", "")),
+                generation=event.get("generation", self.generation),
+                conn=event.get("conn"),
+                method=event.get("method") or "-",
+                path=event.get("path") or "",
+                query=event.get("query") or "",
+                version=event.get("version") or "",
+                status=event.get("status"),
+                duration_ms=float(event.get("duration_ms") or 0.0),
+                bytes_out=int(event.get("bytes_out") or 0),
+                thread=event.get("thread") or "",
+                ts=float(event.get("ts") or 0.0),
+                headers=list(event.get("headers") or []),
+            )
+        )
+        row = self.requests[-1]
+        if self._request_log_from_events and row.status is not None:
+            # The line runserver would have logged (the server child no
+            # longer writes it: see instrument.quiet_request_log).
+            end = row.ts + row.duration_ms / 1000
+            when = time.strftime("%d/%b/%Y %H:%M:%S", time.localtime(end))
+            text = f'[{when}] "{event.get("method") or ""} {row.target} {row.version}" {row.status} {row.bytes_out}'
+            self.log_seq += 1
+            self.log.append(LogLine(self.log_seq, "stderr", text, end, row.generation))
+
+    def _conn_key(self, event: dict[str, Any]) -> str:
+        return f"{event.get('generation', self.generation)}.{event.get('id')}"
+
+    def _on_conn_open(self, event: dict[str, Any]) -> None:
+        key = self._conn_key(event)
+        self.conns[key] = ConnRow(
+            key=key,
+            id=int(event.get("id") or 0),
+            generation=event.get("generation", self.generation),
+            peer=event.get("peer", ""),
+            state=event.get("state", "reading"),
+            thread=event.get("thread", ""),
+            bytes_in=int(event.get("bytes_in") or 0),
+            bytes_out=int(event.get("bytes_out") or 0),
+            requests=int(event.get("requests") or 0),
+            opened=float(event.get("ts") or self.clock()),
+        )
+        if event.get("kind") == "websocket":
+            self._websocket(self.conns[key], event)
+        if event.get("state") == "closed":
+            self.conns[key].closed_at = self._now(event)
+
+    def _on_conn_state(self, event: dict[str, Any]) -> None:
+        row = self.conns.get(self._conn_key(event))
+        if row is None:
+            self._on_conn_open(event)
+            return
+        row.state = event.get("state", row.state)
+        row.thread = event.get("thread") or row.thread
+        row.bytes_in = int(event.get("bytes_in") or row.bytes_in)
+        row.bytes_out = int(event.get("bytes_out") or row.bytes_out)
+        row.requests = int(event.get("requests") or row.requests)
+        if event.get("kind") == "websocket":
+            self._websocket(row, event)
+
+    @staticmethod
+    def _websocket(row: ConnRow, event: dict[str, Any]) -> None:
+        row.kind = "websocket"
+        row.path = str(event.get("path") or row.path)
+        row.messages_in = int(event.get("messages_in") or row.messages_in)
+        row.messages_out = int(event.get("messages_out") or row.messages_out)
+
+    def _on_conn_close(self, event: dict[str, Any]) -> None:
+        self._on_conn_state(event)
+        row = self.conns.get(self._conn_key(event))
+        if row is not None:
+            row.state = "closed"
+            row.closed_at = self._now(event)
+
+    def _on_loop(self, event: dict[str, Any]) -> None:
+        loop = self.loop
+        now = self._now(event)
+        iterations = int(event.get("iterations") or 0)
+        ready = int(event.get("ready") or 0)
+        timeouts = int(event.get("timeouts") or 0)
+        loop.iterations_total += iterations
+        loop.ready_total += ready
+        loop.timeouts_total += timeouts
+        loop.poll_interval = event.get("poll_interval", loop.poll_interval)
+        loop.window.append(
+            (now, iterations, ready, timeouts, float(event.get("blocked_s") or 0.0), float(event.get("elapsed_s") or 0.0))
+        )
+        while loop.window and now - loop.window[0][0] > 5.0:
+            loop.window.popleft()
+        # The time the window covers: from just before its oldest sample to
+        # now. Summing elapsed_s alone would undercount when the child skips
+        # flushes with nothing to say (an idle loop reports twice a second).
+        first = loop.window[0]
+        span = max(sum(sample[5] for sample in loop.window), now - first[0] + first[5]) or 1.0
+        total_iter = sum(sample[1] for sample in loop.window)
+        loop.iterations_per_s = total_iter / span
+        loop.ready_share = sum(sample[2] for sample in loop.window) / total_iter if total_iter else 0.0
+        loop.blocked_share = min(sum(sample[4] for sample in loop.window) / span, 1.0)
+        second = float(int(now))
+        accepts = int(event.get("accepts") or 0)
+        if loop.accepts and loop.accepts[-1][0] == second:
+            loop.accepts[-1][1] += accepts
+        else:
+            if loop.accepts:
+                # Seconds with no loop event had no accepts.
+                last = loop.accepts[-1][0]
+                for gap in range(int(min(second - last - 1, 60))):
+                    loop.accepts.append([last + gap + 1, 0])
+            loop.accepts.append([second, accepts])
+
+    def _on_stats(self, event: dict[str, Any]) -> None:
+        generation = event.get("generation", self.generation)
+        self._roll_generation(generation)
+        self._gen_stats[generation] = {
+            "requests": int(event.get("requests") or 0),
+            "connections": int(event.get("connections") or 0),
+            "dropped": int(event.get("dropped") or 0),
+            "status": dict(event.get("status") or {}),
+        }
+        # Generations this far behind have long exited: fold them (bounded).
+        for old in [g for g in self._gen_stats if g < self.generation - _GENERATIONS_KEPT]:
+            stats = self._gen_stats.pop(old)
+            for key in ("requests", "connections", "dropped"):
+                self._folded[key] += stats[key]
+            for key, count in stats["status"].items():
+                self._folded["status"][key] = self._folded["status"].get(key, 0) + count
+        self._rate.append((self._now(event), self.total_requests))
+        # Closed connections go after ``linger`` even when no view asks for
+        # them (another view on screen, or no screen at all).
+        self._prune_conns(self._now(event))
+
+    def _total(self, key: str) -> int:
+        with self._lock:  # read from the UI thread while the reader ingests
+            return self._folded[key] + sum(stats[key] for stats in self._gen_stats.values())
+
+    def _on_log(self, event: dict[str, Any]) -> None:
+        self.log_seq += 1
+        self.log.append(
+            LogLine(self.log_seq, event.get("stream", "stdout"), event.get("text", ""), float(event.get("ts") or self._now(event)), event.get("generation", self.generation))
+        )
+
+    def _on_checks(self, event: dict[str, Any]) -> None:
+        self.checks = event
+
+    def _on_error(self, event: dict[str, Any]) -> None:
+        self.errors.append(event)
+        self.error_seq += 1
+        if event.get("phase") not in protocol.NON_FATAL_PHASES:
+            self.status = "error"
+
+    def _on_exit(self, event: dict[str, Any]) -> None:
+        if event.get("generation", self.generation) >= self.generation and self.status != "error":
+            self.status = "stopped" if event.get("returncode") == 0 else "crashed"
+        # Connections of a generation that exited are gone.
+        for row in self.conns.values():
+            if row.generation == event.get("generation") and row.closed_at is None:
+                row.state = "closed"
+                row.closed_at = self._now(event)
+
+    def _on_reload(self, event: dict[str, Any]) -> None:
+        self.reload_seq += 1
+        self.reloads.append(
+            ReloadRow(
+                seq=self.reload_seq,
+                ts=float(event.get("ts") or self._now(event)),
+                files=list(event.get("files") or []),
+                decision=event.get("decision", ""),
+                duration_ms=event.get("duration_ms"),
+                phases=dict(event.get("phases") or {}),
+                error=event.get("error"),
+                generation=event.get("new_generation"),
+            )
+        )
+        if event.get("decision") == "restarting":
+            self.status = "reloading"
+
+    def _on_watch(self, event: dict[str, Any]) -> None:
+        self.watch = event
+
+    # ------------------------------------------------------------------ read
+    @property
+    def total_requests(self) -> int:
+        return self._total("requests")
+
+    @property
+    def total_connections(self) -> int:
+        return self._total("connections")
+
+    @property
+    def dropped(self) -> int:
+        return self._total("dropped")
+
+    def status_counts(self) -> dict[str, int]:
+        with self._lock:
+            counts = dict(self._folded["status"])
+            for stats in self._gen_stats.values():
+                for key, count in stats["status"].items():
+                    counts[key] = counts.get(key, 0) + count
+            return counts
+
+    def requests_per_second(self, window: float = 3.0) -> float:
+        """Requests finished per second over the last ``window`` seconds.
+
+        Measured from the exact cumulative totals, so trimmed rows and
+        dropped events do not skew it; 0 once the server has been quiet for
+        longer than the window."""
+        with self._lock:
+            if not self._rate:
+                return 0.0
+            now = max(self.clock(), self._rate[-1][0])
+            _, last_total = self._rate[-1]
+            start: tuple[float, int] | None = None
+            for sample in self._rate:
+                if now - sample[0] <= window:
+                    break
+                start = sample
+            if start is None:
+                start = self._rate[0]
+                if len(self._rate) < 2:
+                    return 0.0
+            span = now - start[0]
+            return (last_total - start[1]) / span if span > 0 else 0.0
+
+    def requests_since(self, seq: int) -> list[RequestRow]:
+        with self._lock:
+            if not self.requests or self.requests[-1].seq <= seq:
+                return []
+            return [row for row in self.requests if row.seq > seq]
+
+    def log_since(self, seq: int) -> list[LogLine]:
+        with self._lock:
+            if not self.log or self.log[-1].seq <= seq:
+                return []
+            return [line for line in self.log if line.seq > seq]
+
+    def reloads_since(self, seq: int) -> list[ReloadRow]:
+        with self._lock:
+            return [row for row in self.reloads if row.seq > seq]
+
+    def connections(self) -> list[ConnRow]:
+        """Live connections and those closed less than ``linger`` seconds ago."""
+        with self._lock:
+            self._prune_conns(self.clock())
+            return list(self.conns.values())
+
+    def _prune_conns(self, now: float) -> None:
+        for key in [k for k, row in self.conns.items() if row.closed_at is not None and now - row.closed_at > self.linger]:
+            del self.conns[key]
+
+    def request(self, seq: int) -> RequestRow | None:
+        """The request row with sequence number ``seq``, if it is still kept."""
+        with self._lock:
+            if not self.requests or seq < self.requests[0].seq:
+                return None
+            index = seq - self.requests[0].seq
+            if index < len(self.requests) and self.requests[index].seq == seq:
+                return self.requests[index]
+            return next((row for row in self.requests if row.seq == seq), None)
+
+    def connection(self, generation: int, conn_id: int | None) -> ConnRow | None:
+        """The connection a request came on, while it is still shown."""
+        if conn_id is None:
+            return None
+        with self._lock:
+            return self.conns.get(f"{generation}.{conn_id}")
+
+    def accepts_per_second(self, seconds: int = 60) -> list[float]:
+        """Accepts in each of the last ``seconds`` whole seconds, oldest first.
+
+        Seconds with no loop event count as zero, up to the state's "now"
+        (the last loop event's second when the clock is behind it)."""
+        with self._lock:
+            samples = {int(second): count for second, count in self.loop.accepts}
+            if not samples:
+                return [0.0] * seconds
+            end = max(int(self.clock()), max(samples))
+            return [float(samples.get(second, 0)) for second in range(end - seconds + 1, end + 1)]
+
+
+def request_filter(text: str) -> Callable[[RequestRow], bool]:
+    """A predicate for the Requests filter: words all have to match.
+
+    A word is a status class (``4xx``), a status (``404``), a method
+    (``POST``, upper case) or a substring of the path and query; ``!word``
+    negates it. An empty filter keeps everything."""
+    tests: list[tuple[bool, Callable[[RequestRow], bool]]] = []
+    for word in text.split():
+        negate = word.startswith("!") and len(word) > 1
+        if negate:
+            word = word[1:]
+        lowered = word.lower()
+        if lowered in _STATUS_CLASSES:
+            tests.append((negate, lambda row, c=lowered: row.status_class == c))
+        elif word.isdigit() and len(word) == 3:
+            tests.append((negate, lambda row, n=int(word): row.status == n))
+        elif word.isalpha() and word.isupper():
+            tests.append((negate, lambda row, m=word: row.method == m))
+        else:
+            tests.append((negate, lambda row, w=lowered: w in row.target.lower()))
+    if not tests:
+        return lambda row: True
+    return lambda row: all(test(row) != negate for negate, test in tests)
