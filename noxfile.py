@@ -63,8 +63,13 @@ def _expose_pyenv_versions() -> None:
     if pyenv is None:
         return
     try:
-        installed = subprocess.run([pyenv, "versions", "--bare"], capture_output=True, text=True, timeout=30, check=True).stdout.split()
-        current = os.environ.get("PYENV_VERSION") or subprocess.run([pyenv, "version-name"], capture_output=True, text=True, timeout=30).stdout.strip()
+        installed = subprocess.run(
+            [pyenv, "versions", "--bare"], capture_output=True, text=True, timeout=30, check=True
+        ).stdout.split()
+        current = (
+            os.environ.get("PYENV_VERSION")
+            or subprocess.run([pyenv, "version-name"], capture_output=True, text=True, timeout=30).stdout.strip()
+        )
     except (OSError, subprocess.SubprocessError):
         return
     exposed = [name for name in current.split(":") if name]
@@ -118,12 +123,27 @@ logging.getLogger("nox").addFilter(_QuietAboutCI())
 @nox.session
 @nox.parametrize(
     ("python", "django"),
-    [nox.param(python, django, id=f"{python}-django{django}") for python, djangos in SUPPORTED.items() for django in djangos],
+    [
+        nox.param(python, django, id=f"{python}-django{django}")
+        for python, djangos in SUPPORTED.items()
+        for django in djangos
+    ],
 )
 def smoke(session: nox.Session, django: str) -> None:
     """devconsole installed as a user installs it, in a real terminal."""
     session.install(".", DJANGO[django], *SMOKE_DEPS)
-    session.run("python", "-m", "pytest", "-m", "tty", "--noconftest", "-p", "no:cacheprovider", "tests/test_tty_smoke.py", *session.posargs)
+    session.run(
+        "python",
+        "-m",
+        "pytest",
+        "-m",
+        "tty",
+        "--noconftest",
+        "-p",
+        "no:cacheprovider",
+        "tests/test_tty_smoke.py",
+        *session.posargs,
+    )
 
 
 @nox.session

@@ -20,13 +20,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchlib import (  # noqa: E402
+from benchlib import (
     BENCH_DIR,
     Bare,
     BenchError,
     Devconsole,
     Ports,
     Server,
+    Tuned,
     base_parser,
     demo_database,
     fmt,
@@ -37,7 +38,6 @@ from benchlib import (  # noqa: E402
     run_wrk,
     table,
     tree_cpu,
-    Tuned,
     versions,
 )
 
@@ -49,7 +49,9 @@ KINDS = {"bare": Bare, "tuned": Tuned, "devconsole": Devconsole}
 def make(variant: str, port: int) -> Server:
     kind, *parts = variant.split("+")
     if kind not in KINDS or not set(parts) <= PARTS:
-        raise BenchError(f"--variants: {variant!r} is not bare, tuned or devconsole followed by +{'/+'.join(sorted(PARTS))}")
+        raise BenchError(
+            f"--variants: {variant!r} is not bare, tuned or devconsole followed by +{'/+'.join(sorted(PARTS))}"
+        )
     if kind != "devconsole" and set(parts) - {"nolog", "bufstderr"}:
         raise BenchError(f"--variants: {variant!r}: the {kind} server has no instrumentation to switch off")
     env = {"PYTHONPATH": str(BENCH_DIR / "ablate_site"), "DEVCONSOLE_ABLATE": ",".join(parts)}
@@ -74,8 +76,10 @@ def run() -> int:
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     servers = [make(v, ports.take()) for v in variants]
     mode = "Connection: close" if args.close else "keep-alive"
-    print(f"# Ablation: devconsole's per-request cost by part, GET /ping/, 8 connections, {mode}, "
-          f"{args.duration:g} s per cell, {args.reps} repetitions interleaved")
+    print(
+        f"# Ablation: devconsole's per-request cost by part, GET /ping/, 8 connections, {mode}, "
+        f"{args.duration:g} s per cell, {args.reps} repetitions interleaved"
+    )
     print(f"Machine: {versions()}")
     print(flush=True)
     cells: dict[str, list[tuple[float, float, float, int]]] = {}
@@ -112,20 +116,32 @@ def run() -> int:
     for name in variants:
         server_us, console_us = per_request[name]
         total = server_us + console_us
-        rows.append([
-            name,
-            fmt(median([c[0] for c in cells[name]]), 0),
-            fmt(server_us, 0),
-            fmt(console_us, 0) if name.startswith("devconsole") else "-",
-            fmt(total, 0),
-            f"{total / (reference[0] + reference[1]):.2f}×" if reference else "n/a",
-            " ".join(fmt(c[0], 0) for c in cells[name]),
-        ])
-    print(table(
-        f"CPU per request by variant ({mode})",
-        ["variant", "req/s", "server CPU µs/req", "console CPU µs/req", "total CPU µs/req", "CPU vs bare", "req/s per repetition"],
-        rows,
-    ))
+        rows.append(
+            [
+                name,
+                fmt(median([c[0] for c in cells[name]]), 0),
+                fmt(server_us, 0),
+                fmt(console_us, 0) if name.startswith("devconsole") else "-",
+                fmt(total, 0),
+                f"{total / (reference[0] + reference[1]):.2f}×" if reference else "n/a",
+                " ".join(fmt(c[0], 0) for c in cells[name]),
+            ]
+        )
+    print(
+        table(
+            f"CPU per request by variant ({mode})",
+            [
+                "variant",
+                "req/s",
+                "server CPU µs/req",
+                "console CPU µs/req",
+                "total CPU µs/req",
+                "CPU vs bare",
+                "req/s per repetition",
+            ],
+            rows,
+        )
+    )
     return 0
 
 

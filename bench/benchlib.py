@@ -46,9 +46,13 @@ class BenchError(Exception):
 # ----------------------------------------------------------------- arguments
 def base_parser(description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--quick", action="store_true", help="a tiny run that only checks the script works (numbers mean nothing)")
     parser.add_argument(
-        "--ports", default=f"{DEFAULT_PORTS[0]}-{DEFAULT_PORTS[1]}", metavar="LO-HI",
+        "--quick", action="store_true", help="a tiny run that only checks the script works (numbers mean nothing)"
+    )
+    parser.add_argument(
+        "--ports",
+        default=f"{DEFAULT_PORTS[0]}-{DEFAULT_PORTS[1]}",
+        metavar="LO-HI",
         help="the range free ports are taken from (default %(default)s)",
     )
     return parser
@@ -204,8 +208,13 @@ def wrk_argv(
     """
     threads = min(threads, connections)
     argv = [
-        require_wrk(), f"-t{threads}", f"-c{connections}",
-        f"-d{max(round(duration), 1)}s", "--latency", "--timeout", "10s",
+        require_wrk(),
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{max(round(duration), 1)}s",
+        "--latency",
+        "--timeout",
+        "10s",
     ]
     if not keepalive:
         argv += ["-H", "Connection: close"]
@@ -405,8 +414,13 @@ class Server:
 
     def start(self) -> Server:
         self.proc = subprocess.Popen(
-            self.argv(), cwd=demo_dir(), env={**demo_env(), **self.env}, stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            self.argv(),
+            cwd=demo_dir(),
+            env={**demo_env(), **self.env},
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
         )
         return self
 
@@ -489,7 +503,7 @@ def table(title: str, headers: Sequence[str], rows: Sequence[Sequence[object]]) 
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
 
     def line(row: Sequence[str]) -> str:
-        parts = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:])]
+        parts = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=False)]
         return "| " + " | ".join(parts) + " |"
 
     rule = "|" + "|".join(["-" * (widths[0] + 2)] + ["-" * (w + 1) + ":" for w in widths[1:]]) + "|"
@@ -508,7 +522,7 @@ def versions() -> str:
 
         django = metadata.version("django")
         textual = metadata.version("textual")
-    except Exception:  # noqa: BLE001 - informational only
+    except Exception:
         django = textual = "?"
     cpu = "?"
     with contextlib.suppress(OSError):
@@ -533,7 +547,9 @@ class Launch:
     by force.
     """
 
-    def __init__(self, name: str, argv: list[str], port: int, *, quit_keys: bytes = b"", size: tuple[int, int] = (160, 48)) -> None:
+    def __init__(
+        self, name: str, argv: list[str], port: int, *, quit_keys: bytes = b"", size: tuple[int, int] = (160, 48)
+    ) -> None:
         self.name = name
         self.argv = argv
         self.port = port
@@ -559,7 +575,12 @@ class Launch:
         self.started_at = time.monotonic()
         try:
             self.proc = subprocess.Popen(
-                self.argv, cwd=demo_dir(), env=env, stdin=slave, stdout=slave, stderr=slave,
+                self.argv,
+                cwd=demo_dir(),
+                env=env,
+                stdin=slave,
+                stdout=slave,
+                stderr=slave,
                 start_new_session=True,
             )
         finally:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchlib import (  # noqa: E402
+from benchlib import (
     Ports,
     base_parser,
     demo_database,
@@ -39,13 +39,13 @@ from benchlib import (  # noqa: E402
     versions,
     wrk_argv,
 )
-from headless import (  # noqa: E402
+from headless import (
     headless_console,
     own_cpu,
     run_wrk_async,
-    settled,
     server_cpu,
     server_rss,
+    settled,
 )
 
 
@@ -99,24 +99,35 @@ async def saturate(port: int, duration: float, connections: int, reload: bool, w
 
     console_pct = (cpu1 - cpu0) / wall * 100
     server_pct = (server1 - server0) / wall * 100
-    print(table(
-        f"The console under saturation ({duration:g} s, {connections} keep-alive connections)",
-        ["", "value"],
-        [
-            ["wrk: requests sent", f"{sent:,}"],
-            ["wrk: responses received", f"{result.received or result.requests:,}"],
-            ["console: Requests total", f"{total:,}"],
-            ["console: rows dropped by the server child (totals stay exact)", f"{dropped:,}"],
-            ["req/s (wrk)", fmt(result.served_rps, 0)],
-            ["latency p50 / p99 ms (wrk)", f"{fmt(result.p50_ms, 2)} / {fmt(result.p99_ms, 2)}"],
-            ["console CPU, % of one core", fmt(console_pct)],
-            ["server child CPU, % of one core", fmt(server_pct)],
-            ["console RSS MB: start / peak / end", " / ".join(fmt(v) for v in (rss["console"][0], max(rss["console"]), rss["console"][-1]))],
-            ["server child RSS MB: start / peak / end", " / ".join(fmt(v) for v in (rss["server"][0], max(rss["server"]), rss["server"][-1]))],
-            ["rows applied to the Requests table", f"{len(lags):,}"],
-            ["row lag ms: p50 / p99 / max", " / ".join(fmt(percentile(lags, q), 1) for q in (50, 99, 100)) if lags else "n/a"],
-        ],
-    ))
+    print(
+        table(
+            f"The console under saturation ({duration:g} s, {connections} keep-alive connections)",
+            ["", "value"],
+            [
+                ["wrk: requests sent", f"{sent:,}"],
+                ["wrk: responses received", f"{result.received or result.requests:,}"],
+                ["console: Requests total", f"{total:,}"],
+                ["console: rows dropped by the server child (totals stay exact)", f"{dropped:,}"],
+                ["req/s (wrk)", fmt(result.served_rps, 0)],
+                ["latency p50 / p99 ms (wrk)", f"{fmt(result.p50_ms, 2)} / {fmt(result.p99_ms, 2)}"],
+                ["console CPU, % of one core", fmt(console_pct)],
+                ["server child CPU, % of one core", fmt(server_pct)],
+                [
+                    "console RSS MB: start / peak / end",
+                    " / ".join(fmt(v) for v in (rss["console"][0], max(rss["console"]), rss["console"][-1])),
+                ],
+                [
+                    "server child RSS MB: start / peak / end",
+                    " / ".join(fmt(v) for v in (rss["server"][0], max(rss["server"]), rss["server"][-1])),
+                ],
+                ["rows applied to the Requests table", f"{len(lags):,}"],
+                [
+                    "row lag ms: p50 / p99 / max",
+                    " / ".join(fmt(percentile(lags, q), 1) for q in (50, 99, 100)) if lags else "n/a",
+                ],
+            ],
+        )
+    )
     print("Targets:")
     print(verdict(total == sent, f"exact counts: the console's total {total:,} == {sent:,} sent by wrk"))
     if lags:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchlib import (  # noqa: E402
+from benchlib import (
     Ports,
     base_parser,
     demo_database,
@@ -38,8 +38,12 @@ from benchlib import (  # noqa: E402
 
 def run() -> int:
     parser = base_parser(__doc__.split("\n\n")[0])
-    parser.add_argument("--duration", type=float, default=30.0, help="seconds of idleness measured (default %(default)s)")
-    parser.add_argument("--settle", type=float, default=5.0, help="seconds to wait after the first 200 (default %(default)s)")
+    parser.add_argument(
+        "--duration", type=float, default=30.0, help="seconds of idleness measured (default %(default)s)"
+    )
+    parser.add_argument(
+        "--settle", type=float, default=5.0, help="seconds to wait after the first 200 (default %(default)s)"
+    )
     args = parser.parse_args()
     if args.quick:
         args.duration, args.settle = 2.0, 0.5
@@ -76,20 +80,24 @@ def run() -> int:
         first, last = before[variant.name], after[variant.name]
         main = last.get(root, 0.0) - first.get(root, 0.0)
         others = sum(seconds - first.get(pid, 0.0) for pid, seconds in last.items() if pid != root)
-        rows.append([
-            variant.name,
-            fmt(main / wall * 100, 2),
-            fmt(others / wall * 100, 2),
-            fmt((main + others) / wall * 100, 2),
-            str(len(last)),
-            fmt(rss[variant.name][0]),
-            fmt(rss[variant.name][1]),
-        ])
-    print(table(
-        f"Idle CPU over {wall:.0f} s (% of one core)",
-        ["command", "main process", "its children", "total", "processes", "main RSS MB", "total RSS MB"],
-        rows,
-    ))
+        rows.append(
+            [
+                variant.name,
+                fmt(main / wall * 100, 2),
+                fmt(others / wall * 100, 2),
+                fmt((main + others) / wall * 100, 2),
+                str(len(last)),
+                fmt(rss[variant.name][0]),
+                fmt(rss[variant.name][1]),
+            ]
+        )
+    print(
+        table(
+            f"Idle CPU over {wall:.0f} s (% of one core)",
+            ["command", "main process", "its children", "total", "processes", "main RSS MB", "total RSS MB"],
+            rows,
+        )
+    )
     return 0
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchlib import (  # noqa: E402
+from benchlib import (
     Ports,
     base_parser,
     demo_database,
@@ -38,7 +38,7 @@ from benchlib import (  # noqa: E402
     versions,
     wrk_argv,
 )
-from headless import headless_console, run_wrk_async, server_rss  # noqa: E402
+from headless import headless_console, run_wrk_async, server_rss
 
 #: The RSS growth allowed between the first checkpoint and the last.
 FLAT_MB = 50.0
@@ -75,30 +75,46 @@ async def drive(port: int, targets: list[int], connections: int, reload: bool) -
             if first_rss is None:
                 first_rss = rss
             total = app.state.total_requests - base
-            rows.append([
-                f"{total:,}", fmt(time.monotonic() - started), fmt(rss), fmt(server_rss(app)),
-                f"{rss - first_rss:+.1f}",
-            ])
+            rows.append(
+                [
+                    f"{total:,}",
+                    fmt(time.monotonic() - started),
+                    fmt(rss),
+                    fmt(server_rss(app)),
+                    f"{rss - first_rss:+.1f}",
+                ]
+            )
             print(f"{total:,} requests after {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
         elapsed = time.monotonic() - started
         last_rss = rss_mb()
-    print(table(
-        f"Console RSS by requests served ({connections} keep-alive connections)",
-        ["requests served", "elapsed s", "console RSS MB", "server child RSS MB", "Δ console MB since first"],
-        rows,
-    ))
+    print(
+        table(
+            f"Console RSS by requests served ({connections} keep-alive connections)",
+            ["requests served", "elapsed s", "console RSS MB", "server child RSS MB", "Δ console MB since first"],
+            rows,
+        )
+    )
     assert first_rss is not None
     growth = last_rss - first_rss
     print(f"{targets[-1]:,} requests took {elapsed:.0f} s ({targets[-1] / elapsed:,.0f} req/s through the console).")
     print("Targets:")
-    print(verdict(growth <= FLAT_MB, f"console RSS grew {growth:+.1f} MB from {targets[0]:,} to {targets[-1]:,} requests (target ≤ {FLAT_MB:g} MB)"))
+    print(
+        verdict(
+            growth <= FLAT_MB,
+            f"console RSS grew {growth:+.1f} MB from {targets[0]:,} to {targets[-1]:,} requests (target ≤ {FLAT_MB:g} MB)",
+        )
+    )
     return 0
 
 
 def run() -> int:
     parser = base_parser(__doc__.split("\n\n")[0])
-    parser.add_argument("--requests", type=int, default=200_000, help="requests at the last checkpoint (default %(default)s)")
-    parser.add_argument("--first", type=int, default=10_000, help="requests at the first checkpoint (default %(default)s)")
+    parser.add_argument(
+        "--requests", type=int, default=200_000, help="requests at the last checkpoint (default %(default)s)"
+    )
+    parser.add_argument(
+        "--first", type=int, default=10_000, help="requests at the first checkpoint (default %(default)s)"
+    )
     parser.add_argument("--steps", type=int, default=4, help="checkpoints after the first (default %(default)s)")
     parser.add_argument("--connections", type=int, default=8, help="concurrent connections (default %(default)s)")
     parser.add_argument("--noreload", action="store_true", help="run the console without its file watcher")
@@ -109,12 +125,13 @@ def run() -> int:
         parser.error("need 0 < --first < --requests, --steps ≥ 1 and --connections ≥ 1")
     require_wrk()
     port = Ports(port_range(args.ports)).take()
-    print("# Console memory: DevConsoleApp headless on the demo, GET /ping/ up to "
-          f"{args.requests:,} requests")
+    print(f"# Console memory: DevConsoleApp headless on the demo, GET /ping/ up to {args.requests:,} requests")
     print(f"Machine: {versions()}")
     print(flush=True)
     with demo_database():
-        return asyncio.run(drive(port, checkpoints(args.first, args.requests, args.steps), args.connections, not args.noreload))
+        return asyncio.run(
+            drive(port, checkpoints(args.first, args.requests, args.steps), args.connections, not args.noreload)
+        )
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchlib import (  # noqa: E402
+from benchlib import (
     Ports,
     base_parser,
     demo_database,
@@ -34,7 +34,7 @@ from benchlib import (  # noqa: E402
     versions,
     wrk_argv,
 )
-from headless import headless_console, own_cpu, run_wrk_async  # noqa: E402
+from headless import headless_console, own_cpu, run_wrk_async
 
 
 async def profile(port: int, duration: float, idle: bool, limit: int) -> int:
@@ -55,7 +55,9 @@ async def profile(port: int, duration: float, idle: bool, limit: int) -> int:
         profiler.disable()
         wall = time.monotonic() - t0
         cpu = own_cpu() - cpu0
-    print(f"console CPU: {cpu / wall * 100:.1f}% of one core over {wall:.1f} s (with the profiler's own overhead){served}")
+    print(
+        f"console CPU: {cpu / wall * 100:.1f}% of one core over {wall:.1f} s (with the profiler's own overhead){served}"
+    )
     print()
     for order, title in (("cumulative", "cumulative time (with callees)"), ("tottime", "own time")):
         text = io.StringIO()

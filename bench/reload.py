@@ -42,7 +42,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchlib import (  # noqa: E402
+from benchlib import (
     DEVCONSOLE_QUIT,
     BenchError,
     Launch,
@@ -66,7 +66,7 @@ RELOAD_TIMEOUT = 30.0
 TARGET_MS = 120.0
 TARGET_RATIO = 6.0
 
-VIEW = '''    response = HttpResponse(b"pong", content_type="text/plain")'''
+VIEW = """    response = HttpResponse(b"pong", content_type="text/plain")"""
 
 
 @dataclass
@@ -96,7 +96,9 @@ def poll_once(port: int, timeout: float) -> tuple[str, bytes]:
         conn.close()
 
 
-def save_and_wait(launch: Launch, views: Path, body: bytes, result: Result, poll_s: float, *, new_text: str | None = None) -> None:
+def save_and_wait(
+    launch: Launch, views: Path, body: bytes, result: Result, poll_s: float, *, new_text: str | None = None
+) -> None:
     """Save the edit (the /ping/ body, or ``new_text``), then poll until ``body`` answers."""
     if new_text is None:
         text = views.read_text()
@@ -152,9 +154,20 @@ def copy_project(into: Path) -> Path:
 
 
 HEAVY_APPS = [
-    "wagtail.contrib.forms", "wagtail.contrib.redirects", "wagtail.embeds", "wagtail.sites",
-    "wagtail.users", "wagtail.snippets", "wagtail.documents", "wagtail.images", "wagtail.search",
-    "wagtail.admin", "wagtail", "modelcluster", "taggit", "rest_framework",
+    "wagtail.contrib.forms",
+    "wagtail.contrib.redirects",
+    "wagtail.embeds",
+    "wagtail.sites",
+    "wagtail.users",
+    "wagtail.snippets",
+    "wagtail.documents",
+    "wagtail.images",
+    "wagtail.search",
+    "wagtail.admin",
+    "wagtail",
+    "modelcluster",
+    "taggit",
+    "rest_framework",
 ]
 HEAVY_SETTINGS = f"""
 
@@ -169,9 +182,15 @@ WAGTAILADMIN_BASE_URL = "http://127.0.0.1"
 def make_heavy(root: Path) -> None:
     import importlib.util
 
-    missing = [name for name in ("wagtail", "rest_framework", "modelcluster", "taggit") if importlib.util.find_spec(name) is None]
+    missing = [
+        name
+        for name in ("wagtail", "rest_framework", "modelcluster", "taggit")
+        if importlib.util.find_spec(name) is None
+    ]
     if missing:
-        raise BenchError(f"--heavy needs {', '.join(missing)} importable by {sys.executable} (pip install wagtail djangorestframework)")
+        raise BenchError(
+            f"--heavy needs {', '.join(missing)} importable by {sys.executable} (pip install wagtail djangorestframework)"
+        )
     settings = root / "demosite" / "settings.py"
     settings.write_text(settings.read_text() + HEAVY_SETTINGS)
 
@@ -188,17 +207,26 @@ def run() -> int:
     parser.set_defaults(ports="8833-8839")
     parser.add_argument("--reloads", type=int, default=10, help="saves per server (default %(default)s)")
     parser.add_argument("--poll", type=float, default=5.0, help="ms between polls (default %(default)s)")
-    parser.add_argument("--gap", type=float, default=1.5, help="seconds between a reload and the next save (default %(default)s)")
+    parser.add_argument(
+        "--gap", type=float, default=1.5, help="seconds between a reload and the next save (default %(default)s)"
+    )
     parser.add_argument("--idle", type=float, default=30.0, help="seconds of idleness measured (default %(default)s)")
     parser.add_argument("--heavy", action="store_true", help="add Wagtail and DRF to the project (see above)")
-    parser.add_argument("--model-reloads", type=int, default=3, help="models.py saves per server, after the views ones (default %(default)s)")
+    parser.add_argument(
+        "--model-reloads",
+        type=int,
+        default=3,
+        help="models.py saves per server, after the views ones (default %(default)s)",
+    )
     args = parser.parse_args()
     if args.quick:
         args.reloads, args.idle, args.gap, args.model_reloads = 2, 2.0, 1.0, 1
     if args.reloads < 1 or args.poll <= 0 or args.idle <= 0:
         parser.error("--reloads ≥ 1, --poll > 0 and --idle > 0")
     print(f"# Reload: save a views.py edit, poll /ping/ every {args.poll:g} ms until the new code answers")
-    print(f"Machine: {os.cpu_count()} CPUs; Python {sys.version.split()[0]}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    print(
+        f"Machine: {os.cpu_count()} CPUs; Python {sys.version.split()[0]}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+    )
     print(flush=True)
     ports = Ports(port_range(args.ports))
     with demo_database(), tempfile.TemporaryDirectory(prefix="devconsole-reload-") as tmp:
@@ -209,8 +237,23 @@ def run() -> int:
             make_heavy(dc_root)
         rs_port, dc_port = ports.take(), ports.take()
         servers = [
-            (Launch("runserver", [sys.executable, str(rs_root / "manage.py"), "runserver", f"127.0.0.1:{rs_port}"], rs_port), rs_root),
-            (Launch("devconsole", [*devconsole_argv(dc_port)[:-2], "--project", str(dc_root), f"127.0.0.1:{dc_port}"], dc_port, quit_keys=DEVCONSOLE_QUIT), dc_root),
+            (
+                Launch(
+                    "runserver",
+                    [sys.executable, str(rs_root / "manage.py"), "runserver", f"127.0.0.1:{rs_port}"],
+                    rs_port,
+                ),
+                rs_root,
+            ),
+            (
+                Launch(
+                    "devconsole",
+                    [*devconsole_argv(dc_port)[:-2], "--project", str(dc_root), f"127.0.0.1:{dc_port}"],
+                    dc_port,
+                    quit_keys=DEVCONSOLE_QUIT,
+                ),
+                dc_root,
+            ),
         ]
         results = {launch.name: Result(launch.name) for launch, _ in servers}
         model_results = {launch.name: Result(launch.name) for launch, _ in servers}
@@ -224,28 +267,50 @@ def run() -> int:
             # Interleaved, so both see the same noise of a shared machine.
             for n in range(1, args.reloads + 1):
                 for launch, root in servers:
-                    save_and_wait(launch, root / "shop" / "views.py", f"v{n:03d}".encode(), results[launch.name], args.poll / 1000)
+                    save_and_wait(
+                        launch, root / "shop" / "views.py", f"v{n:03d}".encode(), results[launch.name], args.poll / 1000
+                    )
                     settle(launch.port, args.gap)
-                print(f"reload {n}: " + ", ".join(f"{name} {fmt(r.times_ms[-1])} ms" for name, r in results.items()), flush=True)
+                print(
+                    f"reload {n}: " + ", ".join(f"{name} {fmt(r.times_ms[-1])} ms" for name, r in results.items()),
+                    flush=True,
+                )
             if args.model_reloads > 0:
                 # /ping/ now answers models.MARK (a views reload, not counted).
                 for launch, root in servers:
                     point_ping_at_models(root)
-                    save_and_wait(launch, root / "shop" / "views.py", b"m000", Result("setup"), args.poll / 1000, new_text=(root / "shop" / "views.py").read_text())
+                    save_and_wait(
+                        launch,
+                        root / "shop" / "views.py",
+                        b"m000",
+                        Result("setup"),
+                        args.poll / 1000,
+                        new_text=(root / "shop" / "views.py").read_text(),
+                    )
                     settle(launch.port, args.gap)
                 for n in range(1, args.model_reloads + 1):
                     for launch, root in servers:
-                        save_model_mark(launch, root, f"m{n:03d}".encode(), model_results[launch.name], args.poll / 1000)
+                        save_model_mark(
+                            launch, root, f"m{n:03d}".encode(), model_results[launch.name], args.poll / 1000
+                        )
                         settle(launch.port, args.gap)
-                    print(f"models reload {n}: " + ", ".join(f"{name} {fmt(r.times_ms[-1])} ms" for name, r in model_results.items()), flush=True)
+                    print(
+                        f"models reload {n}: "
+                        + ", ".join(f"{name} {fmt(r.times_ms[-1])} ms" for name, r in model_results.items()),
+                        flush=True,
+                    )
             time.sleep(2.0)
             before = {launch.name: tree_cpu(launch.proc.pid) for launch, _ in servers if launch.proc}
             time.sleep(args.idle)
             for launch, _ in servers:
                 assert launch.proc is not None
                 after = tree_cpu(launch.proc.pid)
-                results[launch.name].idle_cpu_s = sum(after.values()) - sum(before[launch.name].get(pid, 0.0) for pid in after)
-                results[launch.name].idle_console_cpu_s = after.get(launch.proc.pid, 0.0) - before[launch.name].get(launch.proc.pid, 0.0)
+                results[launch.name].idle_cpu_s = sum(after.values()) - sum(
+                    before[launch.name].get(pid, 0.0) for pid in after
+                )
+                results[launch.name].idle_console_cpu_s = after.get(launch.proc.pid, 0.0) - before[launch.name].get(
+                    launch.proc.pid, 0.0
+                )
         finally:
             for launch, _ in servers:
                 launch.stop()
@@ -255,8 +320,18 @@ def run() -> int:
         return statistics.quantiles(values, n=10)[-1] if len(values) >= 2 else (values[0] if values else float("nan"))
 
     rows = [
-        ["median save → new code served (ms)", fmt(median(rs.times_ms)), fmt(median(dc.times_ms)), fmt(ratio(median(rs.times_ms), median(dc.times_ms)), 1) + "×"],
-        ["fastest / slowest (ms)", f"{fmt(min(rs.times_ms))} / {fmt(max(rs.times_ms))}", f"{fmt(min(dc.times_ms))} / {fmt(max(dc.times_ms))}", ""],
+        [
+            "median save → new code served (ms)",
+            fmt(median(rs.times_ms)),
+            fmt(median(dc.times_ms)),
+            fmt(ratio(median(rs.times_ms), median(dc.times_ms)), 1) + "×",
+        ],
+        [
+            "fastest / slowest (ms)",
+            f"{fmt(min(rs.times_ms))} / {fmt(max(rs.times_ms))}",
+            f"{fmt(min(dc.times_ms))} / {fmt(max(dc.times_ms))}",
+            "",
+        ],
         ["p90 (ms)", fmt(p90(rs.times_ms)), fmt(p90(dc.times_ms)), ""],
         ["polls refused", rs.refused, dc.refused, ""],
         ["polls failed (reset, timeout, not 200)", rs.failed, dc.failed, ""],
@@ -265,22 +340,45 @@ def run() -> int:
     mrs, mdc = model_results["runserver"], model_results["devconsole"]
     if mrs.times_ms and mdc.times_ms:
         rows += [
-            [f"models.py edit: median of {len(mdc.times_ms)} (ms)", fmt(median(mrs.times_ms)), fmt(median(mdc.times_ms)), fmt(ratio(median(mrs.times_ms), median(mdc.times_ms)), 1) + "×"],
-            ["models.py edits: polls refused / failed", f"{mrs.refused} / {mrs.failed}", f"{mdc.refused} / {mdc.failed}", ""],
+            [
+                f"models.py edit: median of {len(mdc.times_ms)} (ms)",
+                fmt(median(mrs.times_ms)),
+                fmt(median(mdc.times_ms)),
+                fmt(ratio(median(mrs.times_ms), median(mdc.times_ms)), 1) + "×",
+            ],
+            [
+                "models.py edits: polls refused / failed",
+                f"{mrs.refused} / {mrs.failed}",
+                f"{mdc.refused} / {mdc.failed}",
+                "",
+            ],
         ]
     rows += [
         [f"idle CPU over {args.idle:g} s, whole tree (s)", fmt(rs.idle_cpu_s, 3), fmt(dc.idle_cpu_s, 3), ""],
-        [f"idle CPU over {args.idle:g} s, main process (s)", fmt(rs.idle_console_cpu_s, 3), fmt(dc.idle_console_cpu_s, 3), ""],
+        [
+            f"idle CPU over {args.idle:g} s, main process (s)",
+            fmt(rs.idle_console_cpu_s, 3),
+            fmt(dc.idle_console_cpu_s, 3),
+            "",
+        ],
     ]
     print()
-    print(table(f"{args.reloads} reloads each, interleaved" + (", demo + Wagtail + DRF" if args.heavy else ""), ["", "runserver", "devconsole", "runserver ÷ devconsole"], rows))
+    print(
+        table(
+            f"{args.reloads} reloads each, interleaved" + (", demo + Wagtail + DRF" if args.heavy else ""),
+            ["", "runserver", "devconsole", "runserver ÷ devconsole"],
+            rows,
+        )
+    )
     fast = median(dc.times_ms) <= TARGET_MS
     faster = ratio(median(rs.times_ms), median(dc.times_ms)) >= TARGET_RATIO
     clean = dc.refused == 0 and dc.failed == 0 and mdc.refused == 0 and mdc.failed == 0
     print(verdict(fast, f"devconsole median ≤ {TARGET_MS:g} ms"))
     print(verdict(faster, f"devconsole ≥ {TARGET_RATIO:g}× faster than runserver"))
     print(verdict(clean, "no refused or failed polls during devconsole's reloads"))
-    print(f"idle: devconsole used {fmt(100 * dc.idle_cpu_s / args.idle, 2)} % of one CPU (runserver {fmt(100 * rs.idle_cpu_s / args.idle, 2)} %)")
+    print(
+        f"idle: devconsole used {fmt(100 * dc.idle_cpu_s / args.idle, 2)} % of one CPU (runserver {fmt(100 * rs.idle_cpu_s / args.idle, 2)} %)"
+    )
     return 0 if (fast and faster and clean) or args.quick else 1
 
 

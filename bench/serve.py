@@ -36,13 +36,15 @@ def serve_devconsole(port: int, stop: threading.Event) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from devconsole.console.listen import bind, parse_addrport
     from devconsole.console.project import Project
-    from devconsole.model.state import ServerState
     from devconsole.console.supervisor import Supervisor
     from devconsole.demo import DEMO_MANAGE_PY, demo_env
+    from devconsole.model.state import ServerState
 
     address = parse_addrport(f"127.0.0.1:{port}")
     state = ServerState()
-    supervisor = Supervisor(Project(DEMO_MANAGE_PY, env=tuple(demo_env().items())), address, bind(address), state.ingest)
+    supervisor = Supervisor(
+        Project(DEMO_MANAGE_PY, env=tuple(demo_env().items())), address, bind(address), state.ingest
+    )
     child = supervisor.start()
     try:
         if not child.hello.wait(60) or not child.alive:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchlib import (  # noqa: E402
+from benchlib import (
     Ports,
     base_parser,
     demo_database,
@@ -44,7 +44,9 @@ from benchlib import (  # noqa: E402
 
 def run() -> int:
     parser = base_parser(__doc__.split("\n\n")[0])
-    parser.add_argument("--reps", type=int, default=7, help="launches of each variant, interleaved (default %(default)s)")
+    parser.add_argument(
+        "--reps", type=int, default=7, help="launches of each variant, interleaved (default %(default)s)"
+    )
     args = parser.parse_args()
     if args.quick:
         args.reps = 1
@@ -77,20 +79,32 @@ def run() -> int:
     for variant in variants:
         values = times[variant.name]
         reference = base_noreload if variant.name.endswith("--noreload") else base
-        rows.append([
-            variant.name,
-            fmt(median(values) * 1000, 0),
-            fmt(min(values) * 1000, 0),
-            fmt(max(values) * 1000, 0),
-            f"{ratio(median(values), reference):.2f}×",
-            fmt(median(children[variant.name]) * 1000, 0) if variant.name in children else "-",
-            " ".join(fmt(v * 1000, 0) for v in values),
-        ])
-    print(table(
-        "Launch to first 200 (ms)",
-        ["command", "median", "min", "max", "vs runserver (same reload mode)", "first child process started", "each launch"],
-        rows,
-    ))
+        rows.append(
+            [
+                variant.name,
+                fmt(median(values) * 1000, 0),
+                fmt(min(values) * 1000, 0),
+                fmt(max(values) * 1000, 0),
+                f"{ratio(median(values), reference):.2f}×",
+                fmt(median(children[variant.name]) * 1000, 0) if variant.name in children else "-",
+                " ".join(fmt(v * 1000, 0) for v in values),
+            ]
+        )
+    print(
+        table(
+            "Launch to first 200 (ms)",
+            [
+                "command",
+                "median",
+                "min",
+                "max",
+                "vs runserver (same reload mode)",
+                "first child process started",
+                "each launch",
+            ],
+            rows,
+        )
+    )
     return 0
 
 

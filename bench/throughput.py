@@ -32,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchlib import (  # noqa: E402
+from benchlib import (
     SERVERS,
     Ports,
     Server,
@@ -56,7 +56,9 @@ ORDER = ("runserver", "devconsole", "bare", "tuned")
 MODES = (("keep-alive", True), ("Connection: close", False))
 
 
-def measure(server: Server, *, duration: float, keepalive: bool, connections: int) -> tuple[WrkResult, dict[str, float]]:
+def measure(
+    server: Server, *, duration: float, keepalive: bool, connections: int
+) -> tuple[WrkResult, dict[str, float]]:
     """One wrk cell against ``server``; its result and the CPU seconds its
     processes used meanwhile (``server`` = the process answering HTTP,
     ``console`` = devconsole's parent process)."""
@@ -78,7 +80,9 @@ def measure(server: Server, *, duration: float, keepalive: bool, connections: in
 def run() -> int:
     parser = base_parser(__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=10.0, help="seconds of load per cell (default %(default)s)")
-    parser.add_argument("--reps", type=int, default=5, help="repetitions of each cell, interleaved (default %(default)s)")
+    parser.add_argument(
+        "--reps", type=int, default=5, help="repetitions of each cell, interleaved (default %(default)s)"
+    )
     parser.add_argument("--connections", type=int, default=8, help="concurrent connections (default %(default)s)")
     args = parser.parse_args()
     if args.quick:
@@ -88,8 +92,10 @@ def run() -> int:
     require_wrk()
     ports = Ports(port_range(args.ports))
 
-    print(f"# Throughput: GET /ping/ on the demo project, {args.connections} connections, "
-          f"{args.duration:g} s per cell, {args.reps} repetitions interleaved")
+    print(
+        f"# Throughput: GET /ping/ on the demo project, {args.connections} connections, "
+        f"{args.duration:g} s per cell, {args.reps} repetitions interleaved"
+    )
     print(f"Machine: {versions()}")
     print(flush=True)
 
@@ -108,7 +114,9 @@ def run() -> int:
             for rep in range(args.reps):
                 for mode, keepalive in MODES:
                     for server in servers:
-                        cell = measure(server, duration=args.duration, keepalive=keepalive, connections=args.connections)
+                        cell = measure(
+                            server, duration=args.duration, keepalive=keepalive, connections=args.connections
+                        )
                         results.setdefault((mode, server.name), []).append(cell)
                 print(f"repetition {rep + 1}/{args.reps} done", file=sys.stderr, flush=True)
         finally:
@@ -126,25 +134,40 @@ def run() -> int:
             console_us = sum(c["console"] for _, c in cells) / total * 1e6 if total else float("nan")
             errors = sum(r.socket_errors + r.non_2xx for r, _ in cells)
             summary[(mode, name)] = rps[name]
-            rows.append([
-                name,
-                fmt(rps[name], 0),
-                fmt(median([r.p50_ms for r, _ in cells]), 2),
-                fmt(median([r.p99_ms for r, _ in cells]), 2),
-                f"{ratio(rps[name], rps['runserver']):.2f}×",
-                f"{ratio(rps[name], rps['bare']):.3f}×",
-                f"{ratio(rps[name], rps['tuned']):.3f}×",
-                fmt(server_us, 0),
-                fmt(console_us, 0) if name == "devconsole" else "-",
-                str(errors),
-                " ".join(fmt(r.rps, 0) for r, _ in cells),
-            ])
-        print(table(
-            f"{mode}",
-            ["server", "req/s", "p50 ms", "p99 ms", "vs runserver", "vs bare", "vs tuned", "server CPU µs/req",
-             "console CPU µs/req", "errors", "req/s per repetition"],
-            rows,
-        ))
+            rows.append(
+                [
+                    name,
+                    fmt(rps[name], 0),
+                    fmt(median([r.p50_ms for r, _ in cells]), 2),
+                    fmt(median([r.p99_ms for r, _ in cells]), 2),
+                    f"{ratio(rps[name], rps['runserver']):.2f}×",
+                    f"{ratio(rps[name], rps['bare']):.3f}×",
+                    f"{ratio(rps[name], rps['tuned']):.3f}×",
+                    fmt(server_us, 0),
+                    fmt(console_us, 0) if name == "devconsole" else "-",
+                    str(errors),
+                    " ".join(fmt(r.rps, 0) for r, _ in cells),
+                ]
+            )
+        print(
+            table(
+                f"{mode}",
+                [
+                    "server",
+                    "req/s",
+                    "p50 ms",
+                    "p99 ms",
+                    "vs runserver",
+                    "vs bare",
+                    "vs tuned",
+                    "server CPU µs/req",
+                    "console CPU µs/req",
+                    "errors",
+                    "req/s per repetition",
+                ],
+                rows,
+            )
+        )
 
     keep = "keep-alive"
     close = "Connection: close"
@@ -152,12 +175,21 @@ def run() -> int:
     ka_ratio = ratio(summary[(keep, "devconsole")], summary[(keep, "runserver")])
     print(verdict(ka_ratio >= 8, f"keep-alive: devconsole {ka_ratio:.2f}× runserver (target ≥ 8×)"))
     cost = 1 - ratio(summary[(keep, "devconsole")], summary[(keep, "bare")])
-    print(verdict(cost <= 0.05, f"keep-alive: devconsole costs {cost * 100:.1f}% against the bare server (target ≤ 5%)"))
+    print(
+        verdict(cost <= 0.05, f"keep-alive: devconsole costs {cost * 100:.1f}% against the bare server (target ≤ 5%)")
+    )
     strict = 1 - ratio(summary[(keep, "devconsole")], summary[(keep, "tuned")])
-    print(verdict(strict <= 0.05, f"keep-alive, stricter: the instrumentation alone costs {strict * 100:.1f}% "
-                                  "against the same server uninstrumented (tuned; ≤ 5%)"))
-    print(f"      {close}: devconsole {ratio(summary[(close, 'devconsole')], summary[(close, 'bare')]):.2f}× the bare server; "
-          f"the instrumentation alone costs {(1 - ratio(summary[(close, 'devconsole')], summary[(close, 'tuned')])) * 100:.1f}% against tuned")
+    print(
+        verdict(
+            strict <= 0.05,
+            f"keep-alive, stricter: the instrumentation alone costs {strict * 100:.1f}% "
+            "against the same server uninstrumented (tuned; ≤ 5%)",
+        )
+    )
+    print(
+        f"      {close}: devconsole {ratio(summary[(close, 'devconsole')], summary[(close, 'bare')]):.2f}× the bare server; "
+        f"the instrumentation alone costs {(1 - ratio(summary[(close, 'devconsole')], summary[(close, 'tuned')])) * 100:.1f}% against tuned"
+    )
     nk_ratio = ratio(summary[(close, "devconsole")], summary[(close, "runserver")])
     print(verdict(nk_ratio >= 0.95, f"Connection: close: devconsole {nk_ratio:.2f}× runserver (target ≥ 0.95×)"))
     return 0

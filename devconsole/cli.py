@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from devconsole import __version__
-from devconsole.console.listen import AddressError, BindError, ListenAddress, bind, parse_addrport
 from devconsole.console.interpreter import Interpreter, InterpreterError, Probe
+from devconsole.console.listen import AddressError, BindError, ListenAddress, bind, parse_addrport
 from devconsole.console.project import Project, ProjectError, locate_project, project_for
 
 USAGE_ERROR = 2
@@ -64,9 +64,15 @@ SERVER_OPTIONS: tuple[ServerOption, ...] = (
     ServerOption(("--nostatic",), "do not serve static files (staticfiles' runserver)", runserver=True),
     ServerOption(("--insecure",), "serve static files even with DEBUG off (staticfiles' runserver)", runserver=True),
     ServerOption(("--skip-checks",), "skip the system checks (and the migrations check)", runserver=True),
-    ServerOption(("--python",), "the interpreter that runs the project (a file, a virtualenv directory or a command); "
-                 "default: $VIRTUAL_ENV's, else a .venv or venv beside manage.py or above, else devconsole's own", metavar="PATH"),
-    ServerOption(("--record",), "save the session's events to FILE (replay it with 'devconsole replay FILE')", metavar="FILE"),
+    ServerOption(
+        ("--python",),
+        "the interpreter that runs the project (a file, a virtualenv directory or a command); "
+        "default: $VIRTUAL_ENV's, else a .venv or venv beside manage.py or above, else devconsole's own",
+        metavar="PATH",
+    ),
+    ServerOption(
+        ("--record",), "save the session's events to FILE (replay it with 'devconsole replay FILE')", metavar="FILE"
+    ),
 )
 
 PASSTHROUGH_EPILOG = (
@@ -149,12 +155,20 @@ def _is_number(token: str) -> bool:
 
 
 def _project_options(parser: argparse.ArgumentParser, *, python: bool) -> None:
-    parser.add_argument("--project", metavar="DIR", help="the Django project (the directory holding manage.py); default: the nearest manage.py in the current directory or its parents, or one level down")
+    parser.add_argument(
+        "--project",
+        metavar="DIR",
+        help="the Django project (the directory holding manage.py); default: the nearest manage.py in the current directory or its parents, or one level down",
+    )
     parser.add_argument("--demo", action="store_true", help="use the demo project shipped with devconsole")
-    parser.add_argument("--settings", help='the settings module, e.g. "myproject.settings.dev" (like manage.py --settings)')
+    parser.add_argument(
+        "--settings", help='the settings module, e.g. "myproject.settings.dev" (like manage.py --settings)'
+    )
     parser.add_argument("--pythonpath", help='a directory to add to the Python path, e.g. "/home/me/myproject"')
     if python:
-        parser.add_argument("--python", metavar="PATH", help="the interpreter that runs the project (see devconsole --help)")
+        parser.add_argument(
+            "--python", metavar="PATH", help="the interpreter that runs the project (see devconsole --help)"
+        )
 
 
 def server_parser() -> argparse.ArgumentParser:
@@ -184,8 +198,14 @@ def resolve_project(args: argparse.Namespace, own: Interpreter | None = None) ->
 
         try:
             # The demo runs with devconsole's own interpreter unless --python says otherwise.
-            project = project_for(DEMO_MANAGE_PY, settings=args.settings, pythonpath=args.pythonpath, python=python,
-                                  env=tuple(demo_env().items()), search=False)
+            project = project_for(
+                DEMO_MANAGE_PY,
+                settings=args.settings,
+                pythonpath=args.pythonpath,
+                python=python,
+                env=tuple(demo_env().items()),
+                search=False,
+            )
         except ProjectError as exc:
             fail(str(exc))
         check_interpreter(project)
@@ -220,7 +240,9 @@ def run_server(argv: list[str], own: Interpreter | None = None) -> int:
     except AddressError as exc:
         fail(str(exc))
     project = resolve_project(args, own)
-    runserver_args = tuple(option.flags[0] for option in SERVER_OPTIONS if option.runserver and getattr(args, option.dest))
+    runserver_args = tuple(
+        option.flags[0] for option in SERVER_OPTIONS if option.runserver and getattr(args, option.dest)
+    )
     project = replace(project, runserver_args=runserver_args + tuple(passthrough))
     # The probe runs while the socket is bound, the server starts and the UI
     # is imported; the demo's was done before its database was prepared.
@@ -242,7 +264,9 @@ def run_server(argv: list[str], own: Interpreter | None = None) -> int:
     from devconsole.console.session import Session
 
     # The server starts now: Django's start-up in the child overlaps the UI's import.
-    session = Session(project, address, sock, reload=not args.noreload, use_threading=not args.nothreading, record=record)
+    session = Session(
+        project, address, sock, reload=not args.noreload, use_threading=not args.nothreading, record=record
+    )
     app = None
     try:
         if probe is not None and probe.failed:
@@ -265,7 +289,9 @@ def run_server(argv: list[str], own: Interpreter | None = None) -> int:
 def run_replay(argv: list[str]) -> int:
     parser = _Parser(prog="devconsole replay", description="Show a session recorded with --record.")
     parser.add_argument("file", help="a recording made with devconsole --record FILE")
-    parser.add_argument("--speed", type=float, default=0.0, help="play back at this speed (1 = real time); default: all at once")
+    parser.add_argument(
+        "--speed", type=float, default=0.0, help="play back at this speed (1 = real time); default: all at once"
+    )
     args = parser.parse_args(argv)
     from devconsole.model.recording import RecordingError, load_recording
 

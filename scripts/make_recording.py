@@ -29,9 +29,9 @@ from typing import Any
 
 from devconsole.console.listen import ListenAddress, bind
 from devconsole.console.project import Project
-from devconsole.model.recording import Recorder
 from devconsole.console.supervisor import Supervisor
 from devconsole.demo import DEMO_MANAGE_PY, demo_env, ensure_demo_database
+from devconsole.model.recording import Recorder
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parent.parent / "tests" / "recordings" / "demo.jsonl"
 
@@ -112,16 +112,46 @@ def reload_events(at: float, generation: int) -> list[dict[str, Any]]:
     """One ``reload`` event per decision, after the traffic (see ServerState._on_reload)."""
     demo = DEMO_MANAGE_PY.parent
     return [
-        {"type": "reload", "ts": at - 0.9, "files": [str(demo / "shop" / "views.py")], "decision": "restarted",
-         "duration_ms": 412.6, "phases": {"detect": 52.0, "stop": 38.4, "start": 301.2, "ready": 21.0},
-         "error": None, "new_generation": generation + 1},
-        {"type": "reload", "ts": at - 0.6, "files": [str(demo / "blog" / "templates" / "blog" / "post_list.html")],
-         "decision": "handled", "duration_ms": 3.1, "phases": {"detect": 51.0}, "error": None, "new_generation": None},
-        {"type": "reload", "ts": at - 0.3, "files": [str(demo / "README.txt"), str(demo / "notes.md")], "decision": "ignored",
-         "duration_ms": None, "phases": {}, "error": None, "new_generation": None},
-        {"type": "reload", "ts": at, "files": [str(demo / "shop" / "models.py")], "decision": "failed",
-         "duration_ms": 250.4, "phases": {"detect": 50.2, "stop": 35.0, "start": 165.2},
-         "error": "SyntaxError: invalid syntax (models.py, line 12)", "new_generation": generation + 2},
+        {
+            "type": "reload",
+            "ts": at - 0.9,
+            "files": [str(demo / "shop" / "views.py")],
+            "decision": "restarted",
+            "duration_ms": 412.6,
+            "phases": {"detect": 52.0, "stop": 38.4, "start": 301.2, "ready": 21.0},
+            "error": None,
+            "new_generation": generation + 1,
+        },
+        {
+            "type": "reload",
+            "ts": at - 0.6,
+            "files": [str(demo / "blog" / "templates" / "blog" / "post_list.html")],
+            "decision": "handled",
+            "duration_ms": 3.1,
+            "phases": {"detect": 51.0},
+            "error": None,
+            "new_generation": None,
+        },
+        {
+            "type": "reload",
+            "ts": at - 0.3,
+            "files": [str(demo / "README.txt"), str(demo / "notes.md")],
+            "decision": "ignored",
+            "duration_ms": None,
+            "phases": {},
+            "error": None,
+            "new_generation": None,
+        },
+        {
+            "type": "reload",
+            "ts": at,
+            "files": [str(demo / "shop" / "models.py")],
+            "decision": "failed",
+            "duration_ms": 250.4,
+            "phases": {"detect": 50.2, "stop": 35.0, "start": 165.2},
+            "error": "SyntaxError: invalid syntax (models.py, line 12)",
+            "new_generation": generation + 2,
+        },
     ]
 
 

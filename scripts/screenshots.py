@@ -30,12 +30,12 @@ time.tzset()
 
 from devconsole.commands.catalogue import Catalogue
 from devconsole.console.project import Project
-from devconsole.model.recording import RecordingError, load_recording
 from devconsole.demo import DEMO_MANAGE_PY
-from devconsole.ui.screens import commands
+from devconsole.model.recording import RecordingError, load_recording
 from devconsole.ui.app import DevConsoleApp
-from devconsole.ui.widgets.command_form import CommandFormView
+from devconsole.ui.screens import commands
 from devconsole.ui.screens.commands import CommandsScreen
+from devconsole.ui.widgets.command_form import CommandFormView
 
 ROOT = Path(__file__).resolve().parent.parent
 CATALOGUE = ROOT / "tests" / "fixtures" / "demo_catalogue.json"

@@ -19,9 +19,9 @@ import pytest
 
 from devconsole.console.listen import ListenAddress, bind
 from devconsole.console.project import Project
-from devconsole.model.state import ServerState
 from devconsole.console.supervisor import Supervisor
 from devconsole.demo import DEMO_MANAGE_PY, demo_env, ensure_demo_database
+from devconsole.model.state import ServerState
 
 
 async def until(pilot: Any, predicate: Callable[[], Any], timeout: float = 30.0) -> Any:
@@ -31,7 +31,9 @@ async def until(pilot: Any, predicate: Callable[[], Any], timeout: float = 30.0)
         value = predicate()
         if value:
             return value
-        assert time.monotonic() < deadline, f"timed out after {timeout}s waiting for {getattr(predicate, '__name__', predicate)}"
+        assert time.monotonic() < deadline, (
+            f"timed out after {timeout}s waiting for {getattr(predicate, '__name__', predicate)}"
+        )
         await pilot.pause(0.05)
 
 

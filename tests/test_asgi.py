@@ -16,8 +16,8 @@ import pytest
 
 from devconsole.console.listen import ListenAddress, bind
 from devconsole.console.project import Project
-from devconsole.model.state import ConnRow
 from devconsole.console.supervisor import Supervisor
+from devconsole.model.state import ConnRow
 
 from .conftest import Events, serving, wait_for
 
@@ -137,7 +137,11 @@ def test_websocket_echo_and_its_connection_row(daphne: Supervisor, events: Event
         assert ws_recv(sock) == (0x1, b"echo: again")
 
         def open_ws() -> list[ConnRow]:
-            return [c for c in events.state.connections() if c.kind == "websocket" and c.state == "websocket" and c.messages_out == 2]
+            return [
+                c
+                for c in events.state.connections()
+                if c.kind == "websocket" and c.state == "websocket" and c.messages_out == 2
+            ]
 
         row = wait_for(open_ws)[0]
         assert (row.path, row.messages_in, row.messages_out) == ("/ws/echo/", 2, 2)

@@ -58,6 +58,7 @@ def port_ranges(count: int) -> list[str]:
     base = random.randrange(10000, top - count * SPAN)
     return [f"{base + i * SPAN}-{base + (i + 1) * SPAN - 1}" for i in range(count)]
 
+
 needs_wrk = pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (apt-get install wrk)")
 
 
@@ -71,7 +72,11 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, subproc
     procs = {
         name: subprocess.Popen(
             [sys.executable, str(BENCH / name), "--quick", "--ports", ports, *extra],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            start_new_session=True,
         )
         for (name, extra), ports in zip(SCRIPTS.items(), port_ranges(len(SCRIPTS)), strict=True)
     }
@@ -197,7 +202,10 @@ def test_missing_wrk_is_one_clear_line(tmp_path: Path) -> None:
     env = dict(os.environ, PATH=str(tmp_path))
     run = subprocess.run(
         [sys.executable, str(BENCH / "throughput.py"), "--quick"],
-        capture_output=True, text=True, env=env, timeout=30,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
     )
     assert run.returncode == 2
     assert run.stderr.count("\n") == 1

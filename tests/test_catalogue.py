@@ -69,9 +69,7 @@ def test_broken_command_is_listed_with_its_error(catalogue: Catalogue) -> None:
     assert not broken.ok
     assert broken.error == "ModuleNotFoundError: No module named 'alpha_missing_module'"
     assert broken.traceback is not None and "alpha_missing_module" in broken.traceback
-    assert broken.file is not None and broken.file.endswith(
-        "alpha/management/commands/broken.py"
-    )
+    assert broken.file is not None and broken.file.endswith("alpha/management/commands/broken.py")
     # The rest loaded fine.
     failed = {c.name for c in catalogue.errors}
     assert failed == {"broken", "badargs"}
@@ -83,9 +81,7 @@ def test_command_whose_parser_fails_is_listed_with_its_error(
 ) -> None:
     badargs = catalogue.get("badargs")
     assert badargs is not None
-    assert badargs.error == (
-        "ArgumentError: argument --verbosity: conflicting option string: --verbosity"
-    )
+    assert badargs.error == ("ArgumentError: argument --verbosity: conflicting option string: --verbosity")
     assert badargs.traceback is not None and "add_arguments" in badargs.traceback
     # What was known before the parser failed is kept.
     assert badargs.app == "beta"
@@ -313,9 +309,7 @@ def test_django_core_commands(catalogue: Catalogue) -> None:
     assert fail_level is not None and fail_level.choices is not None
     assert "ERROR" in fail_level.choices and fail_level.default == "ERROR"
     args = check.argument("args")
-    assert (
-        args is not None and args.positional and args.nargs == "*" and not args.required
-    )
+    assert args is not None and args.positional and args.nargs == "*" and not args.required
 
     migrate = catalogue.get("migrate")
     assert migrate is not None
@@ -356,9 +350,7 @@ def test_by_app_follows_installed_apps_with_core_last(catalogue: Catalogue) -> N
 def test_format_table(catalogue: Catalogue) -> None:
     table = format_table(catalogue)
     lines = table.splitlines()
-    assert lines[0].startswith(
-        f"Django {catalogue.django_version} · settings catproject.settings"
-    )
+    assert lines[0].startswith(f"Django {catalogue.django_version} · settings catproject.settings")
     assert "(2 failed to load)" in lines[0]
     headers = [line for line in lines if line.startswith("[")]
     assert headers[0] == "[alpha]" and headers[-1] == "[django.core]"
@@ -377,9 +369,7 @@ def test_json_round_trip(catalogue: Catalogue) -> None:
 
 
 def test_untrusted_text_is_sanitized() -> None:
-    command = CommandInfo.from_json(
-        {"name": "x", "app": "a", "help": "red \x1b[31mtext\x1b[0m\x07 \x9b ok\r\nnext"}
-    )
+    command = CommandInfo.from_json({"name": "x", "app": "a", "help": "red \x1b[31mtext\x1b[0m\x07 \x9b ok\r\nnext"})
     # Escapes are shown, not obeyed; line breaks survive.
     assert command.help == "red \\x1b[31mtext\\x1b[0m\\x07 \\x9b ok\nnext"
     again = CommandInfo.from_json(command.to_json())
@@ -401,9 +391,7 @@ def test_child_cli_keeps_stdout_for_the_document() -> None:
     """``python -m devconsole.child.catalogue``: the project prints during setup
     and at command import, yet stdout holds exactly one JSON document."""
     env = fixture_project().child_env()
-    env["PYTHONPATH"] = os.pathsep.join(
-        filter(None, [str(REPO), env.get("PYTHONPATH")])
-    )
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     proc = subprocess.run(
         [
             sys.executable,
@@ -470,8 +458,7 @@ def test_settings_module_that_does_not_exist() -> None:
     with pytest.raises(CatalogueError) as info:
         load_catalogue(fixture_project(settings="catproject.nope"))
     assert assert_one_line(info.value) == (
-        "cannot load settings 'catproject.nope': "
-        "ModuleNotFoundError: No module named 'catproject.nope'"
+        "cannot load settings 'catproject.nope': ModuleNotFoundError: No module named 'catproject.nope'"
     )
 
 
@@ -488,9 +475,7 @@ def test_no_settings_module_at_all(tmp_path: Path) -> None:
     with pytest.raises(CatalogueError) as info:
         load_catalogue(project)
     message = assert_one_line(info.value)
-    assert message.startswith(
-        "cannot load settings: ImproperlyConfigured: Requested setting"
-    )
+    assert message.startswith("cannot load settings: ImproperlyConfigured: Requested setting")
 
 
 def test_directory_without_manage_py(tmp_path: Path) -> None:
@@ -504,16 +489,12 @@ def test_manage_py_that_is_not_django(tmp_path: Path) -> None:
     with pytest.raises(CatalogueError) as info:
         load_catalogue(project)
     message = assert_one_line(info.value)
-    assert message.endswith(
-        "manage.py did not call django.core.management.execute_from_command_line"
-    )
+    assert message.endswith("manage.py did not call django.core.management.execute_from_command_line")
     assert "just a script" in info.value.stderr_tail
 
 
 def test_manage_py_that_exits(tmp_path: Path) -> None:
-    project = write_manage_py(
-        tmp_path, 'raise SystemExit("no database\\nconfigured")\n'
-    )
+    project = write_manage_py(tmp_path, 'raise SystemExit("no database\\nconfigured")\n')
     with pytest.raises(CatalogueError) as info:
         load_catalogue(project)
     message = assert_one_line(info.value)
@@ -533,10 +514,7 @@ def test_timeout_kills_the_child(tmp_path: Path) -> None:
     )
     with pytest.raises(CatalogueError) as info:
         load_catalogue(project, timeout=3.0)
-    assert (
-        assert_one_line(info.value)
-        == "listing the management commands timed out after 3s"
-    )
+    assert assert_one_line(info.value) == "listing the management commands timed out after 3s"
     assert "starting" in info.value.stderr_tail
 
 
@@ -544,9 +522,7 @@ def test_interpreter_that_does_not_exist(tmp_path: Path) -> None:
     project = Project(FIXTURE / "manage.py", python=str(tmp_path / "no-python"))
     with pytest.raises(CatalogueError) as info:
         load_catalogue(project)
-    assert assert_one_line(info.value).startswith(
-        f"cannot start {tmp_path / 'no-python'}:"
-    )
+    assert assert_one_line(info.value).startswith(f"cannot start {tmp_path / 'no-python'}:")
 
 
 def test_child_that_prints_no_document(tmp_path: Path) -> None:
@@ -558,7 +534,6 @@ def test_child_that_prints_no_document(tmp_path: Path) -> None:
     with pytest.raises(CatalogueError) as info:
         load_catalogue(project)
     assert assert_one_line(info.value) == (
-        "the catalogue child exited with code 3 without a catalogue: "
-        "fatal: broken interpreter"
+        "the catalogue child exited with code 3 without a catalogue: fatal: broken interpreter"
     )
     assert info.value.returncode == 3

@@ -68,7 +68,9 @@ def test_port_in_use_names_the_address_and_suggests_another() -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        line = assert_one_line_error(run_cli("--demo", f"127.0.0.1:{port}"), f"127.0.0.1:{port} is already in use", "try another port")
+        line = assert_one_line_error(
+            run_cli("--demo", f"127.0.0.1:{port}"), f"127.0.0.1:{port} is already in use", "try another port"
+        )
     suggested = line.rsplit("devconsole ", 1)[1]
     assert suggested.startswith("127.0.0.1:") and suggested != f"127.0.0.1:{port}"
 
@@ -105,7 +107,14 @@ def test_discovery_walks_up_to_the_nearest_manage_py(tmp_path: Path) -> None:
     assert find_manage_py(nested) == (tmp_path / "manage.py").resolve()
     project = locate_project(None, cwd=nested, settings="x.settings", pythonpath="/p")
     assert project.manage_py == (tmp_path / "manage.py").resolve()
-    assert project.bootstrap_args() == ["--manage", str(project.manage_py), "--settings", "x.settings", "--pythonpath", "/p"]
+    assert project.bootstrap_args() == [
+        "--manage",
+        str(project.manage_py),
+        "--settings",
+        "x.settings",
+        "--pythonpath",
+        "/p",
+    ]
     with pytest.raises(ProjectError):
         locate_project(str(tmp_path / "app"))
 
@@ -171,8 +180,13 @@ def test_the_cli_finds_src_manage_py_and_names_where_it_looked(tmp_path: Path) -
     src.mkdir()
     (src / "manage.py").write_text("import sys\nsys.stderr.write('src manage.py ran\\n')\nsys.exit(3)\n")
     result = subprocess.run(
-        [sys.executable, "-m", "devconsole", "commands"], cwd=repo, env=_clean_env(),
-        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+        [sys.executable, "-m", "devconsole", "commands"],
+        cwd=repo,
+        env=_clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
     )
     # The catalogue child ran src/manage.py (which stops it): the project was found.
     assert result.returncode == 1, result

@@ -32,9 +32,7 @@ REPO_ROOT = Path(devconsole.__file__).resolve().parent.parent
 PACKAGE_DIR = Path(devconsole.__file__).resolve().parent
 TIMEOUT = 60
 
-posix_only = pytest.mark.skipif(
-    os.name != "posix", reason="uses a shell script as the interpreter"
-)
+posix_only = pytest.mark.skipif(os.name != "posix", reason="uses a shell script as the interpreter")
 
 
 @dataclass
@@ -49,11 +47,7 @@ def counting_python(directory: Path) -> tuple[str, Path]:
     the log shows honestly whether ensure_demo_database started a process."""
     log = directory / "python-invocations.log"
     script = directory / "python"
-    script.write_text(
-        "#!/bin/sh\n"
-        f'echo "$*" >> {shlex.quote(str(log))}\n'
-        f'exec {shlex.quote(sys.executable)} "$@"\n'
-    )
+    script.write_text(f'#!/bin/sh\necho "$*" >> {shlex.quote(str(log))}\nexec {shlex.quote(sys.executable)} "$@"\n')
     script.chmod(0o755)
     return str(script), log
 
@@ -74,9 +68,7 @@ def child_env(**overrides: str | None) -> dict[str, str]:
     return env
 
 
-def start(
-    args: list[str], env: dict[str, str] | None = None, cwd: Path = DEMO_DIR
-) -> subprocess.Popen:
+def start(args: list[str], env: dict[str, str] | None = None, cwd: Path = DEMO_DIR) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, *args],
         cwd=cwd,
@@ -152,9 +144,7 @@ demo.demo_env()
 print(sorted(name for name in sys.modules if name.split(".")[0] in {"django", "demosite", "shop", "blog"}))
 """
 
-SETTINGS_SCRIPT = (
-    "from django.conf import settings; print(settings.DATABASES['default']['NAME'])"
-)
+SETTINGS_SCRIPT = "from django.conf import settings; print(settings.DATABASES['default']['NAME'])"
 
 
 @pytest.fixture(scope="module")
@@ -267,9 +257,7 @@ def test_second_call_is_fast_and_does_not_rerun_migrate(prepared):
 
 
 @posix_only
-def test_missing_database_or_stale_stamp_reruns_migrate(
-    prepared, tmp_path, monkeypatch
-):
+def test_missing_database_or_stale_stamp_reruns_migrate(prepared, tmp_path, monkeypatch):
     # A valid stamp without its database (the user deleted the file to start afresh).
     valid_stamp = demo_stamp_path().read_text()
     monkeypatch.setenv("DEVCONSOLE_DEMO_DB", str(tmp_path / "db" / "demo.sqlite3"))
@@ -367,11 +355,7 @@ def test_database_is_never_inside_the_package(prepared, runs, monkeypatch):
     monkeypatch.delenv("DEVCONSOLE_DEMO_DB", raising=False)
     assert not demo_database_path().is_relative_to(PACKAGE_DIR)
     # Nothing the demo ran left a database file in the package.
-    assert not [
-        p
-        for p in DEMO_DIR.rglob("*")
-        if p.suffix in {".sqlite3", ".db", ".stamp", ".lock"}
-    ]
+    assert not [p for p in DEMO_DIR.rglob("*") if p.suffix in {".sqlite3", ".db", ".stamp", ".lock"}]
 
 
 def test_settings_fallback_matches_demo_database_path(runs, monkeypatch):
@@ -443,10 +427,7 @@ def test_views(runs):
     assert pages["/blog/"]["status"] == 200
     assert "What runserver does" in pages["/blog/"]["body"]
     assert "An old announcement" not in pages["/blog/"]["body"]
-    assert (
-        pages["/admin/"]["status"] == 302
-        and "/admin/login/" in pages["/admin/"]["location"]
-    )
+    assert pages["/admin/"]["status"] == 302 and "/admin/login/" in pages["/admin/"]["location"]
     assert pages["/products/notebook/"]["status"] == 200
     assert pages["/products/nothing/"]["status"] == 404
 

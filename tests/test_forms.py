@@ -15,8 +15,8 @@ import pytest
 
 from devconsole.commands.catalogue import Catalogue, CommandInfo, load_catalogue
 from devconsole.commands.forms import CommandForm, FormError, field_kind
-from devconsole.console.project import Project
 from devconsole.commands.runner import SUCCEEDED, CommandRunner, strip_sgr
+from devconsole.console.project import Project
 
 FIXTURE = Path(__file__).parent / "fixtures" / "catproject"
 
@@ -101,7 +101,7 @@ def test_layout_positionals_then_options_then_common_folded(form: CommandForm) -
     advanced = {f.dest for f in form.advanced_fields}
     assert advanced == {"verbosity", "settings", "pythonpath", "traceback", "no_color", "force_color", "skip_checks"}
     assert all(not f.advanced for f in form.main_fields)
-    assert [f.dest for f in form.fields[-len(advanced):]] == [f.dest for f in form.advanced_fields]
+    assert [f.dest for f in form.fields[-len(advanced) :]] == [f.dest for f in form.advanced_fields]
 
 
 def test_labels_required_marks_placeholders_and_choices(form: CommandForm) -> None:

@@ -25,10 +25,10 @@ from pathlib import Path
 import django
 import pytest
 
+from devconsole.commands.runner import CommandRunner
 from devconsole.console.interpreter import Interpreter, InterpreterError, Origin, choose_interpreter, django_supported
 from devconsole.console.listen import ListenAddress, bind
 from devconsole.console.project import ProjectError, locate_project, project_for
-from devconsole.commands.runner import CommandRunner
 from devconsole.console.session import Session
 
 from .conftest import wait_for
@@ -63,21 +63,26 @@ def _write_project(root: Path) -> None:
     (root / "projapp" / "management" / "commands").mkdir(parents=True)
     for package in ("projapp", "projapp/management", "projapp/management/commands"):
         (root / package / "__init__.py").write_text("")
-    (root / "manage.py").write_text(textwrap.dedent("""\
+    (root / "manage.py").write_text(
+        textwrap.dedent("""\
         import os, sys
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "projsettings")
         from django.core.management import execute_from_command_line
         execute_from_command_line(sys.argv)
-        """))
-    (root / "projsettings.py").write_text(textwrap.dedent("""\
+        """)
+    )
+    (root / "projsettings.py").write_text(
+        textwrap.dedent("""\
         SECRET_KEY = "test"
         DEBUG = True
         ALLOWED_HOSTS = ["*"]
         ROOT_URLCONF = "projurls"
         INSTALLED_APPS = ["projapp"]
         DATABASES = {}
-        """))
-    (root / "projurls.py").write_text(textwrap.dedent("""\
+        """)
+    )
+    (root / "projurls.py").write_text(
+        textwrap.dedent("""\
         import sys
         import projdep
         from django.http import HttpResponse
@@ -87,8 +92,10 @@ def _write_project(root: Path) -> None:
             return HttpResponse(f"{sys.executable}|{projdep.VALUE}")
 
         urlpatterns = [path("", page)]
-        """))
-    (root / "projapp" / "management" / "commands" / "projcmd.py").write_text(textwrap.dedent("""\
+        """)
+    )
+    (root / "projapp" / "management" / "commands" / "projcmd.py").write_text(
+        textwrap.dedent("""\
         import sys
         import projdep
         from django.core.management.base import BaseCommand
@@ -98,7 +105,8 @@ def _write_project(root: Path) -> None:
 
             def handle(self, *args, **options):
                 self.stdout.write(f"projcmd {sys.executable} {projdep.VALUE}")
-        """))
+        """)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -110,8 +118,18 @@ def project_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     wheel = _wheel(tmp_path_factory.mktemp("wheel"))
     subprocess.run(
-        [sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "-q",
-         "--disable-pip-version-check", f"django=={django.get_version()}", str(wheel)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(venv / "bin" / "python"),
+            "install",
+            "-q",
+            "--disable-pip-version-check",
+            f"django=={django.get_version()}",
+            str(wheel),
+        ],
         check=True,
     )
     return root
@@ -150,7 +168,9 @@ def test_server_catalogue_and_runs_use_the_project_venv(project_dir: Path, monke
     try:
         session.start()
         wait_for(lambda: session.state.hello or session.state.errors, timeout=60)
-        assert session.state.hello, f"the server failed: {list(session.state.errors)} {[l.text for l in session.state.log]}"
+        assert session.state.hello, (
+            f"the server failed: {list(session.state.errors)} {[line.text for line in session.state.log]}"
+        )
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         connection.request("GET", "/")
         response = connection.getresponse()
@@ -173,7 +193,11 @@ def test_server_catalogue_and_runs_use_the_project_venv(project_dir: Path, monke
 def test_the_catalogue_from_the_command_line_uses_the_project_venv(project_dir: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "devconsole", "commands", "--json"],
-        cwd=project_dir, env=_clean_environ(), capture_output=True, text=True, timeout=120,
+        cwd=project_dir,
+        env=_clean_environ(),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     catalogue = json.loads(result.stdout)
@@ -187,8 +211,13 @@ def test_a_venv_without_django_is_one_line(tmp_path: Path) -> None:
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(tmp_path / ".venv")], check=True)
     for verb in ([], ["commands"]):
         result = subprocess.run(
-            [sys.executable, "-m", "devconsole", *verb], cwd=tmp_path, env=_clean_environ(),
-            capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+            [sys.executable, "-m", "devconsole", *verb],
+            cwd=tmp_path,
+            env=_clean_environ(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
         )
         assert result.returncode == 2, result
         assert result.stderr.splitlines() == [
@@ -200,8 +229,13 @@ def test_a_venv_without_django_is_one_line(tmp_path: Path) -> None:
 def test_python_option_that_names_nothing_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "manage.py").write_text("")
     result = subprocess.run(
-        [sys.executable, "-m", "devconsole", "--python", str(tmp_path / "nope")], cwd=tmp_path,
-        env=_clean_environ(), capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+        [sys.executable, "-m", "devconsole", "--python", str(tmp_path / "nope")],
+        cwd=tmp_path,
+        env=_clean_environ(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
     )
     assert result.returncode == 2
     assert result.stderr.splitlines() == [f"devconsole: error: --python {tmp_path / 'nope'}: no such file"]
@@ -257,7 +291,16 @@ def test_the_demo_keeps_devconsoles_interpreter(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("version", "supported"),
-    [("4.2.20", True), ("5.2.19", True), ("6.1.3", True), ("6.0a1", True), ("4.1.13", False), ("3.2", False), ("7.0", False), ("x", False)],
+    [
+        ("4.2.20", True),
+        ("5.2.19", True),
+        ("6.1.3", True),
+        ("6.0a1", True),
+        ("4.1.13", False),
+        ("3.2", False),
+        ("7.0", False),
+        ("x", False),
+    ],
 )
 def test_supported_django_versions(version: str, supported: bool) -> None:
     assert django_supported(version) is supported
@@ -267,8 +310,8 @@ async def test_status_line_and_anatomy_say_which_interpreter_and_why(tmp_path: P
     from textual.widgets import Static
 
     from devconsole.console.project import Project
-    from devconsole.ui.screens.anatomy import AnatomyView
     from devconsole.ui.app import DevConsoleApp
+    from devconsole.ui.screens.anatomy import AnatomyView
     from devconsole.ui.widgets.statusline import StatusLine
 
     # A hostile directory name: markup stays text, the escape is made visible.

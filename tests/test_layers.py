@@ -29,7 +29,12 @@ def _imported_after(modules: list[str]) -> set[str]:
 
 
 def test_console_side_imports_neither_textual_nor_django() -> None:
-    modules = [*_modules("devconsole.console"), *_modules("devconsole.model"), *_modules("devconsole.commands"), *_modules("devconsole.wire")]
+    modules = [
+        *_modules("devconsole.console"),
+        *_modules("devconsole.model"),
+        *_modules("devconsole.commands"),
+        *_modules("devconsole.wire"),
+    ]
     assert "devconsole.console.supervisor" in modules and "devconsole.model.state" in modules
     loaded = _imported_after([*modules, "devconsole.cli"])
     assert sorted(m for m in loaded if m.split(".")[0] in ("textual", "django")) == []
@@ -39,7 +44,9 @@ def test_child_side_imports_only_the_standard_library_django_and_the_wire() -> N
     modules = _modules("devconsole.child")
     assert "devconsole.child.server" in modules and "devconsole.child.forkserver" in modules
     loaded = _imported_after(modules)
-    ours = sorted(m for m in loaded if m.startswith("devconsole.") and not m.startswith(("devconsole.child", "devconsole.wire")))
+    ours = sorted(
+        m for m in loaded if m.startswith("devconsole.") and not m.startswith(("devconsole.child", "devconsole.wire"))
+    )
     assert ours == []
     assert sorted(m for m in loaded if m.split(".")[0] in ("textual", "rich", "watchfiles")) == []
     assert devconsole.__name__ == "devconsole"

@@ -18,9 +18,9 @@ import pytest
 
 from devconsole.cli import server_parser, split_passthrough
 from devconsole.commands.catalogue import load_catalogue
+from devconsole.commands.runner import CommandRunner
 from devconsole.console.listen import ListenAddress, bind
 from devconsole.console.project import Project, locate_project
-from devconsole.commands.runner import CommandRunner
 from devconsole.console.session import Session
 
 from .conftest import Events, new_supervisor, serving, wait_for
@@ -38,23 +38,30 @@ def settings_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for package in ("proj", "proj/settings", "proj/management", "proj/management/commands"):
         (root / package).mkdir(parents=True, exist_ok=True)
         (root / package / "__init__.py").write_text("")
-    (root / "manage.py").write_text(textwrap.dedent("""\
+    (root / "manage.py").write_text(
+        textwrap.dedent("""\
         import os, sys
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "proj.settings.prod")
         from django.core.management import execute_from_command_line
         execute_from_command_line(sys.argv)
-        """))
-    (root / "proj" / "settings" / "base.py").write_text(textwrap.dedent("""\
+        """)
+    )
+    (root / "proj" / "settings" / "base.py").write_text(
+        textwrap.dedent("""\
         SECRET_KEY = "test"
         DEBUG = True
         ALLOWED_HOSTS = ["*"]
         ROOT_URLCONF = "proj.urls"
         INSTALLED_APPS = ["proj"]
         DATABASES = {}
-        """))
-    (root / "proj" / "settings" / "dev.py").write_text(f"from .base import *\nFLAVOUR = 'dev'\nprint({DEV_MARKER!r}, flush=True)\n")
+        """)
+    )
+    (root / "proj" / "settings" / "dev.py").write_text(
+        f"from .base import *\nFLAVOUR = 'dev'\nprint({DEV_MARKER!r}, flush=True)\n"
+    )
     (root / "proj" / "settings" / "prod.py").write_text("from .base import *\nFLAVOUR = 'prod'\n")
-    (root / "proj" / "urls.py").write_text(textwrap.dedent("""\
+    (root / "proj" / "urls.py").write_text(
+        textwrap.dedent("""\
         from django.conf import settings
         from django.http import HttpResponse
         from django.urls import path
@@ -64,9 +71,11 @@ def settings_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
             return HttpResponse(f"{settings.FLAVOUR} {extralib.NAME}")
 
         urlpatterns = [path("", page)]
-        """))
+        """)
+    )
     # A command that replaces the parser: it does not accept --settings.
-    (root / "proj" / "management" / "commands" / "flavour.py").write_text(textwrap.dedent("""\
+    (root / "proj" / "management" / "commands" / "flavour.py").write_text(
+        textwrap.dedent("""\
         import argparse
         from django.conf import settings
         from django.core.management.base import BaseCommand
@@ -79,7 +88,8 @@ def settings_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 self.create_parser(argv[0], argv[1]).parse_args(argv[2:])
                 import extralib
                 print("flavour", settings.FLAVOUR, extralib.NAME, flush=True)
-        """))
+        """)
+    )
     lib = root.parent / f"{root.name}-lib"
     lib.mkdir()
     (lib / "extralib.py").write_text("NAME = 'extralib'\n")
@@ -100,7 +110,9 @@ def _lib(root: Path) -> str:
     return str(root.parent / f"{root.name}-lib")
 
 
-def test_settings_and_pythonpath_reach_server_catalogue_and_runs(settings_project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_settings_and_pythonpath_reach_server_catalogue_and_runs(
+    settings_project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("DJANGO_SETTINGS_MODULE", raising=False)
     monkeypatch.delenv("VIRTUAL_ENV", raising=False)
     project = locate_project(str(settings_project), settings="proj.settings.dev", pythonpath=_lib(settings_project))
@@ -129,11 +141,15 @@ def test_settings_and_pythonpath_reach_server_catalogue_and_runs(settings_projec
     assert "flavour dev extralib" in run.output_text()
     # Pasted in a shell in the project directory, the command line does the same.
     assert run.command_line.startswith("DJANGO_SETTINGS_MODULE=proj.settings.dev PYTHONPATH=")
-    pasted = subprocess.run(run.command_line, shell=True, cwd=settings_project, capture_output=True, text=True, timeout=60)
+    pasted = subprocess.run(
+        run.command_line, shell=True, cwd=settings_project, capture_output=True, text=True, timeout=60
+    )
     assert "flavour dev extralib" in pasted.stdout, pasted.stderr
 
 
-def test_django_settings_module_from_the_environment_reaches_runs(settings_project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_django_settings_module_from_the_environment_reaches_runs(
+    settings_project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("DJANGO_SETTINGS_MODULE", "proj.settings.dev")
     monkeypatch.setenv("PYTHONPATH", _lib(settings_project))
     project = Project(settings_project / "manage.py")
@@ -144,7 +160,9 @@ def test_django_settings_module_from_the_environment_reaches_runs(settings_proje
     assert load_catalogue(project).settings_module == "proj.settings.dev"
 
 
-def test_without_settings_the_default_of_manage_py_applies(settings_project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_settings_the_default_of_manage_py_applies(
+    settings_project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("DJANGO_SETTINGS_MODULE", raising=False)
     monkeypatch.setenv("PYTHONPATH", _lib(settings_project))
     runner = CommandRunner(Project(settings_project / "manage.py"))
@@ -157,7 +175,11 @@ def test_the_commands_verb_takes_settings(settings_project: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE", "VIRTUAL_ENV")}
     result = subprocess.run(
         [sys.executable, "-m", "devconsole", "--settings", "proj.settings.dev", "commands", "--json"],
-        cwd=settings_project, env=env, capture_output=True, text=True, timeout=120,
+        cwd=settings_project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["settings_module"] == "proj.settings.dev"
@@ -199,16 +221,28 @@ def test_cli_splits_runserver_options_from_its_own() -> None:
     parser = server_parser()
     assert split_passthrough(parser, ["--noasgi", "8001"]) == (["8001"], ["--noasgi"])
     assert split_passthrough(parser, ["8001", "--timeout", "30", "--demo"]) == (["8001", "--demo"], ["--timeout", "30"])
-    assert split_passthrough(parser, ["--timeout=30", "--settings", "x.y", "9000"]) == (["--settings", "x.y", "9000"], ["--timeout=30"])
+    assert split_passthrough(parser, ["--timeout=30", "--settings", "x.y", "9000"]) == (
+        ["--settings", "x.y", "9000"],
+        ["--timeout=30"],
+    )
     args = parser.parse_args(["--nostatic", "--insecure", "--skip-checks", "--python", "/p"])
     assert (args.nostatic, args.insecure, args.skip_checks, args.python) == (True, True, True, "/p")
 
 
 def test_manage_py_devconsole_takes_the_same_options(settings_project: Path, tmp_path: Path) -> None:
-    (tmp_path / "manage.py").write_text((settings_project / "manage.py").read_text().replace("proj.settings.prod", "dcsettings"))
+    (tmp_path / "manage.py").write_text(
+        (settings_project / "manage.py").read_text().replace("proj.settings.prod", "dcsettings")
+    )
     (tmp_path / "dcsettings.py").write_text("SECRET_KEY = 'x'\nINSTALLED_APPS = ['devconsole']\nDATABASES = {}\n")
     env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE", "VIRTUAL_ENV")}
-    result = subprocess.run([sys.executable, "manage.py", "devconsole", "--help"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "manage.py", "devconsole", "--help"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     cli_help = server_parser().format_help()
     for flag in ("--nostatic", "--insecure", "--skip-checks", "--python", "--noreload", "--record"):
@@ -223,5 +257,10 @@ def test_manage_py_devconsole_takes_the_same_options(settings_project: Path, tmp
     options = vars(parser.parse_args(known))
     options["runserver_passthrough"] = passthrough
     assert console_argv(options, str(tmp_path / "manage.py")) == [
-        "8001", "--nostatic", "--python=/p", "--project", str(tmp_path), "--noasgi",
+        "8001",
+        "--nostatic",
+        "--python=/p",
+        "--project",
+        str(tmp_path),
+        "--noasgi",
     ]

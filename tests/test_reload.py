@@ -65,7 +65,9 @@ def console(tmp_path: Path, demo_db: Path) -> Iterator[Console]:
     shutil.copytree(DEMO_DIR, root, ignore=shutil.ignore_patterns("__pycache__"))
     database = tmp_path / "demo.sqlite3"
     shutil.copy(demo_db, database)
-    project = Project(root / "manage.py", env=(("DEVCONSOLE_DEMO_DB", str(database)), ("DJANGO_SETTINGS_MODULE", "demosite.settings")))
+    project = Project(
+        root / "manage.py", env=(("DEVCONSOLE_DEMO_DB", str(database)), ("DJANGO_SETTINGS_MODULE", "demosite.settings"))
+    )
     sock = bind(ListenAddress("127.0.0.1", 0))
     port = sock.getsockname()[1]
     events = Events()
@@ -130,7 +132,7 @@ def test_requests_sent_through_five_reloads_all_succeed(console: Console) -> Non
             if n == 1:
                 console.edit("shop/views.py", '"4"', '"5"')
             expected = f"pong{n}".encode()
-            wait_for(lambda: answers and answers[-1] == expected, timeout=20)
+            wait_for(lambda expected=expected: answers and answers[-1] == expected, timeout=20)
             time.sleep(0.1)
     finally:
         stop.set()
@@ -139,7 +141,11 @@ def test_requests_sent_through_five_reloads_all_succeed(console: Console) -> Non
     assert failures == []
     assert len(answers) > 20
     # Each of the six generations answered some of them.
-    assert {n for n in range(6)} <= {order_index for order_index in range(6) if (b'pong' if order_index == 0 else f'pong{order_index}'.encode()) in answers}
+    assert {n for n in range(6)} <= {
+        order_index
+        for order_index in range(6)
+        if (b"pong" if order_index == 0 else f"pong{order_index}".encode()) in answers
+    }
     reloads = wait_for(lambda: len(console.reloads()) >= 5 and console.reloads())
     assert [r["decision"] for r in reloads] == ["restarted"] * 5
     # Every answer is one of the versions, and versions never go backwards.
@@ -245,7 +251,11 @@ def test_the_old_generation_finishes_its_request_while_the_new_one_serves(consol
 
 
 def test_an_exception_in_appconfig_ready_is_served_then_fixed(console: Console) -> None:
-    console.edit("blog/apps.py", "class BlogConfig(AppConfig):", "class BlogConfig(AppConfig):\n    def ready(self):\n        raise RuntimeError('ready failed')\n")
+    console.edit(
+        "blog/apps.py",
+        "class BlogConfig(AppConfig):",
+        "class BlogConfig(AppConfig):\n    def ready(self):\n        raise RuntimeError('ready failed')\n",
+    )
     status, body = served(console.port, "/ping/", b"ready failed")
     assert status == 500
     failed = wait_for(lambda: [r for r in console.reloads() if r["decision"] == "failed"])[0]
@@ -304,7 +314,9 @@ def test_a_spare_prepared_ahead_serves_the_next_edit_unless_it_imported_the_chan
     assert hello["pid"] == spare.pid
     # A change to a file the spare imported: it is not used, a fresh fork is.
     wait_for(lambda: console.reloader.spare is not None and console.reloader.spare.spare_files is not None)
-    console.edit("demosite/wsgi.py", "application = get_wsgi_application()", "application = get_wsgi_application()  # edited")
+    console.edit(
+        "demosite/wsgi.py", "application = get_wsgi_application()", "application = get_wsgi_application()  # edited"
+    )
     third = wait_for(lambda: len(console.reloads()) >= 3 and console.reloads()[2])
     assert third["spare"] is False and third["decision"] == "restarted"
     assert get(console.port) == (200, b"two!")

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from devconsole.console.project import Project
 from devconsole.commands.runner import (
     ERROR,
     FAILED,
@@ -25,6 +24,7 @@ from devconsole.commands.runner import (
     clean_output_line,
     strip_sgr,
 )
+from devconsole.console.project import Project
 
 from .conftest import wait_for
 

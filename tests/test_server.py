@@ -65,7 +65,9 @@ def test_keep_alive_requests_share_one_connection(server: Supervisor, events: Ev
     closed = events.of("conn_close")
     assert len(closed) == 1 and closed[0]["requests"] == 3
     assert closed[0]["bytes_out"] > 3 * 4  # headers and bodies
-    assert closed[0]["bytes_in"] == sum(len(f"GET /ping/?n=1 HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept-Encoding: identity\r\n\r\n") for _ in range(3))
+    assert closed[0]["bytes_in"] == sum(
+        len(f"GET /ping/?n=1 HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept-Encoding: identity\r\n\r\n") for _ in range(3)
+    )
 
 
 def test_statuses_static_files_and_connection_lifecycle(server: Supervisor, events: Events) -> None:
@@ -78,7 +80,12 @@ def test_statuses_static_files_and_connection_lifecycle(server: Supervisor, even
     wait_for(lambda: events.state.total_requests == 4)
     wait_for(lambda: len(events.of("conn_close")) == 4)
     by_path = {r["path"]: r for r in events.of("request")}
-    assert {p: r["status"] for p, r in by_path.items()} == {"/": 200, "/static/shop/site.css": 200, "/no-such-page/": 404, "/boom/": 500}
+    assert {p: r["status"] for p, r in by_path.items()} == {
+        "/": 200,
+        "/static/shop/site.css": 200,
+        "/no-such-page/": 404,
+        "/boom/": 500,
+    }
     assert all(r["duration_ms"] > 0 and r["thread"].startswith("Thread-") for r in by_path.values())
     assert events.state.status_counts() == {"2xx": 2, "4xx": 1, "5xx": 1}
     # One connection per request, each closed after one request (one opened
@@ -250,7 +257,9 @@ def _read_response(sock: socket.socket) -> bytes:
         assert chunk, f"connection closed mid-response: {data!r}"
         data += chunk
     head, _, body = data.partition(b"\r\n\r\n")
-    length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")), 0)
+    length = next(
+        (int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")), 0
+    )
     while len(body) < length:
         chunk = sock.recv(65536)
         assert chunk, f"connection closed mid-body: {body!r}"
@@ -274,7 +283,9 @@ def test_a_response_leaves_in_one_piece_and_nothing_waits(server: Supervisor, ev
     wait_for(lambda: events.state.total_requests == 3)
     assert [(r.method, r.status) for r in events.state.requests] == [("GET", 200), ("HEAD", 200), ("GET", 200)]
     # Byte counts are those of what was sent.
-    wait_for(lambda: events.state.connections() and events.state.connections()[0].bytes_out == len(first) * 2 + len(head))
+    wait_for(
+        lambda: events.state.connections() and events.state.connections()[0].bytes_out == len(first) * 2 + len(head)
+    )
 
 
 def test_100_continue_is_sent_before_the_body_is_read(server: Supervisor, events: Events) -> None:

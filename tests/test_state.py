@@ -13,13 +13,36 @@ from devconsole.model.state import RequestRow, ServerState, request_filter
 RECORDING = Path(__file__).parent / "recordings" / "demo.jsonl"
 
 
-def request(n: int, *, status: int = 200, path: str = "/ping/", ts: float = 1000.0, method: str = "GET", generation: int = 1) -> dict:
-    return {"type": "request", "id": f"1.{n}", "conn": 1, "method": method, "path": path, "query": "", "version": "HTTP/1.1",
-            "status": status, "duration_ms": 1.0, "bytes_out": 4, "thread": "Thread-1", "ts": ts + n / 1000, "headers": [], "generation": generation}
+def request(
+    n: int, *, status: int = 200, path: str = "/ping/", ts: float = 1000.0, method: str = "GET", generation: int = 1
+) -> dict:
+    return {
+        "type": "request",
+        "id": f"1.{n}",
+        "conn": 1,
+        "method": method,
+        "path": path,
+        "query": "",
+        "version": "HTTP/1.1",
+        "status": status,
+        "duration_ms": 1.0,
+        "bytes_out": 4,
+        "thread": "Thread-1",
+        "ts": ts + n / 1000,
+        "headers": [],
+        "generation": generation,
+    }
 
 
 def stats(total: int, generation: int = 1, at: float | None = None, **status: int) -> dict:
-    event = {"type": "stats", "requests": total, "connections": total, "dropped": 0, "status": dict(status) or {"2xx": total}, "generation": generation}
+    event = {
+        "type": "stats",
+        "requests": total,
+        "connections": total,
+        "dropped": 0,
+        "status": dict(status) or {"2xx": total},
+        "generation": generation,
+    }
     if at is not None:
         event["at"] = at
     return event
@@ -52,8 +75,12 @@ def test_totals_add_up_across_generations() -> None:
 
 def test_request_filter_words() -> None:
     state = ServerState()
-    rows = [request(1, status=200, path="/static/app.css"), request(2, status=404, path="/nope/"),
-            request(3, status=500, path="/boom/"), request(4, status=404, path="/static/x.js", method="POST")]
+    rows = [
+        request(1, status=200, path="/static/app.css"),
+        request(2, status=404, path="/nope/"),
+        request(3, status=500, path="/boom/"),
+        request(4, status=404, path="/static/x.js", method="POST"),
+    ]
     for event in rows:
         state.ingest(event)
 
@@ -75,7 +102,18 @@ def test_arrival_times_drive_rates_and_sparkline() -> None:
     state = ServerState(clock=lambda: now[0])
     for second in range(10):
         at = 1990.0 + second
-        state.ingest({"type": "loop", "iterations": 10, "ready": 5, "timeouts": 5, "blocked_s": 0.5, "elapsed_s": 1.0, "accepts": second, "at": at})
+        state.ingest(
+            {
+                "type": "loop",
+                "iterations": 10,
+                "ready": 5,
+                "timeouts": 5,
+                "blocked_s": 0.5,
+                "elapsed_s": 1.0,
+                "accepts": second,
+                "at": at,
+            }
+        )
         state.ingest(stats(second * 10, at=at))
     accepts = state.accepts_per_second(60)
     assert len(accepts) == 60
@@ -92,7 +130,9 @@ def test_arrival_times_drive_rates_and_sparkline() -> None:
 def test_closed_connections_linger_then_go() -> None:
     now = [100.0]
     state = ServerState(linger=3.0, clock=lambda: now[0])
-    state.ingest({"type": "conn_open", "id": 1, "peer": "127.0.0.1:5000", "state": "reading", "ts": 99.0, "generation": 1})
+    state.ingest(
+        {"type": "conn_open", "id": 1, "peer": "127.0.0.1:5000", "state": "reading", "ts": 99.0, "generation": 1}
+    )
     state.ingest({"type": "conn_state", "id": 1, "state": "idle", "requests": 1, "bytes_in": 80, "generation": 1})
     assert state.connection(1, 1).state == "idle"
     state.ingest({"type": "conn_close", "id": 1, "generation": 1})
@@ -106,7 +146,19 @@ def test_a_connection_reported_only_by_its_close_lingers_too() -> None:
     """A connection opened and closed between two flushes comes as one conn_close."""
     now = [100.0]
     state = ServerState(linger=3.0, clock=lambda: now[0])
-    state.ingest({"type": "conn_close", "id": 7, "peer": "127.0.0.1:5001", "state": "closed", "requests": 1, "bytes_in": 83, "bytes_out": 271, "ts": 99.9, "generation": 1})
+    state.ingest(
+        {
+            "type": "conn_close",
+            "id": 7,
+            "peer": "127.0.0.1:5001",
+            "state": "closed",
+            "requests": 1,
+            "bytes_in": 83,
+            "bytes_out": 271,
+            "ts": 99.9,
+            "generation": 1,
+        }
+    )
     (row,) = state.connections()
     assert (row.peer, row.state, row.requests, row.bytes_out) == ("127.0.0.1:5001", "closed", 1, 271)
     now[0] = 103.5
@@ -143,7 +195,7 @@ def test_ingest_from_threads_while_reading() -> None:
         while not stop.is_set():
             rows = state.requests_since(seq)
             if rows:
-                assert all(a.seq < b.seq for a, b in zip(rows, rows[1:]))
+                assert all(a.seq < b.seq for a, b in zip(rows, rows[1:], strict=False))
                 seq = rows[-1].seq
                 seen.append(seq)
             [row for row in state.requests_since(0) if request_filter("4xx")(row)]

@@ -80,7 +80,9 @@ class Terminal:
         deadline = time.monotonic() + timeout
         while not predicate(self.screen):
             if self.exited:
-                raise AssertionError(f"devconsole exited (status {self.child.exitstatus}, signal {self.child.signalstatus}) before {what}\n{self.describe()}")
+                raise AssertionError(
+                    f"devconsole exited (status {self.child.exitstatus}, signal {self.child.signalstatus}) before {what}\n{self.describe()}"
+                )
             if time.monotonic() > deadline:
                 raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}\n{self.describe()}")
             self._pump(0.2)
@@ -92,7 +94,9 @@ class Terminal:
             if time.monotonic() > deadline:
                 raise AssertionError(f"devconsole still running {timeout:.0f}s after quitting\n{self.describe()}")
             self._pump(0.2)
-        assert self.child.signalstatus is None, f"devconsole killed by signal {self.child.signalstatus}\n{self.describe()}"
+        assert self.child.signalstatus is None, (
+            f"devconsole killed by signal {self.child.signalstatus}\n{self.describe()}"
+        )
         return int(self.child.exitstatus)
 
     def close(self) -> None:
@@ -162,10 +166,21 @@ def request_row(status: str = r"\d{3}") -> Callable[[pyte.Screen], bool]:
 def terminal_env(tmp_path: Path) -> dict[str, str]:
     """The environment of a user's terminal, with a home and cache of its own
     so the demo database is created fresh in the test's temporary directory."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DEVCONSOLE_", "TEXTUAL", "PYTEST_")) and k not in ("NO_COLOR", "COLUMNS", "LINES")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DEVCONSOLE_", "TEXTUAL", "PYTEST_")) and k not in ("NO_COLOR", "COLUMNS", "LINES")
+    }
     home = tmp_path / "home"
     (home / ".cache").mkdir(parents=True)
-    env.update(HOME=str(home), XDG_CACHE_HOME=str(home / ".cache"), TERM="xterm-256color", COLORTERM="truecolor", LANG="C.UTF-8", LC_ALL="C.UTF-8")
+    env.update(
+        HOME=str(home),
+        XDG_CACHE_HOME=str(home / ".cache"),
+        TERM="xterm-256color",
+        COLORTERM="truecolor",
+        LANG="C.UTF-8",
+        LC_ALL="C.UTF-8",
+    )
     # The environment devconsole is installed in is the one the user activated.
     if sys.prefix != sys.base_prefix:
         env["VIRTUAL_ENV"] = sys.prefix
@@ -205,7 +220,9 @@ def test_demo_starts_serves_and_quits_in_a_real_terminal(launch: Callable[..., T
     assert port_is_free(port), f"127.0.0.1:{port} still taken after devconsole quit"
     entered = terminal.raw.find(ENTER_ALT_SCREEN)
     assert entered >= 0, "devconsole never entered the alternate screen"
-    assert terminal.raw.find(LEAVE_ALT_SCREEN, entered) > entered, f"the terminal was left in the alternate screen\n{terminal.describe()}"
+    assert terminal.raw.find(LEAVE_ALT_SCREEN, entered) > entered, (
+        f"the terminal was left in the alternate screen\n{terminal.describe()}"
+    )
 
 
 def test_replay_starts_and_quits_in_a_real_terminal(launch: Callable[..., Terminal]) -> None:
@@ -216,4 +233,6 @@ def test_replay_starts_and_quits_in_a_real_terminal(launch: Callable[..., Termin
     terminal.child.send("q")
     assert terminal.wait_exit() == 0, terminal.describe()
     entered = terminal.raw.find(ENTER_ALT_SCREEN)
-    assert entered >= 0 and terminal.raw.find(LEAVE_ALT_SCREEN, entered) > entered, f"the terminal was left in the alternate screen\n{terminal.describe()}"
+    assert entered >= 0 and terminal.raw.find(LEAVE_ALT_SCREEN, entered) > entered, (
+        f"the terminal was left in the alternate screen\n{terminal.describe()}"
+    )

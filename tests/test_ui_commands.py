@@ -26,13 +26,13 @@ from textual.widgets import (
 )
 
 from devconsole.commands.catalogue import Catalogue, load_catalogue
-from devconsole.console.project import Project
 from devconsole.commands.runner import INTERRUPTED, SUCCEEDED
+from devconsole.console.project import Project
 from devconsole.demo import DEMO_MANAGE_PY, demo_env
-from devconsole.ui.screens import commands
 from devconsole.ui.app import DevConsoleApp
-from devconsole.ui.widgets.command_form import CommandFormView
+from devconsole.ui.screens import commands
 from devconsole.ui.screens.commands import CommandsScreen, rank
+from devconsole.ui.widgets.command_form import CommandFormView
 
 from .conftest import until
 
@@ -133,7 +133,9 @@ def with_django_extensions(catalogue: Catalogue) -> Catalogue:
         for name in ("runprofileserver", "runserver_plus")
     ]
     commands_ = tuple(sorted((*catalogue.commands, *extra), key=lambda c: c.name))
-    return dataclasses.replace(catalogue, commands=commands_, installed_apps=(*catalogue.installed_apps, "django_extensions"))
+    return dataclasses.replace(
+        catalogue, commands=commands_, installed_apps=(*catalogue.installed_apps, "django_extensions")
+    )
 
 
 def listed(screen: CommandsScreen) -> list[str]:
@@ -294,7 +296,9 @@ async def test_demo_report_form_with_a_choice_and_a_flag() -> None:
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_commands(pilot)
         await pilot.press("slash", *"demo_r", "enter")
-        await until(pilot, lambda: screen._form_view is not None and app.focused is not None and app.focused.id == "field-0")
+        await until(
+            pilot, lambda: screen._form_view is not None and app.focused is not None and app.focused.id == "field-0"
+        )
         # Run before filling the required positional: the error shows at the field.
         await pilot.press("ctrl+r")
         await pilot.pause()

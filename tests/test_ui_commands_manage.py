@@ -39,7 +39,15 @@ def free_port() -> int:
 
 
 def test_options_become_devconsole_arguments() -> None:
-    options = {"addrport": "8123", "noreload": True, "nothreading": False, "ipv6": False, "record": None, "settings": "a.b", "pythonpath": None}
+    options = {
+        "addrport": "8123",
+        "noreload": True,
+        "nothreading": False,
+        "ipv6": False,
+        "record": None,
+        "settings": "a.b",
+        "pythonpath": None,
+    }
     assert console_argv(options, str(FIXTURE / "manage.py")) == [
         "8123",
         "--noreload",
@@ -61,7 +69,9 @@ def test_help_lists_the_runserver_options() -> None:
 def test_bad_address_is_one_line_from_the_cli() -> None:
     proc = manage("devconsole", "127.0.0.1:99999")
     assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines() == ['devconsole: error: "127.0.0.1:99999": port 99999 is out of range (1-65535)']
+    assert proc.stderr.strip().splitlines() == [
+        'devconsole: error: "127.0.0.1:99999": port 99999 is out of range (1-65535)'
+    ]
 
 
 def test_manage_py_devconsole_serves_until_ctrl_q() -> None:

@@ -19,10 +19,10 @@ import pytest
 from devconsole.commands.catalogue import Catalogue
 from devconsole.console.project import Project
 from devconsole.demo import DEMO_MANAGE_PY
-from devconsole.ui.screens import commands
 from devconsole.ui.app import DevConsoleApp
-from devconsole.ui.widgets.command_form import CommandFormView
+from devconsole.ui.screens import commands
 from devconsole.ui.screens.commands import CommandsScreen
+from devconsole.ui.widgets.command_form import CommandFormView
 
 from .conftest import until
 
@@ -65,16 +65,16 @@ async def settle(pilot: Any) -> None:
 
 def test_recorded_catalogue_matches_the_demo(recorded_catalogue: Catalogue) -> None:
     """The recording is the demo's catalogue, not something made up."""
-    from devconsole.demo import demo_env
-
     from devconsole.commands.catalogue import load_catalogue  # the real one
+    from devconsole.demo import demo_env
 
     real = load_catalogue(Project(DEMO_MANAGE_PY, env=tuple(demo_env().items())))
     assert real.names == recorded_catalogue.names
     assert real.installed_apps == recorded_catalogue.installed_apps
     assert real.get("demo_report") is not None
     assert [a.dest for a in real.get("demo_report").arguments] == [  # type: ignore[union-attr]
-        a.dest for a in recorded_catalogue.get("demo_report").arguments  # type: ignore[union-attr]
+        a.dest
+        for a in recorded_catalogue.get("demo_report").arguments  # type: ignore[union-attr]
     ]
 
 

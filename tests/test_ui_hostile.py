@@ -17,8 +17,8 @@ import socket
 from devconsole.console.listen import ListenAddress, bind
 from devconsole.console.project import Project
 from devconsole.ui.app import DevConsoleApp
-from devconsole.ui.screens.logview import LogPane, LogScreen
 from devconsole.ui.panels.requestlist import RequestList
+from devconsole.ui.screens.logview import LogPane, LogScreen
 from devconsole.ui.screens.request_detail import RequestDetailScreen, RequestDetailView
 
 from .conftest import until

@@ -15,10 +15,10 @@ from textual import events
 from devconsole.console.listen import ListenAddress, bind
 from devconsole.console.project import Project
 from devconsole.ui.app import DevConsoleApp
-from devconsole.ui.screens.dashboard import DashboardScreen
-from devconsole.ui.screens.logview import LogScreen
 from devconsole.ui.panels.requestlist import RequestList
 from devconsole.ui.panels.requests import MAX_ROWS
+from devconsole.ui.screens.dashboard import DashboardScreen
+from devconsole.ui.screens.logview import LogScreen
 
 from .conftest import until
 
@@ -69,7 +69,9 @@ async def test_keys_answer_while_the_server_is_saturated(demo_project: Project) 
     app.row_lag = deque()
     async with app.run_test(size=(120, 36)) as pilot:
         await until(pilot, lambda: app.state.hello is not None)
-        load = subprocess.Popen([sys.executable, "-c", CLIENT, str(port), str(SECONDS), str(CLIENTS)], stdout=subprocess.PIPE, text=True)
+        load = subprocess.Popen(
+            [sys.executable, "-c", CLIENT, str(port), str(SECONDS), str(CLIENTS)], stdout=subprocess.PIPE, text=True
+        )
         switches: list[float] = []
         try:
             while load.poll() is None:
@@ -94,7 +96,9 @@ async def test_keys_answer_while_the_server_is_saturated(demo_project: Project) 
         assert len(app.state.requests) <= MAX_ROWS
         # Two cores shared with the server and the clients: generous, but a
         # starved UI thread takes many seconds.
-        print(f"\n{sent} requests in {SECONDS:g} s; key to view (l, d, ...) took {', '.join(f'{t:.2f}' for t in switches)} s")
+        print(
+            f"\n{sent} requests in {SECONDS:g} s; key to view (l, d, ...) took {', '.join(f'{t:.2f}' for t in switches)} s"
+        )
         assert switches and max(switches) < 3.0, switches
         # Every shown row has a lag sample, and the lags are sane.
         assert 0 < len(app.row_lag) <= sent

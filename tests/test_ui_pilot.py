@@ -14,14 +14,14 @@ from textual.widgets import Input, OptionList
 
 from devconsole.model.recording import load_recording
 from devconsole.model.state import ServerState
-from devconsole.ui.screens.anatomy import AnatomyScreen
 from devconsole.ui.app import DevConsoleApp
-from devconsole.ui.screens.dashboard import DashboardScreen
-from devconsole.ui.screens.help import HelpScreen, QuitScreen
-from devconsole.ui.screens.logview import LogPane, LogScreen
 from devconsole.ui.panels.requestlist import RequestList
 from devconsole.ui.panels.requests import MAX_ROWS, RequestsPanel
 from devconsole.ui.panels.sockets import SocketsTable
+from devconsole.ui.screens.anatomy import AnatomyScreen
+from devconsole.ui.screens.dashboard import DashboardScreen
+from devconsole.ui.screens.help import HelpScreen, QuitScreen
+from devconsole.ui.screens.logview import LogPane, LogScreen
 from devconsole.ui.screens.request_detail import RequestDetailScreen, RequestDetailView
 from devconsole.ui.widgets.theming import component_style
 
@@ -173,14 +173,30 @@ async def test_palette_offers_views_and_actions() -> None:
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot, app)
         titles = [command.title for command in app.get_system_commands(app.screen)]
-        for title in ("View: Dashboard", "View: Log", "View: Anatomy", "Requests: filter", "Log: search", "Restart the server", "Keys", "Quit devconsole"):
+        for title in (
+            "View: Dashboard",
+            "View: Log",
+            "View: Anatomy",
+            "Requests: filter",
+            "Log: search",
+            "Restart the server",
+            "Keys",
+            "Quit devconsole",
+        ):
             assert title in titles
         await pilot.press("ctrl+p")
         await pilot.pause()
         assert isinstance(app.screen, CommandPalette)
         await pilot.press(*"View: Anat")
         palette = app.screen
-        await until(pilot, lambda: "View: Anatomy" in str(palette.query_one(OptionList).get_option_at_index(0).prompt) if palette.query_one(OptionList).option_count else False)
+        await until(
+            pilot,
+            lambda: (
+                "View: Anatomy" in str(palette.query_one(OptionList).get_option_at_index(0).prompt)
+                if palette.query_one(OptionList).option_count
+                else False
+            ),
+        )
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, AnatomyScreen))
 
@@ -240,8 +256,21 @@ async def test_requests_table_is_capped_while_totals_stay_exact() -> None:
         sent = 0
         for batch in (300, 1500, 700, 2500):
             for n in range(sent + 1, sent + batch + 1):
-                state.ingest({"type": "request", "id": f"1.{n}", "conn": 1, "method": "GET", "path": f"/r/{n}", "status": 200,
-                              "duration_ms": 1.0, "bytes_out": 4, "thread": "Thread-1", "ts": 1000.0 + n, "headers": []})
+                state.ingest(
+                    {
+                        "type": "request",
+                        "id": f"1.{n}",
+                        "conn": 1,
+                        "method": "GET",
+                        "path": f"/r/{n}",
+                        "status": 200,
+                        "duration_ms": 1.0,
+                        "bytes_out": 4,
+                        "thread": "Thread-1",
+                        "ts": 1000.0 + n,
+                        "headers": [],
+                    }
+                )
             sent += batch
             state.ingest({"type": "stats", "requests": sent, "connections": 1, "dropped": 0, "status": {"2xx": sent}})
             app.refresh_views()
@@ -324,9 +353,17 @@ async def test_muted_text_is_drawn_muted() -> None:
             background = table.background_colors[1].brightness
             text = Color.from_rich_color(table.rich_style.color).brightness
             muted = Color.from_rich_color(component_style(table, "requests--dim").color).brightness
-            closed = Color.from_rich_color(component_style(app.screen.query_one(SocketsTable), "sockets--closed").color).brightness
+            closed = Color.from_rich_color(
+                component_style(app.screen.query_one(SocketsTable), "sockets--closed").color
+            ).brightness
             order = sorted([background, closed, muted, text])
-            assert order in ([background, closed, muted, text], [text, muted, closed, background]), (theme, background, closed, muted, text)
+            assert order in ([background, closed, muted, text], [text, muted, closed, background]), (
+                theme,
+                background,
+                closed,
+                muted,
+                text,
+            )
             assert len({round(v, 3) for v in order}) == 4, (theme, order)
 
 
@@ -356,8 +393,20 @@ async def test_a_filter_then_new_requests_show_each_request_once() -> None:
         before = [path for path in table_paths(app) if "ping" in path]
         assert before
         # A request arrives, and the filter changes before the next tick applies it.
-        app.state.ingest({"type": "request", "generation": app.state.generation, "method": "GET", "path": "/ping/",
-                          "version": "HTTP/1.1", "status": 200, "bytes_out": 4, "duration_ms": 1.0, "ts": 1.0, "id": "x.1"})
+        app.state.ingest(
+            {
+                "type": "request",
+                "generation": app.state.generation,
+                "method": "GET",
+                "path": "/ping/",
+                "version": "HTTP/1.1",
+                "status": 200,
+                "bytes_out": 4,
+                "duration_ms": 1.0,
+                "ts": 1.0,
+                "id": "x.1",
+            }
+        )
         panel.apply_filter("ping")
         await settle(pilot, app)
         assert table_paths(app) == [*before, "/ping/"]
@@ -384,7 +433,9 @@ async def test_the_status_line_shows_the_newest_error_after_fifty() -> None:
         await settle(pilot, app)
         generation = app.state.generation
         for n in range(60):
-            app.state.ingest({"type": "error", "generation": generation, "phase": "URLconf import", "message": f"Err{n}"})
+            app.state.ingest(
+                {"type": "error", "generation": generation, "phase": "URLconf import", "message": f"Err{n}"}
+            )
         await settle(pilot, app)
         app.state.ingest({"type": "error", "generation": generation, "phase": "URLconf import", "message": "NEWEST"})
         await settle(pilot, app)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from devconsole.console.reloader import FORK, REBUILD0, REBUILD1, decide, glob_matches
 from devconsole.child.watchlist import roots_for
+from devconsole.console.reloader import FORK, REBUILD0, REBUILD1, decide, glob_matches
 from devconsole.console.watcher import Watcher, default_roots, is_ignored, settled_paths
 from devconsole.wire.watchrules import collapse
 
@@ -35,7 +35,9 @@ def test_noise_is_ignored(path: str) -> None:
     assert is_ignored(path, ["/p/media"])
 
 
-@pytest.mark.parametrize("path", ["/p/shop/views.py", "/p/shop/templates/shop/index.html", "/p/locale/fr/LC_MESSAGES/django.mo"])
+@pytest.mark.parametrize(
+    "path", ["/p/shop/views.py", "/p/shop/templates/shop/index.html", "/p/locale/fr/LC_MESSAGES/django.mo"]
+)
 def test_project_files_are_not_ignored(path: str) -> None:
     assert not is_ignored(path, ["/p/media"])
 
@@ -50,15 +52,21 @@ def test_roots_are_top_level_packages_and_single_files(tmp_path: Path) -> None:
     files = [str(tmp_path / "shop/sub/deep.py"), str(tmp_path / "site/__init__.py"), str(tmp_path / "manage.py")]
     # Packages stop below the import root: the project directory (which may
     # hold a virtualenv) is never watched as a whole.
-    assert roots_for(files, [str(tmp_path)]) == sorted([str(tmp_path / "manage.py"), str(tmp_path / "shop"), str(tmp_path / "site")])
+    assert roots_for(files, [str(tmp_path)]) == sorted(
+        [str(tmp_path / "manage.py"), str(tmp_path / "shop"), str(tmp_path / "site")]
+    )
     assert collapse(["/a/b", "/a", "/ab"]) == ["/a", "/ab"]
     assert str(tmp_path / "shop") in default_roots(tmp_path)
 
 
 def test_decision_uses_the_files_each_level_imported() -> None:
-    common = dict(level0_files=frozenset({"/p/lib0.py"}), level1_files=frozenset({"/p/shop/models.py", "/p/site/settings.py"}),
-                  server_files=frozenset({"/p/shop/models.py", "/p/site/settings.py", "/p/shop/views.py"}),
-                  dir_globs=[("/p/shop/templates", "**/*"), ("/p/locale", "**/*.mo")], broken=False)
+    common = dict(
+        level0_files=frozenset({"/p/lib0.py"}),
+        level1_files=frozenset({"/p/shop/models.py", "/p/site/settings.py"}),
+        server_files=frozenset({"/p/shop/models.py", "/p/site/settings.py", "/p/shop/views.py"}),
+        dir_globs=[("/p/shop/templates", "**/*"), ("/p/locale", "**/*.mo")],
+        broken=False,
+    )
     assert decide({"/p/shop/views.py"}, **common).level == FORK
     assert decide({"/p/shop/views.py", "/p/shop/models.py"}, **common).level == REBUILD1
     assert decide({"/p/lib0.py"}, **common).level == REBUILD0
@@ -110,5 +118,10 @@ def test_a_file_created_and_removed_within_a_batch_is_dropped(tmp_path: Path) ->
     kept.write_text("x")
     deleted_for_good = str(tmp_path / "old.html")  # deleted: a real change
     transient = str(tmp_path / "sedAb12Cd")  # sed -i's temporary file
-    changes = {(Change.added, transient), (Change.deleted, transient), (Change.modified, str(kept)), (Change.deleted, deleted_for_good)}
+    changes = {
+        (Change.added, transient),
+        (Change.deleted, transient),
+        (Change.modified, str(kept)),
+        (Change.deleted, deleted_for_good),
+    }
     assert settled_paths(changes) == {str(kept), deleted_for_good}

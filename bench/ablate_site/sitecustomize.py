@@ -40,7 +40,9 @@ if "bufstderr" in _parts:
 
     sys.stderr = io.TextIOWrapper(
         io.BufferedWriter(io.FileIO(2, "w", closefd=False), 65536),
-        encoding="utf-8", errors="backslashreplace", write_through=False,
+        encoding="utf-8",
+        errors="backslashreplace",
+        write_through=False,
     )
 
     def _flush() -> None:

@@ -117,7 +117,10 @@ def instrument_application(app: Any, recorder: Recorder) -> Any:
             "bytes_out": 0,
             "thread": threading.current_thread().name,
             "ts": time.time(),
-            "headers": [[bytes(k).decode("latin-1"), bytes(v).decode("latin-1")[:MAX_HEADER_VALUE]] for k, v in headers[:MAX_HEADERS]],
+            "headers": [
+                [bytes(k).decode("latin-1"), bytes(v).decode("latin-1")[:MAX_HEADER_VALUE]]
+                for k, v in headers[:MAX_HEADERS]
+            ],
         }
         t0 = time.perf_counter()
         done = False
@@ -209,10 +212,9 @@ def instrument_application(app: Any, recorder: Recorder) -> Any:
 def daphne_server(base: type, listen_fd: int, recorder: Recorder) -> type:
     """A subclass of Daphne's ``Server`` (``base``) serving ``listen_fd``
     and reporting to ``recorder``; see the module docstring."""
+    import daphne.server as daphne_module
     from twisted.internet import reactor
     from twisted.internet.endpoints import AdoptedStreamServerEndpoint
-
-    import daphne.server as daphne_module
 
     class ConsoleDaphneServer(base):  # type: ignore[misc, valid-type]
         dc_kind = "asgi"
@@ -309,7 +311,7 @@ def daphne_server(base: type, listen_fd: int, recorder: Recorder) -> type:
                             protocol.sendClose(code=1001)
                         else:
                             transport.loseConnection()
-                    except Exception:  # noqa: BLE001 - already closing
+                    except Exception:
                         transport.loseConnection()
 
             reactor.callFromThread(close_all)

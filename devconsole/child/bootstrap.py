@@ -67,7 +67,5 @@ def run_manage_py(
     finally:
         management.execute_from_command_line = original
     if not result:
-        raise BootstrapError(
-            f"{manage_py} did not call django.core.management.execute_from_command_line"
-        )
+        raise BootstrapError(f"{manage_py} did not call django.core.management.execute_from_command_line")
     return result[0]

@@ -30,6 +30,7 @@ from typing import Any
 from devconsole.child import bootstrap
 from devconsole.wire.catalogue import COMMON_OPTIONS, CORE_APP, INTERACTIVE_COMMANDS, SCHEMA_VERSION
 
+
 def _one_line(exc: BaseException) -> str:
     """``"ExcType: message"`` on one line, whatever the message looks like."""
     message = " ".join(str(exc).split())
@@ -68,7 +69,7 @@ def _jsonable(value: Any) -> tuple[Any, bool]:
         return value, False
     try:
         return repr(value), True
-    except Exception:  # noqa: BLE001 - a broken __repr__ must not cost the command
+    except Exception:
         return f"<{_class_path(type(value))} object>", True
 
 
@@ -106,7 +107,7 @@ def _describe_argument(parser: Any, action: Any) -> dict[str, Any]:
     if action.help is not None and not suppressed:
         try:  # expands %(default)s, %(choices)s... as --help would
             help_text = parser._get_formatter()._expand_help(action)
-        except Exception:  # noqa: BLE001 - a bad format string: show it raw
+        except Exception:
             help_text = str(action.help)
     if action.default == argparse.SUPPRESS:
         default, default_is_repr = None, False
@@ -116,7 +117,7 @@ def _describe_argument(parser: Any, action: Any) -> dict[str, Any]:
     if action.choices is not None:
         try:
             choices = [str(c) for c in action.choices]
-        except Exception:  # noqa: BLE001
+        except Exception:
             choices = None
     metavar = action.metavar
     if isinstance(metavar, tuple):
@@ -136,8 +137,7 @@ def _describe_argument(parser: Any, action: Any) -> dict[str, Any]:
         "const": _jsonable(action.const)[0],
         # argparse marks positionals with nargs="*" or "..." required, though
         # they accept nothing; report what a form needs: must a value be given?
-        "required": bool(action.required)
-        and not (not action.option_strings and action.nargs in ("?", "*", "...")),
+        "required": bool(action.required) and not (not action.option_strings and action.nargs in ("?", "*", "...")),
         "help": help_text,
         "metavar": metavar,
         "common": any(s in COMMON_OPTIONS for s in action.option_strings),
@@ -149,14 +149,9 @@ def _describe_parser(parser: Any) -> dict[str, Any]:
     import argparse
 
     arguments = [
-        _describe_argument(parser, action)
-        for action in parser._actions
-        if not isinstance(action, argparse._HelpAction)
+        _describe_argument(parser, action) for action in parser._actions if not isinstance(action, argparse._HelpAction)
     ]
-    groups = [
-        (group.required, [a.dest for a in group._group_actions])
-        for group in parser._mutually_exclusive_groups
-    ]
+    groups = [(group.required, [a.dest for a in group._group_actions]) for group in parser._mutually_exclusive_groups]
     options = {s for action in parser._actions for s in action.option_strings}
     return {
         "usage": parser.format_usage().strip(),
@@ -175,9 +170,7 @@ def _providers() -> dict[str, list[str]]:
 
     providers: dict[str, list[str]] = {}
     for app_config in apps.get_app_configs():
-        for name in management.find_commands(
-            os.path.join(app_config.path, "management")
-        ):
+        for name in management.find_commands(os.path.join(app_config.path, "management")):
             providers.setdefault(name, []).append(app_config.name)
     for name in management.find_commands(management.__path__[0]):
         providers.setdefault(name, []).append(CORE_APP)
@@ -198,7 +191,7 @@ def _describe_command(name: str, app: Any, providers: list[str]) -> dict[str, An
     try:
         if command is None:
             command = load_command_class(app, name)
-    except BaseException as exc:  # noqa: BLE001 - SystemExit at import time too
+    except BaseException as exc:
         info["file"] = _module_file(f"{app}.management.commands.{name}")
         info["error"] = _one_line(exc)
         info["traceback"] = traceback_module.format_exc()
@@ -217,14 +210,12 @@ def _describe_command(name: str, app: Any, providers: list[str]) -> dict[str, An
         help=str(getattr(command, "help", "") or ""),
         file=_module_file(klass.__module__),
         requires_system_checks=bool(getattr(command, "requires_system_checks", 0)),
-        requires_migrations_checks=bool(
-            getattr(command, "requires_migrations_checks", False)
-        ),
+        requires_migrations_checks=bool(getattr(command, "requires_migrations_checks", False)),
     )
     try:
         parser = command.create_parser("manage.py", name)
         info.update(_describe_parser(parser))
-    except BaseException as exc:  # noqa: BLE001 - a bad add_arguments, argparse's SystemExit
+    except BaseException as exc:
         info["error"] = _one_line(exc)
         info["traceback"] = traceback_module.format_exc()
     return info
@@ -238,7 +229,7 @@ def _module_file(module_name: str) -> str | None:
 
         try:
             spec = find_spec(module_name)
-        except Exception:  # noqa: BLE001
+        except Exception:
             return None
         file = spec.origin if spec else None
     return str(file) if file else None
@@ -265,12 +256,12 @@ def _collect(argv: list[str]) -> dict[str, Any]:
     settings_module = os.environ.get("DJANGO_SETTINGS_MODULE")
     try:
         settings.INSTALLED_APPS  # noqa: B018 - imports the settings module
-    except BaseException as exc:  # noqa: BLE001
+    except BaseException as exc:
         where = f"settings {settings_module!r}" if settings_module else "settings"
         return _error_document(f"cannot load {where}: {_one_line(exc)}", "settings")
     try:
         django.setup()
-    except BaseException as exc:  # noqa: BLE001
+    except BaseException as exc:
         return _error_document(f"django.setup() failed: {_one_line(exc)}", "setup")
     from django.apps import apps
     from django.core.management import get_commands
@@ -283,7 +274,7 @@ def _collect(argv: list[str]) -> dict[str, Any]:
     for name, app in sorted(get_commands().items()):
         try:
             commands.append(_describe_command(name, app, providers.get(name, [])))
-        except BaseException as exc:  # noqa: BLE001 - one odd command, not the catalogue
+        except BaseException as exc:
             commands.append(
                 {
                     "name": name,
@@ -296,8 +287,7 @@ def _collect(argv: list[str]) -> dict[str, Any]:
     return {
         "schema": SCHEMA_VERSION,
         "django_version": django.get_version(),
-        "settings_module": getattr(settings, "SETTINGS_MODULE", None)
-        or settings_module,
+        "settings_module": getattr(settings, "SETTINGS_MODULE", None) or settings_module,
         "python_version": sys.version.split()[0],
         "python_executable": sys.executable,
         "installed_apps": [app_config.name for app_config in apps.get_app_configs()],
@@ -318,9 +308,7 @@ def child_main(argv: list[str] | None = None) -> int:
 
     started = time.perf_counter()
     parser = argparse.ArgumentParser(prog="python -m devconsole.child.catalogue")
-    parser.add_argument(
-        "--manage", required=True, type=Path, help="the project's manage.py"
-    )
+    parser.add_argument("--manage", required=True, type=Path, help="the project's manage.py")
     parser.add_argument("--settings")
     parser.add_argument("--pythonpath")
     args = parser.parse_args(argv)
@@ -331,17 +319,13 @@ def child_main(argv: list[str] | None = None) -> int:
     os.dup2(2, 1)
     sys.stdout = sys.stderr
     try:
-        document = bootstrap.run_manage_py(
-            args.manage, _collect, settings=args.settings, pythonpath=args.pythonpath
-        )
+        document = bootstrap.run_manage_py(args.manage, _collect, settings=args.settings, pythonpath=args.pythonpath)
         if not isinstance(document, dict):  # pragma: no cover - _collect returns a dict
             raise TypeError(f"unexpected catalogue {type(document).__name__}")
     except bootstrap.BootstrapError as exc:
         document = _error_document(" ".join(str(exc).split()), "manage.py")
-    except BaseException as exc:  # noqa: BLE001 - manage.py may raise anything, even SystemExit
-        document = _error_document(
-            f"running {args.manage} failed: {_one_line(exc)}", "manage.py"
-        )
+    except BaseException as exc:
+        document = _error_document(f"running {args.manage} failed: {_one_line(exc)}", "manage.py")
     if "error" not in document:
         document["timings"]["total"] = round(time.perf_counter() - started, 4)
     payload = json.dumps(document, default=str).encode("ascii") + b"\n"

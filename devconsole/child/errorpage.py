@@ -27,7 +27,7 @@ reloads this page every 2 seconds; fix the code and save.</p>
 
 
 class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         """The console shows requests from its own events."""
 
 

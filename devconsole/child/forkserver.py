@@ -223,7 +223,7 @@ class Zygote:
                 self._forget(fds)
                 child()
                 status = 0
-            except BaseException:  # noqa: BLE001 - last resort, the child must not return
+            except BaseException:
                 traceback.print_exc()
             finally:
                 try:
@@ -253,8 +253,8 @@ class Zygote:
 
     def become_level1(self) -> None:
         """Run manage.py up to ``django.setup()``, report, then serve forks."""
-        from devconsole.child.server import Agent, failed_phase
         from devconsole.child.bootstrap import run_manage_py
+        from devconsole.child.server import Agent, failed_phase
         from devconsole.child.watchlist import library_module_names, project_module_files
 
         manage = Path(self.args.manage)
@@ -271,8 +271,10 @@ class Zygote:
             connections.close_all()
 
         try:
-            run_manage_py(manage, entry, argv=["runserver"], settings=self.args.settings, pythonpath=self.args.pythonpath)
-        except BaseException as exc:  # noqa: BLE001 - settings, AppConfig.ready, syntax errors
+            run_manage_py(
+                manage, entry, argv=["runserver"], settings=self.args.settings, pythonpath=self.args.pythonpath
+            )
+        except BaseException as exc:
             phase = failed_phase(probe.phases, exc)
             self.failure = (phase, exc)
             files = project_module_files(manage.parent) + [os.path.realpath(manage)]
@@ -348,7 +350,7 @@ class Zygote:
                         self._reactor_packages.add(name.partition(".")[0])
                         raise ImportError(f"{name} installs a Twisted reactor")
                     self._preloaded += 1
-                except BaseException:  # noqa: BLE001 - ImproperlyConfigured, AppRegistryNotReady...
+                except BaseException:
                     _forget_modules(set(sys.modules) - before)
         finally:
             sys.stderr.flush()
@@ -401,13 +403,12 @@ class Zygote:
         agent.emitter.start()
         try:
             agent.serve()
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             if isinstance(exc, KeyboardInterrupt):
                 raise
             from devconsole.child.server import failed_phase
 
             agent.serve_error(failed_phase(agent.phases, exc), exc)
-
 
     def _be_spare(self, agent: Any) -> bool:
         """Get as far as serving can go without the URLconf, report the files
@@ -421,7 +422,7 @@ class Zygote:
         try:
             agent.prepare()
             agent.prebuild_handler()
-        except BaseException as exc:  # noqa: BLE001 - the reload forks afresh and reports it
+        except BaseException as exc:
             agent.emitter.send({"type": "spare_failed", "pid": os.getpid(), "message": f"{type(exc).__name__}: {exc}"})
             agent.emitter.flush()
             return False
@@ -474,9 +475,9 @@ def _warm_up() -> None:
         for path in getattr(settings, "MIDDLEWARE", None) or []:
             try:
                 import_string(path)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 continue
-    except Exception:  # noqa: BLE001
+    except Exception:
         pass
 
 
@@ -505,7 +506,7 @@ def main(argv: list[str] | None = None) -> None:
     for name in BASE_MODULES:
         try:
             importlib.import_module(name)
-        except Exception:  # noqa: BLE001 - an older Django without one of them
+        except Exception:
             pass
     zygote = Zygote(args, control, level=0)
     send(

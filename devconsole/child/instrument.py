@@ -42,7 +42,14 @@ class Connection:
     """What the console shows about one accepted socket."""
 
     __slots__ = (
-        "id", "peer", "state", "thread", "bytes_in", "bytes_out", "requests", "opened",
+        "id",
+        "peer",
+        "state",
+        "thread",
+        "bytes_in",
+        "bytes_out",
+        "requests",
+        "opened",
     )
 
     def __init__(self, conn_id: int, peer: str) -> None:
@@ -386,7 +393,13 @@ def instrument_handler(base: type, recorder: Recorder) -> type:
             # The parsed lines as received: Message.items() would run each
             # through the email policy, and the console sanitizes them anyway.
             raw = getattr(headers, "_headers", None)
-            items = raw[:MAX_HEADERS] if isinstance(raw, list) else list(headers.items())[:MAX_HEADERS] if headers is not None else []
+            items = (
+                raw[:MAX_HEADERS]
+                if isinstance(raw, list)
+                else list(headers.items())[:MAX_HEADERS]
+                if headers is not None
+                else []
+            )
             conn = self._dc_conn
             request = {
                 "type": "request",

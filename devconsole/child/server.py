@@ -33,9 +33,9 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from devconsole.wire import protocol
 from devconsole.child.bootstrap import run_manage_py
 from devconsole.child.instrument import Recorder, instrument_server, quiet_request_log, request_line_reaches_nobody
+from devconsole.wire import protocol
 
 FLUSH_INTERVAL = 0.05
 #: How long a graceful stop waits for requests in progress.
@@ -301,7 +301,7 @@ class Agent:
         def serve() -> None:
             try:
                 command.execute(*cmd_args, **cmd_options)
-            except BaseException as exc:  # noqa: BLE001 - re-raised on the main thread
+            except BaseException as exc:
                 failure.append(exc)
             finally:
                 self.recorder.serving.set()
@@ -366,7 +366,7 @@ class Agent:
             from devconsole.child.watchlist import watch_event
 
             self.emitter.send(watch_event(Path(self.args.manage)))
-        except Exception as exc:  # noqa: BLE001 - a receiver of autoreload_started failed
+        except Exception as exc:
             self.emitter.send(_error_event("file_changed", exc))
         if not skip_checks:
             self._checks()
@@ -377,7 +377,7 @@ class Agent:
             from django.urls import get_resolver
 
             get_resolver().url_patterns  # noqa: B018
-        except Exception as exc:  # noqa: BLE001 - served as an error page, see serve()
+        except Exception as exc:
             self._urlconf_event = _error_event("URLconf import", exc)
             self.emitter.send(self._urlconf_event)
             return f"{type(exc).__name__}: {exc}"
@@ -408,7 +408,7 @@ class Agent:
             executor = MigrationExecutor(connections[DEFAULT_DB_ALIAS])
             plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
             event["migrations"] = len(plan)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             event["error"] = f"{type(exc).__name__}: {exc}"
         finally:
             for conn in connections.all(initialized_only=True):
@@ -433,7 +433,7 @@ class Agent:
 
             results = file_changed.send(sender=None, file_path=Path(path))
             handled = any(result for _, result in results)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             self.emitter.send(_error_event("file_changed", exc))
             handled = False
         self.emitter.send({"type": "file_changed", "path": path, "handled": handled})
@@ -482,9 +482,9 @@ def _level_name(level: int) -> str:
 
 def _shadowed_apps(name: str, winner: str) -> list[str]:
     """Apps that also define command ``name`` but lose to ``winner``."""
+    import django.core.management as management
     from django.apps import apps
     from django.core.management import find_commands
-    import django.core.management as management
 
     found: list[str] = []
     for config in apps.get_app_configs():
@@ -506,7 +506,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--generation", type=int, default=1)
     parser.add_argument("--nothreading", action="store_true")
     parser.add_argument("--ipv6", action="store_true")
-    parser.add_argument("--runserver-arg", action="append", default=[], help="one more argument for runserver (repeatable)")
+    parser.add_argument(
+        "--runserver-arg", action="append", default=[], help="one more argument for runserver (repeatable)"
+    )
     return parser
 
 
@@ -515,8 +517,10 @@ def run_agent(agent: Agent) -> None:
     page if it fails. Returns when the console says stop."""
     args = agent.args
     try:
-        run_manage_py(Path(args.manage), agent.entry, argv=["runserver"], settings=args.settings, pythonpath=args.pythonpath)
-    except BaseException as exc:  # noqa: BLE001 - anything the project raises
+        run_manage_py(
+            Path(args.manage), agent.entry, argv=["runserver"], settings=args.settings, pythonpath=args.pythonpath
+        )
+    except BaseException as exc:
         if isinstance(exc, KeyboardInterrupt):
             raise
         agent.serve_error(failed_phase(agent.phases, exc), exc)

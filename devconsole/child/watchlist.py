@@ -124,9 +124,6 @@ def roots_for(files: Iterable[str], import_roots: Iterable[str] = ()) -> list[st
     return collapse(roots)
 
 
-
-
-
 class _Collector:
     """Stands in for Django's reloader when ``autoreload_started`` is sent:
     receivers call ``watch_dir`` (or add to ``extra_files``)."""

@@ -237,9 +237,7 @@ class CommandInfo:
             interactive=bool(data.get("interactive", False)),
             accepts_noinput=bool(data.get("accepts_noinput", False)),
             requires_system_checks=bool(data.get("requires_system_checks", False)),
-            requires_migrations_checks=bool(
-                data.get("requires_migrations_checks", False)
-            ),
+            requires_migrations_checks=bool(data.get("requires_migrations_checks", False)),
             file=_clean(data.get("file")),
             error=_clean(data.get("error")),
             traceback=_clean(data.get("traceback")),
@@ -294,11 +292,7 @@ class Catalogue:
         order = [app for app in self.installed_apps if app != CORE_APP]
         order += sorted(app for app in groups if app not in order and app != CORE_APP)
         order.append(CORE_APP)
-        return [
-            (app, sorted(groups[app], key=lambda c: c.name))
-            for app in order
-            if app in groups
-        ]
+        return [(app, sorted(groups[app], key=lambda c: c.name)) for app in order if app in groups]
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Catalogue:
@@ -311,8 +305,7 @@ class Catalogue:
             )
         if data.get("schema") != SCHEMA_VERSION:
             raise CatalogueError(
-                f"catalogue schema {data.get('schema')!r}, "
-                f"expected {SCHEMA_VERSION}: devconsole versions differ"
+                f"catalogue schema {data.get('schema')!r}, expected {SCHEMA_VERSION}: devconsole versions differ"
             )
         commands = sorted(
             (CommandInfo.from_json(c) for c in data.get("commands") or ()),
@@ -385,9 +378,7 @@ def load_catalogue(project: Project, timeout: float = 60) -> Catalogue:
     try:
         proc = project.spawn(CHILD_MODULE)
     except OSError as exc:
-        raise CatalogueError(
-            f"cannot start {project.python}: {exc.strerror or exc}"
-        ) from exc
+        raise CatalogueError(f"cannot start {project.python}: {exc.strerror or exc}") from exc
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -412,8 +403,7 @@ def load_catalogue(project: Project, timeout: float = 60) -> Catalogue:
     if not isinstance(data, dict):
         reason = _last_line(stderr) or "no output"
         raise CatalogueError(
-            f"the catalogue child exited with code {proc.returncode} "
-            f"without a catalogue: {reason}",
+            f"the catalogue child exited with code {proc.returncode} without a catalogue: {reason}",
             stderr_tail=_tail(stderr),
             returncode=proc.returncode,
         ) from None
@@ -434,8 +424,7 @@ def format_table(catalogue: Catalogue) -> str:
     lines = [
         f"Django {catalogue.django_version}"
         f" · settings {catalogue.settings_module or '-'}"
-        f" · {len(catalogue)} commands"
-        + (f" ({failed} failed to load)" if failed else "")
+        f" · {len(catalogue)} commands" + (f" ({failed} failed to load)" if failed else "")
     ]
     width = max((len(c.name) for c in catalogue.commands), default=0)
     for app, commands in catalogue.by_app():

@@ -128,9 +128,7 @@ def field_kind(arg: Argument) -> str:
     if arg.kind == "count":
         return "count"
     nargs = arg.nargs
-    if arg.kind == "append" or nargs in ("*", "+", "...", "A...") or (
-        isinstance(nargs, int) and nargs != 1
-    ):
+    if arg.kind == "append" or nargs in ("*", "+", "...", "A...") or (isinstance(nargs, int) and nargs != 1):
         return "list"
     if arg.choices:
         return "choice"
@@ -162,9 +160,7 @@ class CommandForm:
         )
         # Positionals first (in parser order), then the command's own options,
         # then the folded common ones: the order of ``manage.py help NAME``.
-        ordered = sorted(
-            fields, key=lambda f: (f.advanced, not f.positional)
-        )
+        ordered = sorted(fields, key=lambda f: (f.advanced, not f.positional))
         return cls(command, tuple(ordered))
 
     @property
@@ -353,8 +349,4 @@ def _check(f: FormField, value: Value) -> str | None:
 
 def describe_values(form: CommandForm, values: Mapping[str, Any]) -> dict[str, Any]:
     """The given values only, by dest: what a history entry remembers."""
-    return {
-        f.dest: values[f.dest]
-        for f in form.fields
-        if f.dest in values and _given(f, values[f.dest])
-    }
+    return {f.dest: values[f.dest] for f in form.fields if f.dest in values and _given(f, values[f.dest])}

@@ -78,9 +78,7 @@ def clean_output_line(raw: str, limit: int = MAX_LINE_CHARS) -> str:
         raw = raw[:limit] + "…"
     parts = _ANY_SGR_OR_ESC.split(raw)
     # split with a group: odd items are the SGR sequences themselves.
-    return "".join(
-        part if i % 2 else sanitize.clean(part, limit + 1) for i, part in enumerate(parts)
-    )
+    return "".join(part if i % 2 else sanitize.clean(part, limit + 1) for i, part in enumerate(parts))
 
 
 def strip_sgr(text: str) -> str:
@@ -234,9 +232,7 @@ class CommandRunner:
             self._notify(run)
             return run
         run.pid = proc.pid
-        reader = threading.Thread(
-            target=self._read, args=(run, proc), name=f"devconsole-run-{run.id}", daemon=True
-        )
+        reader = threading.Thread(target=self._read, args=(run, proc), name=f"devconsole-run-{run.id}", daemon=True)
         with self._lock:
             self._procs[run.id] = proc
             self._threads[run.id] = reader
@@ -414,9 +410,7 @@ class CommandRunner:
         if block:
             self._reap(procs, threads, timeout)
         else:
-            threading.Thread(
-                target=self._reap, args=(procs, threads, timeout), name="devconsole-runs-close"
-            ).start()
+            threading.Thread(target=self._reap, args=(procs, threads, timeout), name="devconsole-runs-close").start()
 
     @staticmethod
     def _reap(

@@ -83,7 +83,9 @@ class Project:
         :meth:`bootstrap_args` first."""
         return [self.python, "-c", _CHILD_BOOT, _PACKAGE_PARENT, module, *self.bootstrap_args(), *args]
 
-    def spawn(self, module: str, *args: str, stdin: int = subprocess.DEVNULL, pass_fds: tuple[int, ...] = ()) -> subprocess.Popen[bytes]:
+    def spawn(
+        self, module: str, *args: str, stdin: int = subprocess.DEVNULL, pass_fds: tuple[int, ...] = ()
+    ) -> subprocess.Popen[bytes]:
         """Start ``python -m module`` for this project (:meth:`child_argv`) in
         its directory and environment, stdout and stderr piped, in a session
         of its own (Ctrl+C in the terminal is the console's, not the child's).
@@ -176,9 +178,7 @@ def locate_project(
             raise ProjectError(f"--project {project_dir}: no such directory")
         manage_py = directory / "manage.py"
         if not manage_py.is_file():
-            raise ProjectError(
-                f"--project {project_dir}: no manage.py in {directory.resolve()}"
-            )
+            raise ProjectError(f"--project {project_dir}: no manage.py in {directory.resolve()}")
         found: Path | None = manage_py.resolve()
     else:
         found = find_manage_py(here)
@@ -228,6 +228,10 @@ def project_for(
     except InterpreterError as exc:
         raise ProjectError(str(exc)) from None
     return Project(
-        manage_py, settings=settings, pythonpath=pythonpath, python=interpreter.path,
-        python_origin=interpreter.origin, env=env,
+        manage_py,
+        settings=settings,
+        pythonpath=pythonpath,
+        python=interpreter.path,
+        python_origin=interpreter.origin,
+        env=env,
     )

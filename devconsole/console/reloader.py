@@ -43,9 +43,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from devconsole.model.sanitize import clean_value
 from devconsole.console.supervisor import ForkedChild, ServerChild, Supervisor, Zygote, ZygoteError
 from devconsole.console.watcher import Watcher, default_roots
+from devconsole.model.sanitize import clean_value
 
 #: How long a ``file_changed`` question may take before we restart instead.
 FILE_CHANGED_TIMEOUT = 2.0
@@ -76,7 +76,7 @@ def glob_matches(path: str, directory: str, pattern: str) -> bool:
     prefix = directory.rstrip(os.sep) + os.sep
     if not path.startswith(prefix):
         return False
-    relative = path[len(prefix):]
+    relative = path[len(prefix) :]
     if pattern.startswith("**/"):
         return fnmatch.fnmatch(os.path.basename(relative), pattern[3:]) or fnmatch.fnmatch(relative, pattern[3:])
     return fnmatch.fnmatch(relative, pattern)
@@ -267,9 +267,17 @@ class Reloader:
                     self._restart(sorted(paths), REBUILD0, detect_ms=0.0, saved=delivered)
                 else:
                     self._changes(paths, delivered)
-            except Exception as exc:  # noqa: BLE001 - the console must stay up
-                self._emit({"files": sorted(paths), "decision": "failed", "error": f"{type(exc).__name__}: {exc}",
-                            "duration_ms": None, "phases": {}, "new_generation": None})
+            except Exception as exc:
+                self._emit(
+                    {
+                        "files": sorted(paths),
+                        "decision": "failed",
+                        "error": f"{type(exc).__name__}: {exc}",
+                        "duration_ms": None,
+                        "phases": {},
+                        "new_generation": None,
+                    }
+                )
 
     def _first_start(self) -> None:
         if self.use_fork:
@@ -284,7 +292,14 @@ class Reloader:
                 return
             except ZygoteError as exc:
                 self._drop_zygotes()
-                self._own({"type": "log", "stream": "stderr", "text": f"devconsole: fork server unavailable ({exc}); spawning instead", "ts": time.time()})
+                self._own(
+                    {
+                        "type": "log",
+                        "stream": "stderr",
+                        "text": f"devconsole: fork server unavailable ({exc}); spawning instead",
+                        "ts": time.time(),
+                    }
+                )
         self.supervisor.start()
 
     def _changes(self, paths: set[str], delivered: float) -> None:
@@ -309,14 +324,30 @@ class Reloader:
         if decision.level is None and decision.ask:
             unhandled = [p for p in decision.ask if not self._ask(p)]
             if not unhandled:
-                self._emit({"files": decision.ask, "decision": "handled", "duration_ms": detect_ms,
-                            "phases": {"detect": detect_ms}, "error": None, "new_generation": None})
+                self._emit(
+                    {
+                        "files": decision.ask,
+                        "decision": "handled",
+                        "duration_ms": detect_ms,
+                        "phases": {"detect": detect_ms},
+                        "error": None,
+                        "new_generation": None,
+                    }
+                )
                 return
             decision.level = FORK
             decision.restart += unhandled
         if decision.level is None:
-            self._emit({"files": decision.ignored, "decision": "ignored", "duration_ms": None,
-                        "phases": {"detect": detect_ms}, "error": None, "new_generation": None})
+            self._emit(
+                {
+                    "files": decision.ignored,
+                    "decision": "ignored",
+                    "duration_ms": None,
+                    "phases": {"detect": detect_ms},
+                    "error": None,
+                    "new_generation": None,
+                }
+            )
             return
         self._restart(decision.restart + decision.ask, decision.level, detect_ms=detect_ms, saved=saved)
 
@@ -417,7 +448,14 @@ class Reloader:
             except ZygoteError as exc:
                 self._drop_zygotes()
                 self.use_fork = False
-                self._own({"type": "log", "stream": "stderr", "text": f"devconsole: fork server unavailable ({exc}); spawning instead", "ts": time.time()})
+                self._own(
+                    {
+                        "type": "log",
+                        "stream": "stderr",
+                        "text": f"devconsole: fork server unavailable ({exc}); spawning instead",
+                        "ts": time.time(),
+                    }
+                )
         stop_started = time.perf_counter()
         stopped: list[float] = []
         spare: ForkedChild | None = None
@@ -441,7 +479,14 @@ class Reloader:
                 # The old generation is already stopping: something must serve.
                 self._drop_zygotes()
                 self.use_fork = False
-                self._own({"type": "log", "stream": "stderr", "text": f"devconsole: fork server lost ({exc}); spawning instead", "ts": time.time()})
+                self._own(
+                    {
+                        "type": "log",
+                        "stream": "stderr",
+                        "text": f"devconsole: fork server lost ({exc}); spawning instead",
+                        "ts": time.time(),
+                    }
+                )
                 child = ServerChild(self.supervisor, self.supervisor.next_generation())
                 start_ms = (time.perf_counter() - started) * 1000
             self._install(child)
@@ -472,7 +517,9 @@ class Reloader:
             "decision": "failed" if error else "restarted",
             "error": error,
             "new_generation": child.generation,
-            "level": {FORK: "fork", REBUILD1: "setup", REBUILD0: "full"}[level] if isinstance(child, ForkedChild) else "spawn",
+            "level": {FORK: "fork", REBUILD1: "setup", REBUILD0: "full"}[level]
+            if isinstance(child, ForkedChild)
+            else "spawn",
             # Which process the new generation came from: level 1 (setup done),
             # level 0 (the fork ran the setup: level 1 had threads) or a spawn.
             "via": ("level 1" if source is self.level1 else "level 0") if isinstance(child, ForkedChild) else "spawn",
@@ -483,7 +530,12 @@ class Reloader:
         }
         finisher = threading.Thread(
             target=self._finish_event,
-            args=(event, stopper, stopped, {"detect": detect_ms, "start": round(start_ms, 1), "ready": round(ready_ms, 1)}),
+            args=(
+                event,
+                stopper,
+                stopped,
+                {"detect": detect_ms, "start": round(start_ms, 1), "ready": round(ready_ms, 1)},
+            ),
             name="devconsole-reload-event",
             daemon=True,
         )
@@ -542,7 +594,9 @@ class Reloader:
             thread.start()
             self._finishers.append(thread)
 
-    def _finish_event(self, event: dict[str, Any], stopper: threading.Thread | None, stopped: list[float], phases: dict[str, float]) -> None:
+    def _finish_event(
+        self, event: dict[str, Any], stopper: threading.Thread | None, stopped: list[float], phases: dict[str, float]
+    ) -> None:
         """Emit the reload event once the old generation is gone too (its
         stop time is one of the phases); the new one is already serving."""
         if stopper is not None:

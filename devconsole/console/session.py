@@ -13,10 +13,10 @@ from typing import IO
 
 from devconsole.console.listen import ListenAddress
 from devconsole.console.project import Project
-from devconsole.model.recording import Recorder
 from devconsole.console.reloader import Reloader
-from devconsole.model.state import ServerState
 from devconsole.console.supervisor import Supervisor
+from devconsole.model.recording import Recorder
+from devconsole.model.state import ServerState
 
 
 class Session:

@@ -20,17 +20,16 @@ import time
 from collections.abc import Callable, Iterator
 from typing import IO, Any
 
-from devconsole.wire import protocol
 from devconsole.console.listen import ListenAddress
 from devconsole.console.project import Project
 from devconsole.model.sanitize import clean_line, clean_text, clean_value
+from devconsole.wire import protocol
 
 EventSink = Callable[[dict[str, Any]], None]
 
 #: A single line of child output longer than this is cut.
 MAX_LOG_LINE = 8192
 STOP_TIMEOUT = 6.0
-
 
 
 def _lines(stream: IO[bytes], limit: int) -> Iterator[bytes]:
@@ -73,8 +72,10 @@ class _ChildBase:
 
     def _spawn(self, target: Callable[..., None], stream: Any, name: str, *args: Any) -> threading.Thread:
         thread = threading.Thread(
-            target=target, args=((stream,) if stream is not None else ()) + args,
-            name=f"devconsole-g{self.generation}-{name}", daemon=True,
+            target=target,
+            args=((stream,) if stream is not None else ()) + args,
+            name=f"devconsole-g{self.generation}-{name}",
+            daemon=True,
         )
         thread.start()
         return thread
@@ -152,8 +153,10 @@ class ServerChild(_ChildBase):
         listen_fd = supervisor.socket.fileno()
         try:
             self.process = project.spawn(
-                "devconsole.child.server", *supervisor.agent_args(generation, write_fd),
-                stdin=subprocess.PIPE, pass_fds=(listen_fd, write_fd),
+                "devconsole.child.server",
+                *supervisor.agent_args(generation, write_fd),
+                stdin=subprocess.PIPE,
+                pass_fds=(listen_fd, write_fd),
             )
         except OSError:
             os.close(read_fd)
@@ -219,7 +222,14 @@ class Supervisor:
 
     def agent_args(self, generation: int, events_fd: int | None = None) -> list[str]:
         """The agent's arguments for ``generation`` (``--events-fd`` last, if known)."""
-        args = ["--listen-fd", str(self.socket.fileno()), "--addrport", self.address.addrport, "--generation", str(generation)]
+        args = [
+            "--listen-fd",
+            str(self.socket.fileno()),
+            "--addrport",
+            self.address.addrport,
+            "--generation",
+            str(generation),
+        ]
         if not self.use_threading:
             args.append("--nothreading")
         if self.address.ipv6:
@@ -270,7 +280,6 @@ class Supervisor:
         self.socket.close()
 
 
-
 class ZygoteError(RuntimeError):
     """A zygote died or did not answer; the caller falls back to a plain spawn."""
 
@@ -284,7 +293,9 @@ class Zygote:
 
     REPLY_TIMEOUT = 60.0
 
-    def __init__(self, supervisor: Supervisor, control: socket.socket, level: int, process: subprocess.Popen[bytes] | None = None) -> None:
+    def __init__(
+        self, supervisor: Supervisor, control: socket.socket, level: int, process: subprocess.Popen[bytes] | None = None
+    ) -> None:
         self.supervisor = supervisor
         self.control = control
         self.level = level
@@ -311,14 +322,19 @@ class Zygote:
         listen_fd = supervisor.socket.fileno()
         try:
             process = project.spawn(
-                "devconsole.child.forkserver", "--control-fd", str(theirs.fileno()), pass_fds=(listen_fd, theirs.fileno())
+                "devconsole.child.forkserver",
+                "--control-fd",
+                str(theirs.fileno()),
+                pass_fds=(listen_fd, theirs.fileno()),
             )
         finally:
             theirs.close()
         zygote = cls(supervisor, ours, 0, process)
         # Zygotes' own output (a print in settings.py) goes to the log.
         for stream, name in ((process.stdout, "stdout"), (process.stderr, "stderr")):
-            threading.Thread(target=_read_log, args=(stream, name, zygote._emit_log), name=f"devconsole-zygote0-{name}", daemon=True).start()
+            threading.Thread(
+                target=_read_log, args=(stream, name, zygote._emit_log), name=f"devconsole-zygote0-{name}", daemon=True
+            ).start()
         return zygote
 
     def _emit_log(self, event: dict[str, Any]) -> None:
@@ -385,7 +401,9 @@ class Zygote:
             raise ZygoteError(f"zygote level {self.level} exited")
         return message
 
-    def request(self, message: dict[str, Any], fds: list[int] | None = None, timeout: float = REPLY_TIMEOUT) -> dict[str, Any]:
+    def request(
+        self, message: dict[str, Any], fds: list[int] | None = None, timeout: float = REPLY_TIMEOUT
+    ) -> dict[str, Any]:
         with self._lock:
             if self.dead.is_set():
                 raise ZygoteError(f"zygote level {self.level} is gone")
@@ -508,7 +526,11 @@ class ForkedChild(_ChildBase):
         theirs = [stdin_r, out_w, err_w, ev_w]
         try:
             started = time.perf_counter()
-            message = {"op": "serve", "args": [*supervisor.project.bootstrap_args(), *supervisor.agent_args(generation)], "spare": spare}
+            message = {
+                "op": "serve",
+                "args": [*supervisor.project.bootstrap_args(), *supervisor.agent_args(generation)],
+                "spare": spare,
+            }
             reply = zygote.request(message, theirs)
             self.fork_ms = round((time.perf_counter() - started) * 1000, 2)
         except ZygoteError:

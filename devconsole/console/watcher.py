@@ -143,6 +143,6 @@ class Watcher:
                     if any(p in roots for p in paths):
                         break  # renew the watch on replaced single files
                 self.error = None
-            except Exception as exc:  # noqa: BLE001 - a root vanished, too many watches...
+            except Exception as exc:
                 self.error = f"{type(exc).__name__}: {exc}"
                 self._stop.wait(1.0)

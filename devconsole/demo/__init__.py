@@ -21,10 +21,10 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
-from typing import Iterator
 
 __all__ = [
     "DEMO_DIR",
@@ -207,9 +207,7 @@ def ensure_demo_database(python: str = sys.executable) -> None:
                 _tail(output),
             ) from exc
         except OSError as exc:
-            raise DemoError(
-                f"cannot run {python} to prepare the demo database: {exc.strerror or exc}"
-            ) from exc
+            raise DemoError(f"cannot run {python} to prepare the demo database: {exc.strerror or exc}") from exc
         output = result.stdout.decode("utf-8", "replace")
         if result.returncode != 0:
             raise DemoError(

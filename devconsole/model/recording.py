@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from devconsole.wire import protocol
 from devconsole.model.sanitize import clean_value
+from devconsole.wire import protocol
 
 FORMAT_VERSION = 1
 
@@ -29,7 +29,9 @@ class RecordingError(Exception):
 class Recorder:
     """Wraps an event sink so every event is also written to ``out``."""
 
-    def __init__(self, out: IO[str], sink: Callable[[dict[str, Any]], None], *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, out: IO[str], sink: Callable[[dict[str, Any]], None], *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._out = out
         self._sink = sink
         self._clock = clock
@@ -37,7 +39,10 @@ class Recorder:
         self._lock = threading.Lock()
         from devconsole import __version__
 
-        out.write(json.dumps({"type": "recording", "v": FORMAT_VERSION, "devconsole": __version__, "started": time.time()}) + "\n")
+        out.write(
+            json.dumps({"type": "recording", "v": FORMAT_VERSION, "devconsole": __version__, "started": time.time()})
+            + "\n"
+        )
 
     def __call__(self, event: dict[str, Any]) -> None:
         line = protocol.encode({**event, "rt": round(self._clock() - self._start, 4)}).decode()
@@ -78,7 +83,9 @@ def parse_recording(lines: Iterable[str], name: str = "recording") -> Recording:
             if event["type"] != "recording":
                 raise RecordingError(f"{name}: not a devconsole recording (no header line)")
             if event.get("v") != FORMAT_VERSION:
-                raise RecordingError(f"{name}: recording format {event.get('v')!r} is not supported (expected {FORMAT_VERSION})")
+                raise RecordingError(
+                    f"{name}: recording format {event.get('v')!r} is not supported (expected {FORMAT_VERSION})"
+                )
             header = event
             continue
         events.append(clean_value(event))
@@ -99,7 +106,13 @@ def load_recording(path: Path) -> Recording:
         raise RecordingError(f"{path}: {exc.strerror}") from None
 
 
-def play(recording: Recording, sink: Callable[[dict[str, Any]], None], *, speed: float = 0.0, stop: threading.Event | None = None) -> None:
+def play(
+    recording: Recording,
+    sink: Callable[[dict[str, Any]], None],
+    *,
+    speed: float = 0.0,
+    stop: threading.Event | None = None,
+) -> None:
     """Feed the recording's events to ``sink``; paced when ``speed`` > 0."""
     started = time.monotonic()
     for event in recording.events:

@@ -28,6 +28,7 @@ _STATUS_CLASSES = {"1xx", "2xx", "3xx", "4xx", "5xx"}
 #: Events an idle server sends on every select() timeout.
 _HEARTBEAT = frozenset({"loop", "stats"})
 
+
 @dataclass
 class RequestRow:
     seq: int
@@ -276,7 +277,14 @@ class ServerState:
         loop.timeouts_total += timeouts
         loop.poll_interval = event.get("poll_interval", loop.poll_interval)
         loop.window.append(
-            (now, iterations, ready, timeouts, float(event.get("blocked_s") or 0.0), float(event.get("elapsed_s") or 0.0))
+            (
+                now,
+                iterations,
+                ready,
+                timeouts,
+                float(event.get("blocked_s") or 0.0),
+                float(event.get("elapsed_s") or 0.0),
+            )
         )
         while loop.window and now - loop.window[0][0] > 5.0:
             loop.window.popleft()
@@ -329,7 +337,13 @@ class ServerState:
     def _on_log(self, event: dict[str, Any]) -> None:
         self.log_seq += 1
         self.log.append(
-            LogLine(self.log_seq, event.get("stream", "stdout"), event.get("text", ""), float(event.get("ts") or self._now(event)), event.get("generation", self.generation))
+            LogLine(
+                self.log_seq,
+                event.get("stream", "stdout"),
+                event.get("text", ""),
+                float(event.get("ts") or self._now(event)),
+                event.get("generation", self.generation),
+            )
         )
 
     def _on_checks(self, event: dict[str, Any]) -> None:
@@ -437,7 +451,9 @@ class ServerState:
             return list(self.conns.values())
 
     def _prune_conns(self, now: float) -> None:
-        for key in [k for k, row in self.conns.items() if row.closed_at is not None and now - row.closed_at > self.linger]:
+        for key in [
+            k for k, row in self.conns.items() if row.closed_at is not None and now - row.closed_at > self.linger
+        ]:
             del self.conns[key]
 
     def request(self, seq: int) -> RequestRow | None:

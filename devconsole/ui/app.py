@@ -16,11 +16,11 @@ from textual.screen import Screen
 
 from devconsole.console.listen import ListenAddress
 from devconsole.console.project import Project
-from devconsole.model.recording import Recording, play
 from devconsole.console.reloader import Reloader
 from devconsole.console.session import Session
-from devconsole.model.state import ServerState
 from devconsole.console.supervisor import Supervisor
+from devconsole.model.recording import Recording, play
+from devconsole.model.state import ServerState
 from devconsole.ui.screens.anatomy import AnatomyScreen
 from devconsole.ui.screens.commands import CommandsScreen, running_commands
 from devconsole.ui.screens.dashboard import DashboardScreen
@@ -70,7 +70,9 @@ class DevConsoleApp(App[int]):
         Binding("d", "view('dashboard')", "Dashboard", id="view.dashboard", tooltip="The four live panels"),
         Binding("l", "view('log')", "Log", id="view.log", tooltip="stdout/stderr and the django.server log"),
         Binding("a", "view('anatomy')", "Anatomy", id="view.anatomy", tooltip="What runserver went through"),
-        Binding("c", "view('commands')", "Commands", id="view.commands", tooltip="Find, fill in and run management commands"),
+        Binding(
+            "c", "view('commands')", "Commands", id="view.commands", tooltip="Find, fill in and run management commands"
+        ),
         Binding("r", "restart", "Restart", id="restart", tooltip="Restart the server child (the socket stays open)"),
         Binding("question_mark", "help", "Help", id="help", tooltip="Every key, here"),
         Binding("q", "quit_console", "Quit", id="quit", tooltip="Quit (asks first while commands run)"),
@@ -103,7 +105,9 @@ class DevConsoleApp(App[int]):
             last = max(recording.last_ts, float(recording.header.get("started") or 0.0) + recording.duration)
             clock = lambda: last  # noqa: E731 - replays show the recording's own time
         if session is None and project is not None and address is not None and sock is not None:
-            session = Session(project, address, sock, state=state, reload=reload, use_threading=use_threading, record=record)
+            session = Session(
+                project, address, sock, state=state, reload=reload, use_threading=use_threading, record=record
+            )
         #: The live server (None when replaying): may have been started before the UI.
         self.session = session
         if session is not None:
@@ -251,11 +255,17 @@ class DevConsoleApp(App[int]):
         """The palette (Ctrl+P): every view and every action, plus Textual's own."""
         for mode, (title, help_text) in self.VIEWS.items():
             yield SystemCommand(f"View: {title}", help_text, lambda mode=mode: self.action_view(mode))
-        yield SystemCommand("Requests: filter", "Show only requests matching a path, status (404, 4xx) or method", self._palette_filter)
+        yield SystemCommand(
+            "Requests: filter", "Show only requests matching a path, status (404, 4xx) or method", self._palette_filter
+        )
         yield SystemCommand("Log: search", "Show only log lines containing some text", self._palette_search)
-        yield SystemCommand("Restart the server", "Stop the server child and start the next generation", self.action_restart)
+        yield SystemCommand(
+            "Restart the server", "Stop the server child and start the next generation", self.action_restart
+        )
         yield SystemCommand("Keys", "Every key binding and what it does", self.action_help)
-        yield SystemCommand("Quit devconsole", "Stop the server and leave (asks first while commands run)", self.action_quit_console)
+        yield SystemCommand(
+            "Quit devconsole", "Stop the server and leave (asks first while commands run)", self.action_quit_console
+        )
         for command in super().get_system_commands(screen):
             if command.title not in ("Quit", "Keys"):
                 yield command

@@ -25,6 +25,4 @@ COMMON_OPTIONS = frozenset(
 )
 
 #: Commands that talk to the user on the terminal; the console suspends for them.
-INTERACTIVE_COMMANDS = frozenset(
-    {"shell", "dbshell", "createsuperuser", "changepassword"}
-)
+INTERACTIVE_COMMANDS = frozenset({"shell", "dbshell", "createsuperuser", "changepassword"})

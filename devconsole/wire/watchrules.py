@@ -10,9 +10,26 @@ from collections.abc import Iterable
 #: Directories never watched into (beyond watchfiles' own defaults).
 IGNORED_DIRS = frozenset(
     {
-        "__pycache__", ".git", ".hg", ".svn", ".bzr", ".tox", ".nox", ".venv", "venv",
-        ".idea", ".vscode", "node_modules", ".mypy_cache", ".pytest_cache", ".ruff_cache",
-        ".hypothesis", "site-packages", "dist-packages", "htmlcov", ".cache",
+        "__pycache__",
+        ".git",
+        ".hg",
+        ".svn",
+        ".bzr",
+        ".tox",
+        ".nox",
+        ".venv",
+        "venv",
+        ".idea",
+        ".vscode",
+        "node_modules",
+        ".mypy_cache",
+        ".pytest_cache",
+        ".ruff_cache",
+        ".hypothesis",
+        "site-packages",
+        "dist-packages",
+        "htmlcov",
+        ".cache",
     }
 )
 #: File names never worth a reload: editors' swap, backup and lock files,

@@ -244,7 +244,9 @@ class LineTable(ScrollView, can_focus=True):
             base, widths, cursor = self.rich_style, self._widths(width), self._cursor_component()
         if y == 0:
             header = base + self.style(f"{self.PREFIX}--header")
-            text = "".join(" " + fit(column.label, w, column.right) + " " for column, w in zip(self.COLUMNS, widths))
+            text = "".join(
+                " " + fit(column.label, w, column.right) + " " for column, w in zip(self.COLUMNS, widths, strict=False)
+            )
             return Strip([Segment(text, header)]).crop_extend(0, width, header)
         index = int(self.scroll_offset.y) + y - 1
         if not 0 <= index < self.row_count:
@@ -252,7 +254,7 @@ class LineTable(ScrollView, can_focus=True):
         line_style = base + self.style(cursor) if index == self._cursor else base
         segments = [
             Segment(" " + fit(text, w, column.right) + " ", line_style + self.style(component))
-            for (text, component), w, column in zip(self.row_cells(index), widths, self.COLUMNS)
+            for (text, component), w, column in zip(self.row_cells(index), widths, self.COLUMNS, strict=False)
         ]
         return Strip(segments).crop_extend(0, width, line_style)
 

@@ -15,7 +15,6 @@ from devconsole.ui import formatting as fmt
 from devconsole.ui.widgets.borders import set_border_subtitle
 from devconsole.ui.widgets.theming import FollowsTheme, component_style
 
-
 #: What the panel says when the server has no select loop to show (Daphne).
 NO_SELECT_LOOP = "Daphne (Twisted) serves this project: no select loop to show"
 
@@ -77,7 +76,10 @@ class LoopPanel(FollowsTheme, Vertical):
             return
         rows = [
             ("iterations/s", f"{loop.iterations_per_s:.1f}"),
-            ("ready / timeout", f"{fmt.percent(loop.ready_share)} / {fmt.percent(1 - loop.ready_share) if loop.iterations_total else '0%'}"),
+            (
+                "ready / timeout",
+                f"{fmt.percent(loop.ready_share)} / {fmt.percent(1 - loop.ready_share) if loop.iterations_total else '0%'}",
+            ),
             ("blocked in select", fmt.percent(loop.blocked_share)),
             ("poll interval", f"{loop.poll_interval:g} s"),
             ("iterations", str(loop.iterations_total)),

@@ -11,8 +11,8 @@ from textual.containers import Vertical
 
 from devconsole.model.state import ReloadRow, ServerState
 from devconsole.ui import formatting as fmt
-from devconsole.ui.widgets.borders import set_border_subtitle
 from devconsole.ui.panels.linetable import Cell, Column, LineTable
+from devconsole.ui.widgets.borders import set_border_subtitle
 
 DECISION_LABELS = {
     "restarted": "restarted",
@@ -46,9 +46,15 @@ class ReloadsTable(LineTable):
     ]
     PREFIX = "reloads"
     COMPONENT_CLASSES: ClassVar[set[str]] = {
-        "reloads--header", "reloads--cursor", "reloads--cursor-focused",
-        "reloads--restarted", "reloads--handled", "reloads--ignored",
-        "reloads--failed", "reloads--restarting", "reloads--error",
+        "reloads--header",
+        "reloads--cursor",
+        "reloads--cursor-focused",
+        "reloads--restarted",
+        "reloads--handled",
+        "reloads--ignored",
+        "reloads--failed",
+        "reloads--restarting",
+        "reloads--error",
     }
 
     def row_cells(self, index: int) -> Sequence[Cell]:
@@ -56,7 +62,10 @@ class ReloadsTable(LineTable):
         return (
             (fmt.clock_time(row.ts, millis=False), ""),
             (short_files(row.files), ""),
-            (DECISION_LABELS.get(row.decision, row.decision), f"reloads--{row.decision}" if row.decision in DECISION_LABELS else ""),
+            (
+                DECISION_LABELS.get(row.decision, row.decision),
+                f"reloads--{row.decision}" if row.decision in DECISION_LABELS else "",
+            ),
             (fmt.duration_ms(row.duration_ms), ""),
             (row.error or "", "reloads--error"),
         )

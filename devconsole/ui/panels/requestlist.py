@@ -36,9 +36,17 @@ class RequestList(LineTable):
     COLUMNS = COLUMNS
     PREFIX = "requests"
     COMPONENT_CLASSES: ClassVar[set[str]] = {
-        "requests--header", "requests--cursor", "requests--cursor-focused",
-        "requests--1xx", "requests--2xx", "requests--3xx", "requests--4xx",
-        "requests--5xx", "requests--none", "requests--dim", "requests--slow",
+        "requests--header",
+        "requests--cursor",
+        "requests--cursor-focused",
+        "requests--1xx",
+        "requests--2xx",
+        "requests--3xx",
+        "requests--4xx",
+        "requests--5xx",
+        "requests--none",
+        "requests--dim",
+        "requests--slow",
     }
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -48,7 +56,14 @@ class RequestList(LineTable):
         Binding("pageup", "page(-1)", "Page up", show=False, id="requests.page-up"),
         Binding("pagedown", "page(1)", "Page down", show=False, id="requests.page-down"),
         Binding("home", "first", "First", show=False, id="requests.first"),
-        Binding("end", "last", "Newest", show=False, id="requests.last", tooltip="Back to the newest request, following the tail"),
+        Binding(
+            "end",
+            "last",
+            "Newest",
+            show=False,
+            id="requests.last",
+            tooltip="Back to the newest request, following the tail",
+        ),
     ]
 
     class Selected(Message):

@@ -12,8 +12,8 @@ from textual.containers import Vertical
 from textual.widgets import Input
 
 from devconsole.model.state import RequestRow, ServerState, request_filter
-from devconsole.ui.widgets.borders import set_border_subtitle
 from devconsole.ui.panels.requestlist import RequestList
+from devconsole.ui.widgets.borders import set_border_subtitle
 
 if TYPE_CHECKING:
     from devconsole.ui.app import DevConsoleApp
@@ -26,7 +26,9 @@ class RequestsPanel(Vertical):
     """Time, method, path, status, duration, size, thread; Enter opens a request."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("slash", "filter", "Filter", id="requests.filter", tooltip="Filter by path, status (404, 4xx) or method"),
+        Binding(
+            "slash", "filter", "Filter", id="requests.filter", tooltip="Filter by path, status (404, 4xx) or method"
+        ),
         Binding("escape", "clear_filter", "Clear filter", show=False, id="requests.clear-filter"),
     ]
 
@@ -39,7 +41,11 @@ class RequestsPanel(Vertical):
         self._state: ServerState | None = None
 
     def compose(self) -> ComposeResult:
-        yield Input(placeholder="filter: path text, 404, 4xx, POST, !static — applied as you type, Esc clears", id="requests-filter", classes="-hidden")
+        yield Input(
+            placeholder="filter: path text, 404, 4xx, POST, !static — applied as you type, Esc clears",
+            id="requests-filter",
+            classes="-hidden",
+        )
         yield RequestList(id="requests-table")
 
     @property

@@ -15,8 +15,8 @@ from textual.containers import Vertical
 
 from devconsole.model.state import ConnRow, ServerState
 from devconsole.ui import formatting as fmt
-from devconsole.ui.widgets.borders import set_border_subtitle
 from devconsole.ui.panels.linetable import Cell, Column, LineTable
+from devconsole.ui.widgets.borders import set_border_subtitle
 
 #: Connections shown at most (open ones first, newest first); the subtitle
 #: counts them all.
@@ -63,9 +63,14 @@ class SocketsTable(LineTable):
     FOLLOWS_TAIL = False
     FLEX_MIN = 15
     COMPONENT_CLASSES: ClassVar[set[str]] = {
-        "sockets--header", "sockets--cursor", "sockets--cursor-focused",
-        "sockets--listening", "sockets--reading", "sockets--handling",
-        "sockets--idle", "sockets--closed",
+        "sockets--header",
+        "sockets--cursor",
+        "sockets--cursor-focused",
+        "sockets--listening",
+        "sockets--reading",
+        "sockets--handling",
+        "sockets--idle",
+        "sockets--closed",
     }
 
     def row_cells(self, index: int) -> Sequence[Cell]:
@@ -129,7 +134,15 @@ class SocketsPanel(Vertical):
             rows.append(
                 (
                     self.LISTEN_KEY,
-                    ((address, ""), ("listening", "sockets--listening"), ("", ""), (str(state.total_requests), ""), ("", ""), ("", ""), ("django-main-thread", "")),
+                    (
+                        (address, ""),
+                        ("listening", "sockets--listening"),
+                        ("", ""),
+                        (str(state.total_requests), ""),
+                        ("", ""),
+                        ("", ""),
+                        ("django-main-thread", ""),
+                    ),
                 )
             )
         # Open connections first, newest on top; closed ones after, until they go.

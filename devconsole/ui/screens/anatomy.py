@@ -28,7 +28,12 @@ BAR_WIDTH = 16
 
 class AnatomyView(Static):
     COMPONENT_CLASSES: ClassVar[set[str]] = {
-        "anatomy--step", "anatomy--detail", "anatomy--dim", "anatomy--bar", "anatomy--ms", "anatomy--heading",
+        "anatomy--step",
+        "anatomy--detail",
+        "anatomy--dim",
+        "anatomy--bar",
+        "anatomy--ms",
+        "anatomy--heading",
     }
 
 
@@ -83,7 +88,9 @@ class AnatomyScreen(FollowsTheme, Screen[None]):
 
 def render_anatomy(view: AnatomyView, state: ServerState, interpreter: str | None = None) -> RenderableType:
     """The chain as a grid: step (as a tree), measured time, share bar, detail."""
-    style = {name: component_style(view, f"anatomy--{name}") for name in ("step", "detail", "dim", "bar", "ms", "heading")}
+    style = {
+        name: component_style(view, f"anatomy--{name}") for name in ("step", "detail", "dim", "bar", "ms", "heading")
+    }
     hello = state.hello
     if not hello:
         text = Text()
@@ -132,7 +139,12 @@ def render_anatomy(view: AnatomyView, state: ServerState, interpreter: str | Non
     step(1, "execute_from_command_line", "intercepted by devconsole (argv: runserver)")
     step(2, "settings import", str(hello.get("settings") or "-"), "settings import")
     step(2, "django.setup()", "apps.populate(): every app's models and ready()", "django.setup()")
-    step(2, 'fetch_command("runserver")', f"ManagementUtility: get_commands() → {runserver.get('app', '?')}", 'fetch_command("runserver")')
+    step(
+        2,
+        'fetch_command("runserver")',
+        f"ManagementUtility: get_commands() → {runserver.get('app', '?')}",
+        'fetch_command("runserver")',
+    )
     note(3, "won", str(runserver.get("class", "?")))
     shadows = runserver.get("shadows") or []
     note(3, "shadows", ", ".join(shadows) if shadows else "(no other app defines runserver)")
@@ -143,7 +155,11 @@ def render_anatomy(view: AnatomyView, state: ServerState, interpreter: str | Non
     step(3, "inner_run()", "checks deferred (below); prints the banner")
     step(4, "run(addr, port, handler)", f"threading={hello.get('threading')}")
     threaded = bool(hello.get("threading"))
-    step(5, "WSGIServer + ThreadingMixIn" if threaded else "WSGIServer", "type('WSGIServer', (ThreadingMixIn, server_cls), {})" if threaded else "server_cls")
+    step(
+        5,
+        "WSGIServer + ThreadingMixIn" if threaded else "WSGIServer",
+        "type('WSGIServer', (ThreadingMixIn, server_cls), {})" if threaded else "server_cls",
+    )
     server = _dedupe([_short(name) for name in hello.get("server") or []])
     note(6, "MRO", " → ".join(server) if server else "-")
     note(6, "handler", str(hello.get("handler") or "-"))
@@ -160,8 +176,16 @@ def render_anatomy(view: AnatomyView, state: ServerState, interpreter: str | Non
         step(0, "system checks", f"run after serving, in the background: {detail}", ms=checks.get("ms"))
         for message in messages[:20]:
             note(1, f"{message.get('level')} {message.get('id')}", f"{message.get('obj')}: {message.get('msg')}")
-    step(0, "total to first loop", f"Python {hello.get('python')} · Django {hello.get('django')}", ms=sum(phases.values()))
+    step(
+        0,
+        "total to first loop",
+        f"Python {hello.get('python')} · Django {hello.get('django')}",
+        ms=sum(phases.values()),
+    )
     if hello.get("urlconf_error"):
         note(1, "URLconf", str(hello.get("urlconf_error")))
-    heading = Text(f"What the server went through in generation {state.generation} (pid {hello.get('pid')}), measured:\n", style["heading"])
+    heading = Text(
+        f"What the server went through in generation {state.generation} (pid {hello.get('pid')}), measured:\n",
+        style["heading"],
+    )
     return Group(heading, grid)

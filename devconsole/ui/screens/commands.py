@@ -21,8 +21,8 @@ from rich.text import Text
 from textual import events, on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
-from textual.css.query import NoMatches
 from textual.containers import Horizontal, ScrollableContainer, Vertical
+from textual.css.query import NoMatches
 from textual.fuzzy import Matcher
 from textual.screen import Screen
 from textual.widgets import (
@@ -252,7 +252,9 @@ class CommandsScreen(Screen[None]):
         self._loading = True
         self._load_catalogue()
 
-    @work(thread=True, exclusive=True, group="catalogue", description="list the management commands", exit_on_error=False)
+    @work(
+        thread=True, exclusive=True, group="catalogue", description="list the management commands", exit_on_error=False
+    )
     def _load_catalogue(self) -> None:
         project = getattr(self.app, "project", None)
         if project is None:
@@ -603,7 +605,9 @@ class CommandsScreen(Screen[None]):
         self.query_one("#run-output", RichLog).clear()
         if run.in_terminal:
             severity = "information" if run.status == SUCCEEDED else "warning"
-            self.notify(f"{run.name}: {run.status_line()}", title="Back from the terminal", severity=severity, markup=False)
+            self.notify(
+                f"{run.name}: {run.status_line()}", title="Back from the terminal", severity=severity, markup=False
+            )
         else:
             self.query_one("#cmd-tabs", TabbedContent).active = "tab-output"
             self.query_one("#run-output", RichLog).focus()

@@ -62,7 +62,9 @@ class QuitScreen(ModalScreen[bool]):
     def compose(self) -> ComposeResult:
         with Grid(id="quit-box"):
             noun = "command is" if self._command_count == 1 else "commands are"
-            yield Label(Text(f"{self._command_count} management {noun} still running. Quit and stop them?"), id="quit-question")
+            yield Label(
+                Text(f"{self._command_count} management {noun} still running. Quit and stop them?"), id="quit-question"
+            )
             yield Button("Quit (y)", variant="error", id="quit-yes")
             yield Button("Stay (n)", variant="primary", id="quit-no")
 

@@ -53,7 +53,10 @@ class RequestDetailScreen(ModalScreen[None]):
         on (its state and counters), or the theme."""
         row = self.row
         conn = state.connection(row.generation, row.conn) if state is not None else None
-        key = (self.app.theme, None if conn is None else (conn.id, conn.state, conn.requests, conn.bytes_in, conn.bytes_out))
+        key = (
+            self.app.theme,
+            None if conn is None else (conn.id, conn.state, conn.requests, conn.bytes_in, conn.bytes_out),
+        )
         if key == self._shown:
             return
         self._shown = key

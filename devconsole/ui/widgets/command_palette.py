@@ -41,7 +41,9 @@ class ManagementCommandsProvider(Provider):
         if screen is None:
             return
         for command in commands:
-            yield DiscoveryHit(escape(f"manage.py {command.name}"), partial(screen.open_command, command.name), help=_help(command))
+            yield DiscoveryHit(
+                escape(f"manage.py {command.name}"), partial(screen.open_command, command.name), help=_help(command)
+            )
 
     async def search(self, query: str) -> AsyncIterator[Hit]:
         screen, commands = self._commands()
@@ -52,4 +54,10 @@ class ManagementCommandsProvider(Provider):
             text = f"manage.py {command.name}"
             score = matcher.match(text)
             if score > 0:
-                yield Hit(score, matcher.highlight(text), partial(screen.open_command, command.name), text=text, help=_help(command))
+                yield Hit(
+                    score,
+                    matcher.highlight(text),
+                    partial(screen.open_command, command.name),
+                    text=text,
+                    help=_help(command),
+                )

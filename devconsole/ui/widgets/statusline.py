@@ -16,8 +16,14 @@ from devconsole.ui.widgets.theming import FollowsTheme, component_style
 
 class StatusLine(FollowsTheme, Static):
     COMPONENT_CLASSES: ClassVar[set[str]] = {
-        "status--serving", "status--starting", "status--reloading", "status--error",
-        "status--crashed", "status--stopped", "status--dim", "status--warn",
+        "status--serving",
+        "status--starting",
+        "status--reloading",
+        "status--error",
+        "status--crashed",
+        "status--stopped",
+        "status--dim",
+        "status--warn",
     }
 
     def __init__(self) -> None:
@@ -59,7 +65,10 @@ class StatusLine(FollowsTheme, Static):
             if unapplied:
                 text.append(f"  {unapplied} unapplied migration{'s' if unapplied != 1 else ''}", warn)
         if hello:
-            text.append(f"  generation {state.generation} · pid {hello.get('pid')} · Django {hello.get('django')} · Python {hello.get('python')} · {hello.get('settings')}", dim)
+            text.append(
+                f"  generation {state.generation} · pid {hello.get('pid')} · Django {hello.get('django')} · Python {hello.get('python')} · {hello.get('settings')}",
+                dim,
+            )
         interpreter = project_interpreter(self)
         if interpreter is not None:
             text.append(f"  · {interpreter_text(interpreter)}", dim)

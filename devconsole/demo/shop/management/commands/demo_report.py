@@ -46,9 +46,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         section = options["section"]
         if section not in SECTIONS:
-            raise CommandError(
-                "unknown section %r: choose one of %s" % (section, ", ".join(SECTIONS))
-            )
+            raise CommandError("unknown section %r: choose one of %s" % (section, ", ".join(SECTIONS)))
         limit = options["limit"]
         if limit < 1:
             raise CommandError("--limit must be at least 1, got %d" % limit)
@@ -84,9 +82,7 @@ class Command(BaseCommand):
             columns = list(rows[0]) if rows else ["name"]
             writer.writerow(columns)
             for row in rows:
-                writer.writerow(
-                    [" ".join(v) if isinstance(v, list) else v for v in (row[c] for c in columns)]
-                )
+                writer.writerow([" ".join(v) if isinstance(v, list) else v for v in (row[c] for c in columns)])
             self.stdout.write(buffer.getvalue(), ending="")
             self.stderr.write(summary, style_func=self.style.SUCCESS)
         else:
@@ -102,10 +98,7 @@ class Command(BaseCommand):
             for row in rows:
                 flags = " [archived]" if row["archived"] else ""
                 detail = row.get("price") or row.get("published")
-                self.stdout.write(
-                    "  - %s (%s) tags: %s%s"
-                    % (row["name"], detail, " ".join(row["tags"]) or "-", flags)
-                )
+                self.stdout.write("  - %s (%s) tags: %s%s" % (row["name"], detail, " ".join(row["tags"]) or "-", flags))
             self.stdout.write(self.style.SUCCESS(summary))
 
     def products(self):
