@@ -1,6 +1,8 @@
 """The test matrix: every supported Python x Django, with the interpreters found here.
 
-``nox`` (the README's test command, and ``.ci/run``) runs two sessions:
+``nox`` (the README's test command, and ``.ci/run``) runs three sessions:
+
+* ``lint``: ruff, ruff format, mypy and the import contracts, first.
 
 * ``smoke``: on every combination Django supports, devconsole installed the
   way a user installs it (``pip install .``, not editable) with that Django,
@@ -118,6 +120,20 @@ class _QuietAboutCI(logging.Filter):
 
 _expose_pyenv_versions()
 logging.getLogger("nox").addFilter(_QuietAboutCI())
+
+
+@nox.session(python=False)
+def lint(session: nox.Session) -> None:
+    """The guardrails, before any test: ruff's rules and format, mypy with
+    django-stubs, and the import contracts that keep each side of the pipe to
+    itself (all configured in pyproject.toml). Runs in the environment nox runs
+    from (the README's .venv), with the lint extra added there."""
+    paths = ("devconsole", "tests", "bench", "scripts", "noxfile.py")
+    session.run("python", "-m", "pip", "install", "--quiet", "-e", ".[lint]", external=True)
+    session.run("ruff", "check", *paths, external=True)
+    session.run("ruff", "format", "--check", *paths, external=True)
+    session.run("mypy", external=True)
+    session.run("lint-imports", external=True)
 
 
 @nox.session

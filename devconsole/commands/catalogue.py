@@ -25,7 +25,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -439,9 +438,3 @@ def format_table(catalogue: Catalogue) -> str:
                     text += f" (overrides {', '.join(command.shadows)})"
             lines.append(f"  {command.name.ljust(width)}  {text}".rstrip())
     return "\n".join(lines) + "\n"
-
-
-if __name__ == "__main__":  # the module's former name for the child
-    from devconsole.child.catalogue import _child_exit
-
-    _child_exit(sys.argv[1:])
