@@ -11,7 +11,7 @@ import time
 # Times on screen are local: pin the zone so snapshots match on every machine.
 os.environ["TZ"] = "UTC"
 time.tzset()
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,47 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 15.0, interval: floa
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {getattr(predicate, '__name__', predicate)}")
         time.sleep(interval)
+
+
+def inotify_watched_inodes(pid: int | str = "self") -> list[set[tuple[int, int]]] | None:
+    """The ``(device, inode)`` pairs each inotify instance of process ``pid``
+    watches, one set per instance (read from ``/proc/PID/fdinfo``); None where
+    there is no such file (not Linux)."""
+    fd_dir = Path(f"/proc/{pid}/fd")
+    if not fd_dir.is_dir():
+        return None
+    instances: list[set[tuple[int, int]]] = []
+    for fd in os.listdir(fd_dir):
+        try:
+            if os.readlink(fd_dir / fd) != "anon_inode:inotify":
+                continue
+            info = Path(f"/proc/{pid}/fdinfo/{fd}").read_text()
+        except OSError:
+            continue  # closed meanwhile
+        watched = set()
+        for line in info.splitlines():
+            if line.startswith("inotify "):
+                fields = dict(part.split(":", 1) for part in line.split()[1:] if ":" in part)
+                # sdev is the kernel's (major << 20 | minor); st_dev is the C library's encoding.
+                sdev = int(fields["sdev"], 16)
+                watched.add((os.makedev(sdev >> 20, sdev & 0xFFFFF), int(fields["ino"], 16)))
+        instances.append(watched)
+    return instances
+
+
+def inotify_watches(paths: Iterable[str | Path], pid: int | str = "self") -> bool:
+    """Whether one inotify instance of process ``pid`` watches every path in
+    ``paths``: the kernel reports changes there from now on. An instance being
+    replaced may still hold some of them; the one holding all of the current
+    paths is the live one. Always True where this cannot be read (not Linux)."""
+    instances = inotify_watched_inodes(pid)
+    if instances is None:
+        return True
+    wanted = set()
+    for path in paths:
+        st = os.stat(path)
+        wanted.add((st.st_dev, st.st_ino))
+    return any(wanted <= watched for watched in instances)
 
 
 def make_project(directory: Path, settings_module: str, settings_source: str) -> Project:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import queue
-import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,8 @@ from devconsole.child.watchlist import roots_for
 from devconsole.console.reloader import FORK, REBUILD0, REBUILD1, decide, glob_matches
 from devconsole.console.watcher import Watcher, default_roots, is_ignored, settled_paths
 from devconsole.wire.watchrules import collapse
+
+from .conftest import inotify_watches, wait_for
 
 
 @pytest.mark.parametrize(
@@ -91,7 +92,7 @@ def test_watcher_reports_a_save_and_not_the_noise(tmp_path: Path) -> None:
     watcher.set_roots([str(package)])
     watcher.start()
     try:
-        time.sleep(0.3)  # the inotify watches are being set up
+        wait_for(lambda: inotify_watches([package]))  # the inotify watch is in place
         (package / ".views.py.swp").write_text("swap")
         (package / "__pycache__").mkdir()
         (package / "__pycache__" / "views.cpython-311.pyc").write_bytes(b"x")
@@ -103,7 +104,7 @@ def test_watcher_reports_a_save_and_not_the_noise(tmp_path: Path) -> None:
         other.mkdir()
         assert watcher.set_roots([str(package), str(other)])
         assert not watcher.set_roots([str(other), str(package)])
-        time.sleep(0.3)
+        wait_for(lambda: inotify_watches([package, other]))  # the renewed watch is in place
         (other / "x.html").write_text("x")
         assert batches.get(timeout=5) == {os.path.realpath(other / "x.html")}
     finally:
