@@ -20,7 +20,7 @@ from devconsole.console.reloader import Reloader
 from devconsole.console.supervisor import Supervisor
 from devconsole.demo import DEMO_DIR
 
-from .conftest import Events, wait_for
+from .conftest import Events, inotify_watches, wait_for
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="the fork server needs POSIX")
 
@@ -80,7 +80,8 @@ def console(tmp_path: Path, demo_db: Path) -> Iterator[Console]:
         # Watching the project's roots (reported by the child) before editing.
         wait_for(lambda: events.of("watch"))
         wait_for(lambda: reloader.watcher is not None and str(root / "shop") in reloader.watcher.roots)
-        time.sleep(0.1)  # inotify watches are in place once the watch loop runs
+        # The kernel reports changes under every root from now on.
+        wait_for(lambda: inotify_watches(reloader.watcher.roots))
         yield console
     finally:
         reloader.stop()
@@ -133,7 +134,8 @@ def test_requests_sent_through_five_reloads_all_succeed(console: Console) -> Non
                 console.edit("shop/views.py", '"4"', '"5"')
             expected = f"pong{n}".encode()
             wait_for(lambda expected=expected: answers and answers[-1] == expected, timeout=20)
-            time.sleep(0.1)
+            # This reload is over (the old generation stopped) before the next edit.
+            wait_for(lambda n=n: len(console.reloads()) >= n, timeout=20)
     finally:
         stop.set()
         for thread in threads:
