@@ -193,15 +193,14 @@ def test_a_reload_forks_from_level_0_and_serves_the_edit(tmp_path: Path, events:
     from level 0, whose child installs a reactor of its own."""
     if not hasattr(os, "fork"):
         pytest.skip("the fork server needs POSIX")
-    from devconsole.console.reloader import Reloader
+    from devconsole.console.session import wire
 
     root = tmp_path / "channels_project"
     shutil.copytree(PROJECT_DIR, root, ignore=shutil.ignore_patterns("__pycache__"))
     project = Project(root / "manage.py")
     sock = bind(ListenAddress("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    supervisor = Supervisor(project, ListenAddress("127.0.0.1", port), sock, events)
-    reloader = Reloader(supervisor)
+    supervisor, reloader = wire(project, ListenAddress("127.0.0.1", port), sock, events)
     reloader.start()
     try:
         assert wait_for(lambda: _get(port, "/hello/")[0] == 200, timeout=30)

@@ -17,6 +17,7 @@ import pytest
 from devconsole.console.listen import ListenAddress, bind
 from devconsole.console.project import Project
 from devconsole.console.reloader import Reloader
+from devconsole.console.session import wire
 from devconsole.console.supervisor import Supervisor
 from devconsole.demo import DEMO_DIR
 
@@ -71,8 +72,7 @@ def console(tmp_path: Path, demo_db: Path) -> Iterator[Console]:
     sock = bind(ListenAddress("127.0.0.1", 0))
     port = sock.getsockname()[1]
     events = Events()
-    supervisor = Supervisor(project, ListenAddress("127.0.0.1", port), sock, events)
-    reloader = Reloader(supervisor)
+    supervisor, reloader = wire(project, ListenAddress("127.0.0.1", port), sock, events)
     reloader.start()
     console = Console(root, port, supervisor, reloader, events)
     try:

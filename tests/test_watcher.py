@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from devconsole.child.watchlist import roots_for
-from devconsole.console.reloader import FORK, REBUILD0, REBUILD1, decide, glob_matches
+from devconsole.console.reloader import RestartLevel, decide, glob_matches
 from devconsole.console.watcher import Watcher, default_roots, is_ignored, settled_paths
 from devconsole.wire.watchrules import collapse
 
@@ -68,18 +68,18 @@ def test_decision_uses_the_files_each_level_imported() -> None:
         dir_globs=[("/p/shop/templates", "**/*"), ("/p/locale", "**/*.mo")],
         broken=False,
     )
-    assert decide({"/p/shop/views.py"}, **common).level == FORK
-    assert decide({"/p/shop/views.py", "/p/shop/models.py"}, **common).level == REBUILD1
-    assert decide({"/p/lib0.py"}, **common).level == REBUILD0
+    assert decide({"/p/shop/views.py"}, **common).level == RestartLevel.FORK
+    assert decide({"/p/shop/views.py", "/p/shop/models.py"}, **common).level == RestartLevel.REBUILD1
+    assert decide({"/p/lib0.py"}, **common).level == RestartLevel.REBUILD0
     unused = decide({"/p/shop/tests.py"}, **common)
     assert unused.level is None and unused.ignored == ["/p/shop/tests.py"]
     template = decide({"/p/shop/templates/shop/x.html", "/p/locale/fr/LC_MESSAGES/django.mo"}, **common)
     assert template.level is None and len(template.ask) == 2
     assert decide({"/p/locale/fr/LC_MESSAGES/django.po"}, **common).ask == []
     # A server that failed to import its views restarts on any Python save.
-    assert decide({"/p/shop/tests.py"}, **{**common, "broken": True}).level == FORK
+    assert decide({"/p/shop/tests.py"}, **{**common, "broken": True}).level == RestartLevel.FORK
     # Without a healthy level 1 (broken settings), any Python save rebuilds it.
-    assert decide({"/p/shop/views.py"}, **{**common, "level1_files": None}).level == REBUILD1
+    assert decide({"/p/shop/views.py"}, **{**common, "level1_files": None}).level == RestartLevel.REBUILD1
     assert glob_matches("/p/t/a/b.html", "/p/t", "**/*") and not glob_matches("/p/tt/b.html", "/p/t", "**/*")
 
 

@@ -61,7 +61,7 @@ def run_manage_py(
         result.append(entry(list(argv if argv is not None else sys.argv)))
 
     original = management.execute_from_command_line
-    management.execute_from_command_line = intercepted  # type: ignore[assignment]
+    management.execute_from_command_line = intercepted
     try:
         runpy.run_path(str(manage_py), run_name="__main__")
     finally:

@@ -10,22 +10,15 @@ that only has to import the URLconf and views and start runserver: that is
 the fast path of a reload. A level 0 asked to ``serve`` forks a child that
 does everything (the fallback when a level 1 cannot be forked safely).
 
-Each zygote talks to the console over its own ``SOCK_SEQPACKET`` socket: one
-JSON message per packet, file descriptors (the new child's stdin, stdout,
-stderr and event pipe; a level 1's control socket) passed alongside with
-``SCM_RIGHTS``. Zygotes never start threads: a process forks safely only
-when it has a single thread (and no Twisted reactor: see
-:func:`reactor_installed`; Daphne projects fork from level 0). They reap their children (SIGCHLD through a
-wakeup fd, so an idle zygote sleeps in ``select`` and costs no CPU) and
-report each exit.
-
-Messages to a zygote: ``{"op": "level1"}`` + [control socket];
-``{"op": "serve", "args": [...]}`` + [stdin, stdout, stderr, events];
-``{"op": "preload", "modules": [...]}``; ``{"op": "quit"}`` (exit once
-every child is reaped). From it: ``ready`` (``level``, ``pid``,
-``forkable``, ``files``, ``modules``, ``phases``), ``failed`` (level 1: the
-error, the files it had imported), ``forked`` (``pid``), ``exit`` (``pid``,
-``returncode``), ``preloaded``.
+Each fork server talks to the console over its own ``SOCK_SEQPACKET``
+socket: one JSON message per packet, file descriptors (the new child's stdin,
+stdout, stderr and event pipe; a level 1's control socket) passed alongside
+with ``SCM_RIGHTS``; the messages are defined in
+:mod:`devconsole.wire.forkserver`. Fork servers never start threads: a
+process forks safely only when it has a single thread (and no Twisted
+reactor: see :func:`reactor_installed`; Daphne projects fork from level 0).
+They reap their children (SIGCHLD through a wakeup fd, so an idle fork
+server sleeps in ``select`` and costs no CPU) and report each exit.
 """
 
 from __future__ import annotations
@@ -34,7 +27,6 @@ import argparse
 import errno
 import importlib
 import importlib.util
-import json
 import os
 import select
 import signal
@@ -45,11 +37,11 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from devconsole.wire import forkserver as wire
+from devconsole.wire.forkserver import ForkServerLevel, Op
+
 #: Modules a level 0 preloads between two looks at its control socket.
 PRELOAD_CHUNK = 20
-#: Largest control message; fds per message.
-MAX_MESSAGE = 1 << 20
-MAX_FDS = 8
 #: Imported by level 0 right away: Django's machinery that needs no settings.
 BASE_MODULES = (
     "django",
@@ -110,31 +102,19 @@ def thread_count() -> int:
         return threading.active_count()
 
 
-def send(sock: socket.socket, message: dict[str, Any], fds: list[int] | None = None) -> None:
-    data = json.dumps(message, default=str).encode()
+def _send(sock: socket.socket, msg: wire.Message, fds: list[int] | None = None) -> None:
+    """Send a message to the console; a console that is gone is not our problem
+    (the loop sees its EOF next)."""
     try:
-        if fds:
-            socket.send_fds(sock, [data], fds)
-        else:
-            sock.send(data)
+        wire.send(sock, msg, fds)
     except OSError:
         pass
 
 
-def receive(sock: socket.socket) -> tuple[dict[str, Any] | None, list[int]]:
-    """One message and its fds; ``(None, [])`` at EOF."""
-    data, fds, _flags, _addr = socket.recv_fds(sock, MAX_MESSAGE, MAX_FDS)
-    if not data:
-        for fd in fds:
-            os.close(fd)
-        return None, []
-    return json.loads(data), list(fds)
-
-
-class Zygote:
+class ForkServer:
     """The loop shared by both levels: wait, fork, reap, report."""
 
-    def __init__(self, args: argparse.Namespace, control: socket.socket, level: int) -> None:
+    def __init__(self, args: argparse.Namespace, control: socket.socket, level: ForkServerLevel) -> None:
         self.args = args
         self.control = control
         self.level = level
@@ -161,7 +141,7 @@ class Zygote:
                 # Idle: sleep until a message or a child's exit. With
                 # libraries queued for preloading: import some between polls.
                 timeout = 0 if self._pending_preload and not self._preload_paused else None
-                readable, _, _ = select.select([self.control, self._wake_r], [], [], timeout)
+                readable, _, _ = select.select([self.control.fileno(), self._wake_r], [], [], timeout)
             except InterruptedError:  # pragma: no cover - PEP 475 retries
                 continue
             if self._wake_r in readable:
@@ -171,13 +151,13 @@ class Zygote:
                 except BlockingIOError:
                     pass
             self._reap()
-            if self.control in readable:
-                message, fds = receive(self.control)
-                if message is None:
+            if self.control.fileno() in readable:
+                message, fds, gone = wire.receive(self.control)
+                if gone:
                     # The console is gone: its server children see their stdin
                     # close and stop on their own.
                     os._exit(0)
-                self._handle(message, fds)
+                self._handle(message or {}, fds)
             if self.quitting and not self.children:
                 os._exit(0)
             if not readable and self._pending_preload and not self._preload_paused:
@@ -193,20 +173,20 @@ class Zygote:
             if pid == 0:
                 return
             self.children.discard(pid)
-            send(self.control, {"op": "exit", "pid": pid, "returncode": os.waitstatus_to_exitcode(status)})
+            _send(self.control, wire.message(Op.EXIT, pid=pid, returncode=os.waitstatus_to_exitcode(status)))
 
-    def _handle(self, message: dict[str, Any], fds: list[int]) -> None:
-        op = message.get("op")
-        if op == "serve":
+    def _handle(self, message: wire.Message, fds: list[int]) -> None:
+        op = wire.op_of(message)
+        if op is Op.SERVE:
             self._fork(lambda: self._serve_child(message, fds), fds)
-        elif op == "level1" and self.level == 0:
+        elif op is Op.LEVEL1 and self.level == ForkServerLevel.BASE:
             # Preloading would compete with the new level 1's setup for the
             # CPU: paused until the console says to go on (another preload).
             self._preload_paused = True
             self._fork(lambda: self._level1_child(fds[0]), fds)
-        elif op == "preload" and self.level == 0:
+        elif op is Op.PRELOAD and self.level == ForkServerLevel.BASE:
             self._preload(message.get("modules") or [])
-        elif op == "quit":
+        elif op is Op.QUIT:
             self.quitting = True
         else:
             for fd in fds:
@@ -234,10 +214,10 @@ class Zygote:
         for fd in fds:
             os.close(fd)
         self.children.add(pid)
-        send(self.control, {"op": "forked", "pid": pid, "ms": round((time.perf_counter() - started) * 1000, 2)})
+        _send(self.control, wire.message(Op.FORKED, pid=pid, ms=round((time.perf_counter() - started) * 1000, 2)))
 
     def _forget(self, keep: list[int]) -> None:
-        """In a fresh child: drop the zygote's reaping and its control socket."""
+        """In a fresh child: drop the fork server's reaping and its control socket."""
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         os.close(self._wake_r)
@@ -248,8 +228,7 @@ class Zygote:
     # level 0 -------------------------------------------------------------
     def _level1_child(self, control_fd: int) -> None:
         control = socket.socket(fileno=control_fd)
-        zygote = Zygote(self.args, control, level=1)
-        zygote.become_level1()
+        ForkServer(self.args, control, ForkServerLevel.SETUP).become_level1()
 
     def become_level1(self) -> None:
         """Run manage.py up to ``django.setup()``, report, then serve forks."""
@@ -267,7 +246,7 @@ class Zygote:
             _warm_up()
             from django.db import connections
 
-            # Forked children must not share the zygote's database sockets.
+            # Forked children must not share the fork server's database sockets.
             connections.close_all()
 
         try:
@@ -279,33 +258,33 @@ class Zygote:
             self.failure = (phase, exc)
             files = project_module_files(manage.parent) + [os.path.realpath(manage)]
             files += _traceback_files(exc)
-            send(
+            _send(
                 self.control,
-                {
-                    "op": "failed",
-                    "level": 1,
-                    "pid": os.getpid(),
-                    "phase": phase,
-                    "message": f"{type(exc).__name__}: {exc}",
-                    "files": sorted(set(files)),
-                },
+                wire.message(
+                    Op.FAILED,
+                    level=ForkServerLevel.SETUP.value,
+                    pid=os.getpid(),
+                    phase=phase,
+                    message=f"{type(exc).__name__}: {exc}",
+                    files=sorted(set(files)),
+                ),
             )
         else:
             self.phases = probe.phases
-            send(
+            _send(
                 self.control,
-                {
-                    "op": "ready",
-                    "level": 1,
-                    "pid": os.getpid(),
-                    "forkable": forkable(),
-                    "threads": thread_count(),
-                    "reactor": reactor_installed(),
+                wire.message(
+                    Op.READY,
+                    level=ForkServerLevel.SETUP.value,
+                    pid=os.getpid(),
+                    forkable=forkable(),
+                    threads=thread_count(),
+                    reactor=reactor_installed(),
                     # manage.py ran here too (as __main__, gone from sys.modules since).
-                    "files": sorted({*project_module_files(manage.parent), os.path.realpath(manage)}),
-                    "modules": library_module_names(manage.parent),
-                    "phases": probe.phases,
-                },
+                    files=sorted({*project_module_files(manage.parent), os.path.realpath(manage)}),
+                    modules=library_module_names(manage.parent),
+                    phases=probe.phases,
+                ),
             )
         self.loop()
 
@@ -362,19 +341,19 @@ class Zygote:
         if thread_count() != 1:
             self._pending_preload.clear()
         if not self._pending_preload:
-            send(
+            _send(
                 self.control,
-                {
-                    "op": "preloaded",
-                    "loaded": self._preloaded,
-                    "forkable": forkable(),
+                wire.message(
+                    Op.PRELOADED,
+                    loaded=self._preloaded,
+                    forkable=forkable(),
                     # Whatever project file got imported anyway now rebuilds level 0.
-                    "files": project_module_files(Path(self.args.manage).parent),
-                },
+                    files=project_module_files(Path(self.args.manage).parent),
+                ),
             )
 
     # serving -------------------------------------------------------------
-    def _serve_child(self, message: dict[str, Any], fds: list[int]) -> None:
+    def _serve_child(self, message: wire.Message, fds: list[int]) -> None:
         """In the forked server child: wire the pipes, then run the agent."""
         from devconsole.child.server import Agent, build_parser
 
@@ -384,7 +363,7 @@ class Zygote:
             os.close(fd)
         args = build_parser().parse_args([*message["args"], "--events-fd", str(events)])
         agent = Agent(args)
-        if self.level == 0:
+        if self.level == ForkServerLevel.BASE:
             agent.emitter.start()
             from devconsole.child.server import run_agent
 
@@ -495,7 +474,7 @@ def _traceback_files(exc: BaseException) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="devconsole-zygote")
+    parser = argparse.ArgumentParser(prog="devconsole-forkserver")
     parser.add_argument("--manage", required=True)
     parser.add_argument("--settings")
     parser.add_argument("--pythonpath")
@@ -508,21 +487,21 @@ def main(argv: list[str] | None = None) -> None:
             importlib.import_module(name)
         except Exception:
             pass
-    zygote = Zygote(args, control, level=0)
-    send(
+    server = ForkServer(args, control, ForkServerLevel.BASE)
+    _send(
         control,
-        {
-            "op": "ready",
-            "level": 0,
-            "pid": os.getpid(),
-            "forkable": forkable(),
-            "threads": thread_count(),
-            "files": [],
-            "phases": [{"name": "import Django", "ms": round((time.perf_counter() - started) * 1000, 2)}],
-        },
+        wire.message(
+            Op.READY,
+            level=ForkServerLevel.BASE.value,
+            pid=os.getpid(),
+            forkable=forkable(),
+            threads=thread_count(),
+            files=[],
+            phases=[{"name": "import Django", "ms": round((time.perf_counter() - started) * 1000, 2)}],
+        ),
     )
     try:
-        zygote.loop()
+        server.loop()
     except OSError as exc:  # pragma: no cover - the control socket broke
         if exc.errno not in (errno.EBADF, errno.ECONNRESET):
             raise

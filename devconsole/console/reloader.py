@@ -1,16 +1,18 @@
 """Autoreload: from a saved file to the new code being served.
 
-The :class:`Reloader` sits between the supervisor and the console: it sees
-every event (to learn what the server imported and what it watches), owns
-the :class:`~.watcher.Watcher`, the two zygotes (see :mod:`.zygote`) and one
-worker thread that turns change batches into decisions, one at a time:
+The :class:`Reloader` sits between the supervisor and the console's state
+(:mod:`.session` wires them: supervisor → reloader → recorder → state): it
+sees every event (to learn what the server imported and what it watches),
+owns the :class:`~.watcher.Watcher`, the two fork servers (see
+:mod:`devconsole.child.forkserver`) and one worker thread that turns change
+batches into decisions (:class:`ReloadDecision`), one at a time:
 
 * a file a ``file_changed`` receiver handles (a template, a ``.mo``): the
   running server resets its caches, nothing restarts (``handled``);
 * a file no generation imported and no app registered: ``ignored``;
 * a module only the server imported (views, URLconf): fork a new server
-  from the level-1 zygote, which has ``django.setup()`` done (``restarted``);
-* a module the level-1 zygote imported during setup (models, settings,
+  from the level-1 fork server, which has ``django.setup()`` done (``restarted``);
+* a module the level-1 fork server imported during setup (models, settings,
   ``apps.py``): rebuild level 1 from level 0 first, while the old server
   keeps serving, then fork; a module level 0 imported: rebuild both.
 
@@ -29,7 +31,9 @@ Every reload ends as one ``reload`` event: files, decision, phases
 exit; ``start``: decision to the new process existing; ``ready``: from then
 to serving), ``duration_ms`` (save to serving), the error if any, and how it
 was done: ``level`` (``fork``, ``setup``: level 1 rebuilt, ``full``: both
-rebuilt, ``spawn``), ``via`` (the zygote forked from) and ``spare``.
+rebuilt, ``spawn``), ``via`` (the fork server it came from) and ``spare``.
+A watcher that fails (an inotify watch limit reached, a root gone) is a
+``log`` line on stderr, once per distinct failure.
 """
 
 from __future__ import annotations
@@ -40,10 +44,19 @@ import queue
 import threading
 import time
 from dataclasses import dataclass, field
+from enum import Enum, IntEnum
 from pathlib import Path
 from typing import Any
 
-from devconsole.console.supervisor import ForkedChild, ServerChild, Supervisor, Zygote, ZygoteError
+from devconsole.console.supervisor import (
+    EventSink,
+    ForkedGeneration,
+    ForkServerError,
+    ForkServerHandle,
+    GenerationHandle,
+    SpawnedGeneration,
+    Supervisor,
+)
 from devconsole.console.watcher import Watcher, default_roots
 from devconsole.model.sanitize import clean_value
 
@@ -55,16 +68,41 @@ SETTLE_TIMEOUT = 60.0
 #: with the new generation's first requests).
 SPARE_DELAY = 0.25
 
-Child = ServerChild | ForkedChild
 
-FORK, REBUILD1, REBUILD0 = 2, 1, 0
+class RestartLevel(IntEnum):
+    """How much a restart rebuilds; the lower, the more (a batch takes the
+    lowest its files call for). The ``level`` of a ``reload`` event is
+    :attr:`label` (``spawn`` when no fork server made the new generation)."""
+
+    #: Both fork servers rebuilt (a file level 0 imported changed).
+    REBUILD0 = 0
+    #: Level 1 rebuilt from level 0 (models, settings, ``apps.py``).
+    REBUILD1 = 1
+    #: Only a new server forked from level 1 (views, URLconf).
+    FORK = 2
+
+    @property
+    def label(self) -> str:
+        return {RestartLevel.REBUILD0: "full", RestartLevel.REBUILD1: "setup", RestartLevel.FORK: "fork"}[self]
+
+
+class ReloadDecision(str, Enum):
+    """The ``decision`` of a ``reload`` event (the value is what travels)."""
+
+    RESTARTED = "restarted"
+    HANDLED = "handled"
+    IGNORED = "ignored"
+    FAILED = "failed"
+
+    def __str__(self) -> str:
+        return self.value
 
 
 @dataclass
 class Decision:
     """What a batch of changes calls for."""
 
-    level: int | None = None  # FORK, REBUILD1, REBUILD0, or None: no restart
+    level: RestartLevel | None = None  # None: no restart
     restart: list[str] = field(default_factory=list)
     ask: list[str] = field(default_factory=list)  # for file_changed receivers
     ignored: list[str] = field(default_factory=list)
@@ -99,15 +137,15 @@ def decide(
     change gets a new server.
     """
     decision = Decision()
-    levels: list[int] = []
+    levels: list[RestartLevel] = []
     for path in sorted(paths):
         if path.endswith(".py"):
             if path in level0_files:
-                levels.append(REBUILD0)
+                levels.append(RestartLevel.REBUILD0)
             elif level1_files is None or path in level1_files:
-                levels.append(REBUILD1)
+                levels.append(RestartLevel.REBUILD1)
             elif path in server_files or broken:
-                levels.append(FORK)
+                levels.append(RestartLevel.FORK)
             else:
                 decision.ignored.append(path)
                 continue
@@ -122,16 +160,22 @@ def decide(
 
 
 class Reloader:
-    """Watches, decides and restarts; see the module docstring."""
+    """Watches, decides and restarts; see the module docstring.
 
-    def __init__(self, supervisor: Supervisor, *, watch: bool = True, use_fork: bool | None = None) -> None:
+    Its :meth:`on_event` takes the supervisor's events and passes those the
+    console shows on to ``sink``, with the reloader's own (``reload``, its
+    ``log`` lines); :mod:`.session` wires it so.
+    """
+
+    def __init__(
+        self, supervisor: Supervisor, sink: EventSink, *, watch: bool = True, use_fork: bool | None = None
+    ) -> None:
         self.supervisor = supervisor
-        self._sink = supervisor.on_event
-        supervisor.on_event = self._on_event
+        self._sink = sink
         self.use_fork = (hasattr(os, "fork") and os.name == "posix") if use_fork is None else use_fork
-        self.watcher: Watcher | None = Watcher(self._on_batch) if watch else None
-        self.level0: Zygote | None = None
-        self.level1: Zygote | None = None
+        self.watcher: Watcher | None = Watcher(self._on_batch, on_error=self._on_watch_error) if watch else None
+        self.level0: ForkServerHandle | None = None
+        self.level1: ForkServerHandle | None = None
         self._preloaded: set[str] = set()
         #: Whether level 0 imports, while idle, the libraries level 1 used.
         #: Off by default: importing third-party modules without settings
@@ -152,7 +196,7 @@ class Reloader:
         self._finishers: list[threading.Thread] = []
         #: A server child forked from level 1 ahead of the next reload, with
         #: runserver resolved and its handler built, waiting for ``go``.
-        self.spare: ForkedChild | None = None
+        self.spare: ForkedGeneration | None = None
         self._spare_timer: threading.Timer | None = None
 
     # ------------------------------------------------------------ lifecycle
@@ -170,7 +214,7 @@ class Reloader:
         self._jobs.put(("manual", set(), time.time()))
 
     def stop(self) -> None:
-        """Stop watching, the worker, the server child and the zygotes."""
+        """Stop watching, the worker, the server child and the fork servers."""
         self._stopping.set()
         if self._spare_timer is not None:
             self._spare_timer.cancel()
@@ -179,12 +223,12 @@ class Reloader:
         self._jobs.put(None)
         if self._worker is not None:
             # A reload in progress normally ends quickly; one stuck in the
-            # project's setup is cut short by closing the zygotes below.
+            # project's setup is cut short by closing the fork servers below.
             self._worker.join(timeout=5)
         self.supervisor.stop()
-        for zygote in (self.level1, self.level0):
-            if zygote is not None:
-                zygote.close()
+        for forkserver in (self.level1, self.level0):
+            if forkserver is not None:
+                forkserver.close()
         if self._worker is not None:
             self._worker.join(timeout=5)
         self.supervisor.stop()  # one the worker may have started meanwhile
@@ -194,7 +238,9 @@ class Reloader:
         self.level0 = self.level1 = None
 
     # --------------------------------------------------------------- events
-    def _on_event(self, event: dict[str, Any]) -> None:
+    def on_event(self, event: dict[str, Any]) -> None:
+        """An event from the supervisor: learn from it, pass it on (or drop
+        it: a spare's, which the console does not show)."""
         kind = event.get("type")
         if kind in ("spare_ready", "spare_failed"):
             spare = self.spare
@@ -227,6 +273,13 @@ class Reloader:
 
     def _on_batch(self, paths: set[str], delivered: float) -> None:
         self._jobs.put(("changes", paths, delivered))
+
+    def _on_watch_error(self, error: str) -> None:
+        """The watcher failed (it retries): say so, autoreload is off meanwhile."""
+        self._log(f"devconsole: watching files for autoreload failed ({error}); retrying")
+
+    def _log(self, text: str) -> None:
+        self._own({"type": "log", "stream": "stderr", "text": text, "ts": time.time()})
 
     def _emit(self, event: dict[str, Any]) -> None:
         event.setdefault("type", "reload")
@@ -264,14 +317,14 @@ class Reloader:
                 elif kind == "start":
                     self._first_start()
                 elif kind == "manual":
-                    self._restart(sorted(paths), REBUILD0, detect_ms=0.0, saved=delivered)
+                    self._restart(sorted(paths), RestartLevel.REBUILD0, detect_ms=0.0, saved=delivered)
                 else:
                     self._changes(paths, delivered)
             except Exception as exc:
                 self._emit(
                     {
                         "files": sorted(paths),
-                        "decision": "failed",
+                        "decision": ReloadDecision.FAILED.value,
                         "error": f"{type(exc).__name__}: {exc}",
                         "duration_ms": None,
                         "phases": {},
@@ -282,24 +335,17 @@ class Reloader:
     def _first_start(self) -> None:
         if self.use_fork:
             try:
-                self._build(REBUILD0)
+                self._build(RestartLevel.REBUILD0)
                 source = self._fork_source()
                 child = source.serve(self.supervisor.next_generation())
-                self._install(child)
+                self.supervisor.adopt(child)
                 child.settled.wait(SETTLE_TIMEOUT)
                 self._maybe_preload()
                 self._schedule_spare()
                 return
-            except ZygoteError as exc:
-                self._drop_zygotes()
-                self._own(
-                    {
-                        "type": "log",
-                        "stream": "stderr",
-                        "text": f"devconsole: fork server unavailable ({exc}); spawning instead",
-                        "ts": time.time(),
-                    }
-                )
+            except ForkServerError as exc:
+                self._drop_forkservers()
+                self._log(f"devconsole: fork server unavailable ({exc}); spawning instead")
         self.supervisor.start()
 
     def _changes(self, paths: set[str], delivered: float) -> None:
@@ -309,7 +355,7 @@ class Reloader:
                 _forget_bytecode(path)
         detect_ms = round(max(0.0, delivered - saved) * 1000, 1)
         level1_files: frozenset[str] | None = None
-        if self.level1 is not None and self.level1.ready and self.level1.ready.get("op") == "ready":
+        if self.level1 is not None and self.level1.setup_ok:
             level1_files = self.level1.files
         elif not self.use_fork or self.level0 is None:
             level1_files = frozenset()  # plain spawns: every restart is complete
@@ -327,7 +373,7 @@ class Reloader:
                 self._emit(
                     {
                         "files": decision.ask,
-                        "decision": "handled",
+                        "decision": ReloadDecision.HANDLED.value,
                         "duration_ms": detect_ms,
                         "phases": {"detect": detect_ms},
                         "error": None,
@@ -335,13 +381,13 @@ class Reloader:
                     }
                 )
                 return
-            decision.level = FORK
+            decision.level = RestartLevel.FORK
             decision.restart += unhandled
         if decision.level is None:
             self._emit(
                 {
                     "files": decision.ignored,
-                    "decision": "ignored",
+                    "decision": ReloadDecision.IGNORED.value,
                     "duration_ms": None,
                     "phases": {"detect": detect_ms},
                     "error": None,
@@ -378,118 +424,102 @@ class Reloader:
                 self._answers.pop(path, None)
 
     # ----------------------------------------------------------- restarting
-    def _zygote_alive(self, zygote: Zygote | None) -> bool:
-        return zygote is not None and not zygote.dead.is_set() and not zygote.unsafe
+    def _usable(self, forkserver: ForkServerHandle | None) -> bool:
+        return forkserver is not None and not forkserver.dead.is_set() and not forkserver.unsafe
 
-    def _build(self, level: int) -> None:
-        """Make the zygotes current for ``level`` (the old server keeps serving)."""
-        if level <= REBUILD0 or not self._zygote_alive(self.level0):
-            old0, self.level0 = self.level0, Zygote.spawn(self.supervisor)
+    def _build(self, level: RestartLevel) -> None:
+        """Make the fork servers current for ``level`` (the old server keeps serving)."""
+        if level <= RestartLevel.REBUILD0 or not self._usable(self.level0):
+            old0, self.level0 = self.level0, ForkServerHandle.spawn(self.supervisor)
             ready = self.level0.wait_ready()
             if not ready.get("forkable"):
-                raise ZygoteError(f"level 0 has {ready.get('threads')} threads")
+                raise ForkServerError(f"level 0 has {ready.get('threads')} threads")
             self._preloaded = set()
-            level = REBUILD1
+            level = RestartLevel.REBUILD1
             self._retire(old0)
-        if level <= REBUILD1 or not self._zygote_alive(self.level1):
+        if level <= RestartLevel.REBUILD1 or not self._usable(self.level1):
             assert self.level0 is not None
             self._discard_spare()  # forked from the level 1 being replaced
             old1, self.level1 = self.level1, self.level0.fork_level1()
-            ready = self.level1.wait_ready()
-            if ready.get("op") == "failed" and self._preloaded:
+            self.level1.wait_ready()
+            if self.level1.setup_failed and self._preloaded:
                 # The libraries level 0 imported ahead (without settings) may
                 # be what broke the setup: confirm with a level 0 that did not.
                 self._retire(self.level1)
                 self._retire(self.level0)
                 self.preload_enabled = False
                 self._preloaded = set()
-                self.level0 = Zygote.spawn(self.supervisor)
+                self.level0 = ForkServerHandle.spawn(self.supervisor)
                 if not self.level0.wait_ready().get("forkable"):
-                    raise ZygoteError("level 0 is not single-threaded")
+                    raise ForkServerError("level 0 is not single-threaded")
                 self.level1 = self.level0.fork_level1()
-                ready = self.level1.wait_ready()
-            if ready.get("op") == "failed":
-                self._update_roots(list(ready.get("files") or []))
+                self.level1.wait_ready()
+            if self.level1.setup_failed:
+                self._update_roots(list((self.level1.ready or {}).get("files") or []))
             self._retire(old1)
 
-    def _retire(self, zygote: Zygote | None) -> None:
-        """Let an old zygote go once the children it forked have exited."""
-        if zygote is not None:
-            thread = threading.Thread(target=zygote.close, kwargs={"wait": True}, name="devconsole-retire", daemon=True)
+    def _retire(self, forkserver: ForkServerHandle | None) -> None:
+        """Let an old fork server go once the children it forked have exited."""
+        if forkserver is not None:
+            thread = threading.Thread(
+                target=forkserver.close, kwargs={"wait": True}, name="devconsole-retire", daemon=True
+            )
             thread.start()
             self._finishers.append(thread)
 
-    def _drop_zygotes(self) -> None:
-        for zygote in (self.level1, self.level0):
-            if zygote is not None:
-                zygote.close()
+    def _drop_forkservers(self) -> None:
+        for forkserver in (self.level1, self.level0):
+            if forkserver is not None:
+                forkserver.close()
         self.level0 = self.level1 = None
 
-    def _fork_source(self) -> Zygote:
+    def _fork_source(self) -> ForkServerHandle:
         """Level 1 when it can fork safely (or must serve its own error);
         level 0 (which then runs the whole setup in the child) otherwise."""
         assert self.level0 is not None and self.level1 is not None
-        ready = self.level1.ready or {}
-        if ready.get("op") == "failed" or ready.get("forkable"):
+        if self.level1.setup_failed or (self.level1.ready or {}).get("forkable"):
             return self.level1
         return self.level0
 
-    def _install(self, child: Child) -> None:
-        self.supervisor.adopt(child)
-
-    def _restart(self, files: list[str], level: int, *, detect_ms: float, saved: float) -> None:
+    def _restart(self, files: list[str], level: RestartLevel, *, detect_ms: float, saved: float) -> None:
         started = time.perf_counter()
         old = self.supervisor.child
-        source: Zygote | None = None
+        source: ForkServerHandle | None = None
         if self.use_fork:
             try:
                 self._build(level)
                 source = self._fork_source()
-            except ZygoteError as exc:
-                self._drop_zygotes()
+            except ForkServerError as exc:
+                self._drop_forkservers()
                 self.use_fork = False
-                self._own(
-                    {
-                        "type": "log",
-                        "stream": "stderr",
-                        "text": f"devconsole: fork server unavailable ({exc}); spawning instead",
-                        "ts": time.time(),
-                    }
-                )
+                self._log(f"devconsole: fork server unavailable ({exc}); spawning instead")
         stop_started = time.perf_counter()
         stopped: list[float] = []
-        spare: ForkedChild | None = None
+        spare: ForkedGeneration | None = None
         if self.use_fork:
             # Stop first: from this line on the old generation accepts nothing,
             # so no request can reach old code once the new one serves.
             if old is not None:
                 old.send("stop")
             assert source is not None
-            spare = self._take_spare(files) if level == FORK and source is self.level1 else None
+            spare = self._take_spare(files) if level == RestartLevel.FORK and source is self.level1 else None
             if spare is None:
                 self._discard_spare()
             try:
                 if spare is not None:
                     spare.promote(self.supervisor.next_generation())
-                    child: Child = spare
+                    child: GenerationHandle = spare
                 else:
                     child = source.serve(self.supervisor.next_generation())
                 start_ms = (time.perf_counter() - started) * 1000
-            except ZygoteError as exc:
+            except ForkServerError as exc:
                 # The old generation is already stopping: something must serve.
-                self._drop_zygotes()
+                self._drop_forkservers()
                 self.use_fork = False
-                self._own(
-                    {
-                        "type": "log",
-                        "stream": "stderr",
-                        "text": f"devconsole: fork server lost ({exc}); spawning instead",
-                        "ts": time.time(),
-                    }
-                )
-                child = ServerChild(self.supervisor, self.supervisor.next_generation())
+                self._log(f"devconsole: fork server lost ({exc}); spawning instead")
+                child = SpawnedGeneration(self.supervisor, self.supervisor.next_generation())
                 start_ms = (time.perf_counter() - started) * 1000
-            self._install(child)
+            self.supervisor.adopt(child)
             stopper = _stopper(old, stop_started, stopped) if old is not None else None
             if stopper is not None:
                 self._finishers.append(stopper)
@@ -514,15 +544,15 @@ class Reloader:
             error = str(hello["urlconf_error"])
         event = {
             "files": files,
-            "decision": "failed" if error else "restarted",
+            "decision": (ReloadDecision.FAILED if error else ReloadDecision.RESTARTED).value,
             "error": error,
             "new_generation": child.generation,
-            "level": {FORK: "fork", REBUILD1: "setup", REBUILD0: "full"}[level]
-            if isinstance(child, ForkedChild)
-            else "spawn",
+            "level": level.label if isinstance(child, ForkedGeneration) else "spawn",
             # Which process the new generation came from: level 1 (setup done),
             # level 0 (the fork ran the setup: level 1 had threads) or a spawn.
-            "via": ("level 1" if source is self.level1 else "level 0") if isinstance(child, ForkedChild) else "spawn",
+            "via": ("level 1" if source is self.level1 else "level 0")
+            if isinstance(child, ForkedGeneration)
+            else "spawn",
             # A spare was forked and prepared before the change: only the
             # URLconf and serving were left to do.
             "spare": child is spare if self.use_fork else False,
@@ -562,14 +592,14 @@ class Reloader:
         level1 = self.level1
         if not self.use_fork or level1 is None or level1.dead.is_set():
             return
-        if not (level1.ready or {}).get("forkable") or (level1.ready or {}).get("op") != "ready":
+        if not level1.setup_ok or not (level1.ready or {}).get("forkable"):
             return
         try:
             self.spare = level1.serve(0, spare=True)
-        except ZygoteError:
+        except ForkServerError:
             self.spare = None
 
-    def _take_spare(self, files: list[str]) -> ForkedChild | None:
+    def _take_spare(self, files: list[str]) -> ForkedGeneration | None:
         """The spare, if it can serve this change: ready, from the current
         level 1, and none of the changed files among those it imported."""
         spare, self.spare = self.spare, None
@@ -577,7 +607,7 @@ class Reloader:
             return None
         usable = (
             spare.alive
-            and spare.zygote is self.level1
+            and spare.forkserver is self.level1
             and spare.spare_files is not None
             and not spare.spare_failed
             and not (set(files) & spare.spare_files)
@@ -615,7 +645,7 @@ class Reloader:
         self.level0.preload_async(modules)
 
 
-def _stopper(old: Child, started: float, stopped: list[float]) -> threading.Thread:
+def _stopper(old: GenerationHandle, started: float, stopped: list[float]) -> threading.Thread:
     def run() -> None:
         old.stop()
         stopped.append((time.perf_counter() - started) * 1000)

@@ -1,18 +1,20 @@
 """Start, watch and stop server children on the console's socket.
 
 The console owns the listening socket; each server child (one "generation"
-per start or reload) adopts it through ``pass_fds``. Three reader threads per
-child turn its event pipe, stdout and stderr into events for ``on_event``; a
-fourth waits for it to exit. ``stop()`` asks the child to finish its requests
-and go, then terminates and kills its process group if it does not.
+per start or reload) adopts it through ``pass_fds``. A generation is either
+spawned as a new interpreter (:class:`SpawnedGeneration`) or forked by a
+fork server (:class:`ForkedGeneration`, through the console's
+:class:`ForkServerHandle`); both are a :class:`GenerationHandle`. Three
+reader threads per generation turn its event pipe, stdout and stderr into
+events for ``on_event``; a fourth waits for it to exit. ``stop()`` asks the
+child to finish its requests and go, then terminates and kills its process
+group if it does not (:func:`~.processes.stop_group`).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import queue
-import signal
 import socket
 import subprocess
 import threading
@@ -21,9 +23,12 @@ from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 from devconsole.console.listen import ListenAddress
+from devconsole.console.processes import signal_group, stop_group
 from devconsole.console.project import Project
 from devconsole.model.sanitize import clean_line, clean_text, clean_value
+from devconsole.wire import forkserver as wire
 from devconsole.wire import protocol
+from devconsole.wire.forkserver import ForkServerLevel, Op
 
 EventSink = Callable[[dict[str, Any]], None]
 
@@ -50,12 +55,15 @@ def _read_log(stream: IO[bytes], name: str, emit: Callable[[dict[str, Any]], Non
             emit({"type": "log", "stream": name, "text": clean_line(raw.decode("utf-8", "replace")), "ts": time.time()})
 
 
-class _ChildBase:
-    """What every server generation has: an event pipe, stdout and stderr read
-    by threads into ``on_event``, a stdin for control lines, an exit."""
+class GenerationHandle:
+    """The console's handle on one server generation, however it was started:
+    an event pipe, stdout and stderr read by threads into ``on_event``, a
+    stdin for control lines, an exit."""
 
     generation: int
+    pid: int
     _supervisor: Supervisor
+    _stdin: IO[bytes]
     hello: threading.Event
 
     def _start_readers(self, events_fd: int, stdout: IO[bytes], stderr: IO[bytes]) -> None:
@@ -114,17 +122,16 @@ class _ChildBase:
     def stop(self, timeout: float = STOP_TIMEOUT) -> int | None:
         """Gracefully, then by force. Returns the exit status."""
         if self.alive:
-            self.send("stop")
-            if not self.wait(timeout):
-                self._signal(signal.SIGTERM)
-                if not self.wait(2):
-                    self._signal(signal.SIGKILL)
-                    self.wait(2)
+            stop_group(
+                self.pid, self.wait, graceful=lambda: self.send("stop"), timeout=timeout, send_signal=self._signal
+            )
         self._close_stdin()
         return self._stopped()
 
-    # Each kind of child says how it is waited for, signalled and reaped.
-    alive: bool
+    # Each kind of generation says how it is waited for, signalled and reaped.
+    @property
+    def alive(self) -> bool:
+        raise NotImplementedError
 
     def wait(self, timeout: float) -> bool:
         raise NotImplementedError
@@ -142,7 +149,7 @@ class _ChildBase:
             pass
 
 
-class ServerChild(_ChildBase):
+class SpawnedGeneration(GenerationHandle):
     """One generation of the server, spawned as a new interpreter."""
 
     def __init__(self, supervisor: Supervisor, generation: int) -> None:
@@ -154,7 +161,7 @@ class ServerChild(_ChildBase):
         try:
             self.process = project.spawn(
                 "devconsole.child.server",
-                *supervisor.agent_args(generation, write_fd),
+                *supervisor.server_args(generation, write_fd),
                 stdin=subprocess.PIPE,
                 pass_fds=(listen_fd, write_fd),
             )
@@ -193,10 +200,7 @@ class ServerChild(_ChildBase):
         return self.process.returncode
 
     def _signal(self, sig: int) -> None:
-        try:
-            os.killpg(self.process.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
+        signal_group(self.process.pid, sig)
 
 
 class Supervisor:
@@ -216,12 +220,12 @@ class Supervisor:
         self.socket = sock
         self.on_event = on_event
         self.use_threading = use_threading
-        self.child: ServerChild | ForkedChild | None = None
+        self.child: GenerationHandle | None = None
         self.generation = 0
         self._lock = threading.Lock()
 
-    def agent_args(self, generation: int, events_fd: int | None = None) -> list[str]:
-        """The agent's arguments for ``generation`` (``--events-fd`` last, if known)."""
+    def server_args(self, generation: int, events_fd: int | None = None) -> list[str]:
+        """The server child's arguments for ``generation`` (``--events-fd`` last, if known)."""
         args = [
             "--listen-fd",
             str(self.socket.fileno()),
@@ -245,19 +249,19 @@ class Supervisor:
             self.generation += 1
             return self.generation
 
-    def adopt(self, child: ServerChild | ForkedChild) -> None:
+    def adopt(self, child: GenerationHandle) -> None:
         """Make ``child`` (started by the reloader) the current generation:
         the one :meth:`stop` and :meth:`close` stop."""
         with self._lock:
             self.child = child
 
-    def start(self) -> ServerChild:
+    def start(self) -> SpawnedGeneration:
         with self._lock:
             self.generation += 1
-            self.child = ServerChild(self, self.generation)
-            return self.child
+            child = self.child = SpawnedGeneration(self, self.generation)
+            return child
 
-    def restart(self) -> ServerChild:
+    def restart(self) -> SpawnedGeneration:
         """Stop the running child (its requests finish), then start the next.
 
         Connections arriving in between wait in the socket's backlog.
@@ -280,42 +284,47 @@ class Supervisor:
         self.socket.close()
 
 
-class ZygoteError(RuntimeError):
-    """A zygote died or did not answer; the caller falls back to a plain spawn."""
+class ForkServerError(RuntimeError):
+    """A fork server died or did not answer; the caller falls back to a plain spawn."""
 
 
-class Zygote:
-    """The console's handle on one fork server (see :mod:`.zygote`).
+class ForkServerHandle:
+    """The console's handle on one fork server (see
+    :mod:`devconsole.child.forkserver`; messages in :mod:`devconsole.wire.forkserver`).
 
-    A reader thread takes the zygote's messages: ``exit`` reports go to the
-    child they concern, everything else to :meth:`request`'s caller.
+    A reader thread takes the fork server's messages: ``exit`` reports go to
+    the generation they concern, everything else to :meth:`request`'s caller.
     """
 
     REPLY_TIMEOUT = 60.0
 
     def __init__(
-        self, supervisor: Supervisor, control: socket.socket, level: int, process: subprocess.Popen[bytes] | None = None
+        self,
+        supervisor: Supervisor,
+        control: socket.socket,
+        level: ForkServerLevel,
+        process: subprocess.Popen[bytes] | None = None,
     ) -> None:
         self.supervisor = supervisor
         self.control = control
         self.level = level
         self.process = process
         self.pid: int | None = process.pid if process is not None else None
-        self.ready: dict[str, Any] | None = None
+        self.ready: wire.Message | None = None
         self.files: frozenset[str] = frozenset()
         #: Set when a preload left threads behind: no longer safe to fork.
         self.unsafe = False
-        self.children: dict[int, ForkedChild] = {}
+        self.children: dict[int, ForkedGeneration] = {}
         self._children_lock = threading.Lock()
         self._early_exits: dict[int, int | None] = {}
-        self._replies: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self._replies: queue.Queue[wire.Message | None] = queue.Queue()
         self._lock = threading.Lock()
         self.dead = threading.Event()
-        self._reader = threading.Thread(target=self._read, name=f"devconsole-zygote{level}", daemon=True)
+        self._reader = threading.Thread(target=self._read, name=f"devconsole-forkserver{level}", daemon=True)
         self._reader.start()
 
     @classmethod
-    def spawn(cls, supervisor: Supervisor) -> Zygote:
+    def spawn(cls, supervisor: Supervisor) -> ForkServerHandle:
         """Start a level 0 (a new interpreter with Django imported)."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         project = supervisor.project
@@ -329,13 +338,16 @@ class Zygote:
             )
         finally:
             theirs.close()
-        zygote = cls(supervisor, ours, 0, process)
-        # Zygotes' own output (a print in settings.py) goes to the log.
+        handle = cls(supervisor, ours, ForkServerLevel.BASE, process)
+        # Fork servers' own output (a print in settings.py) goes to the log.
         for stream, name in ((process.stdout, "stdout"), (process.stderr, "stderr")):
             threading.Thread(
-                target=_read_log, args=(stream, name, zygote._emit_log), name=f"devconsole-zygote0-{name}", daemon=True
+                target=_read_log,
+                args=(stream, name, handle._emit_log),
+                name=f"devconsole-forkserver0-{name}",
+                daemon=True,
             ).start()
-        return zygote
+        return handle
 
     def _emit_log(self, event: dict[str, Any]) -> None:
         # On the first start a fork server runs manage.py, the settings and
@@ -348,32 +360,33 @@ class Zygote:
     def _read(self) -> None:
         while True:
             try:
-                data = self.control.recv(1 << 20)
+                message, fds, gone = wire.receive(self.control)
             except OSError:
-                data = b""
-            if not data:
                 break
-            try:
-                message = json.loads(data)
-            except ValueError:
+            if gone:
+                break
+            for fd in fds:  # none are sent this way
+                os.close(fd)
+            op = wire.op_of(message)
+            if message is None or op is None:
                 continue
-            if message.get("op") == "exit":
+            if op is Op.EXIT:
                 pid = int(message.get("pid") or 0)
                 with self._children_lock:
                     child = self.children.pop(pid, None)
                     if child is None:
-                        # Exited before ForkedChild registered it.
+                        # Exited before ForkedGeneration registered it.
                         self._early_exits[pid] = message.get("returncode")
                 if child is not None:
                     child.exited(message.get("returncode"))
                 continue
-            if message.get("op") == "preloaded":
+            if op is Op.PRELOADED:
                 # Answers preload_async: not a reply anyone waits for.
                 self.files = frozenset(message.get("files") or ())
                 if not message.get("forkable"):
                     self.unsafe = True
                 continue
-            if message.get("op") in ("ready", "failed") and self.ready is None:
+            if op in (Op.READY, Op.FAILED) and self.ready is None:
                 self.ready = message
                 self.pid = message.get("pid", self.pid)
                 self.files = frozenset(message.get("files") or ())
@@ -388,46 +401,51 @@ class Zygote:
         for child in list(self.children.values()):
             child.orphaned()
 
-    def wait_ready(self, timeout: float = REPLY_TIMEOUT) -> dict[str, Any]:
-        """The zygote's ``ready`` (or, for a level 1, ``failed``) message."""
+    @property
+    def setup_ok(self) -> bool:
+        """A level 1 whose setup succeeded (its ``ready`` came, not ``failed``)."""
+        return wire.op_of(self.ready) is Op.READY
+
+    @property
+    def setup_failed(self) -> bool:
+        return wire.op_of(self.ready) is Op.FAILED
+
+    def wait_ready(self, timeout: float = REPLY_TIMEOUT) -> wire.Message:
+        """The fork server's ``ready`` (or, for a level 1, ``failed``) message."""
         return self._reply(timeout)
 
-    def _reply(self, timeout: float) -> dict[str, Any]:
+    def _reply(self, timeout: float) -> wire.Message:
         try:
             message = self._replies.get(timeout=timeout)
         except queue.Empty:
-            raise ZygoteError(f"zygote level {self.level} did not answer in {timeout:g} s") from None
+            raise ForkServerError(f"fork server level {self.level} did not answer in {timeout:g} s") from None
         if message is None:
-            raise ZygoteError(f"zygote level {self.level} exited")
+            raise ForkServerError(f"fork server level {self.level} exited")
         return message
 
     def request(
-        self, message: dict[str, Any], fds: list[int] | None = None, timeout: float = REPLY_TIMEOUT
-    ) -> dict[str, Any]:
+        self, message: wire.Message, fds: list[int] | None = None, timeout: float = REPLY_TIMEOUT
+    ) -> wire.Message:
         with self._lock:
             if self.dead.is_set():
-                raise ZygoteError(f"zygote level {self.level} is gone")
-            data = json.dumps(message).encode()
+                raise ForkServerError(f"fork server level {self.level} is gone")
             try:
-                if fds:
-                    socket.send_fds(self.control, [data], fds)
-                else:
-                    self.control.send(data)
+                wire.send(self.control, message, fds)
             except OSError as exc:
-                raise ZygoteError(f"zygote level {self.level}: {exc}") from exc
+                raise ForkServerError(f"fork server level {self.level}: {exc}") from exc
             return self._reply(timeout)
 
-    def fork_level1(self) -> Zygote:
+    def fork_level1(self) -> ForkServerHandle:
         """A level 1 forked from this level 0; returns at once (see wait_ready)."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
-            reply = self.request({"op": "level1"}, [theirs.fileno()])
-        except ZygoteError:
+            reply = self.request(wire.message(Op.LEVEL1), [theirs.fileno()])
+        except ForkServerError:
             ours.close()
             raise
         finally:
             theirs.close()
-        level1 = Zygote(self.supervisor, ours, 1)
+        level1 = ForkServerHandle(self.supervisor, ours, ForkServerLevel.SETUP)
         level1.pid = reply.get("pid")
         return level1
 
@@ -437,11 +455,11 @@ class Zygote:
         is still single-threaded)."""
         with self._lock:
             try:
-                self.control.send(json.dumps({"op": "preload", "modules": modules}).encode())
+                wire.send(self.control, wire.message(Op.PRELOAD, modules=modules))
             except OSError:
                 pass
 
-    def register(self, pid: int, child: ForkedChild) -> None:
+    def register(self, pid: int, child: ForkedGeneration) -> None:
         with self._children_lock:
             if pid in self._early_exits:
                 returncode = self._early_exits.pop(pid)
@@ -450,15 +468,15 @@ class Zygote:
                 return
         child.exited(returncode)
 
-    def serve(self, generation: int, *, spare: bool = False) -> ForkedChild:
-        """Fork a server child of ``generation`` from this zygote; a spare
-        (generation 0) waits, prepared, for :meth:`ForkedChild.promote`."""
-        return ForkedChild(self.supervisor, generation, self, spare=spare)
+    def serve(self, generation: int, *, spare: bool = False) -> ForkedGeneration:
+        """Fork a server child of ``generation`` from this fork server; a spare
+        (generation 0) waits, prepared, for :meth:`ForkedGeneration.promote`."""
+        return ForkedGeneration(self.supervisor, generation, self, spare=spare)
 
     def close(self, *, wait: bool = False) -> None:
-        """Ask the zygote to exit once its children have; close our end."""
+        """Ask the fork server to exit once its children have; close our end."""
         try:
-            self.control.send(json.dumps({"op": "quit"}).encode())
+            wire.send(self.control, wire.message(Op.QUIT))
         except OSError:
             pass
         if not wait or not self.children:
@@ -467,21 +485,27 @@ class Zygote:
             except OSError:
                 pass
         if self.process is not None:
-            try:
-                self.process.wait(3)
-            except subprocess.TimeoutExpired:
-                try:
-                    os.killpg(self.process.pid, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    pass
-                self.process.wait(2)
+            stop_group(self.process.pid, _waiter(self.process), timeout=3.0)
+
+
+def _waiter(process: subprocess.Popen[bytes]) -> Callable[[float], bool]:
+    """``wait(timeout) -> exited?`` for a ``Popen``."""
+
+    def wait(timeout: float) -> bool:
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+
+    return wait
 
 
 class _ForkedProcess:
     """The part of ``Popen``'s interface callers use on a server child
     (``pid``, ``returncode``, ``poll``, ``wait``), for a forked one."""
 
-    def __init__(self, child: ForkedChild) -> None:
+    def __init__(self, child: ForkedGeneration) -> None:
         self._child = child
 
     @property
@@ -501,20 +525,22 @@ class _ForkedProcess:
         return self._child.returncode
 
 
-class ForkedChild(_ChildBase):
-    """One generation of the server, forked from a zygote.
+class ForkedGeneration(GenerationHandle):
+    """One generation of the server, forked by a fork server.
 
-    Not our child process: its exit is reported by the zygote (or, if the
-    zygote is gone, noticed by polling the pid).
+    Not our child process: its exit is reported by the fork server (or, if
+    the fork server is gone, noticed by polling the pid).
     """
 
-    def __init__(self, supervisor: Supervisor, generation: int, zygote: Zygote, *, spare: bool = False) -> None:
+    def __init__(
+        self, supervisor: Supervisor, generation: int, forkserver: ForkServerHandle, *, spare: bool = False
+    ) -> None:
         self.generation = generation
         #: For a spare: set from its ``spare_ready`` event (the files it imported).
         self.spare_files: frozenset[str] | None = None
         self.spare_failed = False
         self._supervisor = supervisor
-        self.zygote = zygote
+        self.forkserver = forkserver
         self.returncode: int | None = None
         self._exited = threading.Event()
         self._finish_lock = threading.Lock()
@@ -526,14 +552,14 @@ class ForkedChild(_ChildBase):
         theirs = [stdin_r, out_w, err_w, ev_w]
         try:
             started = time.perf_counter()
-            message = {
-                "op": "serve",
-                "args": [*supervisor.project.bootstrap_args(), *supervisor.agent_args(generation)],
-                "spare": spare,
-            }
-            reply = zygote.request(message, theirs)
+            message = wire.message(
+                Op.SERVE,
+                args=[*supervisor.project.bootstrap_args(), *supervisor.server_args(generation)],
+                spare=spare,
+            )
+            reply = forkserver.request(message, theirs)
             self.fork_ms = round((time.perf_counter() - started) * 1000, 2)
-        except ZygoteError:
+        except ForkServerError:
             for fd in (stdin_w, out_r, err_r, ev_r):
                 os.close(fd)
             raise
@@ -544,8 +570,8 @@ class ForkedChild(_ChildBase):
         self.process = _ForkedProcess(self)
         self._stdin = os.fdopen(stdin_w, "wb", buffering=0)
         self._start_readers(ev_r, os.fdopen(out_r, "rb"), os.fdopen(err_r, "rb"))
-        zygote.register(self.pid, self)
-        if zygote.dead.is_set():
+        forkserver.register(self.pid, self)
+        if forkserver.dead.is_set():
             self.orphaned()
 
     def promote(self, generation: int) -> None:
@@ -554,7 +580,7 @@ class ForkedChild(_ChildBase):
         self.send(f"go {generation}")
 
     def exited(self, returncode: int | None) -> None:
-        """Called by the zygote's reader: finish off the thread's hands."""
+        """Called by the fork server handle's reader: finish off the thread's hands."""
         self.returncode = returncode
         self._spawn(self._finish, None, "exit")
 
@@ -572,7 +598,7 @@ class ForkedChild(_ChildBase):
         self.settled.set()
 
     def orphaned(self) -> None:
-        """The zygote is gone: watch the pid ourselves."""
+        """The fork server is gone: watch the pid ourselves."""
 
         def poll() -> None:
             while not self._exited.is_set():
@@ -601,12 +627,8 @@ class ForkedChild(_ChildBase):
         return self.returncode
 
     def _signal(self, sig: int) -> None:
-        if self._exited.is_set():
-            return
-        try:
-            os.killpg(self.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
+        if not self._exited.is_set():
+            signal_group(self.pid, sig)
 
 
 def _is_zombie(pid: int) -> bool:

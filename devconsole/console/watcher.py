@@ -62,6 +62,7 @@ def settled_paths(changes: Iterable[tuple[Any, str]]) -> set[str]:
 
 
 Batch = Callable[[set[str], float], None]
+ErrorSink = Callable[[str], None]
 
 
 class Watcher:
@@ -72,10 +73,15 @@ class Watcher:
     ``set_roots`` restarts the watch only when the set of roots changes. A
     watched single file replaced by an editor's rename-save loses its inotify
     watch, so the watch is renewed after any batch that touched a root.
+
+    When the watch fails (the inotify watch limit reached, a root removed
+    before the watch began) it is retried every second; ``on_error(text)``
+    is called once per distinct failure, so the console can show it.
     """
 
-    def __init__(self, on_batch: Batch, *, step_ms: int = STEP_MS) -> None:
+    def __init__(self, on_batch: Batch, *, on_error: ErrorSink | None = None, step_ms: int = STEP_MS) -> None:
         self.on_batch = on_batch
+        self.on_error = on_error
         self.step_ms = step_ms
         self.roots: list[str] = []
         self.ignore: list[str] = []
@@ -144,5 +150,8 @@ class Watcher:
                         break  # renew the watch on replaced single files
                 self.error = None
             except Exception as exc:
-                self.error = f"{type(exc).__name__}: {exc}"
+                error = f"{type(exc).__name__}: {exc}"
+                if error != self.error and self.on_error is not None:
+                    self.on_error(error)
+                self.error = error
                 self._stop.wait(1.0)

@@ -1,0 +1,125 @@
+"""The messages between the console and a fork server, defined once.
+
+A fork server (:mod:`devconsole.child.forkserver`) and the console's handle on
+it (:class:`devconsole.console.supervisor.ForkServerHandle`) talk over a
+``SOCK_SEQPACKET`` socket pair: one JSON object per packet, with an ``op``
+naming the message, and file descriptors passed alongside with
+``SCM_RIGHTS``. Both sides build and read messages with this module only.
+
+To a fork server:
+
+``level1`` + [control socket]
+    (level 0 only) fork a level 1 that runs the project's setup.
+``serve`` + [stdin, stdout, stderr, events]
+    fork a server child: ``args`` (the server child's command line),
+    ``spare`` (prepare, then wait for ``go GENERATION`` on stdin).
+``preload``
+    (level 0 only) import ``modules`` while idle.
+``quit``
+    exit once every child is reaped.
+
+From a fork server:
+
+``ready``
+    ``level``, ``pid``, ``forkable``, ``threads``, ``files``, and for a
+    level 1 ``reactor``, ``modules``; ``phases``.
+``failed``
+    (level 1) the setup failed: ``level``, ``pid``, ``phase``, ``message``,
+    ``files`` (what it had imported, to watch for the fix).
+``forked``
+    ``pid``, ``ms`` (the fork's duration).
+``exit``
+    a child was reaped: ``pid``, ``returncode``.
+``preloaded``
+    answers ``preload``: ``loaded``, ``forkable``, ``files``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from enum import Enum, IntEnum
+from typing import Any
+
+#: Largest message; file descriptors per message.
+MAX_MESSAGE = 1 << 20
+MAX_FDS = 8
+
+Message = dict[str, Any]
+
+
+class ForkServerLevel(IntEnum):
+    """How much a fork server holds: ``BASE`` (level 0) Django imported, no
+    settings; ``SETUP`` (level 1) the project's ``django.setup()`` done."""
+
+    BASE = 0
+    SETUP = 1
+
+
+class Op(str, Enum):
+    """The ``op`` of a message (the value is what travels)."""
+
+    # to a fork server
+    LEVEL1 = "level1"
+    SERVE = "serve"
+    PRELOAD = "preload"
+    QUIT = "quit"
+    # from a fork server
+    READY = "ready"
+    FAILED = "failed"
+    FORKED = "forked"
+    EXIT = "exit"
+    PRELOADED = "preloaded"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def message(op: Op, **fields: Any) -> Message:
+    """A message: ``{"op": op, **fields}`` (``op`` as its plain string)."""
+    return {"op": op.value, **fields}
+
+
+def op_of(msg: Message | None) -> Op | None:
+    """The message's :class:`Op`, or None for none or an unknown one."""
+    if msg is None:
+        return None
+    try:
+        return Op(msg.get("op"))
+    except ValueError:
+        return None
+
+
+def encode(msg: Message) -> bytes:
+    return json.dumps(msg, default=str).encode()
+
+
+def decode(data: bytes) -> Message | None:
+    """The message in ``data``; None when it is not a JSON object with an ``op``."""
+    try:
+        value = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return value if isinstance(value, dict) and isinstance(value.get("op"), str) else None
+
+
+def send(sock: socket.socket, msg: Message, fds: list[int] | None = None) -> None:
+    """Send one message (and ``fds``); raises ``OSError`` when the socket broke."""
+    data = encode(msg)
+    if fds:
+        socket.send_fds(sock, [data], fds)
+    else:
+        sock.send(data)
+
+
+def receive(sock: socket.socket) -> tuple[Message | None, list[int], bool]:
+    """One message and the fds that came with it, and whether the peer is
+    gone (EOF: no message, no fds). A packet that is not a message comes as
+    ``(None, fds, False)``: the caller closes the fds."""
+    data, fds, _flags, _addr = socket.recv_fds(sock, MAX_MESSAGE, MAX_FDS)
+    if not data:
+        for fd in fds:
+            os.close(fd)
+        return None, [], True
+    return decode(data), list(fds), False
