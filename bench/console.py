@@ -7,7 +7,7 @@ seconds while the dashboard is showing. Reports:
 * the console process's CPU (% of one core) and RSS (start, peak, end), and
   the same for its server child;
 * the lag from a request finishing (in the server child) to its row being
-  applied to the Requests table (``app.row_lag``), p50/p99/max;
+  applied to the Requests table (the panel's ``RowsApplied`` messages), p50/p99/max;
 * exact counts: what wrk sent (counted by ``bench/count.lua``) against the
   console's own Requests total.
 
@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from collections import deque
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -58,14 +59,14 @@ def percentile(values: list[float], q: float) -> float:
 
 
 async def saturate(port: int, duration: float, connections: int, reload: bool, warmup: bool = True) -> int:
-    async with headless_console(port, reload=reload, row_lag=True) as app:
+    lag: deque[float] = deque(maxlen=200_000)
+    async with headless_console(port, reload=reload, row_lag=lag) as app:
         url = f"http://127.0.0.1:{port}/ping/"
         if warmup:
             # Warm up (imports, database), then let the screen catch up and start clean.
             await run_wrk_async(wrk_argv(url, duration=1, connections=connections))
             await asyncio.sleep(1.0)
         base_total = app.state.total_requests
-        lag = app.row_lag
         lag.clear()
 
         rss = {"console": [rss_mb()], "server": [server_rss(app)]}

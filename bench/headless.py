@@ -40,10 +40,11 @@ async def wait_until(predicate: Callable[[], Any], timeout: float, what: str, in
 
 @contextlib.asynccontextmanager
 async def headless_console(
-    port: int, *, reload: bool = True, size: tuple[int, int] = (160, 48), row_lag: bool = False
+    port: int, *, reload: bool = True, size: tuple[int, int] = (160, 48), row_lag: deque[float] | None = None
 ) -> AsyncIterator[Any]:
     """A running ``DevConsoleApp`` serving the demo on ``port``, its server
-    child up; with ``row_lag``, collecting each row's lag in ``app.row_lag``."""
+    child up; with ``row_lag``, collecting there each row's lag (seconds from
+    a request's end to its row in the Requests table)."""
     from devconsole.console.listen import BindError, bind, parse_addrport
     from devconsole.console.project import Project
     from devconsole.demo import DEMO_MANAGE_PY, demo_env
@@ -56,9 +57,10 @@ async def headless_console(
         raise BenchError(exc.strerror or str(exc)) from None
     project = Project(DEMO_MANAGE_PY, env=tuple(demo_env().items()))
     app = DevConsoleApp(project=project, address=address, sock=sock, reload=reload)
-    app.row_lag = deque(maxlen=200_000) if row_lag else None
+    from devconsole.ui.panels.requests import row_lag_hook
+
     try:
-        async with app.run_test(size=size):
+        async with app.run_test(size=size, message_hook=row_lag_hook(row_lag) if row_lag is not None else None):
             await wait_until(lambda: app.state.hello is not None, 60, "the server child's hello")
             yield app
     finally:

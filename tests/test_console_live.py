@@ -54,5 +54,5 @@ async def test_broken_settings_keep_the_console_up_and_show_the_traceback(tmp_pa
         await pilot.pause(0.3)
         assert app.is_running
         assert "no_such_module_for_devconsole" in _screen_text(app)
-        assert app.state.errors[-1]["message"] == "ModuleNotFoundError: No module named 'no_such_module_for_devconsole'"
+        assert app.state.errors[-1].message == "ModuleNotFoundError: No module named 'no_such_module_for_devconsole'"
     app.shutdown()

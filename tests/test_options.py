@@ -127,7 +127,7 @@ def test_settings_and_pythonpath_reach_server_catalogue_and_runs(
         wait_for(lambda: session.state.hello or session.state.errors, timeout=60)
         assert session.state.hello, [line.text for line in session.state.log]
         assert _get(port, "/") == (200, "dev extralib")
-        assert session.state.hello.get("settings") == "proj.settings.dev"
+        assert session.state.hello.settings == "proj.settings.dev"
         assert any(line.text == DEV_MARKER for line in session.state.log), [line.text for line in session.state.log]
     finally:
         session.close()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import html
 import re
-from collections import deque
 from pathlib import Path
 
 from textual.color import Color
@@ -16,7 +15,7 @@ from devconsole.model.recording import load_recording
 from devconsole.model.state import ServerState
 from devconsole.ui.app import DevConsoleApp
 from devconsole.ui.panels.requestlist import RequestList
-from devconsole.ui.panels.requests import MAX_ROWS, RequestsPanel
+from devconsole.ui.panels.requests import MAX_ROWS, RequestsPanel, row_lag_hook
 from devconsole.ui.panels.sockets import SocketsTable
 from devconsole.ui.screens.anatomy import AnatomyScreen
 from devconsole.ui.screens.dashboard import DashboardScreen
@@ -250,8 +249,8 @@ async def test_requests_table_is_capped_while_totals_stay_exact() -> None:
     """5,000 requests in batches: the table keeps MAX_ROWS, the title counts all."""
     state = ServerState(max_requests=MAX_ROWS)
     app = DevConsoleApp(state=state)
-    app.row_lag = deque()
-    async with app.run_test(size=SIZE) as pilot:
+    lags: list[float] = []
+    async with app.run_test(size=SIZE, message_hook=row_lag_hook(lags)) as pilot:
         await pilot.pause()
         sent = 0
         for batch in (300, 1500, 700, 2500):
@@ -281,7 +280,7 @@ async def test_requests_table_is_capped_while_totals_stay_exact() -> None:
         assert f"{sent} total" in str(app.screen.query_one("#requests").border_subtitle)
         # The state keeps MAX_ROWS too: of the 2,500-request batch only the
         # newest 2,000 were still there to show, and only shown rows have a lag.
-        assert len(app.row_lag) == 300 + 1500 + 700 + MAX_ROWS
+        assert len(lags) == 300 + 1500 + 700 + MAX_ROWS
 
 
 async def test_theme_switch_recolours_rows_already_shown() -> None:

@@ -15,11 +15,28 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from devconsole.wire import protocol
+from devconsole.model.sanitize import clean
+from devconsole.wire import events, protocol
+from devconsole.wire.events import (
+    ChecksEvent,
+    ConnCloseEvent,
+    ConnOpenEvent,
+    ConnStateEvent,
+    ErrorEvent,
+    EventType,
+    ExitEvent,
+    HelloEvent,
+    LogEvent,
+    LoopEvent,
+    ReloadEvent,
+    RequestEvent,
+    StatsEvent,
+    WatchEvent,
+)
 
 #: Status classes a filter may name (``4xx``), besides a path substring.
 _STATUS_CLASSES = {"1xx", "2xx", "3xx", "4xx", "5xx"}
@@ -113,6 +130,132 @@ class ReloadRow:
     generation: int | None
 
 
+@dataclass(frozen=True)
+class RunserverCommand:
+    """The runserver command that won (``hello``'s ``runserver``)."""
+
+    class_path: str = "?"
+    app: str = "?"
+    mro: tuple[str, ...] = ()
+    shadows: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ListenAt:
+    host: str
+    port: int
+
+
+@dataclass(frozen=True)
+class Phase:
+    name: str
+    ms: float
+
+
+@dataclass(frozen=True)
+class Hello:
+    """A generation serving, as its ``hello`` said. Fields a (hand-made or
+    older) event left out are ``None`` or empty."""
+
+    generation: int
+    pid: int | None = None
+    python: str | None = None
+    django: str | None = None
+    settings: str | None = None
+    runserver: RunserverCommand = RunserverCommand()
+    server: tuple[str, ...] = ()
+    handler: str | None = None
+    listen: ListenAt | None = None
+    threading: bool | None = None
+    poll_interval: float | None = None
+    phases: tuple[Phase, ...] = ()
+    urlconf_error: str | None = None
+    request_log: str = "stderr"
+    server_kind: str = "wsgi"
+
+    @classmethod
+    def from_event(cls, event: HelloEvent, generation: int) -> Hello:
+        runserver = event.get("runserver")
+        listen = event.get("listen")
+        return cls(
+            generation=generation,
+            pid=event.get("pid"),
+            python=event.get("python"),
+            django=event.get("django"),
+            settings=event.get("settings"),
+            runserver=RunserverCommand(
+                class_path=runserver.get("class", "?"),
+                app=runserver.get("app", "?"),
+                mro=tuple(runserver.get("mro") or ()),
+                shadows=tuple(runserver.get("shadows") or ()),
+            )
+            if runserver is not None
+            else RunserverCommand(),
+            server=tuple(event.get("server") or ()),
+            handler=event.get("handler"),
+            listen=ListenAt(listen.get("host", ""), listen.get("port", 0)) if listen else None,
+            threading=event.get("threading"),
+            poll_interval=event.get("poll_interval"),
+            phases=tuple(Phase(p.get("name", ""), float(p.get("ms") or 0.0)) for p in event.get("phases") or ()),
+            urlconf_error=event.get("urlconf_error"),
+            request_log=event.get("request_log", "stderr"),
+            server_kind="asgi" if event.get("server_kind") == "asgi" else "wsgi",
+        )
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One system-check message."""
+
+    level: str = ""
+    id: str = ""
+    msg: str = ""
+    obj: str = ""
+    hint: str = ""
+
+
+@dataclass(frozen=True)
+class Checks:
+    """The system checks and the migrations check, run after serving."""
+
+    messages: tuple[CheckResult, ...] = ()
+    #: Unapplied migrations, or ``None`` when unknown.
+    migrations: int | None = None
+    error: str | None = None
+    ms: float | None = None
+
+
+@dataclass(frozen=True)
+class ServerError:
+    """A failure a generation reported (``error``)."""
+
+    phase: str
+    message: str
+    traceback: str
+    generation: int | None
+
+    @property
+    def fatal(self) -> bool:
+        return self.phase not in protocol.NON_FATAL_PHASES
+
+
+@dataclass(frozen=True)
+class WatchScope:
+    """What the watcher covers, as the server child reported it."""
+
+    roots: tuple[str, ...] = ()
+    globs: tuple[str, ...] = ()
+    files_total: int = 0
+
+
+@dataclass
+class IgnoredEvents:
+    """Events the state could not apply: counted, the first one named."""
+
+    count: int = 0
+    first: str = ""
+
+
 #: Generations whose stats are kept apart (older ones are folded together).
 _GENERATIONS_KEPT = 8
 
@@ -140,14 +283,18 @@ class ServerState:
         self.log: deque[LogLine] = deque(maxlen=max_log)
         self.log_seq = 0
         self.loop = LoopStats()
-        self.hello: dict[str, Any] | None = None
-        self.checks: dict[str, Any] | None = None
-        self.errors: deque[dict[str, Any]] = deque(maxlen=50)
+        self.hello: Hello | None = None
+        self.checks: Checks | None = None
+        self.errors: deque[ServerError] = deque(maxlen=50)
         #: Errors ever received: moves when a new one comes, even with ``errors`` full.
         self.error_seq = 0
         self.reloads: deque[ReloadRow] = deque(maxlen=500)
         self.reload_seq = 0
-        self.watch: dict[str, Any] | None = None
+        self.watch: WatchScope | None = None
+        #: Events of a type this console does not know, and events whose
+        #: fields do not match their definition: ignored, never silently.
+        self.unknown_events = IgnoredEvents()
+        self.invalid_events = IgnoredEvents()
         self.generation = 0
         self.status = "starting"
         #: From the latest ``hello``: ``wsgi`` (a select loop to show) or ``asgi`` (Daphne).
@@ -161,15 +308,38 @@ class ServerState:
 
     # ------------------------------------------------------------------ ingest
     def ingest(self, event: dict[str, Any]) -> None:
-        handler = getattr(self, f"_on_{event.get('type')}", None)
+        """Apply one event (from the supervisor, the reloader or a replay).
+
+        Its fields are checked against its definition (:mod:`devconsole.wire.events`)
+        first: an event of an unknown type, or one that does not match, is
+        counted and named (status line, Log view), never applied."""
+        kind = event.get("type")
+        if kind not in _HANDLERS:
+            self._ignore(self.unknown_events, clean(str(kind), 40), "of unknown type")
+            return
+        handler = _HANDLERS[kind]
         if handler is None:
+            return  # known, and nothing to show (the reloader acts on it)
+        problem = events.problem(event)
+        if problem is not None:
+            self._ignore(self.invalid_events, clean(problem, 120), "malformed")
             return
         with self._lock:
-            handler(event)
-            if event["type"] not in _HEARTBEAT:
+            handler(self, event)
+            if kind not in _HEARTBEAT:
                 self.activity += 1
 
-    def _now(self, event: dict[str, Any]) -> float:
+    def _ignore(self, ignored: IgnoredEvents, what: str, why: str) -> None:
+        with self._lock:
+            ignored.count += 1
+            self.activity += 1
+            if ignored.count == 1:
+                ignored.first = what
+                self.log_seq += 1
+                text = f"devconsole: an event {why} was ignored ({what}); further ones are counted"
+                self.log.append(LogLine(self.log_seq, "stderr", text, self.clock(), self.generation))
+
+    def _now(self, event: Mapping[str, object]) -> float:
         """When ``event`` arrived: its ``at`` stamp (replays set it from the
         recording) or the clock. Keeps replays deterministic: every rate,
         sparkline and linger decision derives from the recording's own times."""
@@ -179,15 +349,16 @@ class ServerState:
     def _roll_generation(self, generation: int) -> None:
         self.generation = max(self.generation, generation)
 
-    def _on_hello(self, event: dict[str, Any]) -> None:
+    def _on_hello(self, event: HelloEvent) -> None:
         self._roll_generation(event.get("generation", self.generation + 1))
-        self.hello = event
-        self.loop.poll_interval = event.get("poll_interval", self.loop.poll_interval)
+        hello = self.hello = Hello.from_event(event, self.generation)
+        if "poll_interval" in event:
+            self.loop.poll_interval = event["poll_interval"]  # type: ignore[assignment]  # None for Daphne
         self.status = "serving"
-        self._request_log_from_events = event.get("request_log") == "events"
-        self.server_kind = "asgi" if event.get("server_kind") == "asgi" else "wsgi"
+        self._request_log_from_events = hello.request_log == "events"
+        self.server_kind = hello.server_kind
 
-    def _on_request(self, event: dict[str, Any]) -> None:
+    def _on_request(self, event: RequestEvent) -> None:
         self.request_seq += 1
         self.requests.append(
             RequestRow(
@@ -217,10 +388,10 @@ class ServerState:
             self.log_seq += 1
             self.log.append(LogLine(self.log_seq, "stderr", text, end, row.generation))
 
-    def _conn_key(self, event: dict[str, Any]) -> str:
+    def _conn_key(self, event: ConnOpenEvent | ConnStateEvent | ConnCloseEvent) -> str:
         return f"{event.get('generation', self.generation)}.{event.get('id')}"
 
-    def _on_conn_open(self, event: dict[str, Any]) -> None:
+    def _on_conn_open(self, event: ConnOpenEvent | ConnStateEvent | ConnCloseEvent) -> None:
         key = self._conn_key(event)
         self.conns[key] = ConnRow(
             key=key,
@@ -239,7 +410,7 @@ class ServerState:
         if event.get("state") == "closed":
             self.conns[key].closed_at = self._now(event)
 
-    def _on_conn_state(self, event: dict[str, Any]) -> None:
+    def _on_conn_state(self, event: ConnStateEvent | ConnCloseEvent) -> None:
         row = self.conns.get(self._conn_key(event))
         if row is None:
             self._on_conn_open(event)
@@ -253,20 +424,20 @@ class ServerState:
             self._websocket(row, event)
 
     @staticmethod
-    def _websocket(row: ConnRow, event: dict[str, Any]) -> None:
+    def _websocket(row: ConnRow, event: ConnOpenEvent | ConnStateEvent | ConnCloseEvent) -> None:
         row.kind = "websocket"
         row.path = str(event.get("path") or row.path)
         row.messages_in = int(event.get("messages_in") or row.messages_in)
         row.messages_out = int(event.get("messages_out") or row.messages_out)
 
-    def _on_conn_close(self, event: dict[str, Any]) -> None:
+    def _on_conn_close(self, event: ConnCloseEvent) -> None:
         self._on_conn_state(event)
         row = self.conns.get(self._conn_key(event))
         if row is not None:
             row.state = "closed"
             row.closed_at = self._now(event)
 
-    def _on_loop(self, event: dict[str, Any]) -> None:
+    def _on_loop(self, event: LoopEvent) -> None:
         loop = self.loop
         now = self._now(event)
         iterations = int(event.get("iterations") or 0)
@@ -309,7 +480,7 @@ class ServerState:
                     loop.accepts.append([last + gap + 1, 0])
             loop.accepts.append([second, accepts])
 
-    def _on_stats(self, event: dict[str, Any]) -> None:
+    def _on_stats(self, event: StatsEvent) -> None:
         generation = event.get("generation", self.generation)
         self._roll_generation(generation)
         self._gen_stats[generation] = {
@@ -334,7 +505,7 @@ class ServerState:
         with self._lock:  # read from the UI thread while the reader ingests
             return self._folded[key] + sum(stats[key] for stats in self._gen_stats.values())
 
-    def _on_log(self, event: dict[str, Any]) -> None:
+    def _on_log(self, event: LogEvent) -> None:
         self.log_seq += 1
         self.log.append(
             LogLine(
@@ -346,16 +517,36 @@ class ServerState:
             )
         )
 
-    def _on_checks(self, event: dict[str, Any]) -> None:
-        self.checks = event
+    def _on_checks(self, event: ChecksEvent) -> None:
+        self.checks = Checks(
+            messages=tuple(
+                CheckResult(
+                    level=m.get("level", ""),
+                    id=m.get("id", ""),
+                    msg=m.get("msg", ""),
+                    obj=m.get("obj", ""),
+                    hint=m.get("hint", ""),
+                )
+                for m in event.get("messages") or ()
+            ),
+            migrations=event.get("migrations"),
+            error=event.get("error"),
+            ms=event.get("ms"),
+        )
 
-    def _on_error(self, event: dict[str, Any]) -> None:
-        self.errors.append(event)
+    def _on_error(self, event: ErrorEvent) -> None:
+        error = ServerError(
+            phase=event.get("phase", "error"),
+            message=event.get("message", ""),
+            traceback=event.get("traceback", ""),
+            generation=event.get("generation"),
+        )
+        self.errors.append(error)
         self.error_seq += 1
-        if event.get("phase") not in protocol.NON_FATAL_PHASES:
+        if error.fatal:
             self.status = "error"
 
-    def _on_exit(self, event: dict[str, Any]) -> None:
+    def _on_exit(self, event: ExitEvent) -> None:
         if event.get("generation", self.generation) >= self.generation and self.status != "error":
             self.status = "stopped" if event.get("returncode") == 0 else "crashed"
         # Connections of a generation that exited are gone.
@@ -364,7 +555,7 @@ class ServerState:
                 row.state = "closed"
                 row.closed_at = self._now(event)
 
-    def _on_reload(self, event: dict[str, Any]) -> None:
+    def _on_reload(self, event: ReloadEvent) -> None:
         self.reload_seq += 1
         self.reloads.append(
             ReloadRow(
@@ -378,11 +569,13 @@ class ServerState:
                 generation=event.get("new_generation"),
             )
         )
-        if event.get("decision") == "restarting":
-            self.status = "reloading"
 
-    def _on_watch(self, event: dict[str, Any]) -> None:
-        self.watch = event
+    def _on_watch(self, event: WatchEvent) -> None:
+        self.watch = WatchScope(
+            roots=tuple(event.get("roots") or ()),
+            globs=tuple(event.get("globs") or ()),
+            files_total=event.get("files_total", 0),
+        )
 
     # ------------------------------------------------------------------ read
     @property
@@ -486,6 +679,43 @@ class ServerState:
             return [float(samples.get(second, 0)) for second in range(end - seconds + 1, end + 1)]
 
 
+#: How each event type is applied; ``None``: known, nothing to show. Every
+#: type in :data:`devconsole.wire.events.DEFINITIONS` has its entry (a test
+#: checks), and a misspelt one is a type error.
+_HANDLERS: dict[EventType, Callable[[ServerState, Any], None] | None] = {
+    "hello": ServerState._on_hello,
+    "loop": ServerState._on_loop,
+    "stats": ServerState._on_stats,
+    "conn_open": ServerState._on_conn_open,
+    "conn_state": ServerState._on_conn_state,
+    "conn_close": ServerState._on_conn_close,
+    "request": ServerState._on_request,
+    "checks": ServerState._on_checks,
+    "error": ServerState._on_error,
+    "watch": ServerState._on_watch,
+    "log": ServerState._on_log,
+    "exit": ServerState._on_exit,
+    "reload": ServerState._on_reload,
+    # The reloader acts on these; the screen has nothing to show for them.
+    "file_changed": None,
+    "bye": None,
+    "spare_ready": None,
+    "spare_failed": None,
+}
+
+
+def _word_test(word: str) -> Callable[[RequestRow], bool]:
+    lowered = word.lower()
+    if lowered in _STATUS_CLASSES:
+        return lambda row: row.status_class == lowered
+    if word.isdigit() and len(word) == 3:
+        number = int(word)
+        return lambda row: row.status == number
+    if word.isalpha() and word.isupper():
+        return lambda row: row.method == word
+    return lambda row: lowered in row.target.lower()
+
+
 def request_filter(text: str) -> Callable[[RequestRow], bool]:
     """A predicate for the Requests filter: words all have to match.
 
@@ -497,15 +727,7 @@ def request_filter(text: str) -> Callable[[RequestRow], bool]:
         negate = word.startswith("!") and len(word) > 1
         if negate:
             word = word[1:]
-        lowered = word.lower()
-        if lowered in _STATUS_CLASSES:
-            tests.append((negate, lambda row, c=lowered: row.status_class == c))
-        elif word.isdigit() and len(word) == 3:
-            tests.append((negate, lambda row, n=int(word): row.status == n))
-        elif word.isalpha() and word.isupper():
-            tests.append((negate, lambda row, m=word: row.method == m))
-        else:
-            tests.append((negate, lambda row, w=lowered: w in row.target.lower()))
+        tests.append((negate, _word_test(word)))
     if not tests:
         return lambda row: True
     return lambda row: all(test(row) != negate for negate, test in tests)

@@ -5,10 +5,9 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections import deque
 from collections.abc import Iterable
 from pathlib import Path, PurePath
-from typing import IO, Any, ClassVar
+from typing import IO, Any, ClassVar, cast
 
 from textual.app import App, ScreenStackError, SystemCommand
 from textual.binding import Binding, BindingType
@@ -123,9 +122,6 @@ class DevConsoleApp(App[int]):
         self._shutdown_done = False
         #: (state version, screen, monotonic time) of the last refresh.
         self._ticked: tuple[int, object, float] = (-1, None, 0.0)
-        #: Seconds from a request's end to its row being shown: None unless a
-        #: benchmark or test sets a deque here to collect them.
-        self.row_lag: deque[float] | None = None
         if recording is not None:
             self.sub_title = f"replay · {len(recording.events)} events"
         elif self.address is not None:
@@ -237,7 +233,8 @@ class DevConsoleApp(App[int]):
 
     def running_commands(self) -> int:
         """Management commands still running."""
-        return running_commands(self)
+        # The commands view keys its runners by app, of any return type.
+        return running_commands(cast("App[object]", self))
 
     def action_quit_console(self) -> None:
         running = self.running_commands()

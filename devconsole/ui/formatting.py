@@ -11,6 +11,7 @@ import re
 import time
 
 from devconsole.console.listen import ListenAddress
+from devconsole.model.state import ListenAt
 
 _THREAD = re.compile(r"^(Thread-\d+) \(process_request_thread\)$")
 
@@ -72,7 +73,6 @@ def percent(share: float) -> str:
     return f"{share * 100:.0f}%"
 
 
-def listen_address(listen: dict[str, object]) -> str:
+def listen_address(listen: ListenAt) -> str:
     """``host:port`` of the hello's ``listen`` (IPv6 hosts in brackets)."""
-    host = str(listen.get("host", ""))
-    return ListenAddress(host, int(str(listen.get("port") or 0)), ipv6=":" in host).display
+    return ListenAddress(listen.host, listen.port, ipv6=":" in listen.host).display

@@ -5,25 +5,34 @@ pipe of its own (its stdout and stderr are separate pipes, read by the parent
 as ``log`` events). The same lines, saved with their arrival time, are a
 recording that can be replayed into the UI.
 
-Types sent by the child:
+Every event type has one definition in :mod:`.events`; the list below names
+exactly their fields (a test holds the two together). The console adds
+``generation`` to each event it reads, replays add ``at``, recordings ``rt``.
+:func:`decode` turns a line into an event and checks the ``hello`` version;
+the console's state checks each event's fields against its definition
+before it reads one, and counts (and shows) what it ignores.
+
+Sent by the server child:
 
 ``hello``
-    once the server is serving: ``pid``, ``python``, ``django``, ``settings``,
-    ``runserver`` (``class``, ``app``, ``mro``, ``shadows``), ``handler``,
-    ``listen`` (``host``, ``port``), ``threading``, ``poll_interval``,
-    ``phases`` (list of ``{"name", "ms"}``), ``generation``, ``urlconf_error``,
-    ``request_log`` (``"events"`` when the child left runserver's per-request
-    log line to the console, which writes it from ``request`` events),
-    ``server_kind``: ``"wsgi"`` (Django's ``WSGIServer`` and its select
-    loop) or ``"asgi"`` (Daphne, Channels' runserver, on Twisted: no select
-    loop, ``poll_interval`` null, ``handler`` the ASGI application's class).
+    once the server is serving: ``v`` (:data:`PROTOCOL_VERSION`), ``pid``,
+    ``python``, ``django``, ``settings``, ``runserver`` (``class``, ``app``,
+    ``mro``, ``shadows``), ``server`` (the server class's MRO),
+    ``handler``, ``listen`` (``host``, ``port``), ``threading``,
+    ``poll_interval``, ``phases`` (a list of ``name``, ``ms``),
+    ``urlconf_error``, ``request_log`` (``events`` when the child left
+    runserver's per-request log line to the console, which writes it from
+    ``request`` events, else ``stderr``), ``server_kind``: ``wsgi``
+    (Django's ``WSGIServer`` and its select loop) or ``asgi`` (Daphne,
+    Channels' runserver, on Twisted: no select loop, ``poll_interval``
+    null, ``handler`` the ASGI application's class).
 ``loop``
     aggregated since the previous one: ``iterations``, ``ready``,
     ``timeouts``, ``blocked_s``, ``elapsed_s``, ``accepts``, ``poll_interval``.
 ``conn_open`` / ``conn_state`` / ``conn_close``
     ``id``, ``peer``, ``state`` (``reading``, ``handling``, ``idle``,
     ``closed``), ``thread``, ``bytes_in``, ``bytes_out``, ``requests``, ``ts``.
-    A WebSocket (ASGI servers) adds ``kind: "websocket"``, ``path``,
+    A WebSocket (ASGI servers) adds ``kind`` (``websocket``), ``path``,
     ``messages_in``, ``messages_out``; its states are ``handshake``,
     ``websocket`` (open), ``closing``, ``closed``.
     A connection opened and closed between two flushes comes as its
@@ -31,40 +40,55 @@ Types sent by the child:
 ``request``
     ``id``, ``conn``, ``method``, ``path``, ``query``, ``version``,
     ``status``, ``duration_ms``, ``bytes_out``, ``thread``, ``ts`` (wall
-    clock at start), ``headers`` (list of ``[name, value]``).
+    clock at start), ``headers`` (a list of ``[name, value]``).
 ``stats``
     cumulative totals, exact even when rows were dropped: ``requests``,
-    ``connections``, ``dropped``, ``status`` (counts by class, ``"2xx"``...).
+    ``connections``, ``dropped``, ``status`` (counts by class, ``2xx``...),
+    ``open`` (connections open now).
 ``checks``
-    ``messages`` (``level``, ``id``, ``msg``, ``obj``), ``migrations``
-    (unapplied count, or null), ``error``.
+    ``messages`` (each ``level``, ``id``, ``msg``, ``obj``, ``hint``),
+    ``migrations`` (unapplied count, or null), ``error``, ``ms``.
 ``error``
     a failure the server could not start past: ``phase``, ``message``,
     ``traceback``. Phases in :data:`NON_FATAL_PHASES` are shown but the
     server goes on (``server class``: a runserver whose server class
     devconsole does not know, served by Django's WSGI runserver instead).
+``watch``
+    what the watcher covers: ``roots``, ``globs``, ``dir_globs`` (a list of
+    ``[directory, glob]``), ``files`` (capped) and ``files_total``,
+    ``ignore``, ``ts``.
+``file_changed``
+    the answer to the console's ``file_changed PATH``: ``path``,
+    ``handled`` (a receiver of Django's signal took it: no restart).
 ``bye``
     the child is stopping: ``in_flight``.
+``spare_ready`` / ``spare_failed``
+    a spare forked ahead of a reload (generation 0) is ready: ``pid``,
+    ``files`` (those it imported); or could not prepare: ``pid``,
+    ``message``.
 
-Added by the console itself: ``log`` (``stream``, ``text``), ``exit``
-(``generation``, ``returncode``), and, from the reload machinery (see
-:mod:`.reloader`):
+Added by the console itself:
 
+``log``
+    ``stream``, ``text``, ``ts``: a line of the child's stdout or stderr, or
+    of the console's own.
+``exit``
+    ``returncode``, ``ts``: a generation's process ended.
 ``reload``
-    ``ts``, ``files``, ``decision`` (``restarted``, ``handled``, ``ignored``,
+    from the reload machinery (:mod:`devconsole.console.reloader`): ``ts``,
+    ``files``, ``decision`` (``restarted``, ``handled``, ``ignored``,
     ``failed``), ``duration_ms``, ``phases`` (``detect``, ``stop``,
     ``start``, ``ready`` in ms), ``error``, ``new_generation``, and how the
     new server came to be: ``level`` (``fork``, ``setup``, ``full``,
     ``spawn``), ``via``, ``spare``.
-``watch``
-    ``roots``, ``globs``, ``files`` (capped) and ``files_total``: what the
-    watcher covers.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
+
+from devconsole.wire.events import ErrorEvent, Event
 
 PROTOCOL_VERSION = 1
 
@@ -81,17 +105,38 @@ NON_FATAL_PHASES = frozenset({"file_changed", "URLconf import", "server class"})
 _ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
 
 
-def encode(event: dict[str, Any]) -> bytes:
+def encode(event: Event | dict[str, Any]) -> bytes:
     """One event as a JSON line."""
     return _ENCODER.encode(event).encode() + b"\n"
 
 
 def decode(line: bytes | str) -> dict[str, Any] | None:
-    """The event on ``line``, or ``None`` when it is not a JSON object with a type."""
+    """The event on ``line``, or ``None`` when it is not a JSON object with a type.
+
+    A ``hello`` in another protocol version than this console's comes back as
+    an ``error`` event (phase ``protocol``) that says so in one line: the
+    server child runs devconsole from the project's interpreter, and the two
+    installs differ. Field types are checked where events are applied
+    (:meth:`devconsole.model.state.ServerState.ingest`), against
+    :mod:`.events`; an unknown type is passed on, to be counted there."""
     try:
         value = json.loads(line)
     except (ValueError, UnicodeDecodeError):
         return None
-    if isinstance(value, dict) and isinstance(value.get("type"), str):
-        return value
-    return None
+    if not isinstance(value, dict) or not isinstance(value.get("type"), str):
+        return None
+    if value["type"] == "hello" and value.get("v") != PROTOCOL_VERSION:
+        return version_mismatch(value)
+    return value
+
+
+def version_mismatch(hello: dict[str, Any]) -> dict[str, Any]:
+    """The ``error`` event standing for a ``hello`` in another protocol version."""
+    message = (
+        f"server child speaks protocol {hello.get('v')!r:.20}, this console {PROTOCOL_VERSION}: "
+        "devconsole differs between the project's interpreter and the console — reinstall it there"
+    )
+    event: ErrorEvent = {"type": "error", "phase": "protocol", "message": message, "traceback": ""}
+    if isinstance(hello.get("generation"), int):
+        event["generation"] = hello["generation"]
+    return cast("dict[str, Any]", event)

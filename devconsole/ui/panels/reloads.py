@@ -19,7 +19,6 @@ DECISION_LABELS = {
     "handled": "handled, no restart",
     "ignored": "ignored",
     "failed": "failed",
-    "restarting": "restarting…",
 }
 
 
@@ -53,7 +52,6 @@ class ReloadsTable(LineTable):
         "reloads--handled",
         "reloads--ignored",
         "reloads--failed",
-        "reloads--restarting",
         "reloads--error",
     }
 
@@ -91,8 +89,7 @@ class ReloadsPanel(Vertical):
         if rows:
             self._seq = rows[-1].seq
             self.table.append_rows(rows, MAX_ROWS)
-        watch = state.watch or {}
-        roots = watch.get("roots") or []
+        roots = state.watch.roots if state.watch is not None else ()
         parts = [f"{len(state.reloads)} events" if state.reloads else "no changes yet"]
         if roots:
             parts.append(f"watching {len(roots)} dirs")

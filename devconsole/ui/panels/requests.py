@@ -3,23 +3,34 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, ClassVar
+from collections import deque
+from collections.abc import Callable
+from typing import ClassVar
 
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
+from textual.message import Message
 from textual.widgets import Input
 
 from devconsole.model.state import RequestRow, ServerState, request_filter
 from devconsole.ui.panels.requestlist import RequestList
 from devconsole.ui.widgets.borders import set_border_subtitle
 
-if TYPE_CHECKING:
-    from devconsole.ui.app import DevConsoleApp
-
 #: Rows kept in the list; the totals above it stay exact.
 MAX_ROWS = 2000
+
+
+def row_lag_hook(lags: deque[float] | list[float]) -> Callable[[Message], None]:
+    """A ``run_test(message_hook=...)`` that adds to ``lags`` the seconds each
+    request took from its end (in the server child) to its row (here)."""
+
+    def hook(message: Message) -> None:
+        if isinstance(message, RequestsPanel.RowsApplied):
+            lags.extend(message.lags())
+
+    return hook
 
 
 class RequestsPanel(Vertical):
@@ -31,6 +42,20 @@ class RequestsPanel(Vertical):
         ),
         Binding("escape", "clear_filter", "Clear filter", show=False, id="requests.clear-filter"),
     ]
+
+    class RowsApplied(Message, bubble=False):
+        """Requests just handed to the list, and when (wall clock): what a
+        benchmark or a test watches (``run_test(message_hook=...)``) to
+        measure how long a finished request takes to reach the screen."""
+
+        def __init__(self, rows: list[RequestRow], at: float) -> None:
+            super().__init__()
+            self.rows = rows
+            self.at = at
+
+        def lags(self) -> list[float]:
+            """Seconds from each request's end to this moment."""
+            return [self.at - (row.ts + row.duration_ms / 1000) for row in self.rows]
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -62,11 +87,7 @@ class RequestsPanel(Vertical):
         self._update_title(state)
 
     def _apply(self, rows: list[RequestRow]) -> None:
-        app: DevConsoleApp = self.app  # type: ignore[assignment]
-        lag = app.row_lag
-        if lag is not None:
-            now = time.time()
-            lag.extend(now - (row.ts + row.duration_ms / 1000) for row in rows)
+        self.post_message(self.RowsApplied(rows, time.time()))
         shown = [row for row in rows if self._keep(row)]
         if shown:
             self.table.append_rows(shown, MAX_ROWS)

@@ -125,11 +125,10 @@ class SocketsPanel(Vertical):
     def refresh_from_state(self, state: ServerState) -> None:
         now = state.clock()
         conns = state.connections()
-        hello = state.hello or {}
-        listen = hello.get("listen") or {}
+        listen = state.hello.listen if state.hello is not None else None
         open_count = sum(1 for conn in conns if conn.closed_at is None)
         rows: list[tuple[str, tuple[Cell, ...]]] = []
-        if listen:
+        if listen is not None:
             address = fmt.listen_address(listen)
             rows.append(
                 (

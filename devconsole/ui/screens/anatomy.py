@@ -18,7 +18,7 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
-from devconsole.model.state import ServerState
+from devconsole.model.state import ListenAt, ServerState
 from devconsole.ui import formatting as fmt
 from devconsole.ui.widgets.statusline import StatusLine, interpreter_text, project_interpreter
 from devconsole.ui.widgets.theming import FollowsTheme, component_style
@@ -92,19 +92,18 @@ def render_anatomy(view: AnatomyView, state: ServerState, interpreter: str | Non
         name: component_style(view, f"anatomy--{name}") for name in ("step", "detail", "dim", "bar", "ms", "heading")
     }
     hello = state.hello
-    if not hello:
+    if hello is None:
         text = Text()
         if interpreter:
             text.append(f"Interpreter: {interpreter}\n", style["dim"])
         text.append("Waiting for the server child to start serving…\n", style["dim"])
         for error in list(state.errors)[-3:]:
-            text.append(f"\n{error.get('phase', 'error')}: {error.get('message', '')}\n", style["heading"])
-            text.append(str(error.get("traceback", "")), style["dim"])
+            text.append(f"\n{error.phase}: {error.message}\n", style["heading"])
+            text.append(error.traceback, style["dim"])
         return text
-    phases = {str(p.get("name")): float(p.get("ms") or 0.0) for p in hello.get("phases") or []}
+    phases = {phase.name: phase.ms for phase in hello.phases}
     total = sum(phases.values()) or 1.0
-    runserver = hello.get("runserver") or {}
-    listen = hello.get("listen") or {}
+    runserver = hello.runserver
     grid = Table.grid(padding=(0, 1), expand=True)
     grid.add_column("step", no_wrap=True)
     grid.add_column("ms", justify="right", no_wrap=True, min_width=8)
@@ -137,55 +136,56 @@ def render_anatomy(view: AnatomyView, state: ServerState, interpreter: str | Non
         step(0, "interpreter", interpreter)
     step(0, "manage.py", "the project's own manage.py, run as __main__", "manage.py")
     step(1, "execute_from_command_line", "intercepted by devconsole (argv: runserver)")
-    step(2, "settings import", str(hello.get("settings") or "-"), "settings import")
+    step(2, "settings import", hello.settings or "-", "settings import")
     step(2, "django.setup()", "apps.populate(): every app's models and ready()", "django.setup()")
     step(
         2,
         'fetch_command("runserver")',
-        f"ManagementUtility: get_commands() → {runserver.get('app', '?')}",
+        f"ManagementUtility: get_commands() → {runserver.app}",
         'fetch_command("runserver")',
     )
-    note(3, "won", str(runserver.get("class", "?")))
-    shadows = runserver.get("shadows") or []
+    note(3, "won", runserver.class_path)
+    shadows = runserver.shadows
     note(3, "shadows", ", ".join(shadows) if shadows else "(no other app defines runserver)")
-    mro = [_short(name) for name in runserver.get("mro") or []]
+    mro = [_short(name) for name in runserver.mro]
     note(3, "MRO", " → ".join(mro) if mro else "-")
     step(2, "URLconf import", "get_resolver().url_patterns: urls.py and its views", "URLconf import")
     step(2, "Command.execute → handle")
     step(3, "inner_run()", "checks deferred (below); prints the banner")
-    step(4, "run(addr, port, handler)", f"threading={hello.get('threading')}")
-    threaded = bool(hello.get("threading"))
+    step(4, "run(addr, port, handler)", f"threading={hello.threading}")
+    threaded = bool(hello.threading)
     step(
         5,
         "WSGIServer + ThreadingMixIn" if threaded else "WSGIServer",
         "type('WSGIServer', (ThreadingMixIn, server_cls), {})" if threaded else "server_cls",
     )
-    server = _dedupe([_short(name) for name in hello.get("server") or []])
+    server = _dedupe([_short(name) for name in hello.server])
     note(6, "MRO", " → ".join(server) if server else "-")
-    note(6, "handler", str(hello.get("handler") or "-"))
-    note(6, "socket", f"{fmt.listen_address(listen)}, bound by devconsole, inherited, kept across reloads")
-    step(5, f"serve_forever({hello.get('poll_interval')})", "until the first select() returns", "serve_forever")
+    note(6, "handler", hello.handler or "-")
+    address = fmt.listen_address(hello.listen or ListenAt("", 0))
+    note(6, "socket", f"{address}, bound by devconsole, inherited, kept across reloads")
+    step(5, f"serve_forever({hello.poll_interval})", "until the first select() returns", "serve_forever")
     checks = state.checks
     if checks is not None:
-        messages = checks.get("messages") or []
-        unapplied = checks.get("migrations")
+        messages = checks.messages
+        unapplied = checks.migrations
         detail = f"{len(messages)} issue{'s' if len(messages) != 1 else ''}"
         detail += f", {unapplied} unapplied migration{'s' if unapplied != 1 else ''}" if unapplied is not None else ""
-        if checks.get("error"):
-            detail += f", error: {checks.get('error')}"
-        step(0, "system checks", f"run after serving, in the background: {detail}", ms=checks.get("ms"))
+        if checks.error:
+            detail += f", error: {checks.error}"
+        step(0, "system checks", f"run after serving, in the background: {detail}", ms=checks.ms)
         for message in messages[:20]:
-            note(1, f"{message.get('level')} {message.get('id')}", f"{message.get('obj')}: {message.get('msg')}")
+            note(1, f"{message.level} {message.id}", f"{message.obj}: {message.msg}")
     step(
         0,
         "total to first loop",
-        f"Python {hello.get('python')} · Django {hello.get('django')}",
+        f"Python {hello.python} · Django {hello.django}",
         ms=sum(phases.values()),
     )
-    if hello.get("urlconf_error"):
-        note(1, "URLconf", str(hello.get("urlconf_error")))
+    if hello.urlconf_error:
+        note(1, "URLconf", hello.urlconf_error)
     heading = Text(
-        f"What the server went through in generation {state.generation} (pid {hello.get('pid')}), measured:\n",
+        f"What the server went through in generation {state.generation} (pid {hello.pid}), measured:\n",
         style["heading"],
     )
     return Group(heading, grid)

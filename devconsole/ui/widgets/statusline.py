@@ -18,7 +18,6 @@ class StatusLine(FollowsTheme, Static):
     COMPONENT_CLASSES: ClassVar[set[str]] = {
         "status--serving",
         "status--starting",
-        "status--reloading",
         "status--error",
         "status--crashed",
         "status--stopped",
@@ -36,11 +35,19 @@ class StatusLine(FollowsTheme, Static):
     def refresh_from_state(self, state: ServerState) -> None:
         if self.take_theme_stale():
             self._last = None
-        hello = state.hello or {}
-        listen = hello.get("listen") or {}
-        checks = state.checks or {}
+        hello = state.hello
+        checks = state.checks
         errors = len(state.errors)
-        key = (state.status, state.generation, id(state.hello), id(state.checks), state.error_seq)
+        unknown, invalid = state.unknown_events, state.invalid_events
+        key = (
+            state.status,
+            state.generation,
+            id(hello),
+            id(checks),
+            state.error_seq,
+            unknown.count,
+            invalid.count,
+        )
         if key == self._last:
             return
         self._last = key
@@ -48,31 +55,44 @@ class StatusLine(FollowsTheme, Static):
         warn = component_style(self, "status--warn")
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append(f" {state.status} ", component_style(self, f"status--{state.status}"))
-        if listen:
-            text.append(f"  http://{fmt.listen_address(listen)}/")
+        if hello is not None and hello.listen is not None:
+            text.append(f"  http://{fmt.listen_address(hello.listen)}/")
         # What needs attention first: the width may cut the rest.
-        urlconf_error = hello.get("urlconf_error")
-        if urlconf_error:
-            text.append(f"  URLconf: {urlconf_error}", warn)
-        elif errors and (not hello or state.errors[-1].get("generation", state.generation) >= state.generation):
+        if hello is not None and hello.urlconf_error:
+            text.append(f"  URLconf: {hello.urlconf_error}", warn)
+        elif errors:
             last = state.errors[-1]
-            text.append(f"  {last.get('phase', 'error')}: {last.get('message', '')}", warn)
-        if checks:
-            messages = checks.get("messages") or []
-            if messages:
-                text.append(f"  checks: {len(messages)} issue{'s' if len(messages) != 1 else ''}", warn)
-            unapplied = checks.get("migrations")
+            if (
+                hello is None
+                or (last.generation if last.generation is not None else state.generation) >= state.generation
+            ):
+                text.append(f"  {last.phase}: {last.message}", warn)
+        if unknown.count:
+            text.append(
+                f"  {unknown.count} event{'s' if unknown.count != 1 else ''} of unknown type ignored (first: {unknown.first})",
+                warn,
+            )
+        if invalid.count:
+            text.append(
+                f"  {invalid.count} malformed event{'s' if invalid.count != 1 else ''} ignored (first: {invalid.first})",
+                warn,
+            )
+        if checks is not None:
+            if checks.messages:
+                count = len(checks.messages)
+                text.append(f"  checks: {count} issue{'s' if count != 1 else ''}", warn)
+            unapplied = checks.migrations
             if unapplied:
                 text.append(f"  {unapplied} unapplied migration{'s' if unapplied != 1 else ''}", warn)
-        if hello:
+        if hello is not None:
             text.append(
-                f"  generation {state.generation} · pid {hello.get('pid')} · Django {hello.get('django')} · Python {hello.get('python')} · {hello.get('settings')}",
+                f"  generation {state.generation} · pid {hello.pid} · Django {hello.django} · Python {hello.python} · {hello.settings}",
                 dim,
             )
         interpreter = project_interpreter(self)
         if interpreter is not None:
             text.append(f"  · {interpreter_text(interpreter)}", dim)
-        if checks and not (checks.get("messages") or checks.get("migrations")):
+        if checks is not None and not (checks.messages or checks.migrations):
             text.append("  checks: ok", dim)
         self.update(text)
 

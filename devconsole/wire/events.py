@@ -1,0 +1,426 @@
+"""One definition per event on the stream, shared by both sides.
+
+Each event is a ``TypedDict``: the server child builds plain dicts against
+these definitions (no object per event on the request path, nothing to
+convert before ``json``), mypy checks the fields it sends, and the console
+checks what it receives against the same definitions with :func:`problem`
+before anything reads a field.
+
+A field the definition declares is checked when present; a missing one
+takes its reader's default (hand-made test events, recordings from an older
+child). Fields the console adds to every event (``generation``, and ``at`` /
+``rt`` in replays and recordings) are declared once, in :class:`_Stamped`.
+
+Runs in the project's interpreter too (the child imports it through
+:mod:`.protocol`): standard library only, Python 3.10 syntax at run time.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from collections.abc import Callable
+from typing import Any, Literal, TypedDict, Union
+
+# ---------------------------------------------------------------- common
+
+
+class _Stamped(TypedDict, total=False):
+    #: The server generation the event belongs to (the console adds it).
+    generation: int
+    #: When a replay delivered it (the recording's own clock).
+    at: float
+    #: Seconds since the recording started (recordings only).
+    rt: float
+
+
+# ------------------------------------------------------- sent by the child
+
+
+#: The runserver command that won: class path, app, MRO, apps it shadows
+#: (``class`` is a keyword: the functional form is the only spelling).
+RunserverInfo = TypedDict("RunserverInfo", {"class": str, "app": str, "mro": list[str], "shadows": list[str]})
+
+
+class ListenInfo(TypedDict):
+    host: str
+    port: int
+
+
+class PhaseTiming(TypedDict):
+    name: str
+    ms: float
+
+
+ServerKind = Literal["wsgi", "asgi"]
+
+
+class HelloEvent(_Stamped):
+    type: Literal["hello"]
+    v: int
+    pid: int
+    python: str
+    django: str
+    settings: str
+    runserver: RunserverInfo
+    server: list[str]
+    handler: str
+    listen: ListenInfo
+    threading: bool
+    poll_interval: float | None
+    phases: list[PhaseTiming]
+    urlconf_error: str | None
+    request_log: Literal["events", "stderr"]
+    server_kind: ServerKind
+
+
+class LoopEvent(_Stamped):
+    type: Literal["loop"]
+    iterations: int
+    ready: int
+    timeouts: int
+    blocked_s: float
+    elapsed_s: float
+    accepts: int
+    poll_interval: float
+
+
+class StatsEvent(_Stamped):
+    type: Literal["stats"]
+    requests: int
+    connections: int
+    dropped: int
+    status: dict[str, int]
+    open: int
+
+
+ConnState = Literal["reading", "handling", "idle", "closed", "handshake", "websocket", "closing"]
+
+
+class _ConnFields(_Stamped):
+    id: int
+    peer: str
+    state: ConnState
+    thread: str
+    bytes_in: int
+    bytes_out: int
+    requests: int
+    ts: float
+
+
+class _WebSocketFields(TypedDict, total=False):
+    kind: Literal["websocket"]
+    path: str
+    messages_in: int
+    messages_out: int
+
+
+class ConnOpenEvent(_ConnFields, _WebSocketFields):
+    type: Literal["conn_open"]
+
+
+class ConnStateEvent(_ConnFields, _WebSocketFields):
+    type: Literal["conn_state"]
+
+
+class ConnCloseEvent(_ConnFields, _WebSocketFields):
+    type: Literal["conn_close"]
+
+
+class RequestEvent(_Stamped):
+    type: Literal["request"]
+    id: str
+    conn: int | None
+    method: str
+    path: str
+    query: str
+    version: str
+    status: int | None
+    duration_ms: float
+    bytes_out: int
+    thread: str
+    ts: float
+    headers: list[list[str]]
+
+
+class CheckMessage(TypedDict):
+    level: str
+    id: str
+    msg: str
+    obj: str
+    hint: str
+
+
+class ChecksEvent(_Stamped):
+    type: Literal["checks"]
+    messages: list[CheckMessage]
+    migrations: int | None
+    error: str | None
+    ms: float
+
+
+class ErrorEvent(_Stamped):
+    type: Literal["error"]
+    phase: str
+    message: str
+    traceback: str
+
+
+class WatchEvent(_Stamped):
+    type: Literal["watch"]
+    roots: list[str]
+    globs: list[str]
+    dir_globs: list[list[str]]
+    files: list[str]
+    files_total: int
+    ignore: list[str]
+    ts: float
+
+
+class FileChangedEvent(_Stamped):
+    type: Literal["file_changed"]
+    path: str
+    handled: bool
+
+
+class ByeEvent(_Stamped):
+    type: Literal["bye"]
+    in_flight: int
+
+
+class SpareReadyEvent(_Stamped):
+    type: Literal["spare_ready"]
+    pid: int
+    files: list[str]
+
+
+class SpareFailedEvent(_Stamped):
+    type: Literal["spare_failed"]
+    pid: int
+    message: str
+
+
+# ------------------------------------------------------ added by the console
+
+
+class LogEvent(_Stamped):
+    type: Literal["log"]
+    stream: str
+    text: str
+    ts: float
+
+
+class ExitEvent(_Stamped):
+    type: Literal["exit"]
+    returncode: int | None
+    ts: float
+
+
+ReloadDecision = Literal["restarted", "handled", "ignored", "failed"]
+
+
+class _ReloadHow(TypedDict, total=False):
+    """How a restarted generation came to be (absent when none did)."""
+
+    level: Literal["fork", "setup", "full", "spawn"]
+    via: str
+    spare: bool
+
+
+class ReloadEvent(_Stamped, _ReloadHow):
+    type: Literal["reload"]
+    ts: float
+    files: list[str]
+    decision: ReloadDecision
+    duration_ms: float | None
+    phases: dict[str, float]
+    error: str | None
+    new_generation: int | None
+
+
+EventType = Literal[
+    "hello",
+    "loop",
+    "stats",
+    "conn_open",
+    "conn_state",
+    "conn_close",
+    "request",
+    "checks",
+    "error",
+    "watch",
+    "file_changed",
+    "bye",
+    "spare_ready",
+    "spare_failed",
+    "log",
+    "exit",
+    "reload",
+]
+
+Event = (
+    HelloEvent
+    | LoopEvent
+    | StatsEvent
+    | ConnOpenEvent
+    | ConnStateEvent
+    | ConnCloseEvent
+    | RequestEvent
+    | ChecksEvent
+    | ErrorEvent
+    | WatchEvent
+    | FileChangedEvent
+    | ByeEvent
+    | SpareReadyEvent
+    | SpareFailedEvent
+    | LogEvent
+    | ExitEvent
+    | ReloadEvent
+)
+
+#: Every event type and its definition.
+DEFINITIONS: dict[EventType, type] = {
+    "hello": HelloEvent,
+    "loop": LoopEvent,
+    "stats": StatsEvent,
+    "conn_open": ConnOpenEvent,
+    "conn_state": ConnStateEvent,
+    "conn_close": ConnCloseEvent,
+    "request": RequestEvent,
+    "checks": ChecksEvent,
+    "error": ErrorEvent,
+    "watch": WatchEvent,
+    "file_changed": FileChangedEvent,
+    "bye": ByeEvent,
+    "spare_ready": SpareReadyEvent,
+    "spare_failed": SpareFailedEvent,
+    "log": LogEvent,
+    "exit": ExitEvent,
+    "reload": ReloadEvent,
+}
+
+#: Sent by the server child (or a fork server's spare); the rest the console adds.
+CHILD_EVENTS: frozenset[EventType] = frozenset(
+    {
+        "hello",
+        "loop",
+        "stats",
+        "conn_open",
+        "conn_state",
+        "conn_close",
+        "request",
+        "checks",
+        "error",
+        "watch",
+        "file_changed",
+        "bye",
+        "spare_ready",
+        "spare_failed",
+    }
+)
+CONSOLE_EVENTS: frozenset[EventType] = frozenset({"log", "exit", "reload"})
+
+
+# ------------------------------------------------------------------ checks
+
+_Check = Callable[[Any], bool]
+
+
+def _describe(tp: Any) -> str:
+    if typing.get_origin(tp) is Literal:
+        return " or ".join(repr(v) for v in typing.get_args(tp))
+    if typing.get_origin(tp) in (Union, types.UnionType):
+        return " or ".join(_describe(t) for t in typing.get_args(tp))
+    if tp is type(None):
+        return "null"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _compile(tp: Any) -> _Check:
+    """A predicate that says whether a decoded JSON value fits ``tp``."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is Any:
+        return lambda value: True
+    if tp is float:
+        return lambda value: type(value) is float or type(value) is int
+    if tp in (int, str, bool):
+        return lambda value: type(value) is tp
+    if tp is type(None):
+        return lambda value: value is None
+    if origin is Literal:
+        allowed = frozenset(args)
+        return lambda value: type(value) in (str, int) and value in allowed
+    if origin in (Union, types.UnionType):
+        checks = tuple(_compile(arg) for arg in args)
+        return lambda value: any(check(value) for check in checks)
+    if origin is list:
+        item = _compile(args[0])
+        return lambda value: type(value) is list and all(item(x) for x in value)
+    if origin is dict:
+        item = _compile(args[1])
+        return lambda value: type(value) is dict and all(item(x) for x in value.values())
+    if typing.is_typeddict(tp):
+        fields = _fields(tp)
+        return lambda value: type(value) is dict and _first_problem(value, fields) is None
+    raise TypeError(f"no check for {tp!r}")
+
+
+def _fields(definition: type) -> tuple[tuple[str, _Check, str], ...]:
+    hints = typing.get_type_hints(definition)
+    return tuple((name, _compile(tp), _describe(tp)) for name, tp in hints.items() if name != "type")
+
+
+def _first_problem(event: dict[str, Any], fields: tuple[tuple[str, _Check, str], ...]) -> str | None:
+    for name, check, expected in fields:
+        if name in event and not check(event[name]):
+            return f"{name}: {event[name]!r:.40} is not {expected}"
+    return None
+
+
+_CHECKS: dict[str, tuple[tuple[str, _Check, str], ...]] = {}
+
+
+def _checks_for(kind: str) -> tuple[tuple[str, _Check, str], ...] | None:
+    fields = _CHECKS.get(kind)
+    if fields is None:
+        definition = DEFINITIONS.get(kind)  # type: ignore[call-overload]
+        if definition is None:
+            return None
+        # Built on first use: the server child never checks what it sends.
+        fields = _CHECKS[kind] = _fields(definition)
+    return fields
+
+
+def is_known(kind: object) -> bool:
+    return kind in DEFINITIONS
+
+
+def problem(event: dict[str, Any]) -> str | None:
+    """What is wrong with ``event`` against its definition (``"request.status:
+    '200' is not int or null"``), or ``None``. An unknown type is no problem
+    here: see :func:`is_known`."""
+    kind = event.get("type")
+    fields = _checks_for(kind) if isinstance(kind, str) else None
+    if fields is None:
+        return None
+    found = _first_problem(event, fields)
+    return f"{kind}.{found}" if found is not None else None
+
+
+def field_names(kind: EventType) -> list[str]:
+    """The fields an event of ``kind`` carries besides ``type`` and the stamps,
+    nested ones as ``parent.child`` (what the protocol's docstring lists)."""
+    stamps = set(_Stamped.__annotations__)
+    names: list[str] = []
+
+    def walk(definition: type, prefix: str) -> None:
+        for name, tp in typing.get_type_hints(definition).items():
+            if name == "type" and not prefix or not prefix and name in stamps:
+                continue
+            names.append(prefix + name)
+            for inner in (tp, *typing.get_args(tp)):
+                if typing.is_typeddict(inner):
+                    walk(inner, f"{prefix}{name}.")
+
+    walk(DEFINITIONS[kind], "")
+    return names
