@@ -49,9 +49,9 @@ SUPPORTED = {
 }
 #: The full suite: the newest combination, and this project's default python3.
 FULL_SUITE = (("3.13", "6.1"), ("3.11", "5.2"))
-#: What the smoke test itself needs besides devconsole (pytest-asyncio because
-#: pyproject's pytest options name it).
-SMOKE_DEPS = ("pytest>=8,<9", "pytest-asyncio>=0.23", "pexpect>=4.8", "pyte>=0.8")
+#: What the smoke test itself needs besides devconsole (pytest-asyncio and
+#: pytest-timeout because pyproject's pytest options name them).
+SMOKE_DEPS = ("pytest>=8,<9", "pytest-asyncio>=0.23", "pytest-timeout>=2.1", "pexpect>=4.8", "pyte>=0.8")
 
 
 def _expose_pyenv_versions() -> None:

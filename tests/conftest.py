@@ -23,6 +23,42 @@ from devconsole.console.supervisor import Supervisor
 from devconsole.demo import DEMO_MANAGE_PY, demo_env, ensure_demo_database
 from devconsole.model.state import ServerState
 
+#: Test modules that start processes or open sockets (the others are unit
+#: tests: plain functions and objects, real files at most).
+INTEGRATION_MODULES = frozenset(
+    {
+        "test_asgi",
+        "test_catalogue",
+        "test_cli",
+        "test_demo",
+        "test_forms",
+        "test_interpreter",
+        "test_layers",
+        "test_options",
+        "test_reload",
+        "test_runner",
+        "test_server",
+        "test_tty_smoke",
+    }
+)
+
+
+def kind_of(module: str) -> str:
+    """The marker a test module's tests get: ui, bench, integration or unit."""
+    if module.startswith("test_ui_") or module == "test_console_live":
+        return "ui"
+    if module.startswith("test_bench"):
+        return "bench"
+    return "integration" if module in INTEGRATION_MODULES else "unit"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test unit, integration, ui or bench by its module (``-m unit``
+    runs the fast ones; ``-m "not bench"`` skips the benchmarks)."""
+    for item in items:
+        module = item.path.stem if item.path is not None else ""
+        item.add_marker(getattr(pytest.mark, kind_of(module)))
+
 
 async def until(pilot: Any, predicate: Callable[[], Any], timeout: float = 30.0) -> Any:
     """Let the app run until ``predicate`` returns something truthy; fail on timeout."""
