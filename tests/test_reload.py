@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.client
 import os
 import shutil
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ from devconsole.console.reloader import Reloader
 from devconsole.console.session import wire
 from devconsole.console.supervisor import Supervisor
 from devconsole.demo import DEMO_DIR
+from devconsole.wire import forkserver as forkserver_wire
 
 from .conftest import Events, inotify_watches, wait_for
 
@@ -324,18 +326,35 @@ def test_a_spare_prepared_ahead_serves_the_next_edit_unless_it_imported_the_chan
     assert get(console.port) == (200, b"two!")
 
 
-def test_a_level_0_that_preloaded_the_libraries_still_builds_a_working_level_1(console: Console) -> None:
+def test_a_level_0_that_preloaded_the_libraries_still_builds_a_working_level_1(
+    console: Console, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every message the console reads from a fork server, as it reads it.
+    answers: list[dict] = []
+    receive = forkserver_wire.receive
+
+    def tapped(sock: socket.socket) -> tuple[dict | None, list[int], bool]:
+        message, fds, gone = receive(sock)
+        if message is not None:
+            answers.append(dict(message))
+        return message, fds, gone
+
+    monkeypatch.setattr(forkserver_wire, "receive", tapped)
     console.reloader.preload_enabled = True
     console.reloader.restart()  # a full rebuild, after which level 0 preloads
     wait_for(lambda: console.reloads())
     level0 = console.reloader.level0
     assert level0 is not None
-    # The preload happens in the background; a level-1 rebuild then forks from it.
-    time.sleep(1.0)
+    # The preload happens in the background, a few modules at a time; level 0
+    # answers "preloaded" once it is done, and a level-1 rebuild then forks from it.
+    preloaded = wait_for(lambda: [m for m in answers if m.get("op") == "preloaded"], timeout=60)[0]
+    assert preloaded["loaded"] > 0, preloaded  # it did import libraries ahead
+    assert preloaded["forkable"] is True
     console.edit("shop/models.py", "class Product", 'MARK = "preloaded"\n\n\nclass Product')
     console.edit("shop/views.py", 'b"pong"', 'getattr(__import__("shop.models").models, "MARK", "none").encode()')
     console.edit("shop/views.py", '"4"', "str(len(response.content))")
     assert served(console.port, "/ping/", b"preloaded") == (200, b"preloaded")
     assert console.reloader.level0 is level0 and console.reloader.preload_enabled
     # Nothing of the project was imported into level 0 by the preload.
+    assert not [f for f in preloaded["files"] if f.startswith(str(console.root.resolve()))]
     assert not [f for f in level0.files if f.startswith(str(console.root.resolve()))]
