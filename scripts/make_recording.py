@@ -31,7 +31,7 @@ from devconsole.console.listen import ListenAddress, bind
 from devconsole.console.project import Project
 from devconsole.console.supervisor import Supervisor
 from devconsole.demo import DEMO_MANAGE_PY, demo_env, ensure_demo_database
-from devconsole.model.recording import Recorder
+from devconsole.model.recording import RecordingWriter
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parent.parent / "tests" / "recordings" / "demo.jsonl"
 
@@ -164,7 +164,7 @@ def record(output: Path) -> int:
     address = ListenAddress(host, port)
     with output.open("w", encoding="utf-8") as out:
         # Events go only to the file; after the cut (the shutdown) not even there.
-        recorder = Recorder(out, lambda event: None)
+        recorder = RecordingWriter(out, lambda event: None)
         cut = threading.Event()
         supervisor = Supervisor(project, address, sock, lambda event: None if cut.is_set() else recorder(event))
         opened: list[Any] = []

@@ -32,9 +32,10 @@ import socket
 import sys
 import threading
 import time
-from typing import Any
+from typing import Any, Literal
 
-from devconsole.child.instrument import MAX_HEADER_VALUE, MAX_HEADERS, Connection, Recorder
+from devconsole.child.instrument import MAX_HEADER_VALUE, MAX_HEADERS, Connection, ConnEvent, ServerObserver
+from devconsole.wire.events import RequestEvent
 
 #: Longest wait for open connections to close once the reactor is told to stop.
 CLOSE_TIMEOUT = 2.0
@@ -53,10 +54,13 @@ class AsgiConnection(Connection):
         self.messages_in = 0
         self.messages_out = 0
 
-    def as_event(self, kind: str) -> dict[str, Any]:
+    def as_event(self, kind: Literal["conn_open", "conn_state", "conn_close"]) -> ConnEvent:
         event = super().as_event(kind)
         if self.protocol == "websocket":
-            event.update(kind="websocket", path=self.path, messages_in=self.messages_in, messages_out=self.messages_out)
+            event["kind"] = "websocket"
+            event["path"] = self.path
+            event["messages_in"] = self.messages_in
+            event["messages_out"] = self.messages_out
         return event
 
 
@@ -78,8 +82,8 @@ def _class_path(obj: Any) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def instrument_application(app: Any, recorder: Recorder) -> Any:
-    """An ASGI application that runs ``app`` and reports to ``recorder``.
+def instrument_application(app: Any, observer: ServerObserver) -> Any:
+    """An ASGI application that runs ``app`` and reports to ``observer``.
 
     HTTP: one ``request`` event per request, shaped like the WSGI path's
     (status from ``http.response.start``, ``bytes_out`` the body bytes, done
@@ -100,14 +104,15 @@ def instrument_application(app: Any, recorder: Recorder) -> Any:
         client = scope.get("client")
         if not client or len(client) < 2:
             return None
-        conn = recorder.conns.get(peer_name(client[0], client[1]))  # type: ignore[call-overload]
+        conn = observer.conns.get(peer_name(client[0], client[1]))  # type: ignore[call-overload]
         return conn if isinstance(conn, AsgiConnection) else None
 
     async def _http(scope: dict[str, Any], receive: Any, send: Any) -> Any:
         conn = _conn(scope)
         headers = scope.get("headers") or []
-        request: dict[str, Any] = {
+        request: RequestEvent = {
             "type": "request",
+            "id": "",
             "conn": conn.id if conn else None,
             "method": str(scope.get("method") or ""),
             "path": str(scope.get("path") or ""),
@@ -121,12 +126,13 @@ def instrument_application(app: Any, recorder: Recorder) -> Any:
                 [bytes(k).decode("latin-1"), bytes(v).decode("latin-1")[:MAX_HEADER_VALUE]]
                 for k, v in headers[:MAX_HEADERS]
             ],
+            "duration_ms": 0.0,
         }
         t0 = time.perf_counter()
         done = False
         if conn is not None:
             conn.state = "handling"
-            recorder.dirty.add(conn)
+            observer.dirty.add(conn)
 
         def finish() -> None:
             nonlocal done
@@ -139,10 +145,10 @@ def instrument_application(app: Any, recorder: Recorder) -> Any:
                 request["id"] = f"{conn.id}.{conn.requests}"
                 if conn.state != "closed":
                     conn.state = "idle"
-                    recorder.dirty.add(conn)
+                    observer.dirty.add(conn)
             else:
-                request["id"] = f"-.{recorder.requests_total + 1}"
-            recorder.on_request(request)
+                request["id"] = f"-.{observer.requests_total + 1}"
+            observer.on_request(request)
 
         async def observed_send(message: dict[str, Any]) -> None:
             kind = message.get("type")
@@ -167,15 +173,15 @@ def instrument_application(app: Any, recorder: Recorder) -> Any:
         conn = _conn(scope)
         if conn is None:
             client = scope.get("client") or ("?", 0)
-            conn = AsgiConnection(next(recorder._ids), peer_name(*client[:2]))
-            recorder.conns[conn.peer] = conn  # type: ignore[index]
-            recorder.connections_total += 1
-            recorder.opened.append(conn)
+            conn = AsgiConnection(next(observer._ids), peer_name(*client[:2]))
+            observer.conns[conn.peer] = conn  # type: ignore[index]
+            observer.connections_total += 1
+            observer.opened.append(conn)
         conn.protocol = "websocket"
         conn.path = str(scope.get("path") or "")
         conn.state = "handshake"
         conn.thread = threading.current_thread().name
-        recorder.dirty.add(conn)
+        observer.dirty.add(conn)
 
         async def observed_receive() -> dict[str, Any]:
             message = await receive()
@@ -183,10 +189,10 @@ def instrument_application(app: Any, recorder: Recorder) -> Any:
             if kind == "websocket.receive":
                 conn.messages_in += 1
                 conn.bytes_in += len(message.get("bytes") or b"") + len((message.get("text") or "").encode())
-                recorder.dirty.add(conn)
+                observer.dirty.add(conn)
             elif kind == "websocket.disconnect":
                 conn.state = "closing"
-                recorder.dirty.add(conn)
+                observer.dirty.add(conn)
             return message
 
         async def observed_send(message: dict[str, Any]) -> None:
@@ -198,32 +204,32 @@ def instrument_application(app: Any, recorder: Recorder) -> Any:
                 conn.messages_out += 1
             elif kind == "websocket.close":
                 conn.state = "closing"
-            recorder.dirty.add(conn)
+            observer.dirty.add(conn)
 
         try:
             return await app(scope, observed_receive, observed_send)
         finally:
-            recorder.on_close(conn.peer)  # type: ignore[arg-type]
+            observer.on_close(conn.peer)  # type: ignore[arg-type]
 
     observed.dc_app = app  # type: ignore[attr-defined]
     return observed
 
 
-def daphne_server(base: type, listen_fd: int, recorder: Recorder) -> type:
+def daphne_server(base: type, listen_fd: int, observer: ServerObserver) -> type:
     """A subclass of Daphne's ``Server`` (``base``) serving ``listen_fd``
-    and reporting to ``recorder``; see the module docstring."""
+    and reporting to ``observer``; see the module docstring."""
     import daphne.server as daphne_module
     from twisted.internet import reactor
     from twisted.internet.endpoints import AdoptedStreamServerEndpoint
 
-    class ConsoleDaphneServer(base):  # type: ignore[misc, valid-type]
+    class ConsoleDaphneServer(base):
         dc_kind = "asgi"
 
         def __init__(self, application: Any, *args: Any, **kwargs: Any) -> None:
             self.dc_application = application
             kwargs["endpoints"] = [f"fd:fileno={listen_fd}"]  # replaced by the adopted port in run()
             kwargs["signal_handlers"] = False  # the reactor runs off the main thread
-            super().__init__(instrument_application(application, recorder), *args, **kwargs)
+            super().__init__(instrument_application(application, observer), *args, **kwargs)
             listen = socket.socket(fileno=os.dup(listen_fd))
             try:
                 self.dc_family = listen.family
@@ -233,7 +239,7 @@ def daphne_server(base: type, listen_fd: int, recorder: Recorder) -> type:
             self.server_name, self.server_port = str(address[0]), int(address[1])
             self.dc_port: Any = None
             self.dc_stopped = threading.Event()
-            recorder.server = self
+            observer.server = self
 
         # serving -----------------------------------------------------------
         def run(self) -> None:
@@ -260,7 +266,7 @@ def daphne_server(base: type, listen_fd: int, recorder: Recorder) -> type:
             super().listen_success(port)
             self.dc_port = port
             self._observe_factory()
-            recorder.serving.set()
+            observer.serving.set()
 
         def _observe_factory(self) -> None:
             factory = self.http_factory
@@ -301,13 +307,17 @@ def daphne_server(base: type, listen_fd: int, recorder: Recorder) -> type:
                 return
 
             def close_all() -> None:
-                for conn in list(recorder.conns.values()):
+                for conn in list(observer.conns.values()):
                     transport = getattr(conn, "transport", None)
                     if transport is None:
                         continue
                     protocol = getattr(transport, "protocol", None)
                     try:
-                        if getattr(conn, "protocol", "") == "websocket" and hasattr(protocol, "sendClose"):
+                        if (
+                            getattr(conn, "protocol", "") == "websocket"
+                            and protocol is not None
+                            and hasattr(protocol, "sendClose")
+                        ):
                             protocol.sendClose(code=1001)
                         else:
                             transport.loseConnection()
@@ -316,9 +326,9 @@ def daphne_server(base: type, listen_fd: int, recorder: Recorder) -> type:
 
             reactor.callFromThread(close_all)
             deadline = time.monotonic() + CLOSE_TIMEOUT
-            while recorder.conns and time.monotonic() < deadline:
+            while observer.conns and time.monotonic() < deadline:
                 time.sleep(0.01)
-            reactor.callFromThread(reactor.stop)
+            reactor.callFromThread(reactor.stop)  # type: ignore[misc]  # twisted types the global reactor as a module
             self.dc_stopped.wait(CLOSE_TIMEOUT)
 
     def _observe_protocol(protocol: Any, addr: Any) -> None:
@@ -326,13 +336,13 @@ def daphne_server(base: type, listen_fd: int, recorder: Recorder) -> type:
         hands the transport to a WebSocket protocol, whose end the
         application wrapper sees)."""
         host, port = getattr(addr, "host", "?"), getattr(addr, "port", 0)
-        conn = AsgiConnection(next(recorder._ids), peer_name(host, port))
+        conn = AsgiConnection(next(observer._ids), peer_name(host, port))
         conn.thread = threading.current_thread().name
         key = conn.peer
-        recorder.conns[key] = conn  # type: ignore[index]
-        recorder.connections_total += 1
-        recorder.ready += 1  # an accept, for the accepts/s sparkline
-        recorder.opened.append(conn)
+        observer.conns[key] = conn  # type: ignore[index]
+        observer.connections_total += 1
+        observer.ready += 1  # an accept, for the accepts/s sparkline
+        observer.opened.append(conn)
         make_connection = protocol.makeConnection
         data_received = protocol.dataReceived
         connection_lost = protocol.connectionLost
@@ -343,13 +353,13 @@ def daphne_server(base: type, listen_fd: int, recorder: Recorder) -> type:
 
             def observed_write(data: bytes) -> Any:
                 conn.bytes_out += len(data)
-                recorder.dirty.add(conn)
+                observer.dirty.add(conn)
                 return write(data)
 
             def observed_write_sequence(seq: Any) -> Any:
                 seq = list(seq)
                 conn.bytes_out += sum(len(d) for d in seq)
-                recorder.dirty.add(conn)
+                observer.dirty.add(conn)
                 return write_sequence(seq)
 
             transport.write, transport.writeSequence = observed_write, observed_write_sequence
@@ -357,15 +367,15 @@ def daphne_server(base: type, listen_fd: int, recorder: Recorder) -> type:
 
         def observed_data_received(data: bytes) -> Any:
             conn.bytes_in += len(data)
-            recorder.dirty.add(conn)
+            observer.dirty.add(conn)
             return data_received(data)
 
         def observed_connection_lost(reason: Any) -> Any:
             try:
                 return connection_lost(reason)
             finally:
-                if recorder.conns.get(key) is conn:  # type: ignore[call-overload]
-                    recorder.on_close(key)  # type: ignore[arg-type]
+                if observer.conns.get(key) is conn:  # type: ignore[call-overload]
+                    observer.on_close(key)  # type: ignore[arg-type]
 
         protocol.makeConnection = observed_make_connection
         protocol.dataReceived = observed_data_received

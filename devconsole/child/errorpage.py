@@ -12,7 +12,8 @@ import socketserver
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
-from devconsole.child.instrument import Recorder, instrument_server
+from devconsole.child.instrument import ServerObserver, instrument_server
+from devconsole.wire.events import ErrorEvent
 
 PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>devconsole: {title}</title>
@@ -31,7 +32,7 @@ class _QuietHandler(WSGIRequestHandler):
         """The console shows requests from its own events."""
 
 
-def error_app(error: dict[str, Any]) -> Any:
+def error_app(error: ErrorEvent) -> Any:
     """A WSGI application that answers every request 500 with ``error``
     (an ``error`` event: ``message``, ``phase``, ``traceback``)."""
     body = PAGE.format(
@@ -50,11 +51,11 @@ def error_app(error: dict[str, Any]) -> Any:
     return app
 
 
-def make_error_server(listen_fd: int, recorder: Recorder, error: dict[str, Any]) -> Any:
+def make_error_server(listen_fd: int, observer: ServerObserver, error: ErrorEvent) -> Any:
     """A threaded WSGI server on ``listen_fd`` that answers 500 with ``error``."""
     base = type("ErrorServer", (socketserver.ThreadingMixIn, WSGIServer), {"daemon_threads": True})
-    server_cls = instrument_server(base, listen_fd, recorder)
+    server_cls = instrument_server(base, listen_fd, observer)
     server = server_cls(("127.0.0.1", 0), _QuietHandler)
-    recorder.server = None  # the error server is not the project's server
+    observer.server = None  # the error server is not the project's server
     server.set_app(error_app(error))
     return server

@@ -27,7 +27,19 @@ import sys
 import threading
 import time
 from collections import deque
-from typing import Any
+from typing import Any, Literal, cast
+
+from devconsole.wire.events import (
+    ConnCloseEvent,
+    ConnOpenEvent,
+    ConnStateEvent,
+    Event,
+    LoopEvent,
+    RequestEvent,
+    StatsEvent,
+)
+
+ConnEvent = ConnOpenEvent | ConnStateEvent | ConnCloseEvent
 
 #: Request events kept between two flushes; beyond that they are counted, not sent.
 MAX_PENDING_REQUESTS = 5000
@@ -62,8 +74,8 @@ class Connection:
         self.requests = 0
         self.opened = time.time()
 
-    def as_event(self, kind: str) -> dict[str, Any]:
-        return {
+    def as_event(self, kind: Literal["conn_open", "conn_state", "conn_close"]) -> ConnEvent:
+        event = {
             "type": kind,
             "id": self.id,
             "peer": self.peer,
@@ -74,9 +86,10 @@ class Connection:
             "requests": self.requests,
             "ts": self.opened,
         }
+        return cast(ConnEvent, event)
 
 
-class Recorder:
+class ServerObserver:
     """Counters and queues filled by the server's threads, drained by the flusher.
 
     Loop counters are only written by the ``serve_forever`` thread and only
@@ -106,7 +119,7 @@ class Recorder:
         self.opened: deque[Connection] = deque()
         self.dirty: set[Connection] = set()
         self.closed: deque[Connection] = deque()
-        self.requests: deque[dict[str, Any]] = deque()
+        self.requests: deque[RequestEvent] = deque()
         self.requests_total = 0
         self.connections_total = 0
         self.dropped = 0
@@ -151,7 +164,7 @@ class Recorder:
             conn.state = "closed"
             self.closed.append(conn)
 
-    def on_request(self, event: dict[str, Any]) -> None:
+    def on_request(self, event: RequestEvent) -> None:
         status = str(event.get("status") or "")
         key = f"{status[0]}xx" if status[:1].isdigit() else "other"
         with self._lock:
@@ -172,9 +185,9 @@ class Recorder:
         return sum(1 for conn in list(self.conns.values()) if conn.state in ("handling", "reading"))
 
     # flusher -------------------------------------------------------------
-    def drain(self, last: dict[str, float]) -> list[dict[str, Any]]:
+    def drain(self, last: dict[str, float]) -> list[Event]:
         """Events describing everything since the previous call."""
-        out: list[dict[str, Any]] = []
+        out: list[Event] = []
         while self.opened:
             conn = self.opened.popleft()
             self.dirty.discard(conn)
@@ -194,31 +207,28 @@ class Recorder:
             out.append(conn.as_event("conn_close"))
         now = time.perf_counter()
         iterations, ready, blocked = self.iterations, self.ready, self.blocked_s
-        d_iter = iterations - last.get("iterations", 0)
-        d_ready = ready - last.get("ready", 0)
+        d_iter = iterations - int(last.get("iterations", 0))
+        d_ready = ready - int(last.get("ready", 0))
         if d_iter or out:
-            out.append(
-                {
-                    "type": "loop",
-                    "iterations": d_iter,
-                    "ready": d_ready,
-                    "timeouts": max(d_iter - d_ready, 0),
-                    "blocked_s": round(blocked - last.get("blocked_s", 0.0), 6),
-                    "elapsed_s": round(now - last.get("at", now), 6),
-                    "accepts": d_ready,
-                    "poll_interval": self.poll_interval,
-                }
-            )
-            out.append(
-                {
-                    "type": "stats",
-                    "requests": self.requests_total,
-                    "connections": self.connections_total,
-                    "dropped": self.dropped,
-                    "status": dict(self.status_classes),
-                    "open": len(self.conns),
-                }
-            )
+            loop: LoopEvent = {
+                "type": "loop",
+                "iterations": d_iter,
+                "ready": d_ready,
+                "timeouts": max(d_iter - d_ready, 0),
+                "blocked_s": round(blocked - last.get("blocked_s", 0.0), 6),
+                "elapsed_s": round(now - last.get("at", now), 6),
+                "accepts": d_ready,
+                "poll_interval": self.poll_interval,
+            }
+            stats: StatsEvent = {
+                "type": "stats",
+                "requests": self.requests_total,
+                "connections": self.connections_total,
+                "dropped": self.dropped,
+                "status": dict(self.status_classes),
+                "open": len(self.conns),
+            }
+            out += (loop, stats)
         last.update(iterations=iterations, ready=ready, blocked_s=blocked, at=now)
         return out
 
@@ -319,8 +329,11 @@ def transport_handler(base: type, skip_request_line: bool = False) -> type:
     # project's handler that logs requests its own way keeps doing so.
     skip = skip_request_line and _stock_request_log(base)
 
-    class TransportHandler(base):  # type: ignore[misc, valid-type]
+    class TransportHandler(base):
         _dc_conn: Connection | None = None
+        # Set by socketserver's StreamRequestHandler.setup().
+        rfile: Any
+        wfile: Any
 
         def _dc_connection(self) -> Connection | None:
             """The connection record the byte counts go to, if any."""
@@ -356,26 +369,27 @@ def transport_handler(base: type, skip_request_line: bool = False) -> type:
     return TransportHandler
 
 
-def instrument_handler(base: type, recorder: Recorder) -> type:
-    """A subclass of the server's request handler that reports to ``recorder``
+def instrument_handler(base: type, observer: ServerObserver) -> type:
+    """A subclass of the server's request handler that reports to ``observer``
     (on top of :func:`transport_handler`)."""
 
     # The server (and so this class) is built after the WSGI handler, which
     # is when the agent decides whether the request line is read at all.
-    class InstrumentedHandler(transport_handler(base, recorder.skip_request_line)):  # type: ignore[misc]
-        _dc_request: dict[str, Any] | None = None
+    class InstrumentedHandler(transport_handler(base, observer.skip_request_line)):  # type: ignore[misc]
+        _dc_request: RequestEvent | None = None
+        _dc_t0 = 0.0
         #: The handler class runserver would have served with.
         dc_base = base
 
         def _dc_connection(self) -> Connection | None:
-            return recorder.conns.get(self.request)
+            return observer.conns.get(self.request)
 
         def setup(self) -> None:
             super().setup()
             conn = self._dc_conn
             if conn is not None:
                 conn.thread = threading.current_thread().name
-                recorder.dirty.add(conn)
+                observer.dirty.add(conn)
 
         def parse_request(self) -> bool:
             started = time.time()
@@ -386,7 +400,7 @@ def instrument_handler(base: type, recorder: Recorder) -> type:
                 self._dc_begin(started)
             return ok
 
-        def _dc_begin(self, started: float) -> dict[str, Any]:
+        def _dc_begin(self, started: float) -> RequestEvent:
             raw_path = getattr(self, "path", "") or ""
             path, _, query = raw_path.partition("?")
             headers = getattr(self, "headers", None)
@@ -401,8 +415,9 @@ def instrument_handler(base: type, recorder: Recorder) -> type:
                 else []
             )
             conn = self._dc_conn
-            request = {
+            request: RequestEvent = {
                 "type": "request",
+                "id": "",
                 "conn": conn.id if conn else None,
                 "method": getattr(self, "command", None) or "",
                 "path": path,
@@ -413,12 +428,13 @@ def instrument_handler(base: type, recorder: Recorder) -> type:
                 "thread": threading.current_thread().name,
                 "ts": started,
                 "headers": [[k, v[:MAX_HEADER_VALUE]] for k, v in items],
-                "_t0": time.perf_counter(),
+                "duration_ms": 0.0,
             }
+            self._dc_t0 = time.perf_counter()
             self._dc_request = request
             if conn is not None:
                 conn.state = "handling"
-                recorder.dirty.add(conn)
+                observer.dirty.add(conn)
             return request
 
         def log_request(self, code: Any = "-", size: Any = "-") -> None:
@@ -448,31 +464,32 @@ def instrument_handler(base: type, recorder: Recorder) -> type:
             request, self._dc_request = self._dc_request, None
             conn = self._dc_conn
             if request is not None:
-                t0 = request.pop("_t0")
-                request["duration_ms"] = round((time.perf_counter() - t0) * 1000, 3)
+                request["duration_ms"] = round((time.perf_counter() - self._dc_t0) * 1000, 3)
                 if conn is not None:
                     conn.requests += 1
                     request["id"] = f"{conn.id}.{conn.requests}"
                 else:
-                    request["id"] = f"-.{recorder.requests_total + 1}"
-                recorder.on_request(request)
+                    request["id"] = f"-.{observer.requests_total + 1}"
+                observer.on_request(request)
             if conn is not None and not getattr(self, "close_connection", True):
                 conn.state = "idle"
-                recorder.dirty.add(conn)
+                observer.dirty.add(conn)
 
     InstrumentedHandler.__name__ = base.__name__
     InstrumentedHandler.__qualname__ = base.__qualname__
     return InstrumentedHandler
 
 
-def instrument_server(base: type, listen_fd: int, recorder: Recorder) -> type:
+def instrument_server(base: type, listen_fd: int, observer: ServerObserver) -> type:
     """A subclass of runserver's ``server_cls`` that adopts ``listen_fd`` and
-    reports its loop, connections and requests to ``recorder``."""
+    reports its loop, connections and requests to ``observer``."""
 
-    class InstrumentedServer(base):  # type: ignore[misc, valid-type]
+    class InstrumentedServer(base):
+        socket: Any
+
         def __init__(self, server_address: Any, handler_class: type, *args: Any, **kwargs: Any) -> None:
-            super().__init__(server_address, instrument_handler(handler_class, recorder), *args, **kwargs)
-            recorder.server = self
+            super().__init__(server_address, instrument_handler(handler_class, observer), *args, **kwargs)
+            observer.server = self
 
         def server_bind(self) -> None:
             self.socket.close()
@@ -495,8 +512,8 @@ def instrument_server(base: type, listen_fd: int, recorder: Recorder) -> type:
             """The console's socket is already listening."""
 
         def get_request(self) -> Any:
-            recorder.on_ready()
-            if recorder.stopping:
+            observer.on_ready()
+            if observer.stopping:
                 # Leave the connection in the backlog for the next generation;
                 # _handle_request_noblock ignores OSError from here.
                 raise OSError("stopping: not accepting")
@@ -506,24 +523,24 @@ def instrument_server(base: type, listen_fd: int, recorder: Recorder) -> type:
                 # several sends: without this a keep-alive client would wait
                 # for a delayed ACK on them.
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            recorder.on_accept(sock, address)
+            observer.on_accept(sock, address)
             return sock, address
 
         def serve_forever(self, poll_interval: float = 0.5) -> None:
             # Serving starts here, not after the first select returns (which
             # takes a whole poll interval on an idle socket): connections
             # already wait in the backlog and the loop picks them up at once.
-            recorder.poll_interval = poll_interval
-            recorder._since = time.perf_counter()
-            recorder.serving.set()
+            observer.poll_interval = poll_interval
+            observer._since = time.perf_counter()
+            observer.serving.set()
             super().serve_forever(poll_interval)
 
         def service_actions(self) -> None:
-            recorder.on_iteration()
+            observer.on_iteration()
             super().service_actions()
 
         def shutdown_request(self, request: Any) -> None:
-            recorder.on_close(request)
+            observer.on_close(request)
             super().shutdown_request(request)
 
     InstrumentedServer.__name__ = base.__name__
@@ -579,7 +596,7 @@ def request_line_reaches_nobody(logger: logging.Logger | None = None) -> bool:
         reached.extend(current.handlers)
         if not current.propagate:
             break
-        current = current.parent  # type: ignore[assignment]
+        current = current.parent
     return bool(reached) and all(any(isinstance(f, _RequestLineFilter) for f in h.filters) for h in reached)
 
 

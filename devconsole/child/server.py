@@ -31,11 +31,28 @@ import threading
 import time
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from devconsole.child.bootstrap import run_manage_py
-from devconsole.child.instrument import Recorder, instrument_server, quiet_request_log, request_line_reaches_nobody
+from devconsole.child.instrument import (
+    ServerObserver,
+    instrument_server,
+    quiet_request_log,
+    request_line_reaches_nobody,
+)
 from devconsole.wire import protocol
+from devconsole.wire.events import (
+    ByeEvent,
+    CheckMessage,
+    ChecksEvent,
+    ErrorEvent,
+    Event,
+    FileChangedEvent,
+    HelloEvent,
+    PhaseTiming,
+    ServerKind,
+    WatchEvent,
+)
 
 FLUSH_INTERVAL = 0.05
 #: How long a graceful stop waits for requests in progress.
@@ -47,10 +64,10 @@ AFTER_SERVING_DELAY = 1.0
 class Emitter:
     """Sends events to the console: queued from any thread, written by one."""
 
-    def __init__(self, fd: int, recorder: Recorder) -> None:
+    def __init__(self, fd: int, observer: ServerObserver) -> None:
         self._out = os.fdopen(fd, "wb", buffering=0)
-        self._recorder = recorder
-        self._pending: list[dict[str, Any]] = []
+        self._observer = observer
+        self._pending: list[Event] = []
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._last: dict[str, float] = {}
@@ -71,18 +88,18 @@ class Emitter:
                 pass  # replaced by the project with something else: leave it
         self._thread.start()
 
-    def send(self, event: dict[str, Any]) -> None:
+    def send(self, event: Event) -> None:
         """Queue ``event``; it goes out with the next flush."""
         with self._lock:
             self._pending.append(event)
 
     def flush(self) -> None:
         """Write what is pending now (the flusher does it every 50 ms; the
-        agent calls it directly for events the console waits on)."""
+        server process calls it directly for events the console waits on)."""
         with self._write_lock:
             with self._lock:
                 events, self._pending = self._pending, []
-            events += self._recorder.drain(self._last)
+            events += self._observer.drain(self._last)
             if not events or self.broken:
                 return
             try:
@@ -119,7 +136,7 @@ class RunserverOptionsError(Exception):
     the user's mistake, reported as one line (no traceback to read)."""
 
 
-def _error_event(phase: str, exc: BaseException) -> dict[str, Any]:
+def _error_event(phase: str, exc: BaseException) -> ErrorEvent:
     if isinstance(exc, RunserverOptionsError):
         return {"type": "error", "phase": phase, "message": str(exc), "traceback": f"{exc}\n"}
     return {
@@ -130,30 +147,52 @@ def _error_event(phase: str, exc: BaseException) -> dict[str, Any]:
     }
 
 
-class Agent:
+class ServerProcess:
+    """The server child's main object: sets Django up, serves the project's
+    runserver on the console's socket, reports, and obeys the console's
+    control lines (``stop``, ``file_changed PATH``) on stdin."""
+
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
-        self.recorder = Recorder()
-        self.emitter = Emitter(args.events_fd, self.recorder)
-        self.phases: list[dict[str, Any]] = []
+        self.observer = ServerObserver()
+        self.emitter = Emitter(args.events_fd, self.observer)
+        self.phases: list[PhaseTiming] = []
         self._t = time.perf_counter()
         self.server_thread: threading.Thread | None = None
         self.error_server: Any = None
-        self.failure: dict[str, Any] | None = None
-        self._urlconf_event: dict[str, Any] | None = None
+        self._urlconf_event: ErrorEvent | None = None
         self._command: Any = None
         self._app_label = ""
         self._cmd_args: Any = ()
         self._cmd_options: dict[str, Any] = {}
         self._request_log_from_events = False
         #: ``wsgi`` or ``asgi``: which server the runserver that won is served with.
-        self.server_kind = "wsgi"
+        self.server_kind: ServerKind = "wsgi"
+
+    @classmethod
+    def for_setup(cls) -> ServerProcess:
+        """One that only runs :meth:`setup` and times its phases: no
+        emitter, no threads (a fork server's level 1 uses it)."""
+        process = cls.__new__(cls)
+        process.phases = []
+        process._t = time.perf_counter()
+        return process
 
     def phase(self, name: str) -> None:
         """Close the phase that ends now."""
         now = time.perf_counter()
         self.phases.append({"name": name, "ms": round((now - self._t) * 1000, 2)})
         self._t = now
+
+    def forked(self, fork_started: float) -> None:
+        """In a child forked from a fork server: its first phase is the fork."""
+        self._t = fork_started
+        self.phase("fork")
+
+    def promote(self, generation: int) -> None:
+        """A spare told to serve: it becomes ``generation``, timed from now."""
+        self.args.generation = generation
+        self._t = time.perf_counter()
 
     # manage.py hands over here ----------------------------------------------
     def entry(self, argv: list[str]) -> None:
@@ -185,7 +224,7 @@ class Agent:
 
         commands = get_commands()
         app = commands["runserver"]
-        command = app if isinstance(app, BaseCommand) else load_command_class(app, "runserver")
+        command: Any = app if isinstance(app, BaseCommand) else load_command_class(app, "runserver")
         if isinstance(app, BaseCommand):
             app = type(app).__module__.rpartition(".management.")[0] or "django.core"
         self.phase('fetch_command("runserver")')
@@ -196,7 +235,7 @@ class Agent:
             # After, not before: get_wsgi_application() runs django.setup()
             # again, which builds new logging handlers.
             self._request_log_from_events = quiet_request_log()
-            self.recorder.skip_request_line = request_line_reaches_nobody()
+            self.observer.skip_request_line = request_line_reaches_nobody()
             return handler
 
         command.get_handler = get_handler
@@ -225,7 +264,7 @@ class Agent:
         self._command, self._app_label = command, app
         self._cmd_args, self._cmd_options = cmd_args, cmd_options
 
-    def _choose_server(self, command: Any, options: dict[str, Any]) -> str:
+    def _choose_server(self, command: Any, options: dict[str, Any]) -> ServerKind:
         """Give ``command`` a server on the console's socket; say which kind.
 
         ``wsgi``: a ``socketserver`` class, instrumented (the path that is
@@ -246,14 +285,14 @@ class Agent:
             server_cls = CoreRunserver.server_cls
             command.inner_run = lambda *args, **kwargs: CoreRunserver.inner_run(command, *args, **kwargs)
         if isinstance(server_cls, type) and issubclass(server_cls, socketserver.BaseServer):
-            command.server_cls = instrument_server(server_cls, self.args.listen_fd, self.recorder)
+            command.server_cls = instrument_server(server_cls, self.args.listen_fd, self.observer)
             return "wsgi"
         from devconsole.child.asgi import daphne_server, is_daphne_server
 
         if is_daphne_server(server_cls):
-            command.server_cls = daphne_server(server_cls, self.args.listen_fd, self.recorder)
+            command.server_cls = daphne_server(server_cls, self.args.listen_fd, self.observer)
             # Daphne's inner_run runs the system checks before serving even
-            # with --skip-checks; the agent runs them in the background.
+            # with --skip-checks; they run in the background here instead.
             command.check = lambda *args, **kwargs: None
             return "asgi"
         name = _class_path(server_cls) if isinstance(server_cls, type) else repr(server_cls)
@@ -263,7 +302,7 @@ class Agent:
         )
         sys.stderr.write(f"devconsole: {message}\n")
         self.emitter.send({"type": "error", "phase": "server class", "message": message, "traceback": ""})
-        command.server_cls = instrument_server(CoreRunserver.server_cls, self.args.listen_fd, self.recorder)
+        command.server_cls = instrument_server(CoreRunserver.server_cls, self.args.listen_fd, self.observer)
         command.inner_run = lambda *args, **kwargs: CoreRunserver.inner_run(command, *args, **kwargs)
         return "wsgi"
 
@@ -304,51 +343,50 @@ class Agent:
             except BaseException as exc:
                 failure.append(exc)
             finally:
-                self.recorder.serving.set()
+                self.observer.serving.set()
 
         self.server_thread = threading.Thread(target=serve, name="django-main-thread", daemon=True)
         self.server_thread.start()
-        self.recorder.serving.wait()
+        self.observer.serving.wait()
         if failure:
             raise failure[0]
         self.phase("serve_forever")
         import django as dj
 
         cls = type(command)
-        server = self.recorder.server
+        server = self.observer.server
         if self.server_kind == "asgi":
             from devconsole.child.asgi import application_path
 
             handler = application_path(server)
         else:
             handler = _class_path(server.RequestHandlerClass.dc_base)
-        self.emitter.send(
-            {
-                "type": "hello",
-                "server_kind": self.server_kind,
-                "v": protocol.PROTOCOL_VERSION,
-                "pid": os.getpid(),
-                "generation": self.args.generation,
-                "python": platform.python_version(),
-                "django": dj.get_version(),
-                "settings": os.environ.get("DJANGO_SETTINGS_MODULE", ""),
-                "runserver": {
-                    "class": _class_path(cls),
-                    "app": app,
-                    "mro": [_class_path(c) for c in cls.__mro__ if c is not object],
-                    "shadows": _shadowed_apps("runserver", app),
-                },
-                "server": [_class_path(c) for c in type(server).__mro__ if c is not object],
-                "handler": handler,
-                "listen": {"host": server.server_name, "port": server.server_port},
-                "threading": not self.args.nothreading,
-                "poll_interval": self.recorder.poll_interval if self.server_kind == "wsgi" else None,
-                "phases": self.phases,
-                "urlconf_error": urlconf_error,
-                # The console writes runserver's request lines from request events.
-                "request_log": "events" if self._request_log_from_events else "stderr",
-            }
-        )
+        hello: HelloEvent = {
+            "type": "hello",
+            "server_kind": self.server_kind,
+            "v": protocol.PROTOCOL_VERSION,
+            "pid": os.getpid(),
+            "generation": self.args.generation,
+            "python": platform.python_version(),
+            "django": dj.get_version(),
+            "settings": os.environ.get("DJANGO_SETTINGS_MODULE", ""),
+            "runserver": {
+                "class": _class_path(cls),
+                "app": app,
+                "mro": [_class_path(c) for c in cls.__mro__ if c is not object],
+                "shadows": _shadowed_apps("runserver", app),
+            },
+            "server": [_class_path(c) for c in type(server).__mro__ if c is not object],
+            "handler": handler,
+            "listen": {"host": server.server_name, "port": server.server_port},
+            "threading": not self.args.nothreading,
+            "poll_interval": self.observer.poll_interval if self.server_kind == "wsgi" else None,
+            "phases": self.phases,
+            "urlconf_error": urlconf_error,
+            # The console writes runserver's request lines from request events.
+            "request_log": "events" if self._request_log_from_events else "stderr",
+        }
+        self.emitter.send(hello)
         # A reload is timed to this hello: do not let it wait for the flusher.
         self.emitter.flush()
         threading.Thread(target=self._after_serving, name="devconsole-checks", daemon=True).start()
@@ -360,12 +398,12 @@ class Agent:
         Run once the first request is answered (or after a second): in the
         same process, checks would compete with it for the GIL.
         """
-        self.recorder.first_request.wait(AFTER_SERVING_DELAY)
+        self.observer.first_request.wait(AFTER_SERVING_DELAY)
         skip_checks = "--skip-checks" in self.args.runserver_arg  # the user asked: no background checks either
         try:
             from devconsole.child.watchlist import watch_event
 
-            self.emitter.send(watch_event(Path(self.args.manage)))
+            self.emitter.send(cast(WatchEvent, watch_event(Path(self.args.manage))))
         except Exception as exc:
             self.emitter.send(_error_event("file_changed", exc))
         if not skip_checks:
@@ -386,7 +424,8 @@ class Agent:
     def _checks(self) -> None:
         from django.db import DEFAULT_DB_ALIAS, connections
 
-        event: dict[str, Any] = {"type": "checks", "messages": [], "migrations": None, "error": None}
+        messages: list[CheckMessage] = []
+        event: ChecksEvent = {"type": "checks", "messages": messages, "migrations": None, "error": None, "ms": 0.0}
         started = time.perf_counter()
         try:
             from django.core import checks
@@ -394,7 +433,7 @@ class Agent:
             for message in checks.run_checks(include_deployment_checks=False):
                 if message.is_silenced():
                     continue
-                event["messages"].append(
+                messages.append(
                     {
                         "level": _level_name(message.level),
                         "id": message.id or "",
@@ -436,24 +475,26 @@ class Agent:
         except Exception as exc:
             self.emitter.send(_error_event("file_changed", exc))
             handled = False
-        self.emitter.send({"type": "file_changed", "path": path, "handled": handled})
+        answer: FileChangedEvent = {"type": "file_changed", "path": path, "handled": handled}
+        self.emitter.send(answer)
         self.emitter.flush()  # the console waits for this answer
 
     def stop(self) -> None:
         """Stop accepting, let requests in progress finish, then go."""
-        server = self.recorder.server or self.error_server
+        server = self.observer.server or self.error_server
         # From now on nothing more is accepted here: connections that arrive
         # wait in the shared backlog for the next generation.
-        self.recorder.stopping = True
+        self.observer.stopping = True
         if server is not None:
             server.shutdown()
             deadline = time.monotonic() + DRAIN_TIMEOUT
-            while self.recorder.busy() and time.monotonic() < deadline:
+            while self.observer.busy() and time.monotonic() < deadline:
                 time.sleep(0.01)
             finish = getattr(server, "dc_finish", None)
             if finish is not None:
                 finish()  # an ASGI server: its reactor stops now, not before
-        self.emitter.send({"type": "bye", "in_flight": self.recorder.busy()})
+        bye: ByeEvent = {"type": "bye", "in_flight": self.observer.busy()}
+        self.emitter.send(bye)
         self.emitter.close()
 
     # when the project cannot start --------------------------------------------
@@ -465,9 +506,9 @@ class Agent:
         sys.stderr.write(event["traceback"])
         from devconsole.child.errorpage import make_error_server
 
-        self.error_server = make_error_server(self.args.listen_fd, self.recorder, event)
+        self.error_server = make_error_server(self.args.listen_fd, self.observer, event)
         threading.Thread(target=self.error_server.serve_forever, name="devconsole-error-server", daemon=True).start()
-        self.recorder.serving.wait(5)
+        self.observer.serving.wait(5)
         self._control()
 
 
@@ -496,7 +537,7 @@ def _shadowed_apps(name: str, winner: str) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="devconsole-agent")
+    parser = argparse.ArgumentParser(prog="devconsole-server")
     parser.add_argument("--manage", required=True)
     parser.add_argument("--settings")
     parser.add_argument("--pythonpath")
@@ -512,24 +553,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run_agent(agent: Agent) -> None:
-    """Run the project's manage.py into :meth:`Agent.entry`; serve an error
-    page if it fails. Returns when the console says stop."""
-    args = agent.args
+def run_server(process: ServerProcess) -> None:
+    """Run the project's manage.py into :meth:`ServerProcess.entry`; serve an
+    error page if it fails. Returns when the console says stop."""
+    args = process.args
     try:
         run_manage_py(
-            Path(args.manage), agent.entry, argv=["runserver"], settings=args.settings, pythonpath=args.pythonpath
+            Path(args.manage), process.entry, argv=["runserver"], settings=args.settings, pythonpath=args.pythonpath
         )
     except BaseException as exc:
         if isinstance(exc, KeyboardInterrupt):
             raise
-        agent.serve_error(failed_phase(agent.phases, exc), exc)
+        process.serve_error(failed_phase(process.phases, exc), exc)
+
+
+#: The names :mod:`.forkserver` still imports; gone once it uses
+#: ``ServerProcess``, ``ServerProcess.for_setup()`` and ``run_server``.
+Agent = ServerProcess
+run_agent = run_server
 
 
 def main(argv: list[str] | None = None) -> None:
-    agent = Agent(build_parser().parse_args(argv))
-    agent.emitter.start()
-    run_agent(agent)
+    process = ServerProcess(build_parser().parse_args(argv))
+    process.emitter.start()
+    run_server(process)
     sys.stdout.flush()
     sys.stderr.flush()
     # User code may have left non-daemon threads behind: do not wait for them.
@@ -545,7 +592,7 @@ _PHASE_AFTER: dict[str, str] = {
 }
 
 
-def failed_phase(phases: list[dict[str, Any]], exc: BaseException) -> str:
+def failed_phase(phases: list[PhaseTiming], exc: BaseException) -> str:
     """The start-up phase that ``exc`` ended: the one after the last that
     finished (``phases``), or the user's options for runserver."""
     if isinstance(exc, RunserverOptionsError):

@@ -26,7 +26,7 @@ class RecordingError(Exception):
     """The file is not a recording devconsole can play; one line for the user."""
 
 
-class Recorder:
+class RecordingWriter:
     """Wraps an event sink so every event is also written to ``out``."""
 
     def __init__(
@@ -52,6 +52,11 @@ class Recorder:
             except (OSError, ValueError):
                 pass  # a full disk or a closed file must not stop the console
         self._sink(event)
+
+
+#: The old name, still imported by :mod:`devconsole.console.session`; gone
+#: once it imports ``RecordingWriter``.
+Recorder = RecordingWriter
 
 
 @dataclass

@@ -342,26 +342,29 @@ def _compile(tp: Any) -> _Check:
     if tp is Any:
         return lambda value: True
     if tp is float:
-        return lambda value: type(value) is float or type(value) is int
-    if tp in (int, str, bool):
-        return lambda value: type(value) is tp
+        return lambda value: isinstance(value, (float, int)) and not isinstance(value, bool)
+    if tp is int:
+        return lambda value: isinstance(value, int) and not isinstance(value, bool)
+    if tp in (str, bool):
+        return lambda value: isinstance(value, tp)
     if tp is type(None):
         return lambda value: value is None
     if origin is Literal:
         allowed = frozenset(args)
-        return lambda value: type(value) in (str, int) and value in allowed
+        # str subclasses too: a console-side enum (``ReloadDecision``) is its value.
+        return lambda value: isinstance(value, (str, int)) and value in allowed
     if origin in (Union, types.UnionType):
         checks = tuple(_compile(arg) for arg in args)
         return lambda value: any(check(value) for check in checks)
     if origin is list:
         item = _compile(args[0])
-        return lambda value: type(value) is list and all(item(x) for x in value)
+        return lambda value: isinstance(value, list) and all(item(x) for x in value)
     if origin is dict:
         item = _compile(args[1])
-        return lambda value: type(value) is dict and all(item(x) for x in value.values())
+        return lambda value: isinstance(value, dict) and all(item(x) for x in value.values())
     if typing.is_typeddict(tp):
         fields = _fields(tp)
-        return lambda value: type(value) is dict and _first_problem(value, fields) is None
+        return lambda value: isinstance(value, dict) and _first_problem(value, fields) is None
     raise TypeError(f"no check for {tp!r}")
 
 

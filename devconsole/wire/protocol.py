@@ -7,7 +7,7 @@ recording that can be replayed into the UI.
 
 Every event type has one definition in :mod:`.events`; the list below names
 exactly their fields (a test holds the two together). The console adds
-``generation`` to each event it reads, replays add ``at``, recordings ``rt``.
+a ``generation`` to each event it reads, replays add ``at``, recordings ``rt``.
 :func:`decode` turns a line into an event and checks the ``hello`` version;
 the console's state checks each event's fields against its definition
 before it reads one, and counts (and shows) what it ignores.
@@ -51,7 +51,7 @@ Sent by the server child:
 ``error``
     a failure the server could not start past: ``phase``, ``message``,
     ``traceback``. Phases in :data:`NON_FATAL_PHASES` are shown but the
-    server goes on (``server class``: a runserver whose server class
+    server goes on (``"server class"``: a runserver whose server class
     devconsole does not know, served by Django's WSGI runserver instead).
 ``watch``
     what the watcher covers: ``roots``, ``globs``, ``dir_globs`` (a list of
@@ -62,10 +62,11 @@ Sent by the server child:
     ``handled`` (a receiver of Django's signal took it: no restart).
 ``bye``
     the child is stopping: ``in_flight``.
-``spare_ready`` / ``spare_failed``
+``spare_ready``
     a spare forked ahead of a reload (generation 0) is ready: ``pid``,
-    ``files`` (those it imported); or could not prepare: ``pid``,
-    ``message``.
+    ``files`` (those it imported).
+``spare_failed``
+    the spare could not prepare: ``pid``, ``message``.
 
 Added by the console itself:
 
