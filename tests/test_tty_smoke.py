@@ -236,3 +236,142 @@ def test_replay_starts_and_quits_in_a_real_terminal(launch: Callable[..., Termin
     assert entered >= 0 and terminal.raw.find(LEAVE_ALT_SCREEN, entered) > entered, (
         f"the terminal was left in the alternate screen\n{terminal.describe()}"
     )
+
+
+def write_project(root: Path) -> Path:
+    """A tiny Django project: one app whose view answers ``v1`` as text/plain,
+    its SQLite database in ``root``. Returns the view's file."""
+    (root / "manage.py").write_text(
+        "import os\nimport sys\n\n"
+        "if __name__ == '__main__':\n"
+        "    os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'tinysite.settings')\n"
+        "    from django.core.management import execute_from_command_line\n\n"
+        "    execute_from_command_line(sys.argv)\n"
+    )
+    site = root / "tinysite"
+    site.mkdir()
+    (site / "__init__.py").write_text("")
+    (site / "settings.py").write_text(
+        "from pathlib import Path\n\n"
+        "BASE_DIR = Path(__file__).resolve().parent.parent\n"
+        "SECRET_KEY = 'smoke-test'\n"
+        "DEBUG = True\n"
+        "ALLOWED_HOSTS = ['127.0.0.1', 'localhost']\n"
+        "INSTALLED_APPS = ['hello']\n"
+        "MIDDLEWARE = []\n"
+        "ROOT_URLCONF = 'tinysite.urls'\n"
+        "DATABASES = {'default': {'ENGINE': 'django.db.backends.sqlite3', 'NAME': BASE_DIR / 'db.sqlite3'}}\n"
+        "USE_TZ = True\n"
+        "DEFAULT_AUTO_FIELD = 'django.db.models.BigAutoField'\n"
+    )
+    (site / "urls.py").write_text(
+        "from django.urls import path\n\nfrom hello import views\n\nurlpatterns = [path('', views.index)]\n"
+    )
+    app = root / "hello"
+    app.mkdir()
+    (app / "__init__.py").write_text("")
+    view = app / "views.py"
+    view.write_text(view_source("v1"))
+    return view
+
+
+def view_source(answer: str) -> str:
+    return f"from django.http import HttpResponse\n\n\ndef index(request):\n    return HttpResponse({answer!r}, content_type='text/plain')\n"
+
+
+def get(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=60) as response:
+        assert response.status == 200
+        return str(response.read().decode())
+
+
+def wait_until(predicate: Callable[[], object], what: str, terminal: Terminal, timeout: float = 60.0) -> None:
+    """Keep the screen current and poll ``predicate`` until it holds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if terminal.exited or time.monotonic() > deadline:
+            raise AssertionError(f"no {what} after {timeout:.0f}s\n{terminal.describe()}")
+        terminal._pump(0.1)
+
+
+def inotify_watches(pid: int, path: Path) -> bool:
+    """Whether process ``pid`` has the kernel watch ``path`` (an inotify
+    watch on its inode, read from /proc). True where /proc cannot tell (not Linux)."""
+    fd_dir = Path(f"/proc/{pid}/fd")
+    if not fd_dir.is_dir():
+        return True
+    wanted = f"ino:{os.stat(path).st_ino:x} "
+    for fd in os.listdir(fd_dir):
+        try:
+            if (
+                os.readlink(fd_dir / fd) == "anon_inode:inotify"
+                and wanted in Path(f"/proc/{pid}/fdinfo/{fd}").read_text()
+            ):
+                return True
+        except OSError:
+            continue  # closed meanwhile
+    return False
+
+
+def screen_shows(pattern: str) -> Callable[[pyte.Screen], bool]:
+    regex = re.compile(pattern)
+
+    def shown(screen: pyte.Screen) -> bool:
+        return any(regex.search(row) for row in screen.display)
+
+    shown.__name__ = f"{pattern!r} on screen"
+    return shown
+
+
+def list_row_background(screen: pyte.Screen, name: str) -> str | None:
+    """The background colour of the command list's row for ``name`` (the
+    leftmost column's rows below the filter), or None while it is not drawn."""
+    for y, row in enumerate(screen.display):
+        if row.startswith(f" {name} "):
+            return str(screen.buffer[y][1].bg)
+    return None
+
+
+def test_a_project_is_served_reloaded_and_its_commands_run_in_a_real_terminal(
+    launch: Callable[..., Terminal], tmp_path: Path
+) -> None:
+    root = tmp_path / "project"
+    root.mkdir()
+    view = write_project(root)
+    port = free_port()
+    terminal = launch("--project", str(root), f"127.0.0.1:{port}")
+    terminal.wait_for(panels_drawn, "the dashboard's four panels", timeout=120)
+    assert get(port) == "v1"
+    terminal.wait_for(request_row("200"), "the GET / row, status 200, in the Requests panel")
+
+    # The reload: the console's watcher sees the saved view (once the kernel
+    # watches the app's directory), and a new server answers with the new code.
+    wait_until(lambda: inotify_watches(terminal.child.pid, view.parent), "inotify watch on the app", terminal)
+    view.write_text(view_source("v2"))
+    wait_until(lambda: get(port) == "v2", "'v2' from GET / after the edit", terminal)
+
+    def reload_row(screen: pyte.Screen) -> bool:
+        return any("views.py" in row for row in panel(screen, "Autoreload") or ())
+
+    terminal.wait_for(reload_row, "a hello/views.py row in the Autoreload panel")
+
+    # The commands view: the catalogue is listed, Ctrl+R runs the filter's best match.
+    terminal.child.send("c")
+    terminal.wait_for(screen_shows(r"\d+ commands · Django"), "the catalogue listed in the commands view", timeout=90)
+    terminal.child.send("check")
+    terminal.wait_for(screen_shows(r"check"), "the filter showing 'check'")
+    terminal.child.send("\x12")  # Ctrl+R
+    terminal.wait_for(screen_shows("System check identified no issues"), "check's output in the Output tab", timeout=90)
+
+    # Escape: back to the list, whose keys are the app's. It shows it has the
+    # focus by drawing its highlighted row (check) in another colour; a "q"
+    # sent before Escape is taken alone would make the two one key, Alt+Q.
+    unfocused = list_row_background(terminal.screen, "check")
+    terminal.child.send("\x1b")
+    terminal.wait_for(
+        lambda screen: list_row_background(screen, "check") not in (None, unfocused),
+        "the command list focused (its highlighted row redrawn)",
+    )
+    terminal.child.send("q")
+    assert terminal.wait_exit() == 0, terminal.describe()
+    assert port_is_free(port), f"127.0.0.1:{port} still taken after devconsole quit"
