@@ -5,7 +5,6 @@ from __future__ import annotations
 import http.client
 import os
 import socket
-import time
 
 from devconsole.console.project import Project
 from devconsole.console.supervisor import Supervisor
@@ -244,7 +243,12 @@ def test_a_project_log_file_still_gets_every_request_line(tmp_path, events: Even
 def test_the_default_request_line_is_shown_once(server: Supervisor, events: Events) -> None:
     assert _get(_port(server), "/ping/", close=True) == (200, b"pong")
     wait_for(lambda: events.state.total_requests == 1)
-    time.sleep(0.3)  # a line written to the child's stderr would be flushed by now
+    # A second request whose handler writes to the child's stderr (Django's
+    # "Not Found" warning) after the first one was answered: the console reads
+    # stderr in order, so once that line is in, any line the first request
+    # wrote there is in too.
+    assert _get(_port(server), "/no-such-page/", close=True)[0] == 404
+    wait_for(lambda: [line for line in events.state.log if "Not Found: /no-such-page/" in line.text])
     shown = [line.text for line in events.state.log if "/ping/" in line.text]
     assert len(shown) == 1 and shown[0].endswith('"GET /ping/ HTTP/1.1" 200 4'), shown
 
