@@ -45,7 +45,8 @@ elif command == "sleep":
     time.sleep(float(args[0]))
     print("woke")
 elif command == "stubborn":
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Ignores SIGINT, saying so (what the test waits for).
+    signal.signal(signal.SIGINT, lambda *_: print("ignored SIGINT", flush=True))
     print("up", flush=True)
     time.sleep(60)
 elif command == "write":
@@ -137,7 +138,7 @@ def test_a_run_that_ignores_sigint_is_terminated_on_the_second_interrupt(quick: 
     run = quick.start("stubborn")
     wait_for(lambda: "up" in run.output_text(), timeout=30)
     assert quick.interrupt(run)
-    time.sleep(0.3)
+    wait_for(lambda: "ignored SIGINT" in run.output_text(), timeout=30)
     assert run.running
     assert quick.interrupt(run)
     assert quick.wait(run, 10)
@@ -277,7 +278,7 @@ manage_py, ready = Path(sys.argv[1]), Path(sys.argv[2])
 runner = CommandRunner(Project(manage_py, python=sys.executable))
 
 def ctrl_c():
-    while not ready.exists():
+    while not ready.exists():  # waits for the file the command creates once it runs
         time.sleep(0.01)
     # What the terminal does on Ctrl+C: SIGINT to the whole foreground process group.
     os.killpg(os.getpgrp(), signal.SIGINT)
