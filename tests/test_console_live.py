@@ -29,8 +29,7 @@ async def test_console_serves_and_quits_cleanly(demo_project: Project) -> None:
         assert conn.getresponse().read() == b"pong"
         conn.close()
         await until(pilot, lambda: app.state.total_requests == 1)
-        await pilot.pause(0.3)
-        assert "/ping/" in _screen_text(app)
+        await until(pilot, lambda: "/ping/" in _screen_text(app))  # the row is drawn
         child = app.supervisor.child
         await pilot.press("q")
     app.shutdown()
@@ -51,8 +50,7 @@ async def test_broken_settings_keep_the_console_up_and_show_the_traceback(tmp_pa
     app = DevConsoleApp(project=project, address=ListenAddress("127.0.0.1", port), sock=sock)
     async with app.run_test(size=(120, 36)) as pilot:
         await until(pilot, lambda: app.state.errors)
-        await pilot.pause(0.3)
+        await until(pilot, lambda: "no_such_module_for_devconsole" in _screen_text(app))  # the traceback is drawn
         assert app.is_running
-        assert "no_such_module_for_devconsole" in _screen_text(app)
         assert app.state.errors[-1].message == "ModuleNotFoundError: No module named 'no_such_module_for_devconsole'"
     app.shutdown()
