@@ -15,7 +15,7 @@ import pytest
 
 from devconsole.commands.catalogue import Catalogue, CommandInfo, load_catalogue
 from devconsole.commands.forms import CommandForm, FormError, field_kind
-from devconsole.commands.runner import SUCCEEDED, CommandRunner, strip_sgr
+from devconsole.commands.runner import CommandRunner, RunStatus, strip_sgr
 from devconsole.console.project import Project
 
 FIXTURE = Path(__file__).parent / "fixtures" / "catproject"
@@ -56,7 +56,7 @@ def parsed_options(project: Project, name: str, args: list[str]) -> dict[str, An
     finally:
         runner.close()
     output = run.output_text()
-    assert run.status == SUCCEEDED, output
+    assert run.status == RunStatus.SUCCEEDED, output
     return json.loads(output.splitlines()[-1])
 
 
@@ -290,7 +290,7 @@ def test_demo_report_form(project: Project) -> None:
     finally:
         runner.close()
     lines = [strip_sgr(line) for _, line in run.lines]
-    assert run.status == SUCCEEDED, lines
+    assert run.status == RunStatus.SUCCEEDED, lines
     assert lines[0].startswith("name,price,tags,archived")
     assert lines[-1] == f"2 of {lines[-1].split()[2]} products shown"
 

@@ -50,3 +50,25 @@ def test_child_side_imports_only_the_standard_library_django_and_the_wire() -> N
     assert ours == []
     assert sorted(m for m in loaded if m.split(".")[0] in ("textual", "rich", "watchfiles")) == []
     assert devconsole.__name__ == "devconsole"
+
+
+def test_every_class_name_in_the_package_is_unique() -> None:
+    """One name, one class: a reader (and a traceback) never has to ask which
+    ``Recorder`` or which fork-server handle. The demo project inside the
+    package is a Django project of its own (its ``Meta``/``Migration``
+    classes follow Django's conventions) and is left out."""
+    import ast
+    from collections import defaultdict
+    from pathlib import Path
+
+    root = Path(devconsole.__file__).parent
+    where: defaultdict[str, list[str]] = defaultdict(list)
+    for path in sorted(root.rglob("*.py")):
+        relative = path.relative_to(root)
+        if relative.parts[0] == "demo":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ClassDef):
+                where[node.name].append(f"{relative}:{node.lineno}")
+    assert len(where) > 50  # the walk found the package's classes
+    assert {name: places for name, places in where.items() if len(places) > 1} == {}

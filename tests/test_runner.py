@@ -15,12 +15,8 @@ from pathlib import Path
 import pytest
 
 from devconsole.commands.runner import (
-    ERROR,
-    FAILED,
-    INTERRUPTED,
-    RUNNING,
-    SUCCEEDED,
     CommandRunner,
+    RunStatus,
     clean_output_line,
     strip_sgr,
 )
@@ -94,14 +90,14 @@ def alive(pid: int) -> bool:
 
 def test_output_streams_while_the_command_runs(quick: CommandRunner) -> None:
     run = quick.start("sleep", ["1.5"])
-    assert run.status == RUNNING and run.pid is not None
+    assert run.status == RunStatus.RUNNING and run.pid is not None
     assert shlex.split(run.command_line) == list(run.argv)
     assert run.argv == (sys.executable, "manage.py", "sleep", "1.5", "--force-color")
     wait_for(lambda: quick.lines_since(run, 0) == [(1, "up")], timeout=30)
     assert run.running, "the first line arrived only after the end"
     assert quick.wait(run, 30)
     assert run.output_text() == "up\nwoke"
-    assert run.status == SUCCEEDED and run.returncode == 0
+    assert run.status == RunStatus.SUCCEEDED and run.returncode == 0
     assert 1.4 < run.elapsed() < 30
     assert run.status_line().startswith("succeeded · ")
     assert quick.lines_since(run, 2) == [] and quick.lines_since(run, 1) == [(2, "woke")]
@@ -110,14 +106,14 @@ def test_output_streams_while_the_command_runs(quick: CommandRunner) -> None:
 def test_exit_status(quick: CommandRunner) -> None:
     run = quick.start("exit", ["3"])
     assert quick.wait(run, 30)
-    assert run.status == FAILED and run.returncode == 3 and run.output_text() == "bye"
+    assert run.status == RunStatus.FAILED and run.returncode == 3 and run.output_text() == "bye"
     assert run.status_line().startswith("failed (exit 3) · ")
 
 
 def test_django_usage_error_is_a_failed_run(runner: CommandRunner) -> None:
     run = runner.start("hello", ["ann"])  # --since and --to-file/--to-stdout missing
     assert runner.wait(run, 30)
-    assert run.status == FAILED and run.returncode == 2
+    assert run.status == RunStatus.FAILED and run.returncode == 2
     assert "the following arguments are required: --since" in run.output_text()
 
 
@@ -127,7 +123,7 @@ def test_interrupt_sends_sigint_to_the_run_only(runner: CommandRunner) -> None:
     wait_for(lambda: "sleeping" in run.output_text(), timeout=30)
     assert runner.interrupt(run)
     assert runner.wait(run, 10)
-    assert run.status == INTERRUPTED
+    assert run.status == RunStatus.INTERRUPTED
     assert "KeyboardInterrupt" in run.output_text()
     assert run.status_line().startswith("interrupted (")
     assert not runner.interrupt(run)  # nothing left to interrupt
@@ -142,7 +138,7 @@ def test_a_run_that_ignores_sigint_is_terminated_on_the_second_interrupt(quick: 
     assert run.running
     assert quick.interrupt(run)
     assert quick.wait(run, 10)
-    assert run.status == INTERRUPTED and run.returncode == -signal.SIGTERM
+    assert run.status == RunStatus.INTERRUPTED and run.returncode == -signal.SIGTERM
     assert run.status_line().startswith("interrupted (SIGTERM)")
 
 
@@ -222,7 +218,7 @@ def test_output_buffer_and_history_are_bounded(tmp_path: Path) -> None:
 def test_interpreter_that_cannot_start_is_an_error() -> None:
     runner = CommandRunner(Project(FIXTURE / "manage.py", python="/nonexistent/python"))
     run = runner.start("check")
-    assert run.status == ERROR and not run.running
+    assert run.status == RunStatus.ERROR and not run.running
     assert run.error is not None and run.error.startswith("cannot start /nonexistent/python")
     assert run.status_line().startswith("error: cannot start")
     assert runner.history() == [run]
@@ -235,7 +231,7 @@ def test_close_stops_every_run(quick: CommandRunner) -> None:
     started = time.monotonic()
     quick.close(timeout=1)
     assert time.monotonic() - started < 5
-    assert [r.status for r in runs] == [INTERRUPTED, INTERRUPTED]
+    assert [r.status for r in runs] == [RunStatus.INTERRUPTED, RunStatus.INTERRUPTED]
     assert [r.returncode for r in runs] == [-signal.SIGINT, -signal.SIGKILL]
     assert not any(alive(r.pid or 0) for r in runs)
     with pytest.raises(RuntimeError):
@@ -259,12 +255,12 @@ def test_run_in_terminal_uses_the_terminal_and_waits(runner: CommandRunner, capf
     run = runner.run_in_terminal("shell", ["-c", "print(6 * 7)"])
     out = capfd.readouterr().out
     assert out.splitlines()[-1] == "42"
-    assert run.in_terminal and run.status == SUCCEEDED and run.returncode == 0
+    assert run.in_terminal and run.status == RunStatus.SUCCEEDED and run.returncode == 0
     assert "--force-color" not in run.argv and run.command_line.endswith("manage.py shell -c 'print(6 * 7)'")
     assert list(run.lines) == [] and runner.history()[-1] is run
     assert signal.getsignal(signal.SIGINT) is before
     again = runner.rerun(run)
-    assert again.in_terminal and again.status == SUCCEEDED
+    assert again.in_terminal and again.status == RunStatus.SUCCEEDED
     assert capfd.readouterr().out.splitlines()[-1] == "42"
 
 

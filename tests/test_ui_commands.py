@@ -26,7 +26,7 @@ from textual.widgets import (
 )
 
 from devconsole.commands.catalogue import Catalogue, load_catalogue
-from devconsole.commands.runner import INTERRUPTED, SUCCEEDED
+from devconsole.commands.runner import RunStatus
 from devconsole.console.project import Project
 from devconsole.demo import DEMO_MANAGE_PY, demo_env
 from devconsole.ui.app import DevConsoleApp
@@ -210,7 +210,7 @@ async def test_ctrl_r_runs_the_best_match_of_the_filter_not_the_last_form() -> N
         await until(pilot, lambda: len(screen.runner.history()) == 2)  # type: ignore[union-attr]
         await finished(pilot, screen)
         first, second = screen.runner.history()  # type: ignore[union-attr]
-        assert first.name == "check" and second.name == "showmigrations" and second.status == SUCCEEDED
+        assert first.name == "check" and second.name == "showmigrations" and second.status == RunStatus.SUCCEEDED
         assert "manage.py showmigrations" in second.command_line
         assert any("[X] 0001_initial" in line for line in output_lines(screen))
         table = screen.query_one("#history", DataTable)
@@ -322,7 +322,7 @@ async def test_demo_report_form_with_a_choice_and_a_flag() -> None:
         await pilot.press("ctrl+r")
         await finished(pilot, screen)
         run = screen._selected_run
-        assert run is not None and run.status == SUCCEEDED
+        assert run is not None and run.status == RunStatus.SUCCEEDED
         text = "\n".join(output_lines(screen))
         assert '"section": "posts"' in text and '"format": "json"' in text and '"include_archived": true' in text
         assert "posts shown" in text  # the summary, coloured, on stderr
@@ -348,7 +348,7 @@ async def test_ctrl_c_interrupts_the_run_not_the_console() -> None:
         assert app.running_commands() == 1
         await pilot.press("ctrl+c")
         await finished(pilot, screen)
-        assert run.status == INTERRUPTED
+        assert run.status == RunStatus.INTERRUPTED
         assert app.is_running and isinstance(app.screen, CommandsScreen)
         assert "interrupted" in str(screen.query_one("#run-status", Static).render())
         # Nothing left to interrupt: Ctrl+C only says so.

@@ -28,7 +28,8 @@ from typing import Any
 # The child imports this module with a temporary sys.path entry (see
 # ``Project.child_argv``); everything it needs later must be imported now.
 from devconsole.child import bootstrap
-from devconsole.wire.catalogue import COMMON_OPTIONS, CORE_APP, INTERACTIVE_COMMANDS, SCHEMA_VERSION
+from devconsole.child.introspect import class_path, command_providers, shadowed_apps
+from devconsole.wire.catalogue import COMMON_OPTIONS, INTERACTIVE_COMMANDS, SCHEMA_VERSION
 
 
 def _one_line(exc: BaseException) -> str:
@@ -38,10 +39,6 @@ def _one_line(exc: BaseException) -> str:
         message = message[:399] + "…"
     name = type(exc).__name__
     return f"{name}: {message}" if message else name
-
-
-def _class_path(klass: type) -> str:
-    return f"{klass.__module__}.{klass.__qualname__}"
 
 
 def _jsonable(value: Any) -> tuple[Any, bool]:
@@ -70,7 +67,7 @@ def _jsonable(value: Any) -> tuple[Any, bool]:
     try:
         return repr(value), True
     except Exception:
-        return f"<{_class_path(type(value))} object>", True
+        return f"<{class_path(type(value))} object>", True
 
 
 def _argument_kind(action: Any) -> str:
@@ -128,7 +125,7 @@ def _describe_argument(parser: Any, action: Any) -> dict[str, Any]:
         "dest": action.dest,
         "option_strings": list(action.option_strings),
         "kind": _argument_kind(action),
-        "action": _class_path(type(action)),
+        "action": class_path(type(action)),
         "nargs": action.nargs,
         "type": _type_name(action.type),
         "choices": choices,
@@ -163,21 +160,7 @@ def _describe_parser(parser: Any) -> dict[str, Any]:
     }
 
 
-def _providers() -> dict[str, list[str]]:
-    """Command name -> every app defining it, in Django's priority order."""
-    from django.apps import apps
-    from django.core import management
-
-    providers: dict[str, list[str]] = {}
-    for app_config in apps.get_app_configs():
-        for name in management.find_commands(os.path.join(app_config.path, "management")):
-            providers.setdefault(name, []).append(app_config.name)
-    for name in management.find_commands(management.__path__[0]):
-        providers.setdefault(name, []).append(CORE_APP)
-    return providers
-
-
-def _describe_command(name: str, app: Any, providers: list[str]) -> dict[str, Any]:
+def _describe_command(name: str, app: Any, providers: dict[str, list[str]]) -> dict[str, Any]:
     from django.core.management import BaseCommand, load_command_class
 
     info: dict[str, Any] = {"name": name, "interactive": name in INTERACTIVE_COMMANDS}
@@ -187,7 +170,7 @@ def _describe_command(name: str, app: Any, providers: list[str]) -> dict[str, An
     else:
         command = None
     info["app"] = str(app)
-    info["shadows"] = [p for p in providers if p != info["app"]]
+    info["shadows"] = shadowed_apps(name, info["app"], providers)
     try:
         if command is None:
             command = load_command_class(app, name)
@@ -201,11 +184,11 @@ def _describe_command(name: str, app: Any, providers: list[str]) -> dict[str, An
     for base in klass.__mro__:
         if base is object:
             break
-        mro.append(_class_path(base))
+        mro.append(class_path(base))
         if base is BaseCommand:
             break
     info.update(
-        class_path=_class_path(klass),
+        class_path=class_path(klass),
         mro=mro,
         help=str(getattr(command, "help", "") or ""),
         file=_module_file(klass.__module__),
@@ -267,13 +250,13 @@ def _collect(argv: list[str]) -> dict[str, Any]:
     from django.core.management import get_commands
 
     setup_done = time.perf_counter()
-    providers = _providers()
+    providers = command_providers()
     # Fixed width, so usage and help text do not depend on the parent's COLUMNS.
     os.environ["COLUMNS"] = "100"
     commands = []
     for name, app in sorted(get_commands().items()):
         try:
-            commands.append(_describe_command(name, app, providers.get(name, [])))
+            commands.append(_describe_command(name, app, providers))
         except BaseException as exc:
             commands.append(
                 {

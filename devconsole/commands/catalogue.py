@@ -22,7 +22,6 @@ the document carries a top-level ``error`` and :func:`load_catalogue` raises
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import time
@@ -30,6 +29,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from devconsole.console.processes import signal_group
 from devconsole.model import sanitize
 from devconsole.wire.catalogue import CORE_APP, SCHEMA_VERSION
 
@@ -354,13 +354,7 @@ def _last_line(text: str) -> str:
 
 def _kill(proc: subprocess.Popen[bytes]) -> None:
     """Kill the child and anything it started (it leads its own session)."""
-    try:
-        if hasattr(os, "killpg"):
-            os.killpg(proc.pid, signal.SIGKILL)
-        else:  # pragma: no cover - Windows
-            proc.kill()
-    except (ProcessLookupError, PermissionError):
-        pass
+    signal_group(proc.pid, signal.SIGKILL)
 
 
 def load_catalogue(project: Project, timeout: float = 60) -> Catalogue:

@@ -26,7 +26,6 @@ import re
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from devconsole.commands.catalogue import Argument, CommandInfo
 
@@ -345,8 +344,3 @@ def _check(f: FormField, value: Value) -> str | None:
     if text == "":
         return "a value is required" if f.required else None
     return _check_scalar(f, text.strip() if f.kind in ("int", "float") else text)
-
-
-def describe_values(form: CommandForm, values: Mapping[str, Any]) -> dict[str, Any]:
-    """The given values only, by dest: what a history entry remembers."""
-    return {f.dest: values[f.dest] for f in form.fields if f.dest in values and _given(f, values[f.dest])}

@@ -24,7 +24,6 @@ the user would type in a shell there. The console never imports the command.
 from __future__ import annotations
 
 import itertools
-import os
 import re
 import shlex
 import signal
@@ -34,8 +33,10 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import TYPE_CHECKING
 
+from devconsole.console.processes import signal_group
 from devconsole.model import sanitize
 
 if TYPE_CHECKING:
@@ -55,14 +56,21 @@ _READ_LIMIT = 64 * 1024
 _SGR = re.compile(r"\x1b\[[0-9;:]*m")
 _ANY_SGR_OR_ESC = re.compile(r"(\x1b\[[0-9;:]*m)")
 
-#: Statuses of a run.
-RUNNING, SUCCEEDED, FAILED, INTERRUPTED, ERROR = (
-    "running",
-    "succeeded",
-    "failed",
-    "interrupted",
-    "error",
-)
+
+class RunStatus(str, Enum):
+    """Where a run is (the value is the word the console shows)."""
+
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    #: Exited with a non-zero code.
+    FAILED = "failed"
+    #: Stopped by a signal the user asked for (Ctrl+C).
+    INTERRUPTED = "interrupted"
+    #: The process could not start.
+    ERROR = "error"
+
+    def __str__(self) -> str:
+        return self.value
 
 
 def clean_output_line(raw: str, limit: int = MAX_LINE_CHARS) -> str:
@@ -105,7 +113,7 @@ class Run:
     started_at: float = field(default_factory=time.time)
     ended: float | None = None
     returncode: int | None = None
-    status: str = RUNNING
+    status: RunStatus = RunStatus.RUNNING
     #: ``"ExcType: message"`` when the process could not start.
     error: str | None = None
     lines: deque[tuple[int, str]] = field(default_factory=lambda: deque(maxlen=MAX_LINES))
@@ -116,7 +124,7 @@ class Run:
 
     @property
     def running(self) -> bool:
-        return self.status == RUNNING
+        return self.status is RunStatus.RUNNING
 
     @property
     def dropped(self) -> int:
@@ -132,12 +140,12 @@ class Run:
 
     def status_line(self) -> str:
         """``"succeeded · 0.42 s"``, ``"failed (exit 1) · 1.2 s"``..."""
-        text = self.status
-        if self.status == FAILED and self.returncode is not None:
+        text = self.status.value
+        if self.status is RunStatus.FAILED and self.returncode is not None:
             text = f"failed (exit {self.returncode})"
-        elif self.status == INTERRUPTED and self.returncode is not None:
+        elif self.status is RunStatus.INTERRUPTED and self.returncode is not None:
             text = f"interrupted ({_describe_code(self.returncode)})"
-        elif self.status == ERROR and self.error:
+        elif self.status is RunStatus.ERROR and self.error:
             text = f"error: {self.error}"
         return f"{text} · {self.elapsed():.2f} s"
 
@@ -194,7 +202,9 @@ class CommandRunner:
 
     # -- runs ----------------------------------------------------------
 
-    def _new_run(self, name: str, args: Sequence[str], argv: list[str], **flags: bool) -> Run:
+    def _new_run(
+        self, name: str, args: Sequence[str], argv: list[str], *, in_terminal: bool = False, color: bool = False
+    ) -> Run:
         return Run(
             id=next(self._ids),
             name=name,
@@ -202,7 +212,8 @@ class CommandRunner:
             argv=tuple(argv),
             command_line=_with_env(self.project.option_env(), argv),
             lines=deque(maxlen=self.max_lines),
-            **flags,
+            in_terminal=in_terminal,
+            color=color,
         )
 
     def start(self, name: str, args: Sequence[str] = (), *, color: bool = True) -> Run:
@@ -225,7 +236,7 @@ class CommandRunner:
                 start_new_session=True,
             )
         except OSError as exc:
-            run.status = ERROR
+            run.status = RunStatus.ERROR
             run.error = f"cannot start {argv[0]}: {exc.strerror or exc}"
             run.ended = time.monotonic()
             self._remember(run)
@@ -263,7 +274,7 @@ class CommandRunner:
             completed = subprocess.run(argv, cwd=self.project.root, env=self.project.child_env(), check=False)
         except OSError as exc:
             with self._lock:
-                run.status = ERROR
+                run.status = RunStatus.ERROR
                 run.error = f"cannot start {argv[0]}: {exc.strerror or exc}"
                 run.ended = time.monotonic()
         else:
@@ -289,20 +300,21 @@ class CommandRunner:
                 return False
             run.interrupts += 1
             sig = (signal.SIGINT, signal.SIGTERM, signal.SIGKILL)[min(run.interrupts, 3) - 1]
-        _signal_group(proc, sig)
+        signal_group(proc.pid, sig)
         return True
 
     # -- reading -------------------------------------------------------
 
     def _read(self, run: Run, proc: subprocess.Popen[bytes]) -> None:
-        assert proc.stdout is not None
+        stdout = proc.stdout
+        assert stdout is not None
         last_notify = 0.0
         #: SGR codes alone on a line (Django's style reset after the newline)
         #: belong to the next line, as on a terminal.
         carry = ""
         try:
             # Bounded reads: a line without an end cannot eat the memory.
-            for raw in iter(lambda: proc.stdout.readline(_READ_LIMIT), b""):
+            for raw in iter(lambda: stdout.readline(_READ_LIMIT), b""):
                 line = carry + clean_output_line(raw.decode("utf-8", "replace"))
                 if line and not strip_sgr(line):
                     carry = line
@@ -320,7 +332,7 @@ class CommandRunner:
         finally:
             code = proc.wait()
             try:
-                proc.stdout.close()
+                stdout.close()
             except OSError:
                 pass
             self._finish(run, code)
@@ -342,9 +354,9 @@ class CommandRunner:
             run.returncode = code
             run.ended = time.monotonic()
             if run.interrupts or code in (-signal.SIGINT, -signal.SIGTERM, -signal.SIGKILL):
-                run.status = INTERRUPTED if code != 0 else SUCCEEDED
+                run.status = RunStatus.INTERRUPTED if code != 0 else RunStatus.SUCCEEDED
             else:
-                run.status = SUCCEEDED if code == 0 else FAILED
+                run.status = RunStatus.SUCCEEDED if code == 0 else RunStatus.FAILED
 
     def _notify(self, run: Run) -> None:
         if self.on_change is not None:
@@ -406,7 +418,7 @@ class CommandRunner:
         if not procs:
             return
         for _, proc in procs:
-            _signal_group(proc, signal.SIGINT)
+            signal_group(proc.pid, signal.SIGINT)
         if block:
             self._reap(procs, threads, timeout)
         else:
@@ -423,7 +435,7 @@ class CommandRunner:
             try:
                 proc.wait(max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                _signal_group(proc, signal.SIGKILL)
+                signal_group(proc.pid, signal.SIGKILL)
         for run_id, proc in procs:
             thread = threads.get(run_id)
             if thread is None:
@@ -431,7 +443,7 @@ class CommandRunner:
             thread.join(0.5)
             if thread.is_alive():
                 # A grandchild still holds the pipe after its parent died.
-                _signal_group(proc, signal.SIGKILL)
+                signal_group(proc.pid, signal.SIGKILL)
                 thread.join(timeout)
 
 
@@ -441,11 +453,3 @@ def _with_env(env: dict[str, str], argv: Sequence[str]) -> str:
     :meth:`Project.option_env`), shell-quoted."""
     prefix = " ".join(f"{key}={shlex.quote(value)}" for key, value in env.items())
     return f"{prefix} {shlex.join(argv)}" if prefix else shlex.join(argv)
-
-
-def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
-    """Signal the run's process group (it leads its own session)."""
-    try:
-        os.killpg(proc.pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass

@@ -24,6 +24,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, ScrollableContainer, Vertical
 from textual.css.query import NoMatches
 from textual.fuzzy import Matcher
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.widgets import (
     DataTable,
@@ -40,7 +41,7 @@ from textual.widgets.option_list import Option, OptionDoesNotExist
 
 from devconsole.commands.catalogue import Catalogue, CatalogueError, CommandInfo, load_catalogue
 from devconsole.commands.forms import CommandForm, Value
-from devconsole.commands.runner import ERROR, FAILED, INTERRUPTED, MAX_LINES, RUNNING, SUCCEEDED, CommandRunner, Run
+from devconsole.commands.runner import MAX_LINES, CommandRunner, Run, RunStatus
 from devconsole.ui.widgets.command_detail import app_label, catalogue_summary, command_detail, command_label
 from devconsole.ui.widgets.command_form import CommandFormView
 from devconsole.ui.widgets.command_palette import ManagementCommandsProvider
@@ -48,18 +49,18 @@ from devconsole.ui.widgets.command_palette import ManagementCommandsProvider
 if TYPE_CHECKING:
     from devconsole.model.state import ServerState
 
-_RUNNERS: weakref.WeakKeyDictionary[App[object], CommandRunner] = weakref.WeakKeyDictionary()
+_RUNNERS: weakref.WeakKeyDictionary[App[Any], CommandRunner] = weakref.WeakKeyDictionary()
 
 STATUS_STYLES = {
-    RUNNING: "bold",
-    SUCCEEDED: "bold green",
-    FAILED: "bold red",
-    INTERRUPTED: "bold yellow",
-    ERROR: "bold red",
+    RunStatus.RUNNING: "bold",
+    RunStatus.SUCCEEDED: "bold green",
+    RunStatus.FAILED: "bold red",
+    RunStatus.INTERRUPTED: "bold yellow",
+    RunStatus.ERROR: "bold red",
 }
 
 
-def runner_for(app: App[object]) -> CommandRunner | None:
+def runner_for(app: App[Any]) -> CommandRunner | None:
     """The app's command runner, created on first use (``None`` without a project)."""
     runner = _RUNNERS.get(app)
     project = getattr(app, "project", None)
@@ -69,13 +70,13 @@ def runner_for(app: App[object]) -> CommandRunner | None:
     return runner
 
 
-def running_commands(app: App[object]) -> int:
+def running_commands(app: App[Any]) -> int:
     """Runs in progress for ``app`` (the app asks before quitting)."""
     runner = _RUNNERS.get(app)
     return len(runner.running()) if runner is not None else 0
 
 
-def close_runner(app: App[object]) -> None:
+def close_runner(app: App[Any]) -> None:
     """Stop the app's runs (on exit)."""
     runner = _RUNNERS.pop(app, None)
     if runner is not None:
@@ -530,7 +531,7 @@ class CommandsScreen(Screen[None]):
         run = self._selected_run
         if runner is None or run is None or not run.running:
             running = runner.running() if runner is not None else []
-            if not running:
+            if runner is None or not running:
                 self.notify("No run in progress. Quit the console with q.", timeout=3)
                 return
             run = running[-1]
@@ -604,7 +605,7 @@ class CommandsScreen(Screen[None]):
         self._shown_seq = 0
         self.query_one("#run-output", RichLog).clear()
         if run.in_terminal:
-            severity = "information" if run.status == SUCCEEDED else "warning"
+            severity: SeverityLevel = "information" if run.status is RunStatus.SUCCEEDED else "warning"
             self.notify(
                 f"{run.name}: {run.status_line()}", title="Back from the terminal", severity=severity, markup=False
             )
@@ -663,7 +664,7 @@ class CommandsScreen(Screen[None]):
             previous = self._history_rows.get(run.id)
             if previous == (run.status, elapsed):
                 continue
-            status = Text(run.status, style=STATUS_STYLES.get(run.status, ""))
+            status = Text(run.status.value, style=STATUS_STYLES.get(run.status, ""))
             if previous is None:
                 line = run.command_line + ("  [terminal]" if run.in_terminal else "")
                 table.add_row(str(run.id), status, elapsed, Text(line), key=key)
