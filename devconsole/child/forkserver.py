@@ -34,11 +34,15 @@ import socket
 import sys
 import time
 import traceback
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from devconsole.wire import forkserver as wire
 from devconsole.wire.forkserver import ForkServerLevel, Op
+
+if TYPE_CHECKING:
+    from devconsole.child.server import ServerProcess
 
 #: Modules a level 0 preloads between two looks at its control socket.
 PRELOAD_CHUNK = 20
@@ -111,6 +115,22 @@ def _send(sock: socket.socket, msg: wire.Message, fds: list[int] | None = None) 
         pass
 
 
+def _ready(
+    level: ForkServerLevel, *, files: list[str], phases: Sequence[Mapping[str, object]], **extra: Any
+) -> wire.Message:
+    """The ``ready`` message of a fork server of ``level``."""
+    return wire.message(
+        Op.READY,
+        level=level.value,
+        pid=os.getpid(),
+        forkable=forkable(),
+        threads=thread_count(),
+        files=files,
+        phases=phases,
+        **extra,
+    )
+
+
 class ForkServer:
     """The loop shared by both levels: wait, fork, reap, report."""
 
@@ -120,7 +140,6 @@ class ForkServer:
         self.level = level
         self.children: set[int] = set()
         self.quitting = False
-        self.phases: list[dict[str, Any]] = []
         #: Level 1 whose setup failed: (phase, exception) served as an error page.
         self.failure: tuple[str, BaseException] | None = None
         self._fork_started = 0.0
@@ -233,16 +252,14 @@ class ForkServer:
     def become_level1(self) -> None:
         """Run manage.py up to ``django.setup()``, report, then serve forks."""
         from devconsole.child.bootstrap import run_manage_py
-        from devconsole.child.server import Agent, failed_phase
+        from devconsole.child.server import ServerProcess, failed_phase
         from devconsole.child.watchlist import library_module_names, project_module_files
 
         manage = Path(self.args.manage)
-        probe = Agent.__new__(Agent)  # only its phase timer: no emitter, no threads
-        probe.phases = []
-        probe._t = time.perf_counter()
+        probe = ServerProcess.for_setup()  # only its phase timer: no emitter, no threads
 
         def entry(argv: list[str]) -> None:
-            Agent.setup(probe)
+            probe.setup()
             _warm_up()
             from django.db import connections
 
@@ -270,20 +287,15 @@ class ForkServer:
                 ),
             )
         else:
-            self.phases = probe.phases
             _send(
                 self.control,
-                wire.message(
-                    Op.READY,
-                    level=ForkServerLevel.SETUP.value,
-                    pid=os.getpid(),
-                    forkable=forkable(),
-                    threads=thread_count(),
-                    reactor=reactor_installed(),
+                _ready(
+                    ForkServerLevel.SETUP,
                     # manage.py ran here too (as __main__, gone from sys.modules since).
                     files=sorted({*project_module_files(manage.parent), os.path.realpath(manage)}),
-                    modules=library_module_names(manage.parent),
                     phases=probe.phases,
+                    reactor=reactor_installed(),
+                    modules=library_module_names(manage.parent),
                 ),
             )
         self.loop()
@@ -354,42 +366,36 @@ class ForkServer:
 
     # serving -------------------------------------------------------------
     def _serve_child(self, message: wire.Message, fds: list[int]) -> None:
-        """In the forked server child: wire the pipes, then run the agent."""
-        from devconsole.child.server import Agent, build_parser
+        """In the forked server child: wire the pipes, then run the server."""
+        from devconsole.child.server import ServerProcess, build_parser, failed_phase, run_server
 
         stdin, stdout, stderr, events = fds
         for fd, target in ((stdin, 0), (stdout, 1), (stderr, 2)):
             os.dup2(fd, target)
             os.close(fd)
         args = build_parser().parse_args([*message["args"], "--events-fd", str(events)])
-        agent = Agent(args)
+        process = ServerProcess(args)
         if self.level == ForkServerLevel.BASE:
-            agent.emitter.start()
-            from devconsole.child.server import run_agent
-
-            run_agent(agent)
+            process.emitter.start()
+            run_server(process)
             return
-        now = time.perf_counter()
-        agent.phases.append({"name": "fork", "ms": round((now - self._fork_started) * 1000, 2)})
-        agent._t = now
+        process.forked(self._fork_started)
         if self.failure is not None:
-            agent.emitter.start()
+            process.emitter.start()
             phase, exc = self.failure
-            agent.serve_error(phase, exc)
+            process.serve_error(phase, exc)
             return
-        if message.get("spare") and not self._be_spare(agent):
+        if message.get("spare") and not self._be_spare(process):
             return
-        agent.emitter.start()
+        process.emitter.start()
         try:
-            agent.serve()
+            process.serve()
         except BaseException as exc:
             if isinstance(exc, KeyboardInterrupt):
                 raise
-            from devconsole.child.server import failed_phase
+            process.serve_error(failed_phase(process.phases, exc), exc)
 
-            agent.serve_error(failed_phase(agent.phases, exc), exc)
-
-    def _be_spare(self, agent: Any) -> bool:
+    def _be_spare(self, process: ServerProcess) -> bool:
         """Get as far as serving can go without the URLconf, report the files
         imported on the way, then wait for ``go GENERATION`` on stdin.
 
@@ -399,20 +405,21 @@ class ForkServer:
         from devconsole.child.watchlist import project_module_files
 
         try:
-            agent.prepare()
-            agent.prebuild_handler()
+            process.prepare()
+            process.prebuild_handler()
         except BaseException as exc:
-            agent.emitter.send({"type": "spare_failed", "pid": os.getpid(), "message": f"{type(exc).__name__}: {exc}"})
-            agent.emitter.flush()
+            process.emitter.send(
+                {"type": "spare_failed", "pid": os.getpid(), "message": f"{type(exc).__name__}: {exc}"}
+            )
+            process.emitter.flush()
             return False
         files = project_module_files(Path(self.args.manage).parent)
-        agent.emitter.send({"type": "spare_ready", "pid": os.getpid(), "files": files})
-        agent.emitter.flush()
+        process.emitter.send({"type": "spare_ready", "pid": os.getpid(), "files": files})
+        process.emitter.flush()
         words = sys.stdin.readline().split()
         if len(words) != 2 or words[0] != "go" or not words[1].isdigit():
             return False
-        agent.args.generation = int(words[1])
-        agent._t = time.perf_counter()
+        process.promote(int(words[1]))
         return True
 
 
@@ -488,18 +495,8 @@ def main(argv: list[str] | None = None) -> None:
         except Exception:
             pass
     server = ForkServer(args, control, ForkServerLevel.BASE)
-    _send(
-        control,
-        wire.message(
-            Op.READY,
-            level=ForkServerLevel.BASE.value,
-            pid=os.getpid(),
-            forkable=forkable(),
-            threads=thread_count(),
-            files=[],
-            phases=[{"name": "import Django", "ms": round((time.perf_counter() - started) * 1000, 2)}],
-        ),
-    )
+    phases = [{"name": "import Django", "ms": round((time.perf_counter() - started) * 1000, 2)}]
+    _send(control, _ready(ForkServerLevel.BASE, files=[], phases=phases))
     try:
         server.loop()
     except OSError as exc:  # pragma: no cover - the control socket broke

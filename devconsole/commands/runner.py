@@ -69,9 +69,6 @@ class RunStatus(str, Enum):
     #: The process could not start.
     ERROR = "error"
 
-    def __str__(self) -> str:
-        return self.value
-
 
 def clean_output_line(raw: str, limit: int = MAX_LINE_CHARS) -> str:
     """One line of command output, safe to show: SGR colour sequences kept,

@@ -94,9 +94,6 @@ class ReloadDecision(str, Enum):
     IGNORED = "ignored"
     FAILED = "failed"
 
-    def __str__(self) -> str:
-        return self.value
-
 
 @dataclass
 class Decision:

@@ -8,7 +8,7 @@ An event travels, in this order:
 2. **reloader** (:mod:`.reloader`): learns from them (what the server
    imported and watches, ``file_changed`` answers), drops a spare's, and
    adds its own (``reload``, its ``log`` lines, the watcher's failures);
-3. **recorder** (:class:`devconsole.model.recording.Recorder`, only with
+3. **recorder** (:class:`devconsole.model.recording.RecordingWriter`, only with
    ``--record``): writes each event to the recording, then passes it on;
 4. **state** (:class:`devconsole.model.state.ServerState`): ``ingest``,
    which the UI reads.
@@ -31,7 +31,7 @@ from devconsole.console.listen import ListenAddress
 from devconsole.console.project import Project
 from devconsole.console.reloader import Reloader
 from devconsole.console.supervisor import EventSink, Supervisor
-from devconsole.model.recording import Recorder
+from devconsole.model.recording import RecordingWriter
 from devconsole.model.state import ServerState
 
 
@@ -77,7 +77,7 @@ class Session:
         self.state = state or ServerState()
         sink: EventSink = self.state.ingest
         if record is not None:
-            sink = Recorder(record, sink)
+            sink = RecordingWriter(record, sink)
         self.supervisor, self.reloader = wire(project, address, sock, sink, reload=reload, use_threading=use_threading)
         self.started = False
         self._closed = False

@@ -72,9 +72,6 @@ class Op(str, Enum):
     EXIT = "exit"
     PRELOADED = "preloaded"
 
-    def __str__(self) -> str:
-        return self.value
-
 
 def message(op: Op, **fields: Any) -> Message:
     """A message: ``{"op": op, **fields}`` (``op`` as its plain string)."""
