@@ -69,6 +69,10 @@ class RunStatus(str, Enum):
     #: The process could not start.
     ERROR = "error"
 
+    def __str__(self) -> str:
+        # The word, as the plain strings were (Python 3.11+ would print "RunStatus.ERROR").
+        return self.value
+
 
 def clean_output_line(raw: str, limit: int = MAX_LINE_CHARS) -> str:
     """One line of command output, safe to show: SGR colour sequences kept,
