@@ -35,6 +35,7 @@ import time
 from typing import Any, Literal
 
 from devconsole.child.instrument import MAX_HEADER_VALUE, MAX_HEADERS, Connection, ConnEvent, ServerObserver
+from devconsole.child.introspect import class_path
 from devconsole.wire.events import RequestEvent
 
 #: Longest wait for open connections to close once the reactor is told to stop.
@@ -75,11 +76,6 @@ def is_daphne_server(server_cls: Any) -> bool:
     module = sys.modules.get("daphne.server")
     base = getattr(module, "Server", None)
     return isinstance(server_cls, type) and base is not None and issubclass(server_cls, base)
-
-
-def _class_path(obj: Any) -> str:
-    cls = obj if isinstance(obj, type) else type(obj)
-    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 def instrument_application(app: Any, observer: ServerObserver) -> Any:
@@ -390,4 +386,4 @@ def daphne_server(base: type, listen_fd: int, observer: ServerObserver) -> type:
 def application_path(server: Any) -> str:
     """The class of the application Daphne serves (what the ``hello`` names as handler)."""
     app = getattr(server, "dc_application", None)
-    return _class_path(app) if app is not None else ""
+    return class_path(app if isinstance(app, type) else type(app)) if app is not None else ""

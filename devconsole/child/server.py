@@ -40,6 +40,7 @@ from devconsole.child.instrument import (
     quiet_request_log,
     request_line_reaches_nobody,
 )
+from devconsole.child.introspect import class_path, shadowed_apps
 from devconsole.wire import protocol
 from devconsole.wire.events import (
     ByeEvent,
@@ -125,10 +126,6 @@ def _flush_output() -> None:
             stream.flush()
         except (OSError, ValueError, AttributeError):
             pass
-
-
-def _class_path(cls: type) -> str:
-    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 class RunserverOptionsError(Exception):
@@ -256,7 +253,7 @@ class ServerProcess:
             options = command.create_parser("manage.py", "runserver").parse_args(run_args)
         except CommandError as exc:
             message = str(exc).removeprefix("Error: ")
-            raise RunserverOptionsError(f"{_class_path(type(command))}: {message}") from None
+            raise RunserverOptionsError(f"{class_path(type(command))}: {message}") from None
         handle_default_options(options)
         cmd_options = vars(options)
         cmd_args = cmd_options.pop("args", ())
@@ -295,9 +292,9 @@ class ServerProcess:
             # with --skip-checks; they run in the background here instead.
             command.check = lambda *args, **kwargs: None
             return "asgi"
-        name = _class_path(server_cls) if isinstance(server_cls, type) else repr(server_cls)
+        name = class_path(server_cls) if isinstance(server_cls, type) else repr(server_cls)
         message = (
-            f"devconsole cannot serve with {name} (the server class of {_class_path(type(command))}); "
+            f"devconsole cannot serve with {name} (the server class of {class_path(type(command))}); "
             "serving the project with Django's WSGI runserver instead"
         )
         sys.stderr.write(f"devconsole: {message}\n")
@@ -360,7 +357,7 @@ class ServerProcess:
 
             handler = application_path(server)
         else:
-            handler = _class_path(server.RequestHandlerClass.dc_base)
+            handler = class_path(server.RequestHandlerClass.dc_base)
         hello: HelloEvent = {
             "type": "hello",
             "server_kind": self.server_kind,
@@ -371,12 +368,12 @@ class ServerProcess:
             "django": dj.get_version(),
             "settings": os.environ.get("DJANGO_SETTINGS_MODULE", ""),
             "runserver": {
-                "class": _class_path(cls),
+                "class": class_path(cls),
                 "app": app,
-                "mro": [_class_path(c) for c in cls.__mro__ if c is not object],
-                "shadows": _shadowed_apps("runserver", app),
+                "mro": [class_path(c) for c in cls.__mro__ if c is not object],
+                "shadows": shadowed_apps("runserver", app),
             },
-            "server": [_class_path(c) for c in type(server).__mro__ if c is not object],
+            "server": [class_path(c) for c in type(server).__mro__ if c is not object],
             "handler": handler,
             "listen": {"host": server.server_name, "port": server.server_port},
             "threading": not self.args.nothreading,
@@ -521,21 +518,6 @@ def _level_name(level: int) -> str:
     return "DEBUG"
 
 
-def _shadowed_apps(name: str, winner: str) -> list[str]:
-    """Apps that also define command ``name`` but lose to ``winner``."""
-    import django.core.management as management
-    from django.apps import apps
-    from django.core.management import find_commands
-
-    found: list[str] = []
-    for config in apps.get_app_configs():
-        if name in find_commands(os.path.join(config.path, "management")):
-            found.append(config.name)
-    if name in find_commands(management.__path__[0]):
-        found.append("django.core")
-    return [app for app in found if app != winner]
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="devconsole-server")
     parser.add_argument("--manage", required=True)
@@ -569,8 +551,6 @@ def run_server(process: ServerProcess) -> None:
 
 #: The names :mod:`.forkserver` still imports; gone once it uses
 #: ``ServerProcess``, ``ServerProcess.for_setup()`` and ``run_server``.
-Agent = ServerProcess
-run_agent = run_server
 
 
 def main(argv: list[str] | None = None) -> None:

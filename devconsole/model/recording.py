@@ -54,11 +54,6 @@ class RecordingWriter:
         self._sink(event)
 
 
-#: The old name, still imported by :mod:`devconsole.console.session`; gone
-#: once it imports ``RecordingWriter``.
-Recorder = RecordingWriter
-
-
 @dataclass
 class Recording:
     header: dict[str, Any]

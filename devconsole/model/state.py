@@ -39,7 +39,8 @@ from devconsole.wire.events import (
 )
 
 #: Status classes a filter may name (``4xx``), besides a path substring.
-_STATUS_CLASSES = {"1xx", "2xx", "3xx", "4xx", "5xx"}
+#: The HTTP status classes a row can have (anything else is shown as unknown).
+STATUS_CLASSES = frozenset({"1xx", "2xx", "3xx", "4xx", "5xx"})
 
 
 #: Events an idle server sends on every select() timeout.
@@ -706,7 +707,7 @@ _HANDLERS: dict[EventType, Callable[[ServerState, Any], None] | None] = {
 
 def _word_test(word: str) -> Callable[[RequestRow], bool]:
     lowered = word.lower()
-    if lowered in _STATUS_CLASSES:
+    if lowered in STATUS_CLASSES:
         return lambda row: row.status_class == lowered
     if word.isdigit() and len(word) == 3:
         number = int(word)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import types
 import typing
 from collections.abc import Callable
-from typing import Any, Literal, TypedDict, Union
+from typing import Any, Literal, TypedDict, Union, get_args
 
 # ---------------------------------------------------------------- common
 
@@ -300,25 +300,8 @@ DEFINITIONS: dict[EventType, type] = {
 }
 
 #: Sent by the server child (or a fork server's spare); the rest the console adds.
-CHILD_EVENTS: frozenset[EventType] = frozenset(
-    {
-        "hello",
-        "loop",
-        "stats",
-        "conn_open",
-        "conn_state",
-        "conn_close",
-        "request",
-        "checks",
-        "error",
-        "watch",
-        "file_changed",
-        "bye",
-        "spare_ready",
-        "spare_failed",
-    }
-)
 CONSOLE_EVENTS: frozenset[EventType] = frozenset({"log", "exit", "reload"})
+CHILD_EVENTS: frozenset[EventType] = frozenset(get_args(EventType)) - CONSOLE_EVENTS
 
 
 # ------------------------------------------------------------------ checks

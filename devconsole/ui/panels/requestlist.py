@@ -13,11 +13,9 @@ from typing import ClassVar
 from textual.binding import Binding, BindingType
 from textual.message import Message
 
-from devconsole.model.state import RequestRow
+from devconsole.model.state import STATUS_CLASSES, RequestRow
 from devconsole.ui import formatting as fmt
 from devconsole.ui.panels.linetable import Cell, Column, LineTable
-
-STATUS_CLASSES = {"1xx", "2xx", "3xx", "4xx", "5xx"}
 
 COLUMNS: list[Column] = [
     Column("time", "Time", 12),
