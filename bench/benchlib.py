@@ -605,7 +605,7 @@ class Launch:
 
     def first_child(self) -> float | None:
         """Seconds from launch to the start of the first child process (the
-        console's server child or zygote; runserver's autoreloaded child)."""
+        console's server child or fork server; runserver's autoreloaded child)."""
         assert self.proc is not None
         return first_child_delay(self.proc.pid)
 

@@ -9,10 +9,10 @@ returns a new 4-byte body); after each save the page is polled every
 the time from the save (the file closed) to the first new body; polls that
 were refused (ECONNREFUSED), failed (reset, timeout, status other than 200).
 Then ``--model-reloads`` saves of ``shop/models.py`` (imported during
-``django.setup()``: devconsole rebuilds its level-1 zygote for them), with
+``django.setup()``: devconsole rebuilds its level-1 fork server for them), with
 ``/ping/`` answering a constant of that module.
 After the reloads, the CPU of each process tree is read over ``--idle``
-seconds with no changes (the console with its watcher, zygotes and server;
+seconds with no changes (the console with its watcher, fork servers and server;
 runserver with its autoreloader's polling).
 
     python bench/reload.py                 # 10 reloads each, 30 s idle
@@ -23,7 +23,7 @@ runserver with its autoreloader's polling).
 ``--heavy`` adds Wagtail's apps (and their dependencies: modelcluster,
 taggit, treebeard...) and Django REST framework to both copies' settings:
 a project whose ``django.setup()`` imports much more, which runserver
-pays on every reload and devconsole's zygote once. Those packages must be
+pays on every reload and devconsole's fork server once. Those packages must be
 importable by the interpreter that runs this script (e.g. a separate
 virtualenv with ``pip install wagtail djangorestframework`` and devconsole).
 """

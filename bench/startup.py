@@ -10,7 +10,7 @@ from the moment of launch until it answers 200:
 
 Runs are interleaved (A B C D A B C D …); medians and ratios come from the
 same run. The time at which the first child process started (devconsole's
-server child or zygote, runserver's autoreloaded child; 10 ms resolution) is
+server child or fork server, runserver's autoreloaded child; 10 ms resolution) is
 shown too. devconsole binds its port before anything else, so a poll that
 connects early waits in the backlog and is answered as soon as the server
 child serves: the time measured is the time a browser would wait.

@@ -197,7 +197,7 @@ class ServerProcess:
         self.serve()
 
     def setup(self) -> None:
-        """Settings and ``django.setup()``: what a level-1 zygote keeps done."""
+        """Settings and ``django.setup()``: what a level-1 fork server keeps done."""
         self.phase("manage.py")
         from django.conf import settings
 
@@ -316,7 +316,7 @@ class ServerProcess:
         """Resolve runserver, import the URLconf, serve; then obey the console.
 
         Runs after :meth:`setup`, in this process or in a child forked from a
-        zygote that did the setup (a spare has done :meth:`prepare` already).
+        fork server that did the setup (a spare has done :meth:`prepare` already).
         """
         if self._command is None:
             self.prepare()

@@ -87,7 +87,7 @@ def project_module_files(project_root: Path) -> list[str]:
 
 def library_module_names(project_root: Path) -> list[str]:
     """Names of imported modules that come from the interpreter or site-packages
-    (what a level-0 zygote can import ahead of time)."""
+    (what a level-0 fork server can import ahead of time)."""
     root = os.path.realpath(project_root)
     libs = _library_dirs()
     names = []

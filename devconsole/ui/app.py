@@ -117,7 +117,7 @@ class DevConsoleApp(App[int]):
         else:
             self.state = state or (ServerState(clock=clock) if clock else ServerState())
         self.supervisor: Supervisor | None = session.supervisor if session is not None else None
-        #: Starts and restarts the server; watches only when reload is on (no zygotes otherwise).
+        #: Starts and restarts the server; watches only when reload is on (no fork servers otherwise).
         self.reloader: Reloader | None = session.reloader if session is not None else None
         self._shutdown_done = False
         #: (state version, screen, monotonic time) of the last refresh.
