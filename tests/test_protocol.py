@@ -3,6 +3,7 @@ are applied; the docstring names exactly the fields; versions are checked."""
 
 from __future__ import annotations
 
+import enum
 import json
 import re
 import typing
@@ -143,3 +144,109 @@ def test_decode_passes_unknown_types_on_and_refuses_what_is_not_an_event() -> No
     assert protocol.decode("[1, 2]") is None
     assert protocol.decode('{"no": "type"}') is None
     assert protocol.decode(b"\xff\xfe") is None
+
+
+class _Decision(str, enum.Enum):
+    RESTARTED = "restarted"
+
+
+#: Values of every JSON shape (and a few Python ones the console side makes).
+_PROBES: list[object] = [
+    None,
+    True,
+    False,
+    0,
+    7,
+    -1,
+    1.5,
+    float("nan"),
+    "",
+    "x",
+    "restarted",
+    "closed",
+    "events",
+    _Decision.RESTARTED,
+    [],
+    ["a"],
+    [1],
+    [["a", "b"]],
+    [["a", 1]],
+    [[]],
+    ["a", None],
+    [{"name": "p", "ms": 1.0}],
+    [{"name": "p", "ms": "1"}],
+    [{"level": "ERROR", "id": "x", "msg": "m", "obj": "o", "hint": ""}],
+    {},
+    {"2xx": 3},
+    {"2xx": "3"},
+    {"2xx": True},
+    {"host": "h", "port": 80},
+    {"host": "h", "port": "80"},
+    {"class": "c", "app": "a", "mro": ["m"], "shadows": []},
+    {"class": 1},
+    {"a": 1.5},
+]
+
+
+def _generic_problem(event: dict[str, object]) -> str | None:
+    """The field-by-field check the fast path stands in for (names the first problem)."""
+    kind = str(event["type"])
+    found = events._first_problem(event, events._fields(events.DEFINITIONS[kind]))  # type: ignore[index]
+    return f"{kind}.{found}" if found is not None else None
+
+
+def _samples() -> dict[str, dict[str, object]]:
+    """One valid event of each recorded type, from the demo recording."""
+    found: dict[str, dict[str, object]] = {}
+    for event in load_recording(RECORDING).events:
+        found.setdefault(event["type"], dict(event))
+    return found
+
+
+@pytest.mark.parametrize("kind", sorted(events.DEFINITIONS))
+def test_the_fast_check_answers_exactly_as_the_field_by_field_one(kind: events.EventType) -> None:
+    base = _samples().get(kind, {"type": kind})
+    names = [name for name in typing.get_type_hints(events.DEFINITIONS[kind]) if name != "type"]
+    checked = 0
+    for name in names:
+        for probe in _PROBES:
+            event = {**base, name: probe}
+            assert events.problem(event) == _generic_problem(event), event
+            checked += 1
+        # Two wrong fields: the first in the definition's order is named.
+        for other in names:
+            event = {**base, name: object(), other: object()}
+            assert events.problem(event) == _generic_problem(event) is not None
+    assert checked == len(names) * len(_PROBES)
+
+
+def test_valid_events_never_reach_the_field_by_field_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What makes the check cheap: a valid event is answered by the fast path
+    alone (the generic check is only the fallback that names a problem)."""
+    monkeypatch.setattr(events, "_CHECKS", {})
+
+    def refuse(*args: object) -> None:
+        raise AssertionError("the generic check ran for a valid event")
+
+    monkeypatch.setattr(events, "_first_problem", refuse)
+    recorded = [event for event in load_recording(RECORDING).events if events.is_known(event["type"])]
+    assert recorded
+    for event in recorded:
+        assert events.problem(event) is None, event
+    # An int where a float is declared, null where allowed, a missing field: still fast.
+    assert events.problem({"type": "loop", "blocked_s": 0, "generation": 2}) is None
+    assert events.problem({"type": "request", "status": None}) is None
+    assert events.problem({"type": "request"}) is None
+    with pytest.raises(AssertionError, match="generic check ran"):
+        events.problem({"type": "request", "status": "200"})
+
+
+def test_a_str_enum_for_a_literal_and_a_bool_for_an_int_are_judged_as_before() -> None:
+    # The fast path does not take them; the fallback gives the same answers as ever.
+    assert events.problem({"type": "reload", "decision": _Decision.RESTARTED}) is None
+    assert events.problem({"type": "stats", "requests": True}) == "stats.requests: True is not int"
+    assert events.problem({"type": "stats", "status": {"2xx": 1.5}}) == "stats.status: {'2xx': 1.5} is not dict"
+    assert events.problem({"type": "conn_state", "state": "dancing"}) == (
+        "conn_state.state: 'dancing' is not 'reading' or 'handling' or 'idle' or 'closed' or 'handshake' or "
+        "'websocket' or 'closing'"
+    )
