@@ -501,8 +501,14 @@ def problem(event: dict[str, Any]) -> str | None:
     '200' is not int or null"``), or ``None``. An unknown type is no problem
     here: see :func:`is_known`."""
     kind = event.get("type")
-    check = _check_for(kind) if isinstance(kind, str) else None
-    return check(event) if check is not None else None
+    try:
+        check = _CHECKS[kind]  # type: ignore[index]
+    except (KeyError, TypeError):  # not built yet, an unknown type, or no type at all
+        built = _check_for(kind) if isinstance(kind, str) else None
+        if built is None:
+            return None
+        check = built
+    return check(event)
 
 
 def field_names(kind: EventType) -> list[str]:
