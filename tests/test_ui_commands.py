@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from textual.command import CommandPalette
 from textual.pilot import Pilot
 from textual.widgets import (
     Collapsible,
@@ -26,7 +27,7 @@ from textual.widgets import (
 )
 
 from devconsole.commands.catalogue import Catalogue, load_catalogue
-from devconsole.commands.runner import RunStatus
+from devconsole.commands.runner import Run, RunStatus
 from devconsole.console.project import Project
 from devconsole.demo import DEMO_MANAGE_PY, demo_env
 from devconsole.ui.app import DevConsoleApp
@@ -81,15 +82,36 @@ def output_lines(screen: CommandsScreen) -> list[str]:
     return [strip.text for strip in screen.query_one("#run-output", RichLog).lines]
 
 
+def highlighted_prompt(palette: CommandPalette) -> str:
+    """The text of the command palette's highlighted hit ("" while there is none)."""
+    hits = palette.query_one(OptionList)
+    if hits.highlighted is None or not hits.option_count:
+        return ""
+    return str(hits.get_option_at_index(hits.highlighted).prompt)
+
+
 def active_tab(screen: CommandsScreen) -> str:
     return screen.query_one("#cmd-tabs", TabbedContent).active
+
+
+def shows_all_of(screen: CommandsScreen, run: Run) -> bool:
+    """The view shows all of ``run``: every line it printed, in the output
+    pane, and its final status (the tick pulls them in after the run ends)."""
+    runner = screen.runner
+    assert runner is not None
+    return (
+        not run.running
+        and not runner.lines_since(run, screen._shown_seq)
+        and len(output_lines(screen)) >= len(run.lines)
+        and run.status_line() in str(screen.query_one("#run-status", Static).render())
+    )
 
 
 async def finished(pilot: Pilot[Any], screen: CommandsScreen) -> None:
     run = screen._selected_run
     assert run is not None
     await until(pilot, lambda: not run.running)
-    await pilot.pause(0.25)  # the next tick shows the rest of the output
+    await until(pilot, lambda: shows_all_of(screen, run))
 
 
 def test_rank_is_fuzzy_with_exact_and_prefix_matches_first() -> None:
@@ -282,7 +304,7 @@ async def test_keyboard_only_check_run() -> None:
         await pilot.pause()
         assert app.current_mode == "dashboard"
         await pilot.press("c")
-        await pilot.pause(0.2)
+        await until(pilot, lambda: app.current_mode == "commands")
         assert app.screen is screen
         table = screen.query_one("#history", DataTable)
         assert table.row_count == 1
@@ -386,7 +408,10 @@ async def test_runserver_entry_shows_the_dashboard() -> None:
         await pilot.press("ctrl+p")
         await pilot.pause()
         await pilot.press(*"demo_rep")
-        await pilot.pause(0.5)
+        palette = app.screen
+        assert isinstance(palette, CommandPalette)
+        # The search runs in a worker and shows its hits in batches: Enter picks the highlighted one.
+        await until(pilot, lambda: "demo_report" in highlighted_prompt(palette))
         await pilot.press("enter")
         await until(pilot, lambda: screen._form_command is not None)
         assert screen._form_command is not None and screen._form_command.name == "demo_report"
@@ -461,7 +486,9 @@ async def test_filter_takes_keys_typed_in_one_burst() -> None:
         screen = await open_commands(pilot)
         for char in "/check":
             app.post_message(events.Key("slash" if char == "/" else char, char))
-        await pilot.pause(0.3)
+        # A key lost to the list or taken as an app key never reaches the box: this times out.
+        await until(pilot, lambda: screen.query_one("#cmd-filter", Input).value == "check", timeout=10)
+        await pilot.pause()  # nothing more arrives: the box keeps exactly the keys typed
         assert screen.query_one("#cmd-filter", Input).value == "check"
         app.post_message(events.Key("enter", "\r"))
         await until(pilot, lambda: active_tab(screen) == "tab-form")
