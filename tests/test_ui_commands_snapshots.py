@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from textual.widget import Widget
 
 from devconsole.commands.catalogue import Catalogue
 from devconsole.console.project import Project
@@ -50,16 +51,29 @@ async def ready(pilot: Any) -> CommandsScreen:
     return screen
 
 
-async def settle(pilot: Any) -> None:
-    """Let layout, scrolling and focus land, so a loaded machine shows the same;
-    the cursor stays on (no blink) so its state does not depend on timing."""
+def in_view(widget: Widget) -> bool:
+    """``widget`` is drawn inside every container that scrolls it (as laid
+    out on screen: after any scroll to it has been applied and drawn)."""
+    region = widget.region
+    return bool(region) and all(
+        ancestor.region.contains_region(region)
+        for ancestor in widget.ancestors
+        if isinstance(ancestor, Widget) and ancestor.allow_vertical_scroll
+    )
+
+
+async def settle(pilot: Any, focused: Widget) -> None:
+    """Let layout, scrolling and focus land, so a loaded machine shows the same:
+    ``focused`` has the focus (asked for with ``focus()``, which is deferred)
+    and is scrolled into view. The cursor stays on (no blink) so its state
+    does not depend on timing."""
     from textual.widgets import Input
 
-    for widget in pilot.app.screen.query(Input):
+    app = pilot.app
+    for widget in app.screen.query(Input):
         widget.cursor_blink = False
-    await pilot.pause()
+    await until(pilot, lambda: app.focused is focused and in_view(focused))
     await pilot.wait_for_scheduled_animations()
-    await pilot.pause(0.1)
     await pilot.pause()
 
 
@@ -83,8 +97,9 @@ def test_commands_view(snap_compare: Any) -> None:
         screen = await ready(pilot)
         await pilot.press("slash", *"demo")
         await pilot.pause()
-        screen.query_one("#cmd-list").focus()
-        await settle(pilot)
+        command_list = screen.query_one("#cmd-list")
+        command_list.focus()
+        await settle(pilot, command_list)
 
     assert snap_compare(app(), terminal_size=SIZE, run_before=run_before)
 
@@ -104,6 +119,8 @@ def test_filled_form(snap_compare: Any) -> None:
         await pilot.press("ctrl+r")  # validates, shows the error, runs nothing
         await pilot.pause()
         assert screen._selected_run is None
-        await settle(pilot)
+        bad = form._widget("limit")  # the first bad field: focused and scrolled to
+        assert bad is not None
+        await settle(pilot, bad)
 
     assert snap_compare(app(), terminal_size=SIZE, run_before=run_before)

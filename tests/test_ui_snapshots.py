@@ -12,9 +12,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from textual.widgets import Log
 
 from devconsole.model.recording import load_recording
 from devconsole.ui.app import DevConsoleApp
+from devconsole.ui.panels.linetable import LineTable
+
+from .conftest import until
 
 RECORDING = Path(__file__).parent / "recordings" / "demo.jsonl"
 
@@ -23,14 +27,26 @@ def replay_app() -> DevConsoleApp:
     return DevConsoleApp(recording=load_recording(RECORDING))
 
 
+def tails_shown(app: DevConsoleApp) -> bool:
+    """Every view on screen that follows its newest line shows it: the tables
+    whose cursor is on the last row and the log are scrolled to their end."""
+    screen = app.screen
+    for table in screen.query(LineTable):
+        if table.FOLLOWS_TAIL and table.at_tail() and table.scroll_offset.y != table.max_scroll_y:
+            return False
+    return all(log.scroll_offset.y == log.max_scroll_y for log in screen.query(Log) if log.auto_scroll)
+
+
 async def settle(pilot) -> None:
-    """Let the replayed events reach the panels (the tick would do it in 100 ms)."""
-    await pilot.pause()
-    pilot.app.refresh_views()
-    await pilot.pause()
-    # Scrolling to the tail posts scrollbar updates: let them all land.
+    """Let the replayed events reach the panels (the tick would do it in 100 ms)
+    and the views scroll to their tail, then draw what that moved."""
+    app = pilot.app
+    await pilot.pause()  # a view switched to has composed its panels
+    app.refresh_views()  # the state, applied to the view on display, now
+    # Following the tail is a scroll after the next refresh (the new height laid out first).
+    await until(pilot, lambda: tails_shown(app))
+    # The scroll posts scrollbar updates and repaints: let them all land.
     await pilot.wait_for_scheduled_animations()
-    await pilot.pause(0.05)
     await pilot.pause()
 
 
