@@ -25,7 +25,6 @@ No server, no screen, no sockets: one process, pure CPU.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import gc
 import sys
@@ -37,7 +36,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchlib import fmt, median, table, versions
+from benchlib import base_parser, fmt, main_guard, median, table, versions
 
 from devconsole.model.state import ServerState
 from devconsole.wire import events
@@ -217,11 +216,10 @@ def ingest_run(template: list[tuple[float, dict[str, Any]]], checked: bool) -> d
 
 
 def run() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = base_parser(__doc__.split("\n\n")[0])  # --quick, and --ports (unused: no sockets here)
     parser.add_argument("--requests", type=int, default=20000, help="requests in the stream (3 events each)")
     parser.add_argument("--rate", type=float, default=2000.0, help="requests per second the stream simulates")
     parser.add_argument("--reps", type=int, default=7, help="repetitions; medians are taken over them")
-    parser.add_argument("--quick", action="store_true", help="a tiny run that only checks the script works")
     args = parser.parse_args()
     if args.quick:
         args.requests, args.reps = 500, 2
@@ -255,4 +253,4 @@ def run() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(run())
+    main_guard(run)
