@@ -291,7 +291,8 @@ async def test_theme_switch_recolours_rows_already_shown() -> None:
         before = table.style("requests--5xx")
         assert before == table.get_component_rich_style("requests--5xx", partial=True)
         app.theme = "textual-light" if app.theme != "textual-light" else "nord"
-        await pilot.pause(0.1)
+        # The new theme's CSS applied (Textual does it on its next message), then the views told.
+        await until(pilot, lambda: table.get_component_rich_style("requests--5xx", partial=True) != before)
         await settle(pilot, app)
         after = table.style("requests--5xx")
         assert after == table.get_component_rich_style("requests--5xx", partial=True)
