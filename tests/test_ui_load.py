@@ -57,7 +57,7 @@ async def _key_until(app: DevConsoleApp, key: str, predicate, timeout: float = 1
     app.post_message(events.Key(key, key))
     while not predicate():
         assert time.monotonic() - started < timeout, f"key {key!r} got no answer in {timeout} s"
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0.01)  # a poll of the predicate (the resolution of the timing), not a wait for it
     return time.monotonic() - started
 
 
@@ -77,6 +77,7 @@ async def test_keys_answer_while_the_server_is_saturated(demo_project: Project) 
                 # A view switch and back, timed: the UI thread must not be starved.
                 switches.append(await _key_until(app, "l", lambda: isinstance(app.screen, LogScreen)))
                 switches.append(await _key_until(app, "d", lambda: isinstance(app.screen, DashboardScreen)))
+                # The pace of the user's keys (part of the load), not a wait for anything.
                 await asyncio.sleep(0.2)
             out, _ = load.communicate(timeout=30)
         finally:
@@ -85,9 +86,10 @@ async def test_keys_answer_while_the_server_is_saturated(demo_project: Project) 
                 load.wait()
         sent = int(out.strip())
         assert sent > 200, f"the load was too light to mean anything ({sent} requests)"
-        await until(pilot, lambda: app.state.total_requests >= sent, timeout=20)
-        app.refresh_views()
-        await pilot.pause(0.2)
+        # Every finished request has reached the state: counted (stats) and as a row (its event).
+        await until(pilot, lambda: app.state.total_requests >= sent and app.state.request_seq >= sent, timeout=20)
+        app.refresh_views()  # applies it to the dashboard now
+        assert app.state.request_seq == sent  # each request's row came once
         table = app.screen.query_one(RequestList)
         assert table.row_count == min(sent, MAX_ROWS)
         assert app.state.total_requests == sent
