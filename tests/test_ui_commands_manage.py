@@ -11,12 +11,13 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 from devconsole.management.commands.devconsole import console_argv
+
+from .conftest import wait_for
 
 FIXTURE = Path(__file__).parent / "fixtures" / "catproject"
 SETTINGS = "catproject.settings_console"
@@ -36,6 +37,17 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def home_status(port: int) -> int | None:
+    """The status of ``/`` on ``port``, or None while nothing accepts there yet."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except OSError:
+        return None
 
 
 def test_options_become_devconsole_arguments() -> None:
@@ -106,22 +118,14 @@ def test_manage_py_devconsole_serves_until_ctrl_q() -> None:
     reader = threading.Thread(target=drain, daemon=True)
     reader.start()
     try:
-        status = None
-        deadline = time.monotonic() + 60
-        while status is None and time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as response:
-                    status = response.status
-            except urllib.error.HTTPError as exc:
-                status = exc.code
-            except OSError:
-                time.sleep(0.2)
+        try:
+            status = wait_for(lambda: home_status(port), timeout=60, interval=0.2)
+        except AssertionError:  # never served: what the console showed says why
+            raise AssertionError(bytes(screen[-2000:]).decode("utf-8", "replace")) from None
         # No URLs and DEBUG: Django's "The install worked" page.
         assert status == 200, bytes(screen[-2000:]).decode("utf-8", "replace")
         # The server starts before the UI: the screen may come a moment later.
-        while b"devconsole" not in screen and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert b"devconsole" in screen
+        wait_for(lambda: b"devconsole" in screen, timeout=60)
         os.write(master, b"\x11")  # Ctrl+Q
         assert proc.wait(30) == 0
     finally:
