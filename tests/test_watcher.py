@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.abc
 import os
 import queue
+import sys
 from pathlib import Path
 
 import pytest
@@ -126,3 +128,46 @@ def test_a_file_created_and_removed_within_a_batch_is_dropped(tmp_path: Path) ->
         (Change.deleted, deleted_for_good),
     }
     assert settled_paths(changes) == {str(kept), deleted_for_good}
+
+
+class UnloadableWatchfiles(importlib.abc.MetaPathFinder):
+    """``import watchfiles`` fails, as with a broken install or no file
+    descriptor left to open it; counts the attempts."""
+
+    def __init__(self) -> None:
+        self.attempts = 0
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> None:
+        if name == "watchfiles":
+            self.attempts += 1
+            raise ImportError("watchfiles cannot be loaded (test)")
+        return None
+
+
+def test_a_watcher_that_cannot_load_watchfiles_says_so_once_and_retries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    package = tmp_path / "shop"
+    package.mkdir()
+    broken = UnloadableWatchfiles()
+    monkeypatch.delitem(sys.modules, "watchfiles", raising=False)
+    monkeypatch.setattr(sys, "meta_path", [broken, *sys.meta_path])
+    errors: queue.Queue[str] = queue.Queue()
+    batches: queue.Queue[set[str]] = queue.Queue()
+    watcher = Watcher(lambda paths, ts: batches.put(paths), on_error=errors.put)
+    watcher.set_roots([str(package)])
+    watcher.start()
+    try:
+        assert errors.get(timeout=5) == "ImportError: watchfiles cannot be loaded (test)"
+        # Retried every second; the same failure is not reported again (a
+        # third attempt means the second one's failure has been handled).
+        wait_for(lambda: broken.attempts >= 3)
+        assert errors.empty()
+        monkeypatch.undo()  # it loads again: the next attempt watches
+        wait_for(lambda: inotify_watches([package]))
+        (package / "views.py").write_text("X = 1\n")
+        assert batches.get(timeout=5) == {os.path.realpath(package / "views.py")}
+        assert errors.empty()
+    finally:
+        watcher.stop()
+    assert watcher._thread is not None and not watcher._thread.is_alive()

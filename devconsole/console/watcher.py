@@ -116,8 +116,6 @@ class Watcher:
             self._thread.join(timeout=3)
 
     def _run(self) -> None:
-        from watchfiles import watch
-
         while not self._stop.is_set():
             with self._lock:
                 roots = list(self.roots)
@@ -127,6 +125,11 @@ class Watcher:
                 self._changed.clear()
                 continue
             try:
+                # Imported here: a failed import (out of file descriptors, a
+                # broken install) is reported and retried like any failure,
+                # not the thread's silent end.
+                from watchfiles import watch
+
                 # rust_timeout lets the loop notice _renew (new roots) without
                 # a change; watchfiles sleeps in Rust, no Python polling.
                 for changes in watch(
