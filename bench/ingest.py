@@ -240,7 +240,7 @@ def run() -> int:
     for kind in KINDS:
         with_, without = med("with", kind), med("without", kind)
         rows.append([kind, fmt(with_, 2), fmt(without, 2), fmt(with_ - without, 2), fmt(med("check", kind), 2)])
-    print(versions())
+    print(f"Machine: {versions()}")
     print(f"{args.requests:,} requests at {args.rate:,.0f}/s ({len(template):,} events), {args.reps} repetitions\n")
     print(
         table(

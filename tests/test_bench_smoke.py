@@ -36,6 +36,7 @@ SCRIPTS = {
     "idle.py": (),
     "profile_console.py": ("--idle",),
     "ablate.py": (),
+    "ingest.py": (),
 }
 #: Ports each script's range spans; a script needs at most 4 free ones.
 SPAN = 64
@@ -196,6 +197,15 @@ def test_ablation_prices_each_variant(runs: dict[str, subprocess.CompletedProces
     for cells in rows.values():
         assert number(cells[0]) > 0 and number(cells[3]) > 0  # req/s, total CPU µs/req
         assert number(cells[1]) > 0  # server CPU µs/req
+
+
+def test_ingest_prices_the_event_check(runs: dict[str, subprocess.CompletedProcess[str]]) -> None:
+    out = ok(runs["ingest.py"])
+    rows = table_rows(out, "ServerState.ingest, µs per event")
+    assert {"request", "conn_open", "conn_close", "loop", "stats"} <= set(rows)
+    for cells in rows.values():
+        assert number(cells[0]) > 0 and number(cells[1]) > 0  # with and without the check
+        assert number(cells[3]) > 0  # the check alone
 
 
 def test_missing_wrk_is_one_clear_line(tmp_path: Path) -> None:
