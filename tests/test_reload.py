@@ -4,9 +4,12 @@ real requests on a loopback socket."""
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import shutil
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -363,3 +366,121 @@ def test_a_level_0_that_preloaded_the_libraries_still_builds_a_working_level_1(
     # Nothing of the project was imported into level 0 by the preload.
     assert not [f for f in preloaded["files"] if f.startswith(str(console.root.resolve()))]
     assert not [f for f in level0.files if f.startswith(str(console.root.resolve()))]
+
+
+#: A console (a real Session) in its own process, so that its file descriptor
+#: limit can be lowered without touching the test's. Every free descriptor
+#: number up to the highest one open is taken first: what the console opens
+#: after that (its socket, pipes, the watch) is numbered above ``limit``, and
+#: with the limit lowered to it nothing new can be opened while everything
+#: open keeps working. Driven by one-word commands on stdin, answering a JSON
+#: line each.
+LIMITED_CONSOLE = """
+import json, os, resource, sys
+from pathlib import Path
+from devconsole.console.listen import ListenAddress, bind
+from devconsole.console.project import Project
+from devconsole.console.session import Session
+
+open_fds = {int(fd) for fd in os.listdir("/proc/self/fd")}
+fillers = []
+while True:
+    fd = os.open(os.devnull, os.O_RDONLY)
+    if fd > max(open_fds):
+        os.close(fd)
+        break
+    fillers.append(fd)
+limit = max(open_fds) + 1
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+
+manage_py, database = sys.argv[1:3]
+project = Project(Path(manage_py), env=(("DEVCONSOLE_DEMO_DB", database), ("DJANGO_SETTINGS_MODULE", "demosite.settings")))
+sock = bind(ListenAddress("127.0.0.1", 0))
+port = sock.getsockname()[1]
+session = Session(project, ListenAddress("127.0.0.1", port), sock)
+session.start()
+
+def say(**answer):
+    print(json.dumps(answer), flush=True)
+
+say(port=port)
+for line in sys.stdin:
+    command = line.strip()
+    if command == "roots":
+        say(roots=session.reloader.watcher.roots, watch=session.state.watch is not None)
+    elif command == "lower":
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limit, hard))
+        say(limit=limit)
+    elif command == "raise":
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        say(limit=soft)
+    elif command == "log":
+        say(log=[[line.stream, line.text] for line in session.state.log])
+    elif command == "quit":
+        break
+session.close()
+say(closed=True)
+"""
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fdinfo"), reason="reads descriptors from /proc (Linux)")
+def test_a_watch_that_fails_is_a_log_line_and_comes_back(tmp_path: Path, demo_db: Path) -> None:
+    """The watch renewed after a save of a watched single file fails (no file
+    descriptor left: watchfiles cannot create its inotify instance, as when
+    the user's inotify instances are used up): the console's log says so, and
+    the watch comes back once it can."""
+    root = tmp_path / "demo"
+    shutil.copytree(DEMO_DIR, root, ignore=shutil.ignore_patterns("__pycache__"))
+    (root / "notes.py").write_text("NOTES = 1\n")  # a watched root of its own; nothing imports it
+    database = tmp_path / "demo.sqlite3"
+    shutil.copy(demo_db, database)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", LIMITED_CONSOLE, str(root / "manage.py"), str(database)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+
+    def ask(command: str) -> dict:
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(command + "\n")
+        proc.stdin.flush()
+        answer = proc.stdout.readline()
+        assert answer, f"the console exited ({proc.wait()})"
+        return json.loads(answer)
+
+    def failures() -> list[list[str]]:
+        return [line for line in ask("log")["log"] if "watching files for autoreload failed" in line[1]]
+
+    def watched_roots() -> list[str] | None:
+        """The watcher's roots, once the child's report has reached them."""
+        answer = ask("roots")
+        return answer["roots"] if answer["watch"] and str(root / "shop") in answer["roots"] else None
+
+    try:
+        port = json.loads(proc.stdout.readline())["port"]
+        assert get(port)[1] == b"pong"
+        # The roots the child reported are watched, notes.py among them.
+        roots = wait_for(watched_roots)
+        assert str(root / "notes.py") in roots
+        wait_for(lambda: inotify_watches(roots, pid=proc.pid))
+        ask("lower")
+        (root / "notes.py").write_text("NOTES = 2\n")  # renews the watch on it: that fails
+        [(stream, text)] = wait_for(failures)
+        assert stream == "stderr"
+        assert text.startswith("devconsole: watching files for autoreload failed (")
+        assert "Too many open files" in text and text.endswith("; retrying")
+        ask("raise")
+        # Retried every second: the watch is back, and an edit is served again.
+        wait_for(lambda: inotify_watches(roots, pid=proc.pid))
+        views = root / "shop" / "views.py"
+        views.write_text(views.read_text().replace('b"pong"', 'b"pong, again"', 1).replace('"4"', '"11"', 1))
+        assert served(port, "/ping/", b"pong, again") == (200, b"pong, again")
+        assert len(failures()) == 1
+        assert ask("quit") == {"closed": True}
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
