@@ -47,4 +47,8 @@ async def test_a_recorded_session_replays_into_the_ui(demo_project: Project, tmp
         assert _paths(replay) == seen == ["/ping/", "/nope/?q=[b]", "/api/products/"]
         assert replay.state.total_requests == 3
         assert replay.state.status_counts() == counts == {"2xx": 2, "4xx": 1}
-        assert replay.state.hello is not None and replay.state.hello.listen is not None and replay.state.hello.listen.port == port
+        assert (
+            replay.state.hello is not None
+            and replay.state.hello.listen is not None
+            and replay.state.hello.listen.port == port
+        )
