@@ -440,3 +440,18 @@ async def test_the_status_line_shows_the_newest_error_after_fifty() -> None:
         app.state.ingest({"type": "error", "generation": generation, "phase": "URLconf import", "message": "NEWEST"})
         await settle(pilot, app)
         assert "NEWEST" in str(app.screen.query_one("#status").render())
+
+
+async def test_the_loop_panel_says_an_asgi_server_has_no_select_loop() -> None:
+    """Daphne serves with Twisted: the panel says so in a line, not six rows of zeros."""
+    recording = load_recording(RECORDING)
+    hello = next(event for event in recording.events if event["type"] == "hello")
+    app = DevConsoleApp(recording=recording)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        assert "blocked in select" in screen_text(app)
+        app.state.ingest({**hello, "generation": 2, "server_kind": "asgi"})
+        await settle(pilot, app)
+        text = screen_text(app)
+        assert "no select" in text and "blocked in select" not in text
+        assert "accepts/s" in text

@@ -62,31 +62,26 @@ class LoopPanel(FollowsTheme, Vertical):
             self._styles = (component_style(stats, "loop--label"), component_style(stats, "loop--value"))
         label, value = self._styles
         text = Text(no_wrap=True, overflow="ellipsis")
+        accepts_now = ("accepts/s", f"{accepts[-1]:.0f} now, {max(accepts):.0f} peak")
         if state.server_kind == "asgi":
             # Twisted's reactor has no select loop we instrument: say so
             # instead of six rows of zeros; accepts are still counted.
             text.append(NO_SELECT_LOOP, value)
-            for name, shown in (("accepts/s", f"{accepts[-1]:.0f} now, {max(accepts):.0f} peak"),):
-                text.append(f"\n{name:<18} ", label)
-                text.append(shown, value)
-            stats.update(text, layout=not self._drawn)
-            self._drawn = True
-            self.query_one(Sparkline).data = accepts
-            set_border_subtitle(self, state.status)
-            return
-        rows = [
-            ("iterations/s", f"{loop.iterations_per_s:.1f}"),
-            (
-                "ready / timeout",
-                f"{fmt.percent(loop.ready_share)} / {fmt.percent(1 - loop.ready_share) if loop.iterations_total else '0%'}",
-            ),
-            ("blocked in select", fmt.percent(loop.blocked_share)),
-            ("poll interval", f"{loop.poll_interval:g} s"),
-            ("iterations", str(loop.iterations_total)),
-            ("accepts/s", f"{accepts[-1]:.0f} now, {max(accepts):.0f} peak"),
-        ]
-        for index, (name, shown) in enumerate(rows):
-            if index:
+            rows = [accepts_now]
+        else:
+            rows = [
+                ("iterations/s", f"{loop.iterations_per_s:.1f}"),
+                (
+                    "ready / timeout",
+                    f"{fmt.percent(loop.ready_share)} / {fmt.percent(1 - loop.ready_share) if loop.iterations_total else '0%'}",
+                ),
+                ("blocked in select", fmt.percent(loop.blocked_share)),
+                ("poll interval", f"{loop.poll_interval:g} s"),
+                ("iterations", str(loop.iterations_total)),
+                accepts_now,
+            ]
+        for name, shown in rows:
+            if text.plain:
                 text.append("\n")
             text.append(f"{name:<18} ", label)
             text.append(shown, value)
