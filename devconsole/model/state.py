@@ -38,8 +38,8 @@ from devconsole.wire.events import (
     WatchEvent,
 )
 
-#: Status classes a filter may name (``4xx``), besides a path substring.
-#: The HTTP status classes a row can have (anything else is shown as unknown).
+#: The HTTP status classes: a row's (anything else is shown as unknown), and
+#: what a filter may name (``4xx``) besides a path substring.
 STATUS_CLASSES = frozenset({"1xx", "2xx", "3xx", "4xx", "5xx"})
 
 
