@@ -11,11 +11,14 @@ status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import signal
+import socket
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import IO, Any, NoReturn, cast
 
 from devconsole import __version__
 from devconsole.console.interpreter import Interpreter, InterpreterError, Probe
@@ -71,8 +74,12 @@ SERVER_OPTIONS: tuple[ServerOption, ...] = (
         metavar="PATH",
     ),
     ServerOption(
-        ("--record",), "save the session's events to FILE (replay it with 'devconsole replay FILE')", metavar="FILE"
+        ("--record",),
+        "save the session's events to FILE, readable by you alone, with cookies, credentials and "
+        "secret-named query fields masked (replay it with 'devconsole replay FILE')",
+        metavar="FILE",
     ),
+    ServerOption(("--record-secrets",), "with --record: keep cookies, credentials and tokens in clear"),
 )
 
 PASSTHROUGH_EPILOG = (
@@ -231,6 +238,65 @@ def check_interpreter(project: Project, probe: Probe | None = None) -> None:
         fail(str(exc))
 
 
+#: Signals that end the console (a closed terminal window, ``kill``): exit status 128 + the signal.
+EXIT_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+@dataclass
+class Signalled:
+    """Where the run is, for the signal handler of :func:`exit_on_signals`."""
+
+    #: ``starting`` (no app yet), ``running`` (``app`` is set), ``closing``.
+    phase: str = "starting"
+    app: Any = None
+    #: The last exit signal received, 0 for none.
+    signum: int = 0
+
+
+@contextmanager
+def exit_on_signals() -> Iterator[Signalled]:
+    """SIGTERM and SIGHUP end the run through ``finally`` (children stopped,
+    port freed, recording closed), never the default handler's sudden death.
+
+    Starting, a signal raises ``SystemExit(128 + signal)``. Running, the app
+    handles them in its event loop (it exits as on ``q``, so Textual restores
+    the terminal) and gives these handlers back as it ends; one that comes
+    here meanwhile asks the app to exit the same way. Closing, a signal is
+    only noted, so the clean-up is not cut short. The exit status is then
+    128 + the signal.
+    """
+    signalled = Signalled()
+
+    def handler(signum: int, _frame: object) -> None:
+        signalled.signum = signum
+        if signalled.phase == "starting":
+            raise SystemExit(128 + signum)
+        if signalled.phase == "running" and signalled.app is not None:
+            signalled.app.exit(return_code=128 + signum)
+
+    previous = {signum: signal.getsignal(signum) for signum in EXIT_SIGNALS}
+    for signum in EXIT_SIGNALS:
+        signal.signal(signum, handler)
+    try:
+        yield signalled
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old if old is not None else signal.SIG_DFL)
+
+
+def open_record(path: str, *, keep_secrets: bool) -> IO[str]:
+    """The recording's file, created for the user alone; one line and exit 2 if it cannot be."""
+    from devconsole.model.recording import RecordFile
+
+    record_path = Path(path)
+    if not record_path.parent.is_dir():
+        fail(f"--record {path}: directory {record_path.parent} does not exist")
+    try:
+        return cast("IO[str]", RecordFile(record_path, keep_secrets=keep_secrets))
+    except OSError as exc:
+        fail(f"--record {path}: {exc.strerror}")
+
+
 def run_server(argv: list[str], own: Interpreter | None = None) -> int:
     parser = server_parser()
     known, passthrough = split_passthrough(parser, argv)
@@ -247,20 +313,28 @@ def run_server(argv: list[str], own: Interpreter | None = None) -> int:
     # The probe runs while the socket is bound, the server starts and the UI
     # is imported; the demo's was done before its database was prepared.
     probe = None if args.demo else project.probe()
-    record = None
-    if args.record:
-        record_path = Path(args.record)
-        if not record_path.parent.is_dir():
-            fail(f"--record {args.record}: directory {record_path.parent} does not exist")
-        try:
-            record = record_path.open("w", encoding="utf-8")
-        except OSError as exc:
-            fail(f"--record {args.record}: {exc.strerror}")
+    if args.record_secrets and not args.record:
+        fail("--record-secrets needs --record FILE")
+    record = open_record(args.record, keep_secrets=args.record_secrets) if args.record else None
     try:
         sock = bind(address)
     except BindError as exc:
         fail(exc.strerror or str(exc))
+    with exit_on_signals() as signalled:
+        status = _serve(project, address, sock, args, probe, record, signalled)
+    return status
 
+
+def _serve(
+    project: Project,
+    address: ListenAddress,
+    sock: socket.socket,
+    args: argparse.Namespace,
+    probe: Probe | None,
+    record: IO[str] | None,
+    signalled: Signalled,
+) -> int:
+    """Run the session and the app; the exit status (128 + a signal that ended it)."""
     from devconsole.console.session import Session
 
     # The server starts now: Django's start-up in the child overlaps the UI's import.
@@ -278,12 +352,28 @@ def run_server(argv: list[str], own: Interpreter | None = None) -> int:
             check_interpreter(project, probe)  # closes the session on the way out
 
         app = DevConsoleApp(session=session)
+        signalled.app, signalled.phase = app, "running"
         app.run()
     finally:
+        signalled.phase = "closing"
         session.close()
         if record is not None:
-            record.close()
+            _close_record(record)
+    if signalled.signum:
+        return 128 + signalled.signum
     return app.return_code or 0
+
+
+def _close_record(record: IO[str]) -> None:
+    """Close the recording; if writing it failed, one line on stderr says so."""
+    try:
+        record.close()
+    except OSError as exc:  # a file object that buffered what it could not write
+        failure: str | None = exc.strerror or str(exc)
+    else:
+        failure = getattr(record, "failure", None)
+    if failure:
+        sys.stderr.write(f"devconsole: recording stopped: {failure} ({record.name}); it holds what came before\n")
 
 
 def run_replay(argv: list[str]) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import signal
 import socket
 import threading
 import time
@@ -30,6 +32,9 @@ from devconsole.ui.screens.logview import LogScreen
 TICK = 0.1
 #: With no new events, views still refresh this often (ages, lingering sockets).
 IDLE_REFRESH = 1.0
+#: Signals that end the console the way ``q`` does: a closed terminal window
+#: (SIGHUP), ``kill`` (SIGTERM). The exit status is 128 + the signal's number.
+EXIT_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 
 class DevConsoleApp(App[int]):
@@ -120,6 +125,8 @@ class DevConsoleApp(App[int]):
         #: Starts and restarts the server; watches only when reload is on (no fork servers otherwise).
         self.reloader: Reloader | None = session.reloader if session is not None else None
         self._shutdown_done = False
+        #: The handlers :data:`EXIT_SIGNALS` had before the app took them over.
+        self._previous_handlers: dict[int, Any] = {}
         #: (state version, screen, monotonic time) of the last refresh.
         self._ticked: tuple[int, object, float] = (-1, None, 0.0)
         if recording is not None:
@@ -128,6 +135,7 @@ class DevConsoleApp(App[int]):
             self.sub_title = self.address.url
 
     def on_mount(self) -> None:
+        self._take_exit_signals()
         self.switch_mode(self.FIRST_VIEW)
         if self.session is not None:
             self.session.start()
@@ -286,6 +294,37 @@ class DevConsoleApp(App[int]):
             # Queued to the reloader's thread; it ends as an Autoreload event.
             self.reloader.restart()
 
+    # -- signals -------------------------------------------------------------
+    def _take_exit_signals(self) -> None:
+        """SIGTERM and SIGHUP ask the app to exit, as ``q`` does, so Textual
+        restores the terminal (alternate screen left, mouse off, cursor shown)
+        instead of the process dying in the default handler with the screen as
+        it was. Headless apps (tests) leave the host's handlers alone."""
+        if self.is_headless:
+            return
+        loop = asyncio.get_running_loop()
+        for signum in EXIT_SIGNALS:
+            previous = signal.getsignal(signum)
+            try:
+                loop.add_signal_handler(signum, self._exit_on_signal, signum)
+            except (NotImplementedError, RuntimeError, ValueError):
+                continue  # not POSIX, or not the main thread
+            self._previous_handlers[signum] = previous
+
+    def _exit_on_signal(self, signum: int) -> None:
+        self.exit(return_code=128 + signum)
+
+    def _give_back_exit_signals(self) -> None:
+        """The handlers from before the app (the command line's), so a signal
+        during the clean-up after the app is not the default's sudden death."""
+        handlers, self._previous_handlers = self._previous_handlers, {}
+        if not handlers:
+            return
+        loop = asyncio.get_running_loop()
+        for signum, previous in handlers.items():
+            loop.remove_signal_handler(signum)
+            signal.signal(signum, previous if previous is not None else signal.SIG_DFL)
+
     def shutdown(self) -> None:
         """Stop the server child and release the port (idempotent)."""
         if self._shutdown_done:
@@ -296,4 +335,5 @@ class DevConsoleApp(App[int]):
             self.session.close()
 
     def on_unmount(self) -> None:
+        self._give_back_exit_signals()
         self.shutdown()
