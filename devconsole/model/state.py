@@ -6,6 +6,11 @@ replay); the UI reads it on a timer. Everything is bounded: the last
 connections linger for ``linger`` seconds, and totals come from the child's
 cumulative ``stats`` events, so they stay exact whatever was trimmed.
 
+When a generation exits, its connections still open are closed; each one
+that was in a request (``handling``) becomes a request row with no status
+and a note (the server child sends a request only when it ends, so the
+connection is what the console knows of it), counted in the totals.
+
 Rows carry a sequence number so the UI can ask for "what is new since the
 last tick" and touch only what changed.
 """
@@ -43,6 +48,15 @@ from devconsole.wire.events import (
 STATUS_CLASSES = frozenset({"1xx", "2xx", "3xx", "4xx", "5xx"})
 
 
+#: The ``phase`` of the ``error`` the console adds when a serving generation
+#: dies without being asked to (its message says why, its traceback holds
+#: the generation's last stderr lines).
+CRASH_PHASE = "server child died"
+#: The key the cut requests are counted under in :meth:`ServerState.status_counts`.
+CUT = "cut"
+#: Connection states in which a request is being handled.
+_IN_REQUEST = frozenset({"handling"})
+
 #: Events an idle server sends on every select() timeout.
 _HEARTBEAT = frozenset({"loop", "stats"})
 
@@ -63,6 +77,8 @@ class RequestRow:
     thread: str
     ts: float
     headers: list[list[str]]
+    #: Why the row is not a finished request (``cut: server child died``), else empty.
+    note: str = ""
 
     @property
     def status_class(self) -> str:
@@ -306,6 +322,10 @@ class ServerState:
         self._gen_stats: dict[int, dict[str, Any]] = {}
         self._folded: dict[str, Any] = {"requests": 0, "connections": 0, "dropped": 0, "status": {}}
         self._rate: deque[tuple[float, int]] = deque(maxlen=256)
+        #: Requests cut when their generation exited (no child counted them).
+        self.cut_requests = 0
+        #: Generations (the latest few) that died without being asked to.
+        self._crashed: deque[int] = deque(maxlen=_GENERATIONS_KEPT)
 
     # ------------------------------------------------------------------ ingest
     def ingest(self, event: dict[str, Any]) -> None:
@@ -504,7 +524,8 @@ class ServerState:
 
     def _total(self, key: str) -> int:
         with self._lock:  # read from the UI thread while the reader ingests
-            return self._folded[key] + sum(stats[key] for stats in self._gen_stats.values())
+            cut = self.cut_requests if key == "requests" else 0
+            return self._folded[key] + sum(stats[key] for stats in self._gen_stats.values()) + cut
 
     def _on_log(self, event: LogEvent) -> None:
         self.log_seq += 1
@@ -544,17 +565,59 @@ class ServerState:
         )
         self.errors.append(error)
         self.error_seq += 1
-        if error.fatal:
+        if error.phase == CRASH_PHASE:
+            if error.generation is not None:
+                self._crashed.append(error.generation)
+            if (error.generation if error.generation is not None else self.generation) >= self.generation:
+                self.status = "crashed"
+        elif error.fatal:
             self.status = "error"
 
     def _on_exit(self, event: ExitEvent) -> None:
-        if event.get("generation", self.generation) >= self.generation and self.status != "error":
-            self.status = "stopped" if event.get("returncode") == 0 else "crashed"
-        # Connections of a generation that exited are gone.
+        generation = event.get("generation", self.generation)
+        crashed = generation in self._crashed
+        if generation >= self.generation and (crashed or self.status != "error"):
+            self.status = "stopped" if event.get("returncode") == 0 and not crashed else "crashed"
+        # Connections of a generation that exited are gone; a request in
+        # flight on one was cut, and becomes a row saying so.
+        now = self._now(event)
+        note = "cut: server child died" if crashed else "cut: server child stopped"
+        cut = 0
         for row in self.conns.values():
-            if row.generation == event.get("generation") and row.closed_at is None:
+            if row.generation == generation and row.closed_at is None:
+                if row.state in _IN_REQUEST:
+                    self._cut_request(row, note, now)
+                    cut += 1
                 row.state = "closed"
-                row.closed_at = self._now(event)
+                row.closed_at = now
+        if cut:
+            self.log_seq += 1
+            text = f"devconsole: {cut} request{'s' if cut != 1 else ''} in flight {note} (generation {generation})"
+            self.log.append(LogLine(self.log_seq, "stderr", text, now, generation))
+
+    def _cut_request(self, conn: ConnRow, note: str, now: float) -> None:
+        """A row for the request ``conn`` was handling when its generation exited."""
+        self.cut_requests += 1
+        self.request_seq += 1
+        self.requests.append(
+            RequestRow(
+                seq=self.request_seq,
+                id=f"{conn.id}.{conn.requests + 1}",
+                generation=conn.generation,
+                conn=conn.id,
+                method="-",
+                path=conn.path,
+                query="",
+                version="",
+                status=None,
+                duration_ms=0.0,
+                bytes_out=0,
+                thread=conn.thread,
+                ts=now,
+                headers=[],
+                note=note,
+            )
+        )
 
     def _on_reload(self, event: ReloadEvent) -> None:
         self.reload_seq += 1
@@ -597,6 +660,8 @@ class ServerState:
             for stats in self._gen_stats.values():
                 for key, count in stats["status"].items():
                     counts[key] = counts.get(key, 0) + count
+            if self.cut_requests:
+                counts[CUT] = self.cut_requests
             return counts
 
     def requests_per_second(self, window: float = 3.0) -> float:
