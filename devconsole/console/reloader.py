@@ -34,6 +34,17 @@ was done: ``level`` (``fork``, ``setup``: level 1 rebuilt, ``full``: both
 rebuilt, ``spawn``), ``via`` (the fork server it came from) and ``spare``.
 A watcher that fails (an inotify watch limit reached, a root gone) is a
 ``log`` line on stderr, once per distinct failure.
+
+A serving generation that dies without being asked to (kill -9, a segfault,
+``os._exit`` in a view) is explained at once (an ``error`` of phase
+:data:`~devconsole.model.state.CRASH_PHASE`: the signal or exit status, and
+its last stderr lines; the same as ``log`` lines) and replaced through the
+normal start path (a fork, else a spawn) on the same socket, so requests
+waiting in the backlog are served. One that keeps dying (a third death each
+within :data:`CRASH_WINDOW` seconds of the last) is restarted after a delay
+that doubles from :data:`BACKOFF_FIRST` up to :data:`BACKOFF_MAX`; a save or
+``r`` starts it at once. One that dies before serving is not restarted: a
+save or ``r`` does. A stop the console asked for (a reload, a quit) is no crash.
 """
 
 from __future__ import annotations
@@ -56,9 +67,11 @@ from devconsole.console.supervisor import (
     GenerationHandle,
     SpawnedGeneration,
     Supervisor,
+    describe_exit,
 )
 from devconsole.console.watcher import Watcher, default_roots
 from devconsole.model.sanitize import clean_value
+from devconsole.model.state import CRASH_PHASE
 
 #: How long a ``file_changed`` question may take before we restart instead.
 FILE_CHANGED_TIMEOUT = 2.0
@@ -67,6 +80,20 @@ SETTLE_TIMEOUT = 60.0
 #: Seconds after a reload before the next spare is forked (not to compete
 #: with the new generation's first requests).
 SPARE_DELAY = 0.25
+#: A generation that dies within this many seconds of the previous death
+#: (plus the delay before its start) continues a streak of crashes.
+CRASH_WINDOW = 10.0
+#: The streak's length from which a restart waits: 1 s, then twice as long each time.
+BACKOFF_AFTER = 3
+BACKOFF_FIRST = 1.0
+BACKOFF_MAX = 30.0
+
+
+def backoff_delay(streak: int) -> float:
+    """Seconds to wait before restarting after the ``streak``-th quick death in a row."""
+    if streak < BACKOFF_AFTER:
+        return 0.0
+    return min(BACKOFF_FIRST * 2 ** (streak - BACKOFF_AFTER), BACKOFF_MAX)
 
 
 class RestartLevel(IntEnum):
@@ -195,6 +222,14 @@ class Reloader:
         #: runserver resolved and its handler built, waiting for ``go``.
         self.spare: ForkedGeneration | None = None
         self._spare_timer: threading.Timer | None = None
+        #: Crashes: the current streak's length, when it began and the last
+        #: death (monotonic), the delay before the last restart, and the timer of a delayed one.
+        self._streak = 0
+        self._streak_began = 0.0
+        self._last_death = 0.0
+        self._last_delay = 0.0
+        self._crash_timer: threading.Timer | None = None
+        self._crash_lock = threading.Lock()
 
     # ------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -215,6 +250,7 @@ class Reloader:
         self._stopping.set()
         if self._spare_timer is not None:
             self._spare_timer.cancel()
+        self._cancel_crash_timer()
         if self.watcher is not None:
             self.watcher.stop()
         self._jobs.put(None)
@@ -260,7 +296,82 @@ class Reloader:
                 waiting = self._answers.get(str(event.get("path")))
             if waiting is not None:
                 waiting.put(bool(event.get("handled")))
+        elif kind == "exit":
+            # Explained before the exit itself: the state then knows the
+            # requests it cuts were cut by a crash, not by a stop.
+            self._on_exit(event)
         self._sink(event)
+
+    # -------------------------------------------------------------- crashes
+    def _on_exit(self, event: dict[str, Any]) -> None:
+        """The serving generation exited: unless the console asked it to,
+        say why and start the next one (at once, or after a backoff)."""
+        child = self.supervisor.child
+        generation = event.get("generation")
+        if child is None or child.generation != generation or child.stop_requested or self._stopping.is_set():
+            return
+        served = child.hello_event is not None
+        now = time.monotonic()
+        delay = 0.0
+        with self._crash_lock:
+            if served:
+                if self._streak and now - self._last_death <= CRASH_WINDOW + self._last_delay:
+                    self._streak += 1
+                else:
+                    self._streak, self._streak_began = 1, now
+                self._last_death = now
+                delay = self._last_delay = backoff_delay(self._streak)
+        if not served:
+            then = "not restarted, as it died before serving: save a file or press r to start it"
+        elif delay:
+            span = max(1, round(now - self._streak_began))
+            then = f"server child died {self._streak} times in {span} s: next start in {delay:g} s (r: now)"
+        else:
+            then = "restarting now"
+        cause = describe_exit(event.get("returncode"))
+        message = f"generation {generation} (pid {child.pid}) {cause}; {then}"
+        tail = list(child.stderr_tail)
+        ts = time.time()
+        # Texts already clean: the tail was sanitized as it was read, the rest is ours.
+        self._sink(
+            {
+                "type": "error",
+                "phase": CRASH_PHASE,
+                "message": message,
+                "traceback": "\n".join(tail),
+                "generation": generation,
+                "ts": ts,
+            }
+        )
+        lines = [f"devconsole: server child died: {message}"]
+        if tail:
+            lines.append("devconsole: its last lines on stderr:")
+            lines += [f"  | {line}" for line in tail]
+        for line in lines:
+            self._sink({"type": "log", "stream": "stderr", "text": line, "generation": generation, "ts": ts})
+        if not served:
+            return
+        if delay:
+            timer = threading.Timer(delay, lambda: self._jobs.put(("crash", set(), time.time())))
+            timer.daemon = True
+            with self._crash_lock:
+                self._cancel_crash_timer()
+                self._crash_timer = timer
+            timer.start()
+        else:
+            self._jobs.put(("crash", set(), time.time()))
+
+    def _cancel_crash_timer(self) -> None:
+        timer, self._crash_timer = self._crash_timer, None
+        if timer is not None:
+            timer.cancel()
+
+    def _crash_restart(self) -> None:
+        """The next generation after a crash, unless one already serves."""
+        child = self.supervisor.child
+        if child is not None and child.alive:
+            return
+        self._restart([], RestartLevel.FORK, detect_ms=0.0, saved=0.0)
 
     def _update_roots(self, extra: list[str] | None = None) -> None:
         if self.watcher is None:
@@ -307,7 +418,7 @@ class Reloader:
                 kinds.add(more[0])
                 paths |= more[1]
                 delivered = max(delivered, more[2])
-            kind = next(k for k in ("start", "manual", "changes", "spare") if k in kinds)
+            kind = next(k for k in ("start", "manual", "changes", "crash", "spare") if k in kinds)
             try:
                 if kind == "spare":
                     self._make_spare()
@@ -315,8 +426,12 @@ class Reloader:
                     self._first_start()
                 elif kind == "manual":
                     self._restart(sorted(paths), RestartLevel.REBUILD0, detect_ms=0.0, saved=delivered)
+                elif kind == "crash":
+                    self._crash_restart()
                 else:
                     self._changes(paths, delivered)
+                    if "crash" in kinds:
+                        self._crash_restart()
             except Exception as exc:
                 self._emit(
                     {
@@ -380,6 +495,10 @@ class Reloader:
                 return
             decision.level = RestartLevel.FORK
             decision.restart += unhandled
+        if decision.level is None and not self._serving():
+            # Nothing serves (a crash, in its backoff): a save starts it at once.
+            decision.level = RestartLevel.FORK
+            decision.restart += decision.ignored
         if decision.level is None:
             self._emit(
                 {
@@ -393,6 +512,10 @@ class Reloader:
             )
             return
         self._restart(decision.restart + decision.ask, decision.level, detect_ms=detect_ms, saved=saved)
+
+    def _serving(self) -> bool:
+        child = self.supervisor.child
+        return child is not None and child.alive
 
     def _broken(self) -> bool:
         child = self.supervisor.child
@@ -479,6 +602,8 @@ class Reloader:
         return self.level0
 
     def _restart(self, files: list[str], level: RestartLevel, *, detect_ms: float, saved: float) -> None:
+        with self._crash_lock:
+            self._cancel_crash_timer()  # a delayed restart after crashes: this one replaces it
         started = time.perf_counter()
         old = self.supervisor.child
         source: ForkServerHandle | None = None

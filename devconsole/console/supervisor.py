@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import os
 import queue
+import signal
 import socket
 import subprocess
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from typing import IO, Any
 
@@ -35,6 +37,21 @@ EventSink = Callable[[dict[str, Any]], None]
 #: A single line of child output longer than this is cut.
 MAX_LOG_LINE = 8192
 STOP_TIMEOUT = 6.0
+#: The last lines a generation wrote to stderr, kept to explain its death.
+STDERR_TAIL = 8
+
+
+def describe_exit(returncode: int | None) -> str:
+    """Why a process ended, in words: ``killed by SIGKILL``, ``exited with status 3``."""
+    if returncode is None:
+        return "exited (status unknown)"
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        return f"killed by {name}"
+    return f"exited with status {returncode}"
 
 
 def _lines(stream: IO[bytes], limit: int) -> Iterator[bytes]:
@@ -67,6 +84,10 @@ class GenerationHandle:
     hello: threading.Event
 
     def _start_readers(self, events_fd: int, stdout: IO[bytes], stderr: IO[bytes]) -> None:
+        #: Set once the console asked it to go (a reload, a quit): its exit then is no crash.
+        self.stop_requested = False
+        #: Its last lines on stderr (bounded): what it said before dying.
+        self.stderr_tail: deque[str] = deque(maxlen=STDERR_TAIL)
         self.hello = threading.Event()
         #: Set once the generation serves (hello), failed (error) or exited.
         self.settled = threading.Event()
@@ -75,7 +96,7 @@ class GenerationHandle:
         self._threads = [
             self._spawn(self._read_events, os.fdopen(events_fd, "rb"), "events"),
             self._spawn(_read_log, stdout, "stdout", "stdout", self._emit),
-            self._spawn(_read_log, stderr, "stderr", "stderr", self._emit),
+            self._spawn(_read_log, stderr, "stderr", "stderr", self._emit_stderr),
         ]
 
     def _spawn(self, target: Callable[..., None], stream: Any, name: str, *args: Any) -> threading.Thread:
@@ -91,6 +112,10 @@ class GenerationHandle:
     def _emit(self, event: dict[str, Any]) -> None:
         event.setdefault("generation", self.generation)
         self._supervisor.on_event(event)
+
+    def _emit_stderr(self, event: dict[str, Any]) -> None:
+        self.stderr_tail.append(event["text"])
+        self._emit(event)
 
     def _read_events(self, stream: IO[bytes]) -> None:
         with stream:
@@ -113,6 +138,8 @@ class GenerationHandle:
 
     def send(self, line: str) -> None:
         """A control line for the child (``stop``, ``file_changed PATH``)."""
+        if line == "stop":
+            self.stop_requested = True
         try:
             self._stdin.write(line.encode() + b"\n")
             self._stdin.flush()
@@ -121,6 +148,7 @@ class GenerationHandle:
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> int | None:
         """Gracefully, then by force. Returns the exit status."""
+        self.stop_requested = True
         if self.alive:
             stop_group(
                 self.pid, self.wait, graceful=lambda: self.send("stop"), timeout=timeout, send_signal=self._signal
