@@ -9,7 +9,7 @@ from textual.widgets import Static
 
 from devconsole.console.interpreter import Interpreter
 from devconsole.model.sanitize import clean_line
-from devconsole.model.state import ServerState
+from devconsole.model.state import CRASH_PHASE, ServerState
 from devconsole.ui import formatting as fmt
 from devconsole.ui.widgets.theming import FollowsTheme, component_style
 
@@ -67,6 +67,9 @@ class StatusLine(FollowsTheme, Static):
                 or (last.generation if last.generation is not None else state.generation) >= state.generation
             ):
                 text.append(f"  {last.phase}: {last.message}", warn)
+                if last.phase == CRASH_PHASE and last.traceback:
+                    # What it wrote last (its last stderr line): often the why.
+                    text.append(f" · last words: {last.traceback.splitlines()[-1]}", dim)
         if unknown.count:
             text.append(
                 f"  {unknown.count} event{'s' if unknown.count != 1 else ''} of unknown type ignored (first: {unknown.first})",
