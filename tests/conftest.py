@@ -30,6 +30,7 @@ INTEGRATION_MODULES = frozenset(
         "test_asgi",
         "test_catalogue",
         "test_cli",
+        "test_crash",
         "test_demo",
         "test_forms",
         "test_interpreter",

@@ -1,0 +1,303 @@
+"""A server child that dies (kill -9, ``os._exit`` in a view) on a copy of
+the demo project: real processes, real signals, real requests on a loopback
+socket. The death is explained, the next generation serves on the same
+socket, a request in flight is a row marked cut, and repeated deaths back off."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import shutil
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devconsole.console import reloader as reloader_module
+from devconsole.console.listen import ListenAddress, bind
+from devconsole.console.project import Project
+from devconsole.console.reloader import Reloader, backoff_delay
+from devconsole.console.session import wire
+from devconsole.console.supervisor import Supervisor, describe_exit
+from devconsole.demo import DEMO_DIR
+from devconsole.model.state import CRASH_PHASE, CUT, ServerState
+
+from .conftest import Events, wait_for
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="signals and the fork server need POSIX")
+
+#: A view added to the copy of the demo: says something on stderr, then dies
+#: the way a C extension's abort or a stray os._exit does (no cleanup at all).
+DIE_VIEW = """
+
+def die(request):
+    import sys
+    sys.stderr.write("die view: about to call os._exit(3)\\n")
+    sys.stderr.flush()
+    time.sleep(0.3)  # long enough for the console to see the request in flight
+    os._exit(3)
+"""
+
+
+class TimedEvents(Events):
+    """Events, each with the monotonic time it reached the sink."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.arrived: dict[int, float] = {}
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        self.arrived[id(event)] = time.monotonic()
+        super().__call__(event)
+
+    def hello(self, generation: int) -> dict[str, Any] | None:
+        found = [h for h in self.of("hello") if h.get("generation") == generation]
+        return found[0] if found else None
+
+    def crashes(self) -> list[dict[str, Any]]:
+        return [e for e in self.of("error") if e.get("phase") == CRASH_PHASE]
+
+
+@dataclass
+class Console:
+    root: Path
+    port: int
+    supervisor: Supervisor
+    reloader: Reloader
+    events: TimedEvents
+
+    @property
+    def state(self) -> ServerState:
+        return self.events.state
+
+    def serving_pid(self, generation: int) -> int:
+        hello = wait_for(lambda: self.events.hello(generation), timeout=30)
+        return int(hello["pid"])
+
+    def kill(self, generation: int) -> None:
+        os.kill(self.serving_pid(generation), signal.SIGKILL)
+
+
+def get(port: int, path: str = "/ping/", timeout: float = 20.0) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", path, headers={"Connection": "close"})
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def start_console(tmp_path: Path, demo_db: Path, *, reload: bool) -> Console:
+    root = tmp_path / "demo"
+    shutil.copytree(DEMO_DIR, root, ignore=shutil.ignore_patterns("__pycache__"))
+    views = root / "shop" / "views.py"
+    views.write_text("import os\n" + views.read_text() + DIE_VIEW)
+    urls = root / "demosite" / "urls.py"
+    urls.write_text(
+        urls.read_text().replace(
+            'path("ping/", shop_views.ping, name="ping"),',
+            'path("ping/", shop_views.ping, name="ping"),\n    path("die/", shop_views.die),',
+        )
+    )
+    database = tmp_path / "demo.sqlite3"
+    shutil.copy(demo_db, database)
+    project = Project(
+        root / "manage.py", env=(("DEVCONSOLE_DEMO_DB", str(database)), ("DJANGO_SETTINGS_MODULE", "demosite.settings"))
+    )
+    sock = bind(ListenAddress("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    events = TimedEvents()
+    supervisor, reloader = wire(project, ListenAddress("127.0.0.1", port), sock, events, reload=reload)
+    reloader.start()
+    return Console(root, port, supervisor, reloader, events)
+
+
+@pytest.fixture(params=["fork", "spawn"])
+def console(request: pytest.FixtureRequest, tmp_path: Path, demo_db: Path) -> Iterator[Console]:
+    """A console on a copy of the demo (with a view that dies), its
+    generations forked from fork servers or spawned (``--noreload``)."""
+    console = start_console(tmp_path, demo_db, reload=request.param == "fork")
+    try:
+        assert get(console.port) == (200, b"pong")
+        yield console
+    finally:
+        console.reloader.stop()
+        console.supervisor.close()
+
+
+@pytest.fixture
+def forked(tmp_path: Path, demo_db: Path) -> Iterator[Console]:
+    console = start_console(tmp_path, demo_db, reload=True)
+    try:
+        assert get(console.port) == (200, b"pong")
+        yield console
+    finally:
+        console.reloader.stop()
+        console.supervisor.close()
+
+
+def test_kill_9_is_explained_and_the_next_generation_serves_the_request_sent_right_after(console: Console) -> None:
+    console.kill(1)
+    # Sent at once: it waits in the backlog for generation 2, neither refused nor hung.
+    assert get(console.port) == (200, b"pong")
+    crash = wait_for(console.events.crashes)[0]
+    assert crash["generation"] == 1
+    assert "killed by SIGKILL" in crash["message"] and "restarting now" in crash["message"]
+    assert console.events.hello(2) is not None
+    reload = wait_for(lambda: [r for r in console.events.of("reload") if r["new_generation"] == 2])[0]
+    assert reload["decision"] == "restarted" and reload["files"] == []
+    # Through the normal start path: a fork when fork servers run, else a spawn.
+    assert reload["level"] == ("fork" if console.reloader.use_fork else "spawn")
+    log = [line.text for line in console.state.log]
+    assert any("server child died: generation 1" in text and "SIGKILL" in text for text in log), log[-10:]
+    wait_for(lambda: console.state.status == "serving")
+    # A stop the console asks for is no crash: nothing is explained or restarted.
+    console.reloader.stop()
+    wait_for(lambda: [e for e in console.events.of("exit") if e["generation"] == 2])
+    assert len(console.events.crashes()) == 1
+    assert console.events.hello(3) is None
+
+
+def test_os_exit_in_a_view_is_its_exit_status_and_last_lines(forked: Console) -> None:
+    with pytest.raises((http.client.RemoteDisconnected, ConnectionError)):
+        get(forked.port, "/die/")
+    crash = wait_for(forked.events.crashes)[0]
+    assert "exited with status 3" in crash["message"]
+    assert crash["traceback"].splitlines()[-1] == "die view: about to call os._exit(3)"
+    assert get(forked.port) == (200, b"pong")
+    assert forked.events.hello(2) is not None
+    log = [line.text for line in forked.state.log]
+    assert "  | die view: about to call os._exit(3)" in log
+    # The /die/ request was in flight (it slept first): a row says it was cut.
+    cut = wait_for(lambda: [row for row in forked.state.requests if row.note])
+    assert [(row.generation, row.status, row.note) for row in cut] == [(1, None, "cut: server child died")]
+
+
+def test_a_request_in_flight_when_the_child_is_killed_is_a_cut_row_counted_in_the_totals(forked: Console) -> None:
+    state = forked.state
+    for _ in range(3):
+        assert get(forked.port) == (200, b"pong")
+    # Every finished request counted, by the child's stats and as a row.
+    wait_for(lambda: state.total_requests == 4 and len(state.requests) == 4)
+    failures: list[BaseException] = []
+
+    def slow() -> None:
+        try:
+            get(forked.port, "/slow/?sleep=5")
+        except (OSError, http.client.HTTPException) as exc:
+            failures.append(exc)
+
+    client = threading.Thread(target=slow)
+    client.start()
+    # The console knows it is in flight (the connection is "handling").
+    wait_for(lambda: [c for c in state.connections() if c.generation == 1 and c.state == "handling"])
+    forked.kill(1)
+    client.join(timeout=20)
+    assert not client.is_alive() and failures, "the slow request should have been cut"
+    rows = wait_for(lambda: [row for row in state.requests if row.note])
+    assert len(rows) == 1
+    row = rows[0]
+    assert (row.generation, row.status, row.method, row.note) == (1, None, "-", "cut: server child died")
+    assert state.total_requests == 5 == len(state.requests)
+    assert state.status_counts()[CUT] == 1 and state.cut_requests == 1
+    assert get(forked.port) == (200, b"pong")
+    wait_for(lambda: state.total_requests == 6 and len(state.requests) == 6)
+    # Its connection is closed, not left open.
+    assert not [c for c in state.connections() if c.generation == 1 and c.closed_at is None]
+
+
+def test_four_quick_deaths_back_off_and_the_delay_is_honoured(forked: Console) -> None:
+    events = forked.events
+    for generation in range(1, 5):
+        forked.kill(generation)
+        wait_for(lambda n=generation: len(events.crashes()) == n)
+    messages = [crash["message"] for crash in events.crashes()]
+    assert "restarting now" in messages[0] and "restarting now" in messages[1]
+    assert "server child died 3 times in" in messages[2] and "next start in 1 s" in messages[2]
+    assert "server child died 4 times in" in messages[3] and "next start in 2 s" in messages[3]
+    hello5 = wait_for(lambda: events.hello(5), timeout=30)
+    # Measured from the fourth death's explanation to the new generation's
+    # start (its hello is later still): never sooner than the delay.
+    fourth = events.crashes()[3]
+    reload = wait_for(lambda: [r for r in events.of("reload") if r["new_generation"] == 5])[0]
+    assert events.arrived[id(hello5)] - events.arrived[id(fourth)] >= 2.0
+    assert reload["decision"] == "restarted"
+    hello4 = events.hello(4)
+    assert hello4 is not None
+    third = events.crashes()[2]
+    assert events.arrived[id(hello4)] - events.arrived[id(third)] >= 1.0
+    assert get(forked.port) == (200, b"pong")
+    assert forked.state.status == "serving"
+
+
+def test_r_during_the_backoff_starts_the_server_at_once(forked: Console, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(reloader_module, "BACKOFF_FIRST", 30.0)
+    events = forked.events
+    for generation in range(1, 4):
+        forked.kill(generation)
+        wait_for(lambda n=generation: len(events.crashes()) == n)
+    assert "next start in 30 s" in events.crashes()[2]["message"]
+    assert forked.state.status == "crashed"
+    forked.reloader.restart()  # r
+    wait_for(lambda: events.hello(4), timeout=20)  # well before the 30 s
+    assert get(forked.port) == (200, b"pong")
+    # The delayed start was called off: the manual one replaced it.
+    assert forked.reloader._crash_timer is None
+
+
+def test_backoff_delays_double_up_to_the_cap() -> None:
+    assert [backoff_delay(n) for n in range(1, 11)] == [0, 0, 1, 2, 4, 8, 16, 30, 30, 30]
+
+
+def test_exit_descriptions() -> None:
+    assert describe_exit(-signal.SIGKILL) == "killed by SIGKILL"
+    assert describe_exit(-signal.SIGSEGV) == "killed by SIGSEGV"
+    assert describe_exit(3) == "exited with status 3"
+    assert describe_exit(None) == "exited (status unknown)"
+
+
+def _conn(kind: str, conn_id: int, state: str, generation: int = 1) -> dict[str, Any]:
+    return {
+        "type": kind,
+        "id": conn_id,
+        "peer": "127.0.0.1:5000",
+        "state": state,
+        "thread": "t",
+        "bytes_in": 0,
+        "bytes_out": 0,
+        "requests": 0,
+        "ts": 1.0,
+        "generation": generation,
+    }
+
+
+def test_state_a_stop_cuts_requests_as_stopped_a_crash_as_died() -> None:
+    state = ServerState()
+    state.ingest(
+        {"type": "stats", "requests": 2, "connections": 3, "dropped": 0, "status": {"2xx": 2}, "generation": 1}
+    )
+    state.ingest(_conn("conn_open", 1, "handling"))
+    state.ingest(_conn("conn_open", 2, "idle"))
+    state.ingest(_conn("conn_open", 3, "reading"))
+    state.ingest(
+        {"type": "error", "phase": CRASH_PHASE, "message": "generation 1 (pid 9) killed by SIGKILL", "traceback": ""}
+        | {"generation": 1}
+    )
+    assert state.status == "crashed"
+    state.ingest({"type": "exit", "returncode": -9, "ts": 2.0, "generation": 1})
+    assert state.status == "crashed"
+    assert [(r.conn, r.note) for r in state.requests] == [(1, "cut: server child died")]
+    assert state.total_requests == 3 and state.status_counts() == {"2xx": 2, CUT: 1}
+    assert all(c.closed_at is not None for c in state.conns.values())
+    # A generation stopped by the console (killed after its stop timeout):
+    # its request in flight is cut too, but not by a crash.
+    state.ingest({"type": "hello", "generation": 2})
+    state.ingest(_conn("conn_open", 1, "handling", generation=2))
+    state.ingest({"type": "exit", "returncode": -15, "ts": 3.0, "generation": 2})
+    assert state.requests[-1].note == "cut: server child stopped" and state.total_requests == 4
