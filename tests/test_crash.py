@@ -301,3 +301,30 @@ def test_state_a_stop_cuts_requests_as_stopped_a_crash_as_died() -> None:
     state.ingest(_conn("conn_open", 1, "handling", generation=2))
     state.ingest({"type": "exit", "returncode": -15, "ts": 3.0, "generation": 2})
     assert state.requests[-1].note == "cut: server child stopped" and state.total_requests == 4
+
+
+async def test_the_status_line_says_why_it_died_and_its_last_words(tmp_path: Path) -> None:
+    from devconsole.ui.app import DevConsoleApp
+    from devconsole.ui.widgets.statusline import StatusLine
+
+    app = DevConsoleApp(project=Project(tmp_path / "manage.py"))
+    async with app.run_test(size=(240, 40)) as pilot:
+        state = app.state
+        state.ingest({"type": "hello", "generation": 3, "pid": 77})
+        message = (
+            "generation 3 (pid 77) killed by SIGSEGV; server child died 3 times in 2 s: next start in 1 s (r: now)"
+        )
+        # The last line is the child's: markup in it stays text.
+        tail = "Fatal Python error: Segmentation fault\n[bold]in _speedups.c[/bold]"
+        state.ingest({"type": "error", "phase": CRASH_PHASE, "message": message, "traceback": tail, "generation": 3})
+        status = app.screen.query_one(StatusLine)
+        status.refresh_from_state(state)
+        await pilot.pause()
+        shown = str(status.render())
+        assert shown.startswith(" crashed ")
+        assert f"server child died: {message} · last words: [bold]in _speedups.c[/bold]" in shown
+        # Once the next generation serves, the explanation is history.
+        state.ingest({"type": "hello", "generation": 4, "pid": 78})
+        status.refresh_from_state(state)
+        await pilot.pause()
+        assert "killed by SIGSEGV" not in str(status.render()) and str(status.render()).startswith(" serving ")
