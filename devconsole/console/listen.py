@@ -8,6 +8,7 @@ backlog instead of being refused.
 from __future__ import annotations
 
 import errno
+import ipaddress
 import re
 import socket
 from dataclasses import dataclass
@@ -49,6 +50,22 @@ class ListenAddress:
         if host == "0":
             host = "0.0.0.0"
         return f"{host}:{self.port}"
+
+    @property
+    def is_loopback(self) -> bool:
+        """Whether only this machine can connect (127.0.0.0/8, ``::1``,
+        ``localhost``); 0.0.0.0, ``::`` and a LAN address are reachable from
+        the network."""
+        host = self.host.lower().rstrip(".")
+        if host == "localhost" or host.endswith(".localhost"):
+            return True
+        try:
+            ip = ipaddress.ip_address("0.0.0.0" if host == "0" else host.partition("%")[0])
+        except ValueError:
+            return False  # a name other than localhost may resolve anywhere
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        return ip.is_loopback
 
     @property
     def url(self) -> str:

@@ -4,10 +4,27 @@ A ``Log`` widget, not a ``RichLog``: a saturated server logs a line per
 request, and ``Log`` renders only the lines on screen (``RichLog`` renders
 every line as it is written: seconds of UI time per second of load,
 measured). Lines are plain text, already sanitized where they were ingested.
+
+Lines are shown in time order. Output the server prints reaches the state
+as it is read; the request line is written from the request event, which
+comes up to 50 ms later with an earlier time (the request's end). So each
+line waits :data:`REORDER_WINDOW` before it is shown, and the waiting lines
+go out sorted by time: a traceback printed after a request ended comes after
+that request's line, the print of a view before its own request's line.
+
+The two clocks are not alike: a request line has the request's end as the
+server child measured it, output the time the console read it, a little
+late (the reader thread waits for the GIL). Output read just after a request
+ended, while no other request was running, is that request's own (its
+traceback, say) and goes before its line, as runserver prints them
+(:class:`RecentRequests`).
 """
 
 from __future__ import annotations
 
+import time
+from bisect import bisect_right
+from collections import deque
 from typing import ClassVar
 
 from textual import on
@@ -16,12 +33,66 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Log
 
-from devconsole.model.state import LogLine, ServerState
+from devconsole.model.state import LogLine, RequestRow, ServerState
 from devconsole.ui import formatting as fmt
 from devconsole.ui.widgets.borders import set_border_subtitle
-from devconsole.ui.widgets.statusline import StatusLine
+from devconsole.ui.widgets.statusline import StatusLine, exposed_host
 
 MAX_LINES = 5000
+#: Seconds a line waits before it is shown, so that a line arriving late with
+#: an earlier time (the request line: events are flushed every 50 ms) is
+#: shown before it. Every line is shown at most this long after it arrived.
+REORDER_WINDOW = 0.25
+#: Output read at most this long after a request ended may be that request's
+#: own: the console's reader thread waits for the GIL (a switch interval, 5 ms,
+#: on an idle console; tens of ms measured on a loaded machine).
+OWN_OUTPUT_SLACK = 0.05
+#: Requests remembered to place output among them.
+MAX_SPANS = 2000
+
+
+class RecentRequests:
+    """The last requests' (end, start) times, sorted by end, to place output
+    lines among request lines (see the module's docstring)."""
+
+    def __init__(self) -> None:
+        self._seq = 0
+        self._ends: list[float] = []
+        self._starts: list[float] = []
+        self._order: deque[float] = deque()
+
+    def add(self, rows: list[RequestRow]) -> None:
+        for row in rows:
+            if row.status is None:
+                continue
+            end = row.ts + row.duration_ms / 1000
+            at = bisect_right(self._ends, end)
+            self._ends.insert(at, end)
+            self._starts.insert(at, row.ts)
+            self._order.append(end)
+            if len(self._order) > MAX_SPANS:
+                gone = self._order.popleft()
+                index = bisect_right(self._ends, gone) - 1
+                del self._ends[index], self._starts[index]
+        if rows:
+            self._seq = rows[-1].seq
+
+    def catch_up(self, state: ServerState) -> None:
+        self.add(state.requests_since(self._seq))
+
+    def key(self, line: LogLine) -> float:
+        """Where ``line`` goes in time: its own time, or just before the line
+        of the request whose output it is."""
+        ts = line.ts
+        index = bisect_right(self._ends, ts) - 1
+        if index < 0 or ts - self._ends[index] > OWN_OUTPUT_SLACK:
+            return ts
+        # Another request still running when this one ended, and started
+        # before the line was read, may have printed it: keep its own time.
+        for later in range(index + 1, min(len(self._ends), index + 1 + MAX_SPANS)):
+            if self._starts[later] <= ts:
+                return ts
+        return self._ends[index] - 1e-6
 
 
 class LogPane(Log):
@@ -38,11 +109,19 @@ class LogScreen(Screen[None]):
         Binding("escape", "clear_search", "Clear search", show=False, id="log.clear-search"),
     ]
 
+    #: Set while lines wait in the reorder window: each tick may release some.
+    REFRESH_EVERY_TICK = False
+
     def __init__(self) -> None:
         super().__init__()
         self._seq = 0
         self._search = ""
         self._state: ServerState | None = None
+        #: Lines not shown yet, with when they arrived here.
+        self._pending: list[tuple[float, LogLine]] = []
+        self._requests = RecentRequests()
+        #: The console's own line saying the server is reachable from the network.
+        self._exposure: LogLine | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -64,12 +143,52 @@ class LogScreen(Screen[None]):
     def refresh_from_state(self, state: ServerState) -> None:
         self._state = state
         self.query_one(StatusLine).refresh_from_state(state)
+        now = time.time()
+        self._note_exposure(state, now)
         lines = state.log_since(self._seq)
-        if not lines:
+        if lines:
+            self._seq = lines[-1].seq
+            self._pending.extend((now, line) for line in lines)
+        if self._pending:
+            self._requests.catch_up(state)
+        ready = self._take_ready(now)
+        self.REFRESH_EVERY_TICK = bool(self._pending)
+        if not ready:
             return
-        self._seq = lines[-1].seq
-        self.query_one(LogPane).write_lines([self._line(line) for line in lines if self._matches(line)])
+        self.query_one(LogPane).write_lines([self._line(line) for line in ready if self._matches(line)])
         self._update_title(state)
+
+    def _take_ready(self, now: float) -> list[LogLine]:
+        """The waiting lines whose window has passed, in time order; a line
+        is held no longer than the window after it arrived, whatever its time."""
+        if not self._pending:
+            return []
+        key = self._requests.key
+        self._pending.sort(key=lambda item: (key(item[1]), item[1].seq))
+        cutoff = now - REORDER_WINDOW
+        count = 0
+        for arrived, line in self._pending:
+            if min(arrived, line.ts) > cutoff:
+                break
+            count += 1
+        ready = [line for _, line in self._pending[:count]]
+        del self._pending[:count]
+        return ready
+
+    def _note_exposure(self, state: ServerState, now: float) -> None:
+        """Once: a line saying the server can be reached from other machines."""
+        hello = state.hello
+        if self._exposure is not None or hello is None or hello.listen is None:
+            return
+        host = exposed_host(hello.listen)
+        if host is None:
+            return
+        text = (
+            f"devconsole: ⚠ the server is reachable from the network ({fmt.listen_address(hello.listen)}): "
+            "anyone who can reach this machine can use it; bind 127.0.0.1 to keep it local"
+        )
+        self._exposure = LogLine(0, "stderr", text, now, hello.generation)
+        self._pending.append((now, self._exposure))
 
     def _update_title(self, state: ServerState) -> None:
         pane = self.query_one(LogPane)
@@ -101,14 +220,22 @@ class LogScreen(Screen[None]):
         self._refill()
 
     def _refill(self) -> None:
-        """Rewrite the kept lines that match the search."""
+        """Rewrite the kept lines that match the search, in time order."""
         pane = self.query_one(LogPane)
         pane.clear()
         state = self._state
         if state is None:
             return
         lines = state.log_since(0)
-        pane.write_lines([self._line(line) for line in lines if self._matches(line)])
         if lines:
             self._seq = lines[-1].seq
+        now = time.time()
+        # Lines still in their window wait there again, with their first arrival.
+        arrived = {id(line): when for when, line in self._pending}
+        self._pending = [(arrived.get(id(line), now), line) for line in lines]
+        if self._exposure is not None:
+            self._pending.append((arrived.get(id(self._exposure), now), self._exposure))
+        self._requests.catch_up(state)
+        pane.write_lines([self._line(line) for line in self._take_ready(now) if self._matches(line)])
+        self.REFRESH_EVERY_TICK = bool(self._pending)
         self._update_title(state)

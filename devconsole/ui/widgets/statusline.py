@@ -8,8 +8,9 @@ from rich.text import Text
 from textual.widgets import Static
 
 from devconsole.console.interpreter import Interpreter
+from devconsole.console.listen import ListenAddress
 from devconsole.model.sanitize import clean_line
-from devconsole.model.state import CRASH_PHASE, ServerState
+from devconsole.model.state import CRASH_PHASE, ListenAt, ServerState
 from devconsole.ui import formatting as fmt
 from devconsole.ui.widgets.theming import FollowsTheme, component_style
 
@@ -57,6 +58,9 @@ class StatusLine(FollowsTheme, Static):
         text.append(f" {state.status} ", component_style(self, f"status--{state.status}"))
         if hello is not None and hello.listen is not None:
             text.append(f"  http://{fmt.listen_address(hello.listen)}/")
+            exposed = exposed_host(hello.listen)
+            if exposed is not None:
+                text.append(f"  ⚠ reachable from the network ({exposed})", warn)
         # What needs attention first: the width may cut the rest.
         if hello is not None and hello.urlconf_error:
             text.append(f"  URLconf: {hello.urlconf_error}", warn)
@@ -98,6 +102,15 @@ class StatusLine(FollowsTheme, Static):
         if checks is not None and not (checks.messages or checks.migrations):
             text.append("  checks: ok", dim)
         self.update(text)
+
+
+def exposed_host(listen: ListenAt) -> str | None:
+    """The host the server listens on when other machines can reach it
+    (``0.0.0.0``, ``::``, a LAN address); None for a loopback address."""
+    address = ListenAddress(listen.host, listen.port, ipv6=":" in listen.host)
+    if address.is_loopback:
+        return None
+    return "0.0.0.0" if address.host == "0" else address.host
 
 
 def project_interpreter(widget: Static) -> Interpreter | None:

@@ -1,0 +1,115 @@
+"""Small faults: the Log view in time order, a garbage request line shown as
+runserver logs it, and a command that wanted input told where to run it."""
+
+from __future__ import annotations
+
+import http.client
+import time
+from pathlib import Path
+
+from devconsole.console.project import Project
+from devconsole.model.state import ServerState
+from devconsole.ui.app import DevConsoleApp
+from devconsole.ui.screens.logview import LogPane, LogScreen
+
+from .conftest import Events, make_project, serving, until
+
+SIZE = (160, 30)
+
+
+def _printing_project(tmp_path: Path) -> Project:
+    return make_project(
+        tmp_path,
+        "printsite",
+        "import sys\n"
+        "DEBUG = True\nSECRET_KEY = 'k'\nALLOWED_HOSTS = ['*']\nINSTALLED_APPS = []\n"
+        "ROOT_URLCONF = 'printsite'\n"
+        "from django.http import HttpResponse\nfrom django.urls import path\n"
+        "def printing(request):\n"
+        "    print('printed by the view', file=sys.stderr, flush=True)\n"
+        "    return HttpResponse('ok')\n"
+        "urlpatterns = [path('print/', printing), path('ok/', lambda request: HttpResponse('ok'))]\n",
+    )
+
+
+def _get(port: int, path: str) -> int:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("GET", path, headers={"Connection": "close"})
+    status = conn.getresponse().status
+    conn.close()
+    return status
+
+
+async def _log_lines(pilot, app: DevConsoleApp, *wanted: str) -> list[str]:
+    """The Log view's lines once every ``wanted`` text is among them."""
+    await pilot.press("l")
+    pane = await until(pilot, lambda: isinstance(app.screen, LogScreen) and app.screen.query_one(LogPane))
+    await until(pilot, lambda: all(any(w in line for line in pane.lines) for w in wanted))
+    return list(pane.lines)
+
+
+def _index(lines: list[str], text: str) -> int:
+    return next(i for i, line in enumerate(lines) if text in line)
+
+
+def _request(path: str, start: float, duration: float) -> dict:
+    return {
+        "type": "request",
+        "id": "1.1",
+        "conn": 1,
+        "method": "GET",
+        "path": path,
+        "query": "",
+        "version": "HTTP/1.1",
+        "status": 500 if path == "/boom/" else 200,
+        "duration_ms": duration * 1000,
+        "bytes_out": 2,
+        "thread": "Thread-1",
+        "ts": start,
+        "headers": [],
+    }
+
+
+async def test_log_view_puts_a_late_request_line_before_later_output() -> None:
+    """Request A ends; request B, started after, prints a traceback that the
+    console reads at once, while A's event comes later (events are flushed
+    every 50 ms): the view shows A's line, the traceback, then B's line."""
+    state = ServerState()
+    app = DevConsoleApp(state=state)
+    async with app.run_test(size=SIZE) as pilot:
+        state.ingest({"type": "hello", "generation": 1, "request_log": "events"})
+        await _log_lines(pilot, app)
+        now = time.time()
+        state.ingest({"type": "log", "stream": "stderr", "text": "Traceback of B", "ts": now + 0.005})
+        app.refresh_views()  # the view takes the output before the events come
+        state.ingest(_request("/a/", now - 0.01, 0.01))
+        state.ingest(_request("/boom/", now + 0.002, 0.02))
+        assert [line.text for line in state.log_since(0)][0] == "Traceback of B"  # arrival order
+        lines = await _log_lines(pilot, app, "Traceback of B", "GET /a/", "GET /boom/")
+        assert _index(lines, "GET /a/") < _index(lines, "Traceback of B") < _index(lines, "GET /boom/")
+
+
+async def test_log_view_puts_output_read_just_after_a_request_before_its_line() -> None:
+    """Output the console read a moment after the request ended, with no
+    other request running, is that request's own: it goes before its line."""
+    state = ServerState()
+    app = DevConsoleApp(state=state)
+    async with app.run_test(size=SIZE) as pilot:
+        state.ingest({"type": "hello", "generation": 1, "request_log": "events"})
+        now = time.time()
+        state.ingest({"type": "log", "stream": "stderr", "text": "Internal Server Error: /boom/", "ts": now + 0.002})
+        state.ingest(_request("/boom/", now - 0.05, 0.05))
+        state.ingest({"type": "log", "stream": "stderr", "text": "much later", "ts": now + 0.2})
+        lines = await _log_lines(pilot, app, "Internal Server Error", "GET /boom/", "much later")
+        assert _index(lines, "Internal Server Error") < _index(lines, "GET /boom/") < _index(lines, "much later")
+
+
+async def test_log_view_lists_a_views_print_before_its_request_line(tmp_path: Path, events: Events) -> None:
+    with serving(_printing_project(tmp_path), events) as supervisor:
+        port = supervisor.socket.getsockname()[1]
+        app = DevConsoleApp(state=events.state)
+        async with app.run_test(size=SIZE) as pilot:
+            await _log_lines(pilot, app)
+            assert _get(port, "/print/") == 200
+            lines = await _log_lines(pilot, app, "printed by the view", "GET /print/")
+            assert _index(lines, "printed by the view") < _index(lines, "GET /print/")
