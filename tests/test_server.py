@@ -322,5 +322,5 @@ def test_a_bad_request_line_is_its_own_row_and_the_https_hint_is_logged(server: 
     wait_for(lambda: events.state.total_requests == 3)
     rows = list(events.state.requests)
     assert (rows[0].path, rows[0].status) == ("/ping/", 200)
-    assert rows[1].status == 505 and rows[1].path == "" and rows[1].headers == []  # not the previous request's
+    assert rows[1].status == 505 and rows[1].path == "GET /x HTTP/9.9" and rows[1].headers == []  # as received
     wait_for(lambda: any("accessing the development server over HTTPS" in line.text for line in events.state.log))

@@ -4,15 +4,19 @@ runserver logs it, and a command that wanted input told where to run it."""
 from __future__ import annotations
 
 import http.client
+import socket
 import time
 from pathlib import Path
 
+import pytest
+
 from devconsole.console.project import Project
+from devconsole.console.supervisor import Supervisor
 from devconsole.model.state import ServerState
 from devconsole.ui.app import DevConsoleApp
 from devconsole.ui.screens.logview import LogPane, LogScreen
 
-from .conftest import Events, make_project, serving, until
+from .conftest import Events, make_project, serving, until, wait_for
 
 SIZE = (160, 30)
 
@@ -113,3 +117,39 @@ async def test_log_view_lists_a_views_print_before_its_request_line(tmp_path: Pa
             assert _get(port, "/print/") == 200
             lines = await _log_lines(pilot, app, "printed by the view", "GET /print/")
             assert _index(lines, "printed by the view") < _index(lines, "GET /print/")
+
+
+def _send_raw(port: int, data: bytes) -> bytes:
+    """``data`` on a fresh connection, the write side then closed (a request
+    line without its end is read to the end); the whole answer."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(data)
+        sock.shutdown(socket.SHUT_WR)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@pytest.mark.parametrize(
+    ("data", "shown"),
+    [
+        (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", "\\x16\\x03\\x01\\x02\\x00\\x01\\x00\\x01ü\\x03\\x03"),
+        (b"GARBAGE\r\n\r\n", "GARBAGE"),
+        (b"GET / HTTP/9.x\x1b[31m\r\n\r\n", "GET / HTTP/9.x\\x1b[31m"),
+        (b"X" * 5000 + b"\r\n\r\n", "X" * 200),
+    ],
+    ids=["tls-handshake", "garbage", "bad-version", "long"],
+)
+def test_a_garbage_request_line_is_shown_escaped_as_received(
+    server: Supervisor, events: Events, data: bytes, shown: str
+) -> None:
+    # No status line: http.server answers a line it could not read as HTTP/0.9.
+    answer = _send_raw(server.socket.getsockname()[1], data)
+    assert b"Error code: 400" in answer
+    row = wait_for(lambda: events.state.requests and events.state.requests[-1])
+    assert row.status == 400
+    assert row.path == shown and row.method == "-" and row.version == "" and row.query == ""
+    request = events.of("request")[-1]
+    assert request["path"] == shown and request["status"] == 400
+    assert "HTTP/0.9" not in row.version

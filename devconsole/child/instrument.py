@@ -46,6 +46,8 @@ MAX_PENDING_REQUESTS = 5000
 #: Header lines and bytes per value kept for the request detail view.
 MAX_HEADERS = 64
 MAX_HEADER_VALUE = 1024
+#: A request line that failed to parse is kept up to this many characters.
+MAX_RAW_REQUEST_LINE = 200
 #: Pieces of a response are joined into one send up to this many bytes.
 JOIN_LIMIT = 64 * 1024
 
@@ -437,8 +439,22 @@ def instrument_handler(base: type, observer: ServerObserver) -> type:
                 observer.dirty.add(conn)
             return request
 
+        def _dc_unparsed(self, started: float) -> RequestEvent:
+            """A request that failed to parse (sent an error): when its request
+            line is what failed (garbage, a TLS handshake, too long), the row
+            carries that line as received, bounded, as runserver logs it, not
+            http.server's defaults (no method, ``HTTP/0.9``). The console
+            escapes it."""
+            request = self._dc_begin(started)
+            if not getattr(self, "command", None):
+                request["method"] = ""
+                request["path"] = (getattr(self, "requestline", "") or "")[:MAX_RAW_REQUEST_LINE]
+                request["query"] = ""
+                request["version"] = ""
+            return request
+
         def log_request(self, code: Any = "-", size: Any = "-") -> None:
-            request = self._dc_request or self._dc_begin(time.time())
+            request = self._dc_request or self._dc_unparsed(time.time())
             status = str(getattr(code, "value", code))  # send_error passes HTTPStatus members
             request["status"] = int(status) if status.isdigit() else None
             request["bytes_out"] = int(size) if str(size).isdigit() else 0
