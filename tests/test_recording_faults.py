@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from devconsole.model.recording import MASK, RecordFile, RecordingWriter, load_recording, play
+from devconsole.model.recording import RecordFile, RecordingWriter, load_recording, play
+from devconsole.model.secrets import MASK
 from devconsole.model.state import ServerState
 from devconsole.ui.app import DevConsoleApp
 

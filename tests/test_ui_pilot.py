@@ -455,3 +455,36 @@ async def test_the_loop_panel_says_an_asgi_server_has_no_select_loop() -> None:
         text = screen_text(app)
         assert "no select" in text and "blocked in select" not in text
         assert "accepts/s" in text
+
+
+async def test_credentials_are_masked_in_the_row_the_detail_and_the_log() -> None:
+    """Cookies, Authorization and secret-named query fields never reach the screen in clear."""
+    recording = load_recording(RECORDING)
+    request = next(event for event in recording.events if event["type"] == "request")
+    app = DevConsoleApp(recording=recording)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        app.state.ingest(
+            {
+                **request,
+                "id": "secret-1",
+                "path": "/login/",
+                "query": "next=/&api_token=hunter2&q=kept",
+                "headers": [
+                    ["Cookie", "sessionid=hunter2"],
+                    ["Authorization", "Basic aHVudGVyMg=="],
+                    ["Accept", "*/*"],
+                ],
+            }
+        )
+        app.state.ingest({"type": "log", "stream": "stderr", "text": "GET /x?password=hunter2 from a project logger"})
+        await settle(pilot, app)
+        assert table_paths(app)[-1] == "/login/?next=/&api_token=********&q=kept"
+        await pilot.press("end", "enter")
+        await settle(pilot, app)
+        assert isinstance(app.screen, RequestDetailScreen)
+        text = str(app.screen.query_one(RequestDetailView).render())
+        assert "********" in text and "*/*" in text and "kept" in text
+        assert "hunter2" not in text and "aHVudGVyMg" not in text
+        log = "\n".join(line.text for line in app.state.log)
+        assert "password=********" in log and "hunter2" not in log

@@ -24,7 +24,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import re
 import stat
 import threading
 import time
@@ -32,84 +31,20 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
-from urllib.parse import unquote_plus
 
 from devconsole.model.sanitize import clean, clean_value
+from devconsole.model.secrets import mask_secrets
 from devconsole.wire import events as event_defs
 from devconsole.wire import protocol
 
 FORMAT_VERSION = 1
 
-#: Header values never written in clear (unless ``--record-secrets``).
-SECRET_HEADERS = frozenset({"cookie", "set-cookie", "authorization", "proxy-authorization"})
-#: A query or form field whose name contains one of these (any case) is masked.
-SECRET_FIELD_WORDS = ("password", "token", "secret", "key", "session")
-#: What a masked value becomes.
-MASK = "********"
 #: The longest line a recording may hold; longer ones are skipped whole, unread.
 MAX_RECORDED_LINE = 4 * protocol.MAX_LINE
-
-#: ``name=value`` after ``?``, ``&`` or ``;`` in a URL inside text (a log line, a Referer).
-_URL_FIELD = re.compile(r"(?<=[?&;])([^=&;?#\s\"'<>]+)=([^&;#\s\"'<>]*)")
 
 
 class RecordingError(Exception):
     """The file is not a recording devconsole can play; one line for the user."""
-
-
-# ------------------------------------------------------------------ masking
-def is_secret_field(name: str) -> bool:
-    """Whether a query or form field named ``name`` holds a credential."""
-    lowered = unquote_plus(name).lower()
-    return any(word in lowered for word in SECRET_FIELD_WORDS)
-
-
-def mask_query(query: str) -> str:
-    """``query`` (``a=1&token=x``) with the values of secret-named fields masked."""
-    if not query:
-        return query
-    parts = query.split("&")
-    for index, part in enumerate(parts):
-        name, equals, _value = part.partition("=")
-        if equals and is_secret_field(name):
-            parts[index] = f"{name}={MASK}"
-    return "&".join(parts)
-
-
-def mask_urls(text: str) -> str:
-    """``text`` with secret-named query fields of any URL in it masked."""
-    if "=" not in text:
-        return text
-    return _URL_FIELD.sub(lambda m: f"{m.group(1)}={MASK}" if is_secret_field(m.group(1)) else m.group(0), text)
-
-
-def mask_secrets(event: dict[str, Any]) -> dict[str, Any]:
-    """``event`` as a recording keeps it by default: the values of
-    :data:`SECRET_HEADERS` and of secret-named query fields (in a request's
-    query and headers, and in log lines: runserver's request line) masked.
-    Returns ``event`` itself when there is nothing to mask."""
-    kind = event.get("type")
-    if kind == "request":
-        masked = dict(event)
-        if isinstance(event.get("query"), str):
-            masked["query"] = mask_query(event["query"])
-        headers = event.get("headers")
-        if isinstance(headers, list):
-            masked["headers"] = [_mask_header(item) for item in headers]
-        return masked
-    if kind == "log" and isinstance(event.get("text"), str):
-        text = mask_urls(event["text"])
-        return event if text is event["text"] else {**event, "text": text}
-    return event
-
-
-def _mask_header(item: Any) -> Any:
-    if not (isinstance(item, list) and len(item) == 2 and all(isinstance(part, str) for part in item)):
-        return item
-    name, value = item
-    if name.lower() in SECRET_HEADERS:
-        return [name, MASK]
-    return [name, mask_urls(value)]
 
 
 # ------------------------------------------------------------------ writing

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from devconsole.model.sanitize import clean
+from devconsole.model.secrets import mask_header, mask_query, mask_urls
 from devconsole.wire import events, protocol
 from devconsole.wire.events import (
     ChecksEvent,
@@ -389,14 +390,14 @@ class ServerState:
                 conn=event.get("conn"),
                 method=event.get("method") or "-",
                 path=event.get("path") or "",
-                query=event.get("query") or "",
+                query=mask_query(event.get("query") or ""),
                 version=event.get("version") or "",
                 status=event.get("status"),
                 duration_ms=float(event.get("duration_ms") or 0.0),
                 bytes_out=int(event.get("bytes_out") or 0),
                 thread=event.get("thread") or "",
                 ts=float(event.get("ts") or 0.0),
-                headers=list(event.get("headers") or []),
+                headers=[mask_header(pair) for pair in event.get("headers") or ()],
             )
         )
         row = self.requests[-1]
@@ -533,7 +534,7 @@ class ServerState:
             LogLine(
                 self.log_seq,
                 event.get("stream", "stdout"),
-                event.get("text", ""),
+                mask_urls(event.get("text", "")),
                 float(event.get("ts") or self._now(event)),
                 event.get("generation", self.generation),
             )
