@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import http.client
 import socket
+import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from textual.binding import Binding
 
+from devconsole.commands.runner import INPUT_HINT, CommandRunner, RunStatus
 from devconsole.console.project import Project
 from devconsole.console.supervisor import Supervisor
 from devconsole.model.state import ServerState
@@ -153,3 +157,49 @@ def test_a_garbage_request_line_is_shown_escaped_as_received(
     request = events.of("request")[-1]
     assert request["path"] == shown and request["status"] == 400
     assert "HTTP/0.9" not in row.version
+
+
+#: A manage.py without Django (it starts in milliseconds): ``ask`` wants a
+#: line of input, ``fail`` fails without wanting any.
+ASKING = """
+import sys
+args = [a for a in sys.argv[1:] if a != "--force-color"]
+if args[0] == "ask":
+    name = input("Name: ")
+    print("hello", name)
+elif args[0] == "fail":
+    print("no EOF here", flush=True)
+    sys.exit(3)
+"""
+
+
+@pytest.fixture
+def asking(tmp_path: Path) -> Iterator[CommandRunner]:
+    (tmp_path / "manage.py").write_text(ASKING)
+    runner = CommandRunner(Project(tmp_path / "manage.py", python=sys.executable))
+    yield runner
+    runner.close()
+
+
+def test_a_command_that_wanted_input_gets_the_hint_to_run_it_in_the_terminal(asking: CommandRunner) -> None:
+    run = asking.start("ask")
+    assert asking.wait(run, 30)
+    assert run.status is RunStatus.FAILED and run.returncode == 1
+    assert "EOFError" in run.output_text()
+    assert run.hint == INPUT_HINT
+    assert run.status_line().startswith("failed (exit 1) · ")
+    assert run.status_line().endswith(" · it wanted input: press Ctrl+T to run it in the terminal")
+
+
+def test_a_failure_without_eoferror_gets_no_hint(asking: CommandRunner) -> None:
+    run = asking.start("fail")
+    assert asking.wait(run, 30)
+    assert run.status is RunStatus.FAILED and run.returncode == 3
+    assert run.hint == "" and "Ctrl+T" not in run.status_line()
+
+
+def test_the_hint_names_the_commands_views_run_in_terminal_key() -> None:
+    from devconsole.ui.screens.commands import CommandsScreen
+
+    keys = {binding.action: binding.key for binding in CommandsScreen.BINDINGS if isinstance(binding, Binding)}
+    assert keys["run_in_terminal"] == "ctrl+t"

@@ -52,6 +52,10 @@ MAX_LINE_CHARS = 4000
 #: Bytes read at most per line; the rest of a longer one comes as the next line.
 _READ_LIMIT = 64 * 1024
 
+#: Said of a piped run that failed reading input (``EOFError``: its stdin is
+#: /dev/null); Ctrl+T in the Commands view runs a command on the terminal.
+INPUT_HINT = "it wanted input: press Ctrl+T to run it in the terminal"
+
 #: ``ESC [ params m``: Select Graphic Rendition, the only sequence kept.
 _SGR = re.compile(r"\x1b\[[0-9;:]*m")
 _ANY_SGR_OR_ESC = re.compile(r"(\x1b\[[0-9;:]*m)")
@@ -122,6 +126,8 @@ class Run:
     total_lines: int = 0
     interrupts: int = 0
     pid: int | None = None
+    #: What to do about the failure, when the runner can tell (:data:`INPUT_HINT`).
+    hint: str = ""
 
     @property
     def running(self) -> bool:
@@ -148,7 +154,14 @@ class Run:
             text = f"interrupted ({_describe_code(self.returncode)})"
         elif self.status is RunStatus.ERROR and self.error:
             text = f"error: {self.error}"
-        return f"{text} · {self.elapsed():.2f} s"
+        text = f"{text} · {self.elapsed():.2f} s"
+        return f"{text} · {self.hint}" if self.hint else text
+
+
+def wanted_input(run: Run) -> bool:
+    """Whether a failed piped run died reading input: its output (the kept
+    lines, the traceback's last among them) names ``EOFError``."""
+    return any("EOFError" in line for _, line in run.lines)
 
 
 def _describe_code(code: int) -> str:
@@ -358,6 +371,8 @@ class CommandRunner:
                 run.status = RunStatus.INTERRUPTED if code != 0 else RunStatus.SUCCEEDED
             else:
                 run.status = RunStatus.SUCCEEDED if code == 0 else RunStatus.FAILED
+            if run.status is RunStatus.FAILED and not run.in_terminal and wanted_input(run):
+                run.hint = INPUT_HINT
 
     def _notify(self, run: Run) -> None:
         if self.on_change is not None:
