@@ -49,6 +49,9 @@ REORDER_WINDOW = 0.25
 OWN_OUTPUT_SLACK = 0.05
 #: Requests remembered to place output among them.
 MAX_SPANS = 2000
+#: Requests that ended after one are looked at, at most, to tell whether
+#: output read just after it may be another's.
+MAX_OVERLAP_SCAN = 64
 
 
 class RecentRequests:
@@ -85,11 +88,14 @@ class RecentRequests:
         of the request whose output it is."""
         ts = line.ts
         index = bisect_right(self._ends, ts) - 1
-        if index < 0 or ts - self._ends[index] > OWN_OUTPUT_SLACK:
+        # A request's own line (its time is the end), or output too long after.
+        if index < 0 or ts == self._ends[index] or ts - self._ends[index] > OWN_OUTPUT_SLACK:
             return ts
         # Another request still running when this one ended, and started
         # before the line was read, may have printed it: keep its own time.
-        for later in range(index + 1, min(len(self._ends), index + 1 + MAX_SPANS)):
+        # The few that ended next are enough: under concurrent load one of
+        # them overlaps at once, and the scan stays short per line.
+        for later in range(index + 1, min(len(self._ends), index + 1 + MAX_OVERLAP_SCAN)):
             if self._starts[later] <= ts:
                 return ts
         return self._ends[index] - 1e-6
