@@ -406,7 +406,10 @@ class ServerState:
             # longer writes it: see instrument.quiet_request_log).
             end = row.ts + row.duration_ms / 1000
             when = time.strftime("%d/%b/%Y %H:%M:%S", time.localtime(end))
-            text = f'[{when}] "{event.get("method") or ""} {row.target} {row.version}" {row.status} {row.bytes_out}'
+            # A request line that did not parse has no method or version:
+            # shown as received, like runserver's "GARBAGE" 400.
+            line = " ".join(part for part in (event.get("method") or "", row.target, row.version) if part)
+            text = f'[{when}] "{line}" {row.status} {row.bytes_out}'
             self.log_seq += 1
             self.log.append(LogLine(self.log_seq, "stderr", text, end, row.generation))
 
