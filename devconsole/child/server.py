@@ -46,6 +46,7 @@ from devconsole.wire.events import (
     ByeEvent,
     CheckMessage,
     ChecksEvent,
+    DrainingEvent,
     ErrorEvent,
     Event,
     FileChangedEvent,
@@ -56,7 +57,8 @@ from devconsole.wire.events import (
 )
 
 FLUSH_INTERVAL = 0.05
-#: How long a graceful stop waits for requests in progress.
+#: How long a graceful stop waits for a connection accepted but still
+#: silent (requests being handled are waited for however long they take).
 DRAIN_TIMEOUT = 5.0
 #: Longest wait for a first request before the checks run anyway (seconds).
 AFTER_SERVING_DELAY = 1.0
@@ -477,22 +479,49 @@ class ServerProcess:
         self.emitter.flush()  # the console waits for this answer
 
     def stop(self) -> None:
-        """Stop accepting, let requests in progress finish, then go."""
+        """Stop accepting, let requests in progress finish, then go.
+
+        A request being handled is never cut here, however long it takes (a
+        stream included): the console says this generation is draining and
+        ends the process itself if the user cuts it. A connection accepted
+        but still silent (no request line yet) is waited for only up to
+        :data:`DRAIN_TIMEOUT`.
+        """
         server = self.observer.server or self.error_server
         # From now on nothing more is accepted here: connections that arrive
         # wait in the shared backlog for the next generation.
         self.observer.stopping = True
         if server is not None:
             server.shutdown()
-            deadline = time.monotonic() + DRAIN_TIMEOUT
-            while self.observer.busy() and time.monotonic() < deadline:
-                time.sleep(0.01)
+            self._drain()
             finish = getattr(server, "dc_finish", None)
             if finish is not None:
                 finish()  # an ASGI server: its reactor stops now, not before
         bye: ByeEvent = {"type": "bye", "in_flight": self.observer.busy()}
         self.emitter.send(bye)
         self.emitter.close()
+
+    def _drain(self) -> None:
+        """Wait for the requests in flight, telling the console how many are left."""
+        deadline = time.monotonic() + DRAIN_TIMEOUT
+        told = 0
+        while True:
+            states = [conn.state for conn in list(self.observer.conns.values())]
+            handling = sum(1 for state in states if state == "handling")
+            reading = sum(1 for state in states if state == "reading")
+            if not handling and (not reading or time.monotonic() >= deadline):
+                break
+            if handling != told:
+                told = handling
+                self._tell_draining(handling)
+            time.sleep(0.01)
+        if told:
+            self._tell_draining(0)
+
+    def _tell_draining(self, in_flight: int) -> None:
+        event: DrainingEvent = {"type": "draining", "in_flight": in_flight}
+        self.emitter.send(event)
+        self.emitter.flush()
 
     # when the project cannot start --------------------------------------------
     def serve_error(self, phase: str, exc: BaseException) -> None:

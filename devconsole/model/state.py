@@ -32,6 +32,7 @@ from devconsole.wire.events import (
     ConnCloseEvent,
     ConnOpenEvent,
     ConnStateEvent,
+    DrainingEvent,
     ErrorEvent,
     EventType,
     ExitEvent,
@@ -327,6 +328,9 @@ class ServerState:
         self.cut_requests = 0
         #: Generations (the latest few) that died without being asked to.
         self._crashed: deque[int] = deque(maxlen=_GENERATIONS_KEPT)
+        #: Generations asked to stop that still finish requests: in-flight
+        #: count by generation (bounded: the console cuts beyond a few).
+        self.draining: dict[int, int] = {}
 
     # ------------------------------------------------------------------ ingest
     def ingest(self, event: dict[str, Any]) -> None:
@@ -577,15 +581,41 @@ class ServerState:
         elif error.fatal:
             self.status = "error"
 
+    def _on_draining(self, event: DrainingEvent) -> None:
+        generation = event.get("generation", self.generation)
+        count = int(event.get("in_flight") or 0)
+        before = self.draining.get(generation)
+        if count > 0:
+            if before is None and len(self.draining) >= _GENERATIONS_KEPT:
+                return  # more than the console lets drain: it cuts them
+            self.draining[generation] = count
+        else:
+            self.draining.pop(generation, None)
+        if before is None and count > 0:
+            text = f"devconsole: {draining_text(generation, count)}; it accepts nothing more (x: cut)"
+        elif before is not None and count == 0:
+            text = f"devconsole: generation {generation} drained: its requests finished"
+        else:
+            return
+        self.log_seq += 1
+        self.log.append(LogLine(self.log_seq, "stderr", text, self._now(event), generation))
+
+    def in_flight(self) -> list[ConnRow]:
+        """Connections in the middle of a request now, any generation."""
+        with self._lock:
+            return [row for row in self.conns.values() if row.closed_at is None and row.state in _IN_REQUEST]
+
     def _on_exit(self, event: ExitEvent) -> None:
         generation = event.get("generation", self.generation)
+        self.draining.pop(generation, None)
         crashed = generation in self._crashed
         if generation >= self.generation and (crashed or self.status != "error"):
             self.status = "stopped" if event.get("returncode") == 0 and not crashed else "crashed"
         # Connections of a generation that exited are gone; a request in
         # flight on one was cut, and becomes a row saying so.
         now = self._now(event)
-        note = "cut: server child died" if crashed else "cut: server child stopped"
+        why = event.get("cut")
+        note = f"cut: {why}" if why else "cut: server child died" if crashed else "cut: server child stopped"
         cut = 0
         for row in self.conns.values():
             if row.generation == generation and row.closed_at is None:
@@ -768,10 +798,16 @@ _HANDLERS: dict[EventType, Callable[[ServerState, Any], None] | None] = {
     "reload": ServerState._on_reload,
     # The reloader acts on these; the screen has nothing to show for them.
     "file_changed": None,
+    "draining": ServerState._on_draining,
     "bye": None,
     "spare_ready": None,
     "spare_failed": None,
 }
+
+
+def draining_text(generation: int, count: int) -> str:
+    """``generation 1 draining: 1 request``."""
+    return f"generation {generation} draining: {count} request{'s' if count != 1 else ''}"
 
 
 def _word_test(word: str) -> Callable[[RequestRow], bool]:

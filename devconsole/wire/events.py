@@ -188,6 +188,14 @@ class ByeEvent(_Stamped):
     in_flight: int
 
 
+class DrainingEvent(_Stamped):
+    """A generation asked to stop still has requests in flight (sent again
+    each time their number changes, 0 last)."""
+
+    type: Literal["draining"]
+    in_flight: int
+
+
 class SpareReadyEvent(_Stamped):
     type: Literal["spare_ready"]
     pid: int
@@ -210,7 +218,13 @@ class LogEvent(_Stamped):
     ts: float
 
 
-class ExitEvent(_Stamped):
+class _ExitCut(TypedDict, total=False):
+    #: Who cut the requests still in flight (``by you``, ``quit``), when the
+    #: console ended the process on purpose before they finished.
+    cut: str
+
+
+class ExitEvent(_Stamped, _ExitCut):
     type: Literal["exit"]
     returncode: int | None
     ts: float
@@ -251,6 +265,7 @@ EventType = Literal[
     "watch",
     "file_changed",
     "bye",
+    "draining",
     "spare_ready",
     "spare_failed",
     "log",
@@ -271,6 +286,7 @@ Event = (
     | WatchEvent
     | FileChangedEvent
     | ByeEvent
+    | DrainingEvent
     | SpareReadyEvent
     | SpareFailedEvent
     | LogEvent
@@ -292,6 +308,7 @@ DEFINITIONS: dict[EventType, type] = {
     "watch": WatchEvent,
     "file_changed": FileChangedEvent,
     "bye": ByeEvent,
+    "draining": DrainingEvent,
     "spare_ready": SpareReadyEvent,
     "spare_failed": SpareFailedEvent,
     "log": LogEvent,

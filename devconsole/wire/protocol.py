@@ -62,6 +62,11 @@ Sent by the server child:
     ``handled`` (a receiver of Django's signal took it: no restart).
 ``bye``
     the child is stopping: ``in_flight``.
+``draining``
+    the child was asked to stop and still has requests in flight: it
+    accepts nothing more and finishes them however long they take (the
+    next generation serves everything new): ``in_flight``, sent again each
+    time that number changes (0 once drained).
 ``spare_ready``
     a spare forked ahead of a reload (generation 0) is ready: ``pid``,
     ``files`` (those it imported).
@@ -74,7 +79,9 @@ Added by the console itself:
     ``stream``, ``text``, ``ts``: a line of the child's stdout or stderr, or
     of the console's own.
 ``exit``
-    ``returncode``, ``ts``: a generation's process ended.
+    ``returncode``, ``ts``: a generation's process ended; ``cut`` (why: by you,
+    quit) when the console ended it on purpose with requests still in
+    flight.
 ``reload``
     from the reload machinery (:mod:`devconsole.console.reloader`): ``ts``,
     ``files``, ``decision`` (``restarted``, ``handled``, ``ignored``,
