@@ -168,7 +168,7 @@ def test_restart_keeps_the_socket_and_a_request_meanwhile_is_served(daphne: Supe
     assert _get(port, "/hello/") == (200, b"hello from daphne")
     wait_for(lambda: len(events.of("hello")) == 2)
     assert [e["generation"] for e in events.of("hello")] == [1, 2]
-    assert old is not None and old.process.returncode == 0
+    assert old is not None and wait_for(lambda: old.process.returncode == 0)  # it drained, then exited
     wait_for(lambda: events.state.total_requests == 1)
     assert events.of("request")[0]["generation"] == 2
 

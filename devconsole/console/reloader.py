@@ -80,6 +80,9 @@ SETTLE_TIMEOUT = 60.0
 #: Seconds after a reload before the next spare is forked (not to compete
 #: with the new generation's first requests).
 SPARE_DELAY = 0.25
+#: How long a reload's row waits for the old generation's exit (to time its
+#: stop); one that drains longer is shown draining meanwhile.
+STOPPER_WAIT = 2.0
 #: A generation that dies within this many seconds of the previous death
 #: (plus the delay before its start) continues a streak of crashes.
 CRASH_WINDOW = 10.0
@@ -620,9 +623,9 @@ class Reloader:
         spare: ForkedGeneration | None = None
         if self.use_fork:
             # Stop first: from this line on the old generation accepts nothing,
-            # so no request can reach old code once the new one serves.
-            if old is not None:
-                old.send("stop")
+            # so no request can reach old code once the new one serves. It
+            # drains its requests in flight however long they take.
+            stopper = self._stopper(old, stop_started, stopped) if old is not None else None
             assert source is not None
             spare = self._take_spare(files) if level == RestartLevel.FORK and source is self.level1 else None
             if spare is None:
@@ -642,16 +645,10 @@ class Reloader:
                 child = SpawnedGeneration(self.supervisor, self.supervisor.next_generation())
                 start_ms = (time.perf_counter() - started) * 1000
             self.supervisor.adopt(child)
-            stopper = _stopper(old, stop_started, stopped) if old is not None else None
-            if stopper is not None:
-                self._finishers.append(stopper)
         else:
-            stopper = None
-            if old is not None:
-                old.stop()
-                stopped.append((time.perf_counter() - stop_started) * 1000)
+            stopper = self._stopper(old, stop_started, stopped) if old is not None else None
             child = self.supervisor.start()
-            start_ms = (time.perf_counter() - started) * 1000 - (stopped[0] if stopped else 0.0)
+            start_ms = (time.perf_counter() - started) * 1000
         ready_from = time.perf_counter()
         child.settled.wait(SETTLE_TIMEOUT)
         ready_ms = (time.perf_counter() - ready_from) * 1000
@@ -687,6 +684,7 @@ class Reloader:
                 stopper,
                 stopped,
                 {"detect": detect_ms, "start": round(start_ms, 1), "ready": round(ready_ms, 1)},
+                stop_started,
             ),
             name="devconsole-reload-event",
             daemon=True,
@@ -746,14 +744,36 @@ class Reloader:
             thread.start()
             self._finishers.append(thread)
 
+    def _stopper(self, old: GenerationHandle, started: float, stopped: list[float]) -> threading.Thread:
+        """Retire ``old`` (see :meth:`Supervisor.retire`); ``stopped`` gets
+        the ms from ``started`` to its exit."""
+        drain = self.supervisor.retire(old)
+
+        def run() -> None:
+            drain.join()
+            stopped.append((time.perf_counter() - started) * 1000)
+
+        thread = threading.Thread(target=run, name="devconsole-stop-old", daemon=True)
+        thread.start()
+        self._finishers.append(thread)
+        return thread
+
     def _finish_event(
-        self, event: dict[str, Any], stopper: threading.Thread | None, stopped: list[float], phases: dict[str, float]
+        self,
+        event: dict[str, Any],
+        stopper: threading.Thread | None,
+        stopped: list[float],
+        phases: dict[str, float],
+        stop_started: float,
     ) -> None:
         """Emit the reload event once the old generation is gone too (its
         stop time is one of the phases); the new one is already serving."""
         if stopper is not None:
-            stopper.join(15.0)
-        phases["stop"] = round(stopped[0], 1) if stopped else 0.0
+            # An old generation that drains a long request does not hold the
+            # row back: its stop phase is then the time so far (the state
+            # shows it draining, and a log line when it is done).
+            stopper.join(STOPPER_WAIT)
+        phases["stop"] = round(stopped[0] if stopped else (time.perf_counter() - stop_started) * 1000, 1)
         event["phases"] = {k: phases[k] for k in ("detect", "stop", "start", "ready")}
         self._emit(event)
 
@@ -765,16 +785,6 @@ class Reloader:
         self._preloaded.update(modules)
         # Also resumes a preload paused while level 1 was being built.
         self.level0.preload_async(modules)
-
-
-def _stopper(old: GenerationHandle, started: float, stopped: list[float]) -> threading.Thread:
-    def run() -> None:
-        old.stop()
-        stopped.append((time.perf_counter() - started) * 1000)
-
-    thread = threading.Thread(target=run, name="devconsole-stop-old", daemon=True)
-    thread.start()
-    return thread
 
 
 def _saved_at(paths: set[str], delivered: float) -> float:

@@ -37,6 +37,9 @@ EventSink = Callable[[dict[str, Any]], None]
 #: A single line of child output longer than this is cut.
 MAX_LOG_LINE = 8192
 STOP_TIMEOUT = 6.0
+#: Old generations that may drain at once (after reloads); beyond it the
+#: oldest one's requests are cut.
+MAX_DRAINING = 4
 #: The last lines a generation wrote to stderr, kept to explain its death.
 STDERR_TAIL = 8
 
@@ -86,6 +89,8 @@ class GenerationHandle:
     def _start_readers(self, events_fd: int, stdout: IO[bytes], stderr: IO[bytes]) -> None:
         #: Set once the console asked it to go (a reload, a quit): its exit then is no crash.
         self.stop_requested = False
+        #: Why the console ended it with requests in flight (``by you``, ``quit``), if it did.
+        self.cut_reason: str | None = None
         #: Its last lines on stderr (bounded): what it said before dying.
         self.stderr_tail: deque[str] = deque(maxlen=STDERR_TAIL)
         self.hello = threading.Event()
@@ -146,6 +151,26 @@ class GenerationHandle:
         except (BrokenPipeError, OSError, ValueError):
             pass
 
+    def exit_event(self, returncode: int | None) -> dict[str, Any]:
+        """The ``exit`` event for its end (saying who cut its requests, if someone did)."""
+        event: dict[str, Any] = {"type": "exit", "returncode": returncode, "ts": time.time()}
+        if self.cut_reason is not None:
+            event["cut"] = self.cut_reason
+        return event
+
+    def cut(self, reason: str) -> None:
+        """End it now, requests in flight included (they become rows saying
+        ``cut: <reason>``). Returns at once; escalates to SIGKILL in the background."""
+        if not self.alive:
+            return
+        self.stop_requested = True
+        self.cut_reason = reason
+        self._signal(signal.SIGTERM)
+        self._spawn(self._finish_cut, None, "cut")
+
+    def _finish_cut(self) -> None:
+        stop_group(self.pid, self.wait, timeout=2.0, escalation=((signal.SIGKILL, 2.0),), send_signal=self._signal)
+
     def stop(self, timeout: float = STOP_TIMEOUT) -> int | None:
         """Gracefully, then by force. Returns the exit status."""
         self.stop_requested = True
@@ -161,7 +186,7 @@ class GenerationHandle:
     def alive(self) -> bool:
         raise NotImplementedError
 
-    def wait(self, timeout: float) -> bool:
+    def wait(self, timeout: float | None) -> bool:
         raise NotImplementedError
 
     def _signal(self, sig: int) -> None:
@@ -208,7 +233,7 @@ class SpawnedGeneration(GenerationHandle):
         returncode = self.process.wait()
         for thread in self._threads:
             thread.join(timeout=2)
-        self._emit({"type": "exit", "returncode": returncode, "ts": time.time()})
+        self._emit(self.exit_event(returncode))
         self.hello.set()
         self.settled.set()
 
@@ -216,7 +241,7 @@ class SpawnedGeneration(GenerationHandle):
     def alive(self) -> bool:
         return self.process.poll() is None
 
-    def wait(self, timeout: float) -> bool:
+    def wait(self, timeout: float | None) -> bool:
         try:
             self.process.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -251,6 +276,8 @@ class Supervisor:
         self.child: GenerationHandle | None = None
         self.generation = 0
         self._lock = threading.Lock()
+        #: Old generations asked to stop that still finish their requests, oldest first.
+        self.draining: list[GenerationHandle] = []
 
     def server_args(self, generation: int, events_fd: int | None = None) -> list[str]:
         """The server child's arguments for ``generation`` (``--events-fd`` last, if known)."""
@@ -290,21 +317,69 @@ class Supervisor:
             return child
 
     def restart(self) -> SpawnedGeneration:
-        """Stop the running child (its requests finish), then start the next.
+        """Retire the running child (it accepts nothing more and drains its
+        requests, see :meth:`retire`), then start the next at once.
 
         Connections arriving in between wait in the socket's backlog.
         """
         with self._lock:
             old = self.child
         if old is not None:
-            old.stop()
+            self.retire(old)
         return self.start()
+
+    def retire(self, old: GenerationHandle) -> threading.Thread:
+        """Tell ``old`` to stop now (it accepts nothing more) and wait in the
+        background, however long its requests in flight take, for it to exit.
+        Returns that thread. :meth:`cut_draining` ends the wait early; beyond
+        :data:`MAX_DRAINING` old generations the oldest is cut."""
+        old.send("stop")
+        with self._lock:
+            self.draining.append(old)
+            excess = self.draining[:-MAX_DRAINING] if len(self.draining) > MAX_DRAINING else []
+        for handle in excess:
+            handle.cut(f"more than {MAX_DRAINING} generations draining")
+
+        def wait() -> None:
+            old.wait(None)
+            old._close_stdin()
+            old._stopped()
+            with self._lock:
+                if old in self.draining:
+                    self.draining.remove(old)
+
+        thread = threading.Thread(target=wait, name=f"devconsole-g{old.generation}-drain", daemon=True)
+        thread.start()
+        return thread
+
+    def cut_draining(self, reason: str = "by you") -> int:
+        """End the old generations still draining, their requests with them; how many."""
+        with self._lock:
+            handles = [handle for handle in self.draining if handle.alive]
+        for handle in handles:
+            handle.cut(reason)
+        return len(handles)
+
+    def cut_all(self, reason: str) -> None:
+        """End every generation now, the current one included (a quit that
+        will not wait): each request in flight becomes a row ``cut: <reason>``."""
+        self.cut_draining(reason)
+        with self._lock:
+            child = self.child
+        if child is not None:
+            child.cut(reason)
 
     def stop(self) -> None:
         with self._lock:
             child, self.child = self.child, None
         if child is not None:
             child.stop()
+        # Old generations still draining when the console goes: cut.
+        self.cut_draining("quit")
+        with self._lock:
+            draining = list(self.draining)
+        for handle in draining:
+            handle.wait(STOP_TIMEOUT)
 
     def close(self) -> None:
         """Stop the child and release the port."""
@@ -620,7 +695,7 @@ class ForkedGeneration(GenerationHandle):
         returncode = self.returncode
         for thread in self._threads:
             thread.join(timeout=2)
-        self._emit({"type": "exit", "returncode": returncode, "ts": time.time()})
+        self._emit(self.exit_event(returncode))
         self._exited.set()
         self.hello.set()
         self.settled.set()
@@ -648,7 +723,7 @@ class ForkedGeneration(GenerationHandle):
     def alive(self) -> bool:
         return not self._exited.is_set()
 
-    def wait(self, timeout: float) -> bool:
+    def wait(self, timeout: float | None) -> bool:
         return self._exited.wait(timeout)
 
     def _stopped(self) -> int | None:
