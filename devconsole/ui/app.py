@@ -21,7 +21,7 @@ from devconsole.console.reloader import Reloader
 from devconsole.console.session import Session
 from devconsole.console.supervisor import Supervisor
 from devconsole.model.recording import Recording, play
-from devconsole.model.state import ServerState
+from devconsole.model.state import ConnRow, ServerState
 from devconsole.ui.screens.anatomy import AnatomyScreen
 from devconsole.ui.screens.commands import CommandsScreen, running_commands
 from devconsole.ui.screens.dashboard import DashboardScreen
@@ -79,6 +79,13 @@ class DevConsoleApp(App[int]):
         ),
         Binding("r", "restart", "Restart", id="restart", tooltip="Restart the server child (the socket stays open)"),
         Binding("question_mark", "help", "Help", id="help", tooltip="Every key, here"),
+        Binding(
+            "x",
+            "cut_draining",
+            "Cut draining",
+            id="cut-draining",
+            tooltip="Cut draining requests: end the old generations still finishing requests after a reload",
+        ),
         Binding("q", "quit_console", "Quit", id="quit", tooltip="Quit (asks first while commands run)"),
         Binding("ctrl+q", "quit", "Quit now", show=False, priority=True, id="quit-now", tooltip="Quit without asking"),
     ]
@@ -129,6 +136,10 @@ class DevConsoleApp(App[int]):
         self._previous_handlers: dict[int, Any] = {}
         #: (state version, screen, monotonic time) of the last refresh.
         self._ticked: tuple[int, object, float] = (-1, None, 0.0)
+        #: Set by a first ``q`` with requests in flight: what it waits for.
+        self.quit_waiting: str | None = None
+        #: Generations draining at the last tick (the ``x`` key shows while any do).
+        self._draining_seen: tuple[int, ...] = ()
         if recording is not None:
             self.sub_title = f"replay · {len(recording.events)} events"
         elif self.address is not None:
@@ -179,6 +190,13 @@ class DevConsoleApp(App[int]):
         and catch up by sequence number when shown again."""
         if not self.is_running:
             return  # shutting down: screens are being taken apart
+        draining = tuple(sorted(self.state.draining))
+        if draining != self._draining_seen:
+            self._draining_seen = draining
+            self.refresh_bindings()
+        if self.quit_waiting is not None and not self.state.in_flight():
+            self.exit()  # what the first q waited for is done
+            return
         try:
             screen = self.screen
         except ScreenStackError:
@@ -244,10 +262,23 @@ class DevConsoleApp(App[int]):
         # The commands view keys its runners by app, of any return type.
         return running_commands(cast("App[object]", self))
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "cut_draining":
+            # Shown (footer, help) only while an old generation drains.
+            return self.supervisor is not None and bool(self.state.draining)
+        return True
+
+    def action_cut_draining(self) -> None:
+        if self.supervisor is None:
+            return
+        cut = self.supervisor.cut_draining("by you")
+        if cut:
+            self.notify(f"Cutting the requests of {cut} draining generation{'s' if cut != 1 else ''}.")
+
     def action_quit_console(self) -> None:
         running = self.running_commands()
         if not running:
-            self.exit()
+            self._quit_after_requests()
             return
 
         def answered(quit: bool | None) -> None:
@@ -255,6 +286,22 @@ class DevConsoleApp(App[int]):
                 self.exit()
 
         self.push_screen(QuitScreen(running), answered)
+
+    def _quit_after_requests(self) -> None:
+        """Quit now if no request is in flight; else say what it waits for
+        and quit when they are done, or at once on a second ``q`` (they are
+        then cut: rows saying ``cut: quit``)."""
+        in_flight = self.state.in_flight() if self.supervisor is not None else []
+        if not in_flight:
+            self.exit()
+            return
+        if self.quit_waiting is not None:
+            assert self.supervisor is not None
+            self.supervisor.cut_all("quit")
+            self.exit()
+            return
+        self.quit_waiting = quit_waiting_text(in_flight)
+        self.notify(self.quit_waiting, title="Quitting", timeout=3600)
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         """The palette (Ctrl+P): every view and every action, plus Textual's own."""
@@ -337,3 +384,16 @@ class DevConsoleApp(App[int]):
     def on_unmount(self) -> None:
         self._give_back_exit_signals()
         self.shutdown()
+
+
+def quit_waiting_text(in_flight: list[ConnRow]) -> str:
+    """``waiting for 1 request to finish: GET /stream/ — q again to quit now``
+    (what the console knows of each: its path, else its connection)."""
+    count = len(in_flight)
+    what = ", ".join(
+        f"{row.path}" if row.path else f"generation {row.generation} connection {row.id} from {row.peer}"
+        for row in in_flight[:3]
+    )
+    if count > 3:
+        what += f" and {count - 3} more"
+    return f"waiting for {count} request{'s' if count != 1 else ''} to finish: {what} — q again to quit now"

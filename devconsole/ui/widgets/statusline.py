@@ -10,7 +10,7 @@ from textual.widgets import Static
 from devconsole.console.interpreter import Interpreter
 from devconsole.console.listen import ListenAddress
 from devconsole.model.sanitize import clean_line
-from devconsole.model.state import CRASH_PHASE, ListenAt, ServerState
+from devconsole.model.state import CRASH_PHASE, ListenAt, ServerState, draining_text
 from devconsole.ui import formatting as fmt
 from devconsole.ui.widgets.theming import FollowsTheme, component_style
 
@@ -48,6 +48,7 @@ class StatusLine(FollowsTheme, Static):
             state.error_seq,
             unknown.count,
             invalid.count,
+            tuple(state.draining.items()),
         )
         if key == self._last:
             return
@@ -62,6 +63,8 @@ class StatusLine(FollowsTheme, Static):
             if exposed is not None:
                 text.append(f"  ⚠ reachable from the network ({exposed})", warn)
         # What needs attention first: the width may cut the rest.
+        for generation, count in sorted(state.draining.items()):
+            text.append(f"  {draining_text(generation, count)} (x: cut)", warn)
         if hello is not None and hello.urlconf_error:
             text.append(f"  URLconf: {hello.urlconf_error}", warn)
         elif errors:
