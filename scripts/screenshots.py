@@ -29,6 +29,7 @@ os.environ["TZ"] = "UTC"
 time.tzset()
 
 from devconsole.commands.catalogue import Catalogue
+from devconsole.console.interpreter import Origin
 from devconsole.console.project import Project
 from devconsole.demo import DEMO_MANAGE_PY
 from devconsole.model.recording import RecordingError, load_recording
@@ -123,8 +124,9 @@ def use_recorded_catalogue(path: Path = CATALOGUE) -> None:
 
 async def shoot(recording_path: Path, view: View, size: tuple[int, int]) -> str:
     # The project only gives the Commands view something to list (the recorded
-    # catalogue): without an address and socket no server is started.
-    project = Project(DEMO_MANAGE_PY, python="python")
+    # catalogue) and the status line an interpreter to name (a typical one):
+    # without an address and socket no server is started.
+    project = Project(DEMO_MANAGE_PY, python="/home/you/mysite/.venv/bin/python", python_origin=Origin.VENV_BESIDE)
     app = DevConsoleApp(recording=load_recording(recording_path), project=project)
     async with app.run_test(size=size) as pilot:
         await pilot.pause()

@@ -99,11 +99,12 @@ class StatusLine(FollowsTheme, Static):
                 f"  generation {state.generation} · pid {hello.pid} · Django {hello.django} · Python {hello.python} · {hello.settings}",
                 dim,
             )
+        if checks is not None and not (checks.messages or checks.migrations):
+            text.append("  checks: ok", dim)
+        # Last, the longest: the width cuts it first (the Anatomy view has it whole).
         interpreter = project_interpreter(self)
         if interpreter is not None:
             text.append(f"  · {interpreter_text(interpreter)}", dim)
-        if checks is not None and not (checks.messages or checks.migrations):
-            text.append("  checks: ok", dim)
         self.update(text)
 
 
