@@ -203,7 +203,14 @@ def test_a_request_in_flight_when_the_child_is_killed_is_a_cut_row_counted_in_th
     rows = wait_for(lambda: [row for row in state.requests if row.note])
     assert len(rows) == 1
     row = rows[0]
-    assert (row.generation, row.status, row.method, row.note) == (1, None, "-", "cut: server child died")
+    # The row names the request the connection was handling.
+    assert (row.generation, row.status, row.method, row.path, row.note) == (
+        1,
+        None,
+        "GET",
+        "/slow/",
+        "cut: server child died",
+    )
     assert state.total_requests == 5 == len(state.requests)
     assert state.status_counts()[CUT] == 1 and state.cut_requests == 1
     assert get(forked.port) == (200, b"pong")

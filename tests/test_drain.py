@@ -139,12 +139,13 @@ async def test_q_with_a_request_in_flight_waits_then_a_second_q_quits_now(demo_p
     async with app.run_test(size=(160, 48)) as pilot:
         await until(pilot, lambda: app.state.hello is not None, timeout=60)
         slow = Request(port, "/slow/?sleep=10")
-        await until(pilot, lambda: app.state.in_flight())
+        # In flight, and the console knows which request (the connection's update).
+        await until(pilot, lambda: [row for row in app.state.in_flight() if row.path])
         await pilot.press("q")
         await pilot.pause()
         assert app.is_running
         assert app.quit_waiting is not None
-        assert app.quit_waiting.startswith("waiting for 1 request to finish: ")
+        assert app.quit_waiting.startswith("waiting for 1 request to finish: GET /slow/ — ")
         assert app.quit_waiting.endswith(" — q again to quit now")
         assert any(app.quit_waiting in str(n.message) for n in app._notifications)
         await pilot.press("q")

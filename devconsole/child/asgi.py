@@ -45,13 +45,12 @@ CLOSE_TIMEOUT = 2.0
 class AsgiConnection(Connection):
     """A TCP connection Daphne accepted; becomes a WebSocket after an upgrade."""
 
-    __slots__ = ("protocol", "transport", "path", "messages_in", "messages_out")
+    __slots__ = ("protocol", "transport", "messages_in", "messages_out")
 
     def __init__(self, conn_id: int, peer: str) -> None:
         super().__init__(conn_id, peer)
         self.protocol = ""
         self.transport: Any = None
-        self.path = ""
         self.messages_in = 0
         self.messages_out = 0
 

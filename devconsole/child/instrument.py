@@ -64,6 +64,8 @@ class Connection:
         "bytes_out",
         "requests",
         "opened",
+        "method",
+        "path",
     )
 
     def __init__(self, conn_id: int, peer: str) -> None:
@@ -75,6 +77,9 @@ class Connection:
         self.bytes_out = 0
         self.requests = 0
         self.opened = time.time()
+        #: The request being handled (or the last one): what a quit waits for.
+        self.method = ""
+        self.path = ""
 
     def as_event(self, kind: Literal["conn_open", "conn_state", "conn_close"]) -> ConnEvent:
         event = {
@@ -88,6 +93,9 @@ class Connection:
             "requests": self.requests,
             "ts": self.opened,
         }
+        if self.path:
+            event["method"] = self.method
+            event["path"] = self.path
         return cast(ConnEvent, event)
 
 
@@ -436,6 +444,7 @@ def instrument_handler(base: type, observer: ServerObserver) -> type:
             self._dc_request = request
             if conn is not None:
                 conn.state = "handling"
+                conn.method, conn.path = request["method"], path
                 observer.dirty.add(conn)
             return request
 

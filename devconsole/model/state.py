@@ -106,6 +106,8 @@ class ConnRow:
     closed_at: float | None = None
     #: ``"websocket"`` for a WebSocket (ASGI servers), else ``""`` (HTTP).
     kind: str = ""
+    #: The request handled (HTTP: the latest), or the WebSocket's path.
+    method: str = ""
     path: str = ""
     messages_in: int = 0
     messages_out: int = 0
@@ -434,6 +436,8 @@ class ServerState:
             requests=int(event.get("requests") or 0),
             opened=float(event.get("ts") or self.clock()),
         )
+        if "path" in event:
+            self._request_of(self.conns[key], event)
         if event.get("kind") == "websocket":
             self._websocket(self.conns[key], event)
         if event.get("state") == "closed":
@@ -449,8 +453,15 @@ class ServerState:
         row.bytes_in = int(event.get("bytes_in") or row.bytes_in)
         row.bytes_out = int(event.get("bytes_out") or row.bytes_out)
         row.requests = int(event.get("requests") or row.requests)
+        if "path" in event:
+            self._request_of(row, event)
         if event.get("kind") == "websocket":
             self._websocket(row, event)
+
+    @staticmethod
+    def _request_of(row: ConnRow, event: ConnOpenEvent | ConnStateEvent | ConnCloseEvent) -> None:
+        row.method = str(event.get("method") or "")
+        row.path = str(event.get("path") or "")
 
     @staticmethod
     def _websocket(row: ConnRow, event: ConnOpenEvent | ConnStateEvent | ConnCloseEvent) -> None:
@@ -639,7 +650,7 @@ class ServerState:
                 id=f"{conn.id}.{conn.requests + 1}",
                 generation=conn.generation,
                 conn=conn.id,
-                method="-",
+                method=conn.method or "-",
                 path=conn.path,
                 query="",
                 version="",

@@ -391,7 +391,9 @@ def quit_waiting_text(in_flight: list[ConnRow]) -> str:
     (what the console knows of each: its path, else its connection)."""
     count = len(in_flight)
     what = ", ".join(
-        f"{row.path}" if row.path else f"generation {row.generation} connection {row.id} from {row.peer}"
+        f"{row.method} {row.path}".lstrip()
+        if row.path
+        else f"generation {row.generation} connection {row.id} from {row.peer}"
         for row in in_flight[:3]
     )
     if count > 3:

@@ -108,22 +108,24 @@ class _ConnFields(_Stamped):
     ts: float
 
 
-class _WebSocketFields(TypedDict, total=False):
-    kind: Literal["websocket"]
+class _ConnExtraFields(TypedDict, total=False):
+    #: The request handled on the connection (HTTP), or the WebSocket's path.
+    method: str
     path: str
+    kind: Literal["websocket"]
     messages_in: int
     messages_out: int
 
 
-class ConnOpenEvent(_ConnFields, _WebSocketFields):
+class ConnOpenEvent(_ConnFields, _ConnExtraFields):
     type: Literal["conn_open"]
 
 
-class ConnStateEvent(_ConnFields, _WebSocketFields):
+class ConnStateEvent(_ConnFields, _ConnExtraFields):
     type: Literal["conn_state"]
 
 
-class ConnCloseEvent(_ConnFields, _WebSocketFields):
+class ConnCloseEvent(_ConnFields, _ConnExtraFields):
     type: Literal["conn_close"]
 
 

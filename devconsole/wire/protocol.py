@@ -32,7 +32,8 @@ Sent by the server child:
 ``conn_open`` / ``conn_state`` / ``conn_close``
     ``id``, ``peer``, ``state`` (``reading``, ``handling``, ``idle``,
     ``closed``), ``thread``, ``bytes_in``, ``bytes_out``, ``requests``, ``ts``.
-    A WebSocket (ASGI servers) adds ``kind`` (``websocket``), ``path``,
+    Once it has handled a request, an HTTP connection adds that request's
+    ``method`` and ``path``. A WebSocket (ASGI servers) adds ``kind`` (``websocket``), ``path``,
     ``messages_in``, ``messages_out``; its states are ``handshake``,
     ``websocket`` (open), ``closing``, ``closed``.
     A connection opened and closed between two flushes comes as its
