@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import threading
 import time
 
@@ -122,6 +123,17 @@ def make_project(directory: Path, settings_module: str, settings_source: str) ->
     )
     (directory / f"{settings_module}.py").write_text(settings_source)
     return Project(directory / "manage.py")
+
+
+def demo_copy(tmp_path: Path, demo_db: Path) -> tuple[Path, Project]:
+    """A private copy of the demo project (its files and its database) to edit
+    and break: its root and the Project for it."""
+    root = tmp_path / "demo"
+    shutil.copytree(DEMO_MANAGE_PY.parent, root, ignore=shutil.ignore_patterns("__pycache__"))
+    database = tmp_path / "demo.sqlite3"
+    shutil.copy(demo_db, database)
+    env = (("DEVCONSOLE_DEMO_DB", str(database)), ("DJANGO_SETTINGS_MODULE", "demosite.settings"))
+    return root, Project(root / "manage.py", env=env)
 
 
 @pytest.fixture(scope="session")

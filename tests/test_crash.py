@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import http.client
 import os
-import shutil
 import signal
 import threading
 import time
@@ -24,10 +23,9 @@ from devconsole.console.project import Project
 from devconsole.console.reloader import Reloader, backoff_delay
 from devconsole.console.session import wire
 from devconsole.console.supervisor import Supervisor, describe_exit
-from devconsole.demo import DEMO_DIR
 from devconsole.model.state import CRASH_PHASE, CUT, ServerState
 
-from .conftest import Events, wait_for
+from .conftest import Events, demo_copy, wait_for
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="signals and the fork server need POSIX")
 
@@ -94,8 +92,7 @@ def get(port: int, path: str = "/ping/", timeout: float = 20.0) -> tuple[int, by
 
 
 def start_console(tmp_path: Path, demo_db: Path, *, reload: bool) -> Console:
-    root = tmp_path / "demo"
-    shutil.copytree(DEMO_DIR, root, ignore=shutil.ignore_patterns("__pycache__"))
+    root, project = demo_copy(tmp_path, demo_db)
     views = root / "shop" / "views.py"
     views.write_text("import os\n" + views.read_text() + DIE_VIEW)
     urls = root / "demosite" / "urls.py"
@@ -104,11 +101,6 @@ def start_console(tmp_path: Path, demo_db: Path, *, reload: bool) -> Console:
             'path("ping/", shop_views.ping, name="ping"),',
             'path("ping/", shop_views.ping, name="ping"),\n    path("die/", shop_views.die),',
         )
-    )
-    database = tmp_path / "demo.sqlite3"
-    shutil.copy(demo_db, database)
-    project = Project(
-        root / "manage.py", env=(("DEVCONSOLE_DEMO_DB", str(database)), ("DJANGO_SETTINGS_MODULE", "demosite.settings"))
     )
     sock = bind(ListenAddress("127.0.0.1", 0))
     port = sock.getsockname()[1]

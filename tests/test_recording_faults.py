@@ -214,12 +214,11 @@ def test_memory_is_bounded_by_the_console_not_the_file(tmp_path: Path) -> None:
 def test_recording_to_a_full_disk_keeps_the_session_and_says_so_at_exit(tmp_path: Path) -> None:
     """In a real terminal: the console runs, ``q`` quits with status 0, and
     after the terminal is restored one line says the recording stopped."""
-    from tests.test_signals import DEVCONSOLE, Terminal, terminal_env
-    from tests.test_tty_smoke import LEAVE_ALT_SCREEN, free_port, panels_drawn
+    from tests.test_tty_smoke import DEVCONSOLE, LEAVE_ALT_SCREEN, Terminal, free_port, panels_drawn, user_terminal_env
 
     terminal = Terminal(
         [str(DEVCONSOLE), "--demo", f"127.0.0.1:{free_port()}", "--record", "/dev/full"],
-        terminal_env(tmp_path),
+        user_terminal_env(tmp_path),
         cwd=tmp_path,
     )
     try:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -19,14 +18,12 @@ from pathlib import Path
 import pytest
 
 from devconsole.console.listen import ListenAddress, bind
-from devconsole.console.project import Project
 from devconsole.console.reloader import Reloader
 from devconsole.console.session import wire
 from devconsole.console.supervisor import Supervisor
-from devconsole.demo import DEMO_DIR
 from devconsole.wire import forkserver as forkserver_wire
 
-from .conftest import Events, inotify_watches, wait_for
+from .conftest import Events, demo_copy, inotify_watches, wait_for
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="the fork server needs POSIX")
 
@@ -67,13 +64,7 @@ def served(port: int, path: str, needle: bytes, timeout: float = 20.0) -> tuple[
 @pytest.fixture
 def console(tmp_path: Path, demo_db: Path) -> Iterator[Console]:
     """A console with autoreload on a private copy of the demo project."""
-    root = tmp_path / "demo"
-    shutil.copytree(DEMO_DIR, root, ignore=shutil.ignore_patterns("__pycache__"))
-    database = tmp_path / "demo.sqlite3"
-    shutil.copy(demo_db, database)
-    project = Project(
-        root / "manage.py", env=(("DEVCONSOLE_DEMO_DB", str(database)), ("DJANGO_SETTINGS_MODULE", "demosite.settings"))
-    )
+    root, project = demo_copy(tmp_path, demo_db)
     sock = bind(ListenAddress("127.0.0.1", 0))
     port = sock.getsockname()[1]
     events = Events()
@@ -429,11 +420,9 @@ def test_a_watch_that_fails_is_a_log_line_and_comes_back(tmp_path: Path, demo_db
     descriptor left: watchfiles cannot create its inotify instance, as when
     the user's inotify instances are used up): the console's log says so, and
     the watch comes back once it can."""
-    root = tmp_path / "demo"
-    shutil.copytree(DEMO_DIR, root, ignore=shutil.ignore_patterns("__pycache__"))
-    (root / "notes.py").write_text("NOTES = 1\n")  # a watched root of its own; nothing imports it
+    root, _project = demo_copy(tmp_path, demo_db)
     database = tmp_path / "demo.sqlite3"
-    shutil.copy(demo_db, database)
+    (root / "notes.py").write_text("NOTES = 1\n")  # a watched root of its own; nothing imports it
     proc = subprocess.Popen(
         [sys.executable, "-c", LIMITED_CONSOLE, str(root / "manage.py"), str(database)],
         stdin=subprocess.PIPE,

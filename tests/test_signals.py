@@ -9,26 +9,23 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.test_tty_smoke import (
-    ENTER_ALT_SCREEN,
-    LEAVE_ALT_SCREEN,
-    Terminal,
-    free_port,
-    panels_drawn,
-    port_is_free,
-)
+from tests import test_tty_smoke
+from tests.test_tty_smoke import ENTER_ALT_SCREEN, LEAVE_ALT_SCREEN, Terminal, free_port, panels_drawn, port_is_free
+
+# The installed devconsole in a pty, with a user's environment: the smoke
+# test's own fixtures.
+launch = test_tty_smoke.launch
+terminal_env = test_tty_smoke.terminal_env
 
 pytestmark = pytest.mark.tty
 
-DEVCONSOLE = Path(sys.executable).with_name("devconsole")
 MOUSE_ON, MOUSE_OFF = b"\x1b[?1000h", b"\x1b[?1000l"
 CURSOR_HIDDEN, CURSOR_SHOWN = b"\x1b[?25l", b"\x1b[?25h"
 
@@ -60,37 +57,6 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
-def terminal_env(tmp_path: Path) -> dict[str, str]:
-    """A user's terminal environment with a home of its own (as test_tty_smoke's fixture)."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("DEVCONSOLE_", "TEXTUAL", "PYTEST_")) and k not in ("NO_COLOR", "COLUMNS", "LINES")
-    }
-    home = tmp_path / "home"
-    (home / ".cache").mkdir(parents=True, exist_ok=True)
-    env.update(HOME=str(home), XDG_CACHE_HOME=str(home / ".cache"), TERM="xterm-256color", LANG="C.UTF-8")
-    env.update(LC_ALL="C.UTF-8")
-    return env
-
-
-@pytest.fixture
-def launch(tmp_path: Path) -> Iterator[Callable[..., Terminal]]:
-    """The installed devconsole in a pty."""
-    assert DEVCONSOLE.exists(), f"no devconsole installed beside {sys.executable}"
-    env = terminal_env(tmp_path)
-    started: list[Terminal] = []
-
-    def start(*args: str) -> Terminal:
-        terminal = Terminal([str(DEVCONSOLE), *args], env, cwd=tmp_path)
-        started.append(terminal)
-        return terminal
-
-    yield start
-    for terminal in started:
-        terminal.close()
 
 
 def wait_exit_status(terminal: Terminal, timeout: float = 60.0) -> int:

@@ -162,8 +162,7 @@ def request_row(status: str = r"\d{3}") -> Callable[[pyte.Screen], bool]:
     return shown
 
 
-@pytest.fixture
-def terminal_env(tmp_path: Path) -> dict[str, str]:
+def user_terminal_env(tmp_path: Path) -> dict[str, str]:
     """The environment of a user's terminal, with a home and cache of its own
     so the demo database is created fresh in the test's temporary directory."""
     env = {
@@ -172,7 +171,7 @@ def terminal_env(tmp_path: Path) -> dict[str, str]:
         if not k.startswith(("DEVCONSOLE_", "TEXTUAL", "PYTEST_")) and k not in ("NO_COLOR", "COLUMNS", "LINES")
     }
     home = tmp_path / "home"
-    (home / ".cache").mkdir(parents=True)
+    (home / ".cache").mkdir(parents=True, exist_ok=True)
     env.update(
         HOME=str(home),
         XDG_CACHE_HOME=str(home / ".cache"),
@@ -187,6 +186,11 @@ def terminal_env(tmp_path: Path) -> dict[str, str]:
     else:
         env.pop("VIRTUAL_ENV", None)
     return env
+
+
+@pytest.fixture
+def terminal_env(tmp_path: Path) -> dict[str, str]:
+    return user_terminal_env(tmp_path)
 
 
 @pytest.fixture
