@@ -24,6 +24,7 @@ from devconsole import __version__
 from devconsole.console.interpreter import Interpreter, InterpreterError, Probe
 from devconsole.console.listen import AddressError, BindError, ListenAddress, bind, parse_addrport
 from devconsole.console.project import Project, ProjectError, locate_project, project_for
+from devconsole.model.sanitize import clean_line
 
 USAGE_ERROR = 2
 
@@ -36,7 +37,9 @@ class _Parser(argparse.ArgumentParser):
 
 
 def fail(message: str, status: int = USAGE_ERROR) -> NoReturn:
-    sys.stderr.write(f"devconsole: error: {message}\n")
+    # Messages quote the user's words and other programs' output (the
+    # project interpreter's stderr): no escape sequence reaches the terminal.
+    sys.stderr.write(f"devconsole: error: {clean_line(message)}\n")
     raise SystemExit(status)
 
 
@@ -310,16 +313,23 @@ def run_server(argv: list[str], own: Interpreter | None = None) -> int:
         option.flags[0] for option in SERVER_OPTIONS if option.runserver and getattr(args, option.dest)
     )
     project = replace(project, runserver_args=runserver_args + tuple(passthrough))
-    # The probe runs while the socket is bound, the server starts and the UI
-    # is imported; the demo's was done before its database was prepared.
-    probe = None if args.demo else project.probe()
     if args.record_secrets and not args.record:
         fail("--record-secrets needs --record FILE")
-    record = open_record(args.record, keep_secrets=args.record_secrets) if args.record else None
     try:
         sock = bind(address)
     except BindError as exc:
         fail(exc.strerror or str(exc))
+    # Opened (and so emptied) only once the port is ours: a busy port leaves
+    # an old recording as it was.
+    try:
+        record = open_record(args.record, keep_secrets=args.record_secrets) if args.record else None
+    except SystemExit:
+        sock.close()
+        raise
+    # Started last, nothing can fail() after it and leave it running: it
+    # runs while the server starts and the UI is imported; the demo's was
+    # done before its database was prepared.
+    probe = None if args.demo else project.probe()
     with exit_on_signals() as signalled:
         status = _serve(project, address, sock, args, probe, record, signalled)
     return status

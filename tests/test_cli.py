@@ -75,6 +75,24 @@ def test_port_in_use_names_the_address_and_suggests_another() -> None:
     assert suggested.startswith("127.0.0.1:") and suggested != f"127.0.0.1:{port}"
 
 
+def test_a_busy_port_leaves_an_old_recording_as_it_was(tmp_path: Path) -> None:
+    old = tmp_path / "session.jsonl"
+    old.write_text('{"type": "recording"}\n')
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert_one_line_error(run_cli("--demo", f"127.0.0.1:{port}", "--record", str(old)), "already in use")
+    assert old.read_text() == '{"type": "recording"}\n'
+
+
+@pytest.mark.parametrize("option", ["--project", "--python", "--pythonpath"])
+def test_a_home_of_no_such_user_is_one_line(option: str) -> None:
+    project = () if option == "--project" else ("--demo",)
+    result = run_cli(*project, option, "~no-such-user-here/x")
+    assert_one_line_error(result, f"{option} ~no-such-user-here/x", "cannot expand ~")
+
+
 def test_surplus_positional_is_one_line() -> None:
     # Unknown options go to the project's runserver; a word nothing takes does not.
     assert_one_line_error(run_cli("--demo", "8001", "9000"), "unrecognized arguments: 9000")

@@ -435,7 +435,7 @@ def instrument_handler(base: type, observer: ServerObserver) -> type:
                 "version": getattr(self, "request_version", "") or "",
                 "status": None,
                 "bytes_out": 0,
-                "thread": threading.current_thread().name,
+                "thread": conn.thread if conn is not None else threading.current_thread().name,
                 "ts": started,
                 "headers": [[k, v[:MAX_HEADER_VALUE]] for k, v in items],
                 "duration_ms": 0.0,

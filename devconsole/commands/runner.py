@@ -34,7 +34,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from devconsole.console.processes import signal_group
 from devconsole.model import sanitize
@@ -279,8 +279,9 @@ class CommandRunner:
         argv = self.argv(name, args, color=False)
         run = self._new_run(name, args, argv, in_terminal=True)
         self._remember(run)
-        previous = None
-        if threading.current_thread() is threading.main_thread():
+        swapped = threading.current_thread() is threading.main_thread()
+        previous: Any = None
+        if swapped:
             # A handler, not SIG_IGN: an ignored SIGINT would be inherited by
             # the command (exec resets handlers, not ignores).
             previous = signal.signal(signal.SIGINT, lambda signum, frame: None)
@@ -294,8 +295,9 @@ class CommandRunner:
         else:
             self._finish(run, completed.returncode)
         finally:
-            if previous is not None:
-                signal.signal(signal.SIGINT, previous)
+            if swapped:
+                # None: the previous handler was not set from Python (the default).
+                signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
         self._notify(run)
         return run
 

@@ -108,9 +108,18 @@ def _same_env(prefix: str, own_prefix: str) -> bool:
         return os.path.normpath(prefix) == os.path.normpath(own_prefix)
 
 
+def expand_home(value: str, option: str) -> Path:
+    """``value`` with a leading ``~`` or ``~user`` expanded; an unknown user
+    is the user's mistake, one line (:class:`InterpreterError`)."""
+    try:
+        return Path(value).expanduser()
+    except RuntimeError:
+        raise InterpreterError(f"{option} {value}: cannot expand ~ (no such user or home directory)") from None
+
+
 def _resolve_option(value: str, cwd: Path) -> str:
     """``--python``: a file, a virtualenv directory or a command on PATH."""
-    path = Path(value).expanduser()
+    path = expand_home(value, "--python")
     if not path.is_absolute() and (os.sep in value or (cwd / path).exists()):
         path = cwd / path
     if path.is_dir():

@@ -8,7 +8,14 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from devconsole.console.interpreter import Interpreter, InterpreterError, Origin, Probe, choose_interpreter
+from devconsole.console.interpreter import (
+    Interpreter,
+    InterpreterError,
+    Origin,
+    Probe,
+    choose_interpreter,
+    expand_home,
+)
 
 
 class ProjectError(Exception):
@@ -171,7 +178,10 @@ def locate_project(
     (``python`` is ``--python``). Raises :class:`ProjectError` with one line."""
     here = cwd or Path.cwd()
     if project_dir is not None:
-        directory = Path(project_dir).expanduser()
+        try:
+            directory = expand_home(project_dir, "--project")
+        except InterpreterError as exc:
+            raise ProjectError(str(exc)) from None
         if not directory.is_absolute():
             directory = here / directory
         if not directory.is_dir():
@@ -218,9 +228,9 @@ def project_for(
     keeps devconsole's own interpreter unless ``python`` is given (the demo).
     """
     here = cwd or Path.cwd()
-    if pythonpath:
-        pythonpath = str(here / Path(pythonpath).expanduser())
     try:
+        if pythonpath:
+            pythonpath = str(here / expand_home(pythonpath, "--pythonpath"))
         if python or search:
             interpreter = choose_interpreter(manage_py, python, environ=environ, cwd=here)
         else:

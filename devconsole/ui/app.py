@@ -301,7 +301,8 @@ class DevConsoleApp(App[int]):
             self.exit()
             return
         self.quit_waiting = quit_waiting_text(in_flight)
-        self.notify(self.quit_waiting, title="Quitting", timeout=3600)
+        # Request paths from the network: literal text, never markup.
+        self.notify(self.quit_waiting, title="Quitting", timeout=3600, markup=False)
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         """The palette (Ctrl+P): every view and every action, plus Textual's own."""
