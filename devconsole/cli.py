@@ -23,6 +23,7 @@ from typing import IO, Any, NoReturn, cast
 from devconsole import __version__
 from devconsole.console.interpreter import Interpreter, InterpreterError, Probe
 from devconsole.console.listen import AddressError, BindError, ListenAddress, bind, parse_addrport
+from devconsole.console.processes import EXIT_SIGNALS
 from devconsole.console.project import Project, ProjectError, locate_project, project_for
 from devconsole.model.sanitize import clean_line
 
@@ -242,7 +243,6 @@ def check_interpreter(project: Project, probe: Probe | None = None) -> None:
 
 
 #: Signals that end the console (a closed terminal window, ``kill``): exit status 128 + the signal.
-EXIT_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 
 @dataclass

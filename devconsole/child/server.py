@@ -578,10 +578,6 @@ def run_server(process: ServerProcess) -> None:
         process.serve_error(failed_phase(process.phases, exc), exc)
 
 
-#: The names :mod:`.forkserver` still imports; gone once it uses
-#: ``ServerProcess``, ``ServerProcess.for_setup()`` and ``run_server``.
-
-
 def main(argv: list[str] | None = None) -> None:
     process = ServerProcess(build_parser().parse_args(argv))
     process.emitter.start()

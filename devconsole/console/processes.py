@@ -55,3 +55,8 @@ def stop_group(
         if wait(seconds):
             return True
     return False
+
+
+#: The signals that end the console the way ``q`` does (a closed terminal
+#: window, ``kill``): exit status 128 + the signal's number.
+EXIT_SIGNALS = (signal.SIGTERM, signal.SIGHUP)

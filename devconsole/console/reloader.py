@@ -371,8 +371,7 @@ class Reloader:
 
     def _crash_restart(self) -> None:
         """The next generation after a crash, unless one already serves."""
-        child = self.supervisor.child
-        if child is not None and child.alive:
+        if self._serving():
             return
         self._restart([], RestartLevel.FORK, detect_ms=0.0, saved=0.0)
 

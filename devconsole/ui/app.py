@@ -16,6 +16,7 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
 from devconsole.console.listen import ListenAddress
+from devconsole.console.processes import EXIT_SIGNALS
 from devconsole.console.project import Project
 from devconsole.console.reloader import Reloader
 from devconsole.console.session import Session
@@ -34,7 +35,6 @@ TICK = 0.1
 IDLE_REFRESH = 1.0
 #: Signals that end the console the way ``q`` does: a closed terminal window
 #: (SIGHUP), ``kill`` (SIGTERM). The exit status is 128 + the signal's number.
-EXIT_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 
 class DevConsoleApp(App[int]):
