@@ -242,9 +242,6 @@ def check_interpreter(project: Project, probe: Probe | None = None) -> None:
         fail(str(exc))
 
 
-#: Signals that end the console (a closed terminal window, ``kill``): exit status 128 + the signal.
-
-
 @dataclass
 class Signalled:
     """Where the run is, for the signal handler of :func:`exit_on_signals`."""
