@@ -27,6 +27,7 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any, Literal, cast
 
 from devconsole.wire.events import (
@@ -137,6 +138,10 @@ class ServerObserver:
         #: Set once the per-request log line would reach no handler at all
         #: (see :func:`quiet_request_log`): then it is not even built.
         self.skip_request_line = False
+        #: Called in the request's own thread as each request finishes, before
+        #: its event is queued: what else the child learnt about the request
+        #: (see :mod:`.insight`) is added to the event there.
+        self.finishers: list[Callable[[RequestEvent], None]] = []
         self._lock = threading.Lock()
 
     # serve_forever thread --------------------------------------------------
@@ -495,6 +500,8 @@ def instrument_handler(base: type, observer: ServerObserver) -> type:
                     request["id"] = f"{conn.id}.{conn.requests}"
                 else:
                     request["id"] = f"-.{observer.requests_total + 1}"
+                for finisher in observer.finishers:
+                    finisher(request)
                 observer.on_request(request)
             if conn is not None and not getattr(self, "close_connection", True):
                 conn.state = "idle"
