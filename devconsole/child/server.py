@@ -235,7 +235,9 @@ class ServerProcess:
             # again, which builds new logging handlers.
             self._request_log_from_events = quiet_request_log()
             self.observer.skip_request_line = request_line_reaches_nobody()
-            return handler
+            from devconsole.child import insight
+
+            return insight.wrap(handler, self.observer)  # what each request did, on its event
 
         command.get_handler = get_handler
         # The migrations check runs in the background once serving (see _checks).

@@ -129,7 +129,108 @@ class ConnCloseEvent(_ConnFields, _ConnExtraFields):
     type: Literal["conn_close"]
 
 
-class RequestEvent(_Stamped):
+class CodeLine(TypedDict):
+    """A line of code: where a query was issued, a frame of a traceback."""
+
+    file: str
+    line: int
+    function: str
+
+
+class SqlQuery(TypedDict, total=False):
+    sql: str
+    #: Bounded ``repr`` of each parameter.
+    params: list[str]
+    alias: str
+    ms: float
+    #: ``cursor.rowcount`` where the database knows it (not for a SELECT).
+    rows: int
+    where: CodeLine
+
+
+class SqlGroup(TypedDict, total=False):
+    """Queries of one shape (literals and parameters taken out)."""
+
+    shape: str
+    count: int
+    ms: float
+    where: CodeLine
+
+
+class SqlDuplicate(TypedDict, total=False):
+    """One SQL with the same parameters run more than once."""
+
+    sql: str
+    params: list[str]
+    count: int
+    where: CodeLine
+
+
+class SqlInsight(TypedDict, total=False):
+    count: int
+    ms: float
+    queries: list[SqlQuery]
+    groups: list[SqlGroup]
+    duplicates: list[SqlDuplicate]
+    #: Shapes repeated at least ``threshold`` times.
+    n_plus_one: list[SqlGroup]
+    threshold: int
+
+
+class ExcFrame(TypedDict, total=False):
+    file: str
+    line: int
+    function: str
+    #: The project's own code (not Django, a library, the standard library).
+    project: bool
+    #: Source lines around ``line``, from ``first``.
+    source: list[str]
+    first: int
+    #: ``[name, bounded repr]`` pairs.
+    locals: list[list[str]]
+
+
+class ExcCause(TypedDict):
+    type: str
+    message: str
+
+
+class ExceptionInsight(TypedDict, total=False):
+    type: str
+    message: str
+    frames: list[ExcFrame]
+    #: Chained causes and contexts, innermost last.
+    causes: list[ExcCause]
+    #: A post-mortem token (the traceback kept in the child).
+    pm: str
+
+
+class BodyPreview(TypedDict, total=False):
+    content_type: str
+    size: int
+    #: The first bytes as text lines (absent for a binary body).
+    lines: list[str]
+    truncated: bool
+    binary: bool
+
+
+class ResponseInsight(TypedDict, total=False):
+    status_line: str
+    headers: list[list[str]]
+    body: BodyPreview
+
+
+class _RequestInsight(TypedDict, total=False):
+    """What the child learnt about the request beyond the request line
+    (:mod:`devconsole.child.insight`); absent when capture is off."""
+
+    sql: SqlInsight
+    exception: ExceptionInsight
+    request_body: BodyPreview
+    response: ResponseInsight
+
+
+class RequestEvent(_Stamped, _RequestInsight):
     type: Literal["request"]
     id: str
     conn: int | None

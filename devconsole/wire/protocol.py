@@ -42,6 +42,20 @@ Sent by the server child:
     ``id``, ``conn``, ``method``, ``path``, ``query``, ``version``,
     ``status``, ``duration_ms``, ``bytes_out``, ``thread``, ``ts`` (wall
     clock at start), ``headers`` (a list of ``[name, value]``).
+    With capture on (:mod:`devconsole.child.insight`, the default), also
+    what the request did, each part bounded (see :data:`MAX_INSIGHT`):
+    ``sql``: ``count``, ``ms`` (exact), ``queries`` (the first
+    ``MAX_QUERIES``: ``sql``, ``params`` as bounded reprs, ``alias``,
+    ``ms``, ``rows`` where known, ``where`` the issuing line: ``file``,
+    ``line``, ``function``), ``groups`` (by ``shape``: ``count``, ``ms``,
+    ``where``), ``duplicates`` (same ``sql`` and ``params``: ``count``,
+    ``where``), ``n_plus_one`` (groups of at least ``threshold`` queries);
+    ``exception``: ``type``, ``message``, ``frames`` (``file``, ``line``,
+    ``function``, ``project``, ``source`` lines from ``first``,
+    ``locals`` as ``[name, repr]``), ``causes`` (``type``, ``message``),
+    ``pm`` (a post-mortem token); ``request_body`` and ``response``'s
+    ``body``: ``content_type``, ``size``, ``lines``, ``truncated``,
+    ``binary``; ``response``: ``status_line``, ``headers``, ``body``.
 ``stats``
     cumulative totals, exact even when rows were dropped: ``requests``,
     ``connections``, ``dropped``, ``status`` (counts by class, ``2xx``...),
@@ -103,6 +117,10 @@ PROTOCOL_VERSION = 1
 
 #: Bytes a single event line may take; longer lines are dropped by the reader.
 MAX_LINE = 1 << 20
+
+#: What one request's insight may take at most, JSON-encoded, well under
+#: :data:`MAX_LINE` (the child's caps add up to less; see ``child/insight.py``).
+MAX_INSIGHT = 600 * 1024
 
 #: Error phases the server goes on serving through (the console shows them,
 #: the generation is not failed): a URLconf that does not import yet, a

@@ -11,6 +11,12 @@ urlpatterns = [
     path("boom/", shop_views.boom, name="boom"),
     path("ping/", shop_views.ping, name="ping"),
     path("api/products/", shop_views.api_products, name="api-products"),
+    path("api/echo/", shop_views.api_echo, name="api-echo"),
+    path("insight/n-plus-one/", shop_views.n_plus_one, name="n-plus-one"),
+    path("insight/duplicate/", shop_views.duplicate, name="duplicate"),
+    path("insight/queries/", shop_views.queries, name="queries"),
+    path("insight/boom/", shop_views.boom_locals, name="boom-locals"),
+    path("contact/", shop_views.contact, name="contact"),
     path("blog/", include("blog.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -1,0 +1,627 @@
+"""What each request did, captured in the server child as it runs.
+
+:func:`wrap` wraps the WSGI handler runserver serves. For each request, in
+the request's own thread, it keeps (in a ``threading.local``):
+
+* every SQL query, through ``connections[alias].execute_wrapper``'s list
+  for every alias, installed for the request's lifetime only (queries of
+  commands, startup or other threads are not counted): SQL, parameters as
+  bounded reprs, duration, rows where the cursor knows them (not for a
+  SELECT: counting fetched rows would mean wrapping every cursor), and the
+  issuing line (the first frame outside Django, site-packages, the standard
+  library and devconsole; the verdict is cached per code object). Shapes are
+  grouped here, not in the console: only the first :data:`MAX_QUERIES` are
+  sent in detail, and the groups, duplicates and N+1 flags must stay exact
+  beyond them;
+* the exception Django handled (``got_request_exception`` fires inside the
+  handler's ``except``: the traceback's frames are live), with each frame's
+  locals as ``reprlib``-bounded reprs; a repr that raises becomes a note, and
+  one frame's locals share a time budget (:data:`LOCALS_BUDGET_S`): a slow
+  ``__repr__`` cannot be interrupted, but once the budget is spent the rest
+  are replaced by a note;
+* the first :data:`MAX_BODY` bytes of the request body as the view reads it
+  (``wsgi.input`` is teed, nothing is read ahead), the response's status
+  line and headers, and the first :data:`MAX_BODY` bytes of a text response
+  as its iterable passes (streaming and file responses still stream).
+
+The request's finisher (:meth:`ServerObserver.finishers
+<devconsole.child.instrument.ServerObserver>`) puts it into the ``request``
+event. A failure inside capture never breaks the request: each hook catches
+its own errors. Standard library and Django only.
+"""
+
+from __future__ import annotations
+
+import linecache
+import os
+import re
+import reprlib
+import sys
+import sysconfig
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from devconsole.wire.events import (
+    BodyPreview,
+    CodeLine,
+    ExcCause,
+    ExceptionInsight,
+    ExcFrame,
+    RequestEvent,
+    ResponseInsight,
+    SqlDuplicate,
+    SqlGroup,
+    SqlInsight,
+    SqlQuery,
+)
+
+#: Queries kept in detail per request (counts, groups and times stay exact).
+MAX_QUERIES = 100
+#: Groups and duplicates sent per request (the largest first).
+MAX_GROUPS = 50
+#: Characters of one query's SQL, of one parameter's repr.
+MAX_SQL = 1000
+MAX_PARAM = 100
+MAX_PARAMS = 20
+#: Bytes of a request or response body kept as a preview.
+MAX_BODY = 16 * 1024
+#: Frames of a traceback kept (the innermost), locals per frame, chars per repr.
+MAX_FRAMES = 30
+MAX_LOCALS = 25
+MAX_REPR = 300
+MAX_CAUSES = 5
+#: Seconds one frame's locals may take to repr, all together.
+LOCALS_BUDGET_S = 0.05
+#: Response headers kept, and characters of each.
+MAX_HEADERS = 50
+MAX_HEADER = 1000
+#: Source lines shown around a frame's line (each side).
+CONTEXT_LINES = 2
+#: A shape repeated this many times in one request is an N+1 pattern.
+N_PLUS_ONE = 5
+N_PLUS_ONE_ENV = "DEVCONSOLE_N_PLUS_ONE"
+
+_enabled = True
+_local = threading.local()
+
+
+def set_enabled(enabled: bool) -> None:
+    """Turn capture on or off for the requests that start from now on
+    (the control line ``insight on|off``)."""
+    global _enabled
+    _enabled = bool(enabled)
+
+
+def is_enabled() -> bool:
+    return _enabled
+
+
+def n_plus_one_threshold() -> int:
+    raw = os.environ.get(N_PLUS_ONE_ENV, "")
+    try:
+        value = int(raw)
+    except ValueError:
+        return N_PLUS_ONE
+    return value if value >= 2 else N_PLUS_ONE
+
+
+# ------------------------------------------------------------------ where
+
+
+def _library_prefixes() -> tuple[str, ...]:
+    prefixes = set()
+    for name in ("stdlib", "platstdlib", "purelib", "platlib"):
+        path = sysconfig.get_paths().get(name)
+        if path:
+            prefixes.add(os.path.realpath(path) + os.sep)
+            prefixes.add(path + os.sep)
+    import django
+
+    for module in (django, sys.modules[_PACKAGE]):
+        directory = os.path.dirname(module.__file__ or "")
+        if directory:
+            prefixes.add(directory + os.sep)
+            prefixes.add(os.path.realpath(directory) + os.sep)
+    return tuple(sorted(prefixes))
+
+
+_PACKAGE = __name__.partition(".")[0]
+#: devconsole's demo project is a project, though it ships inside the package.
+_DEMO = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "demo") + os.sep
+_PREFIXES: tuple[str, ...] | None = None
+#: Whether a code object is the project's own (cached: a query walks ~40 frames).
+_PROJECT_CODE: dict[Any, bool] = {}
+
+
+def _is_project(code: Any) -> bool:
+    verdict = _PROJECT_CODE.get(code)
+    if verdict is None:
+        global _PREFIXES
+        if _PREFIXES is None:
+            _PREFIXES = _library_prefixes()
+        filename = code.co_filename
+        verdict = filename.startswith(_DEMO) or not (
+            filename.startswith(_PREFIXES)
+            or filename.startswith("<")
+            or "site-packages" in filename
+            or "dist-packages" in filename
+        )
+        if len(_PROJECT_CODE) > 20000:
+            _PROJECT_CODE.clear()
+        _PROJECT_CODE[code] = verdict
+    return verdict
+
+
+def _issuing_line(frame: Any) -> CodeLine | None:
+    while frame is not None:
+        code = frame.f_code
+        if _is_project(code):
+            return {"file": code.co_filename, "line": frame.f_lineno, "function": code.co_name}
+        frame = frame.f_back
+    return None
+
+
+# ------------------------------------------------------------------- SQL
+
+_LITERALS = re.compile(r"'(?:[^']|'')*'|\b\d+(?:\.\d+)?\b")
+_IN_LIST = re.compile(r"\(\s*(?:%s|\?|\bN\b)(?:\s*,\s*(?:%s|\?|\bN\b))*\s*\)")
+_SHAPES: dict[str, str] = {}
+
+
+def shape_of(sql: str) -> str:
+    """``sql`` with literals and placeholders taken out (``IN (%s, %s)``
+    becomes ``IN (…)``): what a loop issuing one query per item repeats."""
+    shape = _SHAPES.get(sql)
+    if shape is None:
+        shape = _IN_LIST.sub("(…)", _LITERALS.sub("N", sql))
+        if len(_SHAPES) > 4096:
+            _SHAPES.clear()
+        _SHAPES[sql] = shape
+    return shape
+
+
+_PARAM_REPR = reprlib.Repr()
+_PARAM_REPR.maxstring = MAX_PARAM
+_PARAM_REPR.maxother = MAX_PARAM
+
+
+def _param_reprs(params: Any) -> list[str]:
+    if params is None:
+        return []
+    try:
+        values = list(params.items()) if isinstance(params, dict) else list(params)
+    except Exception:
+        return [_safe_repr(_PARAM_REPR, params)]
+    out = [_safe_repr(_PARAM_REPR, value) for value in values[:MAX_PARAMS]]
+    if len(values) > MAX_PARAMS:
+        out.append(f"… {len(values) - MAX_PARAMS} more")
+    return out
+
+
+def _freeze(params: Any) -> Any:
+    try:
+        key = tuple(params) if isinstance(params, list) else params
+        hash(key)
+        return key
+    except Exception:
+        return repr(params)[:2000]
+
+
+class _Capture:
+    """One request's findings, kept in its thread."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.sql_s = 0.0
+        self.queries: list[SqlQuery] = []
+        #: shape -> [count, seconds, where]
+        self.groups: dict[str, list[Any]] = {}
+        #: (sql, params) -> [count, params reprs or None, where]
+        self.seen: dict[tuple[str, Any], list[Any]] = {}
+        self.exception: ExceptionInsight | None = None
+        self.request_body: BodyPreview | None = None
+        self.response: ResponseInsight | None = None
+        self.response_chunks: list[bytes] | None = None
+        self.response_size = 0
+        self.installed: list[Any] = []
+        self.response_type = ""
+        self.request_content_type = ""
+        self.request_length = ""
+        self.tee: _TeeInput | None = None
+
+    # -- SQL --------------------------------------------------------------
+    def install(self) -> None:
+        from django.db import connections
+
+        for alias in connections:
+            wrappers = connections[alias].execute_wrappers
+            wrappers.append(self.execute)
+            self.installed.append(wrappers)
+
+    def uninstall(self) -> None:
+        installed, self.installed = self.installed, []
+        for wrappers in installed:
+            try:
+                wrappers.remove(self.execute)
+            except ValueError:
+                pass
+
+    def execute(self, execute: Callable[..., Any], sql: str, params: Any, many: bool, context: dict[str, Any]) -> Any:
+        started = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            try:
+                self._record(sql, params, many, context, time.perf_counter() - started)
+            except Exception:
+                pass
+
+    def _record(self, sql: Any, params: Any, many: bool, context: dict[str, Any], seconds: float) -> None:
+        sql = str(sql)
+        self.count += 1
+        self.sql_s += seconds
+        where = _issuing_line(sys._getframe(2))
+        group = self.groups.get(shape := shape_of(sql))
+        if group is None:
+            self.groups[shape] = [1, seconds, where]
+        else:
+            group[0] += 1
+            group[1] += seconds
+        if not many:
+            key = (sql, _freeze(params))
+            seen = self.seen.get(key)
+            if seen is None:
+                self.seen[key] = [1, None, where, params]
+            else:
+                seen[0] += 1
+        if len(self.queries) < MAX_QUERIES:
+            query: SqlQuery = {
+                "sql": sql[:MAX_SQL],
+                "params": _param_reprs(params) if not many else [f"executemany: {_count(params)} rows"],
+                "alias": str(getattr(context.get("connection"), "alias", "")),
+                "ms": round(seconds * 1000, 3),
+            }
+            if where is not None:
+                query["where"] = where
+            cursor = context.get("cursor")
+            rowcount = getattr(cursor, "rowcount", -1) if cursor is not None else -1
+            if isinstance(rowcount, int) and rowcount >= 0 and not sql.lstrip()[:6].upper() == "SELECT":
+                query["rows"] = rowcount
+            self.queries.append(query)
+
+    def sql_insight(self) -> SqlInsight:
+        threshold = n_plus_one_threshold()
+        groups = sorted(self.groups.items(), key=lambda item: (-item[1][0], -item[1][1]))
+        as_groups: list[SqlGroup] = []
+        for shape, (count, seconds, where) in groups[:MAX_GROUPS]:
+            group: SqlGroup = {"shape": shape[:MAX_SQL], "count": count, "ms": round(seconds * 1000, 3)}
+            if where is not None:
+                group["where"] = where
+            as_groups.append(group)
+        duplicates: list[SqlDuplicate] = []
+        repeated = sorted((item for item in self.seen.items() if item[1][0] > 1), key=lambda item: -item[1][0])
+        for (sql, _key), (count, _unused, where, params) in repeated[:MAX_GROUPS]:
+            duplicate: SqlDuplicate = {"sql": sql[:MAX_SQL], "params": _param_reprs(params), "count": count}
+            if where is not None:
+                duplicate["where"] = where
+            duplicates.append(duplicate)
+        return {
+            "count": self.count,
+            "ms": round(self.sql_s * 1000, 3),
+            "queries": self.queries,
+            "groups": as_groups,
+            "duplicates": duplicates,
+            "n_plus_one": [group for group in as_groups if group["count"] >= threshold],
+            "threshold": threshold,
+        }
+
+    # -- response -----------------------------------------------------------
+    def start_response(self, status: str, headers: list[tuple[str, str]]) -> None:
+        kept = [[str(name)[:MAX_HEADER], str(value)[:MAX_HEADER]] for name, value in headers[:MAX_HEADERS]]
+        content_type = next((value for name, value in kept if name.lower() == "content-type"), "")
+        self.response = {"status_line": str(status)[:MAX_HEADER], "headers": kept}
+        self.response_type = content_type
+        self.response_chunks = [] if _is_text(content_type) else None
+
+    def response_body(self) -> BodyPreview | None:
+        if self.response is None:
+            return None
+        content_type = self.response_type
+        if self.response_chunks is None:
+            return {"content_type": content_type, "size": self.response_size, "binary": True}
+        data = b"".join(self.response_chunks)
+        return _preview(content_type, data, self.response_size)
+
+
+def _count(params: Any) -> int:
+    try:
+        return len(params)
+    except Exception:
+        return -1
+
+
+_TEXT_TYPES = ("text/", "application/json", "application/xml", "application/javascript", "+json", "+xml")
+_FORM = "application/x-www-form-urlencoded"
+
+
+def _is_text(content_type: str) -> bool:
+    lowered = content_type.lower()
+    return any(kind in lowered for kind in _TEXT_TYPES) or _FORM in lowered
+
+
+def _preview(content_type: str, data: bytes, size: int) -> BodyPreview:
+    preview: BodyPreview = {"content_type": content_type, "size": size}
+    if not _is_text(content_type) and data:
+        # Unlabelled or multipart: text only when it decodes and has no NUL.
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            text = "\0"
+        if "\0" in text or "multipart/" in content_type.lower():
+            preview["binary"] = True
+            return preview
+    if data:
+        text = data[:MAX_BODY].decode("utf-8", errors="replace")
+        preview["lines"] = text.split("\n")[:2000]
+    preview["truncated"] = size > len(data) or len(data) > MAX_BODY
+    return preview
+
+
+# ----------------------------------------------------------- the body tees
+
+
+class _TeeInput:
+    """``wsgi.input`` as the view reads it, its first :data:`MAX_BODY` bytes kept."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self.kept = bytearray()
+
+    def _keep(self, data: bytes) -> bytes:
+        room = MAX_BODY - len(self.kept)
+        if room > 0 and data:
+            self.kept += data[:room]
+        return data
+
+    def read(self, *args: Any) -> bytes:
+        return self._keep(self._stream.read(*args))
+
+    def readline(self, *args: Any) -> bytes:
+        return self._keep(self._stream.readline(*args))
+
+    def readlines(self, *args: Any) -> list[bytes]:
+        return [self._keep(line) for line in self._stream.readlines(*args)]
+
+    def __iter__(self) -> Iterator[bytes]:
+        for line in self._stream:
+            yield self._keep(line)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+class _Body:
+    """The response iterable, passed through chunk by chunk; text chunks are
+    kept up to :data:`MAX_BODY`. Closing it ends the request's capture."""
+
+    def __init__(self, result: Iterable[bytes], capture: _Capture) -> None:
+        self._result = result
+        self._capture = capture
+
+    def __iter__(self) -> Iterator[bytes]:
+        capture = self._capture
+        for chunk in self._result:
+            try:
+                capture.response_size += len(chunk)
+                kept = capture.response_chunks
+                if kept is not None and sum(map(len, kept)) < MAX_BODY:
+                    kept.append(bytes(chunk[: MAX_BODY + 1]))
+            except Exception:
+                pass
+            yield chunk
+
+    def __len__(self) -> int:
+        return len(self._result)  # type: ignore[arg-type]  # TypeError when it has none: wsgiref asks
+
+    def close(self) -> None:
+        try:
+            close = getattr(self._result, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self._capture.uninstall()
+
+
+# ------------------------------------------------------------- exceptions
+
+_LOCALS_REPR = reprlib.Repr()
+_LOCALS_REPR.maxstring = MAX_REPR
+_LOCALS_REPR.maxother = MAX_REPR
+_LOCALS_REPR.maxlevel = 3
+_LOCALS_REPR.maxdict = 10
+_LOCALS_REPR.maxlist = _LOCALS_REPR.maxtuple = _LOCALS_REPR.maxset = 10
+
+
+def _safe_repr(repr_: reprlib.Repr, value: Any) -> str:
+    try:
+        text = repr_.repr(value)
+    except Exception as exc:  # any repr may raise anything
+        return f"<repr failed: {type(exc).__name__}>"
+    return text[: MAX_REPR * 2]
+
+
+def _frame_locals(frame: Any) -> list[list[str]]:
+    deadline = time.perf_counter() + LOCALS_BUDGET_S
+    out: list[list[str]] = []
+    try:
+        items = list(frame.f_locals.items())
+    except Exception:
+        return [["", "<locals not readable>"]]
+    for index, (name, value) in enumerate(items):
+        if index >= MAX_LOCALS:
+            out.append(["…", f"{len(items) - MAX_LOCALS} more"])
+            break
+        if time.perf_counter() > deadline:
+            out.append(["…", f"{len(items) - index} more not shown: their reprs took too long"])
+            break
+        out.append([str(name), _safe_repr(_LOCALS_REPR, value)])
+    return out
+
+
+def describe_exception(exc: BaseException) -> ExceptionInsight:
+    """``exc`` with its traceback's frames (live: called where it is handled)."""
+    entries = []
+    tb = exc.__traceback__
+    while tb is not None:
+        entries.append(tb)
+        tb = tb.tb_next
+    frames: list[ExcFrame] = []
+    for tb in entries[-MAX_FRAMES:]:
+        frame, line = tb.tb_frame, tb.tb_lineno
+        code = frame.f_code
+        first = max(1, line - CONTEXT_LINES)
+        source = [
+            linecache.getline(code.co_filename, n).rstrip("\n")[:400] for n in range(first, line + CONTEXT_LINES + 1)
+        ]
+        frames.append(
+            {
+                "file": code.co_filename,
+                "line": line,
+                "function": code.co_name,
+                "project": _is_project(code),
+                "source": source,
+                "first": first,
+                "locals": _frame_locals(frame),
+            }
+        )
+    causes: list[ExcCause] = []
+    seen = {id(exc)}
+    inner: BaseException | None = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
+    while inner is not None and id(inner) not in seen and len(causes) < MAX_CAUSES:
+        seen.add(id(inner))
+        causes.append({"type": _type_name(inner), "message": _message(inner)})
+        inner = inner.__cause__ or (None if inner.__suppress_context__ else inner.__context__)
+    insight: ExceptionInsight = {"type": _type_name(exc), "message": _message(exc), "frames": frames}
+    if causes:
+        insight["causes"] = causes
+    if len(entries) > MAX_FRAMES:
+        insight["message"] += f" ({len(entries) - MAX_FRAMES} outer frames not kept)"
+    return insight
+
+
+def _type_name(exc: BaseException) -> str:
+    kind = type(exc)
+    return kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
+
+
+def _message(exc: BaseException) -> str:
+    try:
+        return str(exc)[:2000]
+    except Exception:
+        return "<str() failed>"
+
+
+def _postmortem_keep() -> Callable[[BaseException], str] | None:
+    """The debugger's ``postmortem.keep`` (keeps the traceback for a
+    post-mortem, returns its token), when this devconsole has it."""
+    try:
+        from devconsole.child import postmortem  # type: ignore[attr-defined,unused-ignore]
+    except ImportError:
+        return None
+    return getattr(postmortem, "keep", None)
+
+
+def _on_exception(sender: Any = None, request: Any = None, **kwargs: Any) -> None:
+    capture = getattr(_local, "capture", None)
+    if capture is None or capture.exception is not None:
+        return
+    try:
+        exc = sys.exc_info()[1]
+        if exc is None:
+            return
+        insight = describe_exception(exc)
+        keep = _postmortem_keep()
+        if keep is not None:
+            try:
+                insight["pm"] = str(keep(exc))
+            except Exception:
+                pass
+        capture.exception = insight
+    except Exception:
+        pass
+
+
+# ------------------------------------------------------------------ wiring
+
+
+def wrap(handler: Callable[..., Any], observer: Any = None) -> Callable[..., Any]:
+    """``handler`` (a WSGI application) capturing each request's insight;
+    the finisher is registered on ``observer`` when given."""
+    from django.core.signals import got_request_exception
+
+    got_request_exception.connect(_on_exception, weak=False, dispatch_uid="devconsole.insight")
+    if observer is not None and finish not in observer.finishers:
+        observer.finishers.append(finish)
+
+    def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        if not _enabled:
+            _local.capture = None
+            return handler(environ, start_response)
+        capture = _Capture()
+        _local.capture = capture
+        tee: _TeeInput | None = None
+        try:
+            capture.install()
+            if environ.get("wsgi.input") is not None:
+                tee = environ["wsgi.input"] = _TeeInput(environ["wsgi.input"])
+            capture.request_content_type = str(environ.get("CONTENT_TYPE", ""))
+            capture.request_length = str(environ.get("CONTENT_LENGTH", "") or "")
+            capture.tee = tee
+        except Exception:
+            pass
+
+        def capturing_start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            try:
+                capture.start_response(status, headers)
+            except Exception:
+                pass
+            if exc_info is None:
+                return start_response(status, headers)
+            return start_response(status, headers, exc_info)
+
+        try:
+            result = handler(environ, capturing_start_response)
+        except BaseException:
+            capture.uninstall()
+            raise
+        return _Body(result, capture)
+
+    return application
+
+
+def finish(request: RequestEvent) -> None:
+    """Put what this thread captured during ``request`` into its event."""
+    capture: _Capture | None = getattr(_local, "capture", None)
+    if capture is None:
+        return
+    _local.capture = None
+    try:
+        capture.uninstall()
+        request["sql"] = capture.sql_insight()
+        if capture.exception is not None:
+            request["exception"] = capture.exception
+        tee, length = capture.tee, capture.request_length
+        size = int(length) if length.isdigit() else len(tee.kept) if tee is not None else 0
+        if size or (tee is not None and tee.kept):
+            kept = bytes(tee.kept) if tee is not None else b""
+            request["request_body"] = _preview(capture.request_content_type, kept, size)
+        if capture.response is not None:
+            response = capture.response
+            preview = capture.response_body()
+            if preview is not None:
+                response["body"] = preview
+            request["response"] = response
+    except Exception:
+        pass
