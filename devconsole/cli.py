@@ -342,8 +342,13 @@ def _serve(
     signalled: Signalled,
 ) -> int:
     """Run the session and the app; the exit status (128 + a signal that ended it)."""
+    from devconsole.console.debugger import DebugBroker
     from devconsole.console.session import Session
 
+    # Before any child starts: every generation (forked ones too) inherits its socket's path.
+    broker = DebugBroker()
+    broker.start()
+    project = replace(project, env=project.env + tuple(broker.env.items()))
     # The server starts now: Django's start-up in the child overlaps the UI's import.
     session = Session(
         project, address, sock, reload=not args.noreload, use_threading=not args.nothreading, record=record
@@ -358,12 +363,14 @@ def _serve(
         if probe is not None:
             check_interpreter(project, probe)  # closes the session on the way out
 
-        app = DevConsoleApp(session=session)
+        app = DevConsoleApp(session=session, debug_broker=broker)
         signalled.app, signalled.phase = app, "running"
         app.run()
     finally:
         signalled.phase = "closing"
+        broker.abort_all()  # a paused request sees EOF and finishes: its generation can stop
         session.close()
+        broker.close()
         if record is not None:
             _close_record(record)
     if signalled.signum:

@@ -387,6 +387,12 @@ class ServerProcess:
             # The console writes runserver's request lines from request events.
             "request_log": "events" if self._request_log_from_events else "stderr",
         }
+        try:  # breakpoint()/input() in a view: the console's terminal (child/debugger.py)
+            from devconsole.child import debugger
+
+            debugger.install(generation=self.args.generation, observer=self.observer)
+        except Exception as exc:
+            self.emitter.send(_error_event("debugger", exc))
         self.emitter.send(hello)
         # A reload is timed to this hello: do not let it wait for the flusher.
         self.emitter.flush()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import socket
+import sys
 import threading
 import time
 from collections.abc import Iterable
@@ -15,6 +17,7 @@ from textual.app import App, ScreenStackError, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
+from devconsole.console.debugger import DebugBroker, DebugSessionInfo, bridge
 from devconsole.console.listen import ListenAddress
 from devconsole.console.processes import EXIT_SIGNALS
 from devconsole.console.project import Project
@@ -103,6 +106,7 @@ class DevConsoleApp(App[int]):
         speed: float = 0.0,
         state: ServerState | None = None,
         session: Session | None = None,
+        debug_broker: DebugBroker | None = None,
     ) -> None:
         super().__init__()
         self.project = project
@@ -132,6 +136,9 @@ class DevConsoleApp(App[int]):
         #: Starts and restarts the server; watches only when reload is on (no fork servers otherwise).
         self.reloader: Reloader | None = session.reloader if session is not None else None
         self._shutdown_done = False
+        #: Server children's debugging sessions (breakpoint(), input(), post-mortem).
+        self.debug_broker = debug_broker
+        self._bridging = False
         #: The handlers :data:`EXIT_SIGNALS` had before the app took them over.
         self._previous_handlers: dict[int, Any] = {}
         #: (state version, screen, monotonic time) of the last refresh.
@@ -190,6 +197,8 @@ class DevConsoleApp(App[int]):
         and catch up by sequence number when shown again."""
         if not self.is_running:
             return  # shutting down: screens are being taken apart
+        if self.debug_broker is not None and self._debug_tick():
+            return
         draining = tuple(sorted(self.state.draining))
         if draining != self._draining_seen:
             self._draining_seen = draining
@@ -276,6 +285,15 @@ class DevConsoleApp(App[int]):
             self.notify(f"Cutting the requests of {cut} draining generation{'s' if cut != 1 else ''}.")
 
     def action_quit_console(self) -> None:
+        if self.debug_broker is not None and (self.debug_broker.sessions() or self.debug_broker.waiting()):
+
+            def cut(quit: bool | None) -> None:
+                if quit and self.debug_broker is not None:
+                    self.debug_broker.abort_all()  # the debuggers see EOF: their requests end
+                    self.exit()
+
+            self.push_screen(QuitScreen(0, self.debugger_text()), cut)
+            return
         running = self.running_commands()
         if not running:
             self._quit_after_requests()
@@ -342,6 +360,70 @@ class DevConsoleApp(App[int]):
             # Queued to the reloader's thread; it ends as an Autoreload event.
             self.reloader.restart()
 
+    # -- the debugger ------------------------------------------------------------
+    def _debug_tick(self) -> bool:
+        """Hand the terminal to a server child's debugging session if one
+        began; True if the app was suspended meanwhile (or is quitting)."""
+        broker = self.debug_broker
+        assert broker is not None
+        for notice in broker.notices():
+            self.notify(notice, markup=False, severity="warning")
+        info = broker.next_session()
+        if info is None or self._bridging:
+            return False
+        self._bridge(info)
+        return True
+
+    def _bridge(self, info: DebugSessionInfo) -> None:
+        """Suspend the UI and give the terminal to ``info`` until it ends."""
+        broker = self.debug_broker
+        assert broker is not None
+        from textual.app import SuspendNotSupported
+
+        self._bridging = True
+        outcome = "ended"
+        try:
+            with self.suspend():
+                outcome = bridge(info, 0, _terminal_out())
+        except SuspendNotSupported:
+            self.notify(
+                f"A request waits in the debugger ({info.describe()}) but this terminal cannot be handed over.",
+                severity="error",
+                markup=False,
+            )
+            outcome = "ended"
+        finally:
+            self._bridging = False
+            broker.finish(info)
+        if outcome == "quit":
+            self.exit()
+        elif outcome.startswith("signal:"):
+            self.exit(return_code=128 + int(outcome.split(":", 1)[1]))
+        else:
+            self.refresh_views()
+
+    def post_mortem(self, generation: int, token: str) -> None:
+        """Open pdb post-mortem on a failure a server generation still keeps
+        (``token`` from the exception's ``pm``); the terminal follows."""
+        if self.debug_broker is None:
+            self.notify("No live server: post-mortem needs one.", severity="warning")
+            return
+        problem = self.debug_broker.post_mortem(generation, token)
+        if problem is not None:
+            self.notify(f"post-mortem: {problem}", severity="warning", markup=False)
+
+    def debugger_text(self) -> str:
+        """``debugger: GET /bp/ paused at views.py:12 +1 waiting`` or ''."""
+        broker = self.debug_broker
+        if broker is None:
+            return ""
+        sessions, waiting = broker.sessions(), broker.waiting()
+        if not sessions and not waiting:
+            return ""
+        head = sessions[0].describe() if sessions else f"{len(waiting)} waiting"
+        extra = f" +{len(waiting)} waiting" if sessions and waiting else ""
+        return f"debugger: {head}{extra}"
+
     # -- signals -------------------------------------------------------------
     def _take_exit_signals(self) -> None:
         """SIGTERM and SIGHUP ask the app to exit, as ``q`` does, so Textual
@@ -385,6 +467,14 @@ class DevConsoleApp(App[int]):
     def on_unmount(self) -> None:
         self._give_back_exit_signals()
         self.shutdown()
+
+
+def _terminal_out() -> int:
+    """The fd Textual draws on (stderr) when it is the terminal, else stdout."""
+    stream = sys.__stderr__
+    if stream is not None and os.isatty(stream.fileno()):
+        return stream.fileno()
+    return 1
 
 
 def quit_waiting_text(in_flight: list[ConnRow]) -> str:

@@ -18,7 +18,10 @@ from textual.widgets import Button, DataTable, Footer, Label, Static
 INTRO = (
     "devconsole runs your project's manage.py runserver and shows what it does. "
     "Views: d dashboard · l log · a anatomy · c commands. Ctrl+P opens the command palette "
-    "with every view and action; the mouse works too."
+    "with every view and action; the mouse works too.\n"
+    "Debugging: breakpoint(), pdb.set_trace() or input() in a view gets this terminal, "
+    "as under runserver (the console comes back when the debugger lets go; Ctrl+] detaches or quits). "
+    "p in a 500's detail opens pdb post-mortem on it, locals as they were. PYTHONBREAKPOINT is honoured (0: off)."
 )
 
 
@@ -55,16 +58,21 @@ class QuitScreen(ModalScreen[bool]):
         Binding("n,escape", "answer(False)", "Stay", id="quit.no"),
     ]
 
-    def __init__(self, running: int) -> None:
+    def __init__(self, running: int, debugging: str = "") -> None:
         super().__init__()
         self._command_count = running
+        #: What a server child's debugger holds (``debugger: GET /bp/ paused at views.py:12``).
+        self._debugging = debugging
 
     def compose(self) -> ComposeResult:
         with Grid(id="quit-box"):
-            noun = "command is" if self._command_count == 1 else "commands are"
-            yield Label(
-                Text(f"{self._command_count} management {noun} still running. Quit and stop them?"), id="quit-question"
-            )
+            if self._debugging:
+                # Request paths come from the network: plain Text, never markup.
+                question = Text(f"{self._debugging}. Quit and end the debugging session?")
+            else:
+                noun = "command is" if self._command_count == 1 else "commands are"
+                question = Text(f"{self._command_count} management {noun} still running. Quit and stop them?")
+            yield Label(question, id="quit-question")
             yield Button("Quit (y)", variant="error", id="quit-yes")
             yield Button("Stay (n)", variant="primary", id="quit-no")
 

@@ -49,6 +49,7 @@ class StatusLine(FollowsTheme, Static):
             unknown.count,
             invalid.count,
             tuple(state.draining.items()),
+            debugging := debugger_text(self),
         )
         if key == self._last:
             return
@@ -63,6 +64,8 @@ class StatusLine(FollowsTheme, Static):
             if exposed is not None:
                 text.append(f"  ⚠ reachable from the network ({exposed})", warn)
         # What needs attention first: the width may cut the rest.
+        if debugging:
+            text.append(f"  {debugging}", warn)
         for generation, count in sorted(state.draining.items()):
             text.append(f"  {draining_text(generation, count)} (x: cut)", warn)
         if hello is not None and hello.urlconf_error:
@@ -115,6 +118,12 @@ def exposed_host(listen: ListenAt) -> str | None:
     if address.is_loopback:
         return None
     return "0.0.0.0" if address.host == "0" else address.host
+
+
+def debugger_text(widget: Static) -> str:
+    """What the server children's debuggers hold, from the app (none in a replay)."""
+    describe = getattr(widget.app, "debugger_text", None)
+    return str(describe()) if callable(describe) else ""
 
 
 def project_interpreter(widget: Static) -> Interpreter | None:
