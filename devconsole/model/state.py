@@ -17,6 +17,7 @@ last tick" and touch only what changed.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections import deque
@@ -24,6 +25,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from devconsole.model import insight as insight_model
+from devconsole.model.insight import Insight, Summary
 from devconsole.model.sanitize import clean
 from devconsole.model.secrets import mask_header, mask_query, mask_urls
 from devconsole.wire import events, protocol
@@ -81,6 +84,8 @@ class RequestRow:
     headers: list[list[str]]
     #: Why the row is not a finished request (``cut: server child died``), else empty.
     note: str = ""
+    #: What the request did (SQL counts, an exception): see :mod:`.insight`.
+    summary: Summary = field(default_factory=Summary)
 
     @property
     def status_class(self) -> str:
@@ -299,6 +304,8 @@ class ServerState:
         #: sends every poll interval: what a view must show at once.
         self.activity = 0
         self.requests: deque[RequestRow] = deque(maxlen=max_requests)
+        #: The full insight of the newest requests, by seq (rows keep a summary).
+        self._insights: dict[int, Insight] = {}
         self.request_seq = 0
         self.conns: dict[str, ConnRow] = {}
         self.log: deque[LogLine] = deque(maxlen=max_log)
@@ -404,9 +411,15 @@ class ServerState:
                 thread=event.get("thread") or "",
                 ts=float(event.get("ts") or 0.0),
                 headers=[mask_header(pair) for pair in event.get("headers") or ()],
+                summary=insight_model.summarize(event),  # type: ignore[arg-type]
             )
         )
         row = self.requests[-1]
+        found = insight_model.from_event(event)  # type: ignore[arg-type]
+        if found is not None:
+            self._insights[row.seq] = found
+            if len(self._insights) > insight_model.MAX_KEPT:
+                del self._insights[next(iter(self._insights))]
         if self._request_log_from_events and row.status is not None:
             # The line runserver would have logged (the server child no
             # longer writes it: see instrument.quiet_request_log).
@@ -770,6 +783,53 @@ class ServerState:
                 return self.requests[index]
             return next((row for row in self.requests if row.seq == seq), None)
 
+    def insight(self, seq: int) -> Insight | None:
+        """What request ``seq`` did, while it is among the newest kept in full."""
+        with self._lock:
+            return self._insights.get(seq)
+
+    def request_for_log_line(self, seq: int) -> RequestRow | None:
+        """The request a traceback in the log belongs to: the line at log
+        ``seq`` or the nearest ``Internal Server Error: PATH`` line above it
+        (Django's log of a 500), matched to the request of that generation
+        and path whose end is nearest in time."""
+        with self._lock:
+            lines = [line for line in self.log if line.seq <= seq][-400:]
+            for line in reversed(lines):
+                text = line.text
+                for prefix in ("Internal Server Error: ", "Bad Request: ", "Not Found: "):
+                    if text.startswith(prefix):
+                        path = text[len(prefix) :].strip()
+                        candidates = [
+                            row
+                            for row in self.requests
+                            if row.generation == line.generation and row.path == path and row.status
+                        ]
+                        if not candidates:
+                            return None
+                        return min(candidates, key=lambda row: abs(row.ts + row.duration_ms / 1000 - line.ts))
+            return None
+
+    def log_line_for_request(self, row: RequestRow) -> int | None:
+        """The log seq of the line that starts ``row``'s traceback (or its
+        request line), the way back from the detail to the Log view."""
+        end = row.ts + row.duration_ms / 1000
+        with self._lock:
+            best: tuple[float, int] | None = None
+            for line in self.log:
+                if line.generation != row.generation:
+                    continue
+                text = line.text
+                if text.endswith(f": {row.path}") and text.partition(": ")[0] in _LOGGED_FAILURES:
+                    score = abs(line.ts - end)
+                elif f'"{row.method} {row.target} ' in text:
+                    score = abs(line.ts - end) + 60.0  # the request line: second choice
+                else:
+                    continue
+                if best is None or score < best[0]:
+                    best = (score, line.seq)
+            return None if best is None else best[1]
+
     def connection(self, generation: int, conn_id: int | None) -> ConnRow | None:
         """The connection a request came on, while it is still shown."""
         if conn_id is None:
@@ -821,8 +881,40 @@ def draining_text(generation: int, count: int) -> str:
     return f"generation {generation} draining: {count} request{'s' if count != 1 else ''}"
 
 
+#: What Django logs before the traceback of a request that failed.
+_LOGGED_FAILURES = frozenset({"Internal Server Error", "Bad Request", "Not Found"})
+
+_SQL_COMPARISON = re.compile(r"^sql(>=|<=|>|<|=)(\d+)$")
+
+
+def _insight_test(lowered: str) -> Callable[[RequestRow], bool] | None:
+    """``sql>20``, ``sql<5``, ``sql=0``, ``dup``, ``n+1``, ``exc`` — or None."""
+    if lowered == "dup":
+        return lambda row: row.summary.duplicates > 0
+    if lowered in ("n+1", "n1"):
+        return lambda row: row.summary.n_plus_one > 0
+    if lowered == "exc":
+        return lambda row: bool(row.summary.exception)
+    found = _SQL_COMPARISON.match(lowered)
+    if found is None:
+        return None
+    op, number = found.group(1), int(found.group(2))
+    compare: dict[str, Callable[[int], bool]] = {
+        ">": lambda n: n > number,
+        "<": lambda n: n < number,
+        ">=": lambda n: n >= number,
+        "<=": lambda n: n <= number,
+        "=": lambda n: n == number,
+    }
+    test = compare[op]
+    return lambda row: row.summary.sql_count is not None and test(row.summary.sql_count)
+
+
 def _word_test(word: str) -> Callable[[RequestRow], bool]:
     lowered = word.lower()
+    insight = _insight_test(lowered)
+    if insight is not None:
+        return insight
     if lowered in STATUS_CLASSES:
         return lambda row: row.status_class == lowered
     if word.isdigit() and len(word) == 3:
@@ -837,8 +929,9 @@ def request_filter(text: str) -> Callable[[RequestRow], bool]:
     """A predicate for the Requests filter: words all have to match.
 
     A word is a status class (``4xx``), a status (``404``), a method
-    (``POST``, upper case) or a substring of the path and query; ``!word``
-    negates it. An empty filter keeps everything."""
+    (``POST``, upper case), what the request did (``sql>20``, ``sql<5``,
+    ``dup``: a duplicated query, ``n+1``, ``exc``: an exception) or a
+    substring of the path and query; ``!word`` negates it. An empty filter keeps everything."""
     tests: list[tuple[bool, Callable[[RequestRow], bool]]] = []
     for word in text.split():
         negate = word.startswith("!") and len(word) > 1

@@ -1,0 +1,140 @@
+"""Request insight from a real server child: SQL, exceptions, bodies, curl."""
+
+from __future__ import annotations
+
+import http.client
+import shlex
+import subprocess
+
+from devconsole.console.supervisor import Supervisor
+from devconsole.demo import DEMO_MANAGE_PY
+from devconsole.model.secrets import MASK
+from devconsole.model.state import RequestRow, request_filter
+
+from .conftest import Events, wait_for
+
+
+def _request(
+    server: Supervisor, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
+) -> int:
+    conn = http.client.HTTPConnection("127.0.0.1", server.socket.getsockname()[1], timeout=10)
+    conn.request(method, path, body=body, headers=headers or {})
+    response = conn.getresponse()
+    response.read()
+    conn.close()
+    return response.status
+
+
+def _row(events: Events, path: str) -> RequestRow:
+    def find() -> RequestRow | None:
+        return next((row for row in reversed(events.state.requests) if row.path == path), None)
+
+    row = wait_for(find)
+    assert isinstance(row, RequestRow)
+    return row
+
+
+#: The demo's views, read as text (the test process never imports Django).
+VIEWS = DEMO_MANAGE_PY.parent / "shop" / "views.py"
+
+
+def _line_of(function: str, marker: str) -> int:
+    """The line of ``function`` in the demo's views that holds ``marker``."""
+    lines = VIEWS.read_text().splitlines()
+    start = next(index for index, line in enumerate(lines) if line.startswith(f"def {function}("))
+    return 1 + next(index for index in range(start, len(lines)) if marker in lines[index])
+
+
+def test_n_plus_one_page_reports_its_queries_and_the_loop_line(server: Supervisor, events: Events) -> None:
+    assert _request(server, "GET", "/insight/n-plus-one/") == 200
+    row = _row(events, "/insight/n-plus-one/")
+    assert row.summary.sql_count == 21  # the permissions, then one per permission
+    assert row.summary.n_plus_one == 1
+    insight = events.state.insight(row.seq)
+    assert insight is not None and insight.sql is not None
+    (pattern,) = insight.sql["n_plus_one"]
+    assert pattern["count"] == 20 and "django_content_type" in pattern["shape"]
+    assert pattern["where"]["file"] == str(VIEWS)
+    assert pattern["where"]["line"] == _line_of("n_plus_one", "# one query each")
+    assert pattern["where"]["function"] == "n_plus_one"
+    assert len(insight.sql["queries"]) == 21
+    assert insight.sql["ms"] > 0
+    assert [r.path for r in events.state.requests if request_filter("n+1 sql>20")(r)] == ["/insight/n-plus-one/"]
+
+
+def test_duplicate_page_flags_the_duplicate(server: Supervisor, events: Events) -> None:
+    assert _request(server, "GET", "/insight/duplicate/") == 200
+    assert _request(server, "GET", "/ping/") == 200
+    row = _row(events, "/insight/duplicate/")
+    assert (row.summary.sql_count, row.summary.duplicates, row.summary.n_plus_one) == (2, 1, 0)
+    insight = events.state.insight(row.seq)
+    assert insight is not None and insight.sql is not None
+    (duplicate,) = insight.sql["duplicates"]
+    assert duplicate["count"] == 2 and "COUNT(*)" in duplicate["sql"]
+    assert duplicate["where"]["line"] == _line_of("duplicate", "total = ")
+    _row(events, "/ping/")
+    kept = [r.path for r in events.state.requests if request_filter("dup")(r)]
+    assert kept == ["/insight/duplicate/"]
+    assert "/ping/" in [r.path for r in events.state.requests if request_filter("sql<1")(r)]
+
+
+def test_a_500_carries_its_frames_and_the_views_locals(server: Supervisor, events: Events) -> None:
+    assert _request(server, "GET", "/insight/boom/") == 500
+    row = _row(events, "/insight/boom/")
+    assert row.summary.exception == "DivisionByZero"
+    insight = events.state.insight(row.seq)
+    assert insight is not None and insight.exception is not None
+    frames = insight.exception["frames"]
+    view = next(frame for frame in frames if frame["function"] == "boom_locals")
+    assert view["project"] is True and not frames[0]["project"]  # Django's handler is not the project
+    assert view["line"] == _line_of("boom_locals", "ZeroDivisionError")
+    names = dict(view["locals"])
+    assert names["discount"] == "0"
+    assert "desk-lamp" in names["basket"]
+    assert names["password"] == MASK  # masked where it entered the console
+    # Hostile text arrives escaped: no ESC reaches the screen.
+    assert "\x1b" not in names["hostile"] and "\\x1b[2J" in names["hostile"]
+    assert "[red]" in names["hostile"]
+    assert any("discount" in line for line in view["source"])
+    assert [r.path for r in events.state.requests if request_filter("exc")(r)] == ["/insight/boom/"]
+
+
+def test_post_bodies_are_previewed_and_masked(server: Supervisor, events: Events) -> None:
+    body = b'{"name": "Ada", "api_token": "abc", "n": [1, 2]}'
+    assert _request(server, "POST", "/api/echo/", body, {"Content-Type": "application/json"}) == 201
+    row = _row(events, "/api/echo/")
+    insight = events.state.insight(row.seq)
+    assert insight is not None and insight.request_body is not None and insight.response is not None
+    preview = insight.request_body
+    assert preview["size"] == len(body) and preview["truncated"] is False
+    assert '"api_token": "********"' in "\n".join(preview["pretty"])
+    assert '"name": "Ada"' in "\n".join(preview["pretty"])
+    assert insight.masked == ["JSON field api_token"]
+    assert insight.response["status_line"] == "201 Created"
+    assert any('"keys"' in line for line in insight.response["body"]["lines"])
+
+
+def test_a_form_post_and_curl_sends_it_again(server: Supervisor, events: Events) -> None:
+    from devconsole.model.insight import curl_command
+
+    body = b"name=Ada&message=hi+there&password=s3cret"
+    headers = {"Content-Type": "application/x-www-form-urlencoded", "X-Demo": "it's [b]"}
+    assert _request(server, "POST", "/api/echo/?form=1", body, headers) == 400  # not JSON
+    row = _row(events, "/api/echo/")
+    insight = events.state.insight(row.seq)
+    assert insight is not None and insight.request_body is not None
+    assert insight.request_body["pretty"] == ["name = Ada", "message = hi there", f"password = {MASK}"]
+    url = f"http://127.0.0.1:{server.socket.getsockname()[1]}{row.target}"
+    command, notes = curl_command(row.method, url, row.headers, insight.request_body)
+    assert notes == [f"masked body fields sent as {MASK}"]
+    args = shlex.split(command)
+    assert args[:4] == ["curl", "-sS", "-X", "POST"]
+    result = subprocess.run(
+        [*args, "-o", "/dev/null", "-w", "%{http_code}"], capture_output=True, text=True, timeout=30
+    )
+    assert result.stdout == "400", result.stderr
+    again = wait_for(lambda: [r for r in events.state.requests if r.path == "/api/echo/" and r.seq != row.seq])
+    resent = events.state.insight(again[0].seq)
+    assert resent is not None and resent.request_body is not None
+    assert resent.request_body["raw"] == insight.request_body["raw"]
+    assert ["X-Demo", "it's [b]"] in again[0].headers
