@@ -181,9 +181,7 @@ class DebugSession:
         _flush(sys.stderr)
         self._saved = (os.dup(0), os.dup(1))
         # Other threads keep writing where stdout went before.
-        self.others_out = open(
-            self._saved[1], "w", closefd=False, encoding="utf-8", errors="backslashreplace"
-        )
+        self.others_out = open(self._saved[1], "w", closefd=False, encoding="utf-8", errors="backslashreplace")
         os.dup2(slave, 0)
         os.dup2(slave, 1)
         self.stdin = open(0, closefd=False, encoding="utf-8", errors="replace")
@@ -389,7 +387,8 @@ def post_mortem(token: str) -> None:
     last = tb
     while last.tb_next is not None:
         last = last.tb_next
-    session = begin("post-mortem", _where(last.tb_frame))
+    where = f"{os.path.basename(last.tb_frame.f_code.co_filename)}:{last.tb_lineno}"
+    session = begin("post-mortem", where)
     try:
         debugger = SessionPdb(session)
         debugger.reset()

@@ -1,0 +1,9 @@
+from django.urls import path
+from pauses import views
+
+urlpatterns = [
+    path("bp/", views.bp),
+    path("ask/", views.ask),
+    path("boom/", views.boom),
+    path("version/", views.version),
+]

@@ -1,0 +1,228 @@
+"""The debugger: ``breakpoint()`` and ``input()`` in a view get the real
+terminal; post-mortem on a kept failure; a reload leaves a session intact.
+
+The console is the installed binary in a pty (the smoke test's terminal);
+the project is ``tests/projects/debugproj`` (copied: the reload test edits it).
+pdb's dialogue is read from the raw bytes the console wrote after a mark, so
+text left on the screen by an earlier session never satisfies a wait.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devconsole.console.debugger import DebugBroker, DebugSessionInfo
+from devconsole.console.project import Project
+from tests import test_tty_smoke
+from tests.conftest import Events, serving, wait_for
+from tests.test_tty_smoke import Terminal, free_port, inotify_watches, panel, panels_drawn, wait_until
+
+launch = test_tty_smoke.launch
+terminal_env = test_tty_smoke.terminal_env
+
+PROJECT = Path(__file__).parent / "projects" / "debugproj"
+
+
+def project_copy(tmp_path: Path) -> Path:
+    root = tmp_path / "debugproj"
+    shutil.copytree(PROJECT, root, ignore=shutil.ignore_patterns("__pycache__"))
+    return root
+
+
+class Client:
+    """One request in a background thread (the view blocks until we answer)."""
+
+    def __init__(self, url: str) -> None:
+        self.status: int | None = None
+        self.body = ""
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._get, args=(url,), daemon=True)
+        self.thread.start()
+
+    def _get(self, url: str) -> None:
+        try:
+            with urllib.request.urlopen(url, timeout=120) as response:
+                self.status, self.body = response.status, response.read().decode()
+        except urllib.error.HTTPError as exc:
+            self.status, self.body = exc.code, exc.read().decode()
+        except BaseException as exc:
+            self.error = exc
+
+    def result(self, terminal: Terminal) -> tuple[int | None, str]:
+        wait_until(lambda: not self.thread.is_alive(), "the client's response", terminal)
+        assert self.error is None, self.error
+        return self.status, self.body
+
+
+def written_since(terminal: Terminal, mark: int, pattern: str, what: str, timeout: float = 60.0) -> None:
+    """Wait until the console has written ``pattern`` (a regex) after byte ``mark``."""
+    regex = re.compile(pattern.encode())
+    wait_until(lambda: regex.search(bytes(terminal.raw[mark:])), what, terminal, timeout)
+
+
+def row_shown(path: str, status: str) -> Callable[[Any], bool]:
+    pattern = re.compile(rf"\bGET\s+{re.escape(path)}\s+{status}\b")
+
+    def shown(screen: Any) -> bool:
+        return any(pattern.search(row) for row in panel(screen, "Requests") or ())
+
+    shown.__name__ = f"GET {path} {status} in the Requests panel"
+    return shown
+
+
+def start_console(launch: Callable[..., Terminal], root: Path) -> tuple[Terminal, int]:
+    port = free_port()
+    terminal = launch("--project", str(root), f"127.0.0.1:{port}")
+    terminal.wait_for(panels_drawn, "the dashboard's four panels", timeout=120)
+    return terminal, port
+
+
+def quit_console(terminal: Terminal) -> None:
+    terminal.wait_for(panels_drawn, "the dashboard back")
+    terminal.child.send("q")
+    assert terminal.wait_exit() == 0, terminal.describe()
+
+
+def test_breakpoint_in_a_view_gets_the_terminal(launch: Callable[..., Terminal], tmp_path: Path) -> None:
+    terminal, port = start_console(launch, project_copy(tmp_path))
+    mark = len(terminal.raw)
+    client = Client(f"http://127.0.0.1:{port}/bp/")
+    written_since(terminal, mark, r"GET /bp/ paused at views\.py:8", "the console's line naming the paused request")
+    written_since(terminal, mark, r"views\.py\(9\)bp\(\)[\s\S]*\(Pdb\) ", "pdb's prompt at the view's line")
+    mark = len(terminal.raw)
+    terminal.child.send("p x\r")
+    written_since(terminal, mark, r"\r\n42\r\n", "the local's value")
+    terminal.child.send("c\r")
+    assert client.result(terminal) == (200, "bp 42 v1")
+    terminal.wait_for(panels_drawn, "the dashboard back after the debugger let go")
+    terminal.wait_for(row_shown("/bp/", "200"), "the /bp/ row")
+    quit_console(terminal)
+
+
+def test_input_in_a_view_reads_the_terminal(launch: Callable[..., Terminal], tmp_path: Path) -> None:
+    terminal, port = start_console(launch, project_copy(tmp_path))
+    mark = len(terminal.raw)
+    client = Client(f"http://127.0.0.1:{port}/ask/")
+    written_since(terminal, mark, r"your name\? ", "the view's prompt")
+    terminal.child.send("Ada\r")
+    assert client.result(terminal) == (200, "hello Ada")
+    terminal.wait_for(panels_drawn, "the dashboard back after input()")
+    terminal.wait_for(row_shown("/ask/", "200"), "the /ask/ row")
+    quit_console(terminal)
+
+
+def test_a_reload_leaves_the_session_intact(launch: Callable[..., Terminal], tmp_path: Path) -> None:
+    root = project_copy(tmp_path)
+    view = root / "pauses" / "views.py"
+    terminal, port = start_console(launch, root)
+    # The server says what it imported just before its checks run: only then
+    # is a save of the view known to need a new generation.
+    terminal.wait_for(test_tty_smoke.screen_shows("checks: ok"), "the checks done (the server's files known)")
+    wait_until(lambda: inotify_watches(terminal.child.pid, view.parent), "inotify watch on the app", terminal)
+    mark = len(terminal.raw)
+    client = Client(f"http://127.0.0.1:{port}/bp/")
+    written_since(terminal, mark, r"\(Pdb\) ", "pdb's prompt")
+
+    view.write_text(view.read_text().replace('VERSION = "v1"', 'VERSION = "v2"'))
+
+    def served_v2() -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/version/", timeout=5) as response:
+                return bool(response.read() == b"v2")
+        except OSError:
+            return False
+
+    wait_until(served_v2, "'v2' from /version/ served by the new generation", terminal)
+    mark = len(terminal.raw)
+    terminal.child.send("p x\r")
+    written_since(terminal, mark, r"\r\n42\r\n", "the paused session still answering")
+    terminal.child.send("c\r")
+    assert client.result(terminal) == (200, "bp 42 v1")  # the old generation's code finishes it
+    terminal.wait_for(panels_drawn, "the dashboard back")
+    quit_console(terminal)
+
+
+def test_pythonbreakpoint_0_does_not_pause(
+    launch: Callable[..., Terminal], terminal_env: dict[str, str], tmp_path: Path
+) -> None:
+    terminal_env["PYTHONBREAKPOINT"] = "0"
+    terminal, port = start_console(launch, project_copy(tmp_path))
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/bp/", timeout=60) as response:
+        assert (response.status, response.read()) == (200, b"bp 42 v1")
+    terminal.wait_for(row_shown("/bp/", "200"), "the /bp/ row")
+    quit_console(terminal)
+
+
+def test_ctrl_bracket_then_y_ends_the_session_and_quits(launch: Callable[..., Terminal], tmp_path: Path) -> None:
+    terminal, port = start_console(launch, project_copy(tmp_path))
+    mark = len(terminal.raw)
+    client = Client(f"http://127.0.0.1:{port}/bp/")
+    written_since(terminal, mark, r"\(Pdb\) ", "pdb's prompt")
+    terminal.child.send("\x1d")
+    written_since(terminal, mark, r"quit devconsole", "the question")
+    terminal.child.send("y")
+    assert terminal.wait_exit() == 0, terminal.describe()
+    status, _body = client.result(terminal)
+    assert status == 500  # pdb saw the terminal close: the request quit (BdbQuit)
+
+
+# -- post-mortem: the broker and a real server child, no UI ----------------------------
+
+
+def read_until(fd: int, pattern: bytes, timeout: float = 30.0) -> bytes:
+    """What the debugger writes on the pty's master until ``pattern`` appears."""
+    seen = b""
+    deadline = time.monotonic() + timeout
+    os.set_blocking(fd, False)
+    while pattern not in seen:
+        assert time.monotonic() < deadline, f"no {pattern!r} in {seen!r}"
+        try:
+            seen += os.read(fd, 4096)
+        except BlockingIOError:
+            time.sleep(0.01)
+    return seen
+
+
+def test_post_mortem_on_a_kept_failure(tmp_path: Path) -> None:
+    root = project_copy(tmp_path)
+    broker = DebugBroker()
+    broker.start()
+    project = Project(root / "manage.py", env=tuple(broker.env.items()))
+    events = Events()
+    try:
+        with serving(project, events) as supervisor:
+            url = f"http://127.0.0.1:{supervisor.address.port}/boom/?n=3"
+            with pytest.raises(urllib.error.HTTPError) as failed:
+                urllib.request.urlopen(url, timeout=30)
+            token = failed.value.read().decode().removeprefix("pm=")
+            assert failed.value.code == 500 and token
+
+            assert broker.post_mortem(1, "pm-unknown") is None
+            assert wait_for(lambda: broker.notices(), timeout=30) == [
+                "post-mortem: that failure is no longer kept (only the last 5 are)"
+            ]
+
+            assert broker.post_mortem(1, token) is None
+            info: DebugSessionInfo = wait_for(broker.next_session, timeout=30)
+            assert (info.kind, info.where) == ("post-mortem", "views.py:20")
+            read_until(info.master, b"(Pdb) ")
+            os.write(info.master, b"p secret_local\n")
+            assert b"'kept-3'" in read_until(info.master, b"(Pdb) ")
+            os.write(info.master, b"q\n")
+            assert info.ended.wait(30), "the session never ended"
+            broker.finish(info)
+            assert broker.post_mortem(99, token) == "generation 99 has exited: its failures are gone"
+    finally:
+        broker.close()
+    assert not os.path.exists(broker.directory)
