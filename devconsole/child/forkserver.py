@@ -11,8 +11,8 @@ the fast path of a reload. A level 0 asked to ``serve`` forks a child that
 does everything (the fallback when a level 1 cannot be forked safely).
 
 Each fork server talks to the console over its own ``SOCK_SEQPACKET``
-socket: one JSON message per packet, file descriptors (the new child's stdin,
-stdout, stderr and event pipe; a level 1's control socket) passed alongside
+socket: one JSON message per packet, file descriptors (the new child's control
+socket, stdout, stderr and event pipe; a level 1's control socket) passed alongside
 with ``SCM_RIGHTS``; the messages are defined in
 :mod:`devconsole.wire.forkserver`. Fork servers never start threads: a
 process forks safely only when it has a single thread (and no Twisted
@@ -173,8 +173,8 @@ class ForkServer:
             if self.control.fileno() in readable:
                 message, fds, gone = wire.receive(self.control)
                 if gone:
-                    # The console is gone: its server children see their stdin
-                    # close and stop on their own.
+                    # The console is gone: its server children see their control
+                    # channel close and stop on their own.
                     os._exit(0)
                 self._handle(message or {}, fds)
             if self.quitting and not self.children:
@@ -369,11 +369,16 @@ class ForkServer:
         """In the forked server child: wire the pipes, then run the server."""
         from devconsole.child.server import ServerProcess, build_parser, failed_phase, run_server
 
-        stdin, stdout, stderr, events = fds
-        for fd, target in ((stdin, 0), (stdout, 1), (stderr, 2)):
+        control, stdout, stderr, events = fds
+        for fd, target in ((stdout, 1), (stderr, 2)):
             os.dup2(fd, target)
             os.close(fd)
-        args = build_parser().parse_args([*message["args"], "--events-fd", str(events)])
+        # Nothing for a view (or a debugger) to read on stdin: the console
+        # speaks on the control socket only.
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.close(devnull)
+        args = build_parser().parse_args([*message["args"], "--events-fd", str(events), "--control-fd", str(control)])
         process = ServerProcess(args)
         if self.level == ForkServerLevel.BASE:
             process.emitter.start()
@@ -397,7 +402,7 @@ class ForkServer:
 
     def _be_spare(self, process: ServerProcess) -> bool:
         """Get as far as serving can go without the URLconf, report the files
-        imported on the way, then wait for ``go GENERATION`` on stdin.
+        imported on the way, then wait for ``go GENERATION`` on the control channel.
 
         False when told to stop instead (or when the preparation failed).
         No thread runs while waiting: an idle spare costs nothing.
@@ -416,10 +421,15 @@ class ForkServer:
         files = project_module_files(Path(self.args.manage).parent)
         process.emitter.send({"type": "spare_ready", "pid": os.getpid(), "files": files})
         process.emitter.flush()
-        words = sys.stdin.readline().split()
-        if len(words) != 2 or words[0] != "go" or not words[1].isdigit():
+        message = process.receive_control()
+        if message is None:
             return False
-        process.promote(int(words[1]))
+        word, arg, fds = message
+        for fd in fds:
+            os.close(fd)
+        if word != "go" or not arg.isdigit():
+            return False
+        process.promote(int(arg))
         return True
 
 

@@ -30,6 +30,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, Literal, cast
 
+from devconsole.child.handover import ConnectionHandover
 from devconsole.wire.events import (
     ConnCloseEvent,
     ConnOpenEvent,
@@ -67,6 +68,7 @@ class Connection:
         "opened",
         "method",
         "path",
+        "handed_over",
     )
 
     def __init__(self, conn_id: int, peer: str) -> None:
@@ -81,6 +83,8 @@ class Connection:
         #: The request being handled (or the last one): what a quit waits for.
         self.method = ""
         self.path = ""
+        #: Closed here because it moved to the next generation (see :mod:`.handover`).
+        self.handed_over = False
 
     def as_event(self, kind: Literal["conn_open", "conn_state", "conn_close"]) -> ConnEvent:
         event = {
@@ -97,6 +101,8 @@ class Connection:
         if self.path:
             event["method"] = self.method
             event["path"] = self.path
+        if self.handed_over:
+            event["handover"] = True
         return cast(ConnEvent, event)
 
 
@@ -142,6 +148,10 @@ class ServerObserver:
         #: its event is queued: what else the child learnt about the request
         #: (see :mod:`.insight`) is added to the event there.
         self.finishers: list[Callable[[RequestEvent], None]] = []
+        #: Set by the server process for a WSGI server: idle connections wait
+        #: for their next request there, and move to the next generation on
+        #: a stop (see :mod:`.handover`).
+        self.handover: ConnectionHandover | None = None
         self._lock = threading.Lock()
 
     # serve_forever thread --------------------------------------------------
@@ -161,7 +171,9 @@ class ServerObserver:
         self.ready += 1
         self._ready_at = time.perf_counter()
 
-    def on_accept(self, sock: socket.socket, address: Any) -> None:
+    def on_accept(self, sock: socket.socket, address: Any, *, adopted: bool = False) -> None:
+        """A connection to report: accepted, or ``adopted`` from an older
+        generation (open here, but not counted again in the total)."""
         if isinstance(address, tuple) and len(address) >= 2:
             host = address[0]
             peer = f"[{host}]:{address[1]}" if ":" in str(host) else f"{host}:{address[1]}"
@@ -169,7 +181,8 @@ class ServerObserver:
             peer = str(address)
         conn = Connection(next(self._ids), peer)
         self.conns[sock] = conn
-        self.connections_total += 1
+        if not adopted:
+            self.connections_total += 1
         self.opened.append(conn)
 
     # connection threads ----------------------------------------------------
@@ -475,6 +488,9 @@ def instrument_handler(base: type, observer: ServerObserver) -> type:
             super().log_request(code, size)
 
         def handle_one_request(self) -> None:
+            handover = observer.handover
+            if handover is not None and not handover.await_request(self):
+                return  # moved to the next generation: close_connection is set
             try:
                 super().handle_one_request()
             finally:
@@ -518,6 +534,7 @@ def instrument_server(base: type, listen_fd: int, observer: ServerObserver) -> t
 
     class InstrumentedServer(base):
         socket: Any
+        dc_observer = observer
 
         def __init__(self, server_address: Any, handler_class: type, *args: Any, **kwargs: Any) -> None:
             super().__init__(server_address, instrument_handler(handler_class, observer), *args, **kwargs)
@@ -542,6 +559,13 @@ def instrument_server(base: type, listen_fd: int, observer: ServerObserver) -> t
 
         def server_activate(self) -> None:
             """The console's socket is already listening."""
+
+        def dc_adopt(self, fd: int, header: dict[str, Any]) -> None:
+            """Serve connection ``fd``, handed over by an older generation."""
+            if observer.handover is None:
+                os.close(fd)
+                return
+            observer.handover.adopt(self, fd, header)
 
         def get_request(self) -> Any:
             observer.on_ready()

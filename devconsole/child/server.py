@@ -2,7 +2,7 @@
 
 Started by :mod:`devconsole.console.supervisor` as
 ``python -m devconsole.child.server --manage PATH --listen-fd N --events-fd M
---addrport ADDR``. It runs the project's own ``manage.py`` as ``__main__``
+--control-fd C --addrport ADDR``. It runs the project's own ``manage.py`` as ``__main__``
 (see :mod:`.bootstrap`); when ``manage.py`` hands over to Django we:
 
 1. import the settings and run ``django.setup()``;
@@ -13,8 +13,10 @@ Started by :mod:`devconsole.console.supervisor` as
    socket, and run it with ``--noreload --skip-checks`` in a worker thread
    named like Django's (``django-main-thread``);
 4. report ``hello`` once ``serve_forever`` is looping, run the system checks
-   and the migrations check in the background, and wait on stdin for
-   ``stop``.
+   and the migrations check in the background, and obey the console's
+   control channel (:mod:`devconsole.wire.control`; never stdin, which is
+   ``/dev/null``: a view's ``input()`` must not read the console's lines)
+   until ``stop``.
 
 If anything before serving fails (settings, an app's ``ready()``, a syntax
 error), the socket still answers: every request gets a 500 page with the
@@ -26,6 +28,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import socket
 import sys
 import threading
 import time
@@ -34,6 +37,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from devconsole.child.bootstrap import run_manage_py
+from devconsole.child.handover import ConnectionHandover
 from devconsole.child.instrument import (
     ServerObserver,
     instrument_server,
@@ -41,7 +45,7 @@ from devconsole.child.instrument import (
     request_line_reaches_nobody,
 )
 from devconsole.child.introspect import class_path, shadowed_apps
-from devconsole.wire import protocol
+from devconsole.wire import control, protocol
 from devconsole.wire.events import (
     ByeEvent,
     CheckMessage,
@@ -149,11 +153,14 @@ def _error_event(phase: str, exc: BaseException) -> ErrorEvent:
 class ServerProcess:
     """The server child's main object: sets Django up, serves the project's
     runserver on the console's socket, reports, and obeys the console's
-    control lines (``stop``, ``file_changed PATH``) on stdin."""
+    control messages (``stop``, ``file_changed PATH``, ``adopt``) on its
+    control channel."""
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
+        self.control = socket.socket(fileno=args.control_fd)
         self.observer = ServerObserver()
+        self.observer.handover = ConnectionHandover(self.control)
         self.emitter = Emitter(args.events_fd, self.observer)
         self.phases: list[PhaseTiming] = []
         self._t = time.perf_counter()
@@ -465,13 +472,50 @@ class ServerProcess:
     # control ----------------------------------------------------------------
     def _control(self) -> None:
         """Main thread: obey the console until it says stop (or goes away)."""
-        for line in sys.stdin:
-            command = line.strip()
-            if command == "stop":
+        while True:
+            message = self.receive_control()
+            if message is None:
+                break  # the console is gone
+            word, arg, fds = message
+            if word == "stop":
+                for fd in fds:
+                    os.close(fd)
                 break
-            if command.startswith("file_changed "):
-                self._file_changed(command.split(" ", 1)[1])
+            if word == "adopt" and fds:
+                self._adopt(fds[0], control.header_of(arg))
+                fds = fds[1:]
+            elif word == "file_changed":
+                self._file_changed(arg)
+            elif word == "insight":
+                self._insight(arg == "on")
+            for fd in fds:
+                os.close(fd)
         self.stop()
+
+    def receive_control(self) -> tuple[str, str, list[int]] | None:
+        """The console's next control message; None once it is gone."""
+        try:
+            return control.receive(self.control)
+        except OSError:
+            return None
+
+    def _adopt(self, fd: int, header: control.Header) -> None:
+        """Serve a connection an older generation handed over (see
+        :mod:`.handover`); an ASGI server cannot take one: it is closed."""
+        adopt = getattr(self.observer.server or self.error_server, "dc_adopt", None)
+        if adopt is None or self.server_kind != "wsgi":
+            os.close(fd)
+            return
+        adopt(fd, header)
+
+    def _insight(self, on: bool) -> None:
+        try:
+            from devconsole.child import insight  # type: ignore[attr-defined,unused-ignore]
+        except ImportError:
+            return
+        set_enabled = getattr(insight, "set_enabled", None)
+        if set_enabled is not None:
+            set_enabled(on)
 
     def _file_changed(self, path: str) -> None:
         try:
@@ -499,6 +543,11 @@ class ServerProcess:
         # From now on nothing more is accepted here: connections that arrive
         # wait in the shared backlog for the next generation.
         self.observer.stopping = True
+        handover = self.observer.handover
+        if handover is not None and self.server_kind == "wsgi":
+            # Idle keep-alive connections move to the next generation now,
+            # not after serve_forever's next poll.
+            handover.stop()
         if server is not None:
             server.shutdown()
             self._drain()
@@ -510,13 +559,19 @@ class ServerProcess:
         self.emitter.close()
 
     def _drain(self) -> None:
-        """Wait for the requests in flight, telling the console how many are left."""
+        """Wait for the requests in flight, telling the console how many are left.
+
+        Under WSGI, idle keep-alive connections are waited for too (bounded
+        like silent ones): each is being handed to the next generation, and
+        exiting first would close it under a client that may be sending.
+        """
         deadline = time.monotonic() + DRAIN_TIMEOUT
+        waiting = ("reading", "idle") if self.server_kind == "wsgi" else ("reading",)
         told = 0
         while True:
             states = [conn.state for conn in list(self.observer.conns.values())]
             handling = sum(1 for state in states if state == "handling")
-            reading = sum(1 for state in states if state == "reading")
+            reading = sum(1 for state in states if state in waiting)
             if not handling and (not reading or time.monotonic() >= deadline):
                 break
             if handling != told:
@@ -562,6 +617,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--pythonpath")
     parser.add_argument("--listen-fd", type=int, required=True)
     parser.add_argument("--events-fd", type=int, required=True)
+    parser.add_argument("--control-fd", type=int, required=True)
     parser.add_argument("--addrport", required=True)
     parser.add_argument("--generation", type=int, default=1)
     parser.add_argument("--nothreading", action="store_true")

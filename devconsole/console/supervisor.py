@@ -6,7 +6,9 @@ spawned as a new interpreter (:class:`SpawnedGeneration`) or forked by a
 fork server (:class:`ForkedGeneration`, through the console's
 :class:`ForkServerHandle`); both are a :class:`GenerationHandle`. Three
 reader threads per generation turn its event pipe, stdout and stderr into
-events for ``on_event``; a fourth waits for it to exit. ``stop()`` asks the
+events for ``on_event``; a fourth waits for it to exit. The console speaks to
+a generation on its control socket (:mod:`devconsole.wire.control`), never
+its stdin (``/dev/null``). ``stop()`` asks the
 child to finish its requests and go, then terminates and kills its process
 group if it does not (:func:`~.processes.stop_group`).
 """
@@ -28,8 +30,8 @@ from devconsole.console.listen import ListenAddress
 from devconsole.console.processes import signal_group, stop_group
 from devconsole.console.project import Project
 from devconsole.model.sanitize import clean_line, clean_text, clean_value
+from devconsole.wire import control, protocol
 from devconsole.wire import forkserver as wire
-from devconsole.wire import protocol
 from devconsole.wire.forkserver import ForkServerLevel, Op
 
 EventSink = Callable[[dict[str, Any]], None]
@@ -42,6 +44,9 @@ STOP_TIMEOUT = 6.0
 MAX_DRAINING = 4
 #: The last lines a generation wrote to stderr, kept to explain its death.
 STDERR_TAIL = 8
+#: Connections handed over by an old generation, held until the next one
+#: serves; beyond this many the oldest are closed.
+MAX_HANDOVERS = 1024
 
 
 def describe_exit(returncode: int | None) -> str:
@@ -78,15 +83,18 @@ def _read_log(stream: IO[bytes], name: str, emit: Callable[[dict[str, Any]], Non
 class GenerationHandle:
     """The console's handle on one server generation, however it was started:
     an event pipe, stdout and stderr read by threads into ``on_event``, a
-    stdin for control lines, an exit."""
+    control socket, an exit."""
 
     generation: int
     pid: int
     _supervisor: Supervisor
-    _stdin: IO[bytes]
+    _control: socket.socket
     hello: threading.Event
 
     def _start_readers(self, events_fd: int, stdout: IO[bytes], stderr: IO[bytes]) -> None:
+        #: Held while a control message goes out: ``stop`` and a message that
+        #: must come before it (an adopted connection) are never reordered.
+        self._send_lock = threading.Lock()
         #: Set once the console asked it to go (a reload, a quit): its exit then is no crash.
         self.stop_requested = False
         #: Why the console ended it with requests in flight (``by you``, ``quit``), if it did.
@@ -98,6 +106,7 @@ class GenerationHandle:
         self.settled = threading.Event()
         self.hello_event: dict[str, Any] | None = None
         self.error_event: dict[str, Any] | None = None
+        self._control_reader = self._spawn(self._read_control, None, "control")
         self._threads = [
             self._spawn(self._read_events, os.fdopen(events_fd, "rb"), "events"),
             self._spawn(_read_log, stdout, "stdout", "stdout", self._emit),
@@ -136,20 +145,54 @@ class GenerationHandle:
                     self.hello_event = event
                     self.hello.set()
                     self.settled.set()
+                    self._supervisor.forward_handovers()
                 elif event["type"] == "error" and event.get("phase") not in protocol.NON_FATAL_PHASES:
                     self.error_event = event
                     self.settled.set()
                 self._emit(event)
 
+    def _read_control(self) -> None:
+        """The child's messages on the control channel: idle connections it
+        hands over (see :mod:`devconsole.child.handover`), for the supervisor
+        to pass on. Ends when the child is gone."""
+        while True:
+            try:
+                message = control.receive(self._control)
+            except OSError:
+                return
+            if message is None:
+                return
+            word, arg, fds = message
+            if word == "handover" and fds:
+                self._supervisor.hold_handover(fds[0], arg)
+                fds = fds[1:]
+            for fd in fds:
+                os.close(fd)
+
+    def adopt_connection(self, fd: int, header: str) -> bool:
+        """Send a handed-over connection to this generation; False (the fd
+        is still the caller's) when it cannot take it: told to stop already,
+        or gone."""
+        with self._send_lock:
+            if self.stop_requested or not self.alive:
+                return False
+            try:
+                control.send(self._control, "adopt", header, [fd])
+            except OSError:
+                return False
+        return True
+
     def send(self, line: str) -> None:
-        """A control line for the child (``stop``, ``file_changed PATH``)."""
-        if line == "stop":
-            self.stop_requested = True
-        try:
-            self._stdin.write(line.encode() + b"\n")
-            self._stdin.flush()
-        except (BrokenPipeError, OSError, ValueError):
-            pass
+        """A control message for the child (``stop``, ``file_changed PATH``,
+        ``go N``, ``insight on``): a word and its argument."""
+        word, _, arg = line.partition(" ")
+        with self._send_lock:
+            if word == "stop":
+                self.stop_requested = True
+            try:
+                control.send(self._control, word, arg)
+            except OSError:
+                pass
 
     def exit_event(self, returncode: int | None) -> dict[str, Any]:
         """The ``exit`` event for its end (saying who cut its requests, if someone did)."""
@@ -178,7 +221,7 @@ class GenerationHandle:
             stop_group(
                 self.pid, self.wait, graceful=lambda: self.send("stop"), timeout=timeout, send_signal=self._signal
             )
-        self._close_stdin()
+        self._close_control()
         return self._stopped()
 
     # Each kind of generation says how it is waited for, signalled and reaped.
@@ -195,9 +238,16 @@ class GenerationHandle:
     def _stopped(self) -> int | None:
         raise NotImplementedError
 
-    def _close_stdin(self) -> None:
+    def _close_control(self) -> None:
+        # Its last handovers are read first: the child's exit ends the reader.
+        if threading.current_thread() is not self._control_reader:
+            self._control_reader.join(timeout=2)
         try:
-            self._stdin.close()
+            self._control.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        try:
+            self._control.close()
         except OSError:
             pass
 
@@ -210,21 +260,25 @@ class SpawnedGeneration(GenerationHandle):
         self._supervisor = supervisor
         project = supervisor.project
         read_fd, write_fd = os.pipe()
+        ours, theirs = control.pair()
         listen_fd = supervisor.socket.fileno()
         try:
             self.process = project.spawn(
                 "devconsole.child.server",
                 *supervisor.server_args(generation, write_fd),
-                stdin=subprocess.PIPE,
-                pass_fds=(listen_fd, write_fd),
+                "--control-fd",
+                str(theirs.fileno()),
+                pass_fds=(listen_fd, write_fd, theirs.fileno()),
             )
         except OSError:
             os.close(read_fd)
+            ours.close()
             raise
         finally:
             os.close(write_fd)
-        assert self.process.stdin and self.process.stdout and self.process.stderr
-        self._stdin = self.process.stdin
+            theirs.close()
+        assert self.process.stdout and self.process.stderr
+        self._control = ours
         self.pid = self.process.pid
         self._start_readers(read_fd, self.process.stdout, self.process.stderr)
         self._waiter = self._spawn(self._wait, None, "wait")
@@ -278,6 +332,13 @@ class Supervisor:
         self._lock = threading.Lock()
         #: Old generations asked to stop that still finish their requests, oldest first.
         self.draining: list[GenerationHandle] = []
+        #: Idle keep-alive connections an old generation handed over: (fd,
+        #: header), held until the current generation serves.
+        self._handovers: deque[tuple[int, str]] = deque()
+        #: Connections handed over, and passed on to a generation (or closed).
+        self.handovers_received = 0
+        self.handovers_forwarded = 0
+        self.handovers_closed = 0
 
     def server_args(self, generation: int, events_fd: int | None = None) -> list[str]:
         """The server child's arguments for ``generation`` (``--events-fd`` last, if known)."""
@@ -309,6 +370,56 @@ class Supervisor:
         the one :meth:`stop` and :meth:`close` stop."""
         with self._lock:
             self.child = child
+        self.forward_handovers()
+
+    def hold_handover(self, fd: int, header: str) -> None:
+        """A connection an old generation handed over: to the current
+        generation as soon as it serves (at once if it does)."""
+        closed: list[int] = []
+        with self._lock:
+            self.handovers_received += 1
+            self._handovers.append((fd, header))
+            while len(self._handovers) > MAX_HANDOVERS:
+                closed.append(self._handovers.popleft()[0])
+                self.handovers_closed += 1
+        for old_fd in closed:
+            os.close(old_fd)
+        self.forward_handovers()
+
+    def forward_handovers(self) -> None:
+        """Pass the held connections to the current generation, if it serves
+        (said hello) and was not told to stop; else keep them for the next."""
+        with self._lock:
+            child = self.child
+            if child is None or child.hello_event is None or not self._handovers:
+                return
+            if child.hello_event.get("server_kind") != "wsgi":
+                # A Daphne generation cannot adopt a connection: closed as a
+                # stop without handover would have.
+                pending = list(self._handovers)
+                self._handovers.clear()
+                self.handovers_closed += len(pending)
+                child = None
+            else:
+                pending = []
+            while child is not None and self._handovers:
+                fd, header = self._handovers[0]
+                if not child.adopt_connection(fd, header):
+                    break  # stopping or gone: the next generation takes it
+                self._handovers.popleft()
+                self.handovers_forwarded += 1
+                pending.append((fd, header))
+        for fd, _ in pending:
+            os.close(fd)  # sent (the child has its own copy) or dropped
+
+    def _close_handovers(self) -> None:
+        """No generation will serve them (a quit): close them."""
+        with self._lock:
+            pending = list(self._handovers)
+            self._handovers.clear()
+            self.handovers_closed += len(pending)
+        for fd, _ in pending:
+            os.close(fd)
 
     def start(self) -> SpawnedGeneration:
         with self._lock:
@@ -342,7 +453,7 @@ class Supervisor:
 
         def wait() -> None:
             old.wait(None)
-            old._close_stdin()
+            old._close_control()
             old._stopped()
             with self._lock:
                 if old in self.draining:
@@ -380,6 +491,7 @@ class Supervisor:
             draining = list(self.draining)
         for handle in draining:
             handle.wait(STOP_TIMEOUT)
+        self._close_handovers()
 
     def close(self) -> None:
         """Stop the child and release the port."""
@@ -648,11 +760,11 @@ class ForkedGeneration(GenerationHandle):
         self._exited = threading.Event()
         self._finish_lock = threading.Lock()
         self._finishing = False
-        stdin_r, stdin_w = os.pipe()
+        ours, control_theirs = control.pair()
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         ev_r, ev_w = os.pipe()
-        theirs = [stdin_r, out_w, err_w, ev_w]
+        theirs = [control_theirs.detach(), out_w, err_w, ev_w]
         try:
             started = time.perf_counter()
             message = wire.message(
@@ -663,7 +775,8 @@ class ForkedGeneration(GenerationHandle):
             reply = forkserver.request(message, theirs)
             self.fork_ms = round((time.perf_counter() - started) * 1000, 2)
         except ForkServerError:
-            for fd in (stdin_w, out_r, err_r, ev_r):
+            ours.close()
+            for fd in (out_r, err_r, ev_r):
                 os.close(fd)
             raise
         finally:
@@ -671,7 +784,7 @@ class ForkedGeneration(GenerationHandle):
                 os.close(fd)
         self.pid = int(reply["pid"])
         self.process = _ForkedProcess(self)
-        self._stdin = os.fdopen(stdin_w, "wb", buffering=0)
+        self._control = ours
         self._start_readers(ev_r, os.fdopen(out_r, "rb"), os.fdopen(err_r, "rb"))
         forkserver.register(self.pid, self)
         if forkserver.dead.is_set():

@@ -115,6 +115,9 @@ class _ConnExtraFields(TypedDict, total=False):
     kind: Literal["websocket"]
     messages_in: int
     messages_out: int
+    #: On a ``conn_close``: the connection moved to the next generation (idle
+    #: keep-alive at a reload), it was not closed.
+    handover: bool
 
 
 class ConnOpenEvent(_ConnFields, _ConnExtraFields):

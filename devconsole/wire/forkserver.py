@@ -10,9 +10,10 @@ To a fork server:
 
 ``level1`` + [control socket]
     (level 0 only) fork a level 1 that runs the project's setup.
-``serve`` + [stdin, stdout, stderr, events]
+``serve`` + [control, stdout, stderr, events]
     fork a server child: ``args`` (the server child's command line),
-    ``spare`` (prepare, then wait for ``go GENERATION`` on stdin).
+    ``spare`` (prepare, then wait for ``go GENERATION`` on the control
+    socket, :mod:`devconsole.wire.control`); its stdin is ``/dev/null``.
 ``preload``
     (level 0 only) import ``modules`` while idle.
 ``quit``

@@ -1,0 +1,86 @@
+"""The control channel between the console and one server generation.
+
+Never the child's stdin: a view's ``input()``, ``sys.stdin.read()`` or a
+debugger would read the console's lines there. Each generation gets one end
+of a ``SOCK_SEQPACKET`` Unix socket pair (``--control-fd N``; a forked one
+gets it among the fds of the fork server's ``serve`` message); its fd 0 is
+``/dev/null``. Sequenced packets, not a stream: each packet is one message,
+and the file descriptors sent with it (``SCM_RIGHTS``) arrive with that
+message and no other, so a header and its socket cannot come apart.
+
+A message is a word, then optionally a space and its argument (UTF-8).
+
+To a server child:
+
+``stop``
+    accept nothing more, hand idle connections over, drain, exit.
+``file_changed PATH``
+    ask Django's ``file_changed`` receivers (answered by an event).
+``go GENERATION``
+    (a spare) become ``GENERATION`` and serve.
+``insight on`` / ``insight off``
+    request insight (queries, tracebacks) on or off.
+``adopt {header}`` + [socket]
+    serve this connection, handed over by an older generation.
+
+From a server child:
+
+``handover {header}`` + [socket]
+    an idle keep-alive connection, for the next generation.
+
+A header is a JSON object: ``peer``, ``conn`` (its id where it was accepted),
+``requests`` (served on it so far), ``bytes_in``, ``bytes_out``, ``opened``.
+The end of the channel (EOF) means the console is gone: the child stops.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from typing import Any
+
+#: Largest message (a path, a header); file descriptors per message.
+MAX_MESSAGE = 64 * 1024
+MAX_FDS = 1
+
+Header = dict[str, Any]
+
+
+def pair() -> tuple[socket.socket, socket.socket]:
+    """``(console's end, child's end)``; the child's is inheritable by the caller's choice."""
+    return socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+
+
+def send(sock: socket.socket, word: str, arg: str = "", fds: list[int] | None = None) -> None:
+    """Send one message (and ``fds``); raises ``OSError`` when the channel broke."""
+    data = (f"{word} {arg}" if arg else word).encode()
+    if fds:
+        socket.send_fds(sock, [data], fds)
+    else:
+        sock.send(data)
+
+
+def send_header(sock: socket.socket, word: str, header: Header, fd: int) -> None:
+    """A message with a JSON header and one socket."""
+    send(sock, word, json.dumps(header, separators=(",", ":")), [fd])
+
+
+def receive(sock: socket.socket) -> tuple[str, str, list[int]] | None:
+    """``(word, arg, fds)`` of the next message; None when the peer is gone."""
+    data, fds, _flags, _addr = socket.recv_fds(sock, MAX_MESSAGE, MAX_FDS)
+    if not data:
+        for fd in fds:
+            os.close(fd)
+        return None
+    word, _, arg = data.decode("utf-8", "replace").partition(" ")
+    return word, arg, list(fds)
+
+
+def header_of(arg: str) -> Header:
+    """The JSON header of an ``adopt``/``handover`` message ({} if malformed)."""
+    try:
+        value = json.loads(arg)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}

@@ -1,0 +1,145 @@
+"""The console's control channel is not the server child's stdin: a view that
+reads stdin (``input()``, ``sys.stdin.read()``) gets end-of-file, and the
+generation still obeys ``stop`` and reloads afterwards. Real server children
+(forked and spawned) of a copy of the demo project, real requests."""
+
+from __future__ import annotations
+
+import http.client
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from devconsole.console.listen import ListenAddress, bind
+from devconsole.console.reloader import Reloader
+from devconsole.console.session import wire
+from devconsole.console.supervisor import Supervisor
+
+from .conftest import Events, demo_copy, wait_for
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="the fork server needs POSIX")
+
+VIEWS = """
+import sys
+
+from django.http import HttpResponse
+
+VERSION = "one"
+
+
+def ask(request):
+    try:
+        answer = input("name? ")
+    except EOFError as exc:
+        return HttpResponse(f"EOFError {exc}")
+    return HttpResponse(f"read {answer!r}")
+
+
+def ask_uncaught(request):
+    return HttpResponse(input())
+
+
+def slurp(request):
+    return HttpResponse(f"stdin gave {len(sys.stdin.read())} characters")
+
+
+def version(request):
+    return HttpResponse(VERSION)
+"""
+
+URLS = """
+from demosite import ctl_views
+
+urlpatterns += [
+    path("ctl/ask/", ctl_views.ask),
+    path("ctl/ask-uncaught/", ctl_views.ask_uncaught),
+    path("ctl/slurp/", ctl_views.slurp),
+    path("ctl/version/", ctl_views.version),
+]
+"""
+
+
+@dataclass
+class Console:
+    root: Path
+    port: int
+    supervisor: Supervisor
+    reloader: Reloader
+    events: Events
+
+
+@pytest.fixture(params=["forked", "spawned"])
+def console(request: pytest.FixtureRequest, tmp_path: Path, demo_db: Path) -> Iterator[Console]:
+    root, project = demo_copy(tmp_path, demo_db)
+    (root / "demosite" / "ctl_views.py").write_text(VIEWS)
+    with (root / "demosite" / "urls.py").open("a") as urls:
+        urls.write(URLS)
+    sock = bind(ListenAddress("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    events = Events()
+    supervisor, reloader = wire(project, ListenAddress("127.0.0.1", port), sock, events, reload=True)
+    if request.param == "spawned":
+        reloader.use_fork = False
+    reloader.start()
+    try:
+        wait_for(lambda: events.state.hello is not None, timeout=60)
+        yield Console(root, port, supervisor, reloader, events)
+    finally:
+        reloader.stop()
+        supervisor.close()
+
+
+def get(port: int, path: str) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def _save_version(console: Console, version: str) -> None:
+    # A save before the generation said what it imported is not its concern.
+    generation = console.events.state.generation
+    wait_for(lambda: [e for e in console.events.of("watch") if e["generation"] == generation], timeout=30)
+    views = console.root / "demosite" / "ctl_views.py"
+    source = views.read_text()
+    views.write_text(source.replace(source.split("VERSION = ")[1].split("\n")[0], repr(version)))
+
+
+def _reloaded_to(console: Console, version: str) -> None:
+    _save_version(console, version)
+    wait_for(lambda: get(console.port, "/ctl/version/") == (200, version.encode()), timeout=60)
+
+
+def test_input_in_a_view_gets_eof_and_the_generation_still_obeys(console: Console) -> None:
+    assert get(console.port, "/ctl/ask/") == (200, b"EOFError EOF when reading a line")
+    status, _ = get(console.port, "/ctl/ask-uncaught/")
+    assert status == 500
+    wait_for(lambda: any("EOFError" in line.text for line in list(console.events.state.log)))
+    # The console's next message still reaches the generation: a reload
+    # (stop to the old one, a new one serving the new code).
+    generation = console.events.state.generation
+    _reloaded_to(console, "two")
+    wait_for(lambda: console.events.state.generation > generation)
+    exits = wait_for(lambda: [e for e in console.events.of("exit") if e["generation"] == generation])
+    assert exits[0]["returncode"] == 0, exits  # it stopped when told, not killed
+
+
+def test_reading_all_of_stdin_cannot_take_a_control_message(console: Console) -> None:
+    assert get(console.port, "/ctl/slurp/") == (200, b"stdin gave 0 characters")
+    # Twice: a second read of /dev/null is at its end again, nothing blocks.
+    assert get(console.port, "/ctl/slurp/") == (200, b"stdin gave 0 characters")
+    _reloaded_to(console, "three")
+    assert get(console.port, "/ctl/slurp/") == (200, b"stdin gave 0 characters")
+    # Every request is a row: none was cut by the reload.
+    assert console.events.state.cut_requests == 0
+    # ...and the last generation stops when told, with exit status 0.
+    last = console.events.state.generation
+    console.supervisor.stop()
+    exits = wait_for(lambda: [e for e in console.events.of("exit") if e["generation"] == last])
+    assert exits[0]["returncode"] == 0, exits

@@ -1,0 +1,249 @@
+"""Idle keep-alive connections move to the next generation on a reload:
+real server children (forked and spawned) of a copy of the demo project,
+real keep-alive clients (http.client, wrk) on a loopback socket."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import re
+import shutil
+import subprocess
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from devconsole.console.listen import ListenAddress, bind
+from devconsole.console.reloader import Reloader
+from devconsole.console.session import wire
+from devconsole.console.supervisor import Supervisor
+
+from .conftest import Events, demo_copy, wait_for
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="the fork server needs POSIX")
+
+VIEWS = """
+import time
+
+from django.http import HttpResponse, StreamingHttpResponse
+
+VERSION = "v0"
+
+
+def version(request):
+    return HttpResponse(VERSION)
+
+
+def events(request):
+    count = int(request.GET.get("count", "5"))
+
+    def stream():
+        for i in range(count):
+            yield f"data: {VERSION} {i}\\n\\n".encode()
+            time.sleep(0.2)
+
+    return StreamingHttpResponse(stream(), content_type="text/event-stream")
+"""
+
+URLS = """
+from demosite import ho_views
+
+urlpatterns += [
+    path("ho/version/", ho_views.version),
+    path("ho/events/", ho_views.events),
+]
+"""
+
+
+@dataclass
+class Console:
+    root: Path
+    port: int
+    supervisor: Supervisor
+    reloader: Reloader
+    events: Events
+    saves: list[str] = field(default_factory=list)
+
+    def save(self, version: str) -> None:
+        """Save the views with a new VERSION once the serving generation
+        watches them; returns when a request answers with it."""
+        generation = self.events.state.generation
+        wait_for(lambda: [e for e in self.events.of("watch") if e["generation"] == generation], timeout=30)
+        views = self.root / "demosite" / "ho_views.py"
+        source = views.read_text()
+        current = source.split("VERSION = ")[1].split("\n")[0]
+        views.write_text(source.replace(f"VERSION = {current}", f"VERSION = {version!r}"))
+        self.saves.append(version)
+        wait_for(lambda: self.events.state.generation > generation, timeout=60)
+
+    def request_total(self) -> int:
+        return self.events.state.total_requests
+
+
+@pytest.fixture(params=["forked", "spawned"])
+def console(request: pytest.FixtureRequest, tmp_path: Path, demo_db: Path) -> Iterator[Console]:
+    root, project = demo_copy(tmp_path, demo_db)
+    (root / "demosite" / "ho_views.py").write_text(VIEWS)
+    with (root / "demosite" / "urls.py").open("a") as urls:
+        urls.write(URLS)
+    sock = bind(ListenAddress("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    events = Events()
+    supervisor, reloader = wire(project, ListenAddress("127.0.0.1", port), sock, events, reload=True)
+    if request.param == "spawned":
+        reloader.use_fork = False
+    reloader.start()
+    try:
+        wait_for(lambda: events.state.hello is not None, timeout=60)
+        yield Console(root, port, supervisor, reloader, events)
+    finally:
+        reloader.stop()
+        supervisor.close()
+
+
+def _get(conn: http.client.HTTPConnection, path: str) -> tuple[int, bytes]:
+    conn.request("GET", path)
+    response = conn.getresponse()
+    return response.status, response.read()
+
+
+def test_the_same_keep_alive_connection_is_served_by_the_new_code(console: Console) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", console.port, timeout=30)
+    try:
+        assert _get(conn, "/ho/version/") == (200, b"v0")
+        sock = conn.sock
+        console.save("v1")
+        # The old generation exits (its idle connection moved, not closed).
+        wait_for(lambda: [e for e in console.events.of("exit") if e["generation"] == 1], timeout=30)
+        assert _get(conn, "/ho/version/") == (200, b"v1")
+        assert conn.sock is sock, "http.client reconnected: the connection was closed"
+    finally:
+        conn.close()
+    closes = [e for e in console.events.of("conn_close") if e["generation"] == 1 and e.get("handover")]
+    assert len(closes) == 1, console.events.of("conn_close")
+    wait_for(lambda: len([e for e in console.events.of("request") if e["path"] == "/ho/version/"]) == 2)
+    second = [e for e in console.events.of("request") if e["path"] == "/ho/version/"]
+    assert [e["generation"] for e in second] == [1, 2]
+    assert console.supervisor.handovers_forwarded == 1
+    # One TCP connection, counted once across both generations.
+    wait_for(lambda: console.events.state.total_connections == 1)
+
+
+class Client(threading.Thread):
+    """Keep-alive GETs on one connection until told to stop; counts them."""
+
+    def __init__(self, port: int) -> None:
+        super().__init__(daemon=True)
+        self.port = port
+        self.done = 0
+        self.failures: list[str] = []
+        self.reconnects = 0
+        self.stop = threading.Event()
+        self.start()
+
+    def run(self) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        sock = None
+        while not self.stop.is_set():
+            try:
+                status, _ = _get(conn, "/ho/version/")
+            except (OSError, http.client.HTTPException) as exc:
+                self.failures.append(f"{type(exc).__name__}: {exc}")
+                conn.close()
+                continue
+            if sock is not None and conn.sock is not sock:
+                self.reconnects += 1
+            sock = conn.sock
+            if status == 200:
+                self.done += 1
+            else:
+                self.failures.append(f"status {status}")
+        conn.close()
+
+
+def test_keep_alive_clients_through_reloads_lose_nothing(console: Console) -> None:
+    clients = [Client(console.port) for _ in range(4)]
+    try:
+        wait_for(lambda: all(c.done > 10 for c in clients))
+        for n in range(1, 6):
+            console.save(f"v{n}")
+            wait_for(lambda: all(c.done > 10 for c in clients))
+    finally:
+        for client in clients:
+            client.stop.set()
+        for client in clients:
+            client.join(30)
+    assert [c.failures for c in clients] == [[], [], [], []]
+    assert [c.reconnects for c in clients] == [0, 0, 0, 0]
+    sent = sum(c.done for c in clients)
+    wait_for(lambda: console.request_total() == sent, timeout=30)
+    assert console.events.state.cut_requests == 0
+
+
+def _wrk(port: int, seconds: int) -> subprocess.Popen[str]:
+    # --timeout 10s: wrk's default (2 s) counts a request as a socket error
+    # when it waits that long, which on a loaded two-core machine one
+    # waiting out a reload can; a request that fails is what is counted here.
+    return subprocess.Popen(
+        [
+            "wrk",
+            "-t2",
+            "-c50",
+            f"-d{seconds}s",
+            "--timeout",
+            "10s",
+            "--latency",
+            f"http://127.0.0.1:{port}/ho/version/",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def parse_wrk(output: str) -> tuple[int, int, int]:
+    """``(requests, socket errors, non-2xx)`` from wrk's report."""
+    requests = re.search(r"(\d+) requests in", output)
+    assert requests is not None, output
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    socket_errors = sum(int(g) for g in errors.groups()) if errors else 0
+    return int(requests.group(1)), socket_errors, int(non2xx.group(1)) if non2xx else 0
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (apt-get install wrk)")
+def test_wrk_through_ten_reloads_has_no_socket_errors(console: Console) -> None:
+    before = console.request_total()
+    wrk = _wrk(console.port, 25)
+    wait_for(lambda: console.request_total() > before + 100, timeout=30)
+    for n in range(1, 11):
+        console.save(f"w{n}")
+    output, _ = wrk.communicate(timeout=120)
+    requests, socket_errors, non2xx = parse_wrk(output)
+    assert (socket_errors, non2xx) == (0, 0), output
+    # wrk counts responses it completed; the console counts every request
+    # served, including the up to 50 whose responses wrk stopped reading at
+    # its deadline.
+    wait_for(lambda: console.request_total() - before >= requests, timeout=30)
+    assert console.request_total() - before - requests <= 50
+    assert console.events.state.cut_requests == 0
+
+
+def test_a_stream_through_a_reload_finishes_on_the_old_generation(console: Console) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", console.port, timeout=30)
+    try:
+        conn.request("GET", "/ho/events/?count=25")
+        response = conn.getresponse()
+        first = response.fp.readline()
+        assert first == b"data: v0 0\n"
+        console.save("v1")
+        body = first + response.read()
+    finally:
+        conn.close()
+    assert body.count(b"data: v0 ") == 25, body  # to its end, old code throughout
+    rows = wait_for(lambda: [e for e in console.events.of("request") if e["path"] == "/ho/events/"], timeout=30)
+    assert [(e["generation"], e["status"]) for e in rows] == [(1, 200)]
+    assert console.events.state.cut_requests == 0
