@@ -66,7 +66,7 @@ def test_duplicate_page_flags_the_duplicate(server: Supervisor, events: Events) 
     assert _request(server, "GET", "/insight/duplicate/") == 200
     assert _request(server, "GET", "/ping/") == 200
     row = _row(events, "/insight/duplicate/")
-    assert (row.summary.sql_count, row.summary.duplicates, row.summary.n_plus_one) == (2, 1, 0)
+    assert (row.summary.sql_count, row.summary.duplicates, row.summary.n_plus_one) == (3, 1, 0)
     insight = events.state.insight(row.seq)
     assert insight is not None and insight.sql is not None
     (duplicate,) = insight.sql["duplicates"]
@@ -138,3 +138,13 @@ def test_a_form_post_and_curl_sends_it_again(server: Supervisor, events: Events)
     assert resent is not None and resent.request_body is not None
     assert resent.request_body["raw"] == insight.request_body["raw"]
     assert ["X-Demo", "it's [b]"] in again[0].headers
+
+
+def test_hostile_sql_parameters_arrive_escaped(server: Supervisor, events: Events) -> None:
+    assert _request(server, "GET", "/insight/duplicate/?q=%5Bred%5Dx%1b%5B2J") == 200
+    row = _row(events, "/insight/duplicate/")
+    insight = events.state.insight(row.seq)
+    assert insight is not None and insight.sql is not None
+    params = [param for query in insight.sql["queries"] for param in query["params"]]
+    assert "'%[red]x\\\\x1b[2J%'" in params, params
+    assert not any("\x1b" in param for param in params)

@@ -171,6 +171,7 @@ def mask_body(preview: dict[str, Any], masked: list[str]) -> dict[str, Any]:
             pretty = json.dumps(value, indent=2, ensure_ascii=False).split("\n")
     out["raw"] = raw
     out["pretty"] = pretty
+    out["lines"] = raw.split("\n")  # the masked text: nothing keeps the clear one
     return out
 
 

@@ -60,11 +60,72 @@ def mask_secrets(event: dict[str, Any]) -> dict[str, Any]:
         headers = event.get("headers")
         if isinstance(headers, list):
             masked["headers"] = [mask_header(item) for item in headers]
+        _mask_insight(masked)
         return masked
     if kind == "log" and isinstance(event.get("text"), str):
         text = mask_urls(event["text"])
         return event if text is event["text"] else {**event, "text": text}
     return event
+
+
+#: ``"name": "value"`` in a JSON text, for a secret-named field.
+_JSON_FIELD = re.compile(r'"([^"\\]{1,100})"(\s*:\s*)"(?:[^"\\]|\\.)*"')
+
+
+def _mask_insight(event: dict[str, Any]) -> None:
+    """What a request did (see :mod:`devconsole.child.insight`), as a
+    recording keeps it: response ``Set-Cookie``, secret-named form and JSON
+    fields of the bodies, and secret-named locals masked (in place: ``event``
+    is a copy, its parts are replaced, never edited)."""
+    response = event.get("response")
+    if isinstance(response, dict) and isinstance(response.get("headers"), list):
+        response = event["response"] = {**response, "headers": [mask_header(item) for item in response["headers"]]}
+        if isinstance(response.get("body"), dict):
+            response["body"] = _masked_body(response["body"])
+    if isinstance(event.get("request_body"), dict):
+        event["request_body"] = _masked_body(event["request_body"])
+    sql = event.get("sql")
+    if isinstance(sql, dict):
+        from devconsole.model.insight import mask_sql_params  # it builds on this module
+
+        sql = dict(sql)
+        for key in ("queries", "duplicates"):
+            if isinstance(sql.get(key), list):
+                sql[key] = [
+                    {**item, "params": mask_sql_params(str(item.get("sql", "")), list(item["params"]))[0]}
+                    if isinstance(item, dict) and isinstance(item.get("params"), list)
+                    else item
+                    for item in sql[key]
+                ]
+        event["sql"] = sql
+    exception = event.get("exception")
+    if isinstance(exception, dict) and isinstance(exception.get("frames"), list):
+        frames = []
+        for frame in exception["frames"]:
+            if isinstance(frame, dict) and isinstance(frame.get("locals"), list):
+                pairs = [
+                    [pair[0], MASK]
+                    if isinstance(pair, list) and len(pair) == 2 and is_secret_field(str(pair[0]))
+                    else pair
+                    for pair in frame["locals"]
+                ]
+                frame = {**frame, "locals": pairs}
+            frames.append(frame)
+        event["exception"] = {**exception, "frames": frames}
+
+
+def _mask_json_field(match: re.Match[str]) -> str:
+    return f'"{match.group(1)}"{match.group(2)}"{MASK}"' if is_secret_field(match.group(1)) else match.group(0)
+
+
+def _masked_body(body: dict[str, Any]) -> dict[str, Any]:
+    """A body preview with secret-named JSON and form fields masked."""
+    if not isinstance(body.get("lines"), list):
+        return body
+    lines = [_JSON_FIELD.sub(_mask_json_field, line) if isinstance(line, str) else line for line in body["lines"]]
+    if "x-www-form-urlencoded" in str(body.get("content_type", "")):
+        lines = [mask_query(line) if isinstance(line, str) else line for line in lines]
+    return {**body, "lines": lines}
 
 
 def mask_header(item: Any) -> Any:

@@ -11,6 +11,7 @@ import re
 import time
 
 from devconsole.console.listen import ListenAddress
+from devconsole.model.insight import Summary
 from devconsole.model.state import ListenAt
 
 _THREAD = re.compile(r"^(Thread-\d+) \(process_request_thread\)$")
@@ -47,6 +48,21 @@ def duration_ms(ms: float | None) -> str:
     if ms < 1000:
         return f"{ms:.0f} ms"
     return f"{ms / 1000:.2f} s"
+
+
+def sql_cell(summary: Summary) -> str:
+    """A request's SQL in a Requests cell: ``21·1.5ms N+1``, ``2·0.9ms dup``,
+    ``-`` when nothing was captured."""
+    if summary.sql_count is None:
+        return "-"
+    if not summary.sql_count:
+        return "0"
+    text = f"{summary.sql_count}·{duration_ms(summary.sql_ms)}"
+    if summary.n_plus_one:
+        return f"{text} N+1"
+    if summary.duplicates:
+        return f"{text} dup"
+    return text
 
 
 def age(seconds: float) -> str:

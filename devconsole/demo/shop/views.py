@@ -84,7 +84,11 @@ def duplicate(request):
     """The same count asked twice: the second one is a duplicate query."""
     total = Product.objects.filter(archived=False).count()
     again = Product.objects.filter(archived=False).count()  # the same query again
-    return HttpResponse(f"{total} products ({again} counted twice)\n", content_type="text/plain; charset=utf-8")
+    named = Product.objects.filter(name__icontains=request.GET.get("q", "")).count()  # ?q= goes into a parameter
+    return HttpResponse(
+        f"{total} products ({again} counted twice), {named} named like that\n",
+        content_type="text/plain; charset=utf-8",
+    )
 
 
 def queries(request):

@@ -24,6 +24,7 @@ COLUMNS: list[Column] = [
     Column("status", "St", 3, right=True),
     Column("duration", "Duration", 8, right=True),
     Column("size", "Size", 6, right=True),
+    Column("sql", "SQL", 14, right=True),
     Column("thread", "Thread", 10),
 ]
 
@@ -45,6 +46,8 @@ class RequestList(LineTable):
         "requests--none",
         "requests--dim",
         "requests--slow",
+        "requests--sql-flag",
+        "requests--exception",
     }
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -74,13 +77,17 @@ class RequestList(LineTable):
     def row_cells(self, index: int) -> Sequence[Cell]:
         row: RequestRow = self._rows[index]
         klass = row.status_class if row.status_class in STATUS_CLASSES else "none"
+        summary = row.summary
+        flagged = summary.n_plus_one or summary.duplicates
+        target = f"{row.target}  ✖ {summary.exception}" if summary.exception else row.target
         return (
             (fmt.clock_time(row.ts), "requests--dim"),
             (row.method, ""),
-            (row.target, ""),
+            (target, "requests--exception" if summary.exception else ""),
             (str(row.status) if row.status else "-", f"requests--{klass}"),
             (fmt.duration_ms(row.duration_ms), "requests--slow" if row.duration_ms >= 500 else ""),
             (fmt.size(row.bytes_out), ""),
+            (fmt.sql_cell(summary), "requests--sql-flag" if flagged else "requests--dim"),
             (fmt.thread(row.thread), "requests--dim"),
         )
 

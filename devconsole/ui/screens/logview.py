@@ -113,6 +113,13 @@ class LogScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("slash", "search", "Search", id="log.search", tooltip="Show only lines containing some text"),
         Binding("escape", "clear_search", "Clear search", show=False, id="log.clear-search"),
+        Binding(
+            "o",
+            "open_request",
+            "Open request",
+            id="log.open-request",
+            tooltip="The request of the last traceback on screen: its exception, SQL, bodies",
+        ),
     ]
 
     #: Set while lines wait in the reorder window: each tick may release some.
@@ -128,6 +135,10 @@ class LogScreen(Screen[None]):
         self._requests = RecentRequests()
         #: The console's own line saying the server is reachable from the network.
         self._exposure: LogLine | None = None
+        #: The lines on the pane, in its order (it drops the oldest as this does).
+        self._shown: deque[LogLine] = deque(maxlen=MAX_LINES)
+        #: A log line to scroll to once it is on the pane (from a request's detail).
+        self._reveal: int | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -161,8 +172,44 @@ class LogScreen(Screen[None]):
         self.REFRESH_EVERY_TICK = bool(self._pending)
         if not ready:
             return
-        self.query_one(LogPane).write_lines([self._line(line) for line in ready if self._matches(line)])
+        self._write([line for line in ready if self._matches(line)])
         self._update_title(state)
+
+    def _write(self, lines: list[LogLine]) -> None:
+        self._shown.extend(lines)
+        self.query_one(LogPane).write_lines([self._line(line) for line in lines])
+        if self._reveal is not None:
+            self.reveal(self._reveal)
+
+    def reveal(self, seq: int) -> None:
+        """Scroll to log line ``seq`` (a request's traceback), now or once it is shown."""
+        index = next((i for i, line in enumerate(self._shown) if line.seq == seq), None)
+        if index is None:
+            self._reveal = seq
+            return
+        self._reveal = None
+        pane = self.query_one(LogPane)
+        pane.auto_scroll = False
+        pane.scroll_to(y=max(0, index - 1), animate=False)
+
+    def action_open_request(self) -> None:
+        """Open the request whose traceback is lowest on screen."""
+        state = self._state
+        pane = self.query_one(LogPane)
+        if state is None or not self._shown:
+            return
+        bottom = min(len(self._shown) - 1, int(pane.scroll_offset.y) + pane.scrollable_content_region.height - 1)
+        row = None
+        for index in range(bottom, max(-1, bottom - 400), -1):
+            row = state.request_for_log_line(self._shown[index].seq)
+            if row is not None:
+                break
+        if row is None:
+            self.notify("No request's traceback on screen.", severity="warning")
+            return
+        from devconsole.ui.screens.request_detail import RequestDetailScreen
+
+        self.app.push_screen(RequestDetailScreen(row, state))
 
     def _take_ready(self, now: float) -> list[LogLine]:
         """The waiting lines whose window has passed, in time order; a line
@@ -229,6 +276,7 @@ class LogScreen(Screen[None]):
         """Rewrite the kept lines that match the search, in time order."""
         pane = self.query_one(LogPane)
         pane.clear()
+        self._shown.clear()
         state = self._state
         if state is None:
             return
@@ -242,6 +290,6 @@ class LogScreen(Screen[None]):
         if self._exposure is not None:
             self._pending.append((arrived.get(id(self._exposure), now), self._exposure))
         self._requests.catch_up(state)
-        pane.write_lines([self._line(line) for line in self._take_ready(now) if self._matches(line)])
+        self._write([line for line in self._take_ready(now) if self._matches(line)])
         self.REFRESH_EVERY_TICK = bool(self._pending)
         self._update_title(state)
