@@ -72,7 +72,8 @@ def written_since(terminal: Terminal, mark: int, pattern: str, what: str, timeou
 
 
 def row_shown(path: str, status: str) -> Callable[[Any], bool]:
-    pattern = re.compile(rf"\bGET\s+{re.escape(path)}\s+{status}\b")
+    # The path may be followed by what the request did (``✖ KeyError``).
+    pattern = re.compile(rf"\bGET\s+{re.escape(path)}\s.*\s{status}\s")
 
     def shown(screen: Any) -> bool:
         return any(pattern.search(row) for row in panel(screen, "Requests") or ())
@@ -176,6 +177,29 @@ def test_ctrl_bracket_then_y_ends_the_session_and_quits(launch: Callable[..., Te
     assert terminal.wait_exit() == 0, terminal.describe()
     status, _body = client.result(terminal)
     assert status == 500  # pdb saw the terminal close: the request quit (BdbQuit)
+
+
+def test_post_mortem_from_a_500s_detail(launch: Callable[..., Terminal], tmp_path: Path) -> None:
+    detail = Path(__file__).parents[1] / "devconsole" / "ui" / "screens" / "request_detail.py"
+    if "post_mortem" not in detail.read_text():
+        pytest.skip("the request detail has no post-mortem key yet")
+    terminal, port = start_console(launch, project_copy(tmp_path))
+    client = Client(f"http://127.0.0.1:{port}/crash/")
+    assert client.result(terminal)[0] == 500
+    terminal.wait_for(row_shown("/crash/", "500"), "the /crash/ row")
+    terminal.child.send("\r")
+    terminal.wait_for(test_tty_smoke.screen_shows(r"KeyError: 42"), "the 500's detail with its exception")
+    mark = len(terminal.raw)
+    terminal.child.send("p")
+    written_since(terminal, mark, r"GET /crash/ post-mortem at views\.py:34", "the console's line naming the failure")
+    written_since(terminal, mark, r"views\.py\(34\)crash\(\)[\s\S]*\(Pdb\) ", "pdb at the failing frame")
+    mark = len(terminal.raw)
+    terminal.child.send("p failing_local\r")
+    written_since(terminal, mark, r"\{'answer': 42\}", "the failing frame's local as it was")
+    terminal.child.send("q\r")
+    terminal.wait_for(test_tty_smoke.screen_shows(r"KeyError: 42"), "the console back on the detail")
+    terminal.child.send("\x1b")
+    quit_console(terminal)
 
 
 # -- post-mortem: the broker and a real server child, no UI ----------------------------

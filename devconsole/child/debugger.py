@@ -263,12 +263,13 @@ def _needs_session() -> bool:
     return session is None or session.owner != threading.get_ident()
 
 
-def begin(kind: str, where: str) -> DebugSession:
+def begin(kind: str, where: str, request: str | None = None) -> DebugSession:
     """Wait for the terminal, then hold it in a new session."""
     global _active
     session = DebugSession(next(_ids), kind, where)
-    request = _request()
-    session.in_request = bool(request)
+    if request is None:
+        request = _request()
+    session.in_request = kind != "post-mortem" and bool(request)
     header = {
         "generation": _channel.generation if _channel else 0,
         "pid": os.getpid(),
@@ -388,7 +389,7 @@ def post_mortem(token: str) -> None:
     while last.tb_next is not None:
         last = last.tb_next
     where = f"{os.path.basename(last.tb_frame.f_code.co_filename)}:{last.tb_lineno}"
-    session = begin("post-mortem", where)
+    session = begin("post-mortem", where, postmortem.request_of(token))
     try:
         debugger = SessionPdb(session)
         debugger.reset()
@@ -407,6 +408,7 @@ def install(generation: int, observer: Any = None) -> bool:
         return False
     _channel = BrokerChannel(path, generation)
     _observer = observer
+    postmortem.describe_request = _request
     if observer is not None and hasattr(observer, "finishers"):
         observer.finishers.append(request_finished)
     if builtins.input is not _input:

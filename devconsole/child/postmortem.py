@@ -14,21 +14,27 @@ from __future__ import annotations
 import itertools
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from types import TracebackType
 
 #: How many failures stay open to a post-mortem.
 KEEP = 5
 
 _lock = threading.Lock()
-_kept: OrderedDict[str, BaseException] = OrderedDict()
+_kept: OrderedDict[str, tuple[BaseException, str]] = OrderedDict()
 _counter = itertools.count(1)
+#: Names the request the current thread handles (``GET /boom/``); set by
+#: :func:`devconsole.child.debugger.install`.
+describe_request: Callable[[], str] | None = None
 
 
 def keep(exc: BaseException) -> str:
-    """Hold ``exc`` (and its traceback) for a later post-mortem; its token."""
+    """Hold ``exc`` (and its traceback) for a later post-mortem; its token.
+    Call it in the failing request's thread: the request is noted too."""
     token = f"pm{next(_counter)}"
+    label = describe_request() if describe_request is not None else ""
     with _lock:
-        _kept[token] = exc
+        _kept[token] = (exc, label)
         while len(_kept) > KEEP:
             _kept.popitem(last=False)
     return token
@@ -37,8 +43,15 @@ def keep(exc: BaseException) -> str:
 def traceback_of(token: str) -> TracebackType | None:
     """The traceback kept under ``token``, or None once released (or never kept)."""
     with _lock:
-        exc = _kept.get(token)
-    return exc.__traceback__ if exc is not None else None
+        kept = _kept.get(token)
+    return kept[0].__traceback__ if kept is not None else None
+
+
+def request_of(token: str) -> str:
+    """The request that failed with the exception kept under ``token`` ('' if unknown)."""
+    with _lock:
+        kept = _kept.get(token)
+    return kept[1] if kept is not None else ""
 
 
 def tokens() -> list[str]:

@@ -353,6 +353,13 @@ class ServerProcess:
             finally:
                 self.observer.serving.set()
 
+        try:  # breakpoint()/input() in a view: the console's terminal (child/debugger.py),
+            # before the first request can be accepted
+            from devconsole.child import debugger
+
+            debugger.install(generation=self.args.generation, observer=self.observer)
+        except Exception as exc:
+            self.emitter.send(_error_event("debugger", exc))
         self.server_thread = threading.Thread(target=serve, name="django-main-thread", daemon=True)
         self.server_thread.start()
         self.observer.serving.wait()
@@ -394,12 +401,6 @@ class ServerProcess:
             # The console writes runserver's request lines from request events.
             "request_log": "events" if self._request_log_from_events else "stderr",
         }
-        try:  # breakpoint()/input() in a view: the console's terminal (child/debugger.py)
-            from devconsole.child import debugger
-
-            debugger.install(generation=self.args.generation, observer=self.observer)
-        except Exception as exc:
-            self.emitter.send(_error_event("debugger", exc))
         self.emitter.send(hello)
         # A reload is timed to this hello: do not let it wait for the flusher.
         self.emitter.flush()

@@ -6,4 +6,5 @@ urlpatterns = [
     path("ask/", views.ask),
     path("boom/", views.boom),
     path("version/", views.version),
+    path("crash/", views.crash),
 ]

@@ -27,3 +27,8 @@ def boom(request: HttpRequest) -> HttpResponse:
 
 def version(request: HttpRequest) -> HttpResponse:
     return HttpResponse(VERSION, content_type="text/plain")
+
+
+def crash(request: HttpRequest) -> HttpResponse:
+    failing_local = {"answer": 42}
+    raise KeyError(failing_local["answer"])
