@@ -1,9 +1,10 @@
 """Every benchmark, one after the other, as one Markdown report on stdout.
 
-Runs throughput, console (saturation), memory, startup and idle with their
+Runs throughput, console (saturation), memory, startup, idle and keepalive
+(reloads under keep-alive load) with their
 defaults (or ``--quick``), sequentially so they do not disturb each other,
 and prints their tables in order; this is what ``docs/benchmarks.md`` is
-made from. Progress goes to stderr. The full run takes about 17 minutes.
+made from. Progress goes to stderr. The full run takes about 19 minutes.
 
     python bench/all.py > results.md
 """
@@ -16,7 +17,7 @@ import time
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
-ORDER = ("throughput.py", "console.py", "memory.py", "startup.py", "idle.py")
+ORDER = ("throughput.py", "console.py", "memory.py", "startup.py", "idle.py", "keepalive.py")
 
 
 def main() -> int:

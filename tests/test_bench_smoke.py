@@ -37,6 +37,7 @@ SCRIPTS = {
     "profile_console.py": ("--idle",),
     "ablate.py": (),
     "ingest.py": (),
+    "keepalive.py": (),
 }
 #: Ports each script's range spans; a script needs at most 4 free ones.
 SPAN = 64
@@ -138,6 +139,17 @@ def test_throughput_compares_the_four_servers(runs: dict[str, subprocess.Complet
         assert number(rows["runserver"][3]) == 1.0  # vs runserver
     # Every target is judged in the same run.
     assert len(re.findall(r"^(PASS|FAIL)  ", out, re.M)) == 4
+
+
+@needs_wrk
+def test_keepalive_reloads_lose_nothing_and_count_exactly(runs: dict[str, subprocess.CompletedProcess[str]]) -> None:
+    out = ok(runs["keepalive.py"])
+    rows = table_rows(out, "saves per load")
+    assert rows["wrk: failed requests (socket errors + not 2xx)"][1] == "0", out
+    assert rows["clients: failed requests"][1] == "0", out
+    assert rows["wrk: console's total (sent + timing polls)"][1].endswith("(exact)"), out
+    assert rows["clients: console's total (answered + timing polls)"][1].endswith("(exact)"), out
+    assert "PASS  devconsole: the console's totals equal the clients' counts" in out
 
 
 @needs_wrk

@@ -149,6 +149,7 @@ class GenerationHandle:
                 elif event["type"] == "error" and event.get("phase") not in protocol.NON_FATAL_PHASES:
                     self.error_event = event
                     self.settled.set()
+                    self._supervisor.forward_handovers()
                 self._emit(event)
 
     def _read_control(self) -> None:
@@ -388,12 +389,15 @@ class Supervisor:
 
     def forward_handovers(self) -> None:
         """Pass the held connections to the current generation, if it serves
-        (said hello) and was not told to stop; else keep them for the next."""
+        (said hello, or serves the page of its start-up error) and was not
+        told to stop; else keep them for the next."""
         with self._lock:
             child = self.child
-            if child is None or child.hello_event is None or not self._handovers:
+            if child is None or not self._handovers:
                 return
-            if child.hello_event.get("server_kind") != "wsgi":
+            if child.hello_event is None and child.error_event is None:
+                return
+            if (child.hello_event or {}).get("server_kind", "wsgi") != "wsgi":
                 # A Daphne generation cannot adopt a connection: closed as a
                 # stop without handover would have.
                 pending = list(self._handovers)
