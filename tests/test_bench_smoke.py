@@ -38,6 +38,7 @@ SCRIPTS = {
     "ablate.py": (),
     "ingest.py": (),
     "keepalive.py": (),
+    "insight.py": (),
 }
 #: Ports each script's range spans; a script needs at most 4 free ones.
 SPAN = 64
@@ -232,3 +233,13 @@ def test_missing_wrk_is_one_clear_line(tmp_path: Path) -> None:
     assert run.returncode == 2
     assert run.stderr.count("\n") == 1
     assert "wrk is not installed" in run.stderr and "apt-get install wrk" in run.stderr
+
+
+def test_insight_prices_capture_on_and_off(runs: dict[str, subprocess.CompletedProcess[str]]) -> None:
+    out = ok(runs["insight.py"])
+    rows = table_rows(out, "Time per request, capture off vs on")
+    assert set(rows) == {"20 queries (/insight/queries/?n=20)", "no query (/ping/)"}
+    for cells in rows.values():
+        off, on, share = number(cells[0]), number(cells[1]), number(cells[2])
+        assert off > 0 and on > 0 and abs(share - on / off) < 0.01
+    assert re.search(r"^(PASS|FAIL)  20 queries: capture costs", out, re.M)

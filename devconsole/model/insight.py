@@ -27,7 +27,14 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
-from devconsole.model.secrets import MASK, SECRET_HEADERS, is_secret_field, mask_header, mask_query
+from devconsole.model.secrets import (
+    MASK,
+    SECRET_FIELD_WORDS,
+    SECRET_HEADERS,
+    is_secret_field,
+    mask_header,
+    mask_query,
+)
 
 #: Insight kept for this many of the newest requests (a row keeps its summary).
 MAX_KEPT = 200
@@ -87,6 +94,9 @@ def mask_sql_params(sql: str, params: list[str]) -> tuple[list[str], list[str]]:
     the names of those columns."""
     if not params or "%s" not in sql:
         return params, []
+    lowered = sql.lower()
+    if not any(word in lowered for word in SECRET_FIELD_WORDS):
+        return params, []  # the common case: no column could be secret
     masked = list(params)
     names: list[str] = []
     insert = _INSERT.match(sql)

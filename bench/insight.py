@@ -1,0 +1,204 @@
+"""Insight: what capturing each request's SQL, exception and bodies costs.
+
+One server child serves the demo project through the console's own
+supervisor (every event ingested into a ``ServerState``, as the console
+does). The page is ``/insight/queries/?n=20``: twenty small queries, what
+an ordinary page of a Django project runs. Capture is switched with the
+control message ``insight on`` / ``insight off`` on the same server, and
+the cells are interleaved (on, off, on, off…) so the noise of a shared
+machine hits both alike. Each cell sends ``--requests`` requests one after
+the other on one keep-alive connection and times each; the table shows the
+medians over the cells of the median time per request, and the ratio
+on/off. A second table does the same for ``/ping/`` (no query: the fixed
+cost of wrapping a request).
+
+    python bench/insight.py                     # 400 requests per cell, 7 cells each
+    python bench/insight.py --requests 200 --reps 5
+"""
+
+from __future__ import annotations
+
+import http.client
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from benchlib import (
+    BenchError,
+    Ports,
+    base_parser,
+    demo_database,
+    fmt,
+    main_guard,
+    median,
+    port_range,
+    ratio,
+    table,
+    verdict,
+    versions,
+)
+
+#: The target: capture on costs at most this much more time per request.
+TARGET = 1.10
+PAGES = (("20 queries", "/insight/queries/?n=20"), ("no query", "/ping/"))
+
+
+def cell(port: int, path: str, requests: int) -> float:
+    """The median seconds per request of ``requests`` sent one after another
+    on one keep-alive connection."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    times: list[float] = []
+    try:
+        for _ in range(requests):
+            started = time.perf_counter()
+            conn.request("GET", path)
+            response = conn.getresponse()
+            response.read()
+            times.append(time.perf_counter() - started)
+            if response.status != 200:
+                raise BenchError(f"GET {path}: status {response.status}")
+    finally:
+        conn.close()
+    return median(times)
+
+
+class Client:
+    """The load: a process of its own (the console's reader threads must not
+    share the client's interpreter lock: a browser never does), asked for one
+    cell at a time on its stdin."""
+
+    def __init__(self, port: int) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "--client", str(port)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    def cell(self, path: str, requests: int) -> float:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(f"{path} {requests}\n")
+        self.proc.stdin.flush()
+        answer = self.proc.stdout.readline().strip()
+        if not answer or answer.startswith("error"):
+            raise BenchError(f"the client failed: {answer or 'no answer'}")
+        return float(answer)
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        self.proc.wait(10)
+
+
+def client(port: int) -> int:
+    """The client process: ``PATH COUNT`` lines in, median seconds out."""
+    for line in sys.stdin:
+        path, _, count = line.strip().partition(" ")
+        try:
+            print(cell(port, path, int(count)), flush=True)
+        except (BenchError, OSError, http.client.HTTPException) as exc:
+            print(f"error {exc}", flush=True)
+    return 0
+
+
+def run() -> int:
+    if len(sys.argv) == 3 and sys.argv[1] == "--client":
+        return client(int(sys.argv[2]))
+    parser = base_parser(__doc__.splitlines()[0] if __doc__ else "insight")
+    parser.add_argument("--requests", type=int, default=400, help="requests per cell (default %(default)s)")
+    parser.add_argument("--reps", type=int, default=7, help="cells per mode (default %(default)s)")
+    args = parser.parse_args()
+    if args.quick:
+        args.requests, args.reps = 30, 2
+    ports = Ports(port_range(args.ports))
+
+    from devconsole.console.listen import ListenAddress, bind
+    from devconsole.console.project import Project
+    from devconsole.console.supervisor import Supervisor
+    from devconsole.demo import DEMO_MANAGE_PY
+    from devconsole.demo import demo_env as env
+    from devconsole.model.state import ServerState
+
+    print(f"Machine: {versions()}")
+    with demo_database():
+        state = ServerState()
+        port = ports.take()
+        sock = bind(ListenAddress("127.0.0.1", port))
+        supervisor = Supervisor(
+            Project(DEMO_MANAGE_PY, env=tuple(env().items())), ListenAddress("127.0.0.1", port), sock, state.ingest
+        )
+        try:
+            child = supervisor.start()
+            if not child.hello.wait(60):
+                raise BenchError("the server child did not say hello in 60 s")
+            results: dict[str, dict[str, list[float]]] = {name: {"on": [], "off": []} for name, _ in PAGES}
+            load = Client(port)
+            try:
+                for name, path in PAGES:
+                    load.cell(path, max(10, args.requests // 10))  # warm up: imports, connections, caches
+                    for _ in range(args.reps):
+                        for mode in ("on", "off"):
+                            switch(child, state, load, path, mode)
+                            results[name][mode].append(load.cell(path, args.requests))
+            finally:
+                load.close()
+            child.send("insight on")
+        finally:
+            supervisor.close()
+
+    rows = []
+    worst = 0.0
+    for name, path in PAGES:
+        on, off = median(results[name]["on"]), median(results[name]["off"])
+        share = ratio(on, off)
+        worst = max(worst, share) if name == PAGES[0][0] else worst
+        rows.append(
+            [f"{name} ({path})", fmt(off * 1000, 3), fmt(on * 1000, 3), f"{share:.3f}×", fmt((on - off) * 1e6, 0)]
+        )
+    print()
+    print(
+        table(
+            f"Time per request, capture off vs on (median of {args.reps} cells × {args.requests} requests)",
+            ["page", "off ms", "on ms", "on/off", "cost µs"],
+            rows,
+        )
+    )
+    print(
+        verdict(
+            worst <= TARGET, f"20 queries: capture costs {(worst - 1) * 100:.1f}% (target ≤ {(TARGET - 1) * 100:.0f}%)"
+        )
+    )
+    return 0
+
+
+def switch(child: Any, state: Any, load: Client, path: str, mode: str) -> None:
+    """Turn capture ``mode`` and wait until a request shows it took: the
+    control message is read by the child's main thread, not in order with
+    the requests."""
+    child.send(f"insight {mode}")
+    deadline = time.monotonic() + 10
+    while True:
+        before = state.request_seq
+        load.cell(path, 1)
+        if _captured(state, before) == (mode == "on"):
+            return
+        if time.monotonic() > deadline:
+            raise BenchError(f"insight {mode}: the server child did not switch")
+
+
+def _captured(state: object, before: int) -> bool:
+    """Whether the newest request after ``before`` carried insight."""
+    rows = state.requests_since(before)  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 5
+    while not rows and time.monotonic() < deadline:
+        time.sleep(0.01)
+        rows = state.requests_since(before)  # type: ignore[attr-defined]
+    return bool(rows) and rows[-1].summary.sql_count is not None
+
+
+if __name__ == "__main__":
+    main_guard(run)
