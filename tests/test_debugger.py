@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
+import termios
 import threading
 import time
 import urllib.error
@@ -200,6 +202,33 @@ def test_post_mortem_from_a_500s_detail(launch: Callable[..., Terminal], tmp_pat
     terminal.wait_for(test_tty_smoke.screen_shows(r"KeyError: 42"), "the console back on the detail")
     terminal.child.send("\x1b")
     quit_console(terminal)
+
+
+def test_a_second_breakpoint_waits_its_turn(launch: Callable[..., Terminal], tmp_path: Path) -> None:
+    terminal, port = start_console(launch, project_copy(tmp_path))
+    mark = len(terminal.raw)
+    first = Client(f"http://127.0.0.1:{port}/bp/")
+    written_since(terminal, mark, r"\(Pdb\) ", "the first request's pdb")
+    second = Client(f"http://127.0.0.1:{port}/bp/")
+    mark = len(terminal.raw)
+    terminal.child.send("c\r")
+    assert first.result(terminal) == (200, "bp 42 v1")
+    written_since(terminal, mark, r"GET /bp/ paused[\s\S]*\(Pdb\) ", "the second request's pdb, its turn come")
+    terminal.child.send("c\r")
+    assert second.result(terminal) == (200, "bp 42 v1")
+    quit_console(terminal)
+
+
+def test_sigterm_while_debugging_restores_the_terminal(launch: Callable[..., Terminal], tmp_path: Path) -> None:
+    terminal, port = start_console(launch, project_copy(tmp_path))
+    mark = len(terminal.raw)
+    client = Client(f"http://127.0.0.1:{port}/bp/")
+    written_since(terminal, mark, r"\(Pdb\) ", "pdb's prompt")
+    os.kill(terminal.child.pid, signal.SIGTERM)
+    assert terminal.wait_exit() == 128 + signal.SIGTERM, terminal.describe()
+    lflag = termios.tcgetattr(terminal.child.child_fd)[3]
+    assert lflag & termios.ICANON and lflag & termios.ECHO, "the terminal was left in raw mode"
+    assert client.result(terminal)[0] == 500  # the debugger saw its terminal close
 
 
 # -- post-mortem: the broker and a real server child, no UI ----------------------------

@@ -276,7 +276,7 @@ def _write_all(fd: int, data: bytes) -> None:
         data = data[written:]
 
 
-def bridge(info: DebugSessionInfo, stdin_fd: int = 0, stdout_fd: int = 1) -> str:
+def bridge(info: DebugSessionInfo, stdin_fd: int = 0, stdout_fd: int = 1, note: str = "") -> str:
     """Hand the terminal to ``info``'s pty until the session ends.
 
     Returns ``"ended"`` (the debugger let go), ``"quit"`` (Ctrl+] then ``y``:
@@ -309,7 +309,7 @@ def bridge(info: DebugSessionInfo, stdin_fd: int = 0, stdout_fd: int = 1) -> str
         _copy_size(stdout_fd, master)
         _write_all(
             stdout_fd,
-            f"\r\ndevconsole: {info.describe()} — Ctrl+] to detach or quit\r\n".encode("utf-8", "replace"),
+            f"\r\ndevconsole: {info.describe()}{note} — Ctrl+] to detach or quit\r\n".encode("utf-8", "replace"),
         )
         if saved_mode is not None:
             tty.setraw(stdin_fd, termios.TCSANOW)

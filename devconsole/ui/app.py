@@ -384,7 +384,8 @@ class DevConsoleApp(App[int]):
         outcome = "ended"
         try:
             with self.suspend():
-                outcome = bridge(info, 0, _terminal_out())
+                waiting = len(broker.waiting())
+                outcome = bridge(info, 0, _terminal_out(), f" (+{waiting} waiting)" if waiting else "")
         except SuspendNotSupported:
             self.notify(
                 f"A request waits in the debugger ({info.describe()}) but this terminal cannot be handed over.",
