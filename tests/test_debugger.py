@@ -168,6 +168,21 @@ def test_pythonbreakpoint_0_does_not_pause(
     quit_console(terminal)
 
 
+def test_another_breakpoint_hook_runs_in_the_terminal(
+    launch: Callable[..., Terminal], terminal_env: dict[str, str], tmp_path: Path
+) -> None:
+    terminal_env["PYTHONBREAKPOINT"] = "pauses.views.custom_hook"
+    terminal, port = start_console(launch, project_copy(tmp_path))
+    mark = len(terminal.raw)
+    client = Client(f"http://127.0.0.1:{port}/bp/")
+    written_since(terminal, mark, r"custom hook\r\nnew version\? ", "the hook's output and prompt")
+    terminal.child.send("v9\r")
+    assert client.result(terminal) == (200, "bp 42 v9")
+    # The session lasted until the request finished, then the console came back.
+    terminal.wait_for(row_shown("/bp/", "200"), "the /bp/ row")
+    quit_console(terminal)
+
+
 def test_ctrl_bracket_then_y_ends_the_session_and_quits(launch: Callable[..., Terminal], tmp_path: Path) -> None:
     terminal, port = start_console(launch, project_copy(tmp_path))
     mark = len(terminal.raw)

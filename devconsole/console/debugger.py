@@ -52,6 +52,8 @@ class DebugSessionInfo:
     where: str
     master: int = -1
     ended: threading.Event = field(default_factory=threading.Event)
+    #: Set while the console bridges it: its fds are then closed by :meth:`DebugBroker.finish` only.
+    bridged: bool = False
     #: Written to when the session ends, so a bridge blocked in select wakes.
     wake: tuple[int, int] = (-1, -1)
 
@@ -99,10 +101,12 @@ class DebugBroker:
 
     # -- what the UI asks -----------------------------------------------------
     def next_session(self) -> DebugSessionInfo | None:
-        """The oldest session begun and not yet bridged to an end."""
+        """The oldest session begun and not yet ended, claimed for bridging
+        (hand it back with :meth:`finish`)."""
         with self._lock:
             for info in self._sessions.values():
-                if not info.ended.is_set():
+                if not info.ended.is_set() and not info.bridged:
+                    info.bridged = True
                     return info
         return None
 
@@ -198,8 +202,15 @@ class DebugBroker:
                     del self._waiting[key]
             for key in mine:
                 info = self._sessions.get(key)
-                if info is not None:
-                    self._end(info)  # the child exited mid-session
+                if info is None:
+                    continue
+                # The child exited mid-session: a bridge in progress sees it
+                # end (and hands it back); one not bridged is closed now.
+                info.ended.set()
+                with contextlib.suppress(OSError):
+                    os.write(info.wake[1], b"x")
+                if not info.bridged:
+                    self._end(info)
             generation.conn.close()
 
     def _handle(self, generation: _Generation, message: dict[str, Any], fds: list[int]) -> None:
@@ -326,6 +337,8 @@ def bridge(info: DebugSessionInfo, stdin_fd: int = 0, stdout_fd: int = 1, note: 
                 ready, _, _ = select.select([stdin_fd, master, wake_fd, sig_read], [], [])
             except InterruptedError:
                 continue
+            except (OSError, ValueError):
+                return "ended"  # its fds went away
             if master in ready:
                 try:
                     data = os.read(master, 65536)

@@ -368,8 +368,10 @@ class DevConsoleApp(App[int]):
         assert broker is not None
         for notice in broker.notices():
             self.notify(notice, markup=False, severity="warning")
+        if self._bridging:
+            return False
         info = broker.next_session()
-        if info is None or self._bridging:
+        if info is None:
             return False
         self._bridge(info)
         return True

@@ -32,3 +32,10 @@ def version(request: HttpRequest) -> HttpResponse:
 def crash(request: HttpRequest) -> HttpResponse:
     failing_local = {"answer": 42}
     raise KeyError(failing_local["answer"])
+
+
+def custom_hook(*args: object, **kwargs: object) -> None:
+    """A breakpoint hook of the project's own (PYTHONBREAKPOINT=pauses.views.custom_hook)."""
+    print("custom hook", flush=True)
+    global VERSION
+    VERSION = input("new version? ")
