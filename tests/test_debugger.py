@@ -107,10 +107,17 @@ def test_breakpoint_in_a_view_gets_the_terminal(launch: Callable[..., Terminal],
     mark = len(terminal.raw)
     terminal.child.send("p x\r")
     written_since(terminal, mark, r"\r\n42\r\n", "the local's value")
+    # Another request's output goes to the Log, not into the debugger's terminal.
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/shout/?n=7", timeout=30) as response:
+        assert response.read() == b"shouted"
     terminal.child.send("c\r")
     assert client.result(terminal) == (200, "bp 42 v1")
+    assert b"SHOUTED-7" not in terminal.raw[mark:], "another thread's print reached the debugger's terminal"
     terminal.wait_for(panels_drawn, "the dashboard back after the debugger let go")
     terminal.wait_for(row_shown("/bp/", "200"), "the /bp/ row")
+    terminal.child.send("l")
+    terminal.wait_for(test_tty_smoke.screen_shows("SHOUTED-7"), "the other request's print in the Log view")
+    terminal.child.send("d")
     quit_console(terminal)
 
 

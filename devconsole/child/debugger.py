@@ -196,16 +196,18 @@ class DebugSession:
 
     def close(self) -> None:
         _flush(self.stdout)
-        if self._previous_stdout is not None and not isinstance(self._previous_stdout, _Routed):
-            sys.stdout = self._previous_stdout
         saved_in, saved_out = self._saved
         if saved_in >= 0:
             os.dup2(saved_in, 0)
-            os.dup2(saved_out, 1)
+            os.dup2(saved_out, 1)  # fd 1 is the console's pipe again
+        if self._previous_stdout is not None and not isinstance(self._previous_stdout, _Routed):
+            sys.stdout = self._previous_stdout
+        others, self.others_out = self.others_out, None
+        if others is not None:
+            _flush(others)
+        if saved_in >= 0:
             os.close(saved_in)
             os.close(saved_out)
-        if self.others_out is not None:
-            _flush(self.others_out)
         if self._slave >= 0:
             os.close(self._slave)
         self._saved, self._slave = (-1, -1), -1
@@ -301,9 +303,11 @@ def end(session: DebugSession) -> None:
         if session.ended:
             return
         session.ended = True
+    # fds 0/1 back first: until then other threads' writes keep going to the pipe.
+    session.close()
+    with _state_lock:
         if _active is session:
             _active = None
-    session.close()
     if _channel is not None:
         _channel.send({"op": "end", "session": session.id})
     _turn.release()

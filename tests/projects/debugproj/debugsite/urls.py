@@ -7,4 +7,5 @@ urlpatterns = [
     path("boom/", views.boom),
     path("version/", views.version),
     path("crash/", views.crash),
+    path("shout/", views.shout),
 ]

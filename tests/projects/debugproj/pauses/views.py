@@ -39,3 +39,8 @@ def custom_hook(*args: object, **kwargs: object) -> None:
     print("custom hook", flush=True)
     global VERSION
     VERSION = input("new version? ")
+
+
+def shout(request: HttpRequest) -> HttpResponse:
+    print("SHOUTED-" + request.GET.get("n", ""), flush=True)
+    return HttpResponse("shouted", content_type="text/plain")
