@@ -347,12 +347,16 @@ def _serve(
 
     # Before any child starts: every generation (forked ones too) inherits its socket's path.
     broker = DebugBroker()
-    broker.start()
-    project = replace(project, env=project.env + tuple(broker.env.items()))
-    # The server starts now: Django's start-up in the child overlaps the UI's import.
-    session = Session(
-        project, address, sock, reload=not args.noreload, use_threading=not args.nothreading, record=record
-    )
+    try:
+        broker.start()
+        project = replace(project, env=project.env + tuple(broker.env.items()))
+        # The server starts now: Django's start-up in the child overlaps the UI's import.
+        session = Session(
+            project, address, sock, reload=not args.noreload, use_threading=not args.nothreading, record=record
+        )
+    except BaseException:
+        broker.close()
+        raise
     app = None
     try:
         if probe is not None and probe.failed:
