@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import termios
 import threading
 import time
@@ -23,11 +24,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from textual.widgets import Label
 
 from devconsole.console.debugger import DebugBroker, DebugSessionInfo
 from devconsole.console.project import Project
+from devconsole.model.state import ServerState
+from devconsole.ui.app import DevConsoleApp
+from devconsole.ui.screens.help import QuitScreen
+from devconsole.ui.widgets.statusline import StatusLine
+from devconsole.wire import debugger as wire
 from tests import test_tty_smoke
-from tests.conftest import Events, serving, wait_for
+from tests.conftest import Events, serving, until, wait_for
 from tests.test_tty_smoke import Terminal, free_port, inotify_watches, panel, panels_drawn, wait_until
 
 launch = test_tty_smoke.launch
@@ -302,3 +309,30 @@ def test_post_mortem_on_a_kept_failure(tmp_path: Path) -> None:
     finally:
         broker.close()
     assert not os.path.exists(broker.directory)
+
+
+async def test_quit_while_a_request_waits_for_the_debugger_asks_first() -> None:
+    """``q`` with a request waiting for the terminal: the status line says so,
+    the quit asks, ``y`` quits (a child's waiting thread, played by a socket)."""
+    broker = DebugBroker()
+    broker.start()
+    child = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    child.connect(broker.path)
+    child.send(wire.encode({"op": "hello", "generation": 3, "pid": 1}))
+    waiting = {"session": 1, "thread": "Thread-1", "request": "GET /bp/", "where": "views.py:8", "kind": "breakpoint"}
+    child.send(wire.encode({"op": "waiting", **waiting}))
+    app = DevConsoleApp(state=ServerState(), debug_broker=broker)
+    try:
+        async with app.run_test(size=(160, 48)) as pilot:
+            await until(pilot, broker.waiting)
+            expected = "debugger: GET /bp/ paused at views.py:8, waiting for the terminal"
+            assert app.debugger_text() == expected
+            await until(pilot, lambda: expected in str(app.screen.query_one(StatusLine).render()))
+            await pilot.press("q")
+            screen = await until(pilot, lambda: app.screen if isinstance(app.screen, QuitScreen) else None)
+            assert expected in str(screen.query_one("#quit-question", Label).render())
+            await pilot.press("y")
+            await until(pilot, lambda: not app.is_running)
+    finally:
+        child.close()
+        broker.close()

@@ -423,8 +423,9 @@ class DevConsoleApp(App[int]):
         sessions, waiting = broker.sessions(), broker.waiting()
         if not sessions and not waiting:
             return ""
-        head = sessions[0].describe() if sessions else f"{len(waiting)} waiting"
-        extra = f" +{len(waiting)} waiting" if sessions and waiting else ""
+        head = sessions[0].describe() if sessions else f"{waiting[0].describe()}, waiting for the terminal"
+        count = len(waiting) - (0 if sessions else 1)
+        extra = f" +{count} waiting" if count else ""
         return f"debugger: {head}{extra}"
 
     # -- signals -------------------------------------------------------------
