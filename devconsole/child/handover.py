@@ -76,8 +76,12 @@ class ConnectionHandover:
         while True:
             if self.stopping:
                 # Nothing is buffered in user space: whatever the client has
-                # sent is still in the kernel, and goes with the socket.
-                return not self._hand_over(handler, conn, sock)
+                # sent is still in the kernel, and goes with the socket. If
+                # the console cannot take it (it is gone), the connection
+                # closes now rather than wait for a request nobody will serve.
+                if not self._hand_over(handler, conn, sock):
+                    handler.close_connection = True
+                return False
             try:
                 ready = poller.poll(None if timeout is None else timeout * 1000)
             except InterruptedError:  # pragma: no cover - PEP 475 retries
@@ -89,8 +93,7 @@ class ConnectionHandover:
 
     def _hand_over(self, handler: Any, conn: Any, sock: socket.socket) -> bool:
         """Send the socket to the console; close it here without a FIN (the
-        connection lives on). False when the console cannot take it: then
-        the connection closes as it would have."""
+        connection lives on). False when the console cannot take it."""
         header: control.Header = {
             "peer": conn.peer,
             "conn": conn.id,

@@ -37,7 +37,8 @@ Sent by the server child:
     ``messages_in``, ``messages_out``; its states are ``handshake``,
     ``websocket`` (open), ``closing``, ``closed``.
     A connection opened and closed between two flushes comes as its
-    ``conn_close`` alone.
+    ``conn_close`` alone. A ``conn_close`` with ``handover`` (true) moved to
+    the next generation at a reload, which opens it anew.
 ``request``
     ``id``, ``conn``, ``method``, ``path``, ``query``, ``version``,
     ``status``, ``duration_ms``, ``bytes_out``, ``thread``, ``ts`` (wall
