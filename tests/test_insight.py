@@ -148,3 +148,55 @@ def test_hostile_sql_parameters_arrive_escaped(server: Supervisor, events: Event
     params = [param for query in insight.sql["queries"] for param in query["params"]]
     assert "'%[red]x\\x1b[2J%'" in params, params
     assert not any("\x1b" in param for param in params)
+
+
+#: Run in a fresh interpreter (the test process never imports Django): locals
+#: whose repr raises, is slow, is huge, with a chained cause.
+LOCALS_SCRIPT = r"""
+import json, time
+from devconsole.child import insight
+
+class Raises:
+    def __repr__(self):
+        raise ValueError("no repr for you")
+
+class Slow:
+    def __repr__(self):
+        time.sleep(insight.LOCALS_BUDGET_S * 2)
+        return "slow"
+
+def view():
+    broken = Raises()
+    huge = "x" * 100_000
+    nested = [[[[[1]]]]] * 50
+    slow = Slow()
+    after = 1
+    try:
+        {}["missing"]
+    except KeyError as exc:
+        raise RuntimeError("failed [red]\x1b[2J") from exc
+
+try:
+    view()
+except RuntimeError as exc:
+    print(json.dumps(insight.describe_exception(exc)))
+"""
+
+
+def test_locals_are_bounded_and_a_bad_repr_is_a_note() -> None:
+    import json
+    import sys
+
+    run = subprocess.run([sys.executable, "-c", LOCALS_SCRIPT], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    found = json.loads(run.stdout)
+    assert found["type"] == "RuntimeError" and found["message"] == "failed [red]\x1b[2J"
+    assert found["causes"] == [{"type": "KeyError", "message": "'missing'"}]
+    frame = next(frame for frame in found["frames"] if frame["function"] == "view")
+    names = dict(frame["locals"])
+    assert names["broken"] == "<repr failed: ValueError>"
+    assert len(names["huge"]) < 1000
+    assert len(names["nested"]) < 400
+    # The slow repr spent the frame's budget: what comes after it is a note.
+    assert "slow" in names and "after" not in names
+    assert any("took too long" in value for _name, value in frame["locals"])

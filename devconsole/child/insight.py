@@ -61,6 +61,10 @@ from devconsole.wire.events import (
 MAX_QUERIES = 100
 #: Groups and duplicates sent per request (the largest first).
 MAX_GROUPS = 50
+#: Distinct shapes and distinct (SQL, parameters) followed per request: a
+#: request running more distinct queries than this counts them all, but
+#: groups and flags only the first ones.
+MAX_TRACKED = 5000
 #: Characters of one query's SQL, of one parameter's repr.
 MAX_SQL = 1000
 MAX_PARAM = 100
@@ -187,7 +191,22 @@ def shape_of(sql: str) -> str:
     return shape
 
 
-_PARAM_REPR = reprlib.Repr()
+class _BoundedRepr(reprlib.Repr):
+    """``reprlib`` whose fallback says why a ``repr`` failed (``reprlib``'s own
+    shows ``<Raises instance at 0x…>``, as if that were its repr)."""
+
+    def repr_instance(self, x: Any, level: int) -> str:
+        try:
+            text = repr(x)
+        except Exception as exc:  # any repr may raise anything
+            return f"<repr failed: {type(exc).__name__}>"
+        if len(text) > self.maxother:
+            half = max(0, (self.maxother - 3) // 2)
+            text = text[:half] + "..." + text[len(text) - half :]
+        return text
+
+
+_PARAM_REPR = _BoundedRepr()
 _PARAM_REPR.maxstring = MAX_PARAM
 _PARAM_REPR.maxother = MAX_PARAM
 
@@ -283,18 +302,18 @@ class _Capture:
         self.sql_s += seconds
         where = _issuing_line(sys._getframe(2))
         group = self.groups.get(shape := shape_of(sql))
-        if group is None:
-            self.groups[shape] = [1, seconds, where]
-        else:
+        if group is not None:
             group[0] += 1
             group[1] += seconds
+        elif len(self.groups) < MAX_TRACKED:
+            self.groups[shape] = [1, seconds, where]
         if not many:
             key = (sql, _freeze(params))
             seen = self.seen.get(key)
-            if seen is None:
-                self.seen[key] = [1, None, where, params]
-            else:
+            if seen is not None:
                 seen[0] += 1
+            elif len(self.seen) < MAX_TRACKED:
+                self.seen[key] = [1, None, where, params]
         if len(self.queries) < MAX_QUERIES:
             query: SqlQuery = {
                 "sql": sql[:MAX_SQL],
@@ -455,7 +474,7 @@ class _Body:
 
 # ------------------------------------------------------------- exceptions
 
-_LOCALS_REPR = reprlib.Repr()
+_LOCALS_REPR = _BoundedRepr()
 _LOCALS_REPR.maxstring = MAX_REPR
 _LOCALS_REPR.maxother = MAX_REPR
 _LOCALS_REPR.maxlevel = 3
