@@ -75,9 +75,10 @@ class RequestDetailScreen(ModalScreen[None]):
         Binding("g", "to_log", "Log", id="detail.log", tooltip="Its lines in the Log view"),
     ]
 
-    def __init__(self, row: RequestRow, state: ServerState | None) -> None:
+    def __init__(self, row: RequestRow, state: ServerState | None, *, notice: str = "") -> None:
         super().__init__()
         self.row = row
+        self._first_notice = notice
         self._state = state
         self._shown: object = None
         self.insight: Insight | None = state.insight(row.seq) if state is not None else None
@@ -119,6 +120,8 @@ class RequestDetailScreen(ModalScreen[None]):
 
     def on_mount(self) -> None:
         self._fill()
+        if self._first_notice:
+            self._notice(self._first_notice)
         self.refresh_from_state(self._state)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -183,7 +186,11 @@ class RequestDetailScreen(ModalScreen[None]):
             )
             if found is not None:
                 self._follow_after = None
-                self.app.switch_screen(RequestDetailScreen(found, state))
+                notice = f"This is the request sent again (the first was {self.row.id})."
+                masked = self.insight.masked if self.insight is not None else []
+                if masked:
+                    notice += f" Sent masked, as shown: {', '.join(masked)}."
+                self.app.switch_screen(RequestDetailScreen(found, state, notice=notice))
                 return
         row = self.row
         conn = state.connection(row.generation, row.conn) if state is not None else None
