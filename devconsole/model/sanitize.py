@@ -50,12 +50,35 @@ def clean_text(text: str, limit: int = 4096) -> str:
     return "\n".join(clean_line(line, limit) for line in text.split("\n"))
 
 
+#: Decoded JSON values with no text inside.
+_SCALARS = frozenset({int, float, bool, type(None)})
+
+
 def clean_value(value: Any, limit: int = 4096) -> Any:
-    """Clean every string inside a decoded JSON value (dicts, lists, scalars)."""
-    if isinstance(value, str):
+    """Clean every string inside a decoded JSON value (dicts, lists, scalars).
+
+    A request's insight holds hundreds of strings (its queries): numbers and
+    short safe strings are taken as they are without a call per value."""
+    kind = type(value)
+    if kind is str:
+        if len(value) <= limit and value.isascii() and value.isprintable():
+            return value
         return clean(value, limit)
-    if isinstance(value, dict):
-        return {clean(str(k), 256): clean_value(v, limit) for k, v in value.items()}
-    if isinstance(value, list):
-        return [clean_value(v, limit) for v in value]
+    if kind is dict:
+        out = {}
+        for key, item in value.items():
+            if not (type(key) is str and len(key) <= 256 and key.isascii() and key.isprintable()):
+                key = clean(str(key), 256)
+            item_kind = type(item)
+            if item_kind in _SCALARS:
+                out[key] = item
+            elif item_kind is str and len(item) <= limit and item.isascii() and item.isprintable():
+                out[key] = item
+            else:
+                out[key] = clean_value(item, limit)
+        return out
+    if kind is list:
+        return [clean_value(item, limit) for item in value]
+    if isinstance(value, str):  # a str subclass
+        return clean(value, limit)
     return value
