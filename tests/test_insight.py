@@ -200,3 +200,18 @@ def test_locals_are_bounded_and_a_bad_repr_is_a_note() -> None:
     # The slow repr spent the frame's budget: what comes after it is a note.
     assert "slow" in names and "after" not in names
     assert any("took too long" in value for _name, value in frame["locals"])
+
+
+def test_a_file_response_still_streams_whole_and_is_previewed(server: Supervisor, events: Events) -> None:
+    css = (DEMO_MANAGE_PY.parent / "shop" / "static" / "shop" / "site.css").read_bytes()
+    conn = http.client.HTTPConnection("127.0.0.1", server.socket.getsockname()[1], timeout=10)
+    conn.request("GET", "/static/shop/site.css")
+    response = conn.getresponse()
+    assert (response.status, response.read()) == (200, css)
+    conn.close()
+    row = _row(events, "/static/shop/site.css")
+    insight = events.state.insight(row.seq)
+    assert insight is not None and insight.response is not None
+    body = insight.response["body"]
+    assert body["size"] == len(css) and body["truncated"] is False
+    assert "\n".join(body["lines"]) == css.decode()

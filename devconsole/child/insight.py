@@ -460,9 +460,6 @@ class _Body:
                 pass
             yield chunk
 
-    def __len__(self) -> int:
-        return len(self._result)  # type: ignore[arg-type]  # TypeError when it has none: wsgiref asks
-
     def close(self) -> None:
         try:
             close = getattr(self._result, "close", None)
@@ -470,6 +467,14 @@ class _Body:
                 close()
         finally:
             self._capture.uninstall()
+
+
+class _SizedBody(_Body):
+    """A response iterable with a length (a list, Django's file wrapper…):
+    wsgiref sets ``Content-Length`` from a one-item result."""
+
+    def __len__(self) -> int:
+        return len(self._result)  # type: ignore[arg-type]  # chosen only when it has one
 
 
 # ------------------------------------------------------------- exceptions
@@ -634,7 +639,7 @@ def wrap(handler: Callable[..., Any], observer: Any = None) -> Callable[..., Any
         except BaseException:
             capture.uninstall()
             raise
-        return _Body(result, capture)
+        return _SizedBody(result, capture) if hasattr(result, "__len__") else _Body(result, capture)
 
     return application
 
