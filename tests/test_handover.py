@@ -146,6 +146,27 @@ def _same_connection_through_a_reload(console: Console) -> None:
     wait_for(lambda: console.events.state.total_connections == 1)
 
 
+def test_a_busy_connection_finishes_its_request_then_moves(console: Console) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", console.port, timeout=30)
+    try:
+        assert _get(conn, "/ho/version/") == (200, b"v0")
+        sock = conn.sock
+        assert sock is not None
+        conn.request("GET", "/slow/?sleep=2")
+        wait_for(lambda: any(row.generation == 1 for row in console.events.state.in_flight()))
+        console.save("v1")  # returns once generation 2 serves; the slow one still runs on 1
+        response = conn.getresponse()
+        assert (response.status, response.read()) == (200, b"slept 2 s\n")
+        assert _get(conn, "/ho/version/") == (200, b"v1")
+        assert conn.sock is sock
+    finally:
+        conn.close()
+    rows = wait_for(lambda: [e for e in console.events.of("request") if e["path"] in ("/slow/", "/ho/version/")][2:])
+    done = [(e["path"], e["generation"]) for e in console.events.of("request") if e["path"] != "/favicon.ico"]
+    assert done == [("/ho/version/", 1), ("/slow/", 1), ("/ho/version/", 2)], (done, rows)
+    assert console.events.state.cut_requests == 0
+
+
 class Client(threading.Thread):
     """Keep-alive GETs on one connection until told to stop; counts them."""
 
