@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,4 +143,15 @@ def test_reading_all_of_stdin_cannot_take_a_control_message(console: Console) ->
     last = console.events.state.generation
     console.supervisor.stop()
     exits = wait_for(lambda: [e for e in console.events.of("exit") if e["generation"] == last])
+    assert exits[0]["returncode"] == 0, exits
+
+
+def test_the_console_going_away_ends_the_generation(console: Console) -> None:
+    child = console.supervisor.child
+    assert child is not None
+    generation = child.generation
+    # No stop message: the end of the control channel alone (what a console
+    # killed with SIGKILL leaves behind).
+    child._control.shutdown(socket.SHUT_RDWR)
+    exits = wait_for(lambda: [e for e in console.events.of("exit") if e["generation"] == generation], timeout=30)
     assert exits[0]["returncode"] == 0, exits
