@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from textual.widgets import OptionList, Static
+from textual.widgets import OptionList, Static, TabbedContent
 
+from devconsole.model.insight import MAX_KEPT
 from devconsole.model.recording import load_recording
+from devconsole.model.state import ServerState
 from devconsole.ui.app import DevConsoleApp
 from devconsole.ui.panels.requests import RequestsPanel
 from devconsole.ui.screens.request_detail import InsightView, RequestDetailScreen
@@ -60,3 +62,58 @@ async def test_the_filter_knows_what_requests_did() -> None:
         for words, count in expected.items():
             panel.apply_filter(words)
             assert panel.table.row_count == count, words
+
+
+def _recorded_state() -> ServerState:
+    """The recording's events ingested into a state (no replay timing)."""
+    import json
+
+    state = ServerState()
+    with RECORDING.open() as lines:
+        for line in lines:
+            event = json.loads(line)
+            if event.get("type") != "recording":
+                state.ingest(event)
+    return state
+
+
+def _ping(state: ServerState, number: int, ts: float) -> None:
+    state.ingest(
+        {
+            "type": "request",
+            "id": f"1.{100 + number}",
+            "conn": 1,
+            "method": "GET",
+            "path": "/ping/",
+            "query": "",
+            "version": "HTTP/1.1",
+            "status": 200,
+            "bytes_out": 2,
+            "thread": "t",
+            "ts": ts,
+            "headers": [],
+            "duration_ms": 1.0,
+            "sql": {"count": 0, "ms": 0.0, "queries": []},
+            "generation": 1,
+        }
+    )
+
+
+async def test_an_older_flagged_row_opens_without_its_detail() -> None:
+    state = _recorded_state()
+    flagged = next(row for row in state.requests if row.path == "/insight/n-plus-one/")
+    last = state.requests[-1].ts
+    for number in range(MAX_KEPT + 5):
+        _ping(state, number, last + 1 + number / 1000)
+    assert state.insight(flagged.seq) is None and flagged.summary.n_plus_one
+    app = DevConsoleApp(state=state)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: app.screen.query(RequestsPanel))
+        app.screen.query_one(RequestsPanel).apply_filter("n+1")
+        await until(pilot, lambda: app.screen.query_one(RequestsPanel).table.row_count == 1)
+        await pilot.press("enter")
+        screen = await until(pilot, lambda: app.screen if isinstance(app.screen, RequestDetailScreen) else None)
+        notice = screen.query_one("#detail-notice", Static)
+        await until(pilot, lambda: f"only the newest {MAX_KEPT} requests keep them" in _text(notice))
+        assert screen.query_one(TabbedContent).active == "tab-request"
+        assert app.is_running

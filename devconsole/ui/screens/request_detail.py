@@ -32,7 +32,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Footer, OptionList, Static, TabbedContent, TabPane
 from textual.widgets.option_list import Option
 
-from devconsole.model.insight import Insight, curl_command
+from devconsole.model.insight import MAX_KEPT, Insight, curl_command
 from devconsole.model.sanitize import clean
 from devconsole.model.secrets import MASK
 from devconsole.model.state import RequestRow, ServerState
@@ -87,12 +87,21 @@ class RequestDetailScreen(ModalScreen[None]):
 
     # -- layout ---------------------------------------------------------------
     def _first_tab(self) -> str:
-        summary = self.row.summary
-        if self.insight is not None and self.insight.exception is not None:
+        """The exception's tab, else the SQL's when a query was flagged, else
+        the request's: only tabs that exist (an older row keeps its summary,
+        not its detail)."""
+        insight = self.insight
+        if insight is not None and insight.exception is not None:
             return "tab-exception"
-        if summary.n_plus_one or summary.duplicates:
+        summary = self.row.summary
+        if insight is not None and insight.sql is not None and (summary.n_plus_one or summary.duplicates):
             return "tab-sql"
         return "tab-request"
+
+    def _lost_detail(self) -> bool:
+        """The row says it did something (SQL, an exception) whose detail is no longer kept."""
+        summary = self.row.summary
+        return self.insight is None and (summary.sql_count is not None or bool(summary.exception))
 
     def compose(self) -> ComposeResult:
         insight = self.insight
@@ -120,8 +129,12 @@ class RequestDetailScreen(ModalScreen[None]):
 
     def on_mount(self) -> None:
         self._fill()
-        if self._first_notice:
-            self._notice(self._first_notice)
+        notice = self._first_notice
+        if self._lost_detail():
+            lost = f"Details no longer kept (only the newest {MAX_KEPT} requests keep them)."
+            notice = f"{notice}\n{lost}" if notice else lost
+        if notice:
+            self._notice(notice)
         self.refresh_from_state(self._state)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
