@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
+from typing import Any
 
 from textual.widgets import OptionList, Static, TabbedContent
 
@@ -12,6 +14,7 @@ from devconsole.model.recording import load_recording
 from devconsole.model.state import ServerState
 from devconsole.ui.app import DevConsoleApp
 from devconsole.ui.panels.requests import RequestsPanel
+from devconsole.ui.screens.logview import LogPane, LogScreen
 from devconsole.ui.screens.request_detail import InsightView, RequestDetailScreen
 
 from .conftest import until
@@ -78,25 +81,27 @@ def _recorded_state() -> ServerState:
 
 
 def _ping(state: ServerState, number: int, ts: float) -> None:
-    state.ingest(
-        {
-            "type": "request",
-            "id": f"1.{100 + number}",
-            "conn": 1,
-            "method": "GET",
-            "path": "/ping/",
-            "query": "",
-            "version": "HTTP/1.1",
-            "status": 200,
-            "bytes_out": 2,
-            "thread": "t",
-            "ts": ts,
-            "headers": [],
-            "duration_ms": 1.0,
-            "sql": {"count": 0, "ms": 0.0, "queries": []},
-            "generation": 1,
-        }
-    )
+    state.ingest(_ping_event(number, ts))
+
+
+def _ping_event(number: int, ts: float) -> dict[str, Any]:
+    return {
+        "type": "request",
+        "id": f"1.{100 + number}",
+        "conn": 1,
+        "method": "GET",
+        "path": "/ping/",
+        "query": "",
+        "version": "HTTP/1.1",
+        "status": 200,
+        "bytes_out": 2,
+        "thread": "t",
+        "ts": ts,
+        "headers": [],
+        "duration_ms": 1.0,
+        "sql": {"count": 0, "ms": 0.0, "queries": []},
+        "generation": 1,
+    }
 
 
 async def test_an_older_flagged_row_opens_without_its_detail() -> None:
@@ -117,3 +122,45 @@ async def test_an_older_flagged_row_opens_without_its_detail() -> None:
         await until(pilot, lambda: f"only the newest {MAX_KEPT} requests keep them" in _text(notice))
         assert screen.query_one(TabbedContent).active == "tab-request"
         assert app.is_running
+
+
+def _log(state: ServerState, text: str, ts: float, stream: str = "stderr") -> None:
+    state.ingest({"type": "log", "stream": stream, "text": text, "ts": ts, "generation": 1})
+
+
+async def test_o_in_the_log_opens_the_traceback_request_and_g_comes_back_to_it() -> None:
+    state = _recorded_state()
+    last = max(line.ts for line in state.log)
+    # A 404 warning below the traceback (no traceback of its own): not what `o` opens.
+    favicon = _ping_event(1, last + 0.5) | {"path": "/favicon.ico", "status": 404}
+    state.ingest(favicon)
+    _log(state, "Not Found: /favicon.ico", last + 0.5)
+    for number in range(80):
+        _log(state, f"filler {number}", last + 1 + number / 1000, "stdout")
+    app = DevConsoleApp(state=state)
+    async with app.run_test(size=(120, 30)) as pilot:
+        app.action_view("log")
+        screen = await until(
+            pilot, lambda: app.screen if isinstance(app.screen, LogScreen) and app.screen.query(LogPane) else None
+        )
+        pane = screen.query_one(LogPane)
+        await until(pilot, lambda: pane.line_count >= 100)
+        # The traceback and the 404 both on screen, the 404 lowest.
+        at = next(i for i, line in enumerate(pane.lines) if "Internal Server Error: /insight/boom/" in line)
+        pane.scroll_to(y=at, animate=False, immediate=True)
+        await pilot.pause()
+        await pilot.press("o")
+        detail = await until(pilot, lambda: app.screen if isinstance(app.screen, RequestDetailScreen) else None)
+        assert detail.row.path == "/insight/boom/"
+        pane.scroll_end(animate=False, immediate=True)
+        await pilot.press("g")
+        await until(pilot, lambda: app.screen is screen and pane.marked_index is not None)
+        assert "Internal Server Error: /insight/boom/" in pane.lines[pane.marked_index or 0]
+        assert not pane.is_vertical_scroll_end
+        # Back at the end, the pane follows new lines again.
+        await pilot.press("end")
+        await until(pilot, lambda: pane.is_vertical_scroll_end)
+        for number in range(40):
+            _log(state, f"after {number}", time.time(), "stdout")
+        await until(pilot, lambda: pane.lines and pane.lines[-1].endswith("after 39"))
+        await until(pilot, lambda: pane.is_vertical_scroll_end)

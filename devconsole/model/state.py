@@ -789,26 +789,38 @@ class ServerState:
             return self._insights.get(seq)
 
     def request_for_log_line(self, seq: int) -> RequestRow | None:
-        """The request a traceback in the log belongs to: the line at log
-        ``seq`` or the nearest ``Internal Server Error: PATH`` line above it
-        (Django's log of a 500), matched to the request of that generation
-        and path whose end is nearest in time."""
+        """The request of the traceback nearest above log line ``seq``: the
+        ``Internal Server Error: PATH`` (or ``Bad Request``/``Not Found``)
+        line directly followed, in its stream, by ``Traceback (most recent
+        call last):`` (a bare 404 warning has none), matched to the request
+        of that generation and path whose end is nearest in time. One pass
+        over the log, newest first."""
         with self._lock:
-            lines = [line for line in self.log if line.seq <= seq][-400:]
-            for line in reversed(lines):
-                text = line.text
-                for prefix in ("Internal Server Error: ", "Bad Request: ", "Not Found: "):
-                    if text.startswith(prefix):
-                        path = text[len(prefix) :].strip()
-                        candidates = [
-                            row
-                            for row in self.requests
-                            if row.generation == line.generation and row.path == path and row.status
-                        ]
-                        if not candidates:
-                            return None
-                        return min(candidates, key=lambda row: abs(row.ts + row.duration_ms / 1000 - line.ts))
-            return None
+            #: The line read after each (generation, stream)'s current line.
+            after: dict[tuple[int, str], LogLine] = {}
+            found: LogLine | None = None
+            for line in reversed(self.log):
+                key = (line.generation, line.stream)
+                following = after.get(key)
+                after[key] = line
+                if line.seq > seq or following is None:
+                    continue
+                if following.text.startswith("Traceback (most recent call last):"):
+                    name, _, path = line.text.partition(": ")
+                    if name in _LOGGED_FAILURES and path.strip():
+                        found = line
+                        break
+            if found is None:
+                return None
+            path = found.text.partition(": ")[2].strip()
+            best: RequestRow | None = None
+            for row in self.requests:
+                if row.generation == found.generation and row.path == path and row.status:
+                    if best is None or abs(row.ts + row.duration_ms / 1000 - found.ts) < abs(
+                        best.ts + best.duration_ms / 1000 - found.ts
+                    ):
+                        best = row
+            return best
 
     def log_line_for_request(self, row: RequestRow) -> int | None:
         """The log seq of the line that starts ``row``'s traceback (or its

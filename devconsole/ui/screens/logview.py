@@ -22,16 +22,20 @@ traceback, say) and goes before its line, as runserver prints them
 
 from __future__ import annotations
 
+import itertools
 import time
 from bisect import bisect_right
 from collections import deque
-from typing import ClassVar
+from collections.abc import Iterable
+from typing import Any, ClassVar
 
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
+from textual.strip import Strip
 from textual.widgets import Footer, Header, Input, Log
+from typing_extensions import Self
 
 from devconsole.model.state import LogLine, RequestRow, ServerState
 from devconsole.ui import formatting as fmt
@@ -102,7 +106,51 @@ class RecentRequests:
 
 
 class LogPane(Log):
-    """The log lines, newest last, capped at MAX_LINES."""
+    """The log lines, newest last, capped at MAX_LINES; one line may be
+    marked (the line ``g`` in a request's detail went to)."""
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = {"log--revealed"}
+    DEFAULT_CSS = """
+    LogPane > .log--revealed {
+        background: $accent 40%;
+        text-style: bold;
+    }
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        #: Lines written since the last clear, and the marked one's number among them.
+        self._written = 0
+        self._marked: int | None = None
+
+    def write_lines(self, lines: Iterable[str], scroll_end: bool | None = None) -> Self:
+        lines = list(lines)
+        self._written += len(lines)
+        return super().write_lines(lines, scroll_end)
+
+    def clear(self) -> Self:
+        self._written = 0
+        self._marked = None
+        return super().clear()
+
+    def mark(self, index: int) -> None:
+        """Mark the line at ``index`` (0: the oldest kept)."""
+        self._marked = self._written - self.line_count + index
+        self.refresh()
+
+    @property
+    def marked_index(self) -> int | None:
+        """The marked line's index now (None when none is, or it was dropped)."""
+        if self._marked is None:
+            return None
+        index = self._marked - (self._written - self.line_count)
+        return index if index >= 0 else None
+
+    def render_line(self, y: int) -> Strip:
+        strip = super().render_line(y)
+        if self._marked is not None and self.marked_index == self.scroll_offset.y + y:
+            strip = strip.apply_style(self.get_component_rich_style("log--revealed"))
+        return strip
 
 
 class LogScreen(Screen[None]):
@@ -189,7 +237,9 @@ class LogScreen(Screen[None]):
             return
         self._reveal = None
         pane = self.query_one(LogPane)
-        pane.auto_scroll = False
+        # Scrolled up, the pane stops following until it is back at the end
+        # (Log follows only from the end): nothing to switch off.
+        pane.mark(index)
         pane.scroll_to(y=max(0, index - 1), animate=False)
 
     def action_open_request(self) -> None:
@@ -199,11 +249,9 @@ class LogScreen(Screen[None]):
         if state is None or not self._shown:
             return
         bottom = min(len(self._shown) - 1, int(pane.scroll_offset.y) + pane.scrollable_content_region.height - 1)
-        row = None
-        for index in range(bottom, max(-1, bottom - 400), -1):
-            row = state.request_for_log_line(self._shown[index].seq)
-            if row is not None:
-                break
+        # The newest line at or above the bottom one (lines are shown in time order, not seq's).
+        seq = max(line.seq for line in itertools.islice(self._shown, max(0, bottom - 50), bottom + 1))
+        row = state.request_for_log_line(seq)
         if row is None:
             self.notify("No request's traceback on screen.", severity="warning")
             return
