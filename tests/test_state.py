@@ -248,3 +248,32 @@ def test_closed_connections_go_even_when_nobody_looks() -> None:
     now[0] += 10
     state.ingest({"type": "stats", "generation": 1, "requests": 100, "connections": 100, "at": now[0]})
     assert state.conns == {}  # no connections() call needed
+
+
+def test_a_total_sent_after_its_generation_was_folded_is_not_counted_twice() -> None:
+    state = ServerState()
+    state.ingest({"type": "hello", "generation": 1})
+    state.ingest({"type": "stats", "generation": 1, "requests": 100, "connections": 5, "status": {"2xx": 100}})
+    # Many reloads while generation 1 still drains (a reader that lags behind).
+    for generation in range(2, 20):
+        state.ingest({"type": "hello", "generation": generation})
+        state.ingest({"type": "stats", "generation": generation, "requests": 1, "connections": 1, "status": {"2xx": 1}})
+    assert state.total_requests == 100 + 18
+    # Folded by now; its next running total adds only its 20 new requests.
+    state.ingest({"type": "stats", "generation": 1, "requests": 120, "connections": 5, "status": {"2xx": 120}})
+    assert state.total_requests == 120 + 18
+    assert state.total_connections == 5 + 18
+    assert state.status_counts() == {"2xx": 120 + 18}
+    state.ingest({"type": "stats", "generation": 1, "requests": 120, "connections": 5, "status": {"2xx": 120}})
+    assert state.total_requests == 120 + 18
+
+
+def test_a_generation_is_folded_at_its_exit_and_a_late_total_adds_only_what_is_new() -> None:
+    state = ServerState()
+    state.ingest({"type": "hello", "generation": 1})
+    state.ingest({"type": "stats", "generation": 1, "requests": 7, "connections": 1, "status": {"2xx": 7}})
+    state.ingest({"type": "hello", "generation": 2})
+    state.ingest({"type": "exit", "generation": 1, "returncode": 0})
+    assert 1 not in state._gen_stats and state.total_requests == 7
+    state.ingest({"type": "stats", "generation": 1, "requests": 9, "connections": 1, "status": {"2xx": 9}})
+    assert state.total_requests == 9 and state.status_counts() == {"2xx": 9}

@@ -284,6 +284,8 @@ class IgnoredEvents:
 
 #: Generations whose stats are kept apart (older ones are folded together).
 _GENERATIONS_KEPT = 8
+#: Folded generations whose last totals are remembered (see ServerState._fold).
+_FOLDED_REMEMBERED = 64
 
 
 class ServerState:
@@ -332,6 +334,11 @@ class ServerState:
         # its own), plus those of long-finished generations folded together.
         self._gen_stats: dict[int, dict[str, Any]] = {}
         self._folded: dict[str, Any] = {"requests": 0, "connections": 0, "dropped": 0, "status": {}}
+        #: The last stats of the latest folded generations: a total that
+        #: comes after its generation was folded adds only what it adds.
+        self._folded_last: dict[int, dict[str, Any]] = {}
+        #: Generations up to this one were folded and forgotten: their late totals are ignored.
+        self._folded_floor = 0
         self._rate: deque[tuple[float, int]] = deque(maxlen=256)
         #: Requests cut when their generation exited (no child counted them).
         self.cut_requests = 0
@@ -536,23 +543,47 @@ class ServerState:
     def _on_stats(self, event: StatsEvent) -> None:
         generation = event.get("generation", self.generation)
         self._roll_generation(generation)
-        self._gen_stats[generation] = {
+        stats = {
             "requests": int(event.get("requests") or 0),
             "connections": int(event.get("connections") or 0),
             "dropped": int(event.get("dropped") or 0),
             "status": dict(event.get("status") or {}),
         }
-        # Generations this far behind have long exited: fold them (bounded).
+        if generation in self._folded_last:
+            # Folded already (its exit came, or it fell behind): only what is new.
+            self._add_folded(stats, self._folded_last[generation])
+            self._folded_last[generation] = stats
+        elif generation > self._folded_floor:
+            self._gen_stats[generation] = stats
+        # Generations this far behind that never exited: folded (bounded), their last total remembered.
         for old in [g for g in self._gen_stats if g < self.generation - _GENERATIONS_KEPT]:
-            stats = self._gen_stats.pop(old)
-            for key in ("requests", "connections", "dropped"):
-                self._folded[key] += stats[key]
-            for key, count in stats["status"].items():
-                self._folded["status"][key] = self._folded["status"].get(key, 0) + count
+            self._fold(old)
         self._rate.append((self._now(event), self.total_requests))
         # Closed connections go after ``linger`` even when no view asks for
         # them (another view on screen, or no screen at all).
         self._prune_conns(self._now(event))
+
+    def _fold(self, generation: int) -> None:
+        """Add ``generation``'s totals to the folded ones (once: its later
+        totals add only their difference, see :attr:`_folded_last`)."""
+        stats = self._gen_stats.pop(generation, None)
+        if stats is None:
+            return
+        self._add_folded(stats, None)
+        self._folded_last[generation] = stats
+        while len(self._folded_last) > _FOLDED_REMEMBERED:
+            oldest = min(self._folded_last)
+            del self._folded_last[oldest]
+            self._folded_floor = max(self._folded_floor, oldest)
+
+    def _add_folded(self, stats: dict[str, Any], before: dict[str, Any] | None) -> None:
+        for key in ("requests", "connections", "dropped"):
+            self._folded[key] += max(0, stats[key] - (before[key] if before else 0))
+        status = self._folded["status"]
+        for key, count in stats["status"].items():
+            grown = count - (before["status"].get(key, 0) if before else 0)
+            if grown > 0:
+                status[key] = status.get(key, 0) + grown
 
     def _total(self, key: str) -> int:
         with self._lock:  # read from the UI thread while the reader ingests
@@ -632,6 +663,8 @@ class ServerState:
     def _on_exit(self, event: ExitEvent) -> None:
         generation = event.get("generation", self.generation)
         self.draining.pop(generation, None)
+        # Its exit comes after its last events: its totals are final.
+        self._fold(generation)
         crashed = generation in self._crashed
         if generation >= self.generation and (crashed or self.status != "error"):
             self.status = "stopped" if event.get("returncode") == 0 and not crashed else "crashed"
