@@ -155,3 +155,23 @@ def test_the_console_going_away_ends_the_generation(console: Console) -> None:
     child._control.shutdown(socket.SHUT_RDWR)
     exits = wait_for(lambda: [e for e in console.events.of("exit") if e["generation"] == generation], timeout=30)
     assert exits[0]["returncode"] == 0, exits
+
+
+def test_a_received_socket_is_not_inherited_by_a_process_the_receiver_starts() -> None:
+    from devconsole.wire import control
+
+    ours, theirs = control.pair()
+    left, right = socket.socketpair()
+    try:
+        control.send_header(ours, "handover", {"conn": 1}, left.fileno())
+        message = control.receive(theirs)
+        assert message is not None
+        word, _arg, fds = message
+        assert word == "handover" and len(fds) == 1
+        try:
+            assert not os.get_inheritable(fds[0])
+        finally:
+            os.close(fds[0])
+    finally:
+        for sock in (ours, theirs, left, right):
+            sock.close()

@@ -69,6 +69,10 @@ def send_header(sock: socket.socket, word: str, header: Header, fd: int) -> None
 def receive(sock: socket.socket) -> tuple[str, str, list[int]] | None:
     """``(word, arg, fds)`` of the next message; None when the peer is gone."""
     data, fds, _flags, _addr = socket.recv_fds(sock, MAX_MESSAGE, MAX_FDS)
+    for fd in fds:
+        # recv_fds does not set close-on-exec: a process the receiver starts
+        # must not inherit a client's connection (and keep it open).
+        os.set_inheritable(fd, False)
     if not data:
         for fd in fds:
             os.close(fd)
