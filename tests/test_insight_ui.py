@@ -7,7 +7,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from textual.widgets import OptionList, Static, TabbedContent
+from textual.binding import Binding
+from textual.widgets import Input, OptionList, Static, TabbedContent
 
 from devconsole.model.insight import MAX_KEPT
 from devconsole.model.recording import load_recording
@@ -164,3 +165,30 @@ async def test_o_in_the_log_opens_the_traceback_request_and_g_comes_back_to_it()
             _log(state, f"after {number}", time.time(), "stdout")
         await until(pilot, lambda: pane.lines and pane.lines[-1].endswith("after 39"))
         await until(pilot, lambda: pane.is_vertical_scroll_end)
+
+
+async def test_rows_keep_their_exception_marker_and_both_sql_flags_and_the_filter_words_are_told() -> None:
+    from devconsole.model.insight import Summary
+    from devconsole.ui.formatting import sql_cell
+    from devconsole.ui.screens.help import INTRO
+
+    assert sql_cell(Summary(21, 1.5, duplicates=1, n_plus_one=1)).endswith("N+1 dup")
+    state = _recorded_state()
+    long_path = "/insight/boom/" + "x" * 300
+    state.ingest(
+        _ping_event(1, time.time())
+        | {"path": long_path, "status": 500, "exception": {"type": "builtins.ZeroDivisionError", "message": "x"}}
+    )
+    app = DevConsoleApp(state=state)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await until(pilot, lambda: app.screen.query(RequestsPanel))
+        panel = app.screen.query_one(RequestsPanel)
+        await until(pilot, lambda: panel.table.row_count >= 6)
+        cells = panel.table.row_cells(panel.table.row_count - 1)
+        # The path cell is cut at its end (the exception's name): the marker has its own column.
+        assert cells[2][0].startswith("/insight/boom/xxx") and cells[2][0].endswith("ZeroDivisionError")
+        assert cells[3][0] == "✖" and panel.table.COLUMNS[3].width == 1
+        box = panel.query_one("#requests-filter", Input)
+        binding = next(b for b in panel.BINDINGS if isinstance(b, Binding) and b.id == "requests.filter")
+        for word in ("sql>", "dup", "n+1", "exc"):
+            assert word in str(box.placeholder) and word in binding.tooltip and word in INTRO

@@ -52,17 +52,15 @@ def duration_ms(ms: float | None) -> str:
 
 def sql_cell(summary: Summary) -> str:
     """A request's SQL in a Requests cell: ``21·1.5ms N+1``, ``2·0.9ms dup``,
+    ``21·1.5ms N+1 dup`` (both),
     ``-`` when nothing was captured."""
     if summary.sql_count is None:
         return "-"
     if not summary.sql_count:
         return "0"
     text = f"{summary.sql_count}·{duration_ms(summary.sql_ms)}"
-    if summary.n_plus_one:
-        return f"{text} N+1"
-    if summary.duplicates:
-        return f"{text} dup"
-    return text
+    flags = [word for word, flagged in (("N+1", summary.n_plus_one), ("dup", summary.duplicates)) if flagged]
+    return " ".join([text, *flags])
 
 
 def age(seconds: float) -> str:

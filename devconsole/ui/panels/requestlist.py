@@ -21,10 +21,11 @@ COLUMNS: list[Column] = [
     Column("time", "Time", 12),
     Column("method", "Method", 6),
     Column("path", "Path", 0),
+    Column("exception", "", 1),
     Column("status", "St", 3, right=True),
     Column("duration", "Duration", 8, right=True),
     Column("size", "Size", 6, right=True),
-    Column("sql", "SQL", 14, right=True),
+    Column("sql", "SQL", 16, right=True),
     Column("thread", "Thread", 10),
 ]
 
@@ -79,11 +80,14 @@ class RequestList(LineTable):
         klass = row.status_class if row.status_class in STATUS_CLASSES else "none"
         summary = row.summary
         flagged = summary.n_plus_one or summary.duplicates
-        target = f"{row.target}  ✖ {summary.exception}" if summary.exception else row.target
+        # The marker has its own column: a long path cuts the exception's
+        # name at the end of its cell, never the marker.
+        target = f"{row.target}  {summary.exception}" if summary.exception else row.target
         return (
             (fmt.clock_time(row.ts), "requests--dim"),
             (row.method, ""),
             (target, "requests--exception" if summary.exception else ""),
+            ("✖" if summary.exception else "", "requests--exception"),
             (str(row.status) if row.status else "-", f"requests--{klass}"),
             (fmt.duration_ms(row.duration_ms), "requests--slow" if row.duration_ms >= 500 else ""),
             (fmt.size(row.bytes_out), ""),

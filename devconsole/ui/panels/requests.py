@@ -38,7 +38,11 @@ class RequestsPanel(Vertical):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding(
-            "slash", "filter", "Filter", id="requests.filter", tooltip="Filter by path, status (404, 4xx) or method"
+            "slash",
+            "filter",
+            "Filter",
+            id="requests.filter",
+            tooltip="Filter by path, status (404, 4xx), method, SQL (sql>20, dup, n+1) or exception (exc); !word negates",
         ),
         Binding("escape", "clear_filter", "Clear filter", show=False, id="requests.clear-filter"),
     ]
@@ -67,7 +71,7 @@ class RequestsPanel(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Input(
-            placeholder="filter: path text, 404, 4xx, POST, !static — applied as you type, Esc clears",
+            placeholder="filter: path text, 404, 4xx, POST, sql>20, dup, n+1, exc, !static — applied as you type, Esc clears",
             id="requests-filter",
             classes="-hidden",
         )

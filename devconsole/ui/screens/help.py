@@ -21,7 +21,9 @@ INTRO = (
     "with every view and action; the mouse works too.\n"
     "Debugging: breakpoint(), pdb.set_trace() or input() in a view gets this terminal, "
     "as under runserver (the console comes back when the debugger lets go; Ctrl+] detaches or quits). "
-    "p in a 500's detail opens pdb post-mortem on it, locals as they were. PYTHONBREAKPOINT is honoured (0: off)."
+    "p in a 500's detail opens pdb post-mortem on it, locals as they were. PYTHONBREAKPOINT is honoured (0: off).\n"
+    "Requests filter (/): path text, 404, 4xx, POST, sql>20 (sql<5), dup (a duplicated query), n+1, "
+    "exc (an exception); !word negates; all words must match."
 )
 
 
