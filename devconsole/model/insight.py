@@ -27,14 +27,17 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
+from devconsole.model.sanitize import clean
 from devconsole.model.secrets import (
     MASK,
-    SECRET_FIELD_WORDS,
     SECRET_HEADERS,
-    is_secret_field,
+    body_kind,
+    mask_body_text,
+    mask_exception,
     mask_header,
-    mask_query,
+    mask_sql,
 )
+from devconsole.model.secrets import mask_sql_params as mask_sql_params
 
 #: Insight kept for this many of the newest requests (a row keeps its summary).
 MAX_KEPT = 200
@@ -83,102 +86,47 @@ def summarize(event: dict[str, Any]) -> Summary:
 
 # ------------------------------------------------------------------ masking
 
-#: The column a placeholder is compared with or assigned to: ``"col" = %s``,
-#: ``col IN (%s``, ``col LIKE %s``.
-_COLUMN_BEFORE = re.compile(r'["`\[]?(\w+)["`\]]?\s*(?:=|<>|!=|<=|>=|<|>|\bIN\s*\(|\bLIKE)\s*(?:\(\s*)?$', re.I)
-_INSERT = re.compile(r"^\s*INSERT\s+INTO\s+\S+\s*\(([^)]*)\)", re.I)
+#: A tab, CR or newline the console escaped (``\\t``) where the text entered it,
+#: not itself after a backslash (``\\\\t`` is an escaped backslash and a ``t``).
+_ESCAPED_SPACE = re.compile(r"(?<!\\)((?:\\\\)*)\\([tnr])")
+_SPACES = {"t": "\t", "n": "\n", "r": "\r"}
 
 
-def mask_sql_params(sql: str, params: list[str]) -> tuple[list[str], list[str]]:
-    """``params`` with the values bound to secret-named columns masked, and
-    the names of those columns."""
-    if not params or "%s" not in sql:
-        return params, []
-    lowered = sql.lower()
-    if not any(word in lowered for word in SECRET_FIELD_WORDS):
-        return params, []  # the common case: no column could be secret
-    masked = list(params)
-    names: list[str] = []
-    insert = _INSERT.match(sql)
-    if insert:
-        columns = [part.strip().strip('"`[]') for part in insert.group(1).split(",")]
-        for index, value in enumerate(masked):
-            column = columns[index % len(columns)] if columns else ""
-            if column and is_secret_field(column) and value != MASK:
-                masked[index] = MASK
-                names.append(column)
-        return masked, names
-    pieces = sql.split("%s")
-    for index in range(min(len(pieces) - 1, len(masked))):
-        found = _COLUMN_BEFORE.search(pieces[index][-80:])
-        column = found.group(1) if found else ""
-        if not found and index and not pieces[index].strip(" ,"):
-            continue  # the next value of an IN list: decided by its first
-        if column and is_secret_field(column):
-            masked[index] = MASK
-            names.append(column)
-            # The rest of an IN (%s, %s, …) list shares the column.
-            following = index + 1
-            while following < len(masked) and following < len(pieces) and not pieces[following].strip(" ,"):
-                masked[following] = MASK
-                following += 1
-    return masked, sorted(set(names))
-
-
-def _mask_json(value: Any, names: list[str]) -> Any:
-    if isinstance(value, dict):
-        out = {}
-        for key, inner in value.items():
-            if is_secret_field(str(key)) and not isinstance(inner, (dict, list)):
-                out[key] = MASK
-                names.append(str(key))
-            else:
-                out[key] = _mask_json(inner, names)
-        return out
-    if isinstance(value, list):
-        return [_mask_json(inner, names) for inner in value]
-    return value
-
-
-def body_kind(preview: dict[str, Any]) -> str:
-    """``json``, ``form``, ``text`` or ``binary``."""
-    content_type = str(preview.get("content_type") or "").lower()
-    if preview.get("binary"):
-        return "binary"
-    if "json" in content_type:
-        return "json"
-    if "application/x-www-form-urlencoded" in content_type:
-        return "form"
-    return "text"
+def _json_value(text: str) -> tuple[bool, Any]:
+    """``(parsed, value)`` of a JSON text as the console has it: as it is,
+    else with the white space the console escaped put back."""
+    try:
+        return True, json.loads(text)
+    except ValueError:
+        pass
+    restored = _ESCAPED_SPACE.sub(lambda m: m.group(1) + _SPACES[m.group(2)], text)
+    try:
+        return True, json.loads(restored, strict=False)
+    except ValueError:
+        return False, None
 
 
 def mask_body(preview: dict[str, Any], masked: list[str]) -> dict[str, Any]:
-    """A body preview with secret-named form and JSON fields masked; adds
-    ``raw`` (the body as it can be re-sent, masked) and ``pretty`` lines."""
+    """A body preview with its secrets masked (:func:`.secrets.mask_body_text`:
+    it needs no JSON that parses, and never gives the text back in clear);
+    adds ``raw`` (the body as it can be re-sent, masked) and ``pretty`` lines."""
     lines = preview.get("lines")
     if not isinstance(lines, list):
         return preview
-    raw = "\n".join(str(line) for line in lines)
     kind = body_kind(preview)
+    raw = mask_body_text("\n".join(str(line) for line in lines), kind, masked)
     out = dict(preview)
-    pretty = list(lines)
+    pretty = raw.split("\n")
     if kind == "form":
-        names = [name for name, _value in parse_qsl(raw, keep_blank_values=True) if is_secret_field(name)]
-        raw = mask_query(raw)
-        masked.extend(f"form field {name}" for name in names)
-        pretty = [f"{name} = {value}" for name, value in parse_qsl(raw, keep_blank_values=True)]
+        pretty = [clean(f"{name} = {value}") for name, value in parse_qsl(raw, keep_blank_values=True)]
     elif kind == "json" and not preview.get("truncated"):
-        try:
-            value = json.loads(raw)
-        except ValueError:
-            value = None
-        else:
-            names = []
-            value = _mask_json(value, names)
-            if names:
+        parsed, value = _json_value(raw)
+        if parsed:
+            pretty = [clean(line) for line in json.dumps(value, indent=2, ensure_ascii=False).split("\n")]
+            try:
+                json.loads(raw)
+            except ValueError:  # escaped white space: re-send it as JSON
                 raw = json.dumps(value, ensure_ascii=False)
-                masked.extend(f"JSON field {name}" for name in names)
-            pretty = json.dumps(value, indent=2, ensure_ascii=False).split("\n")
     out["raw"] = raw
     out["pretty"] = pretty
     out["lines"] = raw.split("\n")  # the masked text: nothing keeps the clear one
@@ -191,32 +139,10 @@ def from_event(event: dict[str, Any]) -> Insight | None:
     if not any(isinstance(event.get(key), dict) for key in keys):
         return None
     insight = Insight()
-    sql = event.get("sql")
-    if isinstance(sql, dict):
-        sql = dict(sql)
-        for list_key in ("queries", "duplicates"):
-            items = []
-            for item in sql.get(list_key) or ():
-                item = dict(item)
-                params, names = mask_sql_params(str(item.get("sql") or ""), list(item.get("params") or ()))
-                item["params"] = params
-                insight.masked.extend(f"SQL parameter {name}" for name in names)
-                items.append(item)
-            sql[list_key] = items
-        insight.sql = sql
-    exception = event.get("exception")
-    if isinstance(exception, dict):
-        exception = dict(exception)
-        frames = []
-        for frame in exception.get("frames") or ():
-            frame = dict(frame)
-            frame["locals"] = [
-                [pair[0], MASK] if len(pair) == 2 and is_secret_field(str(pair[0])) else pair
-                for pair in frame.get("locals") or ()
-            ]
-            frames.append(frame)
-        exception["frames"] = frames
-        insight.exception = exception
+    if isinstance(event.get("sql"), dict):
+        insight.sql = mask_sql(event["sql"], insight.masked)
+    if isinstance(event.get("exception"), dict):
+        insight.exception = mask_exception(event["exception"], [])  # not part of what is sent again
     body = event.get("request_body")
     if isinstance(body, dict):
         insight.request_body = mask_body(body, insight.masked)

@@ -50,6 +50,27 @@ def clean_text(text: str, limit: int = 4096) -> str:
     return "\n".join(clean_line(line, limit) for line in text.split("\n"))
 
 
+#: Characters of one line of a body preview (the child keeps 16 KiB of a body:
+#: a line is never cut unless a child sends more than it should).
+BODY_LINE_LIMIT = 16 * 1024
+
+
+def _clean_preview(value: dict[str, Any], out: dict[str, Any]) -> None:
+    """A body preview's lines (``out`` is the rest, cleaned): bounded by
+    :data:`BODY_LINE_LIMIT`, not the usual limit, and a preview with a line
+    cut here says it is ``truncated`` (curl must not send it as whole)."""
+    lines = value["lines"]
+    cut = False
+    kept = []
+    for line in lines[:2000]:
+        text = line if type(line) is str else str(line)
+        cut = cut or len(text) > BODY_LINE_LIMIT
+        kept.append(clean(text, BODY_LINE_LIMIT))
+    out["lines"] = kept
+    if cut or len(lines) > 2000:
+        out["truncated"] = True
+
+
 #: Decoded JSON values with no text inside.
 _SCALARS = frozenset({int, float, bool, type(None)})
 
@@ -76,6 +97,8 @@ def clean_value(value: Any, limit: int = 4096) -> Any:
                 out[key] = item
             else:
                 out[key] = clean_value(item, limit)
+        if type(value.get("lines")) is list and "content_type" in value:
+            _clean_preview(value, out)
         return out
     if kind is list:
         return [clean_value(item, limit) for item in value]
