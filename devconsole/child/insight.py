@@ -43,6 +43,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from devconsole.wire import protocol
 from devconsole.wire.events import (
     BodyPreview,
     CodeLine,
@@ -56,6 +57,7 @@ from devconsole.wire.events import (
     SqlInsight,
     SqlQuery,
 )
+from devconsole.wire.secretnames import MASK, is_secret_field
 
 #: Queries kept in detail per request (counts, groups and times stay exact).
 MAX_QUERIES = 100
@@ -71,6 +73,7 @@ MAX_PARAM = 100
 MAX_PARAMS = 20
 #: Bytes of a request or response body kept as a preview.
 MAX_BODY = 16 * 1024
+MAX_BODY_LINES = 2000
 #: Frames of a traceback kept (the innermost), locals per frame, chars per repr.
 MAX_FRAMES = 30
 MAX_LOCALS = 25
@@ -191,11 +194,47 @@ def shape_of(sql: str) -> str:
     return shape
 
 
+def _has_secret_key(mapping: dict[Any, Any]) -> bool:
+    return any(isinstance(key, str) and is_secret_field(key) for key in dict.keys(mapping))
+
+
 class _BoundedRepr(reprlib.Repr):
     """``reprlib`` whose fallback says why a ``repr`` failed (``reprlib``'s own
-    shows ``<Raises instance at 0x…>``, as if that were its repr)."""
+    shows ``<Raises instance at 0x…>``, as if that were its repr), and which
+    masks the values of secret-named keys of a dict or of a dict subclass
+    (``QueryDict``, ``MultiValueDict``: ``credentials = {'password': …}``,
+    ``request.POST``), at any depth it shows."""
+
+    def _masked_dict(self, x: dict[Any, Any], level: int) -> str:
+        if not x:
+            return "{}"
+        fill = getattr(self, "fillvalue", "...")
+        if level <= 0:
+            return "{" + fill + "}"
+        keys = list(dict.keys(x))
+        try:
+            keys.sort()
+        except Exception:
+            pass
+        pieces = []
+        for key in keys[: self.maxdict]:
+            secret = isinstance(key, str) and is_secret_field(key)
+            value = repr(MASK) if secret else self.repr1(dict.__getitem__(x, key), level - 1)
+            pieces.append(f"{self.repr1(key, level - 1)}: {value}")
+        if len(keys) > self.maxdict:
+            pieces.append(fill)
+        return "{" + ", ".join(pieces) + "}"
+
+    def repr_dict(self, x: dict[Any, Any], level: int) -> str:
+        return self._masked_dict(x, level)
 
     def repr_instance(self, x: Any, level: int) -> str:
+        if isinstance(x, dict):
+            try:
+                if _has_secret_key(x):
+                    return f"<{type(x).__name__}: {self._masked_dict(x, level)}>"
+            except Exception as exc:
+                return f"<repr failed: {type(exc).__name__}>"
         try:
             text = repr(x)
         except Exception as exc:  # any repr may raise anything
@@ -262,6 +301,8 @@ class _Capture:
         self.request_body: BodyPreview | None = None
         self.response: ResponseInsight | None = None
         self.response_chunks: list[bytes] | None = None
+        #: Bytes in ``response_chunks`` (a running count: a long stream is not summed per chunk).
+        self.response_kept = 0
         self.response_size = 0
         self.installed: list[Any] = []
         self.response_type = ""
@@ -362,6 +403,7 @@ class _Capture:
         self.response = {"status_line": str(status)[:MAX_HEADER], "headers": kept}
         self.response_type = content_type
         self.response_chunks = [] if _is_text(content_type) else None
+        self.response_kept = 0
 
     def response_body(self) -> BodyPreview | None:
         if self.response is None:
@@ -402,7 +444,11 @@ def _preview(content_type: str, data: bytes, size: int) -> BodyPreview:
             return preview
     if data:
         text = data[:MAX_BODY].decode("utf-8", errors="replace")
-        preview["lines"] = text.split("\n")[:2000]
+        lines = text.split("\n")
+        preview["lines"] = lines[:MAX_BODY_LINES]
+        if len(lines) > MAX_BODY_LINES:
+            preview["truncated"] = True
+            return preview
     preview["truncated"] = size > len(data) or len(data) > MAX_BODY
     return preview
 
@@ -454,8 +500,10 @@ class _Body:
             try:
                 capture.response_size += len(chunk)
                 kept = capture.response_chunks
-                if kept is not None and sum(map(len, kept)) < MAX_BODY:
-                    kept.append(bytes(chunk[: MAX_BODY + 1]))
+                if kept is not None and capture.response_kept <= MAX_BODY:
+                    piece = bytes(chunk[: MAX_BODY + 1 - capture.response_kept])
+                    kept.append(piece)
+                    capture.response_kept += len(piece)
             except Exception:
                 pass
             yield chunk
@@ -666,5 +714,71 @@ def finish(request: RequestEvent) -> None:
             if preview is not None:
                 response["body"] = preview
             request["response"] = response
+        _fit(request)
     except Exception:
         pass
+
+
+# ------------------------------------------------------------------ bounds
+
+_INSIGHT_PARTS = ("sql", "exception", "request_body", "response")
+_OVER = f"this request's insight was over {protocol.MAX_INSIGHT // 1024} KiB"
+
+
+def _insight_size(request: RequestEvent) -> int:
+    """Bytes the insight of ``request`` takes, encoded as the event line encodes it."""
+    parts = {key: request[key] for key in _INSIGHT_PARTS if key in request}  # type: ignore[literal-required]
+    return len(protocol.encode(parts))
+
+
+def _fit(request: RequestEvent) -> None:
+    """Trim ``request``'s insight to :data:`~devconsole.wire.protocol.MAX_INSIGHT`
+    bytes, encoded (the child's caps bound each part, not their sum: 100
+    queries of long non-ASCII parameters alone can pass a MiB): the detailed
+    queries first, then groups and duplicates, then locals (outermost frames
+    first), then bodies; each cut says so where it was made."""
+    size = _insight_size(request)
+    if size <= protocol.MAX_INSIGHT:
+        return
+    sql = request.get("sql")
+    if sql is not None:
+        queries = sql.get("queries") or []
+        kept = len(queries)
+        while kept and size > protocol.MAX_INSIGHT:
+            kept //= 2
+            note: SqlQuery = {
+                "sql": f"-- {len(queries) - kept} more queries not kept in detail: {_OVER}",
+                "params": [],
+                "alias": "",
+                "ms": 0.0,
+            }
+            sql["queries"] = [*queries[:kept], note]
+            size = _insight_size(request)
+        while sql.get("duplicates") and size > protocol.MAX_INSIGHT:
+            sql["duplicates"] = sql["duplicates"][: len(sql["duplicates"]) // 2]
+            size = _insight_size(request)
+        while sql.get("groups") and size > protocol.MAX_INSIGHT:
+            groups = sql["groups"] = sql["groups"][: len(sql["groups"]) // 2]
+            sql["n_plus_one"] = [group for group in sql.get("n_plus_one", []) if group in groups]
+            size = _insight_size(request)
+    exception = request.get("exception")
+    if exception is not None and size > protocol.MAX_INSIGHT:
+        for frame in exception.get("frames", []):
+            if size <= protocol.MAX_INSIGHT:
+                break
+            if frame.get("locals"):
+                frame["locals"] = [["…", f"locals not kept: {_OVER}"]]
+                size = _insight_size(request)
+    response = request.get("response")
+    bodies = [response.get("body") if response is not None else None, request.get("request_body")]
+    for body in bodies:
+        if body is not None and body.get("lines") and size > protocol.MAX_INSIGHT:
+            body["lines"] = [f"… body not kept: {_OVER}"]
+            body["truncated"] = True
+            size = _insight_size(request)
+    for key in _INSIGHT_PARTS:  # what a child's caps cannot have let through
+        if size <= protocol.MAX_INSIGHT:
+            break
+        if key in request:
+            del request[key]  # type: ignore[misc]
+            size = _insight_size(request)

@@ -120,22 +120,26 @@ PROTOCOL_VERSION = 1
 MAX_LINE = 1 << 20
 
 #: What one request's insight may take at most, JSON-encoded, well under
-#: :data:`MAX_LINE` (the child's caps add up to less; see ``child/insight.py``).
+#: :data:`MAX_LINE`: the child measures it and trims what is over (queries,
+#: then locals, then bodies; see ``child/insight.py``), saying so where it cut.
 MAX_INSIGHT = 600 * 1024
 
 #: Error phases the server goes on serving through (the console shows them,
 #: the generation is not failed): a URLconf that does not import yet, a
-#: file_changed receiver that raised.
-NON_FATAL_PHASES = frozenset({"file_changed", "URLconf import", "server class"})
+#: file_changed receiver that raised, a debugger that could not be installed.
+NON_FATAL_PHASES = frozenset({"file_changed", "URLconf import", "server class", "debugger"})
 
 
-#: One encoder for every event: ``json.dumps`` with options builds a new one per call.
-_ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
+#: One encoder for every event: ``json.dumps`` with options builds a new one
+#: per call. UTF-8 as it is, not ``\\uXXXX`` escapes: a Cyrillic or CJK
+#: character costs 2-3 bytes, not 6.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), default=str, ensure_ascii=False)
 
 
 def encode(event: Event | dict[str, Any]) -> bytes:
-    """One event as a JSON line."""
-    return _ENCODER.encode(event).encode() + b"\n"
+    """One event as a JSON line (UTF-8; a lone surrogate, which only a string
+    can hold, is written as its JSON escape)."""
+    return _ENCODER.encode(event).encode("utf-8", "backslashreplace") + b"\n"
 
 
 def decode(line: bytes | str) -> dict[str, Any] | None:
