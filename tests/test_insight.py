@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import shlex
 import subprocess
+from pathlib import Path
 
 from devconsole.console.supervisor import Supervisor
 from devconsole.demo import DEMO_MANAGE_PY
@@ -215,3 +216,47 @@ def test_a_file_response_still_streams_whole_and_is_previewed(server: Supervisor
     body = insight.response["body"]
     assert body["size"] == len(css) and body["truncated"] is False
     assert "\n".join(body["lines"]) == css.decode()
+
+
+HUGE_SETTINGS = """
+SECRET_KEY = "test"
+DEBUG = True
+ALLOWED_HOSTS = ["*"]
+ROOT_URLCONF = "hugesettings"
+DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
+INSTALLED_APPS = []
+from django.db import connection
+from django.urls import path
+
+
+def huge(request):
+    text = "漢" * 98
+    with connection.cursor() as cursor:
+        for _ in range(100):
+            cursor.execute("SELECT " + ", ".join(["%s"] * 20), [text] * 20)
+    big = {f"k{n}": "漢" * 300 for n in range(10)}
+    credentials = {"username": "ada", "password": "CREDSECRET"}
+    return 1 / 0
+
+
+urlpatterns = [path("huge/", huge)]
+"""
+
+
+def test_a_huge_insight_arrives_trimmed_with_a_note(tmp_path: Path, events: Events) -> None:
+    from devconsole.model.state import RequestRow as Row
+
+    from .conftest import make_project, serving
+
+    project = make_project(tmp_path, "hugesettings", HUGE_SETTINGS)
+    with serving(project, events) as server:
+        assert _request(server, "GET", "/huge/") == 500
+        row: Row = _row(events, "/huge/")
+        insight = events.state.insight(row.seq)
+        assert insight is not None and insight.sql is not None and insight.exception is not None
+        assert row.summary.sql_count == 100  # counts stay exact
+        queries = insight.sql["queries"]
+        assert len(queries) < 100 and "not kept in detail" in queries[-1]["sql"]
+        frame = next(frame for frame in insight.exception["frames"] if frame["function"] == "huge")
+        names = dict(frame["locals"])
+        assert "CREDSECRET" not in names["credentials"] and "'username': 'ada'" in names["credentials"]

@@ -231,3 +231,27 @@ def test_recording_to_a_full_disk_keeps_the_session_and_says_so_at_exit(tmp_path
     after = raw[raw.rfind(LEAVE_ALT_SCREEN) :].decode("utf-8", "replace")
     assert after.count("devconsole: recording stopped: No space left on device (/dev/full)") == 1, terminal.describe()
     assert "Traceback" not in raw.decode("utf-8", "replace"), terminal.describe()
+
+
+def test_a_recording_masks_insight_as_the_detail_does(tmp_path: Path) -> None:
+    body = '{"password": 12345, "pin": {"token": 7}, "api_key": ["k1"], "name": "ada"}'
+    event = request(
+        1,
+        request_body={"content_type": "application/json", "size": len(body), "lines": [body], "truncated": False},
+        response={"status_line": "200 OK", "headers": [["Set-Cookie", "sessionid=COOKIE1"], ["X-Api-Key", "HDRKEY"]]},
+        sql={"count": 1, "queries": [{"sql": 'SELECT 1 WHERE "session_key" = %s', "params": ["'SQLSESSION'"]}]},
+        exception={"type": "E", "message": "", "frames": [{"locals": [["password", "'LOCALPW'"], ["n", "1"]]}]},
+    )
+    masked = recorded(tmp_path / "masked.jsonl", event)
+    text = (tmp_path / "masked.jsonl").read_text()
+    for secret in ("12345", ": 7", "k1", "COOKIE1", "HDRKEY", "SQLSESSION", "LOCALPW"):
+        assert secret not in text, secret
+    assert json.loads(masked["request_body"]["lines"][0]) == {
+        "password": MASK,
+        "pin": {"token": MASK},
+        "api_key": MASK,
+        "name": "ada",
+    }
+    assert masked["exception"]["frames"][0]["locals"] == [["password", MASK], ["n", "1"]]
+    clear = recorded(tmp_path / "clear.jsonl", event, keep_secrets=True)
+    assert clear["request_body"] == event["request_body"]
