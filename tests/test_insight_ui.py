@@ -192,3 +192,70 @@ async def test_rows_keep_their_exception_marker_and_both_sql_flags_and_the_filte
         binding = next(b for b in panel.BINDINGS if isinstance(b, Binding) and b.id == "requests.filter")
         for word in ("sql>", "dup", "n+1", "exc"):
             assert word in str(box.placeholder) and word in binding.tooltip and word in INTRO
+
+
+def test_files_are_named_from_the_project_root_and_wrapped_sql_keeps_its_column(tmp_path: Path) -> None:
+    from rich.console import Console
+    from rich.style import Style
+
+    from devconsole.model.insight import Insight
+    from devconsole.ui.widgets import request_insight as draw
+
+    (tmp_path / "manage.py").write_text("")
+    (tmp_path / "shop").mkdir()
+    views = f"{tmp_path}/shop/views.py"
+    library = "/venv/lib/python3.11/site-packages/django/db/models/query.py"
+    long_sql = "SELECT " + ", ".join(f'"shop_item"."column_{n}"' for n in range(12)) + ' FROM "shop_item"'
+    where = {"file": views, "line": 79, "function": "n_plus_one"}
+    other = {"file": views, "line": 85, "function": "again"}
+    insight = Insight(
+        sql={
+            "count": 3,
+            "ms": 1.0,
+            "queries": [
+                {"sql": long_sql, "params": ["1"], "ms": 0.5, "where": where},
+                {"sql": long_sql, "params": ["1"], "ms": 0.5, "where": other},
+                {"sql": "SELECT 1", "params": [], "ms": 0.1, "where": where},
+            ],
+            "duplicates": [{"sql": long_sql, "params": ["1"], "count": 2, "where": where}],
+            "n_plus_one": [],
+        },
+        exception={"frames": [{"file": views, "line": 79, "function": "n_plus_one", "project": True}]},
+    )
+    root = draw.project_root(insight, None)
+    assert root == str(tmp_path)
+    assert draw.short_path(views, root) == "shop/views.py"
+    assert draw.short_path(library, root) == "django/db/models/query.py"
+    assert draw.short_path("/usr/lib/python3.11/threading.py", root) == "/usr/lib/python3.11/threading.py"
+    assert str(draw.frame_label({"file": views, "line": 79, "function": "f", "project": True}, root)).startswith(
+        "▶ shop/views.py:79 in f"
+    )
+    # The frame's own heading keeps the absolute path.
+    assert str(draw.frame_text({"file": views, "line": 79}, lambda name: Style())).startswith(f"{views}:79")
+    console = Console(width=70, record=True, color_system=None)
+    console.print(draw.sql_text(insight, lambda name: Style(), root))
+    lines = console.export_text().splitlines()
+    assert f"/{tmp_path.name}/" not in "\n".join(lines)
+    # Every duplicate's issuing line, not only the first.
+    assert any("from shop/views.py:79 in n_plus_one" in line for line in lines)
+    assert any("and shop/views.py:85 in again" in line for line in lines)
+    queries = lines[lines.index("Queries") + 1 :]
+    assert len(queries) > 6  # the long SQL wrapped
+    for line in queries:
+        # A query's number and time, or its SQL's column: nothing under the left column.
+        assert line.startswith(("    1 ", "    2 ", "    3 ", " " * 15)), line
+    assert any(line.startswith(" " * 15 + "params 1 · shop/views.py:79") for line in queries)
+
+
+async def test_the_request_tab_does_not_repeat_the_response_and_timing_tabs() -> None:
+    app = DevConsoleApp(state=_recorded_state())
+    async with app.run_test(size=(120, 48)) as pilot:
+        await until(pilot, lambda: app.screen.query(RequestsPanel))
+        app.screen.query_one(RequestsPanel).apply_filter("exc")
+        await until(pilot, lambda: app.screen.query_one(RequestsPanel).table.row_count == 1)
+        await pilot.press("enter")
+        screen = await until(pilot, lambda: app.screen if isinstance(app.screen, RequestDetailScreen) else None)
+        detail = screen.query_one("#detail")
+        await until(pilot, lambda: "Headers received" in _text(detail))
+        assert "\nResponse\n" not in _text(detail) and "\nTiming\n" not in _text(detail)
+        assert "started" in _text(detail)

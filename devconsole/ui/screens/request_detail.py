@@ -1,9 +1,9 @@
 """One request in full: its exception, its SQL, what was sent and received, timing.
 
 Tabs: Exception (when it raised: the frames, Enter on one shows its source
-and locals), SQL (N+1 patterns and duplicates first, with the line of the
-project's code that issued them), Request (request line, query, headers,
-body, connection), Response (status line, headers, body), Timing (SQL vs
+and locals), SQL (N+1 patterns and duplicates first, with the lines of the
+project's code that issued them), Request (request line and when it started,
+query, headers, body, connection), Response (status line, headers, body), Timing (SQL vs
 the rest). It opens on the exception when there is one, else on SQL when a
 query was flagged, else on the request.
 
@@ -36,7 +36,6 @@ from devconsole.model.insight import MAX_KEPT, Insight, curl_command
 from devconsole.model.sanitize import clean
 from devconsole.model.secrets import MASK
 from devconsole.model.state import RequestRow, ServerState
-from devconsole.ui import formatting as fmt
 from devconsole.ui.panels.sockets import STATE_LABELS
 from devconsole.ui.widgets import request_insight as draw
 from devconsole.ui.widgets.theming import component_style
@@ -84,6 +83,8 @@ class RequestDetailScreen(ModalScreen[None]):
         self.insight: Insight | None = state.insight(row.seq) if state is not None else None
         #: After "send again": follow the first row of this method and path past this seq.
         self._follow_after: int | None = None
+        #: The project's root (manage.py's directory): its files are named from there.
+        self.root: str | None = None
 
     # -- layout ---------------------------------------------------------------
     def _first_tab(self) -> str:
@@ -105,6 +106,8 @@ class RequestDetailScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         insight = self.insight
+        project = getattr(self.app, "project", None)
+        self.root = draw.project_root(insight, str(project.root) if project is not None else None)
         with Vertical(id="detail-box") as box:
             box.border_title = Content(f"Request {self.row.id}")  # literal: the id comes from the event stream
             box.border_subtitle = Content(f"{self.row.method} {self.row.target}")
@@ -155,14 +158,16 @@ class RequestDetailScreen(ModalScreen[None]):
             frames = list(insight.exception.get("frames") or [])
             options = self.query_one("#frames", OptionList)
             options.clear_options()
-            options.add_options([Option(draw.frame_label(frame), id=f"frame-{i}") for i, frame in enumerate(frames)])
+            options.add_options(
+                [Option(draw.frame_label(frame, self.root), id=f"frame-{i}") for i, frame in enumerate(frames)]
+            )
             # The innermost frame of the project's own code first: where it went wrong.
             chosen = next((i for i in range(len(frames) - 1, -1, -1) if frames[i].get("project")), len(frames) - 1)
             if frames:
                 options.highlighted = chosen
                 self._show_frame(chosen)
         if insight is not None and insight.sql is not None:
-            self.query_one("#sql", InsightView).update(draw.sql_text(insight, style))
+            self.query_one("#sql", InsightView).update(draw.sql_text(insight, style, self.root))
         self.query_one("#response", InsightView).update(draw.response_text(row, insight, style))
         self.query_one("#timing", InsightView).update(draw.timing_text(row, insight, style))
 
@@ -231,14 +236,10 @@ class RequestDetailScreen(ModalScreen[None]):
             text.append(f"  {name:<16}", label)
             text.append(f"{value}\n")
 
+        # The response and the timing have their own tabs: only when it came here.
         text.append(f"{row.method} {row.target} {row.version}\n", heading)
-        section("Response")
-        field("status", str(row.status) if row.status else "- (no response)")
-        field("size", f"{row.bytes_out} bytes")
-        section("Timing")
         day = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row.ts)) if row.ts else "-"
         field("started", f"{day}.{int(row.ts * 1000) % 1000:03d} {time.strftime('%Z', time.localtime(row.ts))}")
-        field("duration", fmt.duration_ms(row.duration_ms))
         section("Query")
         pairs = parse_qsl(row.query, keep_blank_values=True) if row.query else []
         if pairs:

@@ -1,16 +1,21 @@
 """What a request did, drawn for its detail: exception, SQL, bodies, timing.
 
-Every function returns a ``rich.text.Text`` built with ``append`` (never
-markup): SQL, locals and bodies are the project's or a client's text,
+Every function returns ``rich.text.Text`` built with ``append`` (never
+markup; the SQL, a group of them in grids so that wrapped SQL stays in its
+column): SQL, locals and bodies are the project's or a client's text,
 already sanitized where they entered (:mod:`devconsole.model.sanitize`).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from pathlib import Path, PurePosixPath
 from typing import Any
 
+from rich.console import Group, RenderableType
 from rich.style import Style
+from rich.table import Table
 from rich.text import Text
 
 from devconsole.model.insight import Insight, body_kind
@@ -20,26 +25,62 @@ from devconsole.ui import formatting as fmt
 Styles = Callable[[str], Style]
 
 
-def short_path(path: str) -> str:
-    """A library's file from its package down (``django/db/models/query.py``),
-    the project's as it is: the same text wherever the console runs."""
+def short_path(path: str, root: str | None = None) -> str:
+    """A file as the detail names it: the project's relative to its root
+    (``shop/views.py``), a library's from its package down
+    (``django/db/models/query.py``), anything else as it is."""
+    if root:
+        prefix = root.rstrip("/") + "/"
+        if path.startswith(prefix):
+            return path[len(prefix) :]
     for marker in ("/site-packages/", "/dist-packages/"):
         if marker in path:
             return path.rpartition(marker)[2]
     return path
 
 
-def where_text(where: Any) -> str:
+def project_root(insight: Insight | None, known: str | None) -> str | None:
+    """The project's root (the directory of manage.py): ``known`` (the live
+    console's project), else, for a replay, the nearest directory above the
+    project's own files holding a ``manage.py``, else their common directory."""
+    if known:
+        return known
+    files = []
+    if insight is not None:
+        for frame in (insight.exception or {}).get("frames") or ():
+            if frame.get("project"):
+                files.append(str(frame.get("file") or ""))
+        for query in (insight.sql or {}).get("queries") or ():
+            where = query.get("where")
+            if isinstance(where, dict):
+                files.append(str(where.get("file") or ""))
+    files = [name for name in files if name.startswith("/")]
+    if not files:
+        return None
+    for parent in PurePosixPath(files[0]).parents:
+        if str(parent) == "/":
+            break
+        try:
+            if Path(parent, "manage.py").is_file():
+                return str(parent)
+        except OSError:
+            break
+    common = os.path.commonpath(files)
+    return common if common != files[0] else str(PurePosixPath(common).parent)
+
+
+def where_text(where: Any, root: str | None = None) -> str:
     if not isinstance(where, dict):
         return "(no line of the project's code issued it)"
-    return f"{short_path(str(where.get('file', '')))}:{where.get('line', '?')} in {where.get('function', '?')}"
+    return f"{short_path(str(where.get('file', '')), root)}:{where.get('line', '?')} in {where.get('function', '?')}"
 
 
-def frame_label(frame: dict[str, Any]) -> Text:
-    """One line of the frame list: ``views.py:131 in boom_locals``, the project's bold."""
+def frame_label(frame: dict[str, Any], root: str | None = None) -> Text:
+    """One line of the frame list: ``shop/views.py:131 in boom_locals``, the project's bold."""
     text = Text()
     marker = "▶ " if frame.get("project") else "  "
-    label = f"{marker}{short_path(str(frame.get('file', '')))}:{frame.get('line', '?')} in {frame.get('function', '?')}"
+    file = short_path(str(frame.get("file", "")), root)
+    label = f"{marker}{file}:{frame.get('line', '?')} in {frame.get('function', '?')}"
     text.append(label, Style(bold=True) if frame.get("project") else Style(dim=True))
     return text
 
@@ -83,52 +124,88 @@ def frame_text(frame: dict[str, Any], style: Styles) -> Text:
     return text
 
 
-def sql_text(insight: Insight, style: Styles) -> Text:
+def _grid(left_width: int) -> Table:
+    """Two columns: a fixed left one (counts, times) and the SQL, wrapping
+    under itself (never under the left column)."""
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(width=left_width, no_wrap=True)
+    grid.add_column(ratio=1, overflow="fold")
+    return grid
+
+
+def _issuers(insight: Insight, duplicate: dict[str, Any], root: str | None) -> list[str]:
+    """Every line of the project's code that issued a duplicated query (of
+    the queries kept in detail), the one the server named first."""
+    lines = [where_text(duplicate.get("where"), root)] if isinstance(duplicate.get("where"), dict) else []
+    for query in (insight.sql or {}).get("queries") or ():
+        if query.get("sql") == duplicate.get("sql") and list(query.get("params") or []) == list(
+            duplicate.get("params") or []
+        ):
+            where = where_text(query.get("where"), root)
+            if isinstance(query.get("where"), dict) and where not in lines:
+                lines.append(where)
+    return lines or [where_text(None)]
+
+
+def sql_text(insight: Insight, style: Styles, root: str | None = None) -> Group:
     sql = insight.sql or {}
+    parts: list[RenderableType] = []
     text = Text()
     count, ms = int(sql.get("count") or 0), float(sql.get("ms") or 0.0)
     queries = sql.get("queries") or []
     text.append(f"{count} quer{'y' if count == 1 else 'ies'} in {fmt.duration_ms(ms)}", style("detail--heading"))
     if len(queries) < count:
         text.append(f"  (the first {len(queries)} kept in detail; counts are exact)", style("detail--dim"))
-    text.append("\n")
+    parts.append(text)
     n_plus_one = sql.get("n_plus_one") or []
     if n_plus_one:
         threshold = sql.get("threshold", 5)
-        text.append(f"\nN+1: the same query shape {threshold} or more times\n", style("detail--warning"))
+        parts.append(Text(f"\nN+1: the same query shape {threshold} or more times", style("detail--warning")))
+        grid = _grid(6)
         for group in n_plus_one:
-            text.append(f"  {group.get('count')}× ", style("detail--warning"))
-            text.append(f"{fmt.duration_ms(group.get('ms'))} from {where_text(group.get('where'))}\n")
-            text.append(f"    {group.get('shape', '')}\n", style("detail--dim"))
+            cell = Text(f"{fmt.duration_ms(group.get('ms'))} from {where_text(group.get('where'), root)}\n")
+            cell.append(str(group.get("shape", "")), style("detail--dim"))
+            grid.add_row(Text(f"  {group.get('count')}×", style("detail--warning")), cell)
+        parts.append(grid)
     duplicates = sql.get("duplicates") or []
     if duplicates:
-        text.append("\nDuplicates: the same SQL with the same parameters\n", style("detail--warning"))
+        parts.append(Text("\nDuplicates: the same SQL with the same parameters", style("detail--warning")))
+        grid = _grid(6)
         for duplicate in duplicates:
-            text.append(f"  {duplicate.get('count')}× ", style("detail--warning"))
-            text.append(f"from {where_text(duplicate.get('where'))}\n")
-            text.append(f"    {duplicate.get('sql', '')}", style("detail--dim"))
-            text.append(f"  params {', '.join(duplicate.get('params') or []) or '-'}\n", style("detail--dim"))
+            issuers = _issuers(insight, duplicate, root)
+            cell = Text(f"from {issuers[0]}\n")
+            for more in issuers[1:]:
+                cell.append(f"and {more}\n")
+            cell.append(str(duplicate.get("sql", "")), style("detail--dim"))
+            cell.append(f"\nparams {', '.join(duplicate.get('params') or []) or '-'}", style("detail--dim"))
+            grid.add_row(Text(f"  {duplicate.get('count')}×", style("detail--warning")), cell)
+        parts.append(grid)
     groups = sql.get("groups") or []
     if groups:
-        text.append("\nBy shape\n", style("detail--heading"))
+        parts.append(Text("\nBy shape", style("detail--heading")))
+        grid = _grid(16)
         for group in groups:
-            text.append(f"  {group.get('count'):>4}× {fmt.duration_ms(group.get('ms')):>8}  ", style("detail--label"))
-            text.append(f"{group.get('shape', '')}\n")
+            left = Text(f"  {group.get('count'):>4}× {fmt.duration_ms(group.get('ms')):>8}", style("detail--label"))
+            grid.add_row(left, Text(str(group.get("shape", ""))))
+        parts.append(grid)
     if queries:
-        text.append("\nQueries\n", style("detail--heading"))
+        parts.append(Text("\nQueries", style("detail--heading")))
+        grid = _grid(14)
         for index, query in enumerate(queries, 1):
-            text.append(f"  {index:>3} {fmt.duration_ms(query.get('ms')):>8} ", style("detail--label"))
-            text.append(f"{query.get('sql', '')}\n")
             extras = [f"params {', '.join(query.get('params') or []) or '-'}"]
             if "rows" in query:
                 extras.append(f"{query['rows']} rows")
             if query.get("alias") not in (None, "", "default"):
                 extras.append(f"database {query['alias']}")
-            extras.append(where_text(query.get("where")))
-            text.append(f"               {' · '.join(extras)}\n", style("detail--dim"))
+            extras.append(where_text(query.get("where"), root))
+            cell = Text(f"{query.get('sql', '')}\n")
+            cell.append(" · ".join(extras), style("detail--dim"))
+            left = Text(f"  {index:>3} {fmt.duration_ms(query.get('ms')):>8}", style("detail--label"))
+            grid.add_row(left, cell)
+        parts.append(grid)
     if not count:
-        text.append("\nNo SQL ran during this request.\n", style("detail--dim"))
-    return text
+        parts.append(Text("\nNo SQL ran during this request.", style("detail--dim")))
+    return Group(*parts)
 
 
 def body_text(body: dict[str, Any] | None, text: Text, style: Styles) -> None:
