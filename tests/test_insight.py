@@ -82,7 +82,7 @@ def test_duplicate_page_flags_the_duplicate(server: Supervisor, events: Events) 
 def test_a_500_carries_its_frames_and_the_views_locals(server: Supervisor, events: Events) -> None:
     assert _request(server, "GET", "/insight/boom/") == 500
     row = _row(events, "/insight/boom/")
-    assert row.summary.exception == "DivisionByZero"
+    assert row.summary.exception == "ZeroDivisionError"
     insight = events.state.insight(row.seq)
     assert insight is not None and insight.exception is not None
     frames = insight.exception["frames"]
@@ -118,27 +118,52 @@ def test_post_bodies_are_previewed_and_masked(server: Supervisor, events: Events
 def test_a_form_post_and_curl_sends_it_again(server: Supervisor, events: Events) -> None:
     from devconsole.model.insight import curl_command
 
-    body = b"name=Ada&message=hi+there&password=s3cret"
-    headers = {"Content-Type": "application/x-www-form-urlencoded", "X-Demo": "it's [b]"}
-    assert _request(server, "POST", "/api/echo/?form=1", body, headers) == 400  # not JSON
+    form = b"name=Ada&message=hi+there&password=s3cret"
+    form_headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    assert _request(server, "POST", "/api/echo/?form=1", form, form_headers) == 400  # not JSON
     row = _row(events, "/api/echo/")
     insight = events.state.insight(row.seq)
     assert insight is not None and insight.request_body is not None
     assert insight.request_body["pretty"] == ["name = Ada", "message = hi there", f"password = {MASK}"]
-    url = f"http://127.0.0.1:{server.socket.getsockname()[1]}{row.target}"
+    # /api/echo/ answers 201 to a JSON object only (400 to no body, a form, a list):
+    # the same status again says the body went with it.
+    body = b'{"name": "Ada", "api_token": "abc", "n": [1, 2]}'
+    headers = {"Content-Type": "application/json", "X-Demo": "it's [b]"}
+    assert _request(server, "POST", "/api/echo/?json=1", body, headers) == 201
+    row = wait_for(lambda: next((r for r in events.state.requests if r.query == "json=1"), None))
+    insight = events.state.insight(row.seq)
+    assert insight is not None and insight.request_body is not None
+    port = server.socket.getsockname()[1]
+    url = f"http://127.0.0.1:{port}{row.target}"
     command, notes = curl_command(row.method, url, row.headers, insight.request_body)
     assert notes == [f"masked body fields sent as {MASK}"]
     args = shlex.split(command)
     assert args[:4] == ["curl", "-sS", "-X", "POST"]
-    result = subprocess.run(
-        [*args, "-o", "/dev/null", "-w", "%{http_code}"], capture_output=True, text=True, timeout=30
-    )
-    assert result.stdout == "400", result.stderr
-    again = wait_for(lambda: [r for r in events.state.requests if r.path == "/api/echo/" and r.seq != row.seq])
+
+    def run(argv: list[str]) -> str:
+        result = subprocess.run(
+            [*argv, "-o", "/dev/null", "-w", "%{http_code}"], capture_output=True, text=True, timeout=30
+        )
+        return result.stdout
+
+    at = args.index("--data-binary")
+    assert run(args[:at] + args[at + 2 :]) == "400"  # without its body
+    seen = events.state.request_seq
+    assert run(args) == "201"
+    again = wait_for(lambda: [r for r in events.state.requests_since(seen) if r.query == "json=1" and r.status == 201])
     resent = events.state.insight(again[0].seq)
     assert resent is not None and resent.request_body is not None
     assert resent.request_body["raw"] == insight.request_body["raw"]
     assert ["X-Demo", "it's [b]"] in again[0].headers
+    # HEAD: -I (curl -X HEAD waits for a body that never comes).
+    command, _ = curl_command("HEAD", f"http://127.0.0.1:{port}/ping/", [], None)
+    assert shlex.split(command)[:3] == ["curl", "-sS", "-I"] and run(shlex.split(command)) == "200"
+    # What it cannot send as it was is said: a masked query value, a CSRF cookie and token.
+    _, notes = curl_command("GET", f"http://127.0.0.1:{port}/ping/?a=1&api_key={MASK}", [], None)
+    assert notes == [f"masked query values sent as {MASK}: api_key"]
+    csrf_body = {"content_type": "application/x-www-form-urlencoded", "raw": f"a=1&csrfmiddlewaretoken={MASK}"}
+    _, notes = curl_command("POST", url, [["Cookie", MASK]], csrf_body)
+    assert any("403 Forbidden" in note and "CSRF" in note for note in notes)
 
 
 def test_hostile_sql_parameters_arrive_escaped(server: Supervisor, events: Events) -> None:

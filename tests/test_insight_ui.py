@@ -7,9 +7,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from textual.binding import Binding
 from textual.widgets import Input, OptionList, Static, TabbedContent
 
+from devconsole.console.supervisor import Supervisor
 from devconsole.model.insight import MAX_KEPT
 from devconsole.model.recording import load_recording
 from devconsole.model.state import ServerState
@@ -18,7 +20,7 @@ from devconsole.ui.panels.requests import RequestsPanel
 from devconsole.ui.screens.logview import LogPane, LogScreen
 from devconsole.ui.screens.request_detail import InsightView, RequestDetailScreen
 
-from .conftest import until
+from .conftest import Events, until, wait_for
 
 RECORDING = Path(__file__).parent / "recordings" / "insight.jsonl"
 
@@ -259,3 +261,41 @@ async def test_the_request_tab_does_not_repeat_the_response_and_timing_tabs() ->
         await until(pilot, lambda: "Headers received" in _text(detail))
         assert "\nResponse\n" not in _text(detail) and "\nTiming\n" not in _text(detail)
         assert "started" in _text(detail)
+
+
+async def test_send_again_follows_the_new_row_and_browser_opens_its_url(
+    server: Supervisor, events: Events, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import http.client
+    import webbrowser
+
+    port = server.socket.getsockname()[1]
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("POST", "/api/echo/?n=1", body=b'{"name": "Ada"}', headers={"Content-Type": "application/json"})
+    assert conn.getresponse().status == 201
+    conn.close()
+    first = wait_for(lambda: next((r for r in events.state.requests if r.path == "/api/echo/"), None))
+    opened: list[str] = []
+    monkeypatch.setattr(webbrowser, "open", lambda url, *args, **kwargs: opened.append(url) or True)
+    app = DevConsoleApp(state=events.state)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: app.screen.query(RequestsPanel))
+        app.screen.query_one(RequestsPanel).apply_filter("/api/echo/")
+        await until(pilot, lambda: app.screen.query_one(RequestsPanel).table.row_count == 1)
+        await pilot.press("enter")
+        screen = await until(pilot, lambda: app.screen if isinstance(app.screen, RequestDetailScreen) else None)
+        assert screen.row.seq == first.seq
+        await pilot.press("o")
+        assert opened == [f"http://127.0.0.1:{port}/api/echo/?n=1"]
+        await pilot.press("e")
+        # The detail follows the request sent again: a new row, same method, target and (JSON) body, 201.
+        follow = await until(
+            pilot,
+            lambda: (
+                app.screen if isinstance(app.screen, RequestDetailScreen) and app.screen.row.seq != first.seq else None
+            ),
+            timeout=20,
+        )
+        assert follow.row.method == "POST" and follow.row.target == "/api/echo/?n=1" and follow.row.status == 201
+        notice = follow.query_one("#detail-notice", Static)
+        await until(pilot, lambda: f"the first was {first.id}" in _text(notice))

@@ -172,7 +172,10 @@ def curl_command(
     """A curl command line that sends the request again, and notes on what
     it cannot reproduce exactly (masked secrets, a truncated or binary body)."""
     notes: list[str] = []
-    parts = ["curl", "-sS", "-X", method or "GET"]
+    headers = list(headers)
+    method = method or "GET"
+    # -X HEAD would wait for a body that never comes: -I asks for the head.
+    parts = ["curl", "-sS", "-I"] if method.upper() == "HEAD" else ["curl", "-sS", "-X", method]
     masked_headers = []
     for pair in headers:
         if len(pair) != 2:
@@ -196,5 +199,38 @@ def curl_command(
                 notes.append("masked body fields sent as " + MASK)
         elif body.get("size"):
             notes.append(f"body ({body.get('size')} bytes) not read by the view: not included")
+    notes += resend_caveats(method, url, headers, body)
     parts.append(url)
     return " ".join(shlex.quote(part) for part in parts), notes
+
+
+#: Methods Django's CSRF check applies to.
+_UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def resend_caveats(
+    method: str,
+    target: str,
+    headers: Iterable[list[str]],
+    body: dict[str, Any] | None,
+) -> list[str]:
+    """What sending a request again (curl or "send again") does not
+    reproduce, beyond masked headers and bodies: query values sent masked,
+    and the CSRF check a form POST will fail once its cookie or token was
+    masked."""
+    notes: list[str] = []
+    query = target.partition("?")[2].partition("#")[0]
+    masked_query = [name for name, value in parse_qsl(query, keep_blank_values=True) if value == MASK]
+    if masked_query:
+        notes.append(f"masked query values sent as {MASK}: {', '.join(masked_query)}")
+    if method.upper() in _UNSAFE_METHODS:
+        masked = {
+            str(pair[0]).lower()
+            for pair in headers
+            if len(pair) == 2 and (pair[1] == MASK or str(pair[0]).lower() in SECRET_HEADERS)
+        }
+        raw = body.get("raw") if body is not None else None
+        token = isinstance(raw, str) and f"csrfmiddlewaretoken={MASK}" in raw
+        if token or masked & {"cookie", "x-csrftoken"}:
+            notes.append("a CSRF-protected view will answer 403 Forbidden: its CSRF cookie and token were masked")
+    return notes

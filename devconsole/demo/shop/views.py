@@ -103,11 +103,14 @@ def queries(request):
 
 @csrf_exempt
 def api_echo(request):
-    """POST a JSON object: the answer echoes it with its keys counted (an API call, no CSRF token)."""
+    """POST a JSON object: the answer echoes it with its keys counted, 201
+    (an API call, no CSRF token); anything else, an empty body too, is a 400."""
     if request.method != "POST":
         return JsonResponse({"error": "POST a JSON object here"}, status=405)
+    if not request.body:
+        return JsonResponse({"error": "an empty body: POST a JSON object here"}, status=400)
     try:
-        payload = json.loads(request.body or b"{}")
+        payload = json.loads(request.body)
     except ValueError as exc:
         return JsonResponse({"error": f"not JSON: {exc}"}, status=400)
     if not isinstance(payload, dict):
@@ -128,8 +131,9 @@ def boom_locals(request):
     secret-named local (masked in the console) and text that would be
     markup or a terminal escape if anything interpreted it."""
     products = list(Product.objects.order_by("name")[:3])
-    basket = {"items": [p.slug for p in products], "total": sum(p.price for p in products)}
+    # In cents (an int): a Decimal would raise decimal.DivisionByZero instead.
+    basket = {"items": [p.slug for p in products], "total_cents": sum(int(p.price * 100) for p in products)}
     password = "hunter2"  # a demo of masking
     hostile = "[red]not markup[/red] \x1b[2J not an escape"
     discount = len(basket["items"]) - 3
-    return HttpResponse(f"{basket['total'] / discount} {password} {hostile}")  # ZeroDivisionError
+    return HttpResponse(f"{basket['total_cents'] / discount} {password} {hostile}")  # ZeroDivisionError

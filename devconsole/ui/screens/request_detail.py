@@ -32,7 +32,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Footer, OptionList, Static, TabbedContent, TabPane
 from textual.widgets.option_list import Option
 
-from devconsole.model.insight import MAX_KEPT, Insight, curl_command
+from devconsole.model.insight import MAX_KEPT, Insight, curl_command, resend_caveats
 from devconsole.model.sanitize import clean
 from devconsole.model.secrets import MASK
 from devconsole.model.state import RequestRow, ServerState
@@ -205,9 +205,11 @@ class RequestDetailScreen(ModalScreen[None]):
             if found is not None:
                 self._follow_after = None
                 notice = f"This is the request sent again (the first was {self.row.id})."
-                masked = self.insight.masked if self.insight is not None else []
+                masked = list(self.insight.masked) if self.insight is not None else []
+                body = self.insight.request_body if self.insight is not None else None
+                masked += resend_caveats(self.row.method, self.row.target, self.row.headers, body)
                 if masked:
-                    notice += f" Sent masked, as shown: {', '.join(masked)}."
+                    notice += f" Sent masked, as shown: {'; '.join(masked)}."
                 self.app.switch_screen(RequestDetailScreen(found, state, notice=notice))
                 return
         row = self.row
@@ -372,5 +374,7 @@ class RequestDetailScreen(ModalScreen[None]):
             self.app.call_from_thread(self._notice, f"Sending it again failed: {exc}")
             self.app.call_from_thread(setattr, self, "_follow_after", None)
             return
-        note = f" (masked headers left out: {', '.join(dropped)})" if dropped else ""
+        notes = [f"masked headers left out: {', '.join(dropped)}"] if dropped else []
+        notes += resend_caveats(self.row.method, self.row.target, self.row.headers, body_preview)
+        note = f"; note: {'; '.join(notes)}" if notes else ""
         self.app.call_from_thread(self._notice, f"Sent again: {status}{note}")
