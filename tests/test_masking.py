@@ -204,3 +204,24 @@ def test_a_huge_insight_is_trimmed_to_its_bound_with_notes() -> None:
     assert event["sql"]["count"] == 300  # counts stay exact
     assert event["request_body"]["lines"] == ["Ж" * 8000]  # bodies go last
     assert any("locals not kept" in str(frame["locals"]) for frame in event["exception"]["frames"])
+
+
+def test_the_cheap_bound_of_an_ordinary_insight_is_above_its_size() -> None:
+    from devconsole.child import insight as child
+
+    where = {"file": "/p/views.py", "line": 1, "function": "v"}
+    query = {"sql": "SELECT %s", "params": ["''"] * 21, "alias": "default", "ms": 0.123456, "where": where, "rows": 1}
+    chars = 20 * (len(query["sql"]) + 2 * 21 + len("default") + len("/p/views.py") + 1)
+    group = {"shape": "SELECT N", "count": 20, "ms": 1.5, "where": where}
+    event: Any = {
+        "sql": {"count": 20, "ms": 1.0, "queries": [query] * 20, "groups": [group], "duplicates": [], "n_plus_one": []},
+        "response": {
+            "status_line": "200 OK",
+            "headers": [["A", ""]] * 50,
+            "body": {"content_type": "", "lines": [""] * 9},
+        },
+    }
+    bound = child._cheap_bound(event, chars)
+    assert bound is not None and bound >= child._insight_size(event)
+    event["exception"] = {"frames": []}
+    assert child._cheap_bound(event, chars) is None  # locals: measured, not bounded

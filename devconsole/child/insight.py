@@ -292,6 +292,8 @@ class _Capture:
     def __init__(self) -> None:
         self.count = 0
         self.sql_s = 0.0
+        #: Characters of text in ``queries`` (for a cheap bound of the insight's size).
+        self.query_chars = 0
         self.queries: list[SqlQuery] = []
         #: shape -> [count, seconds, where]
         self.groups: dict[str, list[Any]] = {}
@@ -364,6 +366,8 @@ class _Capture:
             }
             if where is not None:
                 query["where"] = where
+                self.query_chars += len(where["file"]) + len(where["function"])
+            self.query_chars += len(query["sql"]) + sum(map(len, query["params"])) + len(query["alias"])
             cursor = context.get("cursor")
             rowcount = getattr(cursor, "rowcount", -1) if cursor is not None else -1
             if isinstance(rowcount, int) and rowcount >= 0 and not sql.lstrip()[:6].upper() == "SELECT":
@@ -714,7 +718,7 @@ def finish(request: RequestEvent) -> None:
             if preview is not None:
                 response["body"] = preview
             request["response"] = response
-        _fit(request)
+        _fit(request, capture.query_chars)
     except Exception:
         pass
 
@@ -731,12 +735,59 @@ def _insight_size(request: RequestEvent) -> int:
     return len(protocol.encode(parts))
 
 
-def _fit(request: RequestEvent) -> None:
+#: Bytes a JSON-encoded character can take at most (a control character: ``\\u0000``),
+#: and the structure around each item of text, at most.
+_PER_CHAR = 6
+_PER_ITEM = 160
+
+
+def _texts(items: Any) -> int:
+    """Characters of the text in a few groups or duplicates."""
+    total = 0
+    for item in items or ():
+        where = item.get("where")
+        total += len(item.get("sql") or item.get("shape") or "") + sum(map(len, item.get("params") or ())) + _PER_ITEM
+        if where is not None:
+            total += len(where["file"]) + len(where["function"])
+    return total
+
+
+def _cheap_bound(request: RequestEvent, query_chars: int) -> int | None:
+    """An upper bound of :func:`_insight_size`, without encoding (that costs
+    ~50 µs for an ordinary page); None when it would cost as much (an exception)."""
+    if "exception" in request:
+        return None
+    chars = 0
+    sql = request.get("sql")
+    if sql is not None:
+        queries = sql.get("queries") or []
+        chars += query_chars + _PER_ITEM * len(queries)
+        chars += _texts(sql.get("groups")) + _texts(sql.get("duplicates")) + _texts(sql.get("n_plus_one"))
+    response = request.get("response")
+    bodies = [request.get("request_body")]
+    if response is not None:
+        chars += len(response.get("status_line", "")) + _PER_ITEM
+        chars += sum(len(name) + len(value) + 8 for name, value in response.get("headers", ()))
+        bodies.append(response.get("body"))
+    for body in bodies:
+        if body is not None:
+            lines = body.get("lines") or ()
+            chars += sum(map(len, lines)) + 4 * len(lines) + len(body.get("content_type", "")) + _PER_ITEM
+    return chars * _PER_CHAR + 1024
+
+
+def _fit(request: RequestEvent, query_chars: int | None = None) -> None:
     """Trim ``request``'s insight to :data:`~devconsole.wire.protocol.MAX_INSIGHT`
     bytes, encoded (the child's caps bound each part, not their sum: 100
     queries of long non-ASCII parameters alone can pass a MiB): the detailed
     queries first, then groups and duplicates, then locals (outermost frames
-    first), then bodies; each cut says so where it was made."""
+    first), then bodies; each cut says so where it was made. ``query_chars``
+    (the characters of text in the detailed queries, counted as they were
+    kept) lets an ordinary request be passed without encoding it."""
+    if query_chars is not None:
+        bound = _cheap_bound(request, query_chars)
+        if bound is not None and bound <= protocol.MAX_INSIGHT:
+            return
     size = _insight_size(request)
     if size <= protocol.MAX_INSIGHT:
         return
