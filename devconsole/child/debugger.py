@@ -24,6 +24,7 @@ library only.
 from __future__ import annotations
 
 import builtins
+import contextlib
 import importlib
 import inspect
 import io
@@ -44,6 +45,10 @@ from devconsole.wire import debugger as wire
 _state_lock = threading.Lock()
 #: Held by the thread whose session has the terminal.
 _turn = threading.Lock()
+#: Held while another thread writes to a session's ``others_out`` and while
+#: the session closes it: no write reaches its fd after it is closed (the
+#: number may by then be a client's socket).
+_others_lock = threading.Lock()
 _active: DebugSession | None = None
 _channel: BrokerChannel | None = None
 _observer: Any = None
@@ -115,10 +120,22 @@ class _Routed:
     def isatty(self) -> bool:
         return bool(self._target().isatty())
 
+    def _owner(self) -> bool:
+        session = _active
+        return session is not None and session.owner == threading.get_ident()
+
     def write(self, text: str) -> int:
+        if self._fd == 1 and not self._owner():
+            # Another thread's write: the session may close others_out meanwhile.
+            with _others_lock:
+                return int(self._target().write(text))
         return int(self._target().write(text))
 
     def flush(self) -> None:
+        if self._fd == 1 and not self._owner():
+            with _others_lock:
+                self._target().flush()
+                return
         self._target().flush()
 
     def _read(self, method: str, *args: Any) -> Any:
@@ -202,9 +219,14 @@ class DebugSession:
             os.dup2(saved_out, 1)  # fd 1 is the console's pipe again
         if self._previous_stdout is not None and not isinstance(self._previous_stdout, _Routed):
             sys.stdout = self._previous_stdout
-        others, self.others_out = self.others_out, None
-        if others is not None:
-            _flush(others)
+        with _others_lock:
+            others, self.others_out = self.others_out, None
+            if others is not None:
+                _flush(others)
+                # Closed (its fd is not: closefd=False), so nothing left in it
+                # is flushed later, by the GC, into whatever reuses the fd.
+                with contextlib.suppress(OSError, ValueError):
+                    others.close()
         if saved_in >= 0:
             os.close(saved_in)
             os.close(saved_out)
@@ -303,14 +325,17 @@ def end(session: DebugSession) -> None:
         if session.ended:
             return
         session.ended = True
-    # fds 0/1 back first: until then other threads' writes keep going to the pipe.
-    session.close()
-    with _state_lock:
-        if _active is session:
-            _active = None
-    if _channel is not None:
-        _channel.send({"op": "end", "session": session.id})
-    _turn.release()
+    try:
+        # fds 0/1 back first: until then other threads' writes keep going to the pipe.
+        session.close()
+    finally:
+        with _state_lock:
+            if _active is session:
+                _active = None
+        if _channel is not None:
+            _channel.send({"op": "end", "session": session.id})
+        with contextlib.suppress(RuntimeError):
+            _turn.release()
 
 
 def _owned() -> DebugSession | None:
@@ -364,17 +389,20 @@ def _input(prompt: object = "") -> str:
 
 def request_finished(_event: object) -> None:
     """A request ends in this thread: a session it still holds ends with it
-    (a debugger still tracing stops tracing)."""
-    session = _owned()
-    if session is None:
-        return
-    if session.debugger is not None or sys.gettrace() is not None:
-        sys.settrace(None)
-        frame: FrameType | None = sys._getframe(1)
-        while frame is not None:
-            frame.f_trace = None
-            frame = frame.f_back
-    end(session)
+    (a debugger still tracing stops tracing). Called as a finisher: never raises."""
+    try:
+        session = _owned()
+        if session is None:
+            return
+        if session.debugger is not None or sys.gettrace() is not None:
+            sys.settrace(None)
+            frame: FrameType | None = sys._getframe(1)
+            while frame is not None:
+                frame.f_trace = None
+                frame = frame.f_back
+        end(session)
+    except Exception:  # the request's thread must carry on
+        pass
 
 
 def post_mortem(token: str) -> None:
