@@ -211,9 +211,6 @@ def test_ctrl_bracket_then_y_ends_the_session_and_quits(launch: Callable[..., Te
 
 
 def test_post_mortem_from_a_500s_detail(launch: Callable[..., Terminal], tmp_path: Path) -> None:
-    detail = Path(__file__).parents[1] / "devconsole" / "ui" / "screens" / "request_detail.py"
-    if "post_mortem" not in detail.read_text():
-        pytest.skip("the request detail has no post-mortem key yet")
     terminal, port = start_console(launch, project_copy(tmp_path))
     client = Client(f"http://127.0.0.1:{port}/crash/")
     assert client.result(terminal)[0] == 500
@@ -239,12 +236,67 @@ def test_a_second_breakpoint_waits_its_turn(launch: Callable[..., Terminal], tmp
     first = Client(f"http://127.0.0.1:{port}/bp/")
     written_since(terminal, mark, r"\(Pdb\) ", "the first request's pdb")
     second = Client(f"http://127.0.0.1:{port}/bp/")
+    # Detached (Ctrl+] d), the console shows the second request waiting...
+    terminal.child.send("\x1d")
+    written_since(terminal, mark, r"d: detach", "the question")
+    terminal.child.send("d")
+    terminal.wait_for(
+        test_tty_smoke.screen_shows(r"debugger: GET /bp/ paused at views\.py:8 \+1 waiting \(b: back to it\)"),
+        "the status line: the paused request, one more waiting",
+    )
+    terminal.wait_for(sockets_row(r"debug waiting\b"), "the waiting request's Sockets row")
+    # ... and back in the debugger (b), the bridge's first line counts it.
+    mark = len(terminal.raw)
+    terminal.child.send("b")
+    written_since(
+        terminal, mark, r"paused at views\.py:8 \(\+1 waiting\)[\s\S]*\(Pdb\) ", "the bridge's line, then pdb's prompt"
+    )
     mark = len(terminal.raw)
     terminal.child.send("c\r")
     assert first.result(terminal) == (200, "bp 42 v1")
-    written_since(terminal, mark, r"GET /bp/ paused[\s\S]*\(Pdb\) ", "the second request's pdb, its turn come")
+    written_since(
+        terminal, mark, r"GET /bp/ paused at views\.py:\d+[\s\S]*\(Pdb\) ", "the second request's pdb, its turn come"
+    )
     terminal.child.send("c\r")
     assert second.result(terminal) == (200, "bp 42 v1")
+    quit_console(terminal)
+
+
+def sockets_row(pattern: str) -> Callable[[Any], bool]:
+    regex = re.compile(pattern)
+
+    def shown(screen: Any) -> bool:
+        return any(regex.search(row) for row in panel(screen, "Sockets") or ())
+
+    shown.__name__ = f"{pattern!r} in the Sockets panel"
+    return shown
+
+
+def test_detach_shows_the_paused_request_and_b_goes_back(launch: Callable[..., Terminal], tmp_path: Path) -> None:
+    terminal, port = start_console(launch, project_copy(tmp_path))
+    mark = len(terminal.raw)
+    client = Client(f"http://127.0.0.1:{port}/bp/")
+    written_since(terminal, mark, r"\(Pdb\) ", "pdb's prompt")
+    terminal.child.send("\x1d")
+    written_since(terminal, mark, r"\[y/N\] or d: detach", "the question, with detach")
+    terminal.child.send("d")
+    terminal.wait_for(panels_drawn, "the console back, the request still paused")
+    terminal.wait_for(sockets_row(r"· at views\.py:8 .*\bdebugger\b"), "the paused request's Sockets row")
+    terminal.wait_for(
+        test_tty_smoke.screen_shows(r"debugger: GET /bp/ paused at views\.py:8 \(b: back to it\)"),
+        "the status line naming the paused request",
+    )
+    assert client.thread.is_alive(), "the request did not stay paused"
+    mark = len(terminal.raw)
+    terminal.child.send("b")
+    written_since(terminal, mark, r"GET /bp/ paused at views\.py:8[\s\S]*\(Pdb\) ", "back in pdb, its prompt again")
+    mark = len(terminal.raw)
+    terminal.child.send("p x\r")
+    written_since(terminal, mark, r"\r\n42\r\n", "the session still answering")
+    terminal.child.send("c\r")
+    assert client.result(terminal) == (200, "bp 42 v1")
+    terminal.wait_for(panels_drawn, "the dashboard back")
+    terminal.wait_for(row_shown("/bp/", "200"), "the /bp/ row")
     quit_console(terminal)
 
 
@@ -298,6 +350,7 @@ def test_post_mortem_on_a_kept_failure(tmp_path: Path) -> None:
 
             assert broker.post_mortem(1, token) is None
             info: DebugSessionInfo = wait_for(broker.next_session, timeout=30)
+            assert not os.get_inheritable(info.master), "a received pty master would leak into children"
             assert (info.kind, info.where) == ("post-mortem", "views.py:20")
             read_until(info.master, b"(Pdb) ")
             os.write(info.master, b"p secret_local\n")
@@ -336,3 +389,53 @@ async def test_quit_while_a_request_waits_for_the_debugger_asks_first() -> None:
     finally:
         child.close()
         broker.close()
+
+
+async def test_many_sessions_one_after_another_do_not_nest() -> None:
+    """A breakpoint() in a loop, continued each time: every session is
+    bridged from its own tick, never from inside the last bridge (which
+    nested a few frames per session until RecursionError). A child played by
+    a socket; headless, each bridge gives up at once (no terminal to hand)."""
+    broker = DebugBroker()
+    broker.start()
+    child = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    child.connect(broker.path)
+    child.send(wire.encode({"op": "hello", "generation": 1, "pid": 1}))
+    count = 400
+    for number in range(1, count + 1):
+        read, write = os.pipe()
+        header = {"session": number, "thread": "Thread-1", "request": "GET /loop/", "where": "views.py:3"}
+        socket.send_fds(child, [wire.encode({"op": "begin", "kind": "breakpoint", **header})], [read])
+        os.close(read)
+        os.close(write)
+    wait_for(lambda: len(broker.sessions()) == count, timeout=30)  # all queued before the app looks
+    app = DevConsoleApp(state=ServerState(), debug_broker=broker)
+    try:
+        async with app.run_test(size=(160, 48)) as pilot:
+            await until(pilot, lambda: not broker.sessions(), timeout=120)
+            assert app.is_running
+    finally:
+        child.close()
+        broker.close()
+    assert app.return_code in (None, 0)
+
+
+def test_request_finished_never_raises() -> None:
+    """A session whose fds cannot be restored still lets go of the terminal
+    (the next thread's turn), and the finisher does not raise."""
+    from devconsole.child import debugger as child_debugger
+
+    assert child_debugger._turn.acquire(blocking=False)
+    session = child_debugger.DebugSession(1, "breakpoint", "views.py:8")
+    bad = 1_000_000  # never open: dup2 from it fails
+    session._saved = (bad, bad)
+    child_debugger._active = session
+    try:
+        child_debugger.request_finished(None)
+        assert child_debugger._active is None
+        assert child_debugger._turn.acquire(blocking=False), "the terminal's turn was never given back"
+        child_debugger._turn.release()
+    finally:
+        child_debugger._active = None
+        if child_debugger._turn.locked():
+            child_debugger._turn.release()

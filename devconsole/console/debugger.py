@@ -34,8 +34,11 @@ from typing import Any
 from devconsole.model.sanitize import clean_line
 from devconsole.wire import debugger as wire
 
-#: Ctrl+] in the bridge: asks whether to quit devconsole.
+#: Ctrl+] in the bridge: asks whether to quit devconsole or detach.
 DETACH_KEY = b"\x1d"
+#: The end of what a debugger wrote that is kept to show again when the
+#: terminal comes back to it (its prompt, what was typed after it).
+MAX_TAIL = 4096
 #: At most this many notices are kept for the UI.
 MAX_NOTICES = 20
 
@@ -56,6 +59,10 @@ class DebugSessionInfo:
     bridged: bool = False
     #: Written to when the session ends, so a bridge blocked in select wakes.
     wake: tuple[int, int] = (-1, -1)
+    #: Left paused by the user (Ctrl+] d): not bridged again until :meth:`DebugBroker.resume`.
+    detached: bool = False
+    #: The debugger's last line (its prompt), shown again when the terminal comes back.
+    tail: bytes = b""
 
     def describe(self) -> str:
         what = self.request or f"thread {self.thread}"
@@ -105,7 +112,32 @@ class DebugBroker:
         (hand it back with :meth:`finish`)."""
         with self._lock:
             for info in self._sessions.values():
-                if not info.ended.is_set() and not info.bridged:
+                if not info.ended.is_set() and not info.bridged and not info.detached:
+                    info.bridged = True
+                    return info
+        return None
+
+    def detach(self, info: DebugSessionInfo) -> None:
+        """The console leaves ``info`` paused (Ctrl+] d): it stays open,
+        unbridged, until :meth:`resume` (or it ends)."""
+        with self._lock:
+            info.bridged = False
+            info.detached = True
+            ended = info.ended.is_set()
+        if ended:
+            self._end(info)
+
+    def detached(self) -> list[DebugSessionInfo]:
+        """Sessions left paused by the user."""
+        with self._lock:
+            return [info for info in self._sessions.values() if info.detached and not info.ended.is_set()]
+
+    def resume(self) -> DebugSessionInfo | None:
+        """The oldest detached session, claimed for bridging again."""
+        with self._lock:
+            for info in self._sessions.values():
+                if info.detached and not info.ended.is_set():
+                    info.detached = False
                     info.bridged = True
                     return info
         return None
@@ -185,7 +217,11 @@ class DebugBroker:
                     data, fds, _flags, _addr = socket.recv_fds(generation.conn, wire.MAX_MESSAGE, 4)
                 except OSError:
                     return
+                for fd in fds:
+                    os.set_inheritable(fd, False)  # recv_fds leaves them inheritable: no child gets one
                 if not data:
+                    for fd in fds:
+                        os.close(fd)
                     return
                 message = wire.decode(data)
                 if message is None:
@@ -252,10 +288,14 @@ class DebugBroker:
         if op == "end":
             with self._lock:
                 found = self._sessions.get(key)
+                if found is not None:
+                    found.ended.set()  # under the lock: never claimed after this
+                unclaimed = found is not None and not found.bridged
             if found is not None:
-                found.ended.set()
                 with contextlib.suppress(OSError):
                     os.write(found.wake[1], b"x")
+            if found is not None and unclaimed:
+                self._end(found)  # detached, or never shown: nobody will finish it
 
     def _end(self, info: DebugSessionInfo) -> None:
         key = (info.generation, info.session)
@@ -291,7 +331,8 @@ def bridge(info: DebugSessionInfo, stdin_fd: int = 0, stdout_fd: int = 1, note: 
     """Hand the terminal to ``info``'s pty until the session ends.
 
     Returns ``"ended"`` (the debugger let go), ``"quit"`` (Ctrl+] then ``y``:
-    the session is cut and the console should quit) or ``"signal:N"``
+    the session is cut and the console should quit), ``"detach"`` (Ctrl+]
+    then ``d``: back to the console, the session stays paused) or ``"signal:N"``
     (SIGTERM/SIGHUP arrived: the caller exits as it would have).
     Call with the UI suspended; the terminal's mode is restored on return.
     """
@@ -322,6 +363,8 @@ def bridge(info: DebugSessionInfo, stdin_fd: int = 0, stdout_fd: int = 1, note: 
             stdout_fd,
             f"\r\ndevconsole: {info.describe()}{note} — Ctrl+] to detach or quit\r\n".encode("utf-8", "replace"),
         )
+        if info.tail:
+            _write_all(stdout_fd, info.tail)  # back to it: its prompt again
         if saved_mode is not None:
             tty.setraw(stdin_fd, termios.TCSANOW)
         while True:
@@ -347,6 +390,7 @@ def bridge(info: DebugSessionInfo, stdin_fd: int = 0, stdout_fd: int = 1, note: 
                 if not data:
                     return "ended"
                 _write_all(stdout_fd, data)
+                info.tail = _tail(info.tail, data)
                 continue  # drain what the debugger wrote before looking at "end"
             if wake_fd in ready:
                 return "ended"
@@ -358,8 +402,10 @@ def bridge(info: DebugSessionInfo, stdin_fd: int = 0, stdout_fd: int = 1, note: 
                     before = data.split(DETACH_KEY, 1)[0]
                     if before:
                         _write_all(master, before)
-                    if _ask_quit(stdin_fd, stdout_fd):
-                        return "quit"
+                    answer = _ask(stdin_fd, stdout_fd)
+                    if answer:
+                        return answer
+                    _write_all(stdout_fd, info.tail)  # staying: its prompt again
                     continue
                 _write_all(master, data)
     finally:
@@ -372,8 +418,24 @@ def bridge(info: DebugSessionInfo, stdin_fd: int = 0, stdout_fd: int = 1, note: 
         os.close(sig_write)
 
 
-def _ask_quit(stdin_fd: int, stdout_fd: int) -> bool:
-    _write_all(stdout_fd, b"\r\ndevconsole: quit devconsole (the request is cut)? [y/N] ")
+def _tail(tail: bytes, data: bytes) -> bytes:
+    """What follows the last line break of ``tail + data``, at most :data:`MAX_TAIL` bytes."""
+    joined = tail + data
+    cut = max(joined.rfind(b"\n"), joined.rfind(b"\r"))
+    return joined[cut + 1 :][-MAX_TAIL:]
+
+
+def _ask(stdin_fd: int, stdout_fd: int) -> str:
+    """After Ctrl+]: ``"quit"``, ``"detach"`` or ``""`` (back to the debugger)."""
+    _write_all(
+        stdout_fd,
+        b"\r\ndevconsole: quit devconsole (the request is cut)? [y/N]"
+        b" or d: detach - back to the console, the request stays paused (b returns to it) ",
+    )
     answer = os.read(stdin_fd, 16)
     _write_all(stdout_fd, b"\r\n")
-    return answer[:1] in (b"y", b"Y")
+    if answer[:1] in (b"y", b"Y"):
+        return "quit"
+    if answer[:1] in (b"d", b"D"):
+        return "detach"
+    return ""

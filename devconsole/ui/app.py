@@ -89,6 +89,13 @@ class DevConsoleApp(App[int]):
             id="cut-draining",
             tooltip="Cut draining requests: end the old generations still finishing requests after a reload",
         ),
+        Binding(
+            "b",
+            "back_to_debugger",
+            "Back to the debugger",
+            id="debugger.back",
+            tooltip="Back to the request left paused in the debugger (Ctrl+] d)",
+        ),
         Binding("q", "quit_console", "Quit", id="quit", tooltip="Quit (asks first while commands run)"),
         Binding("ctrl+q", "quit", "Quit now", show=False, priority=True, id="quit-now", tooltip="Quit without asking"),
     ]
@@ -139,6 +146,8 @@ class DevConsoleApp(App[int]):
         #: Server children's debugging sessions (breakpoint(), input(), post-mortem).
         self.debug_broker = debug_broker
         self._bridging = False
+        #: Whether a session was left paused (Ctrl+] d) at the last tick (the ``b`` key shows then).
+        self._detached_seen = False
         #: The handlers :data:`EXIT_SIGNALS` had before the app took them over.
         self._previous_handlers: dict[int, Any] = {}
         #: (state version, screen, monotonic time) of the last refresh.
@@ -272,6 +281,9 @@ class DevConsoleApp(App[int]):
         return running_commands(cast("App[object]", self))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "back_to_debugger":
+            # Shown (footer, help) only while a request is left paused in the debugger.
+            return self.debug_broker is not None and bool(self.debug_broker.detached())
         if action == "cut_draining":
             # Shown (footer, help) only while an old generation drains.
             return self.supervisor is not None and bool(self.state.draining)
@@ -368,6 +380,10 @@ class DevConsoleApp(App[int]):
         assert broker is not None
         for notice in broker.notices():
             self.notify(notice, markup=False, severity="warning")
+        detached = bool(broker.detached())
+        if detached != self._detached_seen:
+            self._detached_seen = detached
+            self.refresh_bindings()
         if self._bridging:
             return False
         info = broker.next_session()
@@ -397,13 +413,35 @@ class DevConsoleApp(App[int]):
             outcome = "ended"
         finally:
             self._bridging = False
-            broker.finish(info)
+            if outcome == "detach":
+                broker.detach(info)
+            else:
+                broker.finish(info)
         if outcome == "quit":
             self.exit()
         elif outcome.startswith("signal:"):
             self.exit(return_code=128 + int(outcome.split(":", 1)[1]))
         else:
-            self.refresh_views()
+            if outcome == "detach":
+                self.notify(
+                    f"{info.describe()}: left paused in the debugger — b to go back to it",
+                    markup=False,
+                    severity="warning",
+                )
+            # Later, not from here: the next tick may bridge the next session,
+            # and a refresh from here would nest one bridge in the other.
+            self.call_later(self.refresh_views)
+
+    def action_back_to_debugger(self) -> None:
+        """Back to the session left paused with Ctrl+] d."""
+        broker = self.debug_broker
+        if broker is None or self._bridging:
+            return
+        info = broker.resume()
+        if info is None:
+            self.notify("No request is left paused in the debugger.", severity="warning")
+            return
+        self._bridge(info)
 
     def post_mortem(self, generation: int, token: str) -> None:
         """Open pdb post-mortem on a failure a server generation still keeps
@@ -426,7 +464,8 @@ class DevConsoleApp(App[int]):
         head = sessions[0].describe() if sessions else f"{waiting[0].describe()}, waiting for the terminal"
         count = len(waiting) - (0 if sessions else 1)
         extra = f" +{count} waiting" if count else ""
-        return f"debugger: {head}{extra}"
+        back = " (b: back to it)" if sessions and sessions[0].detached else ""
+        return f"debugger: {head}{extra}{back}"
 
     # -- signals -------------------------------------------------------------
     def _take_exit_signals(self) -> None:

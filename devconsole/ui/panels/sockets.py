@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
@@ -44,6 +44,29 @@ def state_cell(conn: ConnRow) -> Cell:
         name = "websocket" if conn.state in ("websocket", "closed") else f"ws {conn.state}"
         label = f"{name} {conn.messages_in}↓{conn.messages_out}↑"
     return (label, f"sockets--{state}")
+
+
+def debugger_threads(app: Any) -> dict[tuple[int, str], tuple[str, str]]:
+    """``(generation, thread name) → (state, where)`` for every request thread
+    in a debugging session (``debugger``) or waiting for one
+    (``debug waiting``), from the app's debug broker (none in a replay)."""
+    broker = getattr(app, "debug_broker", None)
+    if broker is None:
+        return {}
+    found: dict[tuple[int, str], tuple[str, str]] = {}
+    for info in broker.waiting():
+        found[(info.generation, info.thread)] = ("debug waiting", info.where)
+    for info in broker.sessions():
+        found[(info.generation, info.thread)] = ("debugger", info.where)
+    return found
+
+
+def debugger_cells(peer: Cell, debugging: tuple[str, str]) -> tuple[Cell, Cell]:
+    """The Peer and State cells of a connection whose thread is in the
+    debugger: the state says so, the peer where it is paused (the State
+    column is too narrow for both)."""
+    label, where = debugging
+    return (f"{peer[0]} · at {where}" if where else peer[0], peer[1]), (label, "sockets--handling")
 
 
 class SocketsTable(LineTable):
@@ -110,11 +133,18 @@ class SocketsPanel(Vertical):
     def table(self) -> SocketsTable:
         return self.query_one(SocketsTable)
 
-    def _cells(self, conn: ConnRow, now: float) -> tuple[Cell, ...]:
+    def _cells(
+        self, conn: ConnRow, now: float, debugging: dict[tuple[int, str], tuple[str, str]] | None = None
+    ) -> tuple[Cell, ...]:
         end = conn.closed_at if conn.closed_at is not None else now
+        peer: Cell = (conn.peer, "")
+        state = state_cell(conn)
+        paused = debugging.get((conn.generation, conn.thread)) if debugging and conn.closed_at is None else None
+        if paused is not None:
+            peer, state = debugger_cells(peer, paused)
         return (
-            (conn.peer, ""),
-            state_cell(conn),
+            peer,
+            state,
             (fmt.age(end - conn.opened), ""),
             (str(conn.requests), ""),
             (fmt.size(conn.bytes_in), ""),
@@ -146,7 +176,8 @@ class SocketsPanel(Vertical):
             )
         # Open connections first, newest on top; closed ones after, until they go.
         ordered = sorted(conns, key=lambda c: (c.closed_at is not None, -c.opened, -c.id))[:MAX_ROWS]
-        rows += [(conn.key, self._cells(conn, now)) for conn in ordered]
+        debugging = debugger_threads(self.app)
+        rows += [(conn.key, self._cells(conn, now, debugging)) for conn in ordered]
         self.table.show_rows(rows)
         shown = f" · showing {MAX_ROWS}" if len(conns) > MAX_ROWS else ""
         set_border_subtitle(self, f"{open_count} open · {state.total_connections} accepted{shown}")
