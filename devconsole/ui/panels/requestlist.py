@@ -25,7 +25,7 @@ COLUMNS: list[Column] = [
     Column("status", "St", 3, right=True),
     Column("duration", "Duration", 8, right=True),
     Column("size", "Size", 6, right=True),
-    Column("sql", "SQL", 16, right=True),
+    Column("sql", "SQL", 18, right=True),
     Column("thread", "Thread", 10),
 ]
 
