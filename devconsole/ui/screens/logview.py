@@ -29,6 +29,7 @@ from collections import deque
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
+from rich.segment import Segment
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -149,7 +150,11 @@ class LogPane(Log):
     def render_line(self, y: int) -> Strip:
         strip = super().render_line(y)
         if self._marked is not None and self.marked_index == self.scroll_offset.y + y:
-            strip = strip.apply_style(self.get_component_rich_style("log--revealed"))
+            # Over the line's own style (its background included).
+            strip = Strip(
+                Segment.apply_style(list(strip), post_style=self.get_component_rich_style("log--revealed")),
+                strip.cell_length,
+            )
         return strip
 
 
