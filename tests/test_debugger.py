@@ -439,3 +439,43 @@ def test_request_finished_never_raises() -> None:
         child_debugger._active = None
         if child_debugger._turn.locked():
             child_debugger._turn.release()
+
+
+def test_a_closed_session_leaves_nothing_for_its_saved_stdout_fd() -> None:
+    """Another thread that picked the session's ``others_out`` just before
+    the session closed cannot write into the fd's number once it is reused
+    (a client's socket, the event pipe): the wrapper is closed with it."""
+    from devconsole.child import debugger as child_debugger
+
+    read, write = os.pipe()
+    session = child_debugger.DebugSession(1, "breakpoint", "views.py:8")
+    session.owner = -1  # another thread's session
+    session.others_out = open(write, "w", closefd=False, encoding="utf-8")
+    default = open(os.devnull, "w", encoding="utf-8")
+    routed = child_debugger._Routed(default, 1)
+    child_debugger._active = session
+    try:
+        routed.write("before\n")
+        stale = session.others_out  # picked, not yet written to
+        session.close()
+        os.close(write)
+        reused_read, reused_write = os.pipe()  # may take the closed number
+        try:
+            with pytest.raises(ValueError):
+                stale.write("stray\n")
+            routed.write("after\n")  # the session is closed: where stdout was before
+            del stale
+            import gc
+
+            gc.collect()
+            os.set_blocking(reused_read, False)
+            with pytest.raises(BlockingIOError):
+                os.read(reused_read, 100)
+        finally:
+            os.close(reused_read)
+            os.close(reused_write)
+        assert os.read(read, 100) == b"before\n"
+    finally:
+        child_debugger._active = None
+        default.close()
+        os.close(read)
