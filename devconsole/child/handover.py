@@ -67,12 +67,18 @@ class ConnectionHandover:
         sock = getattr(handler, "connection", None)
         if conn is None or not isinstance(sock, socket.socket):
             return True
-        if _buffered(handler.rfile, sock):
+        rfile = handler.rfile
+        surely_empty = getattr(rfile, "surely_empty", None)
+        # The peek costs a failed read (an exception inside socket.py) on
+        # every keep-alive request: only when the counts cannot tell.
+        if (surely_empty is None or not surely_empty()) and _buffered(rfile, sock):
             return True  # pipelined: served here (see the module's docstring)
         timeout = sock.gettimeout()
-        poller = select.poll()
-        poller.register(sock.fileno(), select.POLLIN)
-        poller.register(self._wake_r, select.POLLIN)
+        poller = getattr(handler, "_dc_poller", None)
+        if poller is None:  # one per connection, not one per request
+            poller = handler._dc_poller = select.poll()
+            poller.register(sock.fileno(), select.POLLIN)
+            poller.register(self._wake_r, select.POLLIN)
         while True:
             if self.stopping:
                 # Nothing is buffered in user space: whatever the client has
@@ -128,7 +134,7 @@ class ConnectionHandover:
             sock.close()
             return
         observer = server.dc_observer
-        observer.on_accept(sock, address, adopted=True)
+        observer.on_accept(sock, address, adopted=True, header=header)
         with self._lock:
             self.adopted += 1
         if not isinstance(server, socketserver.ThreadingMixIn):

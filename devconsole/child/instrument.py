@@ -19,6 +19,7 @@ overridden here: it would be silently ignored.
 
 from __future__ import annotations
 
+import io
 import itertools
 import logging
 import os
@@ -106,6 +107,18 @@ class Connection:
         return cast(ConnEvent, event)
 
 
+def _seed(conn: Connection, header: dict[str, Any]) -> None:
+    """Carry an adopted connection's history over from its handover header
+    (ignoring a field of the wrong type)."""
+    for key in ("requests", "bytes_in", "bytes_out"):
+        value = header.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            setattr(conn, key, value)
+    opened = header.get("opened")
+    if isinstance(opened, (int, float)) and not isinstance(opened, bool) and 0 < opened <= conn.opened:
+        conn.opened = float(opened)
+
+
 class ServerObserver:
     """Counters and queues filled by the server's threads, drained by the flusher.
 
@@ -171,15 +184,21 @@ class ServerObserver:
         self.ready += 1
         self._ready_at = time.perf_counter()
 
-    def on_accept(self, sock: socket.socket, address: Any, *, adopted: bool = False) -> None:
+    def on_accept(
+        self, sock: socket.socket, address: Any, *, adopted: bool = False, header: dict[str, Any] | None = None
+    ) -> None:
         """A connection to report: accepted, or ``adopted`` from an older
-        generation (open here, but not counted again in the total)."""
+        generation (open here, but not counted again in the total; what the
+        old generation's ``header`` says of it carries on: requests served,
+        bytes, when it opened)."""
         if isinstance(address, tuple) and len(address) >= 2:
             host = address[0]
             peer = f"[{host}]:{address[1]}" if ":" in str(host) else f"{host}:{address[1]}"
         else:
             peer = str(address)
         conn = Connection(next(self._ids), peer)
+        if header:
+            _seed(conn, header)
         self.conns[sock] = conn
         if not adopted:
             self.connections_total += 1
@@ -261,31 +280,76 @@ class ServerObserver:
         return out
 
 
+class _ReceivedCounter(io.RawIOBase):
+    """The socket under an ``rfile``'s buffer, counting the bytes it
+    received from the kernel (see :meth:`_CountingReader.surely_empty`)."""
+
+    def __init__(self, raw: Any) -> None:
+        self._sockio = raw
+        self.received = 0
+
+    def readinto(self, buffer: Any) -> int | None:
+        n = self._sockio.readinto(buffer)
+        if n:
+            self.received += n
+        return n
+
+    def readable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return int(self._sockio.fileno())
+
+    def close(self) -> None:
+        super().close()
+        self._sockio.close()
+
+
 class _CountingReader:
     """``rfile`` that adds the bytes read to its connection."""
 
     def __init__(self, raw: Any, conn: Connection) -> None:
+        self._counter: _ReceivedCounter | None = None
+        if type(raw) is io.BufferedReader and isinstance(raw.raw, socket.SocketIO):
+            # Same buffer size, one counter under it: whether the buffer holds
+            # anything is then known without a system call.
+            self._counter = _ReceivedCounter(raw.raw)
+            # The original is kept: collected, it would close the socket's file.
+            self._original = raw
+            raw = io.BufferedReader(self._counter, io.DEFAULT_BUFFER_SIZE)
         self._raw = raw
         self._conn = conn
+        #: Bytes the handler took from this reader (the buffer holds the rest of ``received``).
+        self.consumed = 0
+
+    def surely_empty(self) -> bool:
+        """True when the buffer surely holds nothing read from the kernel and
+        not yet used (False: maybe; ask ``peek``)."""
+        counter = self._counter
+        return counter is not None and counter.received == self.consumed
 
     def read(self, *args: Any) -> bytes:
         data = self._raw.read(*args)
         self._conn.bytes_in += len(data)
+        self.consumed += len(data)
         return data
 
     def read1(self, *args: Any) -> bytes:
         data = self._raw.read1(*args)
         self._conn.bytes_in += len(data)
+        self.consumed += len(data)
         return data
 
     def readline(self, *args: Any) -> bytes:
         data = self._raw.readline(*args)
         self._conn.bytes_in += len(data)
+        self.consumed += len(data)
         return data
 
     def readinto(self, buffer: Any) -> int:
         n = self._raw.readinto(buffer)
         self._conn.bytes_in += n or 0
+        self.consumed += n or 0
         return n
 
     def __iter__(self) -> Any:
@@ -516,9 +580,14 @@ def instrument_handler(base: type, observer: ServerObserver) -> type:
                     request["id"] = f"{conn.id}.{conn.requests}"
                 else:
                     request["id"] = f"-.{observer.requests_total + 1}"
-                for finisher in observer.finishers:
-                    finisher(request)
-                observer.on_request(request)
+                try:
+                    for finisher in observer.finishers:
+                        try:
+                            finisher(request)
+                        except Exception:  # a finisher's bug never loses the request
+                            pass
+                finally:
+                    observer.on_request(request)
             if conn is not None and not getattr(self, "close_connection", True):
                 conn.state = "idle"
                 observer.dirty.add(conn)
