@@ -327,3 +327,61 @@ async def test_the_status_line_says_why_it_died_and_its_last_words(tmp_path: Pat
         status.refresh_from_state(state)
         await pilot.pause()
         assert "killed by SIGSEGV" not in str(status.render()) and str(status.render()).startswith(" serving ")
+
+
+class FailingOnce(Events):
+    """A sink that raises on the first request event it is given (a bug in
+    whatever applies events); everything else is kept as usual."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.raised = False
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        if event["type"] == "request" and not self.raised:
+            self.raised = True
+            raise RuntimeError("a bug applying this event")
+        super().__call__(event)
+
+
+def test_an_event_that_cannot_be_applied_is_logged_and_counting_goes_on(demo_project: Project) -> None:
+    from .conftest import serving
+
+    events = FailingOnce()
+    with serving(demo_project, events) as supervisor:
+        port = supervisor.socket.getsockname()[1]
+        for _ in range(3):
+            assert get(port)[0] == 200
+        wait_for(lambda: events.state.total_requests == 3, timeout=20)
+        wait_for(lambda: len(events.of("request")) == 2, timeout=20)
+        texts = [e["text"] for e in events.of("log")]
+        assert any("could not be applied: RuntimeError: a bug applying this event" in t for t in texts), texts
+
+
+def test_a_finisher_that_raises_still_counts_its_request() -> None:
+    import urllib.request
+    from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
+
+    from devconsole.child.instrument import ServerObserver, instrument_server
+
+    listen = bind(ListenAddress("127.0.0.1", 0))
+    observer = ServerObserver()
+
+    def broken(request: Any) -> None:
+        raise RuntimeError("a finisher's bug")
+
+    observer.finishers.append(broken)
+    server = instrument_server(WSGIServer, listen.fileno(), observer)(("127.0.0.1", 0), WSGIRequestHandler)
+    server.set_app(lambda environ, start_response: (start_response("200 OK", []), [b"ok"])[1])
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        port = listen.getsockname()[1]
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as response:
+            assert response.read() == b"ok"
+        wait_for(lambda: observer.requests_total == 1, timeout=10)
+    finally:
+        server.shutdown()
+        thread.join(10)
+        server.server_close()
+        listen.close()

@@ -16,13 +16,14 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from devconsole.console.listen import ListenAddress, bind
 from devconsole.console.reloader import Reloader
 from devconsole.console.session import wire
-from devconsole.console.supervisor import Supervisor
+from devconsole.console.supervisor import MAX_DRAINING, Supervisor
 
 from .conftest import Events, demo_copy, wait_for
 
@@ -93,14 +94,14 @@ def console(request: pytest.FixtureRequest, tmp_path: Path, demo_db: Path) -> It
 
 
 @contextlib.contextmanager
-def _console(tmp_path: Path, demo_db: Path, *, spawned: bool) -> Iterator[Console]:
+def _console(tmp_path: Path, demo_db: Path, *, spawned: bool, events: Events | None = None) -> Iterator[Console]:
     root, project = demo_copy(tmp_path, demo_db)
     (root / "demosite" / "ho_views.py").write_text(VIEWS)
     with (root / "demosite" / "urls.py").open("a") as urls:
         urls.write(URLS)
     sock = bind(ListenAddress("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    events = Events()
+    events = events if events is not None else Events()
     supervisor, reloader = wire(project, ListenAddress("127.0.0.1", port), sock, events, reload=True)
     if spawned:
         reloader.use_fork = False
@@ -142,8 +143,15 @@ def _same_connection_through_a_reload(console: Console) -> None:
     second = [e for e in console.events.of("request") if e["path"] == "/ho/version/"]
     assert [e["generation"] for e in second] == [1, 2]
     assert console.supervisor.handovers_forwarded == 1
-    # One TCP connection, counted once across both generations.
+    # One TCP connection, counted once across both generations; its row
+    # carries on (requests served, when it opened), not a new connection.
     wait_for(lambda: console.events.state.total_connections == 1)
+    first = [e for e in console.events.of("conn_open") if e["generation"] == 1][0]
+    # Its first event in generation 2 (a conn_close alone if it closed before a flush).
+    adopted = wait_for(
+        lambda: [e for e in console.events.of("conn_open") + console.events.of("conn_close") if e["generation"] == 2]
+    )[0]
+    assert adopted["ts"] == first["ts"] and adopted["requests"] >= 1, (first, adopted)
 
 
 def test_a_busy_connection_finishes_its_request_then_moves(console: Console) -> None:
@@ -204,8 +212,10 @@ def test_keep_alive_clients_through_reloads_lose_nothing(console: Console) -> No
     try:
         wait_for(lambda: all(c.done > 10 for c in clients))
         for n in range(1, 6):
+            before = [c.done for c in clients]
             console.save(f"v{n}")
-            wait_for(lambda: all(c.done > 10 for c in clients))
+            # Each client goes on after the reload (on the new generation).
+            wait_for(lambda before=before: all(c.done > done + 10 for c, done in zip(clients, before, strict=True)))
     finally:
         for client in clients:
             client.stop.set()
@@ -300,3 +310,105 @@ def test_a_stream_through_a_reload_finishes_on_the_old_generation(console: Conso
     rows = wait_for(lambda: [e for e in console.events.of("request") if e["path"] == "/ho/events/"], timeout=30)
     assert [(e["generation"], e["status"]) for e in rows] == [(1, 200)]
     assert console.events.state.cut_requests == 0
+
+
+class GatedEvents(Events):
+    """Events whose reading stalls for the generations in ``gated`` until
+    ``gate`` opens: a console whose readers lag behind old generations.
+    An ``exit`` is not held: the supervisor must not send it before the
+    generation's last events."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gated: set[int] = set()
+        self.gate = threading.Event()
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        if event.get("generation") in self.gated and event["type"] != "exit":
+            self.gate.wait(120)
+        super().__call__(event)
+
+
+def test_old_generations_a_lagging_console_still_reads_are_not_cut(tmp_path: Path, demo_db: Path) -> None:
+    """More than MAX_DRAINING old generations stay alive only to write what
+    they counted to a console that reads slowly: none is cut, nothing is lost."""
+    events = GatedEvents()
+    sent = 0
+    with _console(tmp_path, demo_db, spawned=False, events=events) as console:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", console.port, timeout=30)
+            for n in range(1, MAX_DRAINING + 3):
+                # Enough request events to fill the event pipe (64 KiB):
+                # the generation cannot exit until the console reads them.
+                for _ in range(400):
+                    assert _get(conn, "/ho/version/")[0] == 200
+                    sent += 1
+                generation = console.events.state.generation
+                wait_for(lambda g=generation: [e for e in events.of("watch") if e["generation"] == g], timeout=30)
+                events.gated.add(generation)
+                console.save(f"g{n}")
+            conn.close()
+            draining = list(console.supervisor.draining)
+            assert len(draining) > MAX_DRAINING
+            assert all(handle.alive for handle in draining[:2])
+        finally:
+            events.gate.set()
+        wait_for(lambda: console.request_total() == sent, timeout=60)
+        wait_for(lambda: not console.supervisor.draining, timeout=60)
+        assert [e.get("cut") for e in events.of("exit")] == [None] * len(events.of("exit"))
+        assert console.events.state.cut_requests == 0
+        # Each generation's exit came after all its events.
+        with events._lock:
+            items = list(events.items)
+        for generation in events.gated:
+            mine = [e["type"] for e in items if e.get("generation") == generation and e["type"] != "log"]
+            assert mine[-1] == "exit", (generation, mine[-5:])
+
+
+def test_a_pipelined_request_already_read_into_the_buffer_is_served_at_once() -> None:
+    """Two requests in one packet: the second sits in the handler's buffer,
+    not in the kernel, and the wait for it must see that (a poll alone would
+    wait forever)."""
+    import socket
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from devconsole.child.handover import ConnectionHandover
+    from devconsole.child.instrument import ServerObserver, instrument_server
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, like Django's handler
+
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    listen = bind(ListenAddress("127.0.0.1", 0))
+    observer = ServerObserver()
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    observer.handover = ConnectionHandover(ours)
+    server = instrument_server(ThreadingHTTPServer, listen.fileno(), observer)(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        client = socket.create_connection(listen.getsockname(), timeout=10)
+        with client:
+            for _ in range(3):  # the buffer check holds request after request
+                client.sendall(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n")
+                received = b""
+                while received.count(b"\r\n\r\nok") < 2:
+                    chunk = client.recv(65536)
+                    assert chunk, received
+                    received += chunk
+        wait_for(lambda: observer.requests_total == 6, timeout=10)
+    finally:
+        server.shutdown()
+        thread.join(10)
+        server.server_close()
+        listen.close()
+        ours.close()
+        theirs.close()

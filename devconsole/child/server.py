@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import signal
 import socket
 import sys
 import threading
@@ -174,6 +175,11 @@ class ServerProcess:
         self._request_log_from_events = False
         #: ``wsgi`` or ``asgi``: which server the runserver that won is served with.
         self.server_kind: ServerKind = "wsgi"
+        self._terminating = False
+        try:
+            signal.signal(signal.SIGTERM, self._on_sigterm)
+        except ValueError:  # pragma: no cover - not the main thread
+            pass
 
     @classmethod
     def for_setup(cls) -> ServerProcess:
@@ -531,6 +537,30 @@ class ServerProcess:
         self.emitter.send(answer)
         self.emitter.flush()  # the console waits for this answer
 
+    def _on_sigterm(self, signum: int, frame: Any) -> None:
+        """The console cuts this generation (SIGTERM): what it counted still
+        reaches the console (see :meth:`_terminate`), then it dies of SIGTERM.
+        The work is done on a thread of its own: the main thread may hold the
+        emitter's lock right now."""
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second one ends it at once
+        if self._terminating:
+            return
+        self._terminating = True
+        threading.Thread(target=self._terminate, name="devconsole-sigterm", daemon=True).start()
+
+    def _terminate(self) -> None:
+        """Accept nothing more; write the pending events and the final
+        totals (requests still in flight are cut: the console makes them
+        rows saying so when this process exits); then die of SIGTERM."""
+        self.observer.stopping = True
+        try:
+            bye: ByeEvent = {"type": "bye", "in_flight": self.observer.busy()}
+            self.emitter.send(bye)
+            self.emitter.close()
+        finally:
+            _flush_output()
+            os.kill(os.getpid(), signal.SIGTERM)
+
     def stop(self) -> None:
         """Stop accepting, let requests in progress finish, then go.
 
@@ -556,6 +586,13 @@ class ServerProcess:
             if finish is not None:
                 finish()  # an ASGI server: its reactor stops now, not before
         bye: ByeEvent = {"type": "bye", "in_flight": self.observer.busy()}
+        # Said on the control channel first: the event pipe may be full of a
+        # backlog the console has still to read, and a generation with no
+        # request left must not be cut for the time that takes.
+        try:
+            control.send(self.control, "bye")
+        except OSError:
+            pass
         self.emitter.send(bye)
         self.emitter.close()
 

@@ -47,6 +47,13 @@ STDERR_TAIL = 8
 #: Connections handed over by an old generation, held until the next one
 #: serves; beyond this many the oldest are closed.
 MAX_HANDOVERS = 1024
+#: After a generation exited, how long its event pipe may stay open with
+#: nothing new on it (a process it started holds it) before its exit is
+#: reported anyway. A pipe still delivering events is read to its end.
+EVENTS_STALL = 5.0
+#: Events of one generation that could not be applied, each logged; beyond
+#: this many only the count grows.
+MAX_EVENT_FAILURES_LOGGED = 10
 
 
 def describe_exit(returncode: int | None) -> str:
@@ -106,6 +113,14 @@ class GenerationHandle:
         self.settled = threading.Event()
         self.hello_event: dict[str, Any] | None = None
         self.error_event: dict[str, Any] | None = None
+        #: Set once it said ``bye`` on the control channel: no request left,
+        #: only its last events to write (never cut for that).
+        self.said_bye = False
+        #: Lines read from its event pipe so far, and set when the pipe ended.
+        self.events_read = 0
+        self.events_done = threading.Event()
+        self._applying = False
+        self.event_failures = 0
         self._control_reader = self._spawn(self._read_control, None, "control")
         self._threads = [
             self._spawn(self._read_events, os.fdopen(events_fd, "rb"), "events"),
@@ -132,25 +147,77 @@ class GenerationHandle:
         self._emit(event)
 
     def _read_events(self, stream: IO[bytes]) -> None:
-        with stream:
-            for line in _lines(stream, protocol.MAX_LINE):
-                event = protocol.decode(line)
-                if event is None:
-                    continue
-                traceback = event.get("traceback")
-                event = clean_value(event)
-                if isinstance(traceback, str):
-                    event["traceback"] = clean_text(traceback)  # its lines stay lines
-                if event["type"] == "hello":
-                    self.hello_event = event
+        try:
+            with stream:
+                for line in _lines(stream, protocol.MAX_LINE):
+                    self.events_read += 1
+                    self._applying = True
+                    try:
+                        self._apply_event(line)
+                    except Exception as exc:  # one bad event never stops the counting
+                        self._event_failed(exc)
+                    finally:
+                        self._applying = False
+        finally:
+            self.events_done.set()
+
+    def _apply_event(self, line: bytes) -> None:
+        event = protocol.decode(line)
+        if event is None:
+            return
+        traceback = event.get("traceback")
+        event = clean_value(event)
+        if isinstance(traceback, str):
+            event["traceback"] = clean_text(traceback)  # its lines stay lines
+        settles = False
+        if event["type"] == "hello":
+            self.hello_event = event
+            settles = True
+        elif event["type"] == "error" and event.get("phase") not in protocol.NON_FATAL_PHASES:
+            self.error_event = event
+            settles = True
+        try:
+            self._emit(event)  # applied before anyone waiting for it wakes
+        finally:
+            if settles:
+                if self.hello_event is event:
                     self.hello.set()
-                    self.settled.set()
-                    self._supervisor.forward_handovers()
-                elif event["type"] == "error" and event.get("phase") not in protocol.NON_FATAL_PHASES:
-                    self.error_event = event
-                    self.settled.set()
-                    self._supervisor.forward_handovers()
-                self._emit(event)
+                self.settled.set()
+                self._supervisor.forward_handovers()
+
+    def _event_failed(self, exc: Exception) -> None:
+        """An event that could not be applied: said in the log (the first
+        few), and the next one is read."""
+        self.event_failures += 1
+        if self.event_failures > MAX_EVENT_FAILURES_LOGGED:
+            return
+        text = f"devconsole: an event of generation {self.generation} could not be applied: {type(exc).__name__}: {exc}"
+        try:
+            self._emit({"type": "log", "stream": "stderr", "text": clean_line(text), "ts": time.time()})
+        except Exception:
+            pass
+
+    def _await_events(self) -> None:
+        """After the process exited: wait for its event pipe to end, so that
+        its exit is applied after its last events (however long reading them
+        takes). A pipe that stays open with nothing new on it (a process the
+        generation started holds it) is given up on after :data:`EVENTS_STALL`,
+        with a line saying so."""
+        seen = self.events_read
+        while not self.events_done.wait(EVENTS_STALL):
+            if self.events_read == seen and not self._applying:
+                text = (
+                    f"devconsole: generation {self.generation} exited but its event pipe is still open "
+                    f"(a process it started?); its exit is reported now"
+                )
+                self._emit({"type": "log", "stream": "stderr", "text": text, "ts": time.time()})
+                return
+            seen = self.events_read
+
+    def _join_readers(self) -> None:
+        self._await_events()
+        for thread in self._threads[1:]:  # its stdout and stderr
+            thread.join(timeout=2)
 
     def _read_control(self) -> None:
         """The child's messages on the control channel: idle connections it
@@ -164,6 +231,8 @@ class GenerationHandle:
             if message is None:
                 return
             word, arg, fds = message
+            if word == "bye":
+                self.said_bye = True
             if word == "handover" and fds:
                 self._supervisor.hold_handover(fds[0], arg)
                 fds = fds[1:]
@@ -213,7 +282,20 @@ class GenerationHandle:
         self._spawn(self._finish_cut, None, "cut")
 
     def _finish_cut(self) -> None:
-        stop_group(self.pid, self.wait, timeout=2.0, escalation=((signal.SIGKILL, 2.0),), send_signal=self._signal)
+        stop_group(
+            self.pid, self._wait_writing, timeout=2.0, escalation=((signal.SIGKILL, 2.0),), send_signal=self._signal
+        )
+
+    def _wait_writing(self, timeout: float) -> bool:
+        """Wait for it to exit: ``timeout`` at a time for as long as its
+        events keep coming (a cut generation writes what it counted first,
+        at the pace the console reads it); False once they stop and it lives."""
+        seen = -1
+        while seen != self.events_read or self._applying:
+            seen = self.events_read
+            if self.wait(timeout):
+                return True
+        return False
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> int | None:
         """Gracefully, then by force. Returns the exit status."""
@@ -286,8 +368,7 @@ class SpawnedGeneration(GenerationHandle):
 
     def _wait(self) -> None:
         returncode = self.process.wait()
-        for thread in self._threads:
-            thread.join(timeout=2)
+        self._join_readers()
         self._emit(self.exit_event(returncode))
         self.hello.set()
         self.settled.set()
@@ -340,6 +421,10 @@ class Supervisor:
         self.handovers_received = 0
         self.handovers_forwarded = 0
         self.handovers_closed = 0
+        #: The thread passing held connections on (none when idle), and
+        #: whether another pass was asked for meanwhile.
+        self._forwarder: threading.Thread | None = None
+        self._forward_again = False
 
     def server_args(self, generation: int, events_fd: int | None = None) -> list[str]:
         """The server child's arguments for ``generation`` (``--events-fd`` last, if known)."""
@@ -388,9 +473,34 @@ class Supervisor:
         self.forward_handovers()
 
     def forward_handovers(self) -> None:
+        """Pass the held connections on (see :meth:`_forward_now`) from a
+        thread of their own: a send to a child may block (its control
+        channel full while it waits for the console to read its events), and
+        the caller may be the very reader that would unblock it. Returns at once."""
+        with self._lock:
+            self._forward_again = True
+            if self._forwarder is not None:
+                return
+            self._forwarder = threading.Thread(target=self._forward_loop, name="devconsole-handovers", daemon=True)
+            self._forwarder.start()
+
+    def _forward_loop(self) -> None:
+        while True:
+            with self._lock:
+                if not self._forward_again:
+                    self._forwarder = None
+                    return
+                self._forward_again = False
+            try:
+                self._forward_now()
+            except Exception:  # pragma: no cover - never leave the loop flag set
+                pass
+
+    def _forward_now(self) -> None:
         """Pass the held connections to the current generation, if it serves
         (said hello, or serves the page of its start-up error) and was not
-        told to stop; else keep them for the next."""
+        told to stop; else keep them for the next. The lock is not held
+        while a connection is sent."""
         with self._lock:
             child = self.child
             if child is None or not self._handovers:
@@ -406,15 +516,20 @@ class Supervisor:
                 child = None
             else:
                 pending = []
-            while child is not None and self._handovers:
-                fd, header = self._handovers[0]
-                if not child.adopt_connection(fd, header):
-                    break  # stopping or gone: the next generation takes it
-                self._handovers.popleft()
-                self.handovers_forwarded += 1
-                pending.append((fd, header))
         for fd, _ in pending:
-            os.close(fd)  # sent (the child has its own copy) or dropped
+            os.close(fd)  # dropped
+        while child is not None:
+            with self._lock:
+                if not self._handovers or self.child is not child:
+                    return
+                fd, header = self._handovers.popleft()
+            if not child.adopt_connection(fd, header):
+                with self._lock:  # stopping or gone: the next generation takes it
+                    self._handovers.appendleft((fd, header))
+                return
+            with self._lock:
+                self.handovers_forwarded += 1
+            os.close(fd)  # sent: the child has its own copy
 
     def _close_handovers(self) -> None:
         """No generation will serve them (a quit): close them."""
@@ -451,7 +566,11 @@ class Supervisor:
         old.send("stop")
         with self._lock:
             self.draining.append(old)
-            excess = self.draining[:-MAX_DRAINING] if len(self.draining) > MAX_DRAINING else []
+            # One that said bye has no request left: it only writes its last
+            # events (which may wait for a console that reads slowly). Cutting
+            # it would lose them, and it frees nothing: not counted, never cut.
+            serving = [handle for handle in self.draining if not handle.said_bye]
+            excess = serving[:-MAX_DRAINING] if len(serving) > MAX_DRAINING else []
         for handle in excess:
             handle.cut(f"more than {MAX_DRAINING} generations draining")
 
@@ -470,7 +589,8 @@ class Supervisor:
     def cut_draining(self, reason: str = "by you") -> int:
         """End the old generations still draining, their requests with them; how many."""
         with self._lock:
-            handles = [handle for handle in self.draining if handle.alive]
+            # One that said bye has no request to cut, only events to write.
+            handles = [handle for handle in self.draining if handle.alive and not handle.said_bye]
         for handle in handles:
             handle.cut(reason)
         return len(handles)
@@ -810,8 +930,7 @@ class ForkedGeneration(GenerationHandle):
                 return
             self._finishing = True
         returncode = self.returncode
-        for thread in self._threads:
-            thread.join(timeout=2)
+        self._join_readers()
         self._emit(self.exit_event(returncode))
         self._exited.set()
         self.hello.set()

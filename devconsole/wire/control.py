@@ -27,6 +27,9 @@ From a server child:
 
 ``handover {header}`` + [socket]
     an idle keep-alive connection, for the next generation.
+``bye``
+    (after ``stop``) no request is left: only its last events are still to
+    be written, at the pace the console reads them (it is not cut for that).
 
 A header is a JSON object: ``peer``, ``conn`` (its id where it was accepted),
 ``requests`` (served on it so far), ``bytes_in``, ``bytes_out``, ``opened``.
