@@ -406,6 +406,8 @@ class ServerProcess:
             "urlconf_error": urlconf_error,
             # The console writes runserver's request lines from request events.
             "request_log": "events" if self._request_log_from_events else "stderr",
+            # The project's files are named from here (a recording keeps it too).
+            "root": str(Path(self.args.manage).resolve().parent),
         }
         self.emitter.send(hello)
         # A reload is timed to this hello: do not let it wait for the flusher.

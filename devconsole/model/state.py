@@ -198,6 +198,8 @@ class Hello:
     urlconf_error: str | None = None
     request_log: str = "stderr"
     server_kind: str = "wsgi"
+    #: The directory of manage.py (from a recording too): the project's files are named from there.
+    root: str | None = None
 
     @classmethod
     def from_event(cls, event: HelloEvent, generation: int) -> Hello:
@@ -226,6 +228,7 @@ class Hello:
             urlconf_error=event.get("urlconf_error"),
             request_log=event.get("request_log", "stderr"),
             server_kind="asgi" if event.get("server_kind") == "asgi" else "wsgi",
+            root=event.get("root"),
         )
 
 
@@ -338,7 +341,7 @@ class ServerState:
         #: comes after its generation was folded adds only what it adds.
         self._folded_last: dict[int, dict[str, Any]] = {}
         #: Generations up to this one were folded and forgotten: their late totals are ignored.
-        self._folded_floor = 0
+        self._folded_floor = -1
         self._rate: deque[tuple[float, int]] = deque(maxlen=256)
         #: Requests cut when their generation exited (no child counted them).
         self.cut_requests = 0

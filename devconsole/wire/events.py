@@ -55,7 +55,12 @@ class PhaseTiming(TypedDict):
 ServerKind = Literal["wsgi", "asgi"]
 
 
-class HelloEvent(_Stamped):
+class _HelloExtraFields(TypedDict, total=False):
+    #: The project's root (the directory of manage.py): its files are named from there.
+    root: str
+
+
+class HelloEvent(_Stamped, _HelloExtraFields):
     type: Literal["hello"]
     v: int
     pid: int

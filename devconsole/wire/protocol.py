@@ -25,7 +25,8 @@ Sent by the server child:
     ``request`` events, else ``stderr``), ``server_kind``: ``wsgi``
     (Django's ``WSGIServer`` and its select loop) or ``asgi`` (Daphne,
     Channels' runserver, on Twisted: no select loop, ``poll_interval``
-    null, ``handler`` the ASGI application's class).
+    null, ``handler`` the ASGI application's class); ``root``, the
+    directory of manage.py (the project's files are named from there).
 ``loop``
     aggregated since the previous one: ``iterations``, ``ready``,
     ``timeouts``, ``blocked_s``, ``elapsed_s``, ``accepts``, ``poll_interval``.

@@ -36,6 +36,7 @@ from devconsole.model.insight import MAX_KEPT, Insight, curl_command, resend_cav
 from devconsole.model.sanitize import clean
 from devconsole.model.secrets import MASK
 from devconsole.model.state import RequestRow, ServerState
+from devconsole.ui import formatting as fmt
 from devconsole.ui.panels.sockets import STATE_LABELS
 from devconsole.ui.widgets import request_insight as draw
 from devconsole.ui.widgets.theming import component_style
@@ -107,7 +108,9 @@ class RequestDetailScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         insight = self.insight
         project = getattr(self.app, "project", None)
-        self.root = draw.project_root(insight, str(project.root) if project is not None else None)
+        hello = self._state.hello if self._state is not None else None
+        known = str(project.root) if project is not None else hello.root if hello is not None else None
+        self.root = draw.project_root(insight, known)
         with Vertical(id="detail-box") as box:
             box.border_title = Content(f"Request {self.row.id}")  # literal: the id comes from the event stream
             box.border_subtitle = Content(f"{self.row.method} {self.row.target}")
@@ -242,6 +245,9 @@ class RequestDetailScreen(ModalScreen[None]):
         text.append(f"{row.method} {row.target} {row.version}\n", heading)
         day = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row.ts)) if row.ts else "-"
         field("started", f"{day}.{int(row.ts * 1000) % 1000:03d} {time.strftime('%Z', time.localtime(row.ts))}")
+        # One line of the answer here too: the first thing asked of a request.
+        status = str(row.status) if row.status else "no response"
+        field("answered", f"{status} in {fmt.duration_ms(row.duration_ms)}, {row.bytes_out} bytes")
         section("Query")
         pairs = parse_qsl(row.query, keep_blank_values=True) if row.query else []
         if pairs:

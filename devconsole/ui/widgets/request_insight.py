@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 from typing import Any
 
 from rich.console import Group, RenderableType
@@ -41,8 +41,9 @@ def short_path(path: str, root: str | None = None) -> str:
 
 def project_root(insight: Insight | None, known: str | None) -> str | None:
     """The project's root (the directory of manage.py): ``known`` (the live
-    console's project), else, for a replay, the nearest directory above the
-    project's own files holding a ``manage.py``, else their common directory."""
+    console's project, or the one a recording's ``hello`` names), else the
+    common directory of the project's own files. Never looked up on this
+    machine's disk: a replay shows the same names everywhere."""
     if known:
         return known
     files = []
@@ -57,14 +58,6 @@ def project_root(insight: Insight | None, known: str | None) -> str | None:
     files = [name for name in files if name.startswith("/")]
     if not files:
         return None
-    for parent in PurePosixPath(files[0]).parents:
-        if str(parent) == "/":
-            break
-        try:
-            if Path(parent, "manage.py").is_file():
-                return str(parent)
-        except OSError:
-            break
     common = os.path.commonpath(files)
     return common if common != files[0] else str(PurePosixPath(common).parent)
 
