@@ -224,7 +224,10 @@ def test_files_are_named_from_the_project_root_and_wrapped_sql_keeps_its_column(
         },
         exception={"frames": [{"file": views, "line": 79, "function": "n_plus_one", "project": True}]},
     )
-    root = draw.project_root(insight, None)
+    # Without a root from the console or the recording's hello: the common
+    # directory of the project's files, never a look at this machine's disk.
+    assert draw.project_root(insight, None) == f"{tmp_path}/shop"
+    root = draw.project_root(insight, str(tmp_path))
     assert root == str(tmp_path)
     assert draw.short_path(views, root) == "shop/views.py"
     assert draw.short_path(library, root) == "django/db/models/query.py"
