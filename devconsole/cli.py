@@ -11,6 +11,7 @@ status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import socket
 import sys
@@ -84,7 +85,15 @@ SERVER_OPTIONS: tuple[ServerOption, ...] = (
         metavar="FILE",
     ),
     ServerOption(("--record-secrets",), "with --record: keep cookies, credentials and tokens in clear"),
+    ServerOption(
+        ("--n-plus-one",),
+        "flag a request as N+1 when one query shape runs N or more times in it (default 5)",
+        metavar="N",
+    ),
 )
+
+#: How the server children learn ``--n-plus-one`` (read by devconsole.child.insight).
+N_PLUS_ONE_ENV = "DEVCONSOLE_N_PLUS_ONE"
 
 PASSTHROUGH_EPILOG = (
     "Other options of your project's runserver (an override's own, e.g. Daphne's --noasgi) "
@@ -312,6 +321,11 @@ def run_server(argv: list[str], own: Interpreter | None = None) -> int:
     project = replace(project, runserver_args=runserver_args + tuple(passthrough))
     if args.record_secrets and not args.record:
         fail("--record-secrets needs --record FILE")
+    if args.n_plus_one is not None:
+        if not args.n_plus_one.isdigit() or int(args.n_plus_one) < 2:
+            fail(f"--n-plus-one takes a whole number of 2 or more, not {args.n_plus_one!r}")
+        # Inherited by every server child (and fork server) started from now on.
+        os.environ[N_PLUS_ONE_ENV] = str(int(args.n_plus_one))
     try:
         sock = bind(address)
     except BindError as exc:

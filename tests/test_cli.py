@@ -209,3 +209,8 @@ def test_the_cli_finds_src_manage_py_and_names_where_it_looked(tmp_path: Path) -
     # The catalogue child ran src/manage.py (which stops it): the project was found.
     assert result.returncode == 1, result
     assert f"running {(src / 'manage.py').resolve()} failed: SystemExit: 3" in result.stderr, result
+
+
+@pytest.mark.parametrize("value", ["1", "x", "-3"])
+def test_n_plus_one_takes_a_whole_number_of_two_or_more(value: str) -> None:
+    assert_one_line_error(run_cli("--demo", f"--n-plus-one={value}", "127.0.0.1:65000"), "--n-plus-one", repr(value))

@@ -7,6 +7,9 @@ import shlex
 import subprocess
 from pathlib import Path
 
+import pytest
+
+from devconsole.console.project import Project
 from devconsole.console.supervisor import Supervisor
 from devconsole.demo import DEMO_MANAGE_PY
 from devconsole.model.secrets import MASK
@@ -285,3 +288,18 @@ def test_a_huge_insight_arrives_trimmed_with_a_note(tmp_path: Path, events: Even
         frame = next(frame for frame in insight.exception["frames"] if frame["function"] == "huge")
         names = dict(frame["locals"])
         assert "CREDSECRET" not in names["credentials"] and "'username': 'ada'" in names["credentials"]
+
+
+def test_the_n_plus_one_threshold_is_the_users(
+    demo_project: Project, events: Events, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``devconsole --n-plus-one N`` reaches the server child through its environment."""
+    from devconsole.cli import N_PLUS_ONE_ENV
+
+    from .conftest import serving
+
+    monkeypatch.setenv(N_PLUS_ONE_ENV, "21")  # the page repeats its query 20 times
+    with serving(demo_project, events) as server:
+        assert _request(server, "GET", "/insight/n-plus-one/") == 200
+        row = _row(events, "/insight/n-plus-one/")
+        assert (row.summary.sql_count, row.summary.n_plus_one) == (21, 0)
