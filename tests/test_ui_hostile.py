@@ -86,8 +86,10 @@ async def test_hostile_requests_show_literally_and_never_act(demo_project: Proje
         assert app.is_running
 
         # The raw request's headers, in the detail view.
+        # Found by its path: rows come in the order requests finished (above).
+        raw_row = paths.index("/esc\\x1b[31mred")
         table.focus()
-        table.move_cursor(row=3)
+        table.move_cursor(row=raw_row)
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, RequestDetailScreen))
         await until(pilot, lambda: "HTTP/1.0" in str(app.screen.query_one(RequestDetailView).render()))
