@@ -1,0 +1,350 @@
+"""Side processes run for real: states, output, restarts with backoff, and
+nothing left running after a stop, grandchildren that ignore SIGTERM included."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devconsole.console.procfile import ProcessSpec, parse_procfile
+from devconsole.console.sideprocs import ProcessManager, for_project, group_members
+from tests.conftest import wait_for
+
+#: Ignores SIGTERM, starts a grandchild that ignores it too, says both pids.
+STUBBORN = """
+import os, signal, subprocess, sys, time
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+child = subprocess.Popen([sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+                          "print('grandchild ready', flush=True); time.sleep(600)"])
+print("ready", child.pid, os.getpid(), flush=True)
+time.sleep(600)
+"""
+
+
+class Recorder:
+    """The events a manager emits, with waits on them."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+        self.cond = threading.Condition()
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        with self.cond:
+            self.events.append(event)
+            self.cond.notify_all()
+
+    def wait(self, predicate: Callable[[list[dict[str, Any]]], Any], timeout: float = 20.0) -> Any:
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                value = predicate(self.events)
+                if value:
+                    return value
+                left = deadline - time.monotonic()
+                assert left > 0, f"timed out waiting for {predicate}; events: {self.events[-10:]}"
+                self.cond.wait(left)
+
+    def states(self, name: str) -> list[dict[str, Any]]:
+        with self.cond:
+            return [e for e in self.events if e["type"] == "process" and e["name"] == name]
+
+    def lines(self, name: str) -> list[str]:
+        with self.cond:
+            return [e["text"] for e in self.events if e["type"] == "process_log" and e["name"] == name]
+
+    def wait_state(self, name: str, state: str, count: int = 1, timeout: float = 20.0) -> dict[str, Any]:
+        def reached(events: list[dict[str, Any]]) -> dict[str, Any] | None:
+            matching = [e for e in events if e["type"] == "process" and e["name"] == name and e["state"] == state]
+            return matching[count - 1] if len(matching) >= count else None
+
+        return self.wait(reached, timeout)
+
+    def wait_line(self, name: str, predicate: Callable[[str], bool], timeout: float = 20.0) -> str:
+        def found(events: list[dict[str, Any]]) -> str | None:
+            for e in events:
+                if e["type"] == "process_log" and e["name"] == name and predicate(e["text"]):
+                    return str(e["text"])
+            return None
+
+        return self.wait(found, timeout)
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` is a live (not zombie) process."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as file:
+            data = file.read().decode()
+    except OSError:
+        return False
+    return data[data.rfind(")") + 2] != "Z"
+
+
+def manager_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("sideproc-")]
+
+
+@pytest.fixture
+def recorder() -> Recorder:
+    return Recorder()
+
+
+@pytest.fixture
+def managers() -> Iterator[list[ProcessManager]]:
+    """Managers made by a test; stopped afterwards whatever happened."""
+    made: list[ProcessManager] = []
+    yield made
+    for manager in made:
+        manager.stop_all()
+
+
+def make(
+    managers: list[ProcessManager], specs: list[ProcessSpec], recorder: Recorder, **options: Any
+) -> ProcessManager:
+    manager = ProcessManager(specs, recorder, **options)
+    managers.append(manager)
+    return manager
+
+
+def spec(tmp_path: Path, name: str, command: str, **options: Any) -> ProcessSpec:
+    return ProcessSpec(name, command, tmp_path, **options)
+
+
+def test_a_procfile_of_three_all_running_then_nothing_survives_stop_all(
+    tmp_path: Path, recorder: Recorder, managers: list[ProcessManager]
+) -> None:
+    (tmp_path / "stubborn.py").write_text(STUBBORN)
+    procfile = (
+        "# three processes\n"
+        "ticker: while :; do echo tick; sleep 0.1; done\n"
+        "failing: sleep 1; echo failing now >&2; exit 3\n"
+        f"stubborn: exec {sys.executable} stubborn.py\n"
+    )
+    specs, _ = parse_procfile(procfile, base=tmp_path)
+    manager = make(managers, specs, recorder, stop_timeout=1.0)
+    manager.start_all()
+
+    # The ticker prints a line every 100 ms; the stubborn one and its grandchild are up.
+    recorder.wait(lambda events: len(recorder.lines("ticker")) >= 5)
+    ready = recorder.wait_line("stubborn", lambda text: text.startswith("ready "))
+    grandchild = int(ready.split()[1])
+    recorder.wait_line("stubborn", lambda text: text == "grandchild ready")
+    assert alive(grandchild)
+
+    # The failing one exits with status 3 after a second and is restarted after a backoff.
+    exited = recorder.wait_state("failing", "exited")
+    assert exited["returncode"] == 3 and exited["pid"] is not None
+    assert recorder.wait_line("failing", lambda text: text == "failing now")
+    restarting = recorder.wait_state("failing", "restarting")
+    assert restarting["delay"] == pytest.approx(0.5)
+    again = recorder.wait_state("failing", "running", count=2)
+    assert again["restarts"] == 1 and again["pid"] != exited["pid"]
+
+    for name in ("ticker", "stubborn"):
+        assert [e["state"] for e in recorder.states(name)] == ["starting", "running"]
+    info = {i.name: i for i in manager.info()}
+    assert info["ticker"].state == "running" and info["stubborn"].state == "running"
+    assert info["ticker"].pid is not None and info["stubborn"].pid is not None
+    pgids = [info[name].pid for name in ("ticker", "stubborn", "failing") if info[name].pid is not None]
+    assert all(group_members(pgid) for pgid in pgids[:2])
+    sample = recorder.states("failing")[0]
+    assert set(sample) == {"type", "name", "state", "pid", "returncode", "restarts", "delay", "ts"}
+
+    started = time.monotonic()
+    assert manager.stop_all()
+    elapsed = time.monotonic() - started
+    # SIGTERM, 1 s, SIGKILL: well within the bound even on a loaded machine.
+    assert elapsed < 6.0
+    assert not alive(grandchild)
+    for pgid in pgids:
+        assert group_members(pgid) == []
+    assert not manager_threads()
+    for name in ("ticker", "stubborn", "failing"):
+        assert recorder.states(name)[-1]["state"] == "stopped"
+    # Stopped for good: nothing starts after stop_all.
+    manager.start("ticker")
+    assert not manager_threads()
+
+
+def test_the_failing_one_restarts_with_growing_delays(
+    tmp_path: Path, recorder: Recorder, managers: list[ProcessManager]
+) -> None:
+    manager = make(managers, [spec(tmp_path, "failing", "exit 3")], recorder, backoff=(0.2, 30.0, 10.0))
+    manager.start("failing")
+    recorder.wait_state("failing", "starting", count=5)
+    manager.stop("failing")
+    states = recorder.states("failing")
+    delays = [e["delay"] for e in states if e["state"] == "restarting"][:4]
+    assert delays == pytest.approx([0.2, 0.4, 0.8, 1.6])
+    starts = [e["ts"] for e in states if e["state"] == "starting"][:5]
+    gaps = [b - a for a, b in zip(starts[:-1], starts[1:], strict=True)]
+    assert all(gap >= delay * 0.95 for gap, delay in zip(gaps, delays, strict=True)), (gaps, delays)
+    assert gaps[-1] > gaps[0]
+    assert [e["returncode"] for e in states if e["state"] == "exited"][:4] == [3, 3, 3, 3]
+
+
+def test_backoff_is_capped(tmp_path: Path, recorder: Recorder, managers: list[ProcessManager]) -> None:
+    manager = make(managers, [spec(tmp_path, "failing", "exit 1")], recorder, backoff=(0.05, 0.1, 10.0))
+    manager.start("failing")
+    recorder.wait_state("failing", "restarting", count=4)
+    manager.stop("failing")
+    delays = [e["delay"] for e in recorder.states("failing") if e["state"] == "restarting"][:4]
+    assert delays == pytest.approx([0.05, 0.1, 0.1, 0.1])
+
+
+def test_restart_stop_and_start_one_process(tmp_path: Path, recorder: Recorder, managers: list[ProcessManager]) -> None:
+    ticker = spec(tmp_path, "ticker", "while :; do echo tick; sleep 0.1; done")
+    other = spec(tmp_path, "other", "while :; do echo other; sleep 0.1; done")
+    manager = make(managers, [ticker, other], recorder, stop_timeout=2.0)
+    manager.start_all()
+    first = recorder.wait_state("ticker", "running")
+    recorder.wait_state("other", "running")
+
+    manager.restart("ticker")
+    second = recorder.wait_state("ticker", "running", count=2)
+    assert second["pid"] != first["pid"] and second["restarts"] == 1
+    assert group_members(first["pid"]) == []
+    assert [e["state"] for e in recorder.states("ticker")] == [
+        "starting",
+        "running",
+        "stopping",
+        "stopped",
+        "starting",
+        "running",
+    ]
+
+    manager.stop("ticker")
+    stopped = recorder.wait_state("ticker", "stopped", count=2)
+    assert stopped["returncode"] is not None and stopped["returncode"] < 0
+    assert group_members(second["pid"]) == []
+    assert {i.name: i.state for i in manager.info()} == {"ticker": "stopped", "other": "running"}
+    # The other one was left alone.
+    assert len(recorder.states("other")) == 2
+
+    manager.start("ticker")
+    third = recorder.wait_state("ticker", "running", count=3)
+    assert third["pid"] not in (first["pid"], second["pid"])
+    count = len(recorder.lines("ticker"))
+    recorder.wait(lambda events: len(recorder.lines("ticker")) > count + 2)
+
+    manager.restart_all()
+    recorder.wait_state("ticker", "running", count=4)
+    recorder.wait_state("other", "running", count=2)
+    assert manager.stop_all()
+    assert not manager_threads()
+
+
+def test_stop_a_process_that_ignores_sigterm_and_its_grandchild(
+    tmp_path: Path, recorder: Recorder, managers: list[ProcessManager]
+) -> None:
+    (tmp_path / "stubborn.py").write_text(STUBBORN)
+    manager = make(managers, [spec(tmp_path, "stubborn", f"{sys.executable} stubborn.py")], recorder, stop_timeout=0.5)
+    manager.start("stubborn")
+    ready = recorder.wait_line("stubborn", lambda text: text.startswith("ready "))
+    grandchild, middle = (int(pid) for pid in ready.split()[1:])
+    recorder.wait_line("stubborn", lambda text: text == "grandchild ready")
+    pgid = recorder.wait_state("stubborn", "running")["pid"]
+    started = time.monotonic()
+    manager.stop("stubborn")
+    stopped = recorder.wait_state("stubborn", "stopped", timeout=10.0)
+    assert time.monotonic() - started < 5.0
+    # The shell leading the group ends on SIGTERM; what it started ignores it and gets SIGKILL.
+    assert stopped["returncode"] is not None and stopped["returncode"] < 0
+    assert not alive(middle) and not alive(grandchild) and group_members(pgid) == []
+
+
+def test_what_an_exited_process_started_is_stopped_too(
+    tmp_path: Path, recorder: Recorder, managers: list[ProcessManager]
+) -> None:
+    """A leader that exits and leaves a grandchild (ignoring SIGTERM) behind:
+    the grandchild is gone by the time the exit is reported."""
+    (tmp_path / "stubborn.py").write_text(STUBBORN)
+    command = f"{sys.executable} stubborn.py & sleep 0.5; exit 0"
+    manager = make(managers, [spec(tmp_path, "leaver", command, restart="never")], recorder, stop_timeout=0.5)
+    manager.start("leaver")
+    ready = recorder.wait_line("leaver", lambda text: text.startswith("ready "))
+    grandchild, middle = (int(pid) for pid in ready.split()[1:])
+    exited = recorder.wait_state("leaver", "exited")
+    assert exited["returncode"] == 0
+    assert not alive(middle) and not alive(grandchild) and group_members(exited["pid"]) == []
+
+
+@pytest.mark.parametrize(
+    ("policy", "command", "restarts"),
+    [
+        ("never", "exit 3", False),
+        ("on-failure", "exit 0", False),
+        ("on-failure", "exit 3", True),
+        ("on-failure", "kill -9 $$", True),
+        ("always", "exit 0", True),
+        ("always", "exit 3", True),
+    ],
+)
+def test_restart_policies(
+    tmp_path: Path, recorder: Recorder, managers: list[ProcessManager], policy: str, command: str, restarts: bool
+) -> None:
+    manager = make(managers, [spec(tmp_path, "p", command, restart=policy)], recorder, backoff=(0.05, 0.05, 10.0))
+    manager.start("p")
+    if restarts:
+        recorder.wait_state("p", "starting", count=3)
+        manager.stop("p")
+    # The lifetime thread ends by itself without a restart, or after the stop.
+    wait_for(lambda: not manager_threads(), timeout=20.0)
+    states = [e["state"] for e in recorder.states("p")]
+    ended = "crashed" if "kill" in command else "exited"
+    if restarts:
+        assert states[:4] == ["starting", "running", ended, "restarting"]
+    else:
+        assert states == ["starting", "running", ended]
+
+
+def test_cannot_start(tmp_path: Path, recorder: Recorder, managers: list[ProcessManager]) -> None:
+    missing = ProcessSpec("p", "true", tmp_path / "missing", restart="never")
+    manager = make(managers, [missing], recorder)
+    manager.start("p")
+    crashed = recorder.wait_state("p", "crashed")
+    assert crashed["returncode"] is None
+    assert recorder.wait_line("p", lambda text: text.startswith("cannot start 'p': "))
+
+
+def test_environment_port_dotenv_and_the_project_interpreter_first(
+    tmp_path: Path, recorder: Recorder, managers: list[ProcessManager]
+) -> None:
+    venv_bin = tmp_path / "venv" / "bin"
+    venv_bin.mkdir(parents=True)
+    python = venv_bin / "python"
+    python.write_text("#!/bin/sh\necho project python\n")
+    python.chmod(0o755)
+    specs, _ = parse_procfile("env: echo port=$PORT ${FROM_DOTENV} $OWN; python\n", base=tmp_path)
+    specs = [ProcessSpec("env", specs[0].command, tmp_path, env=(("OWN", "own"),), restart="never")]
+    base = {"PATH": os.environ["PATH"], "FROM_DOTENV": "base"}
+    manager = for_project(
+        specs, recorder, base_env=base, python=str(python), dotenv=[("FROM_DOTENV", "dot")], port=8123
+    )
+    managers.append(manager)
+    manager.start("env")
+    recorder.wait_state("env", "exited")
+    assert recorder.lines("env") == ["port=8123 dot own", "project python"]
+
+
+def test_lines_are_bounded_and_usage_is_measured(
+    tmp_path: Path, recorder: Recorder, managers: list[ProcessManager]
+) -> None:
+    command = f"{sys.executable} -c \"import sys, time; print('x' * 10000, flush=True); print('\\x1b[31mred\\x1b[0m\\r', flush=True); time.sleep(600)\""
+    manager = make(managers, [spec(tmp_path, "big", command)], recorder)
+    manager.start("big")
+    recorder.wait_line("big", lambda text: "red" in text)
+    assert recorder.lines("big") == ["x" * 4096, "x" * 4096, "x" * (10000 - 8192), "\x1b[31mred\x1b[0m"]
+    first = manager.usage("big")
+    assert first is not None and first.processes >= 1 and first.rss_bytes > 0 and first.cpu_percent is None
+    second = manager.usage("big")
+    assert second is not None and second.cpu_percent is not None and second.cpu_percent >= 0.0
+    manager.stop("big")
+    recorder.wait_state("big", "stopped")
+    assert manager.usage("big") is None
