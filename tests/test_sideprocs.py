@@ -105,9 +105,9 @@ def managers() -> Iterator[list[ProcessManager]]:
 
 
 def make(
-    managers: list[ProcessManager], specs: list[ProcessSpec], recorder: Recorder, **options: Any
+    managers: list[ProcessManager], specs: list[ProcessSpec], emit: Callable[[dict[str, Any]], None], **options: Any
 ) -> ProcessManager:
-    manager = ProcessManager(specs, recorder, **options)
+    manager = ProcessManager(specs, emit, **options)
     managers.append(manager)
     return manager
 
@@ -348,3 +348,35 @@ def test_lines_are_bounded_and_usage_is_measured(
     manager.stop("big")
     recorder.wait_state("big", "stopped")
     assert manager.usage("big") is None
+
+
+def test_restart_changed_restarts_only_the_workers_that_asked(
+    tmp_path: Path, recorder: Recorder, managers: list[ProcessManager]
+) -> None:
+    loop = "while :; do echo up; sleep 0.1; done"
+    worker = spec(tmp_path, "worker", loop, restart_on_change=True)
+    idle = spec(tmp_path, "idle-worker", loop, restart_on_change=True)
+    css = spec(tmp_path, "css", loop)
+    manager = make(managers, [worker, idle, css], recorder)
+    manager.start("worker")
+    manager.start("css")
+    first = recorder.wait_state("worker", "running")
+    recorder.wait_state("css", "running")
+    assert manager.restart_changed() == ["worker"]
+    second = recorder.wait_state("worker", "running", count=2)
+    assert second["pid"] != first["pid"] and second["restarts"] == 1
+    assert [e["state"] for e in recorder.states("css")] == ["starting", "running"]
+    assert recorder.states("idle-worker") == []
+
+
+def test_a_failing_callback_does_not_stop_the_supervision(tmp_path: Path, managers: list[ProcessManager]) -> None:
+    recorder = Recorder()
+
+    def emit(event: dict[str, Any]) -> None:
+        recorder(event)
+        raise RuntimeError("bug in the caller")
+
+    manager = make(managers, [spec(tmp_path, "p", "echo hello; exit 3", restart="never")], emit)
+    manager.start("p")
+    assert recorder.wait_state("p", "exited")["returncode"] == 3
+    assert recorder.lines("p") == ["hello"]

@@ -170,6 +170,8 @@ class _Slot:
         #: The current or last run's pid (None while starting).
         self.pid: int | None = None
         self.thread: threading.Thread | None = None
+        #: Whether the lifetime thread is in charge (False from the moment it decides to end).
+        self.active = False
         #: Set by stop(); the lifetime thread ends after the current run.
         self.stop_requested = False
         #: Set by restart(); the lifetime thread starts again at once.
@@ -224,7 +226,7 @@ class ProcessManager:
                 return
             slot = self._slots[name]
             slot.stop_requested = False
-            if slot.thread is not None and slot.thread.is_alive():
+            if slot.active:
                 if slot.state == "restarting":
                     slot.wake.set()
                 elif slot.state == "stopping":
@@ -232,6 +234,7 @@ class ProcessManager:
                 return
             slot.backoff = self._backoff_first
             slot.wake.clear()
+            slot.active = True
             slot.thread = threading.Thread(target=self._lifetime, args=(slot,), name=f"sideproc-{name}", daemon=True)
             slot.thread.start()
 
@@ -251,8 +254,7 @@ class ProcessManager:
             if self._closed:
                 return
             slot = self._slots[name]
-            if slot.thread is None or not slot.thread.is_alive():
-                slot.stop_requested = False
+            if not slot.active:
                 self.start(name)
                 return
             slot.stop_requested = False
@@ -265,6 +267,15 @@ class ProcessManager:
     def restart_all(self) -> None:
         for name in self._slots:
             self.restart(name)
+
+    def restart_changed(self) -> list[str]:
+        """Restart the running processes declared ``restart_on_change`` (the
+        project's code changed); their names."""
+        with self._lock:
+            names = [name for name, slot in self._slots.items() if slot.spec.restart_on_change and slot.active]
+            for name in names:
+                self.restart(name)
+        return names
 
     def stop_all(self, timeout: float | None = None) -> bool:
         """Stop every process and wait for them and every thread of the
@@ -347,6 +358,7 @@ class ProcessManager:
                 stopped = slot.stop_requested or self._closed
                 if stopped:
                     self._set(slot, "stopped")
+                    slot.active = False
                     return
                 if slot.restart_requested:
                     slot.restart_requested = False
@@ -358,6 +370,7 @@ class ProcessManager:
                 self._set(slot, "crashed" if returncode is None or returncode < 0 else "exited")
                 policy = slot.spec.restart
                 if policy == "never" or (policy == "on-failure" and not failed):
+                    slot.active = False
                     return
                 if lasted >= self._backoff_reset:
                     slot.backoff = self._backoff_first
@@ -372,6 +385,7 @@ class ProcessManager:
                 slot.restart_requested = False
                 if slot.stop_requested or self._closed:
                     self._set(slot, "stopped")
+                    slot.active = False
                     return
                 slot.restarts += 1
 
@@ -500,12 +514,19 @@ class ProcessManager:
     # -- events -------------------------------------------------------------
 
     def _log(self, name: str, stream: str, text: str) -> None:
-        self._emit({"type": "process_log", "name": name, "stream": stream, "text": text, "ts": time.time()})
+        self._send({"type": "process_log", "name": name, "stream": stream, "text": text, "ts": time.time()})
+
+    def _send(self, event: dict[str, Any]) -> None:
+        """Hand ``event`` to the callback; a failing callback must not stop the supervision."""
+        try:
+            self._emit(event)
+        except Exception:  # the caller's bug: the processes still need supervising
+            pass
 
     def _set(self, slot: _Slot, state: State) -> None:
         """Change ``slot``'s state and report it (lock held)."""
         slot.state = state
-        self._emit(
+        self._send(
             {
                 "type": "process",
                 "name": slot.spec.name,
