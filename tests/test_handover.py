@@ -175,6 +175,34 @@ def test_a_busy_connection_finishes_its_request_then_moves(console: Console) -> 
     assert console.events.state.cut_requests == 0
 
 
+def test_a_request_sent_after_the_reload_never_reaches_the_old_code(console: Console) -> None:
+    """The old generation obeys ``stop`` on a thread of its own, which a
+    loaded machine may run late: the next generation must not serve before
+    it said it reads nothing more, or a request sent then reaches old code."""
+    conn = http.client.HTTPConnection("127.0.0.1", console.port, timeout=30)
+    try:
+        assert _get(conn, "/ho/version/") == (200, b"v0")
+        sock = conn.sock
+        old = console.supervisor.child
+        assert old is not None
+        wait_for(lambda: [e for e in console.events.of("watch") if e["generation"] == old.generation], timeout=30)
+        # Frozen, it cannot obey the stop: the machine's stand-in for a
+        # scheduler that runs it late (thawed from another thread meanwhile).
+        os.kill(old.pid, signal.SIGSTOP)
+        thaw = threading.Timer(1.5, os.kill, (old.pid, signal.SIGCONT))
+        thaw.start()
+        try:
+            console.save("v1")
+        finally:
+            thaw.join()
+        assert _get(conn, "/ho/version/") == (200, b"v1")
+        assert conn.sock is sock
+    finally:
+        conn.close()
+    served = wait_for(lambda: [e for e in console.events.of("request") if e["path"] == "/ho/version/"][1:])
+    assert served[0]["generation"] == old.generation + 1
+
+
 class Client(threading.Thread):
     """Keep-alive GETs on one connection until told to stop; counts them."""
 

@@ -577,12 +577,17 @@ class ServerProcess:
         # wait in the shared backlog for the next generation.
         self.observer.stopping = True
         handover = self.observer.handover
-        if handover is not None and self.server_kind == "wsgi":
+        wsgi = self.server_kind == "wsgi"
+        if handover is not None and wsgi:
             # Idle keep-alive connections move to the next generation now,
             # not after serve_forever's next poll.
             handover.stop()
+        if wsgi or server is None:
+            self._say_stopping()  # a WSGI server accepts and reads nothing more from here on
         if server is not None:
             server.shutdown()
+            if not wsgi:
+                self._say_stopping()  # an ASGI server stops listening in shutdown()
             self._drain()
             finish = getattr(server, "dc_finish", None)
             if finish is not None:
@@ -597,6 +602,14 @@ class ServerProcess:
             pass
         self.emitter.send(bye)
         self.emitter.close()
+
+    def _say_stopping(self) -> None:
+        """Tell the console that nothing new reaches this generation's code
+        (it waits for this before the next generation serves)."""
+        try:
+            control.send(self.control, "stopping")
+        except OSError:
+            pass
 
     def _drain(self) -> None:
         """Wait for the requests in flight, telling the console how many are left.

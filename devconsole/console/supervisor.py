@@ -42,6 +42,9 @@ STOP_TIMEOUT = 6.0
 #: Old generations that may drain at once (after reloads); beyond it the
 #: oldest one's requests are cut.
 MAX_DRAINING = 4
+#: How long a retired generation may take to say it accepts nothing more
+#: before the next one serves regardless (it normally takes milliseconds).
+STOPPING_TIMEOUT = 3.0
 #: The last lines a generation wrote to stderr, kept to explain its death.
 STDERR_TAIL = 8
 #: Connections handed over by an old generation, held until the next one
@@ -116,6 +119,9 @@ class GenerationHandle:
         #: Set once it said ``bye`` on the control channel: no request left,
         #: only its last events to write (never cut for that).
         self.said_bye = False
+        #: Set once it said ``stopping`` (after ``stop``: nothing new reaches
+        #: its code), or its control channel ended.
+        self.stopped_accepting = threading.Event()
         #: Lines read from its event pipe so far, and set when the pipe ended.
         self.events_read = 0
         self.events_done = threading.Event()
@@ -223,6 +229,12 @@ class GenerationHandle:
         """The child's messages on the control channel: idle connections it
         hands over (see :mod:`devconsole.child.handover`), for the supervisor
         to pass on. Ends when the child is gone."""
+        try:
+            self._read_control_messages()
+        finally:
+            self.stopped_accepting.set()  # gone: nothing reaches its code either
+
+    def _read_control_messages(self) -> None:
         while True:
             try:
                 message = control.receive(self._control)
@@ -231,7 +243,9 @@ class GenerationHandle:
             if message is None:
                 return
             word, arg, fds = message
-            if word == "bye":
+            if word == "stopping":
+                self.stopped_accepting.set()
+            elif word == "bye":
                 self.said_bye = True
             if word == "handover" and fds:
                 self._supervisor.hold_handover(fds[0], arg)
@@ -562,8 +576,16 @@ class Supervisor:
         """Tell ``old`` to stop now (it accepts nothing more) and wait in the
         background, however long its requests in flight take, for it to exit.
         Returns that thread. :meth:`cut_draining` ends the wait early; beyond
-        :data:`MAX_DRAINING` old generations the oldest is cut."""
+        :data:`MAX_DRAINING` old generations the oldest is cut.
+
+        Returns once ``old`` says it accepts nothing more and reads no
+        further request (or :data:`STOPPING_TIMEOUT` passed): a request sent
+        after the next generation serves never reaches old code. Telling it
+        is not enough: it obeys on a thread of its own, which a loaded
+        machine may not run before the next generation (a spare) serves."""
         old.send("stop")
+        if old.settled.is_set():  # one still starting serves nothing yet: not waited for
+            old.stopped_accepting.wait(STOPPING_TIMEOUT)
         with self._lock:
             self.draining.append(old)
             # One that said bye has no request left: it only writes its last

@@ -27,6 +27,10 @@ From a server child:
 
 ``handover {header}`` + [socket]
     an idle keep-alive connection, for the next generation.
+``stopping``
+    (after ``stop``) it accepts nothing more and reads no further request
+    itself (idle connections are being handed over): the next generation may
+    serve now without a request reaching this one's code.
 ``bye``
     (after ``stop``) no request is left: only its last events are still to
     be written, at the pace the console reads them (it is not cut for that).
