@@ -29,9 +29,15 @@ def _request(
     return response.status
 
 
+def _rows(events: Events) -> list[RequestRow]:
+    """The rows so far, copied under the state's lock: iterating its deque
+    while the supervisor's thread appends a row raises ``RuntimeError``."""
+    return events.state.requests_since(0)
+
+
 def _row(events: Events, path: str) -> RequestRow:
     def find() -> RequestRow | None:
-        return next((row for row in reversed(events.state.requests) if row.path == path), None)
+        return next((row for row in reversed(_rows(events)) if row.path == path), None)
 
     row = wait_for(find)
     assert isinstance(row, RequestRow)
@@ -63,7 +69,7 @@ def test_n_plus_one_page_reports_its_queries_and_the_loop_line(server: Superviso
     assert pattern["where"]["function"] == "n_plus_one"
     assert len(insight.sql["queries"]) == 21
     assert insight.sql["ms"] > 0
-    assert [r.path for r in events.state.requests if request_filter("n+1 sql>20")(r)] == ["/insight/n-plus-one/"]
+    assert [r.path for r in _rows(events) if request_filter("n+1 sql>20")(r)] == ["/insight/n-plus-one/"]
 
 
 def test_duplicate_page_flags_the_duplicate(server: Supervisor, events: Events) -> None:
@@ -77,9 +83,9 @@ def test_duplicate_page_flags_the_duplicate(server: Supervisor, events: Events) 
     assert duplicate["count"] == 2 and "COUNT(*)" in duplicate["sql"]
     assert duplicate["where"]["line"] == _line_of("duplicate", "total = ")
     _row(events, "/ping/")
-    kept = [r.path for r in events.state.requests if request_filter("dup")(r)]
+    kept = [r.path for r in _rows(events) if request_filter("dup")(r)]
     assert kept == ["/insight/duplicate/"]
-    assert "/ping/" in [r.path for r in events.state.requests if request_filter("sql<1")(r)]
+    assert "/ping/" in [r.path for r in _rows(events) if request_filter("sql<1")(r)]
 
 
 def test_a_500_carries_its_frames_and_the_views_locals(server: Supervisor, events: Events) -> None:
@@ -100,7 +106,7 @@ def test_a_500_carries_its_frames_and_the_views_locals(server: Supervisor, event
     assert "\x1b" not in names["hostile"] and "\\x1b[2J" in names["hostile"]
     assert "[red]" in names["hostile"]
     assert any("discount" in line for line in view["source"])
-    assert [r.path for r in events.state.requests if request_filter("exc")(r)] == ["/insight/boom/"]
+    assert [r.path for r in _rows(events) if request_filter("exc")(r)] == ["/insight/boom/"]
 
 
 def test_post_bodies_are_previewed_and_masked(server: Supervisor, events: Events) -> None:
@@ -133,7 +139,7 @@ def test_a_form_post_and_curl_sends_it_again(server: Supervisor, events: Events)
     body = b'{"name": "Ada", "api_token": "abc", "n": [1, 2]}'
     headers = {"Content-Type": "application/json", "X-Demo": "it's [b]"}
     assert _request(server, "POST", "/api/echo/?json=1", body, headers) == 201
-    row = wait_for(lambda: next((r for r in events.state.requests if r.query == "json=1"), None))
+    row = wait_for(lambda: next((r for r in _rows(events) if r.query == "json=1"), None))
     insight = events.state.insight(row.seq)
     assert insight is not None and insight.request_body is not None
     port = server.socket.getsockname()[1]
