@@ -474,3 +474,16 @@ def test_a_watch_that_fails_is_a_log_line_and_comes_back(tmp_path: Path, demo_db
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_a_save_before_the_child_listed_its_imports_restarts(console: Console) -> None:
+    """The child lists what it imported only after its first request: a save
+    that comes before the list (a busy machine) must not be ignored."""
+    # As it is between a generation's start and its watch event.
+    console.reloader.server_files = frozenset()
+    console.reloader.server_files_generation = 0
+    console.edit("shop/views.py", 'b"pong"', 'b"pong, early"')
+    console.edit("shop/views.py", '"4"', '"11"')  # its Content-Length
+    reload = wait_for(console.reloads)[0]
+    assert reload["decision"] == "restarted", reload
+    assert served(console.port, "/ping/", b"pong, early") == (200, b"pong, early")

@@ -212,6 +212,9 @@ class Reloader:
         #: ``DEVCONSOLE_PRELOAD=1`` turns it on.
         self.preload_enabled = os.environ.get("DEVCONSOLE_PRELOAD") == "1"
         self.server_files: frozenset[str] = frozenset()
+        #: The generation :attr:`server_files` came from: until the serving
+        #: one has said what it imported, any Python change restarts it.
+        self.server_files_generation = 0
         self.dir_globs: list[tuple[str, str]] = []
         self._reported_roots: list[str] = []
         self._ignore: list[str] = []
@@ -290,6 +293,7 @@ class Reloader:
             return  # a spare not promoted (yet): nothing the console shows
         if kind == "watch" and event.get("generation") == self.supervisor.generation:
             self.server_files = frozenset(event.get("files") or ())
+            self.server_files_generation = self.supervisor.generation
             self.dir_globs = [(str(d), str(g)) for d, g in event.get("dir_globs") or []]
             self._reported_roots = list(event.get("roots") or [])
             self._ignore = list(event.get("ignore") or [])
@@ -479,7 +483,9 @@ class Reloader:
             level1_files=level1_files,
             server_files=self.server_files,
             dir_globs=self.dir_globs,
-            broken=self._broken(),
+            # A save just after a start, before the child listed its imports
+            # (it does so after its first request): not known to be unused.
+            broken=self._broken() or self.server_files_generation != self.supervisor.generation,
         )
         if decision.level is None and decision.ask:
             unhandled = [p for p in decision.ask if not self._ask(p)]
