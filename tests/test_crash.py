@@ -167,7 +167,7 @@ def test_os_exit_in_a_view_is_its_exit_status_and_last_lines(forked: Console) ->
     log = [line.text for line in forked.state.log]
     assert "  | die view: about to call os._exit(3)" in log
     # The /die/ request was in flight (it slept first): a row says it was cut.
-    cut = wait_for(lambda: [row for row in forked.state.requests if row.note])
+    cut = wait_for(lambda: [row for row in forked.state.requests_since(0) if row.note])
     assert [(row.generation, row.status, row.note) for row in cut] == [(1, None, "cut: server child died")]
 
 
@@ -192,7 +192,7 @@ def test_a_request_in_flight_when_the_child_is_killed_is_a_cut_row_counted_in_th
     forked.kill(1)
     client.join(timeout=20)
     assert not client.is_alive() and failures, "the slow request should have been cut"
-    rows = wait_for(lambda: [row for row in state.requests if row.note])
+    rows = wait_for(lambda: [row for row in state.requests_since(0) if row.note])
     assert len(rows) == 1
     row = rows[0]
     # The row names the request the connection was handling.

@@ -119,7 +119,7 @@ def test_the_cut_key_ends_a_draining_request_as_a_row_saying_so(console: Console
     slow.join(15)
     assert not slow.is_alive()
     assert slow.result is None and slow.error is not None  # the client sees the connection end
-    cut = wait_for(lambda: [row for row in events.state.requests if row.note == "cut: by you"])
+    cut = wait_for(lambda: [row for row in events.state.requests_since(0) if row.note == "cut: by you"])
     assert cut[0].generation == 1 and cut[0].status is None
     assert events.state.cut_requests == 1
     assert any("cut: by you (generation 1)" in text for text in _log_texts(events))

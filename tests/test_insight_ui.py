@@ -277,7 +277,7 @@ async def test_send_again_follows_the_new_row_and_browser_opens_its_url(
     conn.request("POST", "/api/echo/?n=1", body=b'{"name": "Ada"}', headers={"Content-Type": "application/json"})
     assert conn.getresponse().status == 201
     conn.close()
-    first = wait_for(lambda: next((r for r in events.state.requests if r.path == "/api/echo/"), None))
+    first = wait_for(lambda: next((r for r in events.state.requests_since(0) if r.path == "/api/echo/"), None))
     opened: list[str] = []
     monkeypatch.setattr(webbrowser, "open", lambda url, *args, **kwargs: opened.append(url) or True)
     app = DevConsoleApp(state=events.state)
