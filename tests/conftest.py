@@ -26,7 +26,9 @@ from devconsole.model.state import ServerState
 
 #: Test modules of plain functions and objects (real files at most); every
 #: other module starts processes or opens sockets.
-UNIT_MODULES = frozenset({"test_instrument", "test_procfile", "test_protocol", "test_sanitize", "test_state", "test_watcher"})
+UNIT_MODULES = frozenset(
+    {"test_instrument", "test_procfile", "test_protocol", "test_sanitize", "test_state", "test_watcher"}
+)
 
 
 def kind_of(module: str) -> str:
