@@ -75,7 +75,10 @@ class Console:
         """Save the views with a new VERSION once the serving generation
         watches them; returns when a request answers with it."""
         generation = self.events.state.generation
-        wait_for(lambda: [e for e in self.events.of("watch") if e["generation"] == generation], timeout=30)
+        # Under wrk the console may read its event pipe seconds behind (the
+        # watch event queues behind thousands of request events); the
+        # backlog is bounded by the load's duration.
+        wait_for(lambda: [e for e in self.events.of("watch") if e["generation"] == generation], timeout=90)
         views = self.root / "demosite" / "ho_views.py"
         source = views.read_text()
         current = source.split("VERSION = ")[1].split("\n")[0]
