@@ -80,6 +80,8 @@ def test_decision_uses_the_files_each_level_imported() -> None:
     assert decide({"/p/locale/fr/LC_MESSAGES/django.po"}, **common).ask == []
     # A server that failed to import its views restarts on any Python save.
     assert decide({"/p/shop/tests.py"}, **{**common, "broken": True}).level == RestartLevel.FORK
+    # Imports not listed yet by the serving generation: not known to be unused.
+    assert decide({"/p/shop/tests.py"}, **{**common, "server_files": None}).level == RestartLevel.FORK
     # Without a healthy level 1 (broken settings), any Python save rebuilds it.
     assert decide({"/p/shop/views.py"}, **{**common, "level1_files": None}).level == RestartLevel.REBUILD1
     assert glob_matches("/p/t/a/b.html", "/p/t", "**/*") and not glob_matches("/p/tt/b.html", "/p/t", "**/*")

@@ -152,14 +152,17 @@ def decide(
     *,
     level0_files: frozenset[str],
     level1_files: frozenset[str] | None,
-    server_files: frozenset[str],
+    server_files: frozenset[str] | None,
     dir_globs: list[tuple[str, str]],
     broken: bool,
 ) -> Decision:
     """The decision for a batch, from the exact files each process imported.
 
     ``level1_files`` is None when there is no healthy level 1 (its setup
-    failed): any Python change may be the fix, so it is rebuilt. ``broken``:
+    failed): any Python change may be the fix, so it is rebuilt.
+    ``server_files`` is None when the serving generation has not said yet
+    what it imported (it does after its first request): a Python change is
+    then not known to be unused, and restarts it. ``broken``:
     the serving generation failed (a syntax error in a view), so any Python
     change gets a new server.
     """
@@ -171,7 +174,7 @@ def decide(
                 levels.append(RestartLevel.REBUILD0)
             elif level1_files is None or path in level1_files:
                 levels.append(RestartLevel.REBUILD1)
-            elif path in server_files or broken:
+            elif server_files is None or path in server_files or broken:
                 levels.append(RestartLevel.FORK)
             else:
                 decision.ignored.append(path)
@@ -481,11 +484,9 @@ class Reloader:
             paths,
             level0_files=self.level0.files if self.level0 is not None else frozenset(),
             level1_files=level1_files,
-            server_files=self.server_files,
+            server_files=self.server_files if self.server_files_generation == self.supervisor.generation else None,
             dir_globs=self.dir_globs,
-            # A save just after a start, before the child listed its imports
-            # (it does so after its first request): not known to be unused.
-            broken=self._broken() or self.server_files_generation != self.supervisor.generation,
+            broken=self._broken(),
         )
         if decision.level is None and decision.ask:
             unhandled = [p for p in decision.ask if not self._ask(p)]
