@@ -150,29 +150,34 @@ def sql_text(insight: Insight, style: Styles, root: str | None = None) -> Group:
     if len(queries) < count:
         text.append(f"  (the first {len(queries)} kept in detail; counts are exact)", style("detail--dim"))
     parts.append(text)
-    n_plus_one = sql.get("n_plus_one") or []
-    if n_plus_one:
-        threshold = sql.get("threshold", 5)
-        parts.append(Text(f"\nN+1: the same query shape {threshold} or more times", style("detail--warning")))
+
+    def flagged(title: str, items: list[Any], cell: Callable[[Any], Text]) -> None:
+        """A warning heading, then each item's count beside its cell."""
+        if not items:
+            return
+        parts.append(Text(f"\n{title}", style("detail--warning")))
         grid = _grid(6)
-        for group in n_plus_one:
-            cell = Text(f"{fmt.duration_ms(group.get('ms'))} from {where_text(group.get('where'), root)}\n")
-            cell.append(str(group.get("shape", "")), style("detail--dim"))
-            grid.add_row(Text(f"  {group.get('count')}×", style("detail--warning")), cell)
+        for item in items:
+            grid.add_row(Text(f"  {item.get('count')}×", style("detail--warning")), cell(item))
         parts.append(grid)
-    duplicates = sql.get("duplicates") or []
-    if duplicates:
-        parts.append(Text("\nDuplicates: the same SQL with the same parameters", style("detail--warning")))
-        grid = _grid(6)
-        for duplicate in duplicates:
-            issuers = _issuers(insight, duplicate, root)
-            cell = Text(f"from {issuers[0]}\n")
-            for more in issuers[1:]:
-                cell.append(f"and {more}\n")
-            cell.append(str(duplicate.get("sql", "")), style("detail--dim"))
-            cell.append(f"\nparams {', '.join(duplicate.get('params') or []) or '-'}", style("detail--dim"))
-            grid.add_row(Text(f"  {duplicate.get('count')}×", style("detail--warning")), cell)
-        parts.append(grid)
+
+    def pattern_cell(group: Any) -> Text:
+        cell = Text(f"{fmt.duration_ms(group.get('ms'))} from {where_text(group.get('where'), root)}\n")
+        cell.append(str(group.get("shape", "")), style("detail--dim"))
+        return cell
+
+    def duplicate_cell(duplicate: Any) -> Text:
+        issuers = _issuers(insight, duplicate, root)
+        cell = Text(f"from {issuers[0]}\n")
+        for more in issuers[1:]:
+            cell.append(f"and {more}\n")
+        cell.append(str(duplicate.get("sql", "")), style("detail--dim"))
+        cell.append(f"\nparams {', '.join(duplicate.get('params') or []) or '-'}", style("detail--dim"))
+        return cell
+
+    threshold = sql.get("threshold", 5)
+    flagged(f"N+1: the same query shape {threshold} or more times", sql.get("n_plus_one") or [], pattern_cell)
+    flagged("Duplicates: the same SQL with the same parameters", sql.get("duplicates") or [], duplicate_cell)
     groups = sql.get("groups") or []
     if groups:
         parts.append(Text("\nBy shape", style("detail--heading")))
