@@ -164,15 +164,31 @@ class Events:
         self.items: list[dict[str, Any]] = []
         self.state = ServerState()
         self._lock = threading.Lock()
+        # By type, so a test polling for one kind under load (wrk makes
+        # hundreds of thousands of request events) does not scan them all
+        # while holding the lock the console's reader needs.
+        self._by_type: dict[str, list[dict[str, Any]]] = {}
 
     def __call__(self, event: dict[str, Any]) -> None:
         with self._lock:
             self.items.append(event)
+            self._by_type.setdefault(event["type"], []).append(event)
         self.state.ingest(event)
 
     def of(self, kind: str) -> list[dict[str, Any]]:
         with self._lock:
-            return [e for e in self.items if e["type"] == kind]
+            return list(self._by_type.get(kind, ()))
+
+    def describe(self, generation: int) -> str:
+        """What generation ``generation`` sent, by type, and its errors: for a
+        failure message."""
+        with self._lock:
+            mine = [e for e in self.items[-200000:] if e.get("generation") == generation]
+        counts: dict[str, int] = {}
+        for event in mine:
+            counts[event["type"]] = counts.get(event["type"], 0) + 1
+        errors = [(e.get("phase"), e.get("message")) for e in mine if e["type"] == "error"]
+        return f"generation {generation} sent {counts}; errors {errors}; {len(self.items)} events in all"
 
 
 @pytest.fixture

@@ -78,7 +78,10 @@ class Console:
         # Under wrk the console may read its event pipe seconds behind (the
         # watch event queues behind thousands of request events); the
         # backlog is bounded by the load's duration.
-        wait_for(lambda: [e for e in self.events.of("watch") if e["generation"] == generation], timeout=90)
+        try:
+            wait_for(lambda: [e for e in self.events.of("watch") if e["generation"] == generation], timeout=90)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}: {self.events.describe(generation)}") from None
         views = self.root / "demosite" / "ho_views.py"
         source = views.read_text()
         current = source.split("VERSION = ")[1].split("\n")[0]
