@@ -4,6 +4,7 @@ running console server, and waiting for events."""
 from __future__ import annotations
 
 import contextlib
+import http.client
 import os
 import shutil
 import threading
@@ -13,6 +14,7 @@ import time
 os.environ["TZ"] = "UTC"
 time.tzset()
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,8 @@ import pytest
 
 from devconsole.console.listen import ListenAddress, bind
 from devconsole.console.project import Project
+from devconsole.console.reloader import Reloader
+from devconsole.console.session import wire
 from devconsole.console.supervisor import Supervisor
 from devconsole.demo import DEMO_MANAGE_PY, demo_env, ensure_demo_database
 from devconsole.model.state import ServerState
@@ -220,3 +224,85 @@ def server(demo_project: Project, events: Events) -> Iterator[Supervisor]:
     """The demo project served by a real child process on a free loopback port."""
     with serving(demo_project, events) as supervisor:
         yield supervisor
+
+
+def http_get(port: int, path: str = "/ping/", *, timeout: float = 20.0, close: bool = True) -> tuple[int, bytes]:
+    """One request on a new loopback connection: ``(status, body)``."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", path, headers={"Connection": "close"} if close else {})
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+@dataclass
+class LiveConsole:
+    """The console without its UI (supervisor → reloader → :class:`Events`)
+    serving a private copy of the demo on a free loopback port."""
+
+    root: Path
+    port: int
+    supervisor: Supervisor
+    reloader: Reloader
+    events: Events
+
+    @property
+    def state(self) -> ServerState:
+        return self.events.state
+
+    def edit(self, relative: str, old: str, new: str) -> None:
+        """Replace the first ``old`` in the project file ``relative``."""
+        path = self.root / relative
+        text = path.read_text()
+        assert old in text, f"{old!r} not in {relative}"
+        path.write_text(text.replace(old, new, 1))
+
+    def save_version(self, relative: str, version: str, *, timeout: float = 30.0) -> int:
+        """Rewrite the module's ``VERSION = …`` line once the serving
+        generation watches the project's files (a save before it said what
+        it imported is not its concern); returns that generation."""
+        generation = self.state.generation
+        try:
+            wait_for(lambda: [e for e in self.events.of("watch") if e["generation"] == generation], timeout=timeout)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}: {self.events.describe(generation)}") from None
+        path = self.root / relative
+        source = path.read_text()
+        current = source.split("VERSION = ")[1].split("\n")[0]
+        path.write_text(source.replace(f"VERSION = {current}", f"VERSION = {version!r}"))
+        return generation
+
+
+@contextlib.contextmanager
+def live_console(
+    tmp_path: Path,
+    demo_db: Path,
+    *,
+    reload: bool = True,
+    spawned: bool = False,
+    events: Events | None = None,
+    prepare: Callable[[Path], None] | None = None,
+    console_class: type[LiveConsole] = LiveConsole,
+) -> Iterator[Any]:
+    """A :class:`LiveConsole` (or ``console_class``) on a copy of the demo,
+    ``prepare``\\ d first (views added…); its generations forked from fork
+    servers, or ``spawned``; stopped, every child with it, on the way out.
+    Yields once the first generation said hello."""
+    root, project = demo_copy(tmp_path, demo_db)
+    if prepare is not None:
+        prepare(root)
+    sock = bind(ListenAddress("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    events = events if events is not None else Events()
+    supervisor, reloader = wire(project, ListenAddress("127.0.0.1", port), sock, events, reload=reload)
+    if spawned:
+        reloader.use_fork = False
+    reloader.start()
+    try:
+        wait_for(lambda: events.state.hello is not None, timeout=60)
+        yield console_class(root, port, supervisor, reloader, events)
+    finally:
+        reloader.stop()
+        supervisor.close()

@@ -5,21 +5,14 @@ generation still obeys ``stop`` and reloads afterwards. Real server children
 
 from __future__ import annotations
 
-import http.client
 import os
 import socket
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from devconsole.console.listen import ListenAddress, bind
-from devconsole.console.reloader import Reloader
-from devconsole.console.session import wire
-from devconsole.console.supervisor import Supervisor
-
-from .conftest import Events, demo_copy, wait_for
+from .conftest import LiveConsole, http_get, live_console, wait_for
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="the fork server needs POSIX")
 
@@ -63,61 +56,28 @@ urlpatterns += [
 """
 
 
-@dataclass
-class Console:
-    root: Path
-    port: int
-    supervisor: Supervisor
-    reloader: Reloader
-    events: Events
-
-
-@pytest.fixture(params=["forked", "spawned"])
-def console(request: pytest.FixtureRequest, tmp_path: Path, demo_db: Path) -> Iterator[Console]:
-    root, project = demo_copy(tmp_path, demo_db)
+def _add_views(root: Path) -> None:
     (root / "demosite" / "ctl_views.py").write_text(VIEWS)
     with (root / "demosite" / "urls.py").open("a") as urls:
         urls.write(URLS)
-    sock = bind(ListenAddress("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    events = Events()
-    supervisor, reloader = wire(project, ListenAddress("127.0.0.1", port), sock, events, reload=True)
-    if request.param == "spawned":
-        reloader.use_fork = False
-    reloader.start()
-    try:
-        wait_for(lambda: events.state.hello is not None, timeout=60)
-        yield Console(root, port, supervisor, reloader, events)
-    finally:
-        reloader.stop()
-        supervisor.close()
+
+
+@pytest.fixture(params=["forked", "spawned"])
+def console(request: pytest.FixtureRequest, tmp_path: Path, demo_db: Path) -> Iterator[LiveConsole]:
+    with live_console(tmp_path, demo_db, spawned=request.param == "spawned", prepare=_add_views) as console:
+        yield console
 
 
 def get(port: int, path: str) -> tuple[int, bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    try:
-        conn.request("GET", path)
-        response = conn.getresponse()
-        return response.status, response.read()
-    finally:
-        conn.close()
+    return http_get(port, path, timeout=30, close=False)
 
 
-def _save_version(console: Console, version: str) -> None:
-    # A save before the generation said what it imported is not its concern.
-    generation = console.events.state.generation
-    wait_for(lambda: [e for e in console.events.of("watch") if e["generation"] == generation], timeout=30)
-    views = console.root / "demosite" / "ctl_views.py"
-    source = views.read_text()
-    views.write_text(source.replace(source.split("VERSION = ")[1].split("\n")[0], repr(version)))
-
-
-def _reloaded_to(console: Console, version: str) -> None:
-    _save_version(console, version)
+def _reloaded_to(console: LiveConsole, version: str) -> None:
+    console.save_version("demosite/ctl_views.py", version)
     wait_for(lambda: get(console.port, "/ctl/version/") == (200, version.encode()), timeout=60)
 
 
-def test_input_in_a_view_gets_eof_and_the_generation_still_obeys(console: Console) -> None:
+def test_input_in_a_view_gets_eof_and_the_generation_still_obeys(console: LiveConsole) -> None:
     assert get(console.port, "/ctl/ask/") == (200, b"EOFError EOF when reading a line")
     status, _ = get(console.port, "/ctl/ask-uncaught/")
     assert status == 500
@@ -131,7 +91,7 @@ def test_input_in_a_view_gets_eof_and_the_generation_still_obeys(console: Consol
     assert exits[0]["returncode"] == 0, exits  # it stopped when told, not killed
 
 
-def test_reading_all_of_stdin_cannot_take_a_control_message(console: Console) -> None:
+def test_reading_all_of_stdin_cannot_take_a_control_message(console: LiveConsole) -> None:
     assert get(console.port, "/ctl/slurp/") == (200, b"stdin gave 0 characters")
     # Twice: a second read of /dev/null is at its end again, nothing blocks.
     assert get(console.port, "/ctl/slurp/") == (200, b"stdin gave 0 characters")
@@ -146,7 +106,7 @@ def test_reading_all_of_stdin_cannot_take_a_control_message(console: Console) ->
     assert exits[0]["returncode"] == 0, exits
 
 
-def test_the_console_going_away_ends_the_generation(console: Console) -> None:
+def test_the_console_going_away_ends_the_generation(console: LiveConsole) -> None:
     child = console.supervisor.child
     assert child is not None
     generation = child.generation

@@ -5,6 +5,7 @@ socket, a request in flight is a row marked cut, and repeated deaths back off.""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
 import signal
@@ -20,12 +21,11 @@ import pytest
 from devconsole.console import reloader as reloader_module
 from devconsole.console.listen import ListenAddress, bind
 from devconsole.console.project import Project
-from devconsole.console.reloader import Reloader, backoff_delay
-from devconsole.console.session import wire
-from devconsole.console.supervisor import Supervisor, describe_exit
+from devconsole.console.reloader import backoff_delay
+from devconsole.console.supervisor import describe_exit
 from devconsole.model.state import CRASH_PHASE, CUT, ServerState
 
-from .conftest import Events, demo_copy, wait_for
+from .conftest import Events, LiveConsole, http_get, live_console, wait_for
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="signals and the fork server need POSIX")
 
@@ -62,16 +62,8 @@ class TimedEvents(Events):
 
 
 @dataclass
-class Console:
-    root: Path
-    port: int
-    supervisor: Supervisor
-    reloader: Reloader
+class Console(LiveConsole):
     events: TimedEvents
-
-    @property
-    def state(self) -> ServerState:
-        return self.events.state
 
     def serving_pid(self, generation: int) -> int:
         hello = wait_for(lambda: self.events.hello(generation), timeout=30)
@@ -82,17 +74,10 @@ class Console:
 
 
 def get(port: int, path: str = "/ping/", timeout: float = 20.0) -> tuple[int, bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        conn.request("GET", path, headers={"Connection": "close"})
-        response = conn.getresponse()
-        return response.status, response.read()
-    finally:
-        conn.close()
+    return http_get(port, path, timeout=timeout)
 
 
-def start_console(tmp_path: Path, demo_db: Path, *, reload: bool) -> Console:
-    root, project = demo_copy(tmp_path, demo_db)
+def _add_die_view(root: Path) -> None:
     views = root / "shop" / "views.py"
     views.write_text("import os\n" + views.read_text() + DIE_VIEW)
     urls = root / "demosite" / "urls.py"
@@ -102,36 +87,30 @@ def start_console(tmp_path: Path, demo_db: Path, *, reload: bool) -> Console:
             'path("ping/", shop_views.ping, name="ping"),\n    path("die/", shop_views.die),',
         )
     )
-    sock = bind(ListenAddress("127.0.0.1", 0))
-    port = sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def start_console(tmp_path: Path, demo_db: Path, *, reload: bool) -> Iterator[Console]:
+    """A console on a copy of the demo (with a view that dies), serving."""
     events = TimedEvents()
-    supervisor, reloader = wire(project, ListenAddress("127.0.0.1", port), sock, events, reload=reload)
-    reloader.start()
-    return Console(root, port, supervisor, reloader, events)
+    with live_console(
+        tmp_path, demo_db, reload=reload, events=events, prepare=_add_die_view, console_class=Console
+    ) as console:
+        assert get(console.port) == (200, b"pong")
+        yield console
 
 
 @pytest.fixture(params=["fork", "spawn"])
 def console(request: pytest.FixtureRequest, tmp_path: Path, demo_db: Path) -> Iterator[Console]:
-    """A console on a copy of the demo (with a view that dies), its
-    generations forked from fork servers or spawned (``--noreload``)."""
-    console = start_console(tmp_path, demo_db, reload=request.param == "fork")
-    try:
-        assert get(console.port) == (200, b"pong")
+    """Its generations forked from fork servers or spawned (``--noreload``)."""
+    with start_console(tmp_path, demo_db, reload=request.param == "fork") as console:
         yield console
-    finally:
-        console.reloader.stop()
-        console.supervisor.close()
 
 
 @pytest.fixture
 def forked(tmp_path: Path, demo_db: Path) -> Iterator[Console]:
-    console = start_console(tmp_path, demo_db, reload=True)
-    try:
-        assert get(console.port) == (200, b"pong")
+    with start_console(tmp_path, demo_db, reload=True) as console:
         yield console
-    finally:
-        console.reloader.stop()
-        console.supervisor.close()
 
 
 def test_kill_9_is_explained_and_the_next_generation_serves_the_request_sent_right_after(console: Console) -> None:

@@ -21,11 +21,9 @@ from typing import Any
 import pytest
 
 from devconsole.console.listen import ListenAddress, bind
-from devconsole.console.reloader import Reloader
-from devconsole.console.session import wire
-from devconsole.console.supervisor import MAX_DRAINING, Supervisor
+from devconsole.console.supervisor import MAX_DRAINING
 
-from .conftest import Events, demo_copy, wait_for
+from .conftest import Events, LiveConsole, live_console, wait_for
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="the fork server needs POSIX")
 
@@ -63,34 +61,27 @@ urlpatterns += [
 
 
 @dataclass
-class Console:
-    root: Path
-    port: int
-    supervisor: Supervisor
-    reloader: Reloader
-    events: Events
+class Console(LiveConsole):
     saves: list[str] = field(default_factory=list)
 
     def save(self, version: str) -> None:
         """Save the views with a new VERSION once the serving generation
-        watches them; returns when a request answers with it."""
-        generation = self.events.state.generation
+        watches them; returns when the next generation serves."""
         # Under wrk the console may read its event pipe seconds behind (the
         # watch event queues behind thousands of request events); the
         # backlog is bounded by the load's duration.
-        try:
-            wait_for(lambda: [e for e in self.events.of("watch") if e["generation"] == generation], timeout=90)
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}: {self.events.describe(generation)}") from None
-        views = self.root / "demosite" / "ho_views.py"
-        source = views.read_text()
-        current = source.split("VERSION = ")[1].split("\n")[0]
-        views.write_text(source.replace(f"VERSION = {current}", f"VERSION = {version!r}"))
+        generation = self.save_version("demosite/ho_views.py", version, timeout=90)
         self.saves.append(version)
         wait_for(lambda: self.events.state.generation > generation, timeout=60)
 
     def request_total(self) -> int:
         return self.events.state.total_requests
+
+
+def _add_views(root: Path) -> None:
+    (root / "demosite" / "ho_views.py").write_text(VIEWS)
+    with (root / "demosite" / "urls.py").open("a") as urls:
+        urls.write(URLS)
 
 
 @pytest.fixture(params=["forked", "spawned"])
@@ -99,25 +90,8 @@ def console(request: pytest.FixtureRequest, tmp_path: Path, demo_db: Path) -> It
         yield console
 
 
-@contextlib.contextmanager
-def _console(tmp_path: Path, demo_db: Path, *, spawned: bool, events: Events | None = None) -> Iterator[Console]:
-    root, project = demo_copy(tmp_path, demo_db)
-    (root / "demosite" / "ho_views.py").write_text(VIEWS)
-    with (root / "demosite" / "urls.py").open("a") as urls:
-        urls.write(URLS)
-    sock = bind(ListenAddress("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    events = events if events is not None else Events()
-    supervisor, reloader = wire(project, ListenAddress("127.0.0.1", port), sock, events, reload=True)
-    if spawned:
-        reloader.use_fork = False
-    reloader.start()
-    try:
-        wait_for(lambda: events.state.hello is not None, timeout=60)
-        yield Console(root, port, supervisor, reloader, events)
-    finally:
-        reloader.stop()
-        supervisor.close()
+def _console(tmp_path: Path, demo_db: Path, *, spawned: bool, events: Events | None = None) -> Any:
+    return live_console(tmp_path, demo_db, spawned=spawned, events=events, prepare=_add_views, console_class=Console)
 
 
 def _get(conn: http.client.HTTPConnection, path: str) -> tuple[int, bytes]:

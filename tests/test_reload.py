@@ -3,7 +3,6 @@ real requests on a loopback socket."""
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import socket
@@ -17,43 +16,21 @@ from pathlib import Path
 
 import pytest
 
-from devconsole.console.listen import ListenAddress, bind
-from devconsole.console.reloader import Reloader
-from devconsole.console.session import wire
-from devconsole.console.supervisor import Supervisor
 from devconsole.wire import forkserver as forkserver_wire
 
-from .conftest import Events, demo_copy, inotify_watches, wait_for
+from .conftest import LiveConsole, demo_copy, http_get, inotify_watches, live_console, wait_for
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="the fork server needs POSIX")
 
 
 @dataclass
-class Console:
-    root: Path
-    port: int
-    supervisor: Supervisor
-    reloader: Reloader
-    events: Events
-
-    def edit(self, relative: str, old: str, new: str) -> None:
-        path = self.root / relative
-        text = path.read_text()
-        assert old in text, f"{old!r} not in {relative}"
-        path.write_text(text.replace(old, new, 1))
-
+class Console(LiveConsole):
     def reloads(self) -> list[dict]:
         return self.events.of("reload")
 
 
 def get(port: int, path: str = "/ping/") -> tuple[int, bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        conn.request("GET", path, headers={"Connection": "close"})
-        response = conn.getresponse()
-        return response.status, response.read()
-    finally:
-        conn.close()
+    return http_get(port, path, timeout=10)
 
 
 def served(port: int, path: str, needle: bytes, timeout: float = 20.0) -> tuple[int, bytes]:
@@ -64,24 +41,15 @@ def served(port: int, path: str, needle: bytes, timeout: float = 20.0) -> tuple[
 @pytest.fixture
 def console(tmp_path: Path, demo_db: Path) -> Iterator[Console]:
     """A console with autoreload on a private copy of the demo project."""
-    root, project = demo_copy(tmp_path, demo_db)
-    sock = bind(ListenAddress("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    events = Events()
-    supervisor, reloader = wire(project, ListenAddress("127.0.0.1", port), sock, events)
-    reloader.start()
-    console = Console(root, port, supervisor, reloader, events)
-    try:
-        assert get(port)[1] == b"pong"
+    with live_console(tmp_path, demo_db, console_class=Console) as console:
+        assert get(console.port)[1] == b"pong"
         # Watching the project's roots (reported by the child) before editing.
-        wait_for(lambda: events.of("watch"))
-        wait_for(lambda: reloader.watcher is not None and str(root / "shop") in reloader.watcher.roots)
+        wait_for(lambda: console.events.of("watch"))
+        reloader = console.reloader
+        wait_for(lambda: reloader.watcher is not None and str(console.root / "shop") in reloader.watcher.roots)
         # The kernel reports changes under every root from now on.
         wait_for(lambda: inotify_watches(reloader.watcher.roots))
         yield console
-    finally:
-        reloader.stop()
-        supervisor.close()
 
 
 def test_a_views_edit_is_served_by_a_forked_server(console: Console) -> None:
