@@ -33,7 +33,7 @@ from devconsole.ui.app import DevConsoleApp
 from devconsole.ui.screens.help import QuitScreen
 from devconsole.ui.widgets.statusline import StatusLine
 from devconsole.wire import debugger as wire
-from tests import test_tty_smoke
+from tests import test_signals, test_tty_smoke
 from tests.conftest import Events, serving, until, wait_for
 from tests.test_tty_smoke import Terminal, free_port, inotify_watches, panel, panels_drawn, wait_until
 
@@ -310,6 +310,35 @@ def test_sigterm_while_debugging_restores_the_terminal(launch: Callable[..., Ter
     lflag = termios.tcgetattr(terminal.child.child_fd)[3]
     assert lflag & termios.ICANON and lflag & termios.ECHO, "the terminal was left in raw mode"
     assert client.result(terminal)[0] == 500  # the debugger saw its terminal close
+
+
+def test_sighup_while_a_request_waits_detached_leaves_nothing(launch: Callable[..., Terminal], tmp_path: Path) -> None:
+    """The terminal window closed while a request is paused in the debugger
+    (detached, the dashboard shown): the console exits like on q, the
+    terminal restored, the paused request answered, no child left."""
+    terminal, port = start_console(launch, project_copy(tmp_path))
+    mark = len(terminal.raw)
+    client = Client(f"http://127.0.0.1:{port}/bp/")
+    written_since(terminal, mark, r"\(Pdb\) ", "pdb's prompt")
+    terminal.child.send("\x1d")
+    written_since(terminal, mark, r"\[y/N\] or d: detach", "the question, with detach")
+    terminal.child.send("d")
+    terminal.wait_for(sockets_row(r"· at views\.py:8 .*\bdebugger\b"), "the paused request's Sockets row")
+    children = set(test_signals.descendants(terminal.child.pid))
+    assert children, "no server child under the console"
+    os.kill(terminal.child.pid, signal.SIGHUP)
+    assert terminal.wait_exit() == 128 + signal.SIGHUP, terminal.describe()
+    lflag = termios.tcgetattr(terminal.child.child_fd)[3]
+    assert lflag & termios.ICANON and lflag & termios.ECHO, "the terminal was left in raw mode"
+    raw = bytes(terminal.raw)
+    assert test_signals.restored_after_last(raw, test_tty_smoke.ENTER_ALT_SCREEN, test_tty_smoke.LEAVE_ALT_SCREEN), (
+        f"left in the alternate screen\n{terminal.describe()}"
+    )
+    assert client.result(terminal)[0] == 500  # the debugger saw its terminal go
+    wait_until(lambda: test_tty_smoke.port_is_free(port), f"127.0.0.1:{port} freed", terminal)
+    wait_until(
+        lambda: not {pid for pid in children if test_signals.alive(pid)}, "every child of the console ended", terminal
+    )
 
 
 # -- post-mortem: the broker and a real server child, no UI ----------------------------

@@ -504,6 +504,10 @@ class DevConsoleApp(App[int]):
             return
         self._shutdown_done = True
         self._stop_replay.set()
+        if self.debug_broker is not None:
+            # First: a request paused in the debugger (attached or detached)
+            # sees its terminal close and is answered before its generation stops.
+            self.debug_broker.abort_all()
         if self.session is not None:
             self.session.close()
 
