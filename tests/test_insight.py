@@ -6,6 +6,7 @@ import http.client
 import shlex
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -309,3 +310,31 @@ def test_the_n_plus_one_threshold_is_the_users(
         assert _request(server, "GET", "/insight/n-plus-one/") == 200
         row = _row(events, "/insight/n-plus-one/")
         assert (row.summary.sql_count, row.summary.n_plus_one) == (21, 0)
+
+
+def test_sql_parameters_of_secret_columns_are_masked() -> None:
+    """What Django's auth and sessions send (a password hash, a session key)
+    is masked like a secret-named local; other parameters are shown. Bound
+    by name, the child masks by the name; positional, the console by the
+    column it fills."""
+    from devconsole.child.insight import _param_reprs
+    from devconsole.model.secrets import mask_sql_params
+
+    def shown(sql: str, params: list[Any] | dict[str, Any]) -> list[str]:
+        return mask_sql_params(sql, _param_reprs(params))[0]
+
+    insert = 'INSERT INTO "auth_user" ("password", "last_login", "username") VALUES (%s, %s, %s)'
+    assert shown(insert, ["pbkdf2_sha256$1$x", None, "ada"]) == [MASK, "None", "'ada'"]
+    session = (
+        'SELECT "django_session"."session_data" FROM "django_session" WHERE ("django_session"."expire_date" > %s'
+        ' AND "django_session"."session_key" = %s) LIMIT 21'
+    )
+    assert shown(session, ["2026-12-01", "k3y"]) == ["'2026-12-01'", MASK]
+    update = 'UPDATE "auth_user" SET "password" = %s WHERE "auth_user"."id" = %s'
+    assert shown(update, ["hash", 7]) == [MASK, "7"]
+    in_list = 'SELECT 1 FROM "api" WHERE "api"."token" IN (%s, %s) AND "api"."id" = %s'
+    assert shown(in_list, ["a", "b", 3]) == [MASK, MASK, "3"]
+    by_name = 'SELECT 1 FROM "api" WHERE "api"."token" = %(api_token)s AND "api"."id" = %(id)s'
+    assert shown(by_name, {"api_token": "t", "id": 3}) == [f"('api_token', {MASK!r})", "('id', 3)"]
+    plain = 'SELECT * FROM "shop_product" WHERE "shop_product"."id" IN (%s, %s)'
+    assert shown(plain, [1, 2]) == ["1", "2"]

@@ -254,7 +254,10 @@ def _param_reprs(params: Any) -> list[str]:
     if params is None:
         return []
     try:
-        values = list(params.items()) if isinstance(params, dict) else list(params)
+        if isinstance(params, dict):  # bound by name (``%(token)s``): the name says, as for a dict's repr
+            values: list[Any] = [(k, MASK if is_secret_field(str(k)) else v) for k, v in params.items()]
+        else:  # positional: masked by the console, which sees the column (model/secrets.py)
+            values = list(params)
     except Exception:
         return [_safe_repr(_PARAM_REPR, params)]
     out = [_param_repr(value) for value in values[:MAX_PARAMS]]
