@@ -90,7 +90,7 @@ def test_duplicate_page_flags_the_duplicate(server: Supervisor, events: Events) 
 
 
 def test_a_500_carries_its_frames_and_the_views_locals(server: Supervisor, events: Events) -> None:
-    assert _request(server, "GET", "/insight/boom/") == 500
+    assert _request(server, "GET", "/insight/boom/?token=s3cr3t&page=2") == 500
     row = _row(events, "/insight/boom/")
     assert row.summary.exception == "ZeroDivisionError"
     insight = events.state.insight(row.seq)
@@ -103,6 +103,8 @@ def test_a_500_carries_its_frames_and_the_views_locals(server: Supervisor, event
     assert names["discount"] == "0"
     assert "desk-lamp" in names["basket"]
     assert names["password"] == MASK  # masked where it entered the console
+    # A URL inside a repr: the request's own query string.
+    assert f"token={MASK}&page=2" in names["request"] and "s3cr3t" not in str(view["locals"])
     # Hostile text arrives escaped: no ESC reaches the screen.
     assert "\x1b" not in names["hostile"] and "\\x1b[2J" in names["hostile"]
     assert "[red]" in names["hostile"]

@@ -205,13 +205,19 @@ def mask_body_text(text: str, kind: str, masked: list[str]) -> str:
 
 
 def mask_locals(pairs: list[Any], masked: list[str]) -> list[Any]:
-    """A frame's ``[name, repr]`` pairs with secret-named locals masked (the
-    child masks secret-named items inside the reprs of dicts it sends)."""
+    """A frame's ``[name, repr]`` pairs with secret-named locals masked, and
+    secret-named query fields of URLs inside any repr (``request`` is
+    ``<WSGIRequest: GET '/reset/?token=…'>``); the child masks secret-named
+    items inside the reprs of dicts it sends."""
     out = []
     for pair in pairs:
-        if isinstance(pair, list) and len(pair) == 2 and is_secret_field(str(pair[0])) and pair[1] != MASK:
-            masked.append(f"local {pair[0]}")
-            pair = [pair[0], MASK]
+        if isinstance(pair, list) and len(pair) == 2:
+            if is_secret_field(str(pair[0])) and pair[1] != MASK:
+                masked.append(f"local {pair[0]}")
+                pair = [pair[0], MASK]
+            elif isinstance(pair[1], str) and (clean := mask_urls(pair[1])) != pair[1]:
+                masked.append(f"a URL in local {pair[0]}")
+                pair = [pair[0], clean]
         out.append(pair)
     return out
 
