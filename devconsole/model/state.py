@@ -165,6 +165,15 @@ class ProcessRow:
             return True
         return self.state in ("exited", "restarting") and self.returncode not in (None, 0)
 
+    def outcome(self) -> str:
+        """How its last run ended, with no clock in it: ``exited 3``,
+        ``crashed (SIGKILL)``; its state while it runs."""
+        if self.returncode is None:
+            return "crashed" if self.state == "crashed" else self.state
+        if self.returncode < 0:
+            return f"crashed ({signal_name(self.returncode)})"
+        return f"exited {self.returncode}"
+
     def describe(self, now: float) -> str:
         """``running``, ``exited 3``, ``crashed (SIGKILL)``, ``restarting in 2.0 s``."""
         if self.state == "exited" and self.returncode is not None:
@@ -744,12 +753,11 @@ class ServerState:
             rows = list(self.processes.values())
         if not rows:
             return "", False
-        now = self.clock()
         running = sum(1 for row in rows if row.state == "running")
         text = f"procs {running}/{len(rows)}"
         failed = [row for row in rows if row.failed]
         if failed:
-            text += " · " + ", ".join(f"{row.name} {row.describe(now)}" for row in failed[:3])
+            text += " · " + ", ".join(f"{row.name} {row.outcome()}" for row in failed[:3])
             if len(failed) > 3:
                 text += f" +{len(failed) - 3}"
         return text, bool(failed)

@@ -31,6 +31,7 @@ from devconsole.ui.screens.commands import CommandsScreen, running_commands
 from devconsole.ui.screens.dashboard import DashboardScreen
 from devconsole.ui.screens.help import HelpScreen, QuitScreen
 from devconsole.ui.screens.logview import LogScreen
+from devconsole.ui.screens.processes import ProcessesScreen
 
 #: How often views pull new events from the state (seconds).
 TICK = 0.1
@@ -57,6 +58,7 @@ class DevConsoleApp(App[int]):
         "log": LogScreen,
         "anatomy": AnatomyScreen,
         "commands": CommandsScreen,
+        "processes": ProcessesScreen,
     }
     #: The first view. It is opened in ``on_mount``, not through
     #: ``DEFAULT_MODE``: Textual builds a default mode's screen before that
@@ -72,6 +74,7 @@ class DevConsoleApp(App[int]):
         "log": ("Log", "The project's stdout/stderr and the django.server log, searchable"),
         "anatomy": ("Anatomy", "The chain runserver went through, with measured durations"),
         "commands": ("Commands", "Find, fill in and run management commands"),
+        "processes": ("Processes", "The side processes of Procfile.dev: states, controls, their own logs"),
     }
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("d", "view('dashboard')", "Dashboard", id="view.dashboard", tooltip="The four live panels"),
@@ -79,6 +82,13 @@ class DevConsoleApp(App[int]):
         Binding("a", "view('anatomy')", "Anatomy", id="view.anatomy", tooltip="What runserver went through"),
         Binding(
             "c", "view('commands')", "Commands", id="view.commands", tooltip="Find, fill in and run management commands"
+        ),
+        Binding(
+            "p",
+            "view('processes')",
+            "Processes",
+            id="view.processes",
+            tooltip="The side processes of Procfile.dev: state, restarts, CPU, memory, their logs",
         ),
         Binding("r", "restart", "Restart", id="restart", tooltip="Restart the server child (the socket stays open)"),
         Binding("question_mark", "help", "Help", id="help", tooltip="Every key, here"),
