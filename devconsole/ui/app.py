@@ -166,6 +166,8 @@ class DevConsoleApp(App[int]):
         self.quit_waiting: str | None = None
         #: Generations draining at the last tick (the ``x`` key shows while any do).
         self._draining_seen: tuple[int, ...] = ()
+        #: Whether the project declares side processes (the ``p`` key shows then).
+        self._processes_seen = False
         if recording is not None:
             self.sub_title = f"replay · {len(recording.events)} events"
         elif self.address is not None:
@@ -219,8 +221,10 @@ class DevConsoleApp(App[int]):
         if self.debug_broker is not None and self._debug_tick():
             return
         draining = tuple(sorted(self.state.draining))
-        if draining != self._draining_seen:
+        processes = bool(self.state.processes or self.state.process_error)
+        if draining != self._draining_seen or processes != self._processes_seen:
             self._draining_seen = draining
+            self._processes_seen = processes
             self.refresh_bindings()
         if self.quit_waiting is not None and not self.state.in_flight():
             self.exit()  # what the first q waited for is done
@@ -294,6 +298,9 @@ class DevConsoleApp(App[int]):
         if action == "back_to_debugger":
             # Shown (footer, help) only while a request is left paused in the debugger.
             return self.debug_broker is not None and bool(self.debug_broker.detached())
+        if action == "view" and parameters == ("processes",):
+            # Shown (footer, help) and working once the project declares side processes.
+            return self._processes_seen
         if action == "cut_draining":
             # Shown (footer, help) only while an old generation drains.
             return self.supervisor is not None and bool(self.state.draining)

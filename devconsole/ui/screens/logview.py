@@ -237,6 +237,7 @@ class LogScreen(Screen[None]):
         if state.processes and len(state.processes) + 1 != len(self._sources):
             # Side processes: a source column, and the lines already shown get theirs.
             self._sources = (SERVER_SOURCE, *state.processes)
+            self.refresh_bindings()
             self._refill()
             return
         now = time.time()
@@ -331,10 +332,15 @@ class LogScreen(Screen[None]):
             subtitle += f" · search: {self._search}"
         set_border_subtitle(pane, subtitle)
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "next_source":
+            # Shown (footer, help) once side processes run: before, every line is the server's.
+            return bool(self._sources)
+        return True
+
     def action_next_source(self) -> None:
         """Show the next source's lines only: server, each side process, then all."""
         if not self._sources:
-            self.notify("Every line comes from the server: no side process runs.")
             return
         order: list[str | None] = [*self._sources, None]
         self._source = order[(order.index(self._source) + 1) % len(order)] if self._source in order else None
