@@ -19,7 +19,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import IO, Any, NoReturn, cast
+from typing import IO, TYPE_CHECKING, Any, NoReturn, cast
 
 from devconsole import __version__
 from devconsole.console.interpreter import Interpreter, InterpreterError, Probe
@@ -27,6 +27,9 @@ from devconsole.console.listen import AddressError, BindError, ListenAddress, bi
 from devconsole.console.processes import EXIT_SIGNALS
 from devconsole.console.project import Project, ProjectError, locate_project, project_for
 from devconsole.model.sanitize import clean_line
+
+if TYPE_CHECKING:
+    from devconsole.console.procfile import Declared
 
 USAGE_ERROR = 2
 
@@ -55,6 +58,8 @@ class ServerOption:
     metavar: str | None = None
     #: Passed on to the project's runserver as it was typed.
     runserver: bool = False
+    #: May be given several times (a list of values).
+    repeat: bool = False
 
     @property
     def dest(self) -> str:
@@ -86,6 +91,16 @@ SERVER_OPTIONS: tuple[ServerOption, ...] = (
     ),
     ServerOption(("--record-secrets",), "with --record: keep cookies, credentials and tokens in clear"),
     ServerOption(
+        ("--no-processes",),
+        "do not run the side processes of Procfile.dev and [tool.devconsole.processes]",
+    ),
+    ServerOption(
+        ("--process",),
+        "run a side process too, as a Procfile line would (repeatable), e.g. --process 'worker: celery -A proj worker'",
+        metavar="'NAME: COMMAND'",
+        repeat=True,
+    ),
+    ServerOption(
         ("--n-plus-one",),
         "flag a request as N+1 when one query shape runs N or more times in it (default 5)",
         metavar="N",
@@ -105,7 +120,11 @@ def add_server_options(parser: argparse.ArgumentParser) -> None:
     """The server's options (and ``addrport``), for the CLI and ``manage.py devconsole``."""
     parser.add_argument("addrport", nargs="?", help="optional port number, or ipaddr:port (default 127.0.0.1:8000)")
     for option in SERVER_OPTIONS:
-        if option.takes_value:
+        if option.repeat:
+            parser.add_argument(
+                *option.flags, dest=option.dest, metavar=option.metavar, help=option.help, action="append"
+            )
+        elif option.takes_value:
             parser.add_argument(*option.flags, dest=option.dest, metavar=option.metavar, help=option.help)
         else:
             parser.add_argument(*option.flags, dest=option.dest, action="store_true", help=option.help)
@@ -119,7 +138,9 @@ def server_options_argv(options: Mapping[str, Any]) -> list[str]:
         argv.append(str(options["addrport"]))
     for option in SERVER_OPTIONS:
         value = options.get(option.dest)
-        if option.takes_value and value:
+        if option.repeat and value:
+            argv += [f"{option.flags[0]}={item}" for item in value]
+        elif option.takes_value and value:
             argv.append(f"{option.flags[0]}={value}")
         elif not option.takes_value and value:
             argv.append(option.flags[0])
@@ -326,6 +347,7 @@ def run_server(argv: list[str], own: Interpreter | None = None) -> int:
             fail(f"--n-plus-one takes a whole number of 2 or more, not {args.n_plus_one!r}")
         # Inherited by every server child (and fork server) started from now on.
         os.environ[N_PLUS_ONE_ENV] = str(int(args.n_plus_one))
+    declared, process_error = declared_processes(project, args)
     try:
         sock = bind(address)
     except BindError as exc:
@@ -342,8 +364,38 @@ def run_server(argv: list[str], own: Interpreter | None = None) -> int:
     # done before its database was prepared.
     probe = None if args.demo else project.probe()
     with exit_on_signals() as signalled:
-        status = _serve(project, address, sock, args, probe, record, signalled)
+        status = _serve(project, address, sock, args, probe, record, signalled, (declared, process_error))
     return status
+
+
+def declared_processes(project: Project, args: argparse.Namespace) -> tuple[Declared | None, str | None]:
+    """The side processes to run: the project's declaration (none with
+    ``--no-processes``) plus each ``--process``; and the one line saying
+    what is wrong with a malformed declaration (the console still starts).
+    A malformed ``--process`` is the user's typing: one line and exit 2."""
+    from devconsole.console import procfile
+
+    extra: list[procfile.ProcessSpec] = []
+    for value in args.process or ():
+        try:
+            specs, skipped = procfile.parse_procfile(value, base=project.root, label="--process")
+        except procfile.ProcfileError as exc:
+            fail(str(exc).replace("--process:1: ", "--process: "))
+        if not specs and not skipped:
+            fail(f"--process {value!r}: expected 'name: command'")
+        extra += specs
+    declared = procfile.Declared()
+    error: str | None = None
+    if not args.no_processes:
+        try:
+            declared = procfile.load(project.root)
+        except procfile.ProcfileError as exc:
+            error = str(exc)
+    if not extra:
+        return declared, error
+    names = {spec.name for spec in extra}
+    kept = tuple(spec for spec in declared.processes if spec.name not in names)
+    return replace(declared, processes=kept + tuple(extra)), error
 
 
 def _serve(
@@ -354,6 +406,7 @@ def _serve(
     probe: Probe | None,
     record: IO[str] | None,
     signalled: Signalled,
+    processes: tuple[Declared | None, str | None] = (None, None),
 ) -> int:
     """Run the session and the app; the exit status (128 + a signal that ended it)."""
     from devconsole.console.debugger import DebugBroker
@@ -366,7 +419,14 @@ def _serve(
         project = replace(project, env=project.env + tuple(broker.env.items()))
         # The server starts now: Django's start-up in the child overlaps the UI's import.
         session = Session(
-            project, address, sock, reload=not args.noreload, use_threading=not args.nothreading, record=record
+            project,
+            address,
+            sock,
+            reload=not args.noreload,
+            use_threading=not args.nothreading,
+            record=record,
+            processes=processes[0],
+            process_error=processes[1],
         )
     except BaseException:
         broker.close()
@@ -452,7 +512,7 @@ def run_commands(argv: list[str]) -> int:
 
 
 #: Options (of any verb) whose value is the next word: skipped when looking for the verb.
-_VALUE_OPTIONS = frozenset({"--project", "--settings", "--pythonpath", "--python", "--record", "--speed"})
+_VALUE_OPTIONS = frozenset({"--project", "--settings", "--pythonpath", "--python", "--record", "--speed", "--process"})
 
 
 def split_verb(argv: list[str]) -> tuple[str | None, list[str]]:

@@ -24,7 +24,6 @@ the user would type in a shell there. The console never imports the command.
 from __future__ import annotations
 
 import itertools
-import re
 import shlex
 import signal
 import subprocess
@@ -56,10 +55,6 @@ _READ_LIMIT = 64 * 1024
 #: /dev/null); Ctrl+T in the Commands view runs a command on the terminal.
 INPUT_HINT = "it wanted input: press Ctrl+T to run it in the terminal"
 
-#: ``ESC [ params m``: Select Graphic Rendition, the only sequence kept.
-_SGR = re.compile(r"\x1b\[[0-9;:]*m")
-_ANY_SGR_OR_ESC = re.compile(r"(\x1b\[[0-9;:]*m)")
-
 
 class RunStatus(str, Enum):
     """Where a run is (the value is the word the console shows)."""
@@ -80,23 +75,13 @@ class RunStatus(str, Enum):
 
 def clean_output_line(raw: str, limit: int = MAX_LINE_CHARS) -> str:
     """One line of command output, safe to show: SGR colour sequences kept,
-    every other control character (other escape sequences included) visibly
-    escaped. A carriage return inside the line keeps what a terminal would
-    show: the text after the last one (progress bars)."""
-    raw = raw.rstrip("\r\n")
-    if "\r" in raw:
-        raw = raw.rsplit("\r", 1)[-1] or raw.replace("\r", "")
-    raw = raw.expandtabs(4)
-    if len(raw) > limit:
-        raw = raw[:limit] + "…"
-    parts = _ANY_SGR_OR_ESC.split(raw)
-    # split with a group: odd items are the SGR sequences themselves.
-    return "".join(part if i % 2 else sanitize.clean(part, limit + 1) for i, part in enumerate(parts))
+    every other control character visibly escaped
+    (:func:`devconsole.model.sanitize.clean_colour_line`)."""
+    return sanitize.clean_colour_line(raw, limit)
 
 
-def strip_sgr(text: str) -> str:
-    """The plain text of a cleaned line (for copying, searching, tests)."""
-    return _SGR.sub("", text)
+#: The plain text of a cleaned line (for copying, searching, tests).
+strip_sgr = sanitize.strip_sgr
 
 
 @dataclass

@@ -54,6 +54,7 @@ import os
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum, IntEnum
 from pathlib import Path
@@ -239,6 +240,10 @@ class Reloader:
         self._last_delay = 0.0
         self._crash_timer: threading.Timer | None = None
         self._crash_lock = threading.Lock()
+        #: Told of every batch that changes Python files of the project (the
+        #: paths), before the server's restart: the session restarts the side
+        #: processes declared ``restart_on_change`` with it (a Celery worker).
+        self.on_code_change: Callable[[list[str]], object] | None = None
 
     # ------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -471,6 +476,9 @@ class Reloader:
 
     def _changes(self, paths: set[str], delivered: float) -> None:
         saved = _saved_at(paths, delivered)
+        python_files = sorted(path for path in paths if path.endswith(".py"))
+        if python_files and self.on_code_change is not None:
+            self.on_code_change(python_files)
         for path in paths:
             if path.endswith(".py"):
                 _forget_bytecode(path)

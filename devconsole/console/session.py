@@ -13,6 +13,13 @@ An event travels, in this order:
 4. **state** (:class:`devconsole.model.state.ServerState`): ``ingest``,
    which the UI reads.
 
+The side processes a project declares (``Procfile.dev``, see
+:mod:`.procfile`) join at step 3: the :class:`~.sideprocs.ProcessManager`'s
+``process`` and ``process_log`` events are sanitized here, where they enter,
+and go to the recorder and the state like the server's. They start with the
+server, restart with it when the reloader sees the project's Python files
+change (those declared ``restart_on_change``), and stop on :meth:`Session.close`.
+
 :func:`wire` builds steps 1 and 2 on any sink (tests and benchmarks give
 their own); :class:`Session` adds 3 and 4. Nothing else swaps or wraps a
 callback on the way.
@@ -25,13 +32,17 @@ layout, and the first response comes sooner.
 from __future__ import annotations
 
 import socket
+import time
 from typing import IO, Any
 
 from devconsole.console.listen import ListenAddress
+from devconsole.console.procfile import Declared
 from devconsole.console.project import Project
 from devconsole.console.reloader import Reloader
+from devconsole.console.sideprocs import STOP_TIMEOUT, ProcessManager, for_project
 from devconsole.console.supervisor import EventSink, Supervisor
 from devconsole.model.recording import RecordingWriter
+from devconsole.model.sanitize import clean, clean_colour_line, clean_line, clean_value
 from devconsole.model.state import ServerState
 
 
@@ -70,7 +81,13 @@ class Session:
         reload: bool = True,
         use_threading: bool = True,
         record: IO[str] | None = None,
+        processes: Declared | None = None,
+        process_error: str | None = None,
+        process_stop_timeout: float = STOP_TIMEOUT,
     ) -> None:
+        """``processes``: the side processes to run with the server (none
+        with ``--no-processes``); ``process_error``: the one line saying
+        why the declaration could not be read (the server still serves)."""
         self.project = project
         self.address = address
         self.reload_enabled = reload
@@ -78,20 +95,74 @@ class Session:
         sink: EventSink = self.state.ingest
         if record is not None:
             sink = RecordingWriter(record, sink)
+        self._sink = sink
         self.supervisor, self.reloader = wire(project, address, sock, sink, reload=reload, use_threading=use_threading)
+        self.declared = processes
+        self.process_error = process_error
+        #: The side processes' manager, when the project declares any.
+        self.processes: ProcessManager | None = None
+        if processes is not None and processes.processes and process_error is None:
+            self.processes = for_project(
+                processes.processes,
+                self._process_event,
+                base_env=project.child_env(),
+                python=project.python,
+                dotenv=processes.dotenv,
+                port=address.port,
+                stop_timeout=process_stop_timeout,
+            )
+            self.reloader.on_code_change = self._code_changed
         self.started = False
         self._closed = False
 
     def start(self) -> None:
-        """Start the first server generation (and the watch); returns at once."""
-        if not self.started:
-            self.started = True
-            self.reloader.start()
+        """Start the first server generation (and the watch) and the side
+        processes; returns at once."""
+        if self.started:
+            return
+        self.started = True
+        self.reloader.start()
+        now = time.time()
+        if self.process_error is not None:
+            self._sink({"type": "processes", "names": [], "error": clean_line(self.process_error, 300), "ts": now})
+        elif self.processes is not None:
+            self._sink({"type": "processes", "names": self.processes.names, "error": None, "ts": now})
+        note = self.declared.note if self.declared is not None else None
+        if note:
+            self._sink({"type": "log", "stream": "stderr", "text": f"devconsole: {clean_line(note)}", "ts": now})
+        if self.processes is not None:
+            self.processes.start_all()
+
+    def _process_event(self, event: dict[str, Any]) -> None:
+        """A side process's event, sanitized where it enters (its output
+        keeps its colours, nothing else), on to the recorder and the state."""
+        if event.get("type") == "process_log":
+            event = {
+                "type": "process_log",
+                "name": clean(str(event.get("name")), 64),
+                "stream": str(event.get("stream")),
+                "text": clean_colour_line(str(event.get("text"))),
+                "ts": event.get("ts"),
+            }
+        else:
+            event = clean_value(event)
+        self._sink(event)
+
+    def _code_changed(self, paths: list[str]) -> None:
+        """The reloader saw the project's Python files change: the side
+        processes declared ``restart_on_change`` restart with the server."""
+        if self.processes is not None:
+            self.processes.restart_changed()
 
     def close(self) -> None:
-        """Stop watching, every child process, and release the port (idempotent)."""
+        """Stop watching, every child process (the side processes' groups
+        included), and release the port (idempotent)."""
         if self._closed:
             return
         self._closed = True
+        if self.processes is not None:
+            self.processes.stop_all_nowait()  # SIGTERM now: they stop while the server does
         self.reloader.stop()
         self.supervisor.close()
+        if self.processes is not None:
+            self.processes.stop_all()

@@ -277,15 +277,21 @@ class ProcessManager:
                 self.restart(name)
         return names
 
+    def stop_all_nowait(self) -> None:
+        """Ask every process to stop (SIGTERM to each group now) and start
+        nothing afterwards; returns at once (:meth:`stop_all` waits)."""
+        with self._lock:
+            self._closed = True
+            for name in self._slots:
+                self.stop(name)
+
     def stop_all(self, timeout: float | None = None) -> bool:
         """Stop every process and wait for them and every thread of the
         manager to end (at most about ``timeout``, by default the stop
         timeout plus a few seconds). True if all ended; the manager starts
         nothing afterwards."""
+        self.stop_all_nowait()
         with self._lock:
-            self._closed = True
-            for name in self._slots:
-                self.stop(name)
             threads = [slot.thread for slot in self._slots.values() if slot.thread is not None]
         deadline = time.monotonic() + (self._stop_timeout + 5.0 if timeout is None else timeout)
         for thread in threads:

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from devconsole.model.sanitize import clean, clean_value
+from devconsole.model.sanitize import clean, clean_colour_line, clean_value
 from devconsole.model.secrets import mask_secrets
 from devconsole.wire import events as event_defs
 from devconsole.wire import protocol
@@ -232,6 +232,11 @@ def _lines(raw: Iterable[tuple[int, bytes | str | None, bool]]) -> Iterator[_Lin
         problem = event_defs.problem(event)
         if problem is not None:
             yield _Line(number, problem=clean(problem, 120))
+            continue
+        text = event.get("text")
+        if event["type"] == "process_log" and isinstance(text, str):
+            # A side process's colours travel as SGR sequences: kept, as live.
+            yield _Line(number, event={**clean_value({**event, "text": ""}), "text": clean_colour_line(text)})
             continue
         yield _Line(number, event=clean_value(event))
 

@@ -50,6 +50,35 @@ def clean_text(text: str, limit: int = 4096) -> str:
     return "\n".join(clean_line(line, limit) for line in text.split("\n"))
 
 
+#: ``ESC [ params m``: Select Graphic Rendition (colours, bold), the one escape sequence output may keep.
+_SGR = re.compile(r"\x1b\[[0-9;:]*m")
+_SGR_SPLIT = re.compile(r"(\x1b\[[0-9;:]*m)")
+
+
+def clean_colour_line(raw: str, limit: int = 4096) -> str:
+    """One line of a program's output, safe to show with its colours: SGR
+    sequences kept (for ``Text.from_ansi``), every other control character
+    (other escape sequences included) visibly escaped. A carriage return
+    inside the line keeps what a terminal would show: the text after the
+    last one (progress bars)."""
+    raw = raw.rstrip("\r\n")
+    if "\r" in raw:
+        raw = raw.rsplit("\r", 1)[-1] or raw.replace("\r", "")
+    raw = raw.expandtabs(4)
+    if len(raw) > limit:
+        raw = raw[:limit] + "…"
+    if "\x1b" not in raw:
+        return clean(raw, limit + 1)
+    parts = _SGR_SPLIT.split(raw)
+    # split with a group: odd items are the SGR sequences themselves.
+    return "".join(part if i % 2 else clean(part, limit + 1) for i, part in enumerate(parts))
+
+
+def strip_sgr(text: str) -> str:
+    """The plain text of a line cleaned by :func:`clean_colour_line`."""
+    return _SGR.sub("", text) if "\x1b" in text else text
+
+
 #: Characters of one line of a body preview (the child keeps 16 KiB of a body:
 #: a line is never cut unless a child sends more than it should).
 BODY_LINE_LIMIT = 16 * 1024

@@ -18,6 +18,7 @@ last tick" and touch only what changed.
 from __future__ import annotations
 
 import re
+import signal
 import threading
 import time
 from collections import deque
@@ -42,6 +43,9 @@ from devconsole.wire.events import (
     HelloEvent,
     LogEvent,
     LoopEvent,
+    ProcessesEvent,
+    ProcessEvent,
+    ProcessLogEvent,
     ReloadEvent,
     RequestEvent,
     StatsEvent,
@@ -61,6 +65,9 @@ CRASH_PHASE = "server child died"
 CUT = "cut"
 #: Connection states in which a request is being handled.
 _IN_REQUEST = frozenset({"handling"})
+
+#: The source of the server's (and the console's) log lines; a side process's is its name.
+SERVER_SOURCE = "server"
 
 #: Events an idle server sends on every select() timeout.
 _HEARTBEAT = frozenset({"loop", "stats"})
@@ -125,6 +132,68 @@ class LogLine:
     text: str
     ts: float
     generation: int
+    #: ``server`` (the server child, the console), or the side process's name.
+    source: str = SERVER_SOURCE
+
+
+#: Lines of its own output kept per side process (the merged log keeps its own).
+MAX_PROCESS_LOG = 1000
+
+
+@dataclass
+class ProcessRow:
+    """A side process as its events tell it (:mod:`devconsole.console.sideprocs`)."""
+
+    name: str
+    #: ``stopped`` until its first event; then its manager's word.
+    state: str = "stopped"
+    pid: int | None = None
+    returncode: int | None = None
+    restarts: int = 0
+    delay: float | None = None
+    #: When it entered its state (the event's time).
+    since: float = 0.0
+    #: When its current run began (running), else None.
+    started: float | None = None
+    #: Its own output (SGR colour sequences kept), newest last.
+    log: deque[LogLine] = field(default_factory=lambda: deque(maxlen=MAX_PROCESS_LOG))
+
+    @property
+    def failed(self) -> bool:
+        """Ended on its own with an error: a crash, a non-zero exit (also while it waits to restart)."""
+        if self.state == "crashed":
+            return True
+        return self.state in ("exited", "restarting") and self.returncode not in (None, 0)
+
+    def outcome(self) -> str:
+        """How its last run ended, with no clock in it: ``exited 3``,
+        ``crashed (SIGKILL)``; its state while it runs."""
+        if self.returncode is None:
+            return "crashed" if self.state == "crashed" else self.state
+        if self.returncode < 0:
+            return f"crashed ({signal_name(self.returncode)})"
+        return f"exited {self.returncode}"
+
+    def describe(self, now: float) -> str:
+        """``running``, ``exited 3``, ``crashed (SIGKILL)``, ``restarting in 2.0 s``."""
+        if self.state == "exited" and self.returncode is not None:
+            return f"exited {self.returncode}"
+        if self.state == "crashed":
+            return f"crashed ({signal_name(self.returncode)})" if self.returncode is not None else "crashed"
+        if self.state == "restarting":
+            left = max(0.0, (self.delay or 0.0) - max(0.0, now - self.since))
+            return f"restarting in {left:.1f} s"
+        return self.state
+
+
+def signal_name(returncode: int | None) -> str:
+    """``SIGKILL`` for -9 (a negative exit status is the signal that ended a process)."""
+    if returncode is None or returncode >= 0:
+        return f"status {returncode}"
+    try:
+        return signal.Signals(-returncode).name
+    except ValueError:
+        return f"signal {-returncode}"
 
 
 @dataclass
@@ -350,6 +419,12 @@ class ServerState:
         #: Generations asked to stop that still finish requests: in-flight
         #: count by generation (bounded: the console cuts beyond a few).
         self.draining: dict[int, int] = {}
+        #: The side processes, in declaration order (:mod:`devconsole.console.sideprocs`).
+        self.processes: dict[str, ProcessRow] = {}
+        #: What is wrong with the declaration (a malformed Procfile.dev line), one line.
+        self.process_error: str | None = None
+        #: Moves with every side-process event.
+        self.process_seq = 0
 
     # ------------------------------------------------------------------ ingest
     def ingest(self, event: dict[str, Any]) -> None:
@@ -604,6 +679,88 @@ class ServerState:
                 event.get("generation", self.generation),
             )
         )
+
+    # -------------------------------------------------------- side processes
+    def _process(self, name: str) -> ProcessRow:
+        row = self.processes.get(name)
+        if row is None:
+            if len(self.processes) >= _MAX_PROCESSES:
+                raise _TooMany
+            row = self.processes[name] = ProcessRow(clean(name, 64))
+        return row
+
+    def _on_processes(self, event: ProcessesEvent) -> None:
+        self.process_seq += 1
+        self.process_error = event.get("error")
+        for name in event.get("names", [])[:_MAX_PROCESSES]:
+            self._process(name)
+        if self.process_error:
+            self.log_seq += 1
+            self.log.append(
+                LogLine(
+                    self.log_seq,
+                    "stderr",
+                    f"devconsole: {self.process_error}",
+                    float(event.get("ts") or self._now(event)),
+                    self.generation,
+                )
+            )
+
+    def _on_process(self, event: ProcessEvent) -> None:
+        try:
+            row = self._process(event["name"])
+        except (_TooMany, KeyError):
+            return
+        self.process_seq += 1
+        state = event.get("state", row.state)
+        now = float(event.get("ts") or self._now(event))
+        if state != row.state:
+            row.since = now
+        if state == "running" and row.state != "running":
+            row.started = now
+        elif state != "running":
+            row.started = None
+        row.state = state
+        row.pid = event.get("pid", row.pid)
+        row.returncode = event.get("returncode")
+        row.restarts = event.get("restarts", row.restarts)
+        row.delay = event.get("delay")
+
+    def _on_process_log(self, event: ProcessLogEvent) -> None:
+        try:
+            row = self._process(event["name"])
+        except (_TooMany, KeyError):
+            return
+        self.log_seq += 1
+        line = LogLine(
+            self.log_seq,
+            event.get("stream", "stdout"),
+            mask_urls(event.get("text", "")),
+            float(event.get("ts") or self._now(event)),
+            self.generation,
+            row.name,
+        )
+        self.log.append(line)
+        row.log.append(line)
+
+    def process_summary(self) -> tuple[str, bool]:
+        """``procs 3/3`` or ``procs 2/3 · worker crashed`` (running / declared,
+        then what went wrong), and whether something did; ``("", False)``
+        with no side process."""
+        with self._lock:
+            if self.process_error:
+                return f"procs: {self.process_error}", True
+            rows = list(self.processes.values())
+        if not rows:
+            return "", False
+        running = sum(1 for row in rows if row.state == "running")
+        text = f"procs {running}/{len(rows)}"
+        failed = [row for row in rows if row.failed]
+        if failed:
+            text += " · " + ", ".join(f"{row.name} {row.outcome()}" for row in failed[:3])
+            if len(failed) > 3:
+                text += f" +{len(failed) - 3}"
+        return text, bool(failed)
 
     def _on_checks(self, event: ChecksEvent) -> None:
         self.checks = Checks(
@@ -915,6 +1072,9 @@ _HANDLERS: dict[EventType, Callable[[ServerState, Any], None] | None] = {
     "log": ServerState._on_log,
     "exit": ServerState._on_exit,
     "reload": ServerState._on_reload,
+    "processes": ServerState._on_processes,
+    "process": ServerState._on_process,
+    "process_log": ServerState._on_process_log,
     # The reloader acts on these; the screen has nothing to show for them.
     "file_changed": None,
     "draining": ServerState._on_draining,
@@ -922,6 +1082,14 @@ _HANDLERS: dict[EventType, Callable[[ServerState, Any], None] | None] = {
     "spare_ready": None,
     "spare_failed": None,
 }
+
+
+#: Side processes the state follows at most (a declaration is a handful).
+_MAX_PROCESSES = 64
+
+
+class _TooMany(Exception):
+    """More side processes than :data:`_MAX_PROCESSES`: the rest are not followed."""
 
 
 def draining_text(generation: int, count: int) -> str:

@@ -31,6 +31,7 @@ from devconsole.ui.screens.commands import CommandsScreen, running_commands
 from devconsole.ui.screens.dashboard import DashboardScreen
 from devconsole.ui.screens.help import HelpScreen, QuitScreen
 from devconsole.ui.screens.logview import LogScreen
+from devconsole.ui.screens.processes import ProcessesScreen
 
 #: How often views pull new events from the state (seconds).
 TICK = 0.1
@@ -57,6 +58,7 @@ class DevConsoleApp(App[int]):
         "log": LogScreen,
         "anatomy": AnatomyScreen,
         "commands": CommandsScreen,
+        "processes": ProcessesScreen,
     }
     #: The first view. It is opened in ``on_mount``, not through
     #: ``DEFAULT_MODE``: Textual builds a default mode's screen before that
@@ -72,6 +74,7 @@ class DevConsoleApp(App[int]):
         "log": ("Log", "The project's stdout/stderr and the django.server log, searchable"),
         "anatomy": ("Anatomy", "The chain runserver went through, with measured durations"),
         "commands": ("Commands", "Find, fill in and run management commands"),
+        "processes": ("Processes", "The side processes of Procfile.dev: states, controls, their own logs"),
     }
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("d", "view('dashboard')", "Dashboard", id="view.dashboard", tooltip="The four live panels"),
@@ -79,6 +82,13 @@ class DevConsoleApp(App[int]):
         Binding("a", "view('anatomy')", "Anatomy", id="view.anatomy", tooltip="What runserver went through"),
         Binding(
             "c", "view('commands')", "Commands", id="view.commands", tooltip="Find, fill in and run management commands"
+        ),
+        Binding(
+            "p",
+            "view('processes')",
+            "Processes",
+            id="view.processes",
+            tooltip="The side processes of Procfile.dev: state, restarts, CPU, memory, their logs",
         ),
         Binding("r", "restart", "Restart", id="restart", tooltip="Restart the server child (the socket stays open)"),
         Binding("question_mark", "help", "Help", id="help", tooltip="Every key, here"),
@@ -156,6 +166,8 @@ class DevConsoleApp(App[int]):
         self.quit_waiting: str | None = None
         #: Generations draining at the last tick (the ``x`` key shows while any do).
         self._draining_seen: tuple[int, ...] = ()
+        #: Whether the project declares side processes (the ``p`` key shows then).
+        self._processes_seen = False
         if recording is not None:
             self.sub_title = f"replay · {len(recording.events)} events"
         elif self.address is not None:
@@ -209,8 +221,10 @@ class DevConsoleApp(App[int]):
         if self.debug_broker is not None and self._debug_tick():
             return
         draining = tuple(sorted(self.state.draining))
-        if draining != self._draining_seen:
+        processes = bool(self.state.processes or self.state.process_error)
+        if draining != self._draining_seen or processes != self._processes_seen:
             self._draining_seen = draining
+            self._processes_seen = processes
             self.refresh_bindings()
         if self.quit_waiting is not None and not self.state.in_flight():
             self.exit()  # what the first q waited for is done
@@ -284,6 +298,9 @@ class DevConsoleApp(App[int]):
         if action == "back_to_debugger":
             # Shown (footer, help) only while a request is left paused in the debugger.
             return self.debug_broker is not None and bool(self.debug_broker.detached())
+        if action == "view" and parameters == ("processes",):
+            # Shown (footer, help) and working once the project declares side processes.
+            return self._processes_seen
         if action == "cut_draining":
             # Shown (footer, help) only while an old generation drains.
             return self.supervisor is not None and bool(self.state.draining)

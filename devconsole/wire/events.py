@@ -363,6 +363,49 @@ class ReloadEvent(_Stamped, _ReloadHow):
     new_generation: int | None
 
 
+# ------------------------------------------------- side processes (console)
+
+
+class ProcessesEvent(_Stamped):
+    """The side processes a project declares (Procfile.dev, pyproject), once
+    at start: their ``names`` in order, and ``error``, the one line saying
+    what is wrong with a malformed declaration (then ``names`` is empty)."""
+
+    type: Literal["processes"]
+    names: list[str]
+    error: str | None
+    ts: float
+
+
+ProcessState = Literal["starting", "running", "stopping", "stopped", "exited", "crashed", "restarting"]
+
+
+class ProcessEvent(_Stamped):
+    """A side process changed state (:mod:`devconsole.console.sideprocs`)."""
+
+    type: Literal["process"]
+    name: str
+    state: ProcessState
+    pid: int | None
+    #: Its exit status once it ended (negative: the signal that ended it).
+    returncode: int | None
+    restarts: int
+    #: Seconds until the restart, when ``state`` is ``restarting``.
+    delay: float | None
+    ts: float
+
+
+class ProcessLogEvent(_Stamped):
+    """A line of a side process's output (SGR colour sequences kept, every
+    other control character escaped)."""
+
+    type: Literal["process_log"]
+    name: str
+    stream: str
+    text: str
+    ts: float
+
+
 EventType = Literal[
     "hello",
     "loop",
@@ -382,6 +425,9 @@ EventType = Literal[
     "log",
     "exit",
     "reload",
+    "processes",
+    "process",
+    "process_log",
 ]
 
 Event = (
@@ -403,6 +449,9 @@ Event = (
     | LogEvent
     | ExitEvent
     | ReloadEvent
+    | ProcessesEvent
+    | ProcessEvent
+    | ProcessLogEvent
 )
 
 #: Every event type and its definition.
@@ -425,10 +474,13 @@ DEFINITIONS: dict[EventType, type] = {
     "log": LogEvent,
     "exit": ExitEvent,
     "reload": ReloadEvent,
+    "processes": ProcessesEvent,
+    "process": ProcessEvent,
+    "process_log": ProcessLogEvent,
 }
 
 #: Sent by the server child (or a fork server's spare); the rest the console adds.
-CONSOLE_EVENTS: frozenset[EventType] = frozenset({"log", "exit", "reload"})
+CONSOLE_EVENTS: frozenset[EventType] = frozenset({"log", "exit", "reload", "processes", "process", "process_log"})
 CHILD_EVENTS: frozenset[EventType] = frozenset(get_args(EventType)) - CONSOLE_EVENTS
 
 

@@ -106,6 +106,22 @@ Added by the console itself:
     ``start``, ``ready`` in ms), ``error``, ``new_generation``, and how the
     new server came to be: ``level`` (``fork``, ``setup``, ``full``,
     ``spawn``), ``via``, ``spare``.
+
+Added by the side processes' manager (:mod:`devconsole.console.sideprocs`,
+wired in :mod:`devconsole.console.session`):
+
+``processes``
+    once at start: ``names`` (the declared side processes, in order),
+    ``error`` (one line, with the file and line number, when the
+    declaration is malformed; none run then), ``ts``.
+``process``
+    a side process changed state: ``name``, ``state`` (``starting``,
+    ``running``, ``stopping``, ``stopped``, ``exited``, ``crashed``,
+    ``restarting``), ``pid``, ``returncode`` (negative: the signal),
+    ``restarts``, ``delay`` (seconds before a restart), ``ts``.
+``process_log``
+    a line of its output: ``name``, ``stream``, ``text`` (colour
+    sequences kept, every other control character escaped), ``ts``.
 """
 
 from __future__ import annotations

@@ -17,8 +17,10 @@ from textual.widgets import Button, DataTable, Footer, Label, Static
 
 INTRO = (
     "devconsole runs your project's manage.py runserver and shows what it does. "
-    "Views: d dashboard · l log · a anatomy · c commands. Ctrl+P opens the command palette "
+    "Views: d dashboard · l log · a anatomy · c commands · p processes. Ctrl+P opens the command palette "
     "with every view and action; the mouse works too.\n"
+    "Side processes (Procfile.dev, [tool.devconsole.processes], --process): p lists them; there r restarts, "
+    "s stops, t starts the selected one, R restarts all; s in the Log view shows one source's lines.\n"
     "Debugging: breakpoint(), pdb.set_trace() or input() in a view gets this terminal, "
     "as under runserver (the console comes back when the debugger lets go). Ctrl+] then d detaches: the console "
     "is back, the request stays paused (status line, its Sockets row) and b returns to it; Ctrl+] then y quits. "

@@ -38,12 +38,15 @@ from textual.strip import Strip
 from textual.widgets import Footer, Header, Input, Log
 from typing_extensions import Self
 
-from devconsole.model.state import LogLine, RequestRow, ServerState
+from devconsole.model.sanitize import strip_sgr
+from devconsole.model.state import SERVER_SOURCE, LogLine, RequestRow, ServerState
 from devconsole.ui import formatting as fmt
 from devconsole.ui.widgets.borders import set_border_subtitle
 from devconsole.ui.widgets.statusline import StatusLine, exposed_host
 
 MAX_LINES = 5000
+#: Characters of the source column (shown once side processes run).
+SOURCE_WIDTH = 10
 #: Seconds a line waits before it is shown, so that a line arriving late with
 #: an earlier time (the request line: events are flushed every 50 ms) is
 #: shown before it. Every line is shown at most this long after it arrived.
@@ -167,6 +170,13 @@ class LogScreen(Screen[None]):
         Binding("slash", "search", "Search", id="log.search", tooltip="Show only lines containing some text"),
         Binding("escape", "clear_search", "Clear search", show=False, id="log.clear-search"),
         Binding(
+            "s",
+            "next_source",
+            "Source",
+            id="log.source",
+            tooltip="Show one source's lines: the server's, then each side process's, then all again",
+        ),
+        Binding(
             "o",
             "open_request",
             "Open request",
@@ -192,6 +202,10 @@ class LogScreen(Screen[None]):
         self._shown: deque[LogLine] = deque(maxlen=MAX_LINES)
         #: A log line to scroll to once it is on the pane (from a request's detail).
         self._reveal: int | None = None
+        #: With side processes, each line names its source (``server`` or the process).
+        self._sources: tuple[str, ...] = ()
+        #: Only this source's lines (None: all).
+        self._source: str | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -202,17 +216,30 @@ class LogScreen(Screen[None]):
         yield log
         yield Footer()
 
-    @staticmethod
-    def _line(line: LogLine) -> str:
+    def _line(self, line: LogLine) -> str:
         marker = "!" if line.stream == "stderr" else " "
-        return f"{fmt.clock_time(line.ts)} {marker} {line.text}"
+        if not self._sources:
+            return f"{fmt.clock_time(line.ts)} {marker} {line.text}"
+        # The Log widget shows plain text: a side process's colours stay in its own view.
+        return f"{fmt.clock_time(line.ts)} {marker} {line.source[:SOURCE_WIDTH]:<{SOURCE_WIDTH}} {strip_sgr(line.text)}"
 
     def _matches(self, line: LogLine) -> bool:
-        return not self._search or self._search.lower() in line.text.lower()
+        if self._source is not None and line.source != self._source:
+            return False
+        if not self._search:
+            return True
+        text = strip_sgr(line.text) if line.source != SERVER_SOURCE else line.text
+        return self._search.lower() in text.lower()
 
     def refresh_from_state(self, state: ServerState) -> None:
         self._state = state
         self.query_one(StatusLine).refresh_from_state(state)
+        if state.processes and len(state.processes) + 1 != len(self._sources):
+            # Side processes: a source column, and the lines already shown get theirs.
+            self._sources = (SERVER_SOURCE, *state.processes)
+            self.refresh_bindings()
+            self._refill()
+            return
         now = time.time()
         self._note_exposure(state, now)
         lines = state.log_since(self._seq)
@@ -298,7 +325,26 @@ class LogScreen(Screen[None]):
 
     def _update_title(self, state: ServerState) -> None:
         pane = self.query_one(LogPane)
-        set_border_subtitle(pane, f"{state.log_seq} lines" + (f" · search: {self._search}" if self._search else ""))
+        subtitle = f"{state.log_seq} lines"
+        if self._source is not None:
+            subtitle += f" · source: {self._source}"
+        if self._search:
+            subtitle += f" · search: {self._search}"
+        set_border_subtitle(pane, subtitle)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "next_source":
+            # Shown (footer, help) once side processes run: before, every line is the server's.
+            return bool(self._sources)
+        return True
+
+    def action_next_source(self) -> None:
+        """Show the next source's lines only: server, each side process, then all."""
+        if not self._sources:
+            return
+        order: list[str | None] = [*self._sources, None]
+        self._source = order[(order.index(self._source) + 1) % len(order)] if self._source in order else None
+        self._refill()
 
     def action_search(self) -> None:
         # Synchronously (Widget.focus defers): keys typed right after "/" go to the box.

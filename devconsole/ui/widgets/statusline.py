@@ -49,6 +49,7 @@ class StatusLine(FollowsTheme, Static):
             unknown.count,
             invalid.count,
             tuple(state.draining.items()),
+            state.process_seq,
             debugging := debugger_text(self),
         )
         if key == self._last:
@@ -63,6 +64,9 @@ class StatusLine(FollowsTheme, Static):
             exposed = exposed_host(hello.listen)
             if exposed is not None:
                 text.append(f"  ⚠ reachable from the network ({exposed})", warn)
+        procs, procs_failed = state.process_summary()
+        if procs:
+            text.append(f"  {procs}", warn if procs_failed else dim)
         # What needs attention first: the width may cut the rest.
         if debugging:
             text.append(f"  {debugging}", warn)
