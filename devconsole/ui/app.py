@@ -81,6 +81,13 @@ class DevConsoleApp(App[int]):
             "c", "view('commands')", "Commands", id="view.commands", tooltip="Find, fill in and run management commands"
         ),
         Binding("r", "restart", "Restart", id="restart", tooltip="Restart the server child (the socket stays open)"),
+        Binding(
+            "w",
+            "toggle_browser_reload",
+            "Live reload",
+            id="browser-reload",
+            tooltip="Open browser pages follow the code (reload, CSS swapped in place): on or off",
+        ),
         Binding("question_mark", "help", "Help", id="help", tooltip="Every key, here"),
         Binding(
             "x",
@@ -284,10 +291,19 @@ class DevConsoleApp(App[int]):
         if action == "back_to_debugger":
             # Shown (footer, help) only while a request is left paused in the debugger.
             return self.debug_broker is not None and bool(self.debug_broker.detached())
+        if action == "toggle_browser_reload":
+            return self.supervisor is not None  # nothing to turn in a replay
         if action == "cut_draining":
             # Shown (footer, help) only while an old generation drains.
             return self.supervisor is not None and bool(self.state.draining)
         return True
+
+    def action_toggle_browser_reload(self) -> None:
+        if self.supervisor is None:
+            return
+        on = not self.supervisor.browser_reload
+        self.supervisor.set_browser_reload(on)
+        self.notify("Live reload on: open pages follow the code." if on else "Live reload off.")
 
     def action_cut_draining(self) -> None:
         if self.supervisor is None:

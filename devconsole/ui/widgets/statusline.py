@@ -49,6 +49,7 @@ class StatusLine(FollowsTheme, Static):
             unknown.count,
             invalid.count,
             tuple(state.draining.items()),
+            state.live_reload,
             debugging := debugger_text(self),
         )
         if key == self._last:
@@ -63,6 +64,9 @@ class StatusLine(FollowsTheme, Static):
             exposed = exposed_host(hello.listen)
             if exposed is not None:
                 text.append(f"  ⚠ reachable from the network ({exposed})", warn)
+        live = state.live_reload
+        if live is not None:
+            text.append(f"  {live.text}", dim if not (live.enabled and live.debug) else "")
         # What needs attention first: the width may cut the rest.
         if debugging:
             text.append(f"  {debugging}", warn)
