@@ -251,6 +251,15 @@ class Window:
     def has_marker(self, token: str) -> bool:
         return bool(self.js("return window.__benchMarker === arguments[0];", token))
 
+    def navigation(self) -> tuple[float, float]:
+        """The current document's navigation start (epoch ms) and its first
+        byte (ms after that), from the page's Navigation Timing."""
+        origin, first_byte = self.js(
+            "const n = performance.getEntriesByType('navigation')[0];"
+            "return [performance.timeOrigin, n ? n.responseStart : NaN];"
+        )
+        return float(origin), float(first_byte)
+
     def set_marker(self, token: str) -> None:
         self.js("window.__benchMarker = arguments[0];", token)
 
@@ -287,6 +296,9 @@ class Subject:
     both_follow: dict[str, bool | None] = field(default_factory=lambda: dict.fromkeys(KINDS))
     #: CSS edits after which the timed page was a new document.
     css_navigations: int = 0
+    #: Per kind, for the edits that reloaded the page: save → navigation start,
+    #: navigation start → first byte, first byte → new content shown (ms).
+    phases: dict[str, list[tuple[float, float, float]]] = field(default_factory=lambda: {kind: [] for kind in KINDS})
 
     @property
     def waits_for_connection(self) -> bool:
@@ -324,8 +336,12 @@ def one_edit(subject: Subject, kind: str, n: int, *, tab_wait: float) -> float |
         return None
     elapsed = at - saved_ms
     subject.times_ms[kind].append(elapsed)
-    if kind == "css" and not timed.has_marker(token):
+    navigated = not timed.has_marker(token)
+    if kind == "css" and navigated:
         subject.css_navigations += 1
+    if navigated:
+        origin, first_byte = timed.navigation()
+        subject.phases[kind].append((origin - saved_ms, first_byte, at - origin - first_byte))
     if subject.both_follow[kind] is not False:
         subject.both_follow[kind] = other.wait_seen(key, tab_wait) is not None
     return elapsed
@@ -479,6 +495,18 @@ def run() -> int:
     details.append(
         ["CSS edits that navigated the page", *(str(s.css_navigations) if s else "n/a" for s in (anchor, dc))]
     )
+
+    def phase(subject: Subject | None, kind: str, index: int) -> str:
+        if subject is None or not subject.phases[kind]:
+            return "n/a"
+        return fmt(median([p[index] for p in subject.phases[kind]]))
+
+    for kind in KINDS:
+        for index, what in enumerate(("save → reload starts", "reload → first byte", "first byte → shown")):
+            if any(s is not None and s.phases[kind] for s in (anchor, dc)):
+                details.append(
+                    [f"{kind}, reloaded pages: {what} (median ms)", phase(anchor, kind, index), phase(dc, kind, index)]
+                )
     print(table("Details", ["", ANCHOR, DEVCONSOLE], details))
     print(f"browser console errors: {len(errors)}")
     for message in errors[:10]:
