@@ -16,11 +16,13 @@ import pytest
 
 from devconsole.child.livereload import csp_refusal
 from devconsole.console.listen import ListenAddress, bind
+from devconsole.console.project import Project
 from devconsole.console.reloader import Reloader
 from devconsole.console.session import wire
 from devconsole.console.supervisor import Supervisor
+from devconsole.wire.control import BROWSER_RELOAD_ENV
 
-from .conftest import Events, demo_copy, inotify_watches, wait_for
+from .conftest import Events, demo_copy, inotify_watches, serving, wait_for
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="the fork server needs POSIX")
 
@@ -337,7 +339,9 @@ def test_turned_off_no_script_no_stream_and_the_next_generation_stays_off(consol
     stream.close()
     wait_for(lambda: console.live() and not console.live()[-1]["enabled"])
     assert b"livereload.js" not in request(console.port, "/lr/page/")[2]
-    assert EventStream(console.port).status == 204  # an EventSource does not come back from a 204
+    refused = EventStream(console.port)
+    refused.close()
+    assert refused.status == 204  # an EventSource does not come back from a 204
     console.edit("shop/views.py", 'b"pong"', 'b"PONG"')
     console.generation_serving(2)
     wait_for(lambda: console.live() and not console.live()[-1]["enabled"])
@@ -347,6 +351,22 @@ def test_turned_off_no_script_no_stream_and_the_next_generation_stays_off(consol
     console.supervisor.set_browser_reload(True)
     wait_for(lambda: console.live()[-1]["enabled"])
     assert b"livereload.js?g=2" in request(console.port, "/lr/page/")[2]
+
+
+def test_no_browser_reload_starts_every_child_with_it_off(
+    demo_project: Project, events: Events, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(BROWSER_RELOAD_ENV, "0")  # what --no-browser-reload sets
+    with serving(demo_project, events) as supervisor:
+        assert supervisor.browser_reload is False
+        port = supervisor.address.port
+        status, _, body = request(port, "/")
+        assert status == 200 and b"</body>" in body and b"livereload" not in body
+        refused = EventStream(port)
+        refused.close()
+        assert refused.status == 204
+        said = wait_for(lambda: events.of("livereload"))
+        assert said[-1]["enabled"] is False and said[-1]["debug"] is True
 
 
 @pytest.mark.parametrize(
