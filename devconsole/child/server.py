@@ -416,7 +416,8 @@ class ServerProcess:
             "root": str(Path(self.args.manage).resolve().parent),
         }
         self.emitter.send(hello)
-        self.live_reload().report()
+        if self.server_kind == "wsgi":  # Daphne's ASGI application is not wrapped (no live reload there)
+            self.live_reload().report()
         # A reload is timed to this hello: do not let it wait for the flusher.
         self.emitter.flush()
         threading.Thread(target=self._after_serving, name="devconsole-checks", daemon=True).start()

@@ -86,7 +86,10 @@ class DevConsoleApp(App[int]):
             "toggle_browser_reload",
             "Live reload",
             id="browser-reload",
-            tooltip="Open browser pages follow the code (reload, CSS swapped in place): on or off",
+            tooltip=(
+                "Live reload on/off: open browser pages reload when new code serves or a template changes, "
+                "and swap a saved stylesheet in place (status line: pages following)"
+            ),
         ),
         Binding("question_mark", "help", "Help", id="help", tooltip="Every key, here"),
         Binding(
