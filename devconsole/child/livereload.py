@@ -46,10 +46,10 @@ EVENTS_PATH = PREFIX + "events"
 #: The EventSource's reconnection delay (ms) after an error.
 RETRY_MS = 100
 #: Seconds between two comment lines on an idle stream: a closed tab is
-#: noticed (the write fails) within this.
-KEEPALIVE_S = 10.0
+#: noticed within two of them (the write after the peer's reset fails).
+KEEPALIVE_S = 5.0
 #: Streams open at once at most; beyond, ``events`` answers 204 (the page
-#: stops following rather than a thread more per tab).
+#: does not follow, and retries every few seconds, rather than a thread more per tab).
 MAX_STREAMS = 64
 #: Messages queued per stream; a stream behind by more only gets ``reload``.
 MAX_QUEUED = 32
@@ -272,7 +272,8 @@ class LiveReload:
                 stream = _Stream(self, page)
                 self.streams.add(stream)
         if stream is None:
-            # 204: an EventSource does not reconnect; the page stops following.
+            # 204: the EventSource fails; the script retries with a backoff
+            # (up to 5 s), so a page follows again once live reload is back on.
             start_response("204 No Content", [("Content-Length", "0")])
             return []
         start_response(
