@@ -27,6 +27,7 @@ from devconsole.console.listen import AddressError, BindError, ListenAddress, bi
 from devconsole.console.processes import EXIT_SIGNALS
 from devconsole.console.project import Project, ProjectError, locate_project, project_for
 from devconsole.model.sanitize import clean_line
+from devconsole.wire import control
 
 if TYPE_CHECKING:
     from devconsole.console.procfile import Declared
@@ -90,6 +91,7 @@ SERVER_OPTIONS: tuple[ServerOption, ...] = (
         metavar="FILE",
     ),
     ServerOption(("--record-secrets",), "with --record: keep cookies, credentials and tokens in clear"),
+    ServerOption(("--no-browser-reload",), "do not make open browser pages follow the code (live reload)"),
     ServerOption(
         ("--no-processes",),
         "do not run the side processes of Procfile.dev and [tool.devconsole.processes]",
@@ -348,6 +350,8 @@ def run_server(argv: list[str], own: Interpreter | None = None) -> int:
         # Inherited by every server child (and fork server) started from now on.
         os.environ[N_PLUS_ONE_ENV] = str(int(args.n_plus_one))
     declared, process_error = declared_processes(project, args)
+    if args.no_browser_reload:
+        os.environ[control.BROWSER_RELOAD_ENV] = "0"  # every child started from now on
     try:
         sock = bind(address)
     except BindError as exc:

@@ -214,3 +214,16 @@ def test_the_cli_finds_src_manage_py_and_names_where_it_looked(tmp_path: Path) -
 @pytest.mark.parametrize("value", ["1", "x", "-3"])
 def test_n_plus_one_takes_a_whole_number_of_two_or_more(value: str) -> None:
     assert_one_line_error(run_cli("--demo", f"--n-plus-one={value}", "127.0.0.1:65000"), "--n-plus-one", repr(value))
+
+
+def test_no_browser_reload_is_a_server_option_manage_py_devconsole_passes_on() -> None:
+    import argparse
+
+    from devconsole.cli import add_server_options, server_options_argv
+
+    parser = argparse.ArgumentParser()
+    add_server_options(parser)  # the definitions manage.py devconsole adds too
+    options = vars(parser.parse_args(["8001", "--no-browser-reload"]))
+    assert options["no_browser_reload"] is True
+    assert server_options_argv(options) == ["8001", "--no-browser-reload"]
+    assert vars(parser.parse_args([]))["no_browser_reload"] is False

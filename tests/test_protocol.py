@@ -248,5 +248,5 @@ def test_a_str_enum_for_a_literal_and_a_bool_for_an_int_are_judged_as_before() -
     assert events.problem({"type": "stats", "status": {"2xx": 1.5}}) == "stats.status: {'2xx': 1.5} is not dict"
     assert events.problem({"type": "conn_state", "state": "dancing"}) == (
         "conn_state.state: 'dancing' is not 'reading' or 'handling' or 'idle' or 'closed' or 'handshake' or "
-        "'websocket' or 'closing'"
+        "'websocket' or 'closing' or 'livereload'"
     )

@@ -193,9 +193,13 @@ def test_restart_by_hand_is_an_autoreload_event(console: Console) -> None:
 
 def test_an_ignored_file_changes_nothing(console: Console) -> None:
     (console.root / "notes.txt").write_text("not code\n")
-    (console.root / "shop/static/shop/extra.css").write_text("body{}\n")
+    (console.root / "shop/notes.txt").write_text("not code, in a watched package\n")
     reload = wait_for(console.reloads)[0]
     assert reload["decision"] == "ignored"
+    # A static file is asked about (open pages follow it: live reload), and restarts nothing either.
+    (console.root / "shop/static/shop/extra.css").write_text("body{}\n")
+    static = wait_for(lambda: [r for r in console.reloads() if r["decision"] == "handled"])[0]
+    assert static["files"] == [str((console.root / "shop/static/shop/extra.css").resolve())]
     assert [h["generation"] for h in console.events.of("hello")] == [1]
 
 

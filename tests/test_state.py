@@ -277,3 +277,46 @@ def test_a_generation_is_folded_at_its_exit_and_a_late_total_adds_only_what_is_n
     assert 1 not in state._gen_stats and state.total_requests == 7
     state.ingest({"type": "stats", "generation": 1, "requests": 9, "connections": 1, "status": {"2xx": 9}})
     assert state.total_requests == 9 and state.status_counts() == {"2xx": 9}
+
+
+def _conn(kind: str, generation: int, state: str, **extra: object) -> dict:
+    event = {
+        "type": kind,
+        "id": 7,
+        "peer": "127.0.0.1:5000",
+        "state": state,
+        "thread": "Thread-7",
+        "bytes_in": 100,
+        "bytes_out": 40,
+        "requests": 0,
+        "ts": 1000.0,
+        "generation": generation,
+    }
+    return event | extra
+
+
+def test_live_reload_pages_and_skips() -> None:
+    state = ServerState(clock=lambda: 1000.0)
+    assert state.live_reload is None  # an older recording: nothing said
+    state.ingest({"type": "hello", "generation": 2})
+    state.ingest({"type": "livereload", "enabled": True, "debug": True, "pages": 2, "generation": 2})
+    assert state.live_reload is not None and state.live_reload.text == "live reload · 2 pages"
+    # The old generation ending its streams does not count against the new one.
+    state.ingest({"type": "livereload", "enabled": True, "debug": True, "pages": 0, "generation": 1})
+    assert state.live_reload.text == "live reload · 2 pages"
+    state.ingest({"type": "livereload", "enabled": True, "debug": True, "pages": 1, "generation": 2})
+    assert state.live_reload.text == "live reload · 1 page"
+    state.ingest({"type": "livereload", "enabled": False, "debug": True, "pages": 0, "generation": 2})
+    assert state.live_reload.text == "live reload off"
+    state.ingest({"type": "livereload", "enabled": True, "debug": False, "pages": 0, "generation": 2})
+    assert state.live_reload.text == "live reload off (DEBUG is False)"
+    # A page's stream: its page, never a request in flight, never a cut row when its generation exits.
+    state.ingest(_conn("conn_open", 2, "livereload", method="GET", path="/__devconsole__/events", page="/shop/"))
+    (row,) = state.connections()
+    assert (row.state, row.page) == ("livereload", "/shop/")
+    assert state.in_flight() == []
+    state.ingest({"type": "exit", "returncode": 0, "generation": 2, "ts": 1001.0})
+    assert not state.requests and state.cut_requests == 0
+    state.ingest({"type": "livereload_skip", "path": "/csp/", "reason": "its CSP says no", "generation": 2})
+    assert state.log[-1].text == "devconsole: live reload: /csp/ does not follow the code: its CSP says no"
+    assert state.invalid_events.count == 0 and state.unknown_events.count == 0

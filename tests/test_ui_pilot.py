@@ -488,3 +488,36 @@ async def test_credentials_are_masked_in_the_row_the_detail_and_the_log() -> Non
         assert "hunter2" not in text and "aHVudGVyMg" not in text
         log = "\n".join(line.text for line in app.state.log)
         assert "password=********" in log and "hunter2" not in log
+
+
+async def test_a_page_following_the_code_shows_in_sockets_and_the_status_line() -> None:
+    app = replay_app()
+    async with app.run_test(size=(160, 48)) as pilot:  # wide enough for the page beside the peer
+        await settle(pilot, app)
+        generation = app.state.generation
+        assert "live reload" not in screen_text(app)  # a recording from before: nothing said
+        app.state.ingest({"type": "livereload", "enabled": True, "debug": True, "pages": 1, "generation": generation})
+        app.state.ingest(
+            {
+                "type": "conn_open",
+                "id": 999,
+                "peer": "127.0.0.1:5999",
+                "state": "livereload",
+                "thread": "Thread-99",
+                "bytes_in": 120,
+                "bytes_out": 249,
+                "requests": 0,
+                "ts": app.state.clock(),
+                "method": "GET",
+                "path": "/__devconsole__/events",
+                "page": "/shop/",
+                "generation": generation,
+            }
+        )
+        await settle(pilot, app)
+        text = screen_text(app)
+        assert "live reload · 1 page" in text
+        assert "127.0.0.1:5999 · live reload page /shop/" in text
+        assert f"{generation}.999" not in [row.key for row in app.state.in_flight()]  # not a request in flight
+        # No key to turn it in a replay: nothing serves.
+        assert not app.check_action("toggle_browser_reload", ())

@@ -14,6 +14,7 @@ from __future__ import annotations
 import html
 import ipaddress
 import socketserver
+from collections.abc import Callable
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
@@ -78,11 +79,15 @@ def error_app(error: ErrorEvent) -> Any:
     return app
 
 
-def make_error_server(listen_fd: int, observer: ServerObserver, error: ErrorEvent) -> Any:
-    """A threaded WSGI server on ``listen_fd`` that answers 500 with ``error``."""
+def make_error_server(
+    listen_fd: int, observer: ServerObserver, error: ErrorEvent, wrap: Callable[[Any], Any] | None = None
+) -> Any:
+    """A threaded WSGI server on ``listen_fd`` that answers 500 with ``error``
+    (its application passed through ``wrap``, if given: live reload)."""
     base = type("ErrorServer", (socketserver.ThreadingMixIn, WSGIServer), {"daemon_threads": True})
     server_cls = instrument_server(base, listen_fd, observer)
     server = server_cls(("127.0.0.1", 0), _QuietHandler)
     observer.server = None  # the error server is not the project's server
-    server.set_app(error_app(error))
+    app = error_app(error)
+    server.set_app(wrap(app) if wrap is not None else app)
     return server

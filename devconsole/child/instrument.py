@@ -32,6 +32,7 @@ from collections.abc import Callable
 from typing import Any, Literal, cast
 
 from devconsole.child.handover import ConnectionHandover
+from devconsole.child.livereload import EVENTS_PATH, MAX_PAGE_PATH, PREFIX
 from devconsole.wire.events import (
     ConnCloseEvent,
     ConnOpenEvent,
@@ -70,6 +71,7 @@ class Connection:
         "method",
         "path",
         "handed_over",
+        "page",
     )
 
     def __init__(self, conn_id: int, peer: str) -> None:
@@ -86,6 +88,8 @@ class Connection:
         self.path = ""
         #: Closed here because it moved to the next generation (see :mod:`.handover`).
         self.handed_over = False
+        #: The page whose live reload stream this is (state ``livereload``).
+        self.page = ""
 
     def as_event(self, kind: Literal["conn_open", "conn_state", "conn_close"]) -> ConnEvent:
         event = {
@@ -104,6 +108,8 @@ class Connection:
             event["path"] = self.path
         if self.handed_over:
             event["handover"] = True
+        if self.page:
+            event["page"] = self.page
         return cast(ConnEvent, event)
 
 
@@ -461,6 +467,16 @@ def transport_handler(base: type, skip_request_line: bool = False) -> type:
     return TransportHandler
 
 
+def _page_of(query: str) -> str:
+    """The ``page`` a live reload stream's query names."""
+    from urllib.parse import parse_qs
+
+    try:
+        return (parse_qs(query).get("page") or ["/"])[0][:MAX_PAGE_PATH]
+    except ValueError:
+        return "/"
+
+
 def instrument_handler(base: type, observer: ServerObserver) -> type:
     """A subclass of the server's request handler that reports to ``observer``
     (on top of :func:`transport_handler`)."""
@@ -527,6 +543,11 @@ def instrument_handler(base: type, observer: ServerObserver) -> type:
             if conn is not None:
                 conn.state = "handling"
                 conn.method, conn.path = request["method"], path
+                if path == EVENTS_PATH:
+                    # A page following the code (live reload): open as long
+                    # as the page is, which is no request being handled.
+                    conn.state = "livereload"
+                    conn.page = _page_of(query)
                 observer.dirty.add(conn)
             return request
 
@@ -573,6 +594,9 @@ def instrument_handler(base: type, observer: ServerObserver) -> type:
             self.path, self.headers = "", None
             request, self._dc_request = self._dc_request, None
             conn = self._dc_conn
+            if request is not None and request["path"].startswith(PREFIX):
+                # devconsole's own (live reload): no row, not in the totals.
+                request = None
             if request is not None:
                 request["duration_ms"] = round((time.perf_counter() - self._dc_t0) * 1000, 3)
                 if conn is not None:

@@ -46,6 +46,7 @@ from devconsole.child.instrument import (
     request_line_reaches_nobody,
 )
 from devconsole.child.introspect import class_path, shadowed_apps
+from devconsole.child.livereload import LiveReload
 from devconsole.wire import control, protocol
 from devconsole.wire.events import (
     ByeEvent,
@@ -248,9 +249,12 @@ class ServerProcess:
             # again, which builds new logging handlers.
             self._request_log_from_events = quiet_request_log()
             self.observer.skip_request_line = request_line_reaches_nobody()
-            from devconsole.child import insight
+            from devconsole.child import insight, livereload
 
-            return insight.wrap(handler, self.observer)  # what each request did, on its event
+            live = self.live_reload()
+            # Outermost, the reserved paths (nothing of the project sees
+            # them); innermost, the script tag (insight sees the page sent).
+            return livereload.reserved(insight.wrap(livereload.inject(handler, live), self.observer), live)
 
         command.get_handler = get_handler
         # The migrations check runs in the background once serving (see _checks).
@@ -345,9 +349,11 @@ class ServerProcess:
             # Django's own debug page cannot render when the URLconf does not
             # import (it resolves the URL again): serve the traceback ourselves
             # until the next save fixes it.
+            from devconsole.child import livereload
             from devconsole.child.errorpage import error_app
 
-            error_wsgi = error_app(self._urlconf_event)
+            live = self.live_reload()
+            error_wsgi = livereload.reserved(livereload.inject(error_app(self._urlconf_event), live), live)
             command.get_handler = lambda *args, **kwargs: error_wsgi
         failure: list[BaseException] = []
 
@@ -410,6 +416,8 @@ class ServerProcess:
             "root": str(Path(self.args.manage).resolve().parent),
         }
         self.emitter.send(hello)
+        if self.server_kind == "wsgi":  # Daphne's ASGI application is not wrapped (no live reload there)
+            self.live_reload().report()
         # A reload is timed to this hello: do not let it wait for the flusher.
         self.emitter.flush()
         threading.Thread(target=self._after_serving, name="devconsole-checks", daemon=True).start()
@@ -497,6 +505,8 @@ class ServerProcess:
                 self._file_changed(arg)
             elif word == "insight":
                 self._insight(arg == "on")
+            elif word == "livereload":
+                self.live_reload().set_enabled(arg == "on")
             for fd in fds:
                 os.close(fd)
         self.stop()
@@ -517,6 +527,12 @@ class ServerProcess:
             return
         adopt(fd, header)
 
+    def live_reload(self) -> LiveReload:
+        """This generation's live reload (see :mod:`.livereload`)."""
+        from devconsole.child import livereload
+
+        return livereload.install(lambda: int(self.args.generation), self.emitter.send)
+
     def _insight(self, on: bool) -> None:
         try:
             from devconsole.child import insight  # type: ignore[attr-defined,unused-ignore]
@@ -535,6 +551,9 @@ class ServerProcess:
         except Exception as exc:
             self.emitter.send(_error_event("file_changed", exc))
             handled = False
+        # The open pages follow: a template taken reloads them, a static
+        # file (nothing to restart for it) swaps their CSS or reloads them.
+        handled = self.live_reload().file_changed(path, handled) or handled
         answer: FileChangedEvent = {"type": "file_changed", "path": path, "handled": handled}
         self.emitter.send(answer)
         self.emitter.flush()  # the console waits for this answer
@@ -576,6 +595,9 @@ class ServerProcess:
         # From now on nothing more is accepted here: connections that arrive
         # wait in the shared backlog for the next generation.
         self.observer.stopping = True
+        # Open pages' streams end now (they reconnect to the next generation):
+        # a stream must not keep this one draining.
+        self.live_reload().stop()
         handover = self.observer.handover
         wsgi = self.server_kind == "wsgi"
         if handover is not None and wsgi:
@@ -646,9 +668,17 @@ class ServerProcess:
         self.emitter.send(event)
         self.emitter.flush()  # a reload waits for this to know it failed
         sys.stderr.write(event["traceback"])
+        from devconsole.child import livereload
         from devconsole.child.errorpage import make_error_server
 
-        self.error_server = make_error_server(self.args.listen_fd, self.observer, event)
+        live = self.live_reload()
+        self.error_server = make_error_server(
+            self.args.listen_fd,
+            self.observer,
+            event,
+            wrap=lambda app: livereload.reserved(livereload.inject(app, live), live),
+        )
+        live.report()
         threading.Thread(target=self.error_server.serve_forever, name="devconsole-error-server", daemon=True).start()
         self.observer.serving.wait(5)
         self._control()

@@ -5,7 +5,8 @@ event), and which modules it imported from the project and from libraries.
 interpreter and site-packages), the directories they live in, and the
 directories and globs that apps register through Django's
 ``autoreload_started`` signal (template directories with ``**/*``, locale
-directories with ``**/*.mo``), plus the places never worth a restart (media,
+directories with ``**/*.mo``) and the static files directories (``**/*``:
+a save there is asked about, for live reload), plus the places never worth a restart (media,
 static root, the SQLite database). The console watches them with
 :class:`devconsole.console.watcher.Watcher`.
 """
@@ -157,6 +158,14 @@ def watch_event(manage_py: Path) -> dict[str, Any]:
         for directory, globs in collector.directory_globs.items()
         for glob in globs
         if directory.is_dir()
+    )
+    # Static files: the console asks this child about them (file_changed)
+    # instead of ignoring them, and the open pages follow (live reload).
+    from devconsole.child.livereload import static_dirs
+
+    root, libs = os.path.realpath(project_root), _library_dirs()
+    dir_globs += sorted(
+        [d, "**/*"] for d in static_dirs() if [d, "**/*"] not in dir_globs and is_project_file(d, root, libs)
     )
     import_roots = [p or os.getcwd() for p in sys.path if isinstance(p, str)]
     roots = collapse([*roots_for(files, import_roots), *extra, *(d for d, _ in dir_globs)])

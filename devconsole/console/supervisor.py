@@ -186,6 +186,8 @@ class GenerationHandle:
             self._emit(event)  # applied before anyone waiting for it wakes
         finally:
             if settles:
+                if not self._supervisor.browser_reload:
+                    self.send("livereload off")  # turned off at run time: this one starts with it on
                 if self.hello_event is event:
                     self.hello.set()
                 self.settled.set()
@@ -425,6 +427,8 @@ class Supervisor:
         self.use_threading = use_threading
         self.child: GenerationHandle | None = None
         self.generation = 0
+        #: Live reload in the server children: the option's choice, then the key's.
+        self.browser_reload = os.environ.get(control.BROWSER_RELOAD_ENV, "1") != "0"
         self._lock = threading.Lock()
         #: Old generations asked to stop that still finish their requests, oldest first.
         self.draining: list[GenerationHandle] = []
@@ -459,6 +463,13 @@ class Supervisor:
         if events_fd is not None:
             args += ["--events-fd", str(events_fd)]
         return args
+
+    def set_browser_reload(self, on: bool) -> None:
+        """Live reload on or off, in the serving generation and every next one."""
+        self.browser_reload = on
+        child = self.child
+        if child is not None:
+            child.send(f"livereload {'on' if on else 'off'}")
 
     def next_generation(self) -> int:
         with self._lock:

@@ -41,6 +41,8 @@ from devconsole.wire.events import (
     EventType,
     ExitEvent,
     HelloEvent,
+    LiveReloadEvent,
+    LiveReloadSkipEvent,
     LogEvent,
     LoopEvent,
     ProcessesEvent,
@@ -123,6 +125,27 @@ class ConnRow:
     path: str = ""
     messages_in: int = 0
     messages_out: int = 0
+    #: A live reload stream (state ``livereload``): the path of its page.
+    page: str = ""
+
+
+@dataclass(frozen=True)
+class LiveReloadStatus:
+    """Live reload as the serving generation last said (``livereload``)."""
+
+    generation: int
+    enabled: bool
+    debug: bool
+    pages: int
+
+    @property
+    def text(self) -> str:
+        """``live reload · 2 pages``, ``live reload off``, ``live reload off (DEBUG is False)``."""
+        if not self.debug:
+            return "live reload off (DEBUG is False)"
+        if not self.enabled:
+            return "live reload off"
+        return f"live reload · {self.pages} page{'s' if self.pages != 1 else ''}"
 
 
 @dataclass
@@ -425,6 +448,8 @@ class ServerState:
         self.process_error: str | None = None
         #: Moves with every side-process event.
         self.process_seq = 0
+        #: Live reload in the serving generation (None until one says).
+        self.live_reload: LiveReloadStatus | None = None
 
     # ------------------------------------------------------------------ ingest
     def ingest(self, event: dict[str, Any]) -> None:
@@ -560,6 +585,7 @@ class ServerState:
     def _request_of(row: ConnRow, event: ConnOpenEvent | ConnStateEvent | ConnCloseEvent) -> None:
         row.method = str(event.get("method") or "")
         row.path = str(event.get("path") or "")
+        row.page = str(event.get("page") or "")
 
     @staticmethod
     def _websocket(row: ConnRow, event: ConnOpenEvent | ConnStateEvent | ConnCloseEvent) -> None:
@@ -814,6 +840,24 @@ class ServerState:
             return
         self.log_seq += 1
         self.log.append(LogLine(self.log_seq, "stderr", text, self._now(event), generation))
+
+    def _on_livereload(self, event: LiveReloadEvent) -> None:
+        generation = event.get("generation", self.generation)
+        if generation < self.generation:
+            return  # an old generation ending its streams: the new one counts
+        self.live_reload = LiveReloadStatus(
+            generation=generation,
+            enabled=bool(event.get("enabled")),
+            debug=bool(event.get("debug")),
+            pages=int(event.get("pages") or 0),
+        )
+
+    def _on_livereload_skip(self, event: LiveReloadSkipEvent) -> None:
+        text = f"devconsole: live reload: {event.get('path', '')} does not follow the code: {event.get('reason', '')}"
+        self.log_seq += 1
+        self.log.append(
+            LogLine(self.log_seq, "stderr", text, self._now(event), event.get("generation", self.generation))
+        )
 
     def in_flight(self) -> list[ConnRow]:
         """Connections in the middle of a request now, any generation."""
@@ -1079,6 +1123,8 @@ _HANDLERS: dict[EventType, Callable[[ServerState, Any], None] | None] = {
     "file_changed": None,
     "draining": ServerState._on_draining,
     "bye": None,
+    "livereload": ServerState._on_livereload,
+    "livereload_skip": ServerState._on_livereload_skip,
     "spare_ready": None,
     "spare_failed": None,
 }

@@ -91,6 +91,16 @@ class DevConsoleApp(App[int]):
             tooltip="The side processes of Procfile.dev: state, restarts, CPU, memory, their logs",
         ),
         Binding("r", "restart", "Restart", id="restart", tooltip="Restart the server child (the socket stays open)"),
+        Binding(
+            "w",
+            "toggle_browser_reload",
+            "Live reload",
+            id="browser-reload",
+            tooltip=(
+                "Live reload on/off: open browser pages reload when new code serves or a template changes, "
+                "and swap a saved stylesheet in place (status line: pages following)"
+            ),
+        ),
         Binding("question_mark", "help", "Help", id="help", tooltip="Every key, here"),
         Binding(
             "x",
@@ -301,10 +311,19 @@ class DevConsoleApp(App[int]):
         if action == "view" and parameters == ("processes",):
             # Shown (footer, help) and working once the project declares side processes.
             return self._processes_seen
+        if action == "toggle_browser_reload":
+            return self.supervisor is not None  # nothing to turn in a replay
         if action == "cut_draining":
             # Shown (footer, help) only while an old generation drains.
             return self.supervisor is not None and bool(self.state.draining)
         return True
+
+    def action_toggle_browser_reload(self) -> None:
+        if self.supervisor is None:
+            return
+        on = not self.supervisor.browser_reload
+        self.supervisor.set_browser_reload(on)
+        self.notify("Live reload on: open pages follow the code." if on else "Live reload off.")
 
     def action_cut_draining(self) -> None:
         if self.supervisor is None:

@@ -20,6 +20,9 @@ To a server child:
     (a spare) become ``GENERATION`` and serve.
 ``insight on`` / ``insight off``
     request insight (queries, tracebacks) on or off.
+``livereload on`` / ``livereload off``
+    live reload (the script in HTML pages, the pages' streams) on or off;
+    a generation starts with :data:`BROWSER_RELOAD_ENV`'s choice.
 ``adopt {header}`` + [socket]
     serve this connection, handed over by an older generation.
 
@@ -46,6 +49,11 @@ import json
 import os
 import socket
 from typing import Any
+
+#: ``0`` in a server child's environment: live reload starts off
+#: (``--no-browser-reload``; the console sends ``livereload off`` to each new
+#: generation too once it was turned off at run time).
+BROWSER_RELOAD_ENV = "DEVCONSOLE_BROWSER_RELOAD"
 
 #: Largest message (a path, a header); file descriptors per message.
 MAX_MESSAGE = 64 * 1024

@@ -99,7 +99,7 @@ class StatsEvent(_Stamped):
     open: int
 
 
-ConnState = Literal["reading", "handling", "idle", "closed", "handshake", "websocket", "closing"]
+ConnState = Literal["reading", "handling", "idle", "closed", "handshake", "websocket", "closing", "livereload"]
 
 
 class _ConnFields(_Stamped):
@@ -123,6 +123,8 @@ class _ConnExtraFields(TypedDict, total=False):
     #: On a ``conn_close``: the connection moved to the next generation (idle
     #: keep-alive at a reload), it was not closed.
     handover: bool
+    #: A live reload stream (state ``livereload``): the path of its page.
+    page: str
 
 
 class ConnOpenEvent(_ConnFields, _ConnExtraFields):
@@ -299,6 +301,24 @@ class ByeEvent(_Stamped):
     in_flight: int
 
 
+class LiveReloadEvent(_Stamped):
+    """Live reload in this generation: the console's switch, the project's
+    DEBUG, and how many pages follow (sent when any of them changes)."""
+
+    type: Literal["livereload"]
+    enabled: bool
+    debug: bool
+    pages: int
+
+
+class LiveReloadSkipEvent(_Stamped):
+    """A page that cannot follow the code, and why (once per path)."""
+
+    type: Literal["livereload_skip"]
+    path: str
+    reason: str
+
+
 class DrainingEvent(_Stamped):
     """A generation asked to stop still has requests in flight (sent again
     each time their number changes, 0 last)."""
@@ -419,6 +439,8 @@ EventType = Literal[
     "watch",
     "file_changed",
     "bye",
+    "livereload",
+    "livereload_skip",
     "draining",
     "spare_ready",
     "spare_failed",
@@ -443,6 +465,8 @@ Event = (
     | WatchEvent
     | FileChangedEvent
     | ByeEvent
+    | LiveReloadEvent
+    | LiveReloadSkipEvent
     | DrainingEvent
     | SpareReadyEvent
     | SpareFailedEvent
@@ -468,6 +492,8 @@ DEFINITIONS: dict[EventType, type] = {
     "watch": WatchEvent,
     "file_changed": FileChangedEvent,
     "bye": ByeEvent,
+    "livereload": LiveReloadEvent,
+    "livereload_skip": LiveReloadSkipEvent,
     "draining": DrainingEvent,
     "spare_ready": SpareReadyEvent,
     "spare_failed": SpareFailedEvent,

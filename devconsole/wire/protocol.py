@@ -34,7 +34,8 @@ Sent by the server child:
     ``id``, ``peer``, ``state`` (``reading``, ``handling``, ``idle``,
     ``closed``), ``thread``, ``bytes_in``, ``bytes_out``, ``requests``, ``ts``.
     Once it has handled a request, an HTTP connection adds that request's
-    ``method`` and ``path``. A WebSocket (ASGI servers) adds ``kind`` (``websocket``), ``path``,
+    ``method`` and ``path``. A page's live reload stream is in state
+    ``livereload`` and adds its ``page`` (the page's path). A WebSocket (ASGI servers) adds ``kind`` (``websocket``), ``path``,
     ``messages_in``, ``messages_out``; its states are ``handshake``,
     ``websocket`` (open), ``closing``, ``closed``.
     A connection opened and closed between two flushes comes as its
@@ -79,6 +80,15 @@ Sent by the server child:
     ``handled`` (a receiver of Django's signal took it: no restart).
 ``bye``
     the child is stopping: ``in_flight``.
+``livereload``
+    live reload (:mod:`devconsole.child.livereload`) in this generation:
+    ``enabled`` (the console's switch), ``debug`` (the project's DEBUG;
+    it is on only with both), ``pages`` (streams open now); sent with
+    ``hello`` and whenever one changes. Requests under ``/__devconsole__/``
+    are no ``request`` event and not in ``stats``.
+``livereload_skip``
+    a page left without the script, once per path: ``path``, ``reason``
+    (its Content-Security-Policy forbids it).
 ``draining``
     the child was asked to stop and still has requests in flight: it
     accepts nothing more and finishes them however long they take (the

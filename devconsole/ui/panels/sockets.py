@@ -1,7 +1,8 @@
 """Sockets: the listening socket and every connection the server accepted.
 
 Under an ASGI server (Daphne) a WebSocket is its connection's row, its state
-``websocket`` followed by the messages received (↓) and sent (↑).
+``websocket`` followed by the messages received (↓) and sent (↑). A page
+following the code (live reload) is ``live reload``, its page beside the peer.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ STATE_LABELS = {
     "idle": "keep-alive idle",
     "closed": "closed",
     "listening": "listening",
+    "livereload": "live reload",
 }
 
 
@@ -37,6 +39,8 @@ def state_cell(conn: ConnRow) -> Cell:
 
     A WebSocket says so, with the messages received (↓) and sent (↑)."""
     state = conn.state if conn.state in STATE_LABELS else "reading"
+    if conn.state == "livereload":
+        state = "idle"  # a page waiting for the next change: no request in flight
     label = STATE_LABELS.get(conn.state, conn.state)
     if conn.kind == "websocket":
         if conn.state == "websocket":
@@ -138,6 +142,8 @@ class SocketsPanel(Vertical):
     ) -> tuple[Cell, ...]:
         end = conn.closed_at if conn.closed_at is not None else now
         peer: Cell = (conn.peer, "")
+        if conn.state == "livereload":
+            peer = (f"{conn.peer} · live reload page {conn.page or '/'}", "")
         state = state_cell(conn)
         paused = debugging.get((conn.generation, conn.thread)) if debugging and conn.closed_at is None else None
         if paused is not None:

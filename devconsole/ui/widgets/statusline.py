@@ -50,6 +50,7 @@ class StatusLine(FollowsTheme, Static):
             invalid.count,
             tuple(state.draining.items()),
             state.process_seq,
+            state.live_reload,
             debugging := debugger_text(self),
         )
         if key == self._last:
@@ -67,6 +68,9 @@ class StatusLine(FollowsTheme, Static):
         procs, procs_failed = state.process_summary()
         if procs:
             text.append(f"  {procs}", warn if procs_failed else dim)
+        live = state.live_reload
+        if live is not None:
+            text.append(f"  {live.text}", dim if not (live.enabled and live.debug) else "")
         # What needs attention first: the width may cut the rest.
         if debugging:
             text.append(f"  {debugging}", warn)
