@@ -66,6 +66,16 @@ async def until(pilot: Any, predicate: Callable[[], Any], timeout: float = 30.0)
         await pilot.pause(0.05)
 
 
+def alive(pid: int) -> bool:
+    """Whether ``pid`` is a live process (a zombie is not), from /proc."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as file:
+            data = file.read().decode("ascii", "replace")
+    except OSError:
+        return False
+    return data[data.rfind(")") + 2 :].split()[0] != "Z"
+
+
 def wait_for(predicate: Callable[[], Any], timeout: float = 15.0, interval: float = 0.01) -> Any:
     """Poll ``predicate`` until it returns something truthy; fail on timeout."""
     deadline = time.monotonic() + timeout
@@ -263,11 +273,19 @@ class LiveConsole:
         """Rewrite the module's ``VERSION = …`` line once the serving
         generation watches the project's files (a save before it said what
         it imported is not its concern); returns that generation."""
-        generation = self.state.generation
+
+        # The serving generation when the watch list arrives, re-read each
+        # time: one save may be seen as two changes (a truncate, then the
+        # write), and a generation may be replaced before it ever reports.
+        def watching() -> int | None:
+            generation = self.state.generation
+            watched = any(e["generation"] == generation for e in self.events.of("watch"))
+            return generation if watched else None
+
         try:
-            wait_for(lambda: [e for e in self.events.of("watch") if e["generation"] == generation], timeout=timeout)
+            generation = wait_for(watching, timeout=timeout)
         except AssertionError as exc:
-            raise AssertionError(f"{exc}: {self.events.describe(generation)}") from None
+            raise AssertionError(f"{exc}: {self.events.describe(self.state.generation)}") from None
         path = self.root / relative
         source = path.read_text()
         current = source.split("VERSION = ")[1].split("\n")[0]
