@@ -388,18 +388,17 @@ def declared_processes(project: Project, args: argparse.Namespace) -> tuple[Decl
         if not specs and not skipped:
             fail(f"--process {value!r}: expected 'name: command'")
         extra += specs
-    declared = procfile.Declared()
+    if len(extra) > procfile.MAX_PROCESSES:
+        fail(f"--process: more than {procfile.MAX_PROCESSES} processes")
+    # The --process ones run even when the project's declaration is malformed.
+    declared = procfile.Declared(processes=tuple(extra))
     error: str | None = None
     if not args.no_processes:
         try:
-            declared = procfile.load(project.root)
+            declared = procfile.load(project.root, extra)
         except procfile.ProcfileError as exc:
             error = str(exc)
-    if not extra:
-        return declared, error
-    names = {spec.name for spec in extra}
-    kept = tuple(spec for spec in declared.processes if spec.name not in names)
-    return replace(declared, processes=kept + tuple(extra)), error
+    return declared, error
 
 
 def _serve(
@@ -451,13 +450,21 @@ def _serve(
     finally:
         signalled.phase = "closing"
         broker.abort_all()  # a paused request sees EOF and finishes: its generation can stop
-        session.close()
+        session.close(say=_say)
         broker.close()
         if record is not None:
             _close_record(record)
     if signalled.signum:
         return 128 + signalled.signum
     return app.return_code or 0
+
+
+def _say(line: str) -> None:
+    """One line on stderr, once the terminal is the user's again."""
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass
 
 
 def _close_record(record: IO[str]) -> None:

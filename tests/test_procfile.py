@@ -11,12 +11,13 @@ from devconsole.console.procfile import (
     ProcessSpec,
     ProcfileError,
     apply_pyproject,
+    expand_port,
     find_file,
     load,
     parse_dotenv,
     parse_procfile,
 )
-from devconsole.console.sideprocs import process_env
+from devconsole.console.sideprocs import process_env, virtualenv_bin
 
 BASE = Path("/srv/project")
 
@@ -128,12 +129,91 @@ not a line
 
 
 def test_environment_order_and_path() -> None:
-    spec = ProcessSpec("w", "x", BASE, env=(("A", "process"), ("PORT", "1")))
+    spec = ProcessSpec("w", "x", BASE, env=(("A", "process"), ("S", "process")))
     base = {"A": "base", "B": "base", "C": "base", "PATH": "/usr/bin:/venv/bin:/bin"}
-    env = process_env(spec, base=base, dotenv=[("B", "dotenv"), ("A", "dotenv")], port=8123, bin_dir="/venv/bin")
+    env = process_env(
+        spec,
+        base=base,
+        dotenv=[("B", "dotenv"), ("A", "dotenv"), ("S", "dotenv")],
+        bin_dir="/venv/bin",
+        overrides={"S": "--settings"},
+    )
     assert env["A"] == "process" and env["B"] == "dotenv" and env["C"] == "base"
-    assert env["PORT"] == "8123"
+    assert env["S"] == "--settings"  # the command line wins over .env and the process's own
+    assert "PORT" not in env  # a Node tool would take it as its own port
     assert env["PATH"] == "/venv/bin:/usr/bin:/bin"
+
+
+def test_colour_asked_for_unless_the_environment_says_otherwise() -> None:
+    plain = process_env(ProcessSpec("w", "x", BASE), base={})
+    assert (plain["FORCE_COLOR"], plain["CLICOLOR_FORCE"], plain["PY_COLORS"]) == ("1", "1", "1")
+    users = process_env(ProcessSpec("w", "x", BASE), base={"FORCE_COLOR": "0"})
+    assert users["FORCE_COLOR"] == "0" and users["PY_COLORS"] == "1"
+    own = process_env(ProcessSpec("w", "x", BASE, env=(("PY_COLORS", "0"),)), base={})
+    assert own["PY_COLORS"] == "0"
+    assert "FORCE_COLOR" not in process_env(ProcessSpec("w", "x", BASE), base={"NO_COLOR": "1"})
+
+
+def test_port_is_substituted_in_the_command_shell_quoted() -> None:
+    assert expand_port("vite --port $PORT", 8123) == "vite --port 8123"
+    assert expand_port("x --url http://localhost:${PORT}/ $PORTS $PORT_X", 80) == (
+        "x --url http://localhost:80/ $PORTS $PORT_X"
+    )
+
+
+def test_path_gets_the_interpreter_dir_only_for_a_virtualenv(tmp_path: Path) -> None:
+    system = tmp_path / "usr" / "bin"
+    system.mkdir(parents=True)
+    assert virtualenv_bin(str(system / "python3")) is None
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    assert virtualenv_bin(str(venv / "bin" / "python")) == str(venv / "bin")
+
+
+def test_the_server_name_is_reserved_and_64_processes_at_most() -> None:
+    with pytest.raises(ProcfileError, match=r"^Procfile\.dev:2: 'server' is the development server's name"):
+        parse_procfile("a: x\nserver: y\n", base=BASE)
+    with pytest.raises(ProcfileError, match=r"server' is the development server's name"):
+        apply_pyproject([], {"server": {"command": "x"}}, base=BASE)
+    text = "".join(f"p{number}: sleep 1\n" for number in range(64))
+    assert len(parse_procfile(text, base=BASE)[0]) == 64
+    with pytest.raises(ProcfileError, match=r"^Procfile\.dev:65: more than 64 processes"):
+        parse_procfile(text + "one_more: sleep 1\n", base=BASE)
+
+
+def test_readiness_options() -> None:
+    worker = ProcessSpec("vite", "npm run dev", BASE)
+    [spec] = apply_pyproject([worker], {"vite": {"ready_port": 5173, "ready_line": r"ready in \d+"}}, base=BASE)
+    assert spec.ready_port == 5173 and spec.ready_line == r"ready in \d+"
+    for options, message in (
+        ({"ready_port": "5173"}, "ready_port: expected a port number"),
+        ({"ready_port": 70000}, "ready_port: expected a port number"),
+        ({"ready_line": "(unclosed"}, "ready_line: not a regular expression"),
+    ):
+        with pytest.raises(ProcfileError, match=message):
+            apply_pyproject([worker], {"vite": options}, base=BASE)
+
+
+def test_a_skipped_web_line_is_said_with_its_line_number(tmp_path: Path) -> None:
+    (tmp_path / "manage.py").write_text("")
+    (tmp_path / "Procfile.dev").write_text("# stack\ncss: npm run watch\n\nweb: python manage.py runserver $PORT\n")
+    declared = load(tmp_path)
+    assert declared.skipped_lines == ("Procfile.dev:4: web runs runserver: skipped, devconsole serves",)
+
+
+def test_command_line_processes_take_the_pyproject_options(tmp_path: Path) -> None:
+    (tmp_path / "manage.py").write_text("")
+    (tmp_path / "Procfile.dev").write_text("worker: celery worker\n")
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.devconsole.processes.worker]\nrestart = "always"\nrestart_on_change = true\ncommand = "old"\n'
+    )
+    if sys.version_info < (3, 11):
+        pytest.importorskip("tomli")
+    extra = parse_procfile("worker: celery -A proj worker -l debug", base=tmp_path)[0]
+    [worker] = load(tmp_path, extra).processes
+    assert worker.command == "celery -A proj worker -l debug"
+    assert worker.restart == "always" and worker.restart_on_change
 
 
 def test_load_finds_files_beside_manage_py_or_at_the_repository_root(tmp_path: Path) -> None:
@@ -144,14 +224,18 @@ def test_load_finds_files_beside_manage_py_or_at_the_repository_root(tmp_path: P
     assert load(project).processes == ()
     (tmp_path / "Procfile.dev").write_text("web: ./manage.py runserver\ncss: npm run watch\n")
     (project / ".env").write_text("KEY=value\n")
+    (tmp_path / ".env").write_text("ROOT=yes\n")
     declared = load(project)
     assert process_names(list(declared.processes)) == ["css"]
-    assert declared.processes[0].cwd == project
-    assert declared.skipped == ("web",) and declared.dotenv == (("KEY", "value"),)
+    # As honcho: a root Procfile runs its processes in its directory, with the .env beside it.
+    assert declared.processes[0].cwd == tmp_path
+    assert declared.skipped == ("web",) and declared.dotenv == (("ROOT", "yes"),)
     assert declared.sources == (tmp_path / "Procfile.dev",)
     (project / "Procfile.dev").write_text("js: npm run dev\n")
     assert find_file(project, "Procfile.dev") == project / "Procfile.dev"
-    assert process_names(list(load(project).processes)) == ["js"]
+    beside = load(project)
+    assert process_names(list(beside.processes)) == ["js"]
+    assert beside.processes[0].cwd == project and beside.dotenv == (("KEY", "value"),)
 
 
 def test_load_reads_the_pyproject_table(tmp_path: Path) -> None:

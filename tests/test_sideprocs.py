@@ -15,7 +15,7 @@ import pytest
 
 from devconsole.console.procfile import ProcessSpec, parse_procfile
 from devconsole.console.sideprocs import ProcessManager, for_project, group_members
-from tests.conftest import wait_for
+from tests.conftest import alive, wait_for
 
 #: Ignores SIGTERM, starts a grandchild that ignores it too, says both pids.
 STUBBORN = """
@@ -74,16 +74,6 @@ class Recorder:
             return None
 
         return self.wait(found, timeout)
-
-
-def alive(pid: int) -> bool:
-    """Whether ``pid`` is a live (not zombie) process."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as file:
-            data = file.read().decode()
-    except OSError:
-        return False
-    return data[data.rfind(")") + 2] != "Z"
 
 
 def manager_threads() -> list[threading.Thread]:
@@ -321,7 +311,10 @@ def test_environment_port_dotenv_and_the_project_interpreter_first(
     python = venv_bin / "python"
     python.write_text("#!/bin/sh\necho project python\n")
     python.chmod(0o755)
-    specs, _ = parse_procfile("env: echo port=$PORT ${FROM_DOTENV} $OWN; python\n", base=tmp_path)
+    (venv_bin.parent / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    specs, _ = parse_procfile(
+        "env: echo port=$PORT ${FROM_DOTENV} $OWN; python; echo exported=$(env | grep -c '^PORT=')\n", base=tmp_path
+    )
     specs = [ProcessSpec("env", specs[0].command, tmp_path, env=(("OWN", "own"),), restart="never")]
     base = {"PATH": os.environ["PATH"], "FROM_DOTENV": "base"}
     manager = for_project(
@@ -330,7 +323,7 @@ def test_environment_port_dotenv_and_the_project_interpreter_first(
     managers.append(manager)
     manager.start("env")
     recorder.wait_state("env", "exited")
-    assert recorder.lines("env") == ["port=8123 dot own", "project python"]
+    assert recorder.lines("env") == ["port=8123 dot own", "project python", "exported=0", "exited 0"]
 
 
 def test_lines_are_bounded_and_usage_is_measured(
@@ -379,4 +372,189 @@ def test_a_failing_callback_does_not_stop_the_supervision(tmp_path: Path, manage
     manager = make(managers, [spec(tmp_path, "p", "echo hello; exit 3", restart="never")], emit)
     manager.start("p")
     assert recorder.wait_state("p", "exited")["returncode"] == 3
-    assert recorder.lines("p") == ["hello"]
+    assert recorder.lines("p") == ["hello", "exited 3"]
+
+
+def test_a_save_does_not_undo_a_stop_and_restart_all_leaves_stopped_ones(
+    tmp_path: Path, recorder: Recorder, managers: list[ProcessManager]
+) -> None:
+    (tmp_path / "stubborn.py").write_text(STUBBORN)
+    stubborn = spec(tmp_path, "stubborn", f"exec {sys.executable} stubborn.py", restart_on_change=True)
+    other = spec(tmp_path, "other", "while :; do sleep 0.1; done")
+    manager = make(managers, [stubborn, other], recorder, stop_timeout=1.0)
+    manager.start_all()
+    recorder.wait_line("stubborn", lambda text: text.startswith("ready"))
+    recorder.wait_state("other", "running")
+    manager.stop("stubborn")
+    recorder.wait_state("stubborn", "stopping")
+    # It ignores SIGTERM: still shutting down when the project's code changes.
+    assert manager.restart_changed() == []
+    assert manager.restart_all() == ["other"]
+    recorder.wait_state("stubborn", "stopped")
+    recorder.wait_state("other", "running", count=2)
+    assert [e["state"] for e in recorder.states("stubborn")][-2:] == ["stopping", "stopped"]
+    assert next(info for info in manager.info() if info.name == "stubborn").state == "stopped"
+    manager.start("stubborn")  # the user's start undoes the user's stop
+    recorder.wait_state("stubborn", "running", count=2)
+
+
+def test_an_exit_is_a_line_of_the_process_log(
+    tmp_path: Path, recorder: Recorder, managers: list[ProcessManager]
+) -> None:
+    manager = make(managers, [spec(tmp_path, "fails", "exit 3")], recorder, backoff=(1.0, 4.0, 10.0))
+    manager.start("fails")
+    recorder.wait_state("fails", "restarting")
+    assert recorder.lines("fails") == ["exited 3 · restarting in 1.0 s"]
+
+
+def test_readiness_by_port_and_by_line(tmp_path: Path, recorder: Recorder, managers: list[ProcessManager]) -> None:
+    import socket
+
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    listens = (
+        f"exec {sys.executable} -c \"import os, socket, sys, time; print('binding', flush=True); "
+        f"[time.sleep(0.02) for _ in iter(lambda: os.path.exists('go'), True)]; s = socket.socket(); "
+        f"s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('127.0.0.1', {port})); "
+        f"s.listen(); print('listening', flush=True); time.sleep(600)\""
+    )
+    says = "echo compiling; until [ -e go ]; do sleep 0.02; done; echo 'VITE ready in 312 ms'; sleep 600"
+    manager = make(
+        managers,
+        [
+            spec(tmp_path, "api", listens, ready_port=port),
+            spec(tmp_path, "vite", says, ready_line=r"ready in \d+ ms"),
+        ],
+        recorder,
+    )
+    manager.start_all()
+    for name, before in (("api", "binding"), ("vite", "compiling")):
+        recorder.wait_line(name, lambda text, before=before: text == before)
+        # Started, with its pid, but not running before it is ready.
+        assert [e["state"] for e in recorder.states(name)] == ["starting", "starting"]
+        assert recorder.states(name)[-1]["pid"] is not None
+    (tmp_path / "go").write_text("")  # now they may get ready
+    running = recorder.wait_state("api", "running")
+    assert "listening" in recorder.lines("api")
+    assert running["pid"] == recorder.states("api")[1]["pid"]
+    recorder.wait_state("vite", "running")
+    assert "VITE ready in 312 ms" in recorder.lines("vite")
+
+
+PARENT = """
+import sys, time
+from pathlib import Path
+from devconsole.console.procfile import ProcessSpec
+from devconsole.console.sideprocs import ProcessManager
+spec = ProcessSpec("leader", "exec " + sys.executable + " -c 'import time; time.sleep(600)'", Path.cwd())
+manager = ProcessManager([spec], lambda event: print(event.get("state"), event.get("pid"), flush=True))
+manager.start_all()
+time.sleep(600)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_console_killed_by_sigkill_takes_the_leaders_with_it(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+
+    console = subprocess.Popen(
+        [sys.executable, "-c", PARENT],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+    )
+    try:
+        assert console.stdout is not None
+        leader = 0
+        for line in console.stdout:
+            state, pid = line.split()
+            if state == "running":
+                leader = int(pid)
+                break
+        assert leader and alive(leader)
+        console.send_signal(signal.SIGKILL)
+        console.wait(10)
+        wait_for(lambda: not alive(leader), timeout=10)
+    finally:
+        if console.poll() is None:
+            console.kill()
+            console.wait()
+
+
+def request_event(path: str, ts: float, status: int = 500) -> dict[str, Any]:
+    return {
+        "type": "request",
+        "generation": 1,
+        "id": "r1",
+        "conn": 1,
+        "method": "GET",
+        "path": path,
+        "query": "",
+        "version": "HTTP/1.1",
+        "status": status,
+        "duration_ms": 2.0,
+        "bytes_out": 10,
+        "thread": "Thread-1",
+        "ts": ts,
+        "headers": [],
+    }
+
+
+def test_the_state_keeps_server_lines_apart_and_matches_tracebacks_on_server_lines_only() -> None:
+    from devconsole.model.state import ServerState
+
+    state = ServerState(max_log=50)
+    state.ingest({"type": "processes", "names": ["chatty"], "error": None, "ts": 1.0})
+
+    def server(text: str, ts: float) -> None:
+        state.ingest({"type": "log", "stream": "stderr", "text": text, "ts": ts, "generation": 1})
+
+    def process(text: str, ts: float, stream: str = "stderr") -> None:
+        state.ingest({"type": "process_log", "name": "chatty", "stream": stream, "text": text, "ts": ts})
+
+    state.ingest(request_event("/boom", 10.0))
+    server("Internal Server Error: /boom", 10.003)
+    process("Traceback (most recent call last):", 10.004)  # another source, between the two
+    server("Traceback (most recent call last):", 10.005)
+    first = state.log_seq - 2
+    process("Internal Server Error: /boom", 10.006)  # a process's text that looks like the server's
+    process("Traceback (most recent call last):", 10.007)
+    row = state.request_for_log_line(first)
+    assert row is not None and row.path == "/boom"
+    # The process's own look-alike is not the server's traceback.
+    assert state.request_for_log_line(state.log_seq - 1) == row  # nearest server traceback above it
+    state.log.clear()
+    assert state.request_for_log_line(state.log_seq - 1) is None
+    server("server line kept", 11.0)
+    for number in range(500):  # a chatty process: ten times the server's buffer
+        process(f"noise {number}", 12.0)
+    merged = state.log_since(0)
+    assert [line.text for line in merged if line.source == "server"] == ["server line kept"]
+    assert [line.seq for line in merged] == sorted(line.seq for line in merged)
+    assert merged[-1].text == "noise 499"
+
+
+def test_the_state_follows_64_processes_and_never_one_named_server() -> None:
+    from devconsole.model.state import ServerState
+
+    state = ServerState()
+    state.ingest({"type": "processes", "names": [f"p{n}" for n in range(70)], "error": None, "ts": 1.0})
+    assert len(state.processes) == 64
+    state.ingest({"type": "processes", "names": ["late"], "error": None, "ts": 2.0})  # one more: ignored
+    state.ingest({"type": "process_log", "name": "late", "stream": "stdout", "text": "x", "ts": 2.0})
+    assert "late" not in state.processes
+    fresh = ServerState()
+    fresh.ingest({"type": "process_log", "name": "server", "stream": "stdout", "text": "spoof", "ts": 2.0})
+    assert fresh.processes == {} and fresh.log_since(0) == []
+
+
+def test_a_process_line_is_masked_in_a_recording() -> None:
+    from devconsole.model.secrets import mask_secrets
+
+    event = {"type": "process_log", "name": "w", "stream": "stdout", "text": "GET /cb?token=SECRET123&x=1", "ts": 1.0}
+    masked = mask_secrets(event)
+    assert "SECRET123" not in masked["text"] and "x=1" in masked["text"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 import time
 import urllib.request
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests import test_tty_smoke
+from tests.conftest import alive, demo_copy
 from tests.test_tty_smoke import ENTER_ALT_SCREEN, LEAVE_ALT_SCREEN, Terminal, free_port, panels_drawn, port_is_free
 
 # The installed devconsole in a pty, with a user's environment: the smoke
@@ -48,15 +50,6 @@ def descendants(pid: int) -> set[int]:
         frontier = {child for child, parent in parents.items() if parent in frontier} - found
         found |= frontier
     return found
-
-
-def alive(pid: int) -> bool:
-    """Whether ``pid`` exists and is not a zombie."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def wait_exit_status(terminal: Terminal, timeout: float = 60.0) -> int:
@@ -123,3 +116,49 @@ def test_a_signal_quits_like_q_and_restores_the_terminal(
     lines = [json.loads(line) for line in data.splitlines()]
     assert lines[0]["type"] == "recording"
     assert any(event["type"] == "request" for event in lines[1:]), "the request was not recorded"
+
+
+#: A side process that ignores SIGTERM and starts a grandchild (in its group) that ignores it too; both
+#: pids go to ``pids`` once the grandchild runs.
+STUBBORN = """
+import os, signal, subprocess, sys, time
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+child = subprocess.Popen([sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+                          "open('grandchild', 'w').close(); time.sleep(600)"])
+while not os.path.exists("grandchild"):
+    time.sleep(0.02)
+with open("pids.tmp", "w") as file:
+    file.write(f"{os.getpid()} {child.pid}")
+os.rename("pids.tmp", "pids")
+print("stubborn ready", flush=True)
+time.sleep(600)
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_a_signal_leaves_no_side_process_behind(
+    launch: Callable[..., Terminal], terminal_env: dict[str, str], tmp_path: Path, demo_db: Path, signum: int
+) -> None:
+    root, _ = demo_copy(tmp_path, demo_db)
+    terminal_env["DEVCONSOLE_DEMO_DB"] = str(tmp_path / "demo.sqlite3")
+    (root / "stubborn.py").write_text(STUBBORN)
+    (root / "Procfile.dev").write_text(f"stubborn: exec {sys.executable} stubborn.py\n")
+    port = free_port()
+    terminal = launch("--project", str(root), f"127.0.0.1:{port}")
+    terminal.wait_for(panels_drawn, "the dashboard's four panels", timeout=120)
+    pids_file = root / "pids"
+    deadline = time.monotonic() + 60
+    while not pids_file.exists():
+        assert time.monotonic() < deadline, f"the side process never started\n{terminal.describe()}"
+        terminal._pump(0.2)
+    leader, grandchild = (int(word) for word in pids_file.read_text().split())
+    assert alive(leader) and alive(grandchild)
+
+    os.kill(terminal.child.pid, signum)
+    assert wait_exit_status(terminal) == 128 + signum, terminal.describe()
+    # Both ignore SIGTERM: the stop waits for SIGKILL, and says so once the terminal is back.
+    raw = bytes(terminal.raw)
+    said = raw.find(b"devconsole: stopping side processes")
+    assert said > raw.rfind(LEAVE_ALT_SCREEN) and b"(stubborn)" in raw[said:], terminal.describe()
+    assert not alive(leader) and not alive(grandchild), "a side process outlived the console"
+    assert port_is_free(port)

@@ -21,7 +21,7 @@ from devconsole.ui.app import DevConsoleApp
 from devconsole.ui.screens.logview import LogPane, LogScreen
 from devconsole.ui.screens.processes import REPLAY_NOTE, ProcessesScreen
 
-from .conftest import demo_copy, until, wait_for
+from .conftest import alive, demo_copy, until, wait_for
 
 SIZE = (140, 40)
 
@@ -32,16 +32,6 @@ failer: sleep 1; echo "giving up" >&2; exit 3
 stubborn: trap '' TERM; sleep 1000 & echo "grandchild $!"; while true; do sleep 0.2; done
 web: python manage.py runserver $PORT
 """
-
-
-def alive(pid: int) -> bool:
-    """Whether ``pid`` is a live process (a zombie is not)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as file:
-            data = file.read().decode("ascii", "replace")
-    except OSError:
-        return False
-    return data[data.rfind(")") + 2 :].split()[0] != "Z"
 
 
 def session_for(root: Path, project, record=None, **kwargs) -> Session:
@@ -192,6 +182,7 @@ def test_a_save_restarts_the_server_and_the_restart_on_change_worker(tmp_path: P
             ]
 
         first = wait_for(worker_pids)[0]
+        leader = state.processes["worker"].pid
         ticker = wait_for(lambda: state.processes["ticker"].pid)
         generation = state.generation
         views = root / "blog" / "views.py"
@@ -199,7 +190,9 @@ def test_a_save_restarts_the_server_and_the_restart_on_change_worker(tmp_path: P
         wait_for(lambda: any(pid != first for pid in worker_pids()), timeout=30)
         wait_for(lambda: state.generation > generation, timeout=60)  # the server restarted too
         assert not alive(first)
-        assert state.processes["worker"].restarts == 1
+        # The watcher may deliver the save in one batch or two: one restart or more, a new run.
+        assert state.processes["worker"].restarts >= 1
+        assert state.processes["worker"].pid not in (None, leader)
         # Not declared restart_on_change: left alone.
         assert state.processes["ticker"].pid == ticker and state.processes["ticker"].restarts == 0
     finally:

@@ -2,11 +2,15 @@
 
 A ``Procfile.dev`` beside ``manage.py`` (or else at the repository root) in
 the format honcho and foreman read: ``name: command`` a line, ``#`` comments,
-blank lines; each command runs with a shell, ``$PORT`` / ``${PORT}`` being
-the development server's port (the shell expands it from the environment).
-A ``web:`` line that runs the development server is skipped: devconsole is
-the web process. ``[tool.devconsole.processes]`` in ``pyproject.toml`` adds
-what a Procfile cannot say, a table per process::
+blank lines; each command runs with a shell in the Procfile's directory,
+``$PORT`` / ``${PORT}`` in its text replaced by the development server's
+port (shell-quoted; ``PORT`` itself is not exported: a Node tool that reads
+it would take the server's port). A ``web:`` line that runs the development
+server is skipped (:attr:`Declared.skipped_lines` says where): devconsole is
+the web process. The name ``server`` is the server's own (the Log view's
+source) and cannot name a process; at most :data:`MAX_PROCESSES` processes.
+``[tool.devconsole.processes]`` in ``pyproject.toml`` adds what a Procfile
+cannot say, a table per process::
 
     [tool.devconsole.processes.worker]
     command = "celery -A proj worker"   # optional for a Procfile's process
@@ -14,21 +18,25 @@ what a Procfile cannot say, a table per process::
     env = { LOG_LEVEL = "debug" }
     restart = "on-failure"              # never | on-failure | always
     restart_on_change = true
+    ready_port = 5173                   # "starting" until 127.0.0.1:5173 accepts
+    ready_line = "ready in \\d+ ms"       # or: until an output line matches
 
 (``tomllib`` reads it, so the table needs Python 3.11, or ``tomli`` installed
-on 3.10.) A ``.env`` beside ``manage.py`` is read as honcho reads it
-(``KEY=VALUE``, quotes, ``#`` comments, an ``export`` prefix). Whatever is
-wrong with a file is a :class:`ProcfileError` of one line naming the file and
-line; nothing here starts anything (see :mod:`.sideprocs`).
+on 3.10.) A ``.env`` beside the Procfile (beside ``manage.py`` without one)
+is read as honcho reads it (``KEY=VALUE``, quotes, ``#`` comments, an
+``export`` prefix). Whatever is wrong with a file is a :class:`ProcfileError`
+of one line naming the file and line; nothing here starts anything (see
+:mod:`.sideprocs`).
 """
 
 from __future__ import annotations
 
 import importlib
 import re
+import shlex
 import sys
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, cast
 
@@ -38,6 +46,12 @@ DOTENV = ".env"
 
 RestartPolicy = Literal["never", "on-failure", "always"]
 RESTART_POLICIES: tuple[RestartPolicy, ...] = ("never", "on-failure", "always")
+#: Side processes a project may declare (the state follows as many).
+MAX_PROCESSES = 64
+#: Names no process may take: the server's source in the Log view.
+RESERVED_NAMES = frozenset({"server"})
+#: The options a ``[tool.devconsole.processes.NAME]`` table takes.
+OPTIONS = frozenset({"command", "cwd", "env", "restart", "restart_on_change", "ready_port", "ready_line"})
 
 #: A process's name, as honcho accepts it.
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\Z")
@@ -66,6 +80,10 @@ class ProcessSpec:
     restart: RestartPolicy = "on-failure"
     #: Restart it when the project's code changes (a worker).
     restart_on_change: bool = False
+    #: "starting" until a TCP connect to 127.0.0.1 on this port succeeds.
+    ready_port: int | None = None
+    #: "starting" until an output line matches this regular expression.
+    ready_line: str | None = None
 
 
 @dataclass(frozen=True)
@@ -80,6 +98,8 @@ class Declared:
     sources: tuple[Path, ...] = field(default=())
     #: One line for the user when the pyproject table could not be read on this Python.
     note: str | None = None
+    #: ``Procfile.dev:4: web runs runserver: skipped, devconsole serves``, a line per skipped ``web``.
+    skipped_lines: tuple[str, ...] = ()
 
 
 def find_file(project_root: Path, name: str) -> Path | None:
@@ -99,8 +119,17 @@ def find_file(project_root: Path, name: str) -> Path | None:
 def parse_procfile(text: str, *, base: Path, label: str = PROCFILE) -> tuple[list[ProcessSpec], list[str]]:
     """Processes of a Procfile's ``text`` (working directory ``base``) and
     the names of ``web`` lines skipped because they run the server."""
+    processes, skipped, _ = parse_procfile_lines(text, base=base, label=label)
+    return processes, skipped
+
+
+def parse_procfile_lines(
+    text: str, *, base: Path, label: str = PROCFILE
+) -> tuple[list[ProcessSpec], list[str], list[str]]:
+    """:func:`parse_procfile`, and a line for the user per ``web`` line skipped."""
     processes: list[ProcessSpec] = []
     skipped: list[str] = []
+    notes: list[str] = []
     seen: set[str] = set()
     for number, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
@@ -112,6 +141,8 @@ def parse_procfile(text: str, *, base: Path, label: str = PROCFILE) -> tuple[lis
         name, command = match.group(1), match.group(2).strip()
         if not _NAME.match(name):
             raise ProcfileError(f"{label}:{number}: {_show(name)} is not a process name (letters, digits, _ . -)")
+        if name in RESERVED_NAMES:
+            raise ProcfileError(f"{label}:{number}: {name!r} is the development server's name: choose another")
         if not command:
             raise ProcfileError(f"{label}:{number}: process {name!r} has no command")
         if name in seen:
@@ -119,9 +150,21 @@ def parse_procfile(text: str, *, base: Path, label: str = PROCFILE) -> tuple[lis
         seen.add(name)
         if name == "web" and _RUNS_SERVER.search(command):
             skipped.append(name)
+            notes.append(f"{label}:{number}: web runs runserver: skipped, devconsole serves")
             continue
+        if len(processes) >= MAX_PROCESSES:
+            raise ProcfileError(f"{label}:{number}: more than {MAX_PROCESSES} processes")
         processes.append(ProcessSpec(name=name, command=command, cwd=base))
-    return processes, skipped
+    return processes, skipped, notes
+
+
+_PORT = re.compile(r"\$(?:\{PORT\}|PORT(?![A-Za-z0-9_]))")
+
+
+def expand_port(command: str, port: int) -> str:
+    """``command`` with ``$PORT`` and ``${PORT}`` replaced by ``port``,
+    shell-quoted (``$PORTS`` and ``$PORT_X`` are other variables)."""
+    return _PORT.sub(lambda _: shlex.quote(str(port)), command)
 
 
 def _show(text: str, limit: int = 60) -> str:
@@ -155,9 +198,11 @@ def apply_pyproject(
     for name, options in table.items():
         if not _NAME.match(name):
             raise ProcfileError(f"{where}: {_show(name)} is not a process name (letters, digits, _ . -)")
+        if name in RESERVED_NAMES:
+            raise ProcfileError(f"{where}: {name!r} is the development server's name: choose another")
         if not isinstance(options, Mapping):
             raise ProcfileError(f"{where}.{name}: expected a table of options")
-        unknown = sorted(set(options) - {"command", "cwd", "env", "restart", "restart_on_change"})
+        unknown = sorted(set(options) - OPTIONS)
         if unknown:
             raise ProcfileError(f"{where}.{name}: unknown option {unknown[0]!r}")
         spec = by_name.get(name)
@@ -187,6 +232,21 @@ def apply_pyproject(
         on_change = options.get("restart_on_change", spec.restart_on_change if spec else False)
         if not isinstance(on_change, bool):
             raise ProcfileError(f"{where}.{name}.restart_on_change: expected true or false")
+        ready_port = options.get("ready_port", spec.ready_port if spec else None)
+        if ready_port is not None and (
+            isinstance(ready_port, bool) or not isinstance(ready_port, int) or not 0 < ready_port < 65536
+        ):
+            raise ProcfileError(f"{where}.{name}.ready_port: expected a port number (1-65535)")
+        ready_line = options.get("ready_line", spec.ready_line if spec else None)
+        if ready_line is not None:
+            if not isinstance(ready_line, str) or not ready_line:
+                raise ProcfileError(f"{where}.{name}.ready_line: expected a regular expression")
+            try:
+                re.compile(ready_line)
+            except re.error as error:
+                raise ProcfileError(f"{where}.{name}.ready_line: not a regular expression ({error})") from None
+        if name not in by_name and len(by_name) >= MAX_PROCESSES:
+            raise ProcfileError(f"{where}.{name}: more than {MAX_PROCESSES} processes")
         by_name[name] = ProcessSpec(
             name=name,
             command=command.strip(),
@@ -194,6 +254,8 @@ def apply_pyproject(
             env=tuple(env.items()),
             restart=cast("RestartPolicy", restart),
             restart_on_change=on_change,
+            ready_port=ready_port,
+            ready_line=ready_line,
         )
         if name not in order:
             order.append(name)
@@ -230,21 +292,30 @@ def parse_dotenv(text: str) -> dict[str, str]:
     return values
 
 
-def load(project_root: Path) -> Declared:
+def load(project_root: Path, extra: Sequence[ProcessSpec] = ()) -> Declared:
     """Everything the project at ``project_root`` (manage.py's directory)
-    declares; an empty :class:`Declared` when it declares nothing."""
+    declares; an empty :class:`Declared` when it declares nothing. ``extra``
+    (``--process``) replaces the Procfile's line of the same name and takes
+    the pyproject table's options, its command kept."""
     sources: list[Path] = []
     processes: list[ProcessSpec] = []
     skipped: list[str] = []
+    skipped_lines: list[str] = []
     note: str | None = None
     procfile = find_file(project_root, PROCFILE)
+    # As honcho: the Procfile's directory is the processes' and holds the .env.
+    home = procfile.parent if procfile is not None else project_root
     if procfile is not None:
         try:
             text = procfile.read_text(encoding="utf-8", errors="replace")
         except OSError as error:
             raise ProcfileError(f"{PROCFILE}: cannot be read ({error.strerror or error})") from None
-        processes, skipped = parse_procfile(text, base=project_root)
+        processes, skipped, skipped_lines = parse_procfile_lines(text, base=home)
         sources.append(procfile)
+    commands = {spec.name: spec.command for spec in extra}
+    processes = [spec for spec in processes if spec.name not in commands] + list(extra)
+    if len(processes) > MAX_PROCESSES:
+        raise ProcfileError(f"more than {MAX_PROCESSES} processes declared")
     pyproject = find_file(project_root, PYPROJECT)
     if pyproject is not None:
         data = load_toml(pyproject)
@@ -259,11 +330,12 @@ def load(project_root: Path) -> Declared:
                     raise ProcfileError(f"{PYPROJECT}: tool.devconsole.processes: expected a table")
                 processes = apply_pyproject(processes, table, base=project_root)
                 sources.append(pyproject)
+    processes = [replace(spec, command=commands[spec.name]) if spec.name in commands else spec for spec in processes]
     dotenv: dict[str, str] = {}
-    env_file = project_root / DOTENV
+    env_file = home / DOTENV
     if env_file.is_file():
         try:
             dotenv = parse_dotenv(env_file.read_text(encoding="utf-8", errors="replace"))
         except OSError:
             dotenv = {}
-    return Declared(tuple(processes), tuple(skipped), tuple(dotenv.items()), tuple(sources), note)
+    return Declared(tuple(processes), tuple(skipped), tuple(dotenv.items()), tuple(sources), note, tuple(skipped_lines))

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import socket
 import time
+from collections.abc import Callable
 from typing import IO, Any
 
 from devconsole.console.listen import ListenAddress
@@ -44,6 +45,9 @@ from devconsole.console.supervisor import EventSink, Supervisor
 from devconsole.model.recording import RecordingWriter
 from devconsole.model.sanitize import clean, clean_colour_line, clean_line, clean_value
 from devconsole.model.state import ServerState
+
+#: Seconds the side processes may take to stop on close before a line says what is awaited.
+SLOW_STOP = 1.0
 
 
 def wire(
@@ -101,7 +105,7 @@ class Session:
         self.process_error = process_error
         #: The side processes' manager, when the project declares any.
         self.processes: ProcessManager | None = None
-        if processes is not None and processes.processes and process_error is None:
+        if processes is not None and processes.processes:
             self.processes = for_project(
                 processes.processes,
                 self._process_event,
@@ -110,10 +114,13 @@ class Session:
                 dotenv=processes.dotenv,
                 port=address.port,
                 stop_timeout=process_stop_timeout,
+                overrides=project.option_env(),
             )
             self.reloader.on_code_change = self._code_changed
         self.started = False
         self._closed = False
+        self._close_began = 0.0
+        self._processes_waited = False
 
     def start(self) -> None:
         """Start the first server generation (and the watch) and the side
@@ -123,13 +130,19 @@ class Session:
         self.started = True
         self.reloader.start()
         now = time.time()
-        if self.process_error is not None:
-            self._sink({"type": "processes", "names": [], "error": clean_line(self.process_error, 300), "ts": now})
-        elif self.processes is not None:
-            self._sink({"type": "processes", "names": self.processes.names, "error": None, "ts": now})
-        note = self.declared.note if self.declared is not None else None
-        if note:
-            self._sink({"type": "log", "stream": "stderr", "text": f"devconsole: {clean_line(note)}", "ts": now})
+        if self.process_error is not None or self.processes is not None:
+            self._sink(
+                {
+                    "type": "processes",
+                    "names": [clean(name, 64) for name in self.processes.names] if self.processes else [],
+                    "error": clean_line(self.process_error, 300) if self.process_error is not None else None,
+                    "ts": now,
+                }
+            )
+        declared = self.declared
+        for note in [declared.note, *declared.skipped_lines] if declared is not None else []:
+            if note:
+                self._sink({"type": "log", "stream": "stderr", "text": f"devconsole: {clean_line(note)}", "ts": now})
         if self.processes is not None:
             self.processes.start_all()
 
@@ -154,15 +167,29 @@ class Session:
         if self.processes is not None:
             self.processes.restart_changed()
 
-    def close(self) -> None:
+    def close(self, say: Callable[[str], None] | None = None, *, wait: bool = True) -> None:
         """Stop watching, every child process (the side processes' groups
-        included), and release the port (idempotent)."""
-        if self._closed:
+        included), and release the port (idempotent). With ``wait`` off the
+        side processes are asked to stop (SIGTERM now, SIGKILL when due) but
+        not waited for: a later ``close()`` waits (the app closes without
+        waiting, the command line waits once the terminal is the user's
+        again). When side processes still run :data:`SLOW_STOP` seconds
+        after the stop began, ``say`` gets one line naming them."""
+        if not self._closed:
+            self._closed = True
+            self._close_began = time.monotonic()
+            if self.processes is not None:
+                self.processes.stop_all_nowait()  # SIGTERM now: they stop while the server does
+            self.reloader.stop()
+            self.supervisor.close()
+        if not wait or self.processes is None or self._processes_waited:
             return
-        self._closed = True
-        if self.processes is not None:
-            self.processes.stop_all_nowait()  # SIGTERM now: they stop while the server does
-        self.reloader.stop()
-        self.supervisor.close()
-        if self.processes is not None:
-            self.processes.stop_all()
+        self._processes_waited = True
+        if self.processes.stop_all(max(0.0, SLOW_STOP - (time.monotonic() - self._close_began))):
+            return
+        left = self.processes.running()
+        if say is not None and left:
+            shown = ", ".join(left[:5]) + (f" +{len(left) - 5}" if len(left) > 5 else "")
+            say(f"devconsole: stopping side processes… ({shown})")
+        if not self.processes.stop_all() and say is not None:
+            say(f"devconsole: side processes still running: {', '.join(self.processes.running())}")

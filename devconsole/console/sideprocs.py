@@ -12,7 +12,9 @@ left, decide on a restart, wait out the backoff) and two readers while it
 runs. Everything it reports goes to the ``emit`` callback as plain dicts:
 
 ``{"type": "process", "name", "state", "pid", "returncode", "restarts", "delay", "ts"}``
-    ``state`` is one of :data:`STATES`; ``returncode`` is the exit status
+    ``state`` is one of :data:`STATES` (``starting`` lasts until the
+    process is ready: at once, or when its ``ready_port`` accepts a
+    connection or an output line matches its ``ready_line``); ``returncode`` is the exit status
     (negative: the signal that ended it) once it ended; ``delay`` the
     seconds until the restart when ``state`` is ``"restarting"``, else None.
 ``{"type": "process_log", "name", "stream", "text", "ts"}``
@@ -21,17 +23,30 @@ runs. Everything it reports goes to the ``emit`` callback as plain dicts:
     colours and other escapes are the caller's to clean
     (:func:`devconsole.model.sanitize.clean_line`).
 
+    How a run ended is one line of its own output too, from the manager:
+    ``exited 3 · restarting in 1.0 s``.
+
 ``ts`` is ``time.time()``. ``emit`` is called from the manager's threads:
 it must be quick and must not block (hand the dict to the UI's queue).
+
+On Linux each process's leader gets a parent-death signal (``SIGKILL``
+when the console's thread that started it dies, the console killed by
+``SIGKILL`` included): what the leader started then depends on the leader
+(a shell that runs its one command by ``exec`` leaves nothing behind; a
+grandchild in a group of its own does).
 """
 
 from __future__ import annotations
 
 import codecs
+import ctypes
 import os
+import re
 import select
 import signal
+import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -40,7 +55,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from devconsole.console.processes import signal_group
-from devconsole.console.procfile import ProcessSpec
+from devconsole.console.procfile import ProcessSpec, expand_port
 
 State = Literal["starting", "running", "stopping", "stopped", "exited", "crashed", "restarting"]
 STATES: tuple[State, ...] = ("starting", "running", "stopping", "stopped", "exited", "crashed", "restarting")
@@ -55,6 +70,12 @@ BACKOFF_RESET = 10.0
 STOP_TIMEOUT = 5.0
 #: How long the rest of a group may linger after its leader exited on its own before SIGTERM.
 LINGER = 0.5
+#: Seconds between two looks at a lingering group, and between two readiness connects.
+REAP_POLL = 0.1
+READY_POLL = 0.1
+#: Colour asked of tools that turn it off on a pipe (unless the environment says otherwise).
+COLOUR_ENV = {"FORCE_COLOR": "1", "CLICOLOR_FORCE": "1", "PY_COLORS": "1"}
+_SGR = re.compile(r"\x1b\[[0-9;:]*[A-Za-z]")
 
 Emit = Callable[[dict[str, Any]], None]
 
@@ -64,17 +85,22 @@ def process_env(
     *,
     base: Mapping[str, str] | None = None,
     dotenv: Iterable[tuple[str, str]] = (),
-    port: int | None = None,
     bin_dir: str | None = None,
+    overrides: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """The environment ``spec`` runs with: ``base`` (the console's own by
-    default), ``.env``'s values, the process's own, ``PORT`` (the server's
-    port), and ``bin_dir`` (the project interpreter's) first on ``PATH``."""
+    default), ``.env``'s values, the process's own, then ``overrides``
+    (``--settings``/``--pythonpath``: the command line wins), ``bin_dir``
+    (a virtualenv's) first on ``PATH``, and colour asked for (see
+    :data:`COLOUR_ENV`) unless already set or ``NO_COLOR`` is. ``PORT`` is
+    not exported: the command's text has it (:func:`.procfile.expand_port`)."""
     env = dict(os.environ if base is None else base)
     env.update(dotenv)
     env.update(spec.env)
-    if port is not None:
-        env["PORT"] = str(port)
+    env.update(overrides or {})
+    if "NO_COLOR" not in env:
+        for key, value in COLOUR_ENV.items():
+            env.setdefault(key, value)
     if bin_dir:
         rest = [part for part in env.get("PATH", os.defpath).split(os.pathsep) if part and part != bin_dir]
         env["PATH"] = os.pathsep.join([bin_dir, *rest])
@@ -89,6 +115,28 @@ def group_members(pgid: int) -> list[int]:
         if stat[1] == pgid and stat[2] != "Z":
             members.append(stat[0])
     return members
+
+
+def _parent_death_signal() -> Callable[[], None] | None:
+    """A ``preexec_fn`` giving the child ``SIGKILL`` when its parent thread
+    dies (Linux's ``PR_SET_PDEATHSIG``), or None where there is none."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the console died before the call: nobody would send it
+            os._exit(1)
+
+    return preexec
+
+
+_PDEATHSIG = _parent_death_signal()
 
 
 def _proc_stats() -> list[tuple[int, int, str, int, int]]:
@@ -154,6 +202,8 @@ class _Run:
         self.kill_at: float | None = None
         self.readers: list[threading.Thread] = []
         self.readers_stop = threading.Event()
+        #: Whether it said it is ready (see ProcessSpec.ready_port / ready_line).
+        self.ready = False
 
 
 class _Slot:
@@ -264,15 +314,25 @@ class ProcessManager:
             slot.restart_requested = True
             self._terminate(slot)
 
-    def restart_all(self) -> None:
-        for name in self._slots:
-            self.restart(name)
+    def restart_all(self) -> list[str]:
+        """Restart every process but those the user stopped (:meth:`stop`
+        stays in force until :meth:`start` or :meth:`restart` of that one);
+        their names."""
+        with self._lock:
+            names = [name for name, slot in self._slots.items() if not slot.stop_requested]
+            for name in names:
+                self.restart(name)
+        return names
 
     def restart_changed(self) -> list[str]:
         """Restart the running processes declared ``restart_on_change`` (the
-        project's code changed); their names."""
+        project's code changed), not one being stopped; their names."""
         with self._lock:
-            names = [name for name, slot in self._slots.items() if slot.spec.restart_on_change and slot.active]
+            names = [
+                name
+                for name, slot in self._slots.items()
+                if slot.spec.restart_on_change and slot.active and not slot.stop_requested
+            ]
             for name in names:
                 self.restart(name)
         return names
@@ -297,6 +357,11 @@ class ProcessManager:
         for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))
         return not any(thread.is_alive() for thread in threads)
+
+    def running(self) -> list[str]:
+        """Names of the processes whose lifetime has not ended (still running or stopping)."""
+        with self._lock:
+            return [name for name, slot in self._slots.items() if slot.thread is not None and slot.thread.is_alive()]
 
     def _terminate(self, slot: _Slot) -> None:
         """SIGTERM to the running group, SIGKILL due after the timeout (lock held)."""
@@ -327,25 +392,40 @@ class ProcessManager:
     def usage(self, name: str) -> Usage | None:
         """CPU and memory of ``name``'s process group from /proc; None when it
         does not run (or /proc cannot say)."""
+        if name not in self._slots:
+            raise KeyError(name)
+        return self.usage_all().get(name)
+
+    def usage_all(self) -> dict[str, Usage | None]:
+        """CPU and memory of every process's group, from one scan of /proc
+        (slow with many processes on the machine: call it off the UI thread)."""
         with self._lock:
-            slot = self._slots[name]
-            pgid = slot.run.popen.pid if slot.run else None
-        if pgid is None:
-            return None
-        stats = [stat for stat in _proc_stats() if stat[1] == pgid and stat[2] != "Z"]
-        if not stats:
-            return None
-        ticks = sum(stat[3] for stat in stats)
+            groups = {name: (slot.run.popen.pid if slot.run else None) for name, slot in self._slots.items()}
+        wanted = {pgid for pgid in groups.values() if pgid is not None}
+        by_group: dict[int, list[tuple[int, int, str, int, int]]] = {}
+        if wanted:
+            for stat in _proc_stats():
+                if stat[1] in wanted and stat[2] != "Z":
+                    by_group.setdefault(stat[1], []).append(stat)
         hertz = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
         page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
         now = time.monotonic()
-        percent = None
+        result: dict[str, Usage | None] = {}
         with self._lock:
-            if slot.last_sample is not None and now > slot.last_sample[0]:
-                used = max(0, ticks - slot.last_sample[1]) / hertz
-                percent = 100.0 * used / (now - slot.last_sample[0])
-            slot.last_sample = (now, ticks)
-        return Usage(len(stats), ticks / hertz, percent, sum(stat[4] for stat in stats) * page)
+            for name, pgid in groups.items():
+                stats = by_group.get(pgid, []) if pgid is not None else []
+                if not stats:
+                    result[name] = None
+                    continue
+                slot = self._slots[name]
+                ticks = sum(stat[3] for stat in stats)
+                percent = None
+                if slot.last_sample is not None and now > slot.last_sample[0]:
+                    used = max(0, ticks - slot.last_sample[1]) / hertz
+                    percent = 100.0 * used / (now - slot.last_sample[0])
+                slot.last_sample = (now, ticks)
+                result[name] = Usage(len(stats), ticks / hertz, percent, sum(stat[4] for stat in stats) * page)
+        return result
 
     # -- the lifetime thread ---------------------------------------------------
 
@@ -363,25 +443,35 @@ class ProcessManager:
                 slot.returncode = returncode
                 stopped = slot.stop_requested or self._closed
                 if stopped:
+                    if run is not None:
+                        self._log(slot.spec.name, "stderr", f"{_ended(returncode)} · stopped")
                     self._set(slot, "stopped")
                     slot.active = False
                     return
                 if slot.restart_requested:
                     slot.restart_requested = False
+                    if run is not None:
+                        self._log(slot.spec.name, "stderr", f"{_ended(returncode)} · restarting")
                     self._set(slot, "stopped")
                     slot.restarts += 1
                     slot.backoff = self._backoff_first
                     continue
                 failed = returncode is None or returncode != 0
-                self._set(slot, "crashed" if returncode is None or returncode < 0 else "exited")
+                ended: State = "crashed" if returncode is None or returncode < 0 else "exited"
                 policy = slot.spec.restart
                 if policy == "never" or (policy == "on-failure" and not failed):
+                    if run is not None:
+                        self._log(slot.spec.name, "stderr", _ended(returncode))
+                    self._set(slot, ended)
                     slot.active = False
                     return
                 if lasted >= self._backoff_reset:
                     slot.backoff = self._backoff_first
                 delay = slot.backoff
                 slot.backoff = min(self._backoff_max, slot.backoff * 2)
+                if run is not None:
+                    self._log(slot.spec.name, "stderr", f"{_ended(returncode)} · restarting in {delay:.1f} s")
+                self._set(slot, ended)
                 slot.wake.clear()
                 slot.delay = delay
                 self._set(slot, "restarting")
@@ -403,7 +493,7 @@ class ProcessManager:
             self._set(slot, "starting")
         try:
             popen = subprocess.Popen(
-                ["/bin/sh", "-c", spec.command],
+                ["/bin/sh", "-c", self._command(spec)],
                 cwd=spec.cwd,
                 env=dict(self._env(spec)),
                 stdin=subprocess.DEVNULL,
@@ -411,16 +501,18 @@ class ProcessManager:
                 stderr=subprocess.PIPE,
                 start_new_session=True,
                 close_fds=True,
+                preexec_fn=_PDEATHSIG,  # prctl only, prepared before the fork
             )
         except OSError as error:
             self._log(spec.name, "stderr", f"cannot start {spec.name!r}: {error.strerror or error}")
             return None
         run = _Run(popen, time.time())
+        ready_line = re.compile(spec.ready_line) if spec.ready_line else None
         for stream, pipe in (("stdout", popen.stdout), ("stderr", popen.stderr)):
             assert pipe is not None
             reader = threading.Thread(
                 target=self._read,
-                args=(spec.name, stream, pipe.fileno(), run.readers_stop),
+                args=(slot, run, ready_line, stream, pipe.fileno()),
                 name=f"sideproc-{spec.name}-{stream}",
                 daemon=True,
             )
@@ -430,7 +522,11 @@ class ProcessManager:
             slot.pid = popen.pid
             for reader in run.readers:
                 reader.start()
-            self._set(slot, "running")
+            if spec.ready_port is None and spec.ready_line is None:
+                run.ready = True
+                self._set(slot, "running")
+            else:
+                self._set(slot, "starting")  # with its pid: running once ready
             if slot.stop_requested or slot.restart_requested or self._closed:
                 self._terminate(slot)
         return run
@@ -440,6 +536,8 @@ class ProcessManager:
         times out), then for the rest of its group (SIGTERM, then SIGKILL),
         then for its output; its exit status."""
         popen = run.popen
+        port = slot.spec.ready_port
+        next_probe = 0.0
         while True:
             try:
                 returncode = popen.wait(timeout=0.05)
@@ -447,8 +545,13 @@ class ProcessManager:
             except subprocess.TimeoutExpired:
                 with self._lock:
                     kill_at = run.kill_at
+                    probe = port is not None and not run.ready and kill_at is None
                 if kill_at is not None and time.monotonic() >= kill_at:
                     signal_group(popen.pid, signal.SIGKILL)
+                if probe and port is not None and time.monotonic() >= next_probe:
+                    next_probe = time.monotonic() + READY_POLL
+                    if _accepts(port):
+                        self._ready(slot, run)
         self._reap_group(run)
         for reader in run.readers:
             reader.join(1.0)
@@ -483,9 +586,24 @@ class ProcessManager:
                 killed_at = now
             if killed_at is not None and now - killed_at > 5.0:
                 return  # unkillable (uninterruptible sleep): give up rather than hang
-            time.sleep(0.02)
+            time.sleep(REAP_POLL)
 
-    def _read(self, name: str, stream: str, fd: int, stop: threading.Event) -> None:
+    def _command(self, spec: ProcessSpec) -> str:
+        """The shell command that runs ``spec`` (see :func:`for_project`)."""
+        return spec.command
+
+    def _ready(self, slot: _Slot, run: _Run) -> None:
+        """``run`` said it is ready: running, if it is still the slot's run and starting."""
+        with self._lock:
+            if run.ready:
+                return
+            run.ready = True
+            if slot.run is run and slot.state == "starting":
+                self._set(slot, "running")
+
+    def _read(self, slot: _Slot, run: _Run, ready_line: re.Pattern[str] | None, stream: str, fd: int) -> None:
+        name = slot.spec.name
+        stop = run.readers_stop
         decoder = codecs.getincrementaldecoder("utf-8")("replace")
         pending = ""
         while not stop.is_set():
@@ -505,6 +623,8 @@ class ProcessManager:
             *lines, pending = pending.split("\n")
             for line in lines:
                 self._log_cut(name, stream, line)
+                if ready_line is not None and not run.ready and ready_line.search(_SGR.sub("", line)):
+                    self._ready(slot, run)
             while len(pending) > LINE_LIMIT:
                 self._log(name, stream, pending[:LINE_LIMIT])
                 pending = pending[LINE_LIMIT:]
@@ -546,6 +666,45 @@ class ProcessManager:
         )
 
 
+def _ended(returncode: int | None) -> str:
+    """``exited 3``, ``killed by SIGTERM``: how a run ended, for its log."""
+    if returncode is None:
+        return "ended"
+    if returncode < 0:
+        try:
+            return f"killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"killed by signal {-returncode}"
+    return f"exited {returncode}"
+
+
+def _accepts(port: int) -> bool:
+    """Whether something accepts a TCP connection on 127.0.0.1:``port``."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+def virtualenv_bin(python: str) -> str | None:
+    """The ``bin`` directory of the virtualenv ``python`` is in (not
+    resolved: a venv's python is a link), else None."""
+    bin_dir = Path(os.path.abspath(python)).parent
+    return str(bin_dir) if (bin_dir.parent / "pyvenv.cfg").is_file() else None
+
+
+class _ProjectManager(ProcessManager):
+    """A manager whose commands have the server's port for ``$PORT``."""
+
+    def __init__(self, *args: Any, port: int | None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._port = port
+
+    def _command(self, spec: ProcessSpec) -> str:
+        return spec.command if self._port is None else expand_port(spec.command, self._port)
+
+
 def for_project(
     specs: Sequence[ProcessSpec],
     emit: Emit,
@@ -555,15 +714,18 @@ def for_project(
     dotenv: Iterable[tuple[str, str]] = (),
     port: int | None = None,
     stop_timeout: float = STOP_TIMEOUT,
+    overrides: Mapping[str, str] | None = None,
 ) -> ProcessManager:
     """A manager for a project's processes: ``base_env`` (the project's
-    child environment), ``.env``'s values, ``PORT``, and the directory of
-    the project's interpreter ``python`` first on PATH (not resolved: a
-    virtualenv's ``bin``)."""
+    child environment), ``.env``'s values, ``overrides`` last (the
+    command line's ``--settings``), ``$PORT`` in each command replaced by
+    ``port``, and the project interpreter's ``bin`` first on PATH when it is
+    a virtualenv's."""
     values = tuple(dotenv)
-    bin_dir = str(Path(os.path.abspath(python)).parent)
+    bin_dir = virtualenv_bin(python)
+    last = dict(overrides or {})
 
     def env(spec: ProcessSpec) -> Mapping[str, str]:
-        return process_env(spec, base=base_env, dotenv=values, port=port, bin_dir=bin_dir)
+        return process_env(spec, base=base_env, dotenv=values, bin_dir=bin_dir, overrides=last)
 
-    return ProcessManager(specs, emit, env=env, stop_timeout=stop_timeout)
+    return _ProjectManager(specs, emit, env=env, stop_timeout=stop_timeout, port=port)

@@ -60,7 +60,8 @@ def mask_urls(text: str) -> str:
 def mask_secrets(event: dict[str, Any]) -> dict[str, Any]:
     """``event`` as a recording keeps it by default: the values of
     :data:`SECRET_HEADERS` and of secret-named query fields (in a request's
-    query and headers, and in log lines: runserver's request line) masked.
+    query and headers, and in log lines: runserver's request line, a side
+    process's output) masked.
     Returns ``event`` itself when there is nothing to mask."""
     kind = event.get("type")
     if kind == "request":
@@ -72,7 +73,7 @@ def mask_secrets(event: dict[str, Any]) -> dict[str, Any]:
             masked["headers"] = [mask_header(item) for item in headers]
         _mask_insight(masked)
         return masked
-    if kind == "log" and isinstance(event.get("text"), str):
+    if kind in ("log", "process_log") and isinstance(event.get("text"), str):
         text = mask_urls(event["text"])
         return event if text is event["text"] else {**event, "text": text}
     return event

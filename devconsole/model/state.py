@@ -17,6 +17,7 @@ last tick" and touch only what changed.
 
 from __future__ import annotations
 
+import heapq
 import re
 import signal
 import threading
@@ -405,6 +406,7 @@ class ServerState:
         self._insights: dict[int, Insight] = {}
         self.request_seq = 0
         self.conns: dict[str, ConnRow] = {}
+        #: The server's (and the console's) lines; each side process keeps its own (ProcessRow.log).
         self.log: deque[LogLine] = deque(maxlen=max_log)
         self.log_seq = 0
         self.loop = LoopStats()
@@ -710,7 +712,7 @@ class ServerState:
     def _process(self, name: str) -> ProcessRow:
         row = self.processes.get(name)
         if row is None:
-            if len(self.processes) >= _MAX_PROCESSES:
+            if len(self.processes) >= _MAX_PROCESSES or name == SERVER_SOURCE:
                 raise _TooMany
             row = self.processes[name] = ProcessRow(clean(name, 64))
         return row
@@ -719,7 +721,10 @@ class ServerState:
         self.process_seq += 1
         self.process_error = event.get("error")
         for name in event.get("names", [])[:_MAX_PROCESSES]:
-            self._process(name)
+            try:
+                self._process(name)
+            except _TooMany:
+                break
         if self.process_error:
             self.log_seq += 1
             self.log.append(
@@ -766,7 +771,8 @@ class ServerState:
             self.generation,
             row.name,
         )
-        self.log.append(line)
+        # Only in its own bounded buffer: a chatty process cannot push the
+        # server's lines out of theirs (log_since merges them).
         row.log.append(line)
 
     def process_summary(self) -> tuple[str, bool]:
@@ -989,10 +995,17 @@ class ServerState:
             return [row for row in self.requests if row.seq > seq]
 
     def log_since(self, seq: int) -> list[LogLine]:
+        """The log lines after ``seq``, the server's (:attr:`log`) and each
+        side process's (their own buffers) merged in order."""
         with self._lock:
-            if not self.log or self.log[-1].seq <= seq:
-                return []
-            return [line for line in self.log if line.seq > seq]
+            parts = [
+                [line for line in lines if line.seq > seq]
+                for lines in (self.log, *(row.log for row in self.processes.values()))
+                if lines and lines[-1].seq > seq
+            ]
+        if len(parts) <= 1:
+            return parts[0] if parts else []
+        return list(heapq.merge(*parts, key=lambda line: line.seq))
 
     def reloads_since(self, seq: int) -> list[ReloadRow]:
         with self._lock:
@@ -1135,7 +1148,8 @@ _MAX_PROCESSES = 64
 
 
 class _TooMany(Exception):
-    """More side processes than :data:`_MAX_PROCESSES`: the rest are not followed."""
+    """More side processes than :data:`_MAX_PROCESSES` (or one named like the
+    server's source): the rest are not followed."""
 
 
 def draining_text(generation: int, count: int) -> str:

@@ -545,7 +545,9 @@ class DevConsoleApp(App[int]):
             # sees its terminal close and is answered before its generation stops.
             self.debug_broker.abort_all()
         if self.session is not None:
-            self.session.close()
+            # Side processes are asked to stop, not waited for: whoever gave
+            # the session waits (the command line, once the terminal is back).
+            self.session.close(wait=False)
 
     def on_unmount(self) -> None:
         self._give_back_exit_signals()

@@ -5,10 +5,15 @@ A table — name, state (``running``, ``exited 3``, ``crashed (SIGKILL)``,
 it, the selected process's own output with its colours. Rows are keyed by
 name and only the cells whose text changed are updated.
 
-CPU and memory come from ``/proc`` (:meth:`ProcessManager.usage`), sampled
-only while this view is on display, every :data:`USAGE_EVERY` seconds, on the
-app's refresh of the visible view: no timer of its own. A replay has no
-processes to sample or control (the keys say so).
+CPU and memory come from ``/proc`` (:meth:`ProcessManager.usage_all`: one
+scan for every group), sampled only while this view is on display, every
+:data:`USAGE_EVERY` seconds, in a worker thread started from the app's
+refresh of the visible view: no timer of its own, no scan on the UI thread.
+A replay has no processes to sample or control (the keys say so).
+
+``r`` here restarts the selected *process* (the footer says so), not the
+server; ``R`` restarts every process but those the user stopped with ``s``.
+The view shows once the project declares processes (``p`` is hidden before).
 """
 
 from __future__ import annotations
@@ -49,25 +54,6 @@ COLUMNS: tuple[tuple[str, str, int], ...] = (
 REPLAY_NOTE = "Replaying a recording: its processes cannot be started, stopped or restarted."
 
 
-def uptime_text(seconds: float) -> str:
-    """``42s``, ``3m05s``, ``2h07m``."""
-    whole = int(max(0.0, seconds))
-    if whole < 60:
-        return f"{whole}s"
-    if whole < 3600:
-        return f"{whole // 60}m{whole % 60:02d}s"
-    return f"{whole // 3600}h{whole // 60 % 60:02d}m"
-
-
-def memory_text(size: int) -> str:
-    """``812K``, ``43.1M``, ``1.2G``."""
-    if size < 1 << 20:
-        return f"{size / 1024:.0f}K"
-    if size < 1 << 30:
-        return f"{size / (1 << 20):.1f}M"
-    return f"{size / (1 << 30):.1f}G"
-
-
 class ProcessTable(DataTable[Text]):
     """One row per declared side process."""
 
@@ -83,10 +69,22 @@ class ProcessesScreen(Screen[None]):
 
     AUTO_FOCUS = "#procs"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("r", "restart", "Restart", id="procs.restart", tooltip="Restart the selected process"),
+        Binding(
+            "r",
+            "restart",
+            "Restart process",
+            id="procs.restart",
+            tooltip="Restart the selected side process (not the server)",
+        ),
         Binding("s", "stop", "Stop", id="procs.stop", tooltip="Stop the selected process (its whole group)"),
         Binding("t", "start", "Start", id="procs.start", tooltip="Start the selected process"),
-        Binding("R", "restart_all", "Restart all", id="procs.restart-all", tooltip="Restart every side process"),
+        Binding(
+            "R",
+            "restart_all",
+            "Restart all",
+            id="procs.restart-all",
+            tooltip="Restart every side process but the ones you stopped (s); t starts one of those",
+        ),
     ]
 
     def __init__(self) -> None:
@@ -167,30 +165,29 @@ class ProcessesScreen(Screen[None]):
             row.name,
             row.describe(now),
             str(row.pid) if row.pid is not None and row.state in ("running", "stopping", "starting") else "–",
-            uptime_text(now - row.started) if running and row.started is not None else "–",
+            fmt.age(now - row.started) if running and row.started is not None else "–",
             str(row.restarts),
             f"{usage.cpu_percent:.1f}" if usage is not None and usage.cpu_percent is not None else "–",
-            memory_text(usage.rss_bytes) if usage is not None else "–",
+            fmt.size(usage.rss_bytes) if usage is not None else "–",
         )
 
     def _sample(self, rows: list[ProcessRow]) -> None:
-        """CPU and memory of the running processes, at most every USAGE_EVERY seconds."""
+        """CPU and memory of the running processes, at most every USAGE_EVERY
+        seconds, read in a thread (the next refresh shows them)."""
         manager = self.manager()
         now = time.monotonic()
-        if manager is None or now - self._sampled < USAGE_EVERY:
+        if manager is None or now - self._sampled < USAGE_EVERY or not any(row.state == "running" for row in rows):
             return
         self._sampled = now
-        for row in rows:
-            try:
-                self._usage[row.name] = manager.usage(row.name) if row.state == "running" else None
-            except KeyError:
-                self._usage[row.name] = None
+
+        def scan() -> None:
+            self._usage = manager.usage_all()  # one assignment: the UI thread reads whole dicts
+
+        self.run_worker(scan, thread=True, exclusive=True, group="procs-usage", exit_on_error=False)
 
     def _show_note(self, state: ServerState) -> None:
         if state.process_error:
             note = f"{state.process_error} — no side process runs; the server serves"
-        elif not state.processes:
-            note = "no side processes: a Procfile.dev beside manage.py (name: command), or --process 'name: command'"
         else:
             running = sum(1 for row in state.processes.values() if row.state == "running")
             note = f"{running}/{len(state.processes)} running"
