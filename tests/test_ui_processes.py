@@ -18,7 +18,7 @@ from devconsole.console.session import Session
 from devconsole.model.recording import load_recording, parse_recording
 from devconsole.model.state import ServerState
 from devconsole.ui.app import DevConsoleApp
-from devconsole.ui.screens.logview import LogPane, LogScreen
+from devconsole.ui.screens.logview import LogPane, LogScreen, source_cell
 from devconsole.ui.screens.processes import REPLAY_NOTE, ProcessesScreen
 
 from .conftest import alive, demo_copy, until, wait_for
@@ -140,7 +140,8 @@ async def test_three_processes_shown_controlled_and_gone_after_quit(tmp_path: Pa
         await until(pilot, lambda: "source: server" in str(app.screen.query_one(LogPane).border_subtitle))
         assert server_line.search(log_text(app)) and "tick" not in log_text(app)
         await pilot.press("q")
-    app.shutdown()
+    app.shutdown()  # asks them to stop; the session's owner waits (as the command line does)
+    session.close()
     record.close()
     pids.discard(0)
     # Nothing outlives the console: each process, its shell's children, the
@@ -225,6 +226,10 @@ def test_process_options(tmp_path: Path, demo_db: Path, capsys: pytest.CaptureFi
     (root / "Procfile.dev").write_text("ticker: sleep 1000\n\n!!: nope\n")
     declared, error = cli.declared_processes(project, parser.parse_args([]))
     assert error is not None and error.startswith("Procfile.dev:3: ")
+    # The command line's own processes still run then.
+    declared, error = cli.declared_processes(project, parser.parse_args(["--process", "mail: mailpit"]))
+    assert error is not None and declared is not None
+    assert [(spec.name, spec.command) for spec in declared.processes] == [("mail", "mailpit")]
     # manage.py devconsole hands the same options over.
     argv = cli.server_options_argv(
         vars(parser.parse_args(["--no-processes", "--process", "a: b", "--process", "c: d"]))
@@ -269,3 +274,48 @@ def test_replay_keeps_a_process_lines_colours() -> None:
     event = recording.events[-1]
     # Colour kept, any other escape made visible.
     assert event["text"] == "\x1b[32mdone\x1b[0m \\x1b]0;x\\x07"
+
+
+def test_command_line_processes_run_beside_a_malformed_procfile_and_skipped_web_is_said(
+    tmp_path: Path, demo_db: Path
+) -> None:
+    root, project = demo_copy(tmp_path, demo_db)
+    (root / "Procfile.dev").write_text("# stack\nweb: python manage.py runserver $PORT\nticker: sleep 1000\n")
+    state = ServerState()
+    session = session_for(root, project, state=state)
+    try:
+        session.start()
+        said = "devconsole: Procfile.dev:2: web runs runserver: skipped, devconsole serves"
+        wait_for(lambda: any(line.text == said for line in state.log))
+        wait_for(lambda: state.processes["ticker"].state == "running")
+    finally:
+        session.close()
+    (root / "Procfile.dev").write_text("ticker sleep 1000\n")
+    args = cli.server_parser().parse_args(["--process", "echoer: echo hello from echoer; sleep 1000"])
+    declared, error = cli.declared_processes(project, args)
+    assert error is not None
+    sock = bind(ListenAddress("127.0.0.1", 0))
+    state = ServerState()
+    session = Session(
+        project,
+        ListenAddress("127.0.0.1", sock.getsockname()[1]),
+        sock,
+        state=state,
+        processes=declared,
+        process_error=error,
+        process_stop_timeout=1.0,
+    )
+    try:
+        session.start()
+        wait_for(lambda: any(line.text == "hello from echoer" for line in state.log_since(0)))
+        assert state.process_error == "Procfile.dev:1: expected 'name: command', got 'ticker sleep 1000'"
+        assert list(state.processes) == ["echoer"]
+    finally:
+        session.close()
+
+
+def test_a_long_source_name_is_cut_with_an_ellipsis() -> None:
+    assert source_cell("worker", 10) == "worker    "
+    # Cut at 10 before, "celery-worker-emails" read as a process named "celery-wor".
+    assert source_cell("celery-worker-emails", 20) == "celery-worker-emails"
+    assert source_cell("celery-worker-emails-high", 20) == "celery-worker-email…"

@@ -45,8 +45,20 @@ from devconsole.ui.widgets.borders import set_border_subtitle
 from devconsole.ui.widgets.statusline import StatusLine, exposed_host
 
 MAX_LINES = 5000
-#: Characters of the source column (shown once side processes run).
+#: Characters of the source column (shown once side processes run): at least
+#: this, as wide as the longest name up to SOURCE_MAX (a longer one ends in …).
 SOURCE_WIDTH = 10
+SOURCE_MAX = 20
+
+
+def source_cell(source: str, width: int) -> str:
+    """``source`` in a column ``width`` wide: padded, or cut with ``…`` (a
+    name cut short never reads as another, shorter, name)."""
+    if len(source) > width:
+        return source[: width - 1] + "…"
+    return f"{source:<{width}}"
+
+
 #: Seconds a line waits before it is shown, so that a line arriving late with
 #: an earlier time (the request line: events are flushed every 50 ms) is
 #: shown before it. Every line is shown at most this long after it arrived.
@@ -221,7 +233,8 @@ class LogScreen(Screen[None]):
         if not self._sources:
             return f"{fmt.clock_time(line.ts)} {marker} {line.text}"
         # The Log widget shows plain text: a side process's colours stay in its own view.
-        return f"{fmt.clock_time(line.ts)} {marker} {line.source[:SOURCE_WIDTH]:<{SOURCE_WIDTH}} {strip_sgr(line.text)}"
+        width = min(SOURCE_MAX, max(SOURCE_WIDTH, *(len(source) for source in self._sources)))
+        return f"{fmt.clock_time(line.ts)} {marker} {source_cell(line.source, width)} {strip_sgr(line.text)}"
 
     def _matches(self, line: LogLine) -> bool:
         if self._source is not None and line.source != self._source:
