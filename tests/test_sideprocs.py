@@ -558,3 +558,26 @@ def test_a_process_line_is_masked_in_a_recording() -> None:
     event = {"type": "process_log", "name": "w", "stream": "stdout", "text": "GET /cb?token=SECRET123&x=1", "ts": 1.0}
     masked = mask_secrets(event)
     assert "SECRET123" not in masked["text"] and "x=1" in masked["text"]
+
+
+def test_usage_of_every_process_is_one_scan_of_proc(
+    tmp_path: Path, recorder: Recorder, managers: list[ProcessManager], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from devconsole.console import sideprocs
+
+    names = ["a", "b", "c"]
+    manager = make(managers, [spec(tmp_path, name, "sleep 600") for name in names], recorder)
+    manager.start_all()
+    for name in names:
+        recorder.wait_state(name, "running")
+    scans: list[int] = []
+    real = sideprocs._proc_stats
+
+    def counted() -> list[tuple[int, int, str, int, int]]:
+        scans.append(1)
+        return real()
+
+    monkeypatch.setattr(sideprocs, "_proc_stats", counted)
+    usage = manager.usage_all()
+    assert len(scans) == 1
+    assert sorted(usage) == names and all(item is not None and item.processes >= 1 for item in usage.values())
