@@ -1,31 +1,35 @@
 """The browser follows the code: live reload, served by the server child.
 
-Nothing is added to the project. Two WSGI wrappers around the application
-runserver serves (see :func:`wrap`):
+Nothing is added to the project. :func:`wrap` puts two WSGI wrappers around
+the application runserver serves:
 
-* the outer one answers the reserved prefix :data:`PREFIX` before anything
-  of the project (middleware, URLconf, request insight) sees the request:
-  ``livereload.js`` (:data:`SCRIPT`, plain JS) and ``events``, an event
-  stream each open page keeps;
+* the outer one answers the reserved prefix :data:`PREFIX` (decoded, see
+  :func:`is_reserved`) before anything of the project (middleware, URLconf,
+  request insight) sees the request: ``livereload.js`` (:data:`SCRIPT`),
+  ``worker.js`` (:data:`WORKER`: one stream per browser, every tab told) and
+  ``events``, the event stream;
 * the inner one inserts one ``<script>`` tag before the last ``</body>`` of
-  every ``text/html`` response that is whole (not streaming, not ``HEAD``,
-  not 204/304, not encoded) and fixes its ``Content-Length``. A
-  ``Content-Security-Policy`` that forbids a script or a connection to
-  ``'self'`` leaves the page alone; the console is told once per path
-  (``livereload_skip``).
+  every ``text/html`` answer to a GET or HEAD that is whole (not streaming,
+  not 204/304, not encoded, not an attachment) and fixes its
+  ``Content-Length``. A ``Content-Security-Policy`` (header or ``<meta>``)
+  that forbids a script or a connection to ``'self'`` leaves the page alone;
+  the console is told once per path (``livereload_skip``). The page's
+  validators name the generation (:func:`_conditions`), so a revalidated
+  page is never another generation's copy.
 
-The stream: ``retry``, then ``generation`` (the generation serving); the
-script was given the one that rendered its page, so a different one (a code
-save: this stream is a new generation's) reloads the page. ``reload`` (a
+The stream: ``retry``, then ``generation`` (``<run>.<N>``, the one serving);
+the script was given the one that rendered its page, so a different one (a
+code save: this stream is a new generation's) reloads the page. ``reload`` (a
 template the running server took without a restart, a static file that is
 not CSS) and ``css`` with a stylesheet's URL path are sent to every open
 stream. On ``stop`` the streams end at once with ``bye`` (the script
 reconnects at once; the connection waits in the backlog for the next
-generation), so they never keep an old generation draining.
+generation), so they never keep an old generation draining. Turned off,
+``events`` answers ``off`` and the script stops (nothing polls).
 
-Live reload is on when the console did not turn it off
-(``DEVCONSOLE_BROWSER_RELOAD=0``, the control message ``livereload off``)
-and ``settings.DEBUG`` is true. Standard library and Django only.
+Live reload is on when the console's switch is (``--browser-reload``, the
+control message ``livereload on|off``), ``settings.DEBUG`` is true and the
+server has threads. Standard library and Django only.
 """
 
 from __future__ import annotations
