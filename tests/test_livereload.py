@@ -557,3 +557,23 @@ def test_which_content_security_policies_refuse_the_script(policies: list[str], 
     assert (reason is None) == (refused is None)
     if refused is not None:
         assert reason is not None and refused in reason
+
+
+def test_w_says_when_pages_cannot_follow() -> None:
+    """The notification is honest: under Daphne, with --nothreading or
+    without DEBUG, turning live reload on makes nothing follow."""
+    from devconsole.ui.app import DevConsoleApp
+
+    app = DevConsoleApp()
+    state = app.state
+    hello = {"type": "hello", "generation": 1, "pid": 1, "threading": True, "server_kind": "wsgi"}
+    state.ingest(hello)
+    state.ingest({"type": "livereload", "enabled": True, "debug": True, "pages": 0, "generation": 1})
+    assert app._browser_reload_note(True).startswith("Live reload on: pages")
+    assert app._browser_reload_note(False) == "Live reload off."
+    state.ingest({"type": "livereload", "enabled": True, "debug": False, "pages": 0, "generation": 1})
+    assert "DEBUG is False" in app._browser_reload_note(True)
+    state.ingest({**hello, "generation": 2, "threading": False})
+    assert "--nothreading" in app._browser_reload_note(True)
+    state.ingest({**hello, "generation": 3, "server_kind": "asgi"})
+    assert "Daphne" in app._browser_reload_note(True)
