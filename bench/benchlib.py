@@ -548,9 +548,23 @@ class Launch:
     """
 
     def __init__(
-        self, name: str, argv: list[str], port: int, *, quit_keys: bytes = b"", size: tuple[int, int] = (160, 48)
+        self,
+        name: str,
+        argv: list[str],
+        port: int,
+        *,
+        quit_keys: bytes = b"",
+        size: tuple[int, int] = (160, 48),
+        cwd: Path | None = None,
+        env: dict[str, str] | None = None,
+        output: Callable[[bytes], None] | None = None,
     ) -> None:
+        """``cwd`` and ``env``: the demo's unless given (``TERM`` set all the
+        same); ``output``: given what the pty shows, else it is thrown away."""
         self.name = name
+        self.cwd = cwd
+        self.env = env
+        self.output = output
         self.argv = argv
         self.port = port
         self.quit_keys = quit_keys
@@ -569,14 +583,14 @@ class Launch:
         master, slave = pty.openpty()
         cols, rows = self.size
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
-        env = demo_env()
+        env = dict(self.env) if self.env is not None else demo_env()
         env["TERM"] = "xterm-256color"
         env.pop("TEXTUAL", None)
         self.started_at = time.monotonic()
         try:
             self.proc = subprocess.Popen(
                 self.argv,
-                cwd=demo_dir(),
+                cwd=self.cwd or demo_dir(),
                 env=env,
                 stdin=slave,
                 stdout=slave,
@@ -593,10 +607,13 @@ class Launch:
     def _read(self) -> None:
         while True:
             try:
-                if not os.read(self._master, 65536):
-                    break
+                data = os.read(self._master, 65536)
             except OSError:
                 break
+            if not data:
+                break
+            if self.output is not None:
+                self.output(data)
 
     def first_200(self, timeout: float = 60.0) -> float:
         """Seconds from launch to the first 200 on /ping/."""

@@ -188,30 +188,40 @@ def chromium_version() -> str:
     return match[1] if match else "?"
 
 
-def start_browser() -> Any:
-    """Headless Chromium with the system's driver (nothing is downloaded);
-    background windows are not throttled, so every window runs its timers."""
+#: Headless, and background windows not throttled (every window runs its timers).
+CHROMIUM_FLAGS = (
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--window-size=1000,800",
+    "--disable-background-timer-throttling",
+    "--disable-renderer-backgrounding",
+    "--disable-backgrounding-occluded-windows",
+    "--no-first-run",
+    "--disable-extensions",
+)
+
+
+def chromium_driver() -> Any:
+    """Headless Chromium (:data:`CHROMIUM_FLAGS`) with the system's driver
+    (nothing is downloaded), its console kept (``get_log("browser")``).
+    The benchmark's and the real-browser tests' one way to start it."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--window-size=1000,800",
-        "--disable-background-timer-throttling",
-        "--disable-renderer-backgrounding",
-        "--disable-backgrounding-occluded-windows",
-        "--no-first-run",
-        "--disable-extensions",
-    ):
+    for flag in CHROMIUM_FLAGS:
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+
+
+def start_browser() -> Any:
+    """:func:`chromium_driver`, its failure said as the benchmark's."""
     try:
-        return webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+        return chromium_driver()
     except Exception as exc:
         raise BenchError(f"headless Chromium did not start: {str(exc).strip().splitlines()[0]}") from exc
 

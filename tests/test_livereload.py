@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from devconsole.child.livereload import csp_refusal
+from devconsole.child.livereload import MAX_QUEUED, LiveReload, _Stream, csp_refusal, is_events, is_reserved
 from devconsole.console.listen import ListenAddress, bind
 from devconsole.console.project import Project
 from devconsole.console.reloader import Reloader
@@ -32,6 +32,7 @@ import gzip
 import os
 
 from django.http import HttpResponse, HttpResponseNotModified, StreamingHttpResponse
+from django.views.decorators.csrf import csrf_exempt
 
 PAGE = "<html><body><p>one</p></body><!-- </body> in a comment --><p>two</p></BODY></html>"
 
@@ -86,6 +87,27 @@ def stream(request):
 
 def not_modified(request):
     return HttpResponseNotModified()
+
+
+@csrf_exempt
+def posted(request):
+    return HttpResponse(PAGE)
+
+
+def attachment(request):
+    response = HttpResponse(PAGE)
+    response["Content-Disposition"] = 'attachment; filename="page.html"'
+    return response
+
+
+def meta_csp(request):
+    return HttpResponse(PAGE.replace(
+        "<body>", """<head><meta http-equiv="Content-Security-Policy" content="script-src &#39;none&#39;"></head><body>"""
+    ))
+
+
+def big(request):
+    return HttpResponse(PAGE.replace("<p>one</p>", "<p>" + "compressible " * 200 + "</p>"))
 '''
 
 URLS = """
@@ -100,6 +122,10 @@ urlpatterns += [
     path("lr/text/", lrviews.text),
     path("lr/stream/", lrviews.stream),
     path("lr/304/", lrviews.not_modified),
+    path("lr/post/", lrviews.posted),
+    path("lr/attachment/", lrviews.attachment),
+    path("lr/meta-csp/", lrviews.meta_csp),
+    path("lr/big/", lrviews.big),
 ]
 """
 
@@ -124,14 +150,25 @@ class Console:
     def generation_serving(self, generation: int) -> None:
         wait_for(lambda: [h for h in self.events.of("hello") if h["generation"] == generation], timeout=30)
 
+    def gid(self, generation: int) -> str:
+        """What generation ``generation`` of this run is called in pages."""
+        return f"{self.supervisor.run_id}.{generation}"
+
+    def tag(self, generation: int) -> bytes:
+        return f'<script src="/__devconsole__/livereload.js?g={self.gid(generation)}" defer></script>'.encode()
+
     def live(self) -> list[dict]:
         return [e for e in self.events.of("livereload") if e["generation"] == self.supervisor.generation]
 
 
-def request(port: int, path: str, method: str = "GET") -> tuple[int, dict[str, str], bytes]:
+def request(
+    port: int, path: str, method: str = "GET", headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], bytes]:
+    """As a browser asks (a page load: gzip accepted, HTML first)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
-        conn.request(method, path, headers={"Connection": "close", "Accept-Encoding": "gzip"})
+        sent = {"Connection": "close", "Accept-Encoding": "gzip", "Accept": "text/html,*/*;q=0.8", **(headers or {})}
+        conn.request(method, path, headers=sent)
         response = conn.getresponse()
         return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
     finally:
@@ -141,10 +178,10 @@ def request(port: int, path: str, method: str = "GET") -> tuple[int, dict[str, s
 class EventStream:
     """A page's event stream, read by a real socket client."""
 
-    def __init__(self, port: int, page: str = "/lr/page/") -> None:
+    def __init__(self, port: int, page: str = "/lr/page/", path: str = "/__devconsole__/events") -> None:
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=15)
         self.sock.sendall(
-            f"GET /__devconsole__/events?page={page} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n".encode()
+            f"GET {path}?page={page} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n".encode()
         )
         self.file = self.sock.makefile("rb")
         status = self.file.readline()
@@ -191,7 +228,14 @@ def console(tmp_path: Path, demo_db: Path) -> Iterator[Console]:
         urls.write(URLS)
     settings = root / "demosite" / "settings.py"
     settings.write_text(
-        settings.read_text().replace("MIDDLEWARE = [\n", 'MIDDLEWARE = [\n    "shop.lrviews.Record",\n', 1)
+        settings.read_text().replace(
+            "MIDDLEWARE = [\n",
+            "MIDDLEWARE = [\n"
+            '    "shop.lrviews.Record",\n'
+            '    "django.middleware.gzip.GZipMiddleware",\n'
+            '    "django.middleware.http.ConditionalGetMiddleware",\n',
+            1,
+        )
     )
     seen = tmp_path / "seen.txt"
     seen.touch()
@@ -216,7 +260,8 @@ def console(tmp_path: Path, demo_db: Path) -> Iterator[Console]:
 
 
 def test_the_script_goes_into_whole_html_pages_only(console: Console) -> None:
-    tag = b'<script src="/__devconsole__/livereload.js?g=1" defer></script>'
+    tag = console.tag(1)
+    assert console.gid(1).endswith(".1") and len(console.gid(1)) > 2  # this run's, not any run's 1
     status, headers, body = request(console.port, "/lr/page/")
     assert status == 200
     # Before the last closing body tag (any case), once; the length follows.
@@ -226,43 +271,85 @@ def test_the_script_goes_into_whole_html_pages_only(console: Console) -> None:
     index = request(console.port, "/")[2]
     assert index.count(b"livereload.js") == 1 and b"/static/shop/site.css" in index
 
+    # HEAD: no body, the length of the GET (tag included).
     status, headers, body = request(console.port, "/lr/page/", method="HEAD")
-    assert (status, body) == (200, b"") and int(headers["content-length"]) == len(PAGE)
+    assert (status, body) == (200, b"") and int(headers["content-length"]) == len(PAGE) + len(tag)
     assert request(console.port, "/lr/text/")[2] == PAGE
     assert request(console.port, "/lr/stream/")[2] == PAGE
-    status, headers, body = request(console.port, "/lr/gz/")
+    status, headers, body = request(console.port, "/lr/gz/")  # encoded by the view itself: left alone
     assert headers["content-encoding"] == "gzip" and gzip.decompress(body) == PAGE
     assert int(headers["content-length"]) == len(body)
+    # GZipMiddleware: the browser's Accept-Encoding is not passed on, so the page follows.
+    status, headers, body = request(console.port, "/lr/big/")
+    assert status == 200 and "content-encoding" not in headers and body.count(tag) == 1
     assert request(console.port, "/lr/304/")[::2] == (304, b"")
     assert request(console.port, "/lr/csp-self/")[2].count(tag) == 1
+    # A page a POST answered is not tagged (its reload would post again); a download is the project's.
+    assert request(console.port, "/lr/post/", method="POST")[2] == PAGE
+    assert request(console.port, "/lr/attachment/")[2] == PAGE
 
-    # A policy that forbids the script, or the stream's connection: left alone, said once per path.
+    # A policy that forbids the script, or the stream's connection, in a
+    # header or a <meta>: left alone, said once per path.
     for _ in range(2):
         assert request(console.port, "/lr/csp-none/")[2] == PAGE
         assert request(console.port, "/lr/csp-connect/")[2] == PAGE
-    skips = wait_for(lambda: len(console.events.of("livereload_skip")) >= 2 and console.events.of("livereload_skip"))
-    assert sorted(e["path"] for e in skips) == ["/lr/csp-connect/", "/lr/csp-none/"]
+        assert b"livereload.js" not in request(console.port, "/lr/meta-csp/")[2]
+    skips = wait_for(lambda: len(console.events.of("livereload_skip")) >= 3 and console.events.of("livereload_skip"))
+    assert sorted(e["path"] for e in skips) == ["/lr/csp-connect/", "/lr/csp-none/", "/lr/meta-csp/"]
     reasons = {e["path"]: e["reason"] for e in skips}
     assert "default-src" in reasons["/lr/csp-none/"] and "script" in reasons["/lr/csp-none/"]
     assert "connect-src" in reasons["/lr/csp-connect/"] and "connection" in reasons["/lr/csp-connect/"]
+    assert "script-src" in reasons["/lr/meta-csp/"]
     logged = [line.text for line in console.events.state.log if "does not follow" in line.text]
-    assert len(logged) == 2 and any("/lr/csp-none/" in text for text in logged)
+    assert len(logged) == 3 and any("/lr/csp-none/" in text for text in logged)
+
+
+def test_a_revalidated_page_is_never_another_generations_copy(console: Console) -> None:
+    """ConditionalGetMiddleware: the ETag a browser keeps names the
+    generation, so after a save its copy is not confirmed (no reload loop)."""
+    status, headers, body = request(console.port, "/lr/page/")
+    etag = headers["etag"]
+    assert status == 200 and etag.startswith('W/"') and etag.endswith(f'-lr{console.gid(1)}"')
+    assert "last-modified" not in headers
+    # The same generation: a real 304 round trip, with the same validator.
+    status, headers, body = request(console.port, "/lr/page/", headers={"If-None-Match": etag})
+    assert (status, body, headers["etag"]) == (304, b"", etag)
+    # A copy without the tag (live reload was off) is not confirmed on a page load.
+    plain = request(console.port, "/lr/text/")[1]["etag"]  # the project's own, untouched
+    assert not plain.startswith("W/") or "-lr" not in plain
+    untagged = '"' + etag[3:].rpartition("-lr")[0] + '"'
+    assert request(console.port, "/lr/page/", headers={"If-None-Match": untagged})[0] == 200
+
+    console.edit("shop/views.py", 'b"pong"', 'b"PONG"')
+    console.generation_serving(2)
+    status, headers, body = request(console.port, "/lr/page/", headers={"If-None-Match": etag})
+    assert status == 200 and body.count(console.tag(2)) == 1
+    assert headers["etag"].endswith(f'-lr{console.gid(2)}"')
+    assert request(console.port, "/lr/page/", headers={"If-None-Match": headers["etag"]})[0] == 304
 
 
 def test_the_reserved_paths_never_reach_the_project_nor_the_totals(console: Console) -> None:
     status, headers, script = request(console.port, "/__devconsole__/livereload.js?g=1")
     assert status == 200 and headers["content-type"].startswith("text/javascript")
-    assert b"EventSource" in script and b"devconsoleLivereload" in script
+    assert b"EventSource" in script and b"devconsoleLivereload" in script and b"SharedWorker" in script
+    status, headers, worker = request(console.port, "/__devconsole__/worker.js")
+    assert status == 200 and headers["content-type"].startswith("text/javascript") and b"onconnect" in worker
     assert request(console.port, "/__devconsole__/nothing")[0] == 404
     stream = EventStream(console.port)
     assert stream.status == 200 and stream.headers["content-type"].startswith("text/event-stream")
-    assert stream.next() == ("generation", "1")
+    assert stream.next() == ("generation", console.gid(1))
+    # Percent-encoded, the prefix is devconsole's all the same (and no request left handling).
+    encoded = EventStream(console.port, path="/%5F%5Fdevconsole__/events")
+    assert encoded.next() == ("generation", console.gid(1))
+    state = console.events.state
+    wait_for(lambda: len([c for c in state.conns.values() if c.state == "livereload" and c.closed_at is None]) == 2)
+    assert not state.in_flight()
     stream.close()
+    encoded.close()
     assert request(console.port, "/lr/page/")[0] == 200
     seen = wait_for(lambda: "/lr/page/" in console.seen.read_text() and console.seen.read_text().splitlines())
-    assert "/ping/" in seen and not [path for path in seen if "__devconsole__" in path]
+    assert "/ping/" in seen and not [path for path in seen if "devconsole" in path]
     # Rows and totals: the project's requests alone (/ping/ and /lr/page/), exactly.
-    state = console.events.state
     wait_for(lambda: state.total_requests == 2 and len(state.requests) == 2)
     assert [row.path for row in state.requests] == ["/ping/", "/lr/page/"]
 
@@ -271,7 +358,7 @@ def test_a_stream_follows_css_template_and_view_saves(console: Console) -> None:
     stream = EventStream(console.port, "/shop/")
     other = EventStream(console.port, "/blog/")  # every open tab follows
     try:
-        assert stream.next() == ("generation", "1") and other.next() == ("generation", "1")
+        assert stream.next() == ("generation", console.gid(1)) and other.next() == ("generation", console.gid(1))
         wait_for(lambda: console.live() and console.live()[-1]["pages"] == 2)
         state = console.events.state
         assert state.live_reload is not None and state.live_reload.text == "live reload · 2 pages"
@@ -280,8 +367,9 @@ def test_a_stream_follows_css_template_and_view_saves(console: Console) -> None:
         assert not state.in_flight()  # no request is stuck: pages are not requests
 
         console.edit("shop/static/shop/site.css", "margin: 0;", "margin: 1px;")
-        assert stream.next() == ("css", "/static/shop/site.css")
-        assert other.next() == ("css", "/static/shop/site.css")
+        # The stylesheet's path, then STATIC_URL's (what the script may refresh instead).
+        assert stream.next() == ("css", "/static/shop/site.css\n/static/")
+        assert other.next() == ("css", "/static/shop/site.css\n/static/")
         css = wait_for(lambda: [r for r in console.events.of("reload") if r["files"][0].endswith("site.css")])[0]
         assert css["decision"] == "handled" and console.supervisor.generation == 1
 
@@ -303,7 +391,7 @@ def test_a_stream_follows_css_template_and_view_saves(console: Console) -> None:
     # Reconnected, the page sees another generation: it reloads.
     again = EventStream(console.port, "/shop/")
     try:
-        assert again.next() == ("generation", "2")
+        assert again.next() == ("generation", console.gid(2))
     finally:
         again.close()
     assert request(console.port, "/ping/")[2] == b"PONG"
@@ -311,37 +399,38 @@ def test_a_stream_follows_css_template_and_view_saves(console: Console) -> None:
 
 def test_a_broken_save_reloads_to_the_error_page_then_to_the_fix(console: Console) -> None:
     stream = EventStream(console.port)
-    assert stream.next() == ("generation", "1")
+    assert stream.next() == ("generation", console.gid(1))
     console.edit("shop/views.py", 'b"pong"', 'b"pong" +')
     assert stream.next() == ("bye", "")
     stream.close()
     console.generation_serving(2)
     broken = EventStream(console.port)
-    assert broken.next() == ("generation", "2")  # the error page serves: the page reloads to it
+    assert broken.next() == ("generation", console.gid(2))  # the error page serves: the page reloads to it
     status, _, body = request(console.port, "/lr/page/")
-    assert status == 500 and b'<script src="/__devconsole__/livereload.js?g=2" defer></script></body>' in body
+    assert status == 500 and console.tag(2) + b"</body>" in body
     console.edit("shop/views.py", 'b"pong" +', 'b"pung"')
     assert broken.next() == ("bye", "")
     broken.close()
     fixed = EventStream(console.port)
     try:
-        assert fixed.next() == ("generation", "3")
+        assert fixed.next() == ("generation", console.gid(3))
     finally:
         fixed.close()
     assert request(console.port, "/ping/")[2] == b"pung"
 
 
-def test_turned_off_no_script_no_stream_and_the_next_generation_stays_off(console: Console) -> None:
+def test_turned_off_the_pages_stop_and_the_next_generation_stays_off(console: Console) -> None:
     stream = EventStream(console.port)
-    assert stream.next() == ("generation", "1")
+    assert stream.next() == ("generation", console.gid(1))
     console.supervisor.set_browser_reload(False)
-    assert stream.next() == ("bye", "")  # the open page stops following
+    assert stream.next() == ("off", "")  # the open page stops following (until loaded again)
     stream.close()
     wait_for(lambda: console.live() and not console.live()[-1]["enabled"])
     assert b"livereload.js" not in request(console.port, "/lr/page/")[2]
     refused = EventStream(console.port)
+    # A whole answer, not a stream held open: the script stops at ``off`` (nothing polls).
+    assert refused.status == 200 and "content-length" in refused.headers and refused.next() == ("off", "")
     refused.close()
-    assert refused.status == 204  # the page does not follow (it retries, slowly)
     console.edit("shop/views.py", 'b"pong"', 'b"PONG"')
     console.generation_serving(2)
     wait_for(lambda: console.live() and not console.live()[-1]["enabled"])
@@ -350,7 +439,7 @@ def test_turned_off_no_script_no_stream_and_the_next_generation_stays_off(consol
     assert console.events.state.live_reload.text == "live reload off"
     console.supervisor.set_browser_reload(True)
     wait_for(lambda: console.live()[-1]["enabled"])
-    assert b"livereload.js?g=2" in request(console.port, "/lr/page/")[2]
+    assert console.tag(2) in request(console.port, "/lr/page/")[2]
 
 
 def test_no_browser_reload_starts_every_child_with_it_off(
@@ -363,10 +452,89 @@ def test_no_browser_reload_starts_every_child_with_it_off(
         status, _, body = request(port, "/")
         assert status == 200 and b"</body>" in body and b"livereload" not in body
         refused = EventStream(port)
+        assert refused.status == 200 and refused.next() == ("off", "")
         refused.close()
-        assert refused.status == 204
         said = wait_for(lambda: events.of("livereload"))
         assert said[-1]["enabled"] is False and said[-1]["debug"] is True
+
+
+def test_no_browser_reload_then_on_the_next_generation_starts_on(
+    tmp_path: Path, demo_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(BROWSER_RELOAD_ENV, "0")  # every child inherits it: the switch must win
+    root, project = demo_copy(tmp_path, demo_db)
+    sock = bind(ListenAddress("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    events = Events()
+    supervisor, reloader = wire(project, ListenAddress("127.0.0.1", port), sock, events)
+    reloader.start()
+    try:
+        assert request(port, "/ping/")[2] == b"pong"
+        wait_for(lambda: reloader.watcher is not None and inotify_watches(reloader.watcher.roots))
+        assert b"livereload" not in request(port, "/")[2]
+        supervisor.set_browser_reload(True)
+        wait_for(lambda: [e for e in events.of("livereload") if e["enabled"]])
+        views = root / "shop" / "views.py"
+        views.write_text(views.read_text().replace('b"pong"', 'b"PONG"', 1))
+        hello = wait_for(lambda: [h for h in events.of("hello") if h["generation"] == 2], timeout=30)
+        assert hello
+        # From its first request on (no window before a control message).
+        assert f"livereload.js?g={supervisor.run_id}.2".encode() in request(port, "/")[2]
+        stream = EventStream(port, "/")
+        assert stream.next() == ("generation", f"{supervisor.run_id}.2")
+        stream.close()
+        first = [e for e in events.of("livereload") if e["generation"] == 2][0]
+        assert first["enabled"] is True
+    finally:
+        reloader.stop()
+        supervisor.close()
+
+
+def test_nothreading_no_page_holds_the_only_thread(tmp_path: Path, demo_db: Path) -> None:
+    _, project = demo_copy(tmp_path, demo_db)
+    sock = bind(ListenAddress("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    events = Events()
+    supervisor, reloader = wire(project, ListenAddress("127.0.0.1", port), sock, events, use_threading=False)
+    reloader.start()
+    try:
+        assert request(port, "/ping/")[2] == b"pong"
+        assert b"livereload" not in request(port, "/")[2]  # nothing would follow: no tag
+        stream = EventStream(port, "/")
+        assert stream.status == 200 and "content-length" in stream.headers and stream.next() == ("off", "")
+        stream.close()
+        # The one thread is free: the next request is answered.
+        assert request(port, "/ping/")[2] == b"pong"
+        said = wait_for(lambda: events.of("livereload"))
+        assert said[-1]["enabled"] is False
+    finally:
+        reloader.stop()
+        supervisor.close()
+
+
+def test_a_full_stream_gets_reload_and_the_others_still_get_css() -> None:
+    live = LiveReload(lambda: 1, lambda event: None, enabled=True, run="r")
+    behind, fine = _Stream(live, "/a/"), _Stream(live, "/b/")
+    live.streams.update((behind, fine))
+    behind.queue.extend([b"x"] * MAX_QUEUED)
+    assert live.broadcast("css", "/static/a%20b.css\n/static/") == 2
+    assert list(behind.queue) == [b"event: reload\ndata: \n\n"]
+    assert list(fine.queue) == [b"event: css\ndata: /static/a%20b.css\ndata: /static/\n\n"]
+
+
+@pytest.mark.parametrize(
+    ("path", "reserved", "events"),
+    [
+        ("/__devconsole__/events", True, True),
+        ("/%5F%5Fdevconsole__/events?page=/", True, True),
+        ("/__devconsole__/even%74s", True, True),
+        ("/__devconsole__/livereload.js", True, False),
+        ("/%255F_devconsole__/events", False, False),
+        ("/shop/", False, False),
+    ],
+)
+def test_one_reserved_path_check(path: str, reserved: bool, events: bool) -> None:
+    assert is_reserved(path) is reserved and is_events(path) is events
 
 
 @pytest.mark.parametrize(
@@ -389,3 +557,23 @@ def test_which_content_security_policies_refuse_the_script(policies: list[str], 
     assert (reason is None) == (refused is None)
     if refused is not None:
         assert reason is not None and refused in reason
+
+
+def test_w_says_when_pages_cannot_follow() -> None:
+    """The notification is honest: under Daphne, with --nothreading or
+    without DEBUG, turning live reload on makes nothing follow."""
+    from devconsole.ui.app import DevConsoleApp
+
+    app = DevConsoleApp()
+    state = app.state
+    hello = {"type": "hello", "generation": 1, "pid": 1, "threading": True, "server_kind": "wsgi"}
+    state.ingest(hello)
+    state.ingest({"type": "livereload", "enabled": True, "debug": True, "pages": 0, "generation": 1})
+    assert app._browser_reload_note(True).startswith("Live reload on: pages")
+    assert app._browser_reload_note(False) == "Live reload off."
+    state.ingest({"type": "livereload", "enabled": True, "debug": False, "pages": 0, "generation": 1})
+    assert "DEBUG is False" in app._browser_reload_note(True)
+    state.ingest({**hello, "generation": 2, "threading": False})
+    assert "--nothreading" in app._browser_reload_note(True)
+    state.ingest({**hello, "generation": 3, "server_kind": "asgi"})
+    assert "Daphne" in app._browser_reload_note(True)

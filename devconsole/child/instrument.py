@@ -32,7 +32,7 @@ from collections.abc import Callable
 from typing import Any, Literal, cast
 
 from devconsole.child.handover import ConnectionHandover
-from devconsole.child.livereload import EVENTS_PATH, MAX_PAGE_PATH, PREFIX
+from devconsole.child.livereload import is_events, is_reserved, page_of
 from devconsole.wire.events import (
     ConnCloseEvent,
     ConnOpenEvent,
@@ -467,16 +467,6 @@ def transport_handler(base: type, skip_request_line: bool = False) -> type:
     return TransportHandler
 
 
-def _page_of(query: str) -> str:
-    """The ``page`` a live reload stream's query names."""
-    from urllib.parse import parse_qs
-
-    try:
-        return (parse_qs(query).get("page") or ["/"])[0][:MAX_PAGE_PATH]
-    except ValueError:
-        return "/"
-
-
 def instrument_handler(base: type, observer: ServerObserver) -> type:
     """A subclass of the server's request handler that reports to ``observer``
     (on top of :func:`transport_handler`)."""
@@ -543,11 +533,11 @@ def instrument_handler(base: type, observer: ServerObserver) -> type:
             if conn is not None:
                 conn.state = "handling"
                 conn.method, conn.path = request["method"], path
-                if path == EVENTS_PATH:
+                if is_events(path):
                     # A page following the code (live reload): open as long
                     # as the page is, which is no request being handled.
                     conn.state = "livereload"
-                    conn.page = _page_of(query)
+                    conn.page = page_of(query)
                 observer.dirty.add(conn)
             return request
 
@@ -594,7 +584,7 @@ def instrument_handler(base: type, observer: ServerObserver) -> type:
             self.path, self.headers = "", None
             request, self._dc_request = self._dc_request, None
             conn = self._dc_conn
-            if request is not None and request["path"].startswith(PREFIX):
+            if request is not None and is_reserved(request["path"]):
                 # devconsole's own (live reload): no row, not in the totals.
                 request = None
             if request is not None:

@@ -251,10 +251,9 @@ class ServerProcess:
             self.observer.skip_request_line = request_line_reaches_nobody()
             from devconsole.child import insight, livereload
 
-            live = self.live_reload()
             # Outermost, the reserved paths (nothing of the project sees
             # them); innermost, the script tag (insight sees the page sent).
-            return livereload.reserved(insight.wrap(livereload.inject(handler, live), self.observer), live)
+            return livereload.wrap(handler, self.live_reload(), lambda app: insight.wrap(app, self.observer))
 
         command.get_handler = get_handler
         # The migrations check runs in the background once serving (see _checks).
@@ -352,8 +351,7 @@ class ServerProcess:
             from devconsole.child import livereload
             from devconsole.child.errorpage import error_app
 
-            live = self.live_reload()
-            error_wsgi = livereload.reserved(livereload.inject(error_app(self._urlconf_event), live), live)
+            error_wsgi = livereload.wrap(error_app(self._urlconf_event), self.live_reload())
             command.get_handler = lambda *args, **kwargs: error_wsgi
         failure: list[BaseException] = []
 
@@ -505,7 +503,8 @@ class ServerProcess:
                 self._file_changed(arg)
             elif word == "insight":
                 self._insight(arg == "on")
-            elif word == "livereload":
+            elif word == "livereload" and self.server_kind == "wsgi":
+                # Daphne's ASGI application is not wrapped: nothing to switch.
                 self.live_reload().set_enabled(arg == "on")
             for fd in fds:
                 os.close(fd)
@@ -531,7 +530,14 @@ class ServerProcess:
         """This generation's live reload (see :mod:`.livereload`)."""
         from devconsole.child import livereload
 
-        return livereload.install(lambda: int(self.args.generation), self.emitter.send)
+        switch = self.args.browser_reload
+        return livereload.install(
+            lambda: int(self.args.generation),
+            self.emitter.send,
+            enabled=None if switch is None else switch == "on",
+            run=self.args.run_id or "",
+            threaded=not self.args.nothreading,
+        )
 
     def _insight(self, on: bool) -> None:
         try:
@@ -676,7 +682,7 @@ class ServerProcess:
             self.args.listen_fd,
             self.observer,
             event,
-            wrap=lambda app: livereload.reserved(livereload.inject(app, live), live),
+            wrap=lambda app: livereload.wrap(app, live),
         )
         live.report()
         threading.Thread(target=self.error_server.serve_forever, name="devconsole-error-server", daemon=True).start()
@@ -704,6 +710,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--addrport", required=True)
     parser.add_argument("--generation", type=int, default=1)
     parser.add_argument("--nothreading", action="store_true")
+    # Live reload's switch as the console has it when it starts this one, and
+    # the console run's id (a page of an earlier run is never current).
+    parser.add_argument("--browser-reload", choices=("on", "off"))
+    parser.add_argument("--run-id", default="")
     parser.add_argument("--ipv6", action="store_true")
     parser.add_argument(
         "--runserver-arg", action="append", default=[], help="one more argument for runserver (repeatable)"

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import queue
+import secrets
 import signal
 import socket
 import subprocess
@@ -186,8 +187,8 @@ class GenerationHandle:
             self._emit(event)  # applied before anyone waiting for it wakes
         finally:
             if settles:
-                if not self._supervisor.browser_reload:
-                    self.send("livereload off")  # turned off at run time: this one starts with it on
+                # The switch may have turned since this one's arguments were made.
+                self.send(f"livereload {'on' if self._supervisor.browser_reload else 'off'}")
                 if self.hello_event is event:
                     self.hello.set()
                 self.settled.set()
@@ -429,6 +430,8 @@ class Supervisor:
         self.generation = 0
         #: Live reload in the server children: the option's choice, then the key's.
         self.browser_reload = os.environ.get(control.BROWSER_RELOAD_ENV, "1") != "0"
+        #: This console run's id: live reload's generations are ``<run>.<N>``.
+        self.run_id = secrets.token_hex(4)
         self._lock = threading.Lock()
         #: Old generations asked to stop that still finish their requests, oldest first.
         self.draining: list[GenerationHandle] = []
@@ -456,6 +459,8 @@ class Supervisor:
         ]
         if not self.use_threading:
             args.append("--nothreading")
+        # Live reload's switch now (no window before a control message) and this run's id.
+        args += [f"--browser-reload={'on' if self.browser_reload else 'off'}", f"--run-id={self.run_id}"]
         if self.address.ipv6:
             args.append("--ipv6")
         # "=" keeps a value that starts with "-" from being read as an option.

@@ -323,7 +323,21 @@ class DevConsoleApp(App[int]):
             return
         on = not self.supervisor.browser_reload
         self.supervisor.set_browser_reload(on)
-        self.notify("Live reload on: open pages follow the code." if on else "Live reload off.")
+        self.notify(self._browser_reload_note(on))
+
+    def _browser_reload_note(self, on: bool) -> str:
+        """What turning live reload ``on`` (or off) does for the server serving now."""
+        if not on:
+            return "Live reload off."
+        hello = self.state.hello
+        live = self.state.live_reload
+        if self.state.server_kind == "asgi":
+            return "Live reload on, but the ASGI server (Daphne) serves: pages do not follow."
+        if hello is not None and hello.threading is False:
+            return "Live reload on, but --nothreading: a page's stream would hold the server, pages do not follow."
+        if live is not None and not live.debug:
+            return "Live reload on, but DEBUG is False: pages do not follow."
+        return "Live reload on: pages opened or reloaded from now on follow the code."
 
     def action_cut_draining(self) -> None:
         if self.supervisor is None:

@@ -22,7 +22,8 @@ To a server child:
     request insight (queries, tracebacks) on or off.
 ``livereload on`` / ``livereload off``
     live reload (the script in HTML pages, the pages' streams) on or off;
-    a generation starts with :data:`BROWSER_RELOAD_ENV`'s choice.
+    a generation starts with the switch among its arguments
+    (``--browser-reload``) and is sent it again once it serves.
 ``adopt {header}`` + [socket]
     serve this connection, handed over by an older generation.
 
@@ -50,9 +51,9 @@ import os
 import socket
 from typing import Any
 
-#: ``0`` in a server child's environment: live reload starts off
-#: (``--no-browser-reload``; the console sends ``livereload off`` to each new
-#: generation too once it was turned off at run time).
+#: ``0`` in the console's environment: live reload starts off
+#: (``--no-browser-reload``). Each server child is given the switch as it is
+#: when the child starts (``--browser-reload``), then ``livereload on|off``.
 BROWSER_RELOAD_ENV = "DEVCONSOLE_BROWSER_RELOAD"
 
 #: Largest message (a path, a header); file descriptors per message.
