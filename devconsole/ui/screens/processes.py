@@ -242,8 +242,12 @@ class ProcessesScreen(Screen[None]):
             self.notify(REPLAY_NOTE if getattr(self.app, "recording", None) is not None else "No side processes run.")
             return
         if verb == "restart_all":
-            manager.restart_all()
-            self.notify("Restarting every side process…")
+            restarted = manager.restart_all()
+            kept = len(manager.names) - len(restarted)
+            self.notify(
+                f"Restarting {len(restarted)} side processes…"
+                + (f" ({kept} stopped by you left alone)" if kept else "")
+            )
             return
         name = self.selected()
         if name is None or name not in manager.names:
