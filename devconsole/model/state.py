@@ -401,8 +401,9 @@ class ServerState:
         #: sends every poll interval: what a view must show at once.
         self.activity = 0
         self.requests: deque[RequestRow] = deque(maxlen=max_requests)
-        #: The full insight of the newest requests, by seq (rows keep a summary).
-        self._insights: dict[int, Insight] = {}
+        #: The full insight of the newest requests, by seq (rows keep a summary):
+        #: the sanitized event until :meth:`insight` first masks it.
+        self._insights: dict[int, Insight | dict[str, Any]] = {}
         self.request_seq = 0
         self.conns: dict[str, ConnRow] = {}
         self.log: deque[LogLine] = deque(maxlen=max_log)
@@ -525,9 +526,11 @@ class ServerState:
             )
         )
         row = self.requests[-1]
-        found = insight_model.from_event(event)  # type: ignore[arg-type]
-        if found is not None:
-            self._insights[row.seq] = found
+        if insight_model.has_insight(event):  # type: ignore[arg-type]
+            # Masked and shaped when a view asks for it (see insight()):
+            # most rows are never opened, and at a server's full rate the
+            # work would be paid for every one of them.
+            self._insights[row.seq] = event  # type: ignore[assignment]
             if len(self._insights) > insight_model.MAX_KEPT:
                 del self._insights[next(iter(self._insights))]
         if self._request_log_from_events and row.status is not None:
@@ -1023,7 +1026,13 @@ class ServerState:
     def insight(self, seq: int) -> Insight | None:
         """What request ``seq`` did, while it is among the newest kept in full."""
         with self._lock:
-            return self._insights.get(seq)
+            found = self._insights.get(seq)
+            if found is None or isinstance(found, Insight):
+                return found
+            insight = insight_model.from_event(found)
+            if insight is not None:
+                self._insights[seq] = insight
+            return insight
 
     def request_for_log_line(self, seq: int) -> RequestRow | None:
         """The request of the traceback nearest above log line ``seq``: the
