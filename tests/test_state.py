@@ -341,3 +341,20 @@ def test_insight_is_masked_when_asked_for_and_kept_for_the_newest_requests_only(
     assert state.insight(state.requests[0].seq) is None  # beyond the newest kept
     assert state.insight(state.requests[1].seq) is None
     assert state.insight(state.requests[2].seq) is not None
+
+
+def test_rows_since_a_seq_are_the_newer_ones_with_or_without_gaps() -> None:
+    state = ServerState(max_requests=50)
+    for n in range(1, 121):
+        state.ingest(request(n))
+    seqs = [row.seq for row in state.requests]
+    assert seqs == list(range(71, 121))
+    for seq in (0, 70, 71, 100, 119, 120, 500):
+        assert [row.seq for row in state.requests_since(seq)] == [s for s in seqs if s > seq]
+    from collections import deque
+
+    from devconsole.model.state import _since
+
+    gaps = deque(RequestRow(**{**vars(state.requests[0]), "seq": s}) for s in (3, 5, 9))
+    assert [row.seq for row in _since(gaps, 4)] == [5, 9]
+    assert _since(gaps, 9) == []

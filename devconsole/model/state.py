@@ -17,6 +17,7 @@ last tick" and touch only what changed.
 
 from __future__ import annotations
 
+import itertools
 import re
 import signal
 import threading
@@ -383,6 +384,18 @@ _GENERATIONS_KEPT = 8
 _FOLDED_REMEMBERED = 64
 
 
+def _since(rows: deque[Any], seq: int) -> list[Any]:
+    """The rows of ``rows`` (in ``seq`` order) after ``seq``: found by
+    arithmetic when their numbers have no gap (they are numbered as they are
+    appended), so a view that polls it pays for the new rows only."""
+    if not rows or rows[-1].seq <= seq:
+        return []
+    first = rows[0].seq
+    if rows[-1].seq - first == len(rows) - 1:
+        return list(itertools.islice(rows, max(0, seq - first + 1), None))
+    return [row for row in rows if row.seq > seq]
+
+
 class ServerState:
     def __init__(
         self,
@@ -400,6 +413,12 @@ class ServerState:
         #: Moved by every event but the loop/stats heartbeat an idle server
         #: sends every poll interval: what a view must show at once.
         self.activity = 0
+        #: Called from the ingesting thread when ``activity`` moves and no
+        #: call is pending since the last :meth:`woken`: the UI refreshes on
+        #: what arrives instead of waiting for its next tick. Once per batch
+        #: of events, not once per event.
+        self.on_activity: Callable[[], None] | None = None
+        self._wake_pending = False
         self.requests: deque[RequestRow] = deque(maxlen=max_requests)
         #: The full insight of the newest requests, by seq (rows keep a summary):
         #: the sanitized event until :meth:`insight` first masks it.
@@ -472,8 +491,16 @@ class ServerState:
             return
         with self._lock:
             handler(self, event)
-            if kind not in _HEARTBEAT:
-                self.activity += 1
+            if kind in _HEARTBEAT:
+                return
+            self.activity += 1
+            wake, self._wake_pending = not self._wake_pending, True
+        if wake and self.on_activity is not None:
+            self.on_activity()
+
+    def woken(self) -> None:
+        """The UI has looked at the state: the next activity calls ``on_activity`` again."""
+        self._wake_pending = False
 
     def _ignore(self, ignored: IgnoredEvents, what: str, why: str) -> None:
         with self._lock:
@@ -987,15 +1014,11 @@ class ServerState:
 
     def requests_since(self, seq: int) -> list[RequestRow]:
         with self._lock:
-            if not self.requests or self.requests[-1].seq <= seq:
-                return []
-            return [row for row in self.requests if row.seq > seq]
+            return _since(self.requests, seq)
 
     def log_since(self, seq: int) -> list[LogLine]:
         with self._lock:
-            if not self.log or self.log[-1].seq <= seq:
-                return []
-            return [line for line in self.log if line.seq > seq]
+            return _since(self.log, seq)
 
     def reloads_since(self, seq: int) -> list[ReloadRow]:
         with self._lock:
