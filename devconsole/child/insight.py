@@ -379,6 +379,16 @@ class _Capture:
 
     def sql_insight(self) -> SqlInsight:
         threshold = n_plus_one_threshold()
+        if not self.count:  # most requests of a page's assets: nothing to sort or group
+            return {
+                "count": 0,
+                "ms": 0.0,
+                "queries": [],
+                "groups": [],
+                "duplicates": [],
+                "n_plus_one": [],
+                "threshold": threshold,
+            }
         groups = sorted(self.groups.items(), key=lambda item: (-item[1][0], -item[1][1]))
         as_groups: list[SqlGroup] = []
         for shape, (count, seconds, where) in groups[:MAX_GROUPS]:
@@ -672,7 +682,7 @@ def wrap(handler: Callable[..., Any], observer: Any = None) -> Callable[..., Any
         tee: _TeeInput | None = None
         try:
             capture.install()
-            if environ.get("wsgi.input") is not None:
+            if environ.get("wsgi.input") is not None and _may_have_body(environ):
                 tee = environ["wsgi.input"] = _TeeInput(environ["wsgi.input"])
             capture.request_content_type = str(environ.get("CONTENT_TYPE", ""))
             capture.request_length = str(environ.get("CONTENT_LENGTH", "") or "")
@@ -697,6 +707,13 @@ def wrap(handler: Callable[..., Any], observer: Any = None) -> Callable[..., Any
         return _SizedBody(result, capture) if hasattr(result, "__len__") else _Body(result, capture)
 
     return application
+
+
+def _may_have_body(environ: dict[str, Any]) -> bool:
+    """Whether the request may carry a body (a length, or chunks): a GET
+    without one has nothing to keep, and its input needs no tee."""
+    length = environ.get("CONTENT_LENGTH")
+    return bool(length and length != "0") or "HTTP_TRANSFER_ENCODING" in environ
 
 
 def finish(request: RequestEvent) -> None:
