@@ -32,6 +32,7 @@ its own errors. Standard library and Django only.
 
 from __future__ import annotations
 
+import itertools
 import linecache
 import os
 import re
@@ -787,7 +788,8 @@ def _cheap_bound(request: RequestEvent, query_chars: int) -> int | None:
     bodies = [request.get("request_body")]
     if response is not None:
         chars += len(response.get("status_line", "")) + _PER_ITEM
-        chars += sum(len(name) + len(value) + 8 for name, value in response.get("headers", ()))
+        headers = response.get("headers", ())
+        chars += sum(map(len, itertools.chain.from_iterable(headers))) + 8 * len(headers)
         bodies.append(response.get("body"))
     for body in bodies:
         if body is not None:
