@@ -32,6 +32,7 @@ its own errors. Standard library and Django only.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import linecache
 import os
@@ -107,12 +108,23 @@ def is_enabled() -> bool:
 
 
 def n_plus_one_threshold() -> int:
+    global _threshold_cache
     raw = os.environ.get(N_PLUS_ONE_ENV, "")
+    cached = _threshold_cache
+    if cached[0] == raw:
+        return cached[1]
     try:
         value = int(raw)
     except ValueError:
-        return N_PLUS_ONE
-    return value if value >= 2 else N_PLUS_ONE
+        value = N_PLUS_ONE
+    if value < 2:
+        value = N_PLUS_ONE
+    _threshold_cache = (raw, value)
+    return value
+
+
+#: The last ``DEVCONSOLE_N_PLUS_ONE`` seen and what it means (read on every request).
+_threshold_cache: tuple[str | None, int] = (None, N_PLUS_ONE)
 
 
 # ------------------------------------------------------------------ where
@@ -444,6 +456,7 @@ _TEXT_TYPES = ("text/", "application/json", "application/xml", "application/java
 _FORM = "application/x-www-form-urlencoded"
 
 
+@functools.lru_cache(maxsize=256)  # a server answers with a handful of types
 def _is_text(content_type: str) -> bool:
     lowered = content_type.lower()
     return any(kind in lowered for kind in _TEXT_TYPES) or _FORM in lowered

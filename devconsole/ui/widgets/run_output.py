@@ -84,9 +84,11 @@ class RunOutput(ScrollView, can_focus=True):
         if len(batch) > self.max_lines:  # only the newest would stay anyway
             self._start += len(batch) - self.max_lines
             batch = batch[-self.max_lines :]
-        widest = max(
-            len(line) if line.isascii() and "\x1b" not in line else cell_len(strip_sgr(line)) for line in batch
-        )
+        joined = "".join(batch)  # one pass in C for the common case: plain ASCII
+        if joined.isascii() and "\x1b" not in joined:
+            widest = max(map(len, batch))
+        else:
+            widest = max(cell_len(strip_sgr(line)) for line in batch)
         self._add(batch, widest)
 
     def _add(self, batch: list[str] | list[Text], widest: int) -> None:
