@@ -11,6 +11,7 @@ machine. For diagnosis: the ablated variants are not how devconsole runs.
 
     python bench/ablate.py
     python bench/ablate.py --close --variants bare,devconsole,devconsole+nolog
+    python bench/ablate.py --variants tuned,devconsole --baseline ../before   # before/after, one run
 """
 
 from __future__ import annotations
@@ -46,7 +47,24 @@ PARTS = {"nolog", "noheaders", "bufstderr"}
 KINDS = {"bare": Bare, "tuned": Tuned, "devconsole": Devconsole}
 
 
-def make(variant: str, port: int) -> Server:
+class Baseline(Devconsole):
+    """devconsole's serving path from another checkout (``--baseline DIR``):
+    the code before a change, measured in the same run as the code after it."""
+
+    root: Path = Path()
+
+    def argv(self) -> list[str]:
+        return [sys.executable, str(self.root / "bench" / "serve.py"), self.mode, str(self.port)]
+
+
+def make(variant: str, port: int, baseline: Path | None = None) -> Server:
+    if variant == "baseline":
+        if baseline is None:
+            raise BenchError("--variants: 'baseline' needs --baseline DIR (another checkout of devconsole)")
+        server = Baseline(port, {})
+        server.root = baseline
+        server.name = "baseline"
+        return server
     kind, *parts = variant.split("+")
     if kind not in KINDS or not set(parts) <= PARTS:
         raise BenchError(
@@ -66,6 +84,12 @@ def run() -> int:
     parser.add_argument("--duration", type=float, default=5.0, help="seconds of load per cell (default %(default)s)")
     parser.add_argument("--reps", type=int, default=4, help="repetitions, interleaved (default %(default)s)")
     parser.add_argument("--close", action="store_true", help="Connection: close instead of keep-alive")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="another checkout of devconsole (the code before a change): adds the variant 'baseline', "
+        "its devconsole serving path",
+    )
     args = parser.parse_args()
     if args.quick:
         args.variants, args.duration, args.reps = "bare,devconsole+nolog", 1.0, 1
@@ -74,7 +98,11 @@ def run() -> int:
     require_wrk()
     ports = Ports(port_range(args.ports))
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
-    servers = [make(v, ports.take()) for v in variants]
+    if args.baseline is not None and "baseline" not in variants:
+        variants.insert(variants.index("devconsole") if "devconsole" in variants else len(variants), "baseline")
+    if args.baseline is not None and not (args.baseline / "bench" / "serve.py").is_file():
+        parser.error(f"--baseline {args.baseline}: no bench/serve.py there")
+    servers = [make(v, ports.take(), args.baseline) for v in variants]
     mode = "Connection: close" if args.close else "keep-alive"
     print(
         f"# Ablation: devconsole's per-request cost by part, GET /ping/, 8 connections, {mode}, "
@@ -112,16 +140,19 @@ def run() -> int:
         for name, values in cells.items()
     }
     reference = per_request.get("bare")
+    tuned_rps = median([c[0] for c in cells["tuned"]]) if "tuned" in cells else None
     rows = []
     for name in variants:
         server_us, console_us = per_request[name]
         total = server_us + console_us
+        rps = median([c[0] for c in cells[name]])
         rows.append(
             [
                 name,
-                fmt(median([c[0] for c in cells[name]]), 0),
+                fmt(rps, 0),
+                f"{(rps / tuned_rps - 1) * 100:+.1f}%" if tuned_rps else "n/a",
                 fmt(server_us, 0),
-                fmt(console_us, 0) if name.startswith("devconsole") else "-",
+                fmt(console_us, 0) if name.startswith("devconsole") or name == "baseline" else "-",
                 fmt(total, 0),
                 f"{total / (reference[0] + reference[1]):.2f}×" if reference else "n/a",
                 " ".join(fmt(c[0], 0) for c in cells[name]),
@@ -133,6 +164,7 @@ def run() -> int:
             [
                 "variant",
                 "req/s",
+                "req/s vs tuned",
                 "server CPU µs/req",
                 "console CPU µs/req",
                 "total CPU µs/req",

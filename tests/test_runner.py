@@ -301,3 +301,56 @@ def test_ctrl_c_during_a_terminal_run_reaches_the_command_not_the_console(tmp_pa
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == ["command got it", "console still here: succeeded"]
+
+
+def _read_line_by_line(data: bytes) -> list[str]:
+    """What a run's reader gave before it read in blocks: ``readline`` per
+    line, each cleaned, SGR codes alone on a line carried to the next."""
+    import io
+
+    from devconsole.commands import runner
+
+    stream, out, carry = io.BytesIO(data), [], ""
+    for raw in iter(lambda: stream.readline(runner._READ_LIMIT), b""):
+        line = carry + clean_output_line(raw.decode("utf-8", "replace"))
+        if line and not strip_sgr(line):
+            carry = line
+            continue
+        carry = ""
+        out.append(line)
+    return out
+
+
+def test_block_reads_give_the_lines_reading_line_by_line_gave() -> None:
+    """However the pipe cuts the output (one byte, a partial UTF-8
+    character, 70 KB without a line end), the lines are the same."""
+    import random
+
+    from devconsole.commands.runner import _LineReader
+
+    words = [b"a", b"\n", b"\n", b"\r", b"\t", b"\x1b[31m", b"\x1b[0m", b"\x1b]0;x\x07", "\u00e9".encode()]
+    words += ["\u00e9".encode()[:1], b"\x7f", b"x" * 500, b"y" * 5000, b"z" * 70000]
+    plain = [b"line 1\n", b"\n", b"\x1b[0m\n", b"q" * 4001 + b"\n"]
+    rng = random.Random(17)
+    for _ in range(600):
+        pool = plain if rng.random() < 0.3 else words
+        data = b"".join(rng.choice(pool) for _ in range(rng.randint(0, 40)))
+        reader, got, at = _LineReader(), [], 0
+        while at < len(data):
+            size = rng.choice([1, 3, 100, 4096, 70000, 300000])
+            got += reader.feed(data[at : at + size])
+            at += size
+        got += reader.end()
+        assert got == _read_line_by_line(data), data[:200]
+
+
+def test_a_flood_of_output_keeps_exact_counts_and_the_last_lines(tmp_path: Path) -> None:
+    (tmp_path / "manage.py").write_text(SCRIPT)
+    runner = CommandRunner(Project(tmp_path / "manage.py", python=sys.executable), max_lines=1000)
+    run = runner.start("lines", ["200000"])
+    assert runner.wait(run, 60)
+    assert run.status is RunStatus.SUCCEEDED
+    assert run.total_lines == 200000 and run.dropped == 199000
+    assert [line for _, line in run.lines] == [str(i) for i in range(199000, 200000)]
+    assert [seq for seq, _ in run.lines] == list(range(199001, 200001))
+    assert [line for _, line in runner.lines_since(run, 199990)] == [str(i) for i in range(199990, 200000)]

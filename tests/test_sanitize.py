@@ -3,9 +3,11 @@ visibly escaped, markup left as the literal characters it is."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from devconsole.model.sanitize import clean, clean_line, clean_value
+from devconsole.model.sanitize import clean, clean_line, clean_value, json_line_is_clean
 
 
 @pytest.mark.parametrize(
@@ -45,3 +47,41 @@ def test_clean_value_reaches_every_string_in_an_event() -> None:
         "status": 200,
         "\\x1bkey": None,
     }
+
+
+_PING = {
+    "type": "request",
+    "id": "1.1",
+    "path": "/ping/",
+    "status": 200,
+    "ts": 1796119748.53,
+    "headers": [["Host", "127.0.0.1:8000"], ["User-Agent", "wrk"]],
+    "response": {"status_line": "200 OK", "body": {"content_type": "text/plain", "size": 4, "lines": ["pong", "]"]}},
+}
+
+
+@pytest.mark.parametrize(
+    ("event", "clean_already", "changed"),
+    [
+        (_PING, True, False),
+        ({**_PING, "path": "/\x1b[31mred"}, False, True),  # an escape sequence
+        ({**_PING, "path": "/a\x7fb"}, False, True),  # DEL
+        ({**_PING, "path": "/caf\u00e9"}, False, False),  # non-ASCII: checked the slow way
+        ({**_PING, "path": "/" + "x" * 5000}, False, True),  # over the limit: cut
+        ({**_PING, "k" * 300: 1}, False, True),  # a key over 256 characters: cut
+        ({**_PING, "k" * 256: 1}, True, False),
+        ({**_PING, "response": {"body": {"content_type": "x", "lines": [1, 2]}}}, False, True),  # made strings
+        ({**_PING, "response": {"body": {"content_type": "x", "lines": [1] * 2001}}}, False, True),  # truncated
+        ({**_PING, "note": "lines"}, False, False),  # "lines" elsewhere: the slow path
+    ],
+)
+def test_json_line_is_clean_only_when_cleaning_changes_nothing(event: dict, clean_already: bool, changed: bool) -> None:
+    line = json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+    assert json_line_is_clean(line) is clean_already
+    assert (clean_value(json.loads(line)) != json.loads(line)) is changed
+
+
+def test_json_line_is_clean_sees_a_long_key_written_with_spaces() -> None:
+    line = b'{"type":"x","' + b"k" * 300 + b'" : 1}\n'
+    assert not json_line_is_clean(line)
+    assert clean_value(json.loads(line)) != json.loads(line)

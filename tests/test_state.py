@@ -320,3 +320,41 @@ def test_live_reload_pages_and_skips() -> None:
     state.ingest({"type": "livereload_skip", "path": "/csp/", "reason": "its CSP says no", "generation": 2})
     assert state.log[-1].text == "devconsole: live reload: /csp/ does not follow the code: its CSP says no"
     assert state.invalid_events.count == 0 and state.unknown_events.count == 0
+
+
+def test_insight_is_masked_when_asked_for_and_kept_for_the_newest_requests_only() -> None:
+    from devconsole.model import insight as insight_model
+    from devconsole.model.secrets import MASK
+
+    state = ServerState()
+    for n in range(1, insight_model.MAX_KEPT + 3):
+        event = request(n)
+        event["response"] = {"status_line": "200 OK", "headers": [["Set-Cookie", f"sessionid=s{n}"]]}
+        state.ingest(event)
+    state.ingest(request(insight_model.MAX_KEPT + 3))  # no insight at all
+    newest = state.requests[-2].seq
+    insight = state.insight(newest)
+    assert insight is not None and insight.response is not None
+    assert insight.response["headers"] == [["Set-Cookie", MASK]]
+    assert state.insight(newest) is insight  # masked once
+    assert state.insight(state.requests[-1].seq) is None
+    assert state.insight(state.requests[0].seq) is None  # beyond the newest kept
+    assert state.insight(state.requests[1].seq) is None
+    assert state.insight(state.requests[2].seq) is not None
+
+
+def test_rows_since_a_seq_are_the_newer_ones_with_or_without_gaps() -> None:
+    state = ServerState(max_requests=50)
+    for n in range(1, 121):
+        state.ingest(request(n))
+    seqs = [row.seq for row in state.requests]
+    assert seqs == list(range(71, 121))
+    for seq in (0, 70, 71, 100, 119, 120, 500):
+        assert [row.seq for row in state.requests_since(seq)] == [s for s in seqs if s > seq]
+    from collections import deque
+
+    from devconsole.model.state import _since
+
+    gaps = deque(RequestRow(**{**vars(state.requests[0]), "seq": s}) for s in (3, 5, 9))
+    assert [row.seq for row in _since(gaps, 4)] == [5, 9]
+    assert _since(gaps, 9) == []

@@ -21,7 +21,6 @@ from textual.widgets import (
     DataTable,
     Input,
     OptionList,
-    RichLog,
     Static,
     TabbedContent,
 )
@@ -34,6 +33,7 @@ from devconsole.ui.app import DevConsoleApp
 from devconsole.ui.screens import commands
 from devconsole.ui.screens.commands import CommandsScreen, rank
 from devconsole.ui.widgets.command_form import CommandFormView
+from devconsole.ui.widgets.run_output import RunOutput
 
 from .conftest import until
 
@@ -79,7 +79,7 @@ async def open_commands(pilot: Pilot[Any]) -> CommandsScreen:
 
 
 def output_lines(screen: CommandsScreen) -> list[str]:
-    return [strip.text for strip in screen.query_one("#run-output", RichLog).lines]
+    return [strip.text for strip in screen.query_one("#run-output", RunOutput).lines]
 
 
 def highlighted_prompt(palette: CommandPalette) -> str:
@@ -451,7 +451,7 @@ async def test_broken_command_and_catalogue_refresh_after_a_reload() -> None:
         screen.select_run(screen.runner.history()[-1])  # type: ignore[union-attr]
         await finished(pilot, screen)
         assert output_lines(screen)[-1] == "\\x1b]0;pwned\\x07 red [@click=app.quit]q[/] [bold]b"
-        log = screen.query_one("#run-output", RichLog)
+        log = screen.query_one("#run-output", RunOutput)
         assert any(segment.style and segment.style.color and segment.text == "red" for segment in log.lines[-1])
         assert app.is_running and "\x1b]" not in app.export_screenshot()
         # A new server generation says hello: the catalogue is read again.

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import html
 import re
+import threading
+import time
 from pathlib import Path
 
+import pytest
 from textual.color import Color
 from textual.command import CommandPalette
 from textual.widgets import Input, OptionList
@@ -281,6 +284,37 @@ async def test_requests_table_is_capped_while_totals_stay_exact() -> None:
         # The state keeps MAX_ROWS too: of the 2,500-request batch only the
         # newest 2,000 were still there to show, and only shown rows have a lag.
         assert len(lags) == 300 + 1500 + 700 + MAX_ROWS
+
+
+async def test_a_request_from_another_thread_wakes_the_view_before_its_tick(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows follow what arrives, not the tick: with the tick an hour away,
+    a request ingested by a reader thread still reaches the table."""
+    import devconsole.ui.app as app_module
+
+    monkeypatch.setattr(app_module, "TICK", 3600.0)
+    state = ServerState()
+    app = DevConsoleApp(state=state)
+    lags: list[float] = []
+    async with app.run_test(size=SIZE, message_hook=row_lag_hook(lags)) as pilot:
+        await pilot.pause()
+        event = {
+            "type": "request",
+            "id": "1.1",
+            "conn": 1,
+            "method": "GET",
+            "path": "/woken/",
+            "status": 200,
+            "duration_ms": 1.0,
+            "bytes_out": 4,
+            "thread": "Thread-1",
+            "ts": time.time(),
+            "headers": [],
+        }
+        reader = threading.Thread(target=state.ingest, args=(event,))
+        reader.start()
+        reader.join()
+        await until(pilot, lambda: "/woken/" in table_paths(app), timeout=10)
+        assert len(lags) == 1
 
 
 async def test_theme_switch_recolours_rows_already_shown() -> None:

@@ -68,7 +68,7 @@ class ConnectionHandover:
         if conn is None or not isinstance(sock, socket.socket):
             return True
         rfile = handler.rfile
-        surely_empty = getattr(rfile, "surely_empty", None)
+        surely_empty = getattr(handler, "dc_surely_empty", None) or getattr(rfile, "surely_empty", None)
         # The peek costs a failed read (an exception inside socket.py) on
         # every keep-alive request: only when the counts cannot tell.
         if (surely_empty is None or not surely_empty()) and _buffered(rfile, sock):

@@ -32,6 +32,8 @@ its own errors. Standard library and Django only.
 
 from __future__ import annotations
 
+import functools
+import itertools
 import linecache
 import os
 import re
@@ -106,12 +108,23 @@ def is_enabled() -> bool:
 
 
 def n_plus_one_threshold() -> int:
+    global _threshold_cache
     raw = os.environ.get(N_PLUS_ONE_ENV, "")
+    cached = _threshold_cache
+    if cached[0] == raw:
+        return cached[1]
     try:
         value = int(raw)
     except ValueError:
-        return N_PLUS_ONE
-    return value if value >= 2 else N_PLUS_ONE
+        value = N_PLUS_ONE
+    if value < 2:
+        value = N_PLUS_ONE
+    _threshold_cache = (raw, value)
+    return value
+
+
+#: The last ``DEVCONSOLE_N_PLUS_ONE`` seen and what it means (read on every request).
+_threshold_cache: tuple[str | None, int] = (None, N_PLUS_ONE)
 
 
 # ------------------------------------------------------------------ where
@@ -379,6 +392,16 @@ class _Capture:
 
     def sql_insight(self) -> SqlInsight:
         threshold = n_plus_one_threshold()
+        if not self.count:  # most requests of a page's assets: nothing to sort or group
+            return {
+                "count": 0,
+                "ms": 0.0,
+                "queries": [],
+                "groups": [],
+                "duplicates": [],
+                "n_plus_one": [],
+                "threshold": threshold,
+            }
         groups = sorted(self.groups.items(), key=lambda item: (-item[1][0], -item[1][1]))
         as_groups: list[SqlGroup] = []
         for shape, (count, seconds, where) in groups[:MAX_GROUPS]:
@@ -433,6 +456,7 @@ _TEXT_TYPES = ("text/", "application/json", "application/xml", "application/java
 _FORM = "application/x-www-form-urlencoded"
 
 
+@functools.lru_cache(maxsize=256)  # a server answers with a handful of types
 def _is_text(content_type: str) -> bool:
     lowered = content_type.lower()
     return any(kind in lowered for kind in _TEXT_TYPES) or _FORM in lowered
@@ -672,7 +696,7 @@ def wrap(handler: Callable[..., Any], observer: Any = None) -> Callable[..., Any
         tee: _TeeInput | None = None
         try:
             capture.install()
-            if environ.get("wsgi.input") is not None:
+            if environ.get("wsgi.input") is not None and _may_have_body(environ):
                 tee = environ["wsgi.input"] = _TeeInput(environ["wsgi.input"])
             capture.request_content_type = str(environ.get("CONTENT_TYPE", ""))
             capture.request_length = str(environ.get("CONTENT_LENGTH", "") or "")
@@ -697,6 +721,13 @@ def wrap(handler: Callable[..., Any], observer: Any = None) -> Callable[..., Any
         return _SizedBody(result, capture) if hasattr(result, "__len__") else _Body(result, capture)
 
     return application
+
+
+def _may_have_body(environ: dict[str, Any]) -> bool:
+    """Whether the request may carry a body (a length, or chunks): a GET
+    without one has nothing to keep, and its input needs no tee."""
+    length = environ.get("CONTENT_LENGTH")
+    return bool(length and length != "0") or "HTTP_TRANSFER_ENCODING" in environ
 
 
 def finish(request: RequestEvent) -> None:
@@ -770,7 +801,8 @@ def _cheap_bound(request: RequestEvent, query_chars: int) -> int | None:
     bodies = [request.get("request_body")]
     if response is not None:
         chars += len(response.get("status_line", "")) + _PER_ITEM
-        chars += sum(len(name) + len(value) + 8 for name, value in response.get("headers", ()))
+        headers = response.get("headers", ())
+        chars += sum(map(len, itertools.chain.from_iterable(headers))) + 8 * len(headers)
         bodies.append(response.get("body"))
     for body in bodies:
         if body is not None:

@@ -303,6 +303,11 @@ class _ReceivedCounter(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
+    def tell(self) -> int:
+        # What BufferedReader.tell() subtracts its buffer from: the bytes
+        # the handler consumed, known without a call per read.
+        return self.received
+
     def fileno(self) -> int:
         return int(self._sockio.fileno())
 
@@ -429,6 +434,8 @@ def transport_handler(base: type, skip_request_line: bool = False) -> type:
 
     class TransportHandler(base):
         _dc_conn: Connection | None = None
+        _dc_counter: _ReceivedCounter | None = None
+        _dc_in0 = 0
         # Set by socketserver's StreamRequestHandler.setup().
         rfile: Any
         wfile: Any
@@ -441,8 +448,40 @@ def transport_handler(base: type, skip_request_line: bool = False) -> type:
             super().setup()
             conn = self._dc_conn = self._dc_connection()
             self.wfile = _CountingWriter(self.wfile, conn)
-            if conn is not None:
-                self.rfile = _CountingReader(self.rfile, conn)
+            if conn is None:
+                return
+            raw = self.rfile
+            if type(raw) is io.BufferedReader and isinstance(raw.raw, socket.SocketIO):
+                # The same buffer over a counter of what the kernel gave:
+                # what the handler consumed is then ``tell()`` (the received
+                # bytes less the buffer), with no Python call per line read.
+                self._dc_counter = _ReceivedCounter(raw.raw)
+                self._dc_rfile0 = raw  # collected, it would close the socket's file
+                self._dc_in0 = conn.bytes_in  # what an adopted connection brought along
+                self.rfile = io.BufferedReader(self._dc_counter, io.DEFAULT_BUFFER_SIZE)
+            else:
+                self.rfile = _CountingReader(raw, conn)
+
+        def dc_count_in(self) -> None:
+            """Bring the connection's ``bytes_in`` up to what the handler consumed."""
+            counter, conn = self._dc_counter, self._dc_conn
+            if counter is not None and conn is not None:
+                try:
+                    conn.bytes_in = self._dc_in0 + self.rfile.tell()
+                except (OSError, ValueError):  # closed
+                    pass
+
+        def dc_surely_empty(self) -> bool:
+            """True when the reader surely holds nothing read from the kernel
+            and not yet used (False: maybe; ask ``peek``)."""
+            counter = self._dc_counter
+            if counter is None:
+                surely_empty = getattr(self.rfile, "surely_empty", None)
+                return bool(surely_empty is not None and surely_empty())
+            try:
+                return bool(counter.received == self.rfile.tell())
+            except (OSError, ValueError):
+                return False
 
         def parse_request(self) -> bool:
             ok = super().parse_request()
@@ -531,6 +570,7 @@ def instrument_handler(base: type, observer: ServerObserver) -> type:
             self._dc_t0 = time.perf_counter()
             self._dc_request = request
             if conn is not None:
+                self.dc_count_in()
                 conn.state = "handling"
                 conn.method, conn.path = request["method"], path
                 if is_events(path):
@@ -584,6 +624,7 @@ def instrument_handler(base: type, observer: ServerObserver) -> type:
             self.path, self.headers = "", None
             request, self._dc_request = self._dc_request, None
             conn = self._dc_conn
+            self.dc_count_in()
             if request is not None and is_reserved(request["path"]):
                 # devconsole's own (live reload): no row, not in the totals.
                 request = None

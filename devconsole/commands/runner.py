@@ -24,6 +24,8 @@ the user would type in a shell there. The console never imports the command.
 from __future__ import annotations
 
 import itertools
+import os
+import re
 import shlex
 import signal
 import subprocess
@@ -310,24 +312,24 @@ class CommandRunner:
         stdout = proc.stdout
         assert stdout is not None
         last_notify = 0.0
-        #: SGR codes alone on a line (Django's style reset after the newline)
-        #: belong to the next line, as on a terminal.
-        carry = ""
+        reader = _LineReader()
         try:
-            # Bounded reads: a line without an end cannot eat the memory.
-            for raw in iter(lambda: stdout.readline(_READ_LIMIT), b""):
-                line = carry + clean_output_line(raw.decode("utf-8", "replace"))
-                if line and not strip_sgr(line):
-                    carry = line
-                    continue
-                carry = ""
-                # Each line is readable at once (the UI polls); the callback,
+            # Big reads, not a line at a time: a command that prints fast is
+            # read as fast as it writes, and its lines are cleaned and stored
+            # a batch at a time.
+            fd = stdout.fileno()
+            while True:
+                data = os.read(fd, _CHUNK)
+                if not data:
+                    break
+                self._append(run, reader.feed(data))
+                # Each batch is readable at once (the UI polls); the callback,
                 # which may wake the UI, fires at most every 50 ms.
-                self._append(run, [line])
                 now = time.monotonic()
                 if now - last_notify >= 0.05:
                     last_notify = now
                     self._notify(run)
+            self._append(run, reader.end())
         except (OSError, ValueError):  # the pipe was closed by close()
             pass
         finally:
@@ -346,9 +348,13 @@ class CommandRunner:
         if not lines:
             return
         with self._lock:
-            for line in lines:
-                run.total_lines += 1
-                run.lines.append((run.total_lines, line))
+            first = run.total_lines + 1
+            run.total_lines += len(lines)
+            keep = run.lines.maxlen
+            if keep is not None and len(lines) > keep:
+                first += len(lines) - keep
+                lines = lines[-keep:]
+            run.lines.extend(zip(itertools.count(first), lines))
 
     def _finish(self, run: Run, code: int) -> None:
         with self._lock:
@@ -394,7 +400,9 @@ class CommandRunner:
         with self._lock:
             if run.total_lines <= seq:
                 return []
-            return [item for item in run.lines if item[0] > seq]
+            # The kept lines are numbered without a gap: skip to ``seq`` at once.
+            skip = max(0, seq - (run.total_lines - len(run.lines)))
+            return list(itertools.islice(run.lines, skip, None))
 
     def wait(self, run: Run, timeout: float | None = None) -> bool:
         """Block until ``run`` ended (output fully read); False on timeout."""
@@ -448,6 +456,73 @@ class CommandRunner:
                 # A grandchild still holds the pipe after its parent died.
                 signal_group(proc.pid, signal.SIGKILL)
                 thread.join(timeout)
+
+
+#: Bytes asked of a run's pipe at once.
+_CHUNK = 256 * 1024
+#: A byte that is neither printable ASCII nor a line end: a block without
+#: one needs no escaping, only each line's length cut.
+_NOT_PLAIN = re.compile(rb"[^\x20-\x7e\n]")
+
+
+class _LineReader:
+    """A run's output in, cleaned lines out, exactly as reading it with
+    ``readline(_READ_LIMIT)`` and :func:`clean_output_line` would give them:
+    a line longer than the limit comes in pieces; SGR codes alone on a line
+    (Django's style reset after the newline) belong to the next line, as on
+    a terminal. Blocks of plain text take a fast path."""
+
+    def __init__(self) -> None:
+        self._partial = b""
+        self._carry = ""
+
+    def feed(self, data: bytes) -> list[str]:
+        if self._partial:
+            data = self._partial + data
+        end = data.rfind(b"\n") + 1
+        tail = data[end:]
+        if len(tail) >= _READ_LIMIT:  # no line end for a while: whole pieces go now
+            cut = len(tail) - len(tail) % _READ_LIMIT
+            end, tail = end + cut, tail[cut:]
+        self._partial = tail
+        return self._lines(data[:end]) if end else []
+
+    def end(self) -> list[str]:
+        """What is left at the end of the output (a last line without its end)."""
+        rest, self._partial = self._partial, b""
+        return self._lines(rest) if rest else []
+
+    def _lines(self, block: bytes) -> list[str]:
+        if _NOT_PLAIN.search(block) is None:
+            lines = block.decode("ascii").split("\n")
+            if block.endswith(b"\n"):
+                lines.pop()
+            if lines and not self._carry and max(map(len, lines)) <= MAX_LINE_CHARS:
+                return lines
+        return self._slow(block)
+
+    def _slow(self, block: bytes) -> list[str]:
+        out: list[str] = []
+        for raw in _pieces(block):
+            line = self._carry + clean_output_line(raw.decode("utf-8", "replace"))
+            if line and not strip_sgr(line):
+                self._carry = line
+                continue
+            self._carry = ""
+            out.append(line)
+        return out
+
+
+def _pieces(block: bytes) -> list[bytes]:
+    """``block`` as ``readline(_READ_LIMIT)`` would return it, piece by piece."""
+    out: list[bytes] = []
+    start, size = 0, len(block)
+    while start < size:
+        newline = block.find(b"\n", start, start + _READ_LIMIT)
+        end = newline + 1 if newline >= 0 else min(start + _READ_LIMIT, size)
+        out.append(block[start:end])
+        start = end
+    return out
 
 
 def _with_env(env: dict[str, str], argv: Sequence[str]) -> str:

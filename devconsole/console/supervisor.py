@@ -30,7 +30,7 @@ from typing import IO, Any
 from devconsole.console.listen import ListenAddress
 from devconsole.console.processes import signal_group, stop_group
 from devconsole.console.project import Project
-from devconsole.model.sanitize import clean_line, clean_text, clean_value
+from devconsole.model.sanitize import clean_line, clean_text, clean_value, json_line_is_clean
 from devconsole.wire import control, protocol
 from devconsole.wire import forkserver as wire
 from devconsole.wire.forkserver import ForkServerLevel, Op
@@ -173,7 +173,9 @@ class GenerationHandle:
         if event is None:
             return
         traceback = event.get("traceback")
-        event = clean_value(event)
+        if event["type"] == "error" or not json_line_is_clean(line):
+            # (A version mismatch comes back as an error made here, not the line.)
+            event = clean_value(event)
         if isinstance(traceback, str):
             event["traceback"] = clean_text(traceback)  # its lines stay lines
         settles = False

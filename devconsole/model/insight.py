@@ -133,10 +133,17 @@ def mask_body(preview: dict[str, Any], masked: list[str]) -> dict[str, Any]:
     return out
 
 
+_PARTS = ("sql", "exception", "request_body", "response")
+
+
+def has_insight(event: dict[str, Any]) -> bool:
+    """Whether a ``request`` event carries any insight (:func:`from_event` would not be None)."""
+    return any(isinstance(event.get(key), dict) for key in _PARTS)
+
+
 def from_event(event: dict[str, Any]) -> Insight | None:
     """The insight of a (sanitized) ``request`` event, masked; None without any."""
-    keys = ("sql", "exception", "request_body", "response")
-    if not any(isinstance(event.get(key), dict) for key in keys):
+    if not has_insight(event):
         return None
     insight = Insight()
     if isinstance(event.get("sql"), dict):

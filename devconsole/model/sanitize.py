@@ -104,6 +104,30 @@ def _clean_preview(value: dict[str, Any], out: dict[str, Any]) -> None:
 _SCALARS = frozenset({int, float, bool, type(None)})
 
 
+#: A key longer than :func:`clean_value` keeps (a false match only costs the slow path).
+_LONG_KEY = re.compile(rb'"[^"]{257,}"\s*:')
+#: A body preview's ``lines`` holding nothing but strings, as the child encodes it.
+_STRING_LINES = re.compile(rb'"lines":\[(?:"[^"]*"(?:,"[^"]*")*)?\]')
+
+
+def json_line_is_clean(line: bytes, limit: int = 4096) -> bool:
+    """Whether :func:`clean_value` would give the JSON value on ``line`` back
+    unchanged, told from the bytes alone (True only when that is certain).
+
+    A line of printable ASCII with no backslash holds no escape, so no string
+    in it has a control character or non-ASCII text; one no longer than
+    ``limit`` holds no string longer than that. What is left: a key over 256
+    characters, and a body preview's ``lines`` that are not all strings.
+    An event line of a busy server is mostly like that, and the check costs
+    a few scans in C against a walk of every value in Python."""
+    if len(line) > limit or not line.isascii() or b"\\" in line or b"\x7f" in line:
+        return False
+    if _LONG_KEY.search(line) is not None:
+        return False
+    mentions = line.count(b'"lines"')
+    return not mentions or len(_STRING_LINES.findall(line)) == mentions
+
+
 def clean_value(value: Any, limit: int = 4096) -> Any:
     """Clean every string inside a decoded JSON value (dicts, lists, scalars).
 
@@ -130,7 +154,15 @@ def clean_value(value: Any, limit: int = 4096) -> Any:
             _clean_preview(value, out)
         return out
     if kind is list:
-        return [clean_value(item, limit) for item in value]
+        # Header pairs and query lists: plain short strings need no call each.
+        return [
+            item
+            if type(item) is str and len(item) <= limit and item.isascii() and item.isprintable()
+            else item
+            if type(item) in _SCALARS
+            else clean_value(item, limit)
+            for item in value
+        ]
     if isinstance(value, str):  # a str subclass
         return clean(value, limit)
     return value

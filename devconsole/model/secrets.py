@@ -326,12 +326,26 @@ def _masked_body(body: dict[str, Any]) -> dict[str, Any]:
     return body if masked == text else {**body, "lines": masked.split("\n")}
 
 
+#: ``(name, value)`` → the value shown, for header pairs seen lately: a
+#: client sends the same headers with every request, and masking one costs
+#: more than the rest of its row. Bounded (emptied when full).
+_HEADER_MASKS: dict[tuple[str, str], str] = {}
+_HEADER_MASKS_MAX = 1024
+
+
 def mask_header(item: Any) -> Any:
     """A ``[name, value]`` header pair with a credential's value masked (and
     secret-named fields of URLs in other values); anything else as it is."""
-    if not (isinstance(item, list) and len(item) == 2 and all(isinstance(part, str) for part in item)):
+    if not (isinstance(item, list) and len(item) == 2):
         return item
     name, value = item
-    if name.lower() in SECRET_HEADERS or is_secret_field(name):
-        return [name, MASK]
-    return [name, mask_urls(value)]
+    if not (isinstance(name, str) and isinstance(value, str)):
+        return item
+    key = (name, value)
+    shown = _HEADER_MASKS.get(key)
+    if shown is None:
+        shown = MASK if name.lower() in SECRET_HEADERS or is_secret_field(name) else mask_urls(value)
+        if len(_HEADER_MASKS) >= _HEADER_MASKS_MAX:
+            _HEADER_MASKS.clear()
+        _HEADER_MASKS[key] = shown
+    return [name, shown]

@@ -18,6 +18,7 @@ last tick" and touch only what changed.
 from __future__ import annotations
 
 import heapq
+import itertools
 import re
 import signal
 import threading
@@ -384,6 +385,18 @@ _GENERATIONS_KEPT = 8
 _FOLDED_REMEMBERED = 64
 
 
+def _since(rows: deque[Any], seq: int) -> list[Any]:
+    """The rows of ``rows`` (in ``seq`` order) after ``seq``: found by
+    arithmetic when their numbers have no gap (they are numbered as they are
+    appended), so a view that polls it pays for the new rows only."""
+    if not rows or rows[-1].seq <= seq:
+        return []
+    first = rows[0].seq
+    if rows[-1].seq - first == len(rows) - 1:
+        return list(itertools.islice(rows, max(0, seq - first + 1), None))
+    return [row for row in rows if row.seq > seq]
+
+
 class ServerState:
     def __init__(
         self,
@@ -401,9 +414,16 @@ class ServerState:
         #: Moved by every event but the loop/stats heartbeat an idle server
         #: sends every poll interval: what a view must show at once.
         self.activity = 0
+        #: Called from the ingesting thread when ``activity`` moves and no
+        #: call is pending since the last :meth:`woken`: the UI refreshes on
+        #: what arrives instead of waiting for its next tick. Once per batch
+        #: of events, not once per event.
+        self.on_activity: Callable[[], None] | None = None
+        self._wake_pending = False
         self.requests: deque[RequestRow] = deque(maxlen=max_requests)
-        #: The full insight of the newest requests, by seq (rows keep a summary).
-        self._insights: dict[int, Insight] = {}
+        #: The full insight of the newest requests, by seq (rows keep a summary):
+        #: the sanitized event until :meth:`insight` first masks it.
+        self._insights: dict[int, Insight | dict[str, Any]] = {}
         self.request_seq = 0
         self.conns: dict[str, ConnRow] = {}
         #: The server's (and the console's) lines; each side process keeps its own (ProcessRow.log).
@@ -473,8 +493,16 @@ class ServerState:
             return
         with self._lock:
             handler(self, event)
-            if kind not in _HEARTBEAT:
-                self.activity += 1
+            if kind in _HEARTBEAT:
+                return
+            self.activity += 1
+            wake, self._wake_pending = not self._wake_pending, True
+        if wake and self.on_activity is not None:
+            self.on_activity()
+
+    def woken(self) -> None:
+        """The UI has looked at the state: the next activity calls ``on_activity`` again."""
+        self._wake_pending = False
 
     def _ignore(self, ignored: IgnoredEvents, what: str, why: str) -> None:
         with self._lock:
@@ -527,9 +555,11 @@ class ServerState:
             )
         )
         row = self.requests[-1]
-        found = insight_model.from_event(event)  # type: ignore[arg-type]
-        if found is not None:
-            self._insights[row.seq] = found
+        if insight_model.has_insight(event):  # type: ignore[arg-type]
+            # Masked and shaped when a view asks for it (see insight()):
+            # most rows are never opened, and at a server's full rate the
+            # work would be paid for every one of them.
+            self._insights[row.seq] = event  # type: ignore[assignment]
             if len(self._insights) > insight_model.MAX_KEPT:
                 del self._insights[next(iter(self._insights))]
         if self._request_log_from_events and row.status is not None:
@@ -990,18 +1020,16 @@ class ServerState:
 
     def requests_since(self, seq: int) -> list[RequestRow]:
         with self._lock:
-            if not self.requests or self.requests[-1].seq <= seq:
-                return []
-            return [row for row in self.requests if row.seq > seq]
+            return _since(self.requests, seq)
 
     def log_since(self, seq: int) -> list[LogLine]:
         """The log lines after ``seq``, the server's (:attr:`log`) and each
         side process's (their own buffers) merged in order."""
         with self._lock:
             parts = [
-                [line for line in lines if line.seq > seq]
+                part
                 for lines in (self.log, *(row.log for row in self.processes.values()))
-                if lines and lines[-1].seq > seq
+                if (part := _since(lines, seq))
             ]
         if len(parts) <= 1:
             return parts[0] if parts else []
@@ -1036,7 +1064,13 @@ class ServerState:
     def insight(self, seq: int) -> Insight | None:
         """What request ``seq`` did, while it is among the newest kept in full."""
         with self._lock:
-            return self._insights.get(seq)
+            found = self._insights.get(seq)
+            if found is None or isinstance(found, Insight):
+                return found
+            insight = insight_model.from_event(found)
+            if insight is not None:
+                self._insights[seq] = insight
+            return insight
 
     def request_for_log_line(self, seq: int) -> RequestRow | None:
         """The request of the traceback nearest above log line ``seq``: the

@@ -37,6 +37,8 @@ from devconsole.ui.screens.processes import ProcessesScreen
 TICK = 0.1
 #: With no new events, views still refresh this often (ages, lingering sockets).
 IDLE_REFRESH = 1.0
+#: Events wake the view at once, but a busy server not more often than this.
+WAKE_GAP = 0.04
 #: Signals that end the console the way ``q`` does: a closed terminal window
 #: (SIGHUP), ``kill`` (SIGTERM). The exit status is 128 + the signal's number.
 
@@ -191,6 +193,7 @@ class DevConsoleApp(App[int]):
         elif self.recording is not None:
             self._replay()
         self.set_interval(TICK, self._tick)
+        self.state.on_activity = self._activity_from_thread
         self.theme_changed_signal.subscribe(self, self._theme_changed)
 
     def _theme_changed(self, _theme: object) -> None:
@@ -223,9 +226,27 @@ class DevConsoleApp(App[int]):
         self._ticked = (-1, None, 0.0)
         self._tick()
 
+    def _activity_from_thread(self) -> None:
+        """New events in the state (called from the thread that ingested
+        them, once until the next tick): refresh now rather than at the next
+        tick, but not more often than every :data:`WAKE_GAP`."""
+        if self.is_running:
+            try:
+                self.call_later(self._wake)  # thread-safe: a message to the app
+            except RuntimeError:  # the loop closed meanwhile
+                pass
+
+    def _wake(self) -> None:
+        wait = WAKE_GAP - (time.monotonic() - self._ticked[2])
+        if wait > 0:
+            self.set_timer(wait, self._tick)
+        else:
+            self._tick()
+
     def _tick(self) -> None:
         """Only the view on display reads the state: hidden views cost nothing
         and catch up by sequence number when shown again."""
+        self.state.woken()
         if not self.is_running:
             return  # shutting down: screens are being taken apart
         if self.debug_broker is not None and self._debug_tick():

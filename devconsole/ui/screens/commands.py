@@ -32,7 +32,6 @@ from textual.widgets import (
     Header,
     Input,
     OptionList,
-    RichLog,
     Static,
     TabbedContent,
     TabPane,
@@ -45,6 +44,7 @@ from devconsole.commands.runner import MAX_LINES, CommandRunner, Run, RunStatus
 from devconsole.ui.widgets.command_detail import app_label, catalogue_summary, command_detail, command_label
 from devconsole.ui.widgets.command_form import CommandFormView
 from devconsole.ui.widgets.command_palette import ManagementCommandsProvider
+from devconsole.ui.widgets.run_output import RunOutput
 
 if TYPE_CHECKING:
     from devconsole.model.state import ServerState
@@ -201,7 +201,7 @@ class CommandsScreen(Screen[None]):
                     yield Vertical(Static(Text("Enter on a command opens its form.", style="dim")), id="form-holder")
                 with TabPane("Output", id="tab-output"):
                     yield Static(Text("No run selected: Ctrl+R runs the open form.", style="dim"), id="run-status")
-                    yield RichLog(id="run-output", max_lines=MAX_LINES, markup=False, highlight=False, wrap=False)
+                    yield RunOutput(id="run-output", max_lines=MAX_LINES)
                 with TabPane("History", id="tab-history"):
                     yield DataTable(id="history", cursor_type="row", zebra_stripes=True)
         yield Footer()
@@ -603,7 +603,7 @@ class CommandsScreen(Screen[None]):
         """
         self._selected_run = run
         self._shown_seq = 0
-        self.query_one("#run-output", RichLog).clear()
+        self.query_one("#run-output", RunOutput).clear()
         if run.in_terminal:
             severity: SeverityLevel = "information" if run.status is RunStatus.SUCCEEDED else "warning"
             self.notify(
@@ -611,7 +611,7 @@ class CommandsScreen(Screen[None]):
             )
         else:
             self.query_one("#cmd-tabs", TabbedContent).active = "tab-output"
-            self.query_one("#run-output", RichLog).focus()
+            self.query_one("#run-output", RunOutput).focus()
         self.poll_runs()
 
     def poll_runs(self) -> None:
@@ -619,13 +619,17 @@ class CommandsScreen(Screen[None]):
         runner = self.runner
         run = self._selected_run
         if runner is not None and run is not None:
-            log = self.query_one("#run-output", RichLog)
+            log = self.query_one("#run-output", RunOutput)
             lines = runner.lines_since(run, self._shown_seq)
-            if self._shown_seq == 0 and run.dropped:
-                log.write(Text(f"… {run.dropped} earlier lines dropped", style="dim"))
-            for seq, line in lines:
-                log.write(Text.from_ansi(line))
-                self._shown_seq = seq
+            if lines:
+                # Lines that came and went between two ticks (the runner keeps
+                # the newest): said, not silently skipped.
+                missed = lines[0][0] - self._shown_seq - 1
+                if missed > 0:
+                    what = "earlier lines dropped" if self._shown_seq == 0 else "lines went by too fast to show"
+                    log.write_note(f"… {missed} {what}")
+                log.write_lines([line for _, line in lines])
+                self._shown_seq = lines[-1][0]
             self._show_status(run)
         self._refresh_history()
 
