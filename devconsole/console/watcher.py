@@ -383,26 +383,40 @@ class Watcher:
         self._stop.wait(1.0)
 
     def _run_inotify(self) -> None:
-        while not self._stop.is_set():
-            with self._lock:
-                roots, ignore = list(self.roots), list(self.ignore)
-            self._renew.clear()
-            self._drain_wake()
-            if not roots:
-                self._changed.wait()
-                self._changed.clear()
-                continue
-            try:
-                watch = Inotify(roots, ignore)
-            except Exception as exc:
-                self._failed(exc)
-                continue
-            try:
-                self.error = None
-                self._watch(watch, roots)
-            except Exception as exc:
-                self._failed(exc)
-            finally:
+        watch: Inotify | None = None
+        try:
+            while not self._stop.is_set():
+                with self._lock:
+                    roots, ignore = list(self.roots), list(self.ignore)
+                self._renew.clear()
+                self._drain_wake()
+                if not roots:
+                    self._changed.wait()
+                    self._changed.clear()
+                    continue
+                try:
+                    fresh = Inotify(roots, ignore)
+                except Exception as exc:
+                    self._failed(exc)
+                    continue
+                if watch is not None:
+                    # The old watch is closed only once the new one is in
+                    # place, and what it saw meanwhile is delivered: a save
+                    # while the roots change is never lost.
+                    leftover = watch.changes()
+                    watch.close()
+                    if leftover:
+                        self._deliver(leftover, roots)
+                watch = fresh
+                try:
+                    self.error = None
+                    self._watch(watch, roots)
+                except Exception as exc:
+                    watch.close()
+                    watch = None
+                    self._failed(exc)
+        finally:
+            if watch is not None:
                 watch.close()
 
     def _drain_wake(self) -> None:
