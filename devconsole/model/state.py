@@ -400,6 +400,9 @@ class ServerState:
         #: Moved by every event but the loop/stats heartbeat an idle server
         #: sends every poll interval: what a view must show at once.
         self.activity = 0
+        #: Called (from the ingesting thread) after every event applied or
+        #: ignored: the console wakes its views on it instead of polling.
+        self.on_change: Callable[[], None] | None = None
         self.requests: deque[RequestRow] = deque(maxlen=max_requests)
         #: The full insight of the newest requests, by seq (rows keep a summary).
         self._insights: dict[int, Insight] = {}
@@ -473,6 +476,8 @@ class ServerState:
             handler(self, event)
             if kind not in _HEARTBEAT:
                 self.activity += 1
+        if self.on_change is not None:
+            self.on_change()
 
     def _ignore(self, ignored: IgnoredEvents, what: str, why: str) -> None:
         with self._lock:
@@ -483,6 +488,8 @@ class ServerState:
                 self.log_seq += 1
                 text = f"devconsole: an event {why} was ignored ({what}); further ones are counted"
                 self.log.append(LogLine(self.log_seq, "stderr", text, self.clock(), self.generation))
+        if self.on_change is not None:
+            self.on_change()
 
     def _now(self, event: Mapping[str, object]) -> float:
         """When ``event`` arrived: its ``at`` stamp (replays set it from the
