@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from devconsole.child.watchlist import roots_for
+from devconsole.console import watcher as watcher_module
 from devconsole.console.reloader import RestartLevel, decide, glob_matches
 from devconsole.console.watcher import Watcher, default_roots, is_ignored, settled_paths
 from devconsole.wire.watchrules import collapse
@@ -282,5 +283,37 @@ def test_an_inotify_watch_that_fails_says_so_once_and_retries(tmp_path: Path, mo
         assert len(attempts) >= 4 and errors.empty()  # said once, retried until it worked
         (package / "views.py").write_text("X = 1\n")
         assert batches.get(timeout=5) == {os.path.realpath(package / "views.py")}
+    finally:
+        watcher.stop()
+
+
+@linux_only
+def test_a_save_paused_halfway_is_one_batch_delivered_once_the_file_is_closed(tmp_path: Path) -> None:
+    """A writer descheduled between truncating a file and writing it (a busy
+    machine) must not make a reload of the empty file: the batch waits for
+    the file's close, not only for a pause in the events."""
+    package = tmp_path / "shop"
+    package.mkdir()
+    views = package / "views.py"
+    views.write_text("X = 0\n")
+    batches: queue.Queue[tuple[set[str], float]] = queue.Queue()
+    watcher = Watcher(lambda paths, ts: batches.put((paths, ts)))
+    watcher.set_roots([str(package)])
+    watcher.start()
+    try:
+        wait_for(lambda: inotify_watches([package]))
+        with open(views, "w") as handle:
+            handle.write("X = ")
+            handle.flush()
+            # Longer than the quiet window (the pause being simulated).
+            assert batches.empty() and not watcher._stop.wait(watcher_module.QUIET_MS * 10 / 1000)
+            handle.write("1\n")
+            handle.flush()
+            assert batches.empty()
+        closed = time.time()
+        paths, delivered = batches.get(timeout=5)
+        assert paths == {os.path.realpath(views)} and delivered >= closed
+        assert views.read_text() == "X = 1\n"
+        assert batches.empty()
     finally:
         watcher.stop()

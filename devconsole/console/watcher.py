@@ -35,7 +35,10 @@ STEP_MS = 10
 #: after the last one (the editors' few events of one save come within a
 #: millisecond or two of each other)...
 QUIET_MS = 5
-#: ...or once it has been gathering for this long (ms), however busy.
+#: ...and no file written in it is still open for writing (a save paused
+#: between its truncation and its write on a loaded machine is not two
+#: batches, the first of them an empty file)... or once it has been
+#: gathering for this long (ms), however busy.
 MAX_BATCH_MS = 200
 #: The backend :class:`Watcher` uses unless told otherwise.
 DEFAULT_BACKEND = "inotify" if sys.platform.startswith("linux") else "watchfiles"
@@ -134,6 +137,8 @@ class Inotify:
         #: The paths of the single file roots.
         self.file_roots: set[str] = set()
         self.overflowed = False
+        #: Files modified and not yet closed: a writer is still at work.
+        self.writing: set[str] = set()
         try:
             for root in roots:
                 if os.path.isdir(root):
@@ -238,6 +243,15 @@ class Inotify:
         if mask & IN_Q_OVERFLOW:
             self.overflowed = True
             return
+        before = len(out)
+        self._translate(wd, mask, name, out)
+        for _kind, path in out[before:]:
+            if mask & IN_MODIFY:
+                self.writing.add(path)
+            elif mask & (IN_CLOSE_WRITE | _REMOVED | IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED):
+                self.writing.discard(path)
+
+    def _translate(self, wd: int, mask: int, name: str, out: list[tuple[int, str]]) -> None:
         kind = ADDED if mask & _ADDED else DELETED if mask & _REMOVED else MODIFIED
         if wd in self.files:
             path = self.files[wd]
@@ -436,14 +450,16 @@ class Watcher:
             if watch.fd not in readable:
                 self._drain_wake()
                 continue
-            # A batch: everything until the events pause for QUIET_MS.
+            # A batch: everything until the events pause for QUIET_MS with
+            # no file left half-written.
             changes = watch.changes()
             started = time.monotonic()
             while time.monotonic() - started < MAX_BATCH_MS / 1000:
                 readable, _, _ = select.select([watch.fd], [], [], quiet)
-                if not readable:
+                if readable:
+                    changes += watch.changes()
+                elif not watch.writing:
                     break
-                changes += watch.changes()
             self._deliver(changes, roots)
             if watch.overflowed:
                 return  # the kernel dropped events: watch again from a fresh walk
