@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import http.client
+import json
 import os
 import platform
 import re
@@ -511,8 +512,35 @@ def table(title: str, headers: Sequence[str], rows: Sequence[Sequence[object]]) 
     return "\n".join(out) + "\n"
 
 
-def verdict(ok: bool, text: str) -> str:
+#: Set by ``all.py``: the file each verdict is also written to, one JSON
+#: object a line, for its summary table.
+SUMMARY_ENV = "DEVCONSOLE_BENCH_SUMMARY"
+
+
+def verdict(
+    ok: bool,
+    text: str,
+    *,
+    figure: str | None = None,
+    runserver: str | None = None,
+    devconsole: str | None = None,
+    target: str | None = None,
+) -> str:
+    """A target's ``PASS``/``FAIL`` line. Under ``all.py`` it is also a row
+    of the summary table: ``figure`` (else ``text``), runserver's and
+    devconsole's figures and the target, where given."""
+    record(figure or text, runserver, devconsole, target, ok)
     return f"{'PASS' if ok else 'FAIL'}  {text}"
+
+
+def record(figure: str, runserver: str | None, devconsole: str | None, target: str | None, met: bool | None) -> None:
+    """A row of ``all.py``'s summary table (nothing when not run from it)."""
+    path = os.environ.get(SUMMARY_ENV)
+    if not path:
+        return
+    row = {"figure": figure, "runserver": runserver, "devconsole": devconsole, "target": target, "met": met}
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(row) + "\n")
 
 
 def versions() -> str:
@@ -670,3 +698,84 @@ def launches(ports: Ports) -> list[Launch]:
         port = ports.take()
         out.append(Launch(name, argv(port), port, quit_keys=keys))
     return out
+
+
+# ------------------------------------------------- each process of a tree
+def pss_mb(pid: int | str = "self") -> float:
+    """Proportional set size in MB, from ``/proc/PID/smaps_rollup``: each
+    page shared by n processes counts 1/n in each, so the PSS of a tree of
+    forked processes adds up to the memory the tree really uses (RSS counts
+    a shared page once per process)."""
+    with open(f"/proc/{pid}/smaps_rollup") as handle:
+        for line in handle:
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def wakeups(pid: int) -> int:
+    """Context switches of every thread of ``pid`` so far (voluntary and
+    not): each is the process being woken or preempted."""
+    total = 0
+    with contextlib.suppress(OSError):
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with contextlib.suppress(OSError), open(f"/proc/{pid}/task/{tid}/status") as handle:
+                for line in handle:
+                    if "ctxt_switches:" in line:
+                        total += int(line.split()[1])
+    return total
+
+
+def thread_count(pid: int) -> int:
+    try:
+        return len(os.listdir(f"/proc/{pid}/task"))
+    except OSError:
+        return 0
+
+
+def process_roles(root: int) -> dict[int, str]:
+    """What each process of a runserver or devconsole tree is, by its place
+    in the tree: runserver's autoreloader and its serving child; the
+    console, its fork servers (level 0, level 1), the server child (the one
+    with threads) and the spare (single-threaded, waiting to serve)."""
+    roles = {root: "main"}
+    try:
+        cmdline = Path(f"/proc/{root}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return roles
+    runserver = b"runserver" in cmdline
+    roles[root] = "autoreloader" if runserver else "console"
+    depth = {root: 0}
+    stack = [root]
+    while stack:
+        current = stack.pop()
+        for child in _children(current):
+            depth[child] = depth[current] + 1
+            stack.append(child)
+            if runserver:
+                roles[child] = "serving child"
+            elif depth[child] == 1 and _is_forkserver(child):
+                roles[child] = "fork server (level 0)"
+            elif depth[child] == 2 and _is_forkserver(child) and thread_count(child) == 1 and _children(child):
+                roles[child] = "fork server (level 1)"
+            elif thread_count(child) > 1:
+                roles[child] = "server child"
+            else:
+                roles[child] = "spare" if depth[child] >= 2 else "child"
+    return roles
+
+
+def _children(pid: int) -> list[int]:
+    kids: list[int] = []
+    with contextlib.suppress(OSError):
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with contextlib.suppress(OSError), open(f"/proc/{pid}/task/{tid}/children") as handle:
+                kids += [int(p) for p in handle.read().split()]
+    return kids
+
+
+def _is_forkserver(pid: int) -> bool:
+    try:
+        return b"devconsole.child.forkserver" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False

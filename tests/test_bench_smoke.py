@@ -174,6 +174,37 @@ def test_memory_reads_rss_at_each_checkpoint(runs: dict[str, subprocess.Complete
     for cells in rows.values():
         assert number(cells[1]) > 10  # console RSS MB
     assert re.search(r"^(PASS|FAIL)  console RSS grew", out, re.M)
+    # Every process of each tree, in PSS, against runserver's.
+    trees = table_rows(out, "Memory of every process of the tree")
+    assert set(trees) == {"runserver", "runserver --noreload", "devconsole", "devconsole --noreload"}
+    assert number(trees["runserver"][2]) == 1.0 and int(trees["devconsole"][0]) >= 2
+    for cells in trees.values():
+        assert 10 < number(cells[1]) <= number(cells[3])  # PSS ≤ RSS
+    assert re.search(r"^(PASS|FAIL)  memory of every process \(PSS\)", out, re.M)
+
+
+def test_all_runs_each_script_and_sums_up_every_target(tmp_path: Path) -> None:
+    """all.py: each script's tables, then one summary row per verdict; a
+    script or mode this checkout lacks is one row, not the end of the run."""
+    env = dict(os.environ, DEVCONSOLE_BENCH_DB=str(tmp_path / "demo.sqlite3"))
+    run = subprocess.run(
+        [sys.executable, str(BENCH / "all.py"), "--quick", "--only", "idle.py,commands.py,reload.py"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=TIMEOUT * 3,
+    )
+    assert run.returncode in (0, 1), run.stderr
+    out = run.stdout
+    assert "### Each process over" in out  # idle.py's own tables are there
+    rows = table_lines(out, "Summary: every target")
+    figures = [cells[0] for cells in rows]
+    assert any(f.startswith("idle: idle CPU of every process") for f in figures)
+    idle = next(cells for cells in rows if cells[0].startswith("idle: idle CPU of every process"))
+    assert idle[1].endswith("processes)") and idle[2].endswith("processes)") and idle[4] in ("yes", "**no**")
+    assert any(f.startswith("reload, minimal project: ") for f in figures)
+    if not (BENCH / "commands.py").exists():
+        assert "command output: not measured — bench/commands.py is not in this checkout" in figures
 
 
 def test_startup_times_both(runs: dict[str, subprocess.CompletedProcess[str]]) -> None:
@@ -186,12 +217,29 @@ def test_startup_times_both(runs: dict[str, subprocess.CompletedProcess[str]]) -
 
 def test_idle_measures_every_process_tree(runs: dict[str, subprocess.CompletedProcess[str]]) -> None:
     out = ok(runs["idle.py"])
-    rows = table_rows(out, "Idle CPU")
+    rows = table_rows(out, "every process of the tree")
     assert set(rows) == {"runserver", "runserver --noreload", "devconsole", "devconsole --noreload"}
     # The console runs its server in a child process: at least two processes.
-    assert int(rows["devconsole --noreload"][3]) >= 2
+    assert int(rows["devconsole --noreload"][2]) >= 2
     for cells in rows.values():
-        assert number(cells[2]) >= 0 and number(cells[5]) > 10
+        assert number(cells[0]) >= 0 and number(cells[3]) > 10  # CPU %, PSS MB
+    # Each process has its row, named by its role.
+    roles = {(cells[0], cells[1]) for cells in table_lines(out, "Each process")}
+    assert {("runserver", "autoreloader"), ("runserver", "serving child"), ("devconsole", "console")} <= roles
+    assert ("devconsole --noreload", "server child") in roles
+    assert re.search(r"^(PASS|FAIL)  idle CPU of every process: devconsole ", out, re.M)
+
+
+def table_lines(output: str, title: str) -> list[list[str]]:
+    """Every row of the Markdown table under ``### title`` (first cells may repeat)."""
+    lines = output.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("### ") and title in line)
+    rows = []
+    for line in lines[start + 4 :]:
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip() for cell in line.strip("|").split("|")])
+    return rows
 
 
 def test_profile_names_the_console_code(runs: dict[str, subprocess.CompletedProcess[str]]) -> None:

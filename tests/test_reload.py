@@ -380,6 +380,10 @@ for line in sys.stdin:
         say(limit=soft)
     elif command == "log":
         say(log=[[line.stream, line.text] for line in session.state.log])
+    elif command.startswith("watch "):
+        # A root more, as when a new generation imports from a new place: a new watch.
+        watcher = session.reloader.watcher
+        say(changed=watcher.set_roots([*watcher.roots, command[6:]], watcher.ignore))
     elif command == "quit":
         break
 session.close()
@@ -389,10 +393,11 @@ say(closed=True)
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fdinfo"), reason="reads descriptors from /proc (Linux)")
 def test_a_watch_that_fails_is_a_log_line_and_comes_back(tmp_path: Path, demo_db: Path) -> None:
-    """The watch renewed after a save of a watched single file fails (no file
-    descriptor left: watchfiles cannot create its inotify instance, as when
-    the user's inotify instances are used up): the console's log says so, and
-    the watch comes back once it can."""
+    """The watch renewed for new roots fails (no file descriptor left: the
+    new inotify instance cannot be created, as when the user's inotify
+    instances are used up): the console's log says so, and the watch comes
+    back once it can. (With watchfiles a save of a watched single file renews
+    the watch too.)"""
     root, _project = demo_copy(tmp_path, demo_db)
     database = tmp_path / "demo.sqlite3"
     (root / "notes.py").write_text("NOTES = 1\n")  # a watched root of its own; nothing imports it
@@ -428,7 +433,9 @@ def test_a_watch_that_fails_is_a_log_line_and_comes_back(tmp_path: Path, demo_db
         assert str(root / "notes.py") in roots
         wait_for(lambda: inotify_watches(roots, pid=proc.pid))
         ask("lower")
-        (root / "notes.py").write_text("NOTES = 2\n")  # renews the watch on it: that fails
+        (root / "notes.py").write_text("NOTES = 2\n")  # with watchfiles: renews the watch on it
+        (root / "extra").mkdir()
+        assert ask(f"watch {root / 'extra'}") == {"changed": True}  # a new watch: that fails
         [(stream, text)] = wait_for(failures)
         assert stream == "stderr"
         assert text.startswith("devconsole: watching files for autoreload failed (")

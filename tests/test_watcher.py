@@ -6,11 +6,14 @@ import importlib.abc
 import os
 import queue
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from devconsole.child.watchlist import roots_for
+from devconsole.console import watcher as watcher_module
 from devconsole.console.reloader import RestartLevel, decide, glob_matches
 from devconsole.console.watcher import Watcher, default_roots, is_ignored, settled_paths
 from devconsole.wire.watchrules import collapse
@@ -87,12 +90,16 @@ def test_decision_uses_the_files_each_level_imported() -> None:
     assert glob_matches("/p/t/a/b.html", "/p/t", "**/*") and not glob_matches("/p/tt/b.html", "/p/t", "**/*")
 
 
-def test_watcher_reports_a_save_and_not_the_noise(tmp_path: Path) -> None:
+BACKENDS = ["inotify", "watchfiles"] if sys.platform.startswith("linux") else ["watchfiles"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_watcher_reports_a_save_and_not_the_noise(tmp_path: Path, backend: str) -> None:
     package = tmp_path / "shop"
     package.mkdir()
     (package / "__init__.py").write_text("")
     batches: queue.Queue[set[str]] = queue.Queue()
-    watcher = Watcher(lambda paths, ts: batches.put(paths))
+    watcher = Watcher(lambda paths, ts: batches.put(paths), backend=backend)
     watcher.set_roots([str(package)])
     watcher.start()
     try:
@@ -156,7 +163,7 @@ def test_a_watcher_that_cannot_load_watchfiles_says_so_once_and_retries(
     monkeypatch.setattr(sys, "meta_path", [broken, *sys.meta_path])
     errors: queue.Queue[str] = queue.Queue()
     batches: queue.Queue[set[str]] = queue.Queue()
-    watcher = Watcher(lambda paths, ts: batches.put(paths), on_error=errors.put)
+    watcher = Watcher(lambda paths, ts: batches.put(paths), on_error=errors.put, backend="watchfiles")
     watcher.set_roots([str(package)])
     watcher.start()
     try:
@@ -173,3 +180,140 @@ def test_a_watcher_that_cannot_load_watchfiles_says_so_once_and_retries(
     finally:
         watcher.stop()
     assert watcher._thread is not None and not watcher._thread.is_alive()
+
+
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the inotify backend is Linux's")
+
+
+def _switches(thread: threading.Thread) -> int:
+    """The context switches of ``thread`` so far: each is a wake-up."""
+    lines = Path(f"/proc/self/task/{thread.native_id}/status").read_text().splitlines()
+    return sum(int(line.split()[1]) for line in lines if "ctxt_switches:" in line)
+
+
+@linux_only
+def test_an_idle_inotify_watcher_is_never_woken_and_a_save_wakes_it(tmp_path: Path) -> None:
+    package = tmp_path / "shop"
+    package.mkdir()
+    batches: queue.Queue[tuple[set[str], float]] = queue.Queue()
+    watcher = Watcher(lambda paths, ts: batches.put((paths, ts)))
+    assert watcher.backend == "inotify"
+    watcher.set_roots([str(package)])
+    watcher.start()
+    try:
+        wait_for(lambda: inotify_watches([package]))
+        assert watcher._thread is not None
+        before = _switches(watcher._thread)
+        # Half a second of nothing: watchfiles' 10 ms step would wake it ~50 times.
+        assert batches.empty() and not watcher._stop.wait(0.5)
+        assert _switches(watcher._thread) - before <= 1
+        saved = time.time()
+        (package / "views.py").write_text("X = 1\n")
+        paths, delivered = batches.get(timeout=5)
+        assert paths == {os.path.realpath(package / "views.py")}
+        assert delivered >= saved
+    finally:
+        watcher.stop()
+    assert watcher._thread is not None and not watcher._thread.is_alive()
+
+
+@linux_only
+def test_inotify_follows_a_rename_save_of_a_single_file_and_new_directories(tmp_path: Path) -> None:
+    package = tmp_path / "shop"
+    package.mkdir()
+    manage = tmp_path / "manage.py"
+    manage.write_text("one\n")
+    batches: queue.Queue[set[str]] = queue.Queue()
+    watcher = Watcher(lambda paths, ts: batches.put(paths))
+    watcher.set_roots([str(package), str(manage)])
+    watcher.start()
+    try:
+        wait_for(lambda: inotify_watches([package, manage]))
+        for text in ("two\n", "three\n"):  # twice: the new inode is watched too
+            temporary = tmp_path / "manage.py.tmp"
+            temporary.write_text(text)
+            os.replace(temporary, manage)
+            assert batches.get(timeout=5) == {os.path.realpath(manage)}
+            wait_for(lambda: inotify_watches([package, manage]))
+        # A package created with a module in it at once: both seen, and
+        # the new directory is watched from now on.
+        (package / "sub").mkdir()
+        (package / "sub" / "models.py").write_text("M = 1\n")
+        seen: set[str] = set()
+
+        def module_seen() -> bool:
+            while not batches.empty():
+                seen.update(batches.get())
+            return os.path.realpath(package / "sub" / "models.py") in seen
+
+        wait_for(module_seen)
+        wait_for(lambda: inotify_watches([package / "sub"]))
+        (package / "sub" / "models.py").write_text("M = 2\n")
+        assert os.path.realpath(package / "sub" / "models.py") in batches.get(timeout=5)
+    finally:
+        watcher.stop()
+
+
+@linux_only
+def test_an_inotify_watch_that_fails_says_so_once_and_retries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    from devconsole.console import watcher as watcher_module
+
+    package = tmp_path / "shop"
+    package.mkdir()
+    real_add = watcher_module.Inotify._add
+    attempts = []
+
+    def full(self: watcher_module.Inotify, path: str, mask: int, *, strict: bool) -> int | None:
+        attempts.append(path)
+        if len(attempts) <= 3:
+            raise OSError(errno.ENOSPC, "the inotify watch limit is reached (test)")
+        return real_add(self, path, mask, strict=strict)
+
+    monkeypatch.setattr(watcher_module.Inotify, "_add", full)
+    errors: queue.Queue[str] = queue.Queue()
+    batches: queue.Queue[set[str]] = queue.Queue()
+    watcher = Watcher(lambda paths, ts: batches.put(paths), on_error=errors.put)
+    watcher.set_roots([str(package)])
+    watcher.start()
+    try:
+        assert errors.get(timeout=5) == "OSError: [Errno 28] the inotify watch limit is reached (test)"
+        wait_for(lambda: inotify_watches([package]), timeout=10)
+        assert len(attempts) >= 4 and errors.empty()  # said once, retried until it worked
+        (package / "views.py").write_text("X = 1\n")
+        assert batches.get(timeout=5) == {os.path.realpath(package / "views.py")}
+    finally:
+        watcher.stop()
+
+
+@linux_only
+def test_a_save_paused_halfway_is_one_batch_delivered_once_the_file_is_closed(tmp_path: Path) -> None:
+    """A writer descheduled between truncating a file and writing it (a busy
+    machine) must not make a reload of the empty file: the batch waits for
+    the file's close, not only for a pause in the events."""
+    package = tmp_path / "shop"
+    package.mkdir()
+    views = package / "views.py"
+    views.write_text("X = 0\n")
+    batches: queue.Queue[tuple[set[str], float]] = queue.Queue()
+    watcher = Watcher(lambda paths, ts: batches.put((paths, ts)))
+    watcher.set_roots([str(package)])
+    watcher.start()
+    try:
+        wait_for(lambda: inotify_watches([package]))
+        with open(views, "w") as handle:
+            handle.write("X = ")
+            handle.flush()
+            # Longer than the quiet window (the pause being simulated).
+            assert batches.empty() and not watcher._stop.wait(watcher_module.QUIET_MS * 10 / 1000)
+            handle.write("1\n")
+            handle.flush()
+            assert batches.empty()
+        closed = time.time()
+        paths, delivered = batches.get(timeout=5)
+        assert paths == {os.path.realpath(views)} and delivered >= closed
+        assert views.read_text() == "X = 1\n"
+        assert batches.empty()
+    finally:
+        watcher.stop()

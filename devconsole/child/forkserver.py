@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import gc
 import importlib
 import importlib.util
 import os
@@ -215,6 +216,10 @@ class ForkServer:
         sys.stdout.flush()
         sys.stderr.flush()
         started = self._fork_started = time.perf_counter()
+        # Everything this process holds moves to the collector's permanent
+        # generation (O(1)): the child's collections never walk (and so never
+        # write to, and copy) the pages of the objects it inherits.
+        gc.freeze()
         pid = os.fork()
         if pid == 0:
             status = 1

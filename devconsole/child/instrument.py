@@ -23,6 +23,7 @@ import io
 import itertools
 import logging
 import os
+import selectors
 import socket
 import sys
 import threading
@@ -125,6 +126,22 @@ def _seed(conn: Connection, header: dict[str, Any]) -> None:
         conn.opened = float(opened)
 
 
+def _nothing() -> None:
+    pass
+
+
+class _WakingSet(set["Connection"]):
+    """The observer's set of changed connections: adding one wakes the flusher."""
+
+    def __init__(self, observer: ServerObserver) -> None:
+        super().__init__()
+        self._observer = observer
+
+    def add(self, conn: Connection) -> None:
+        set.add(self, conn)
+        self._observer.wake()
+
+
 class ServerObserver:
     """Counters and queues filled by the server's threads, drained by the flusher.
 
@@ -153,7 +170,10 @@ class ServerObserver:
         self._ids = itertools.count(1)
         self.conns: dict[socket.socket, Connection] = {}
         self.opened: deque[Connection] = deque()
-        self.dirty: set[Connection] = set()
+        #: Called when something is recorded for the flusher (set by the
+        #: emitter): it sleeps until then.
+        self.wake: Callable[[], None] = _nothing
+        self.dirty: set[Connection] = _WakingSet(self)
         self.closed: deque[Connection] = deque()
         self.requests: deque[RequestEvent] = deque()
         self.requests_total = 0
@@ -209,6 +229,7 @@ class ServerObserver:
         if not adopted:
             self.connections_total += 1
         self.opened.append(conn)
+        self.wake()
 
     # connection threads ----------------------------------------------------
     def on_close(self, sock: socket.socket) -> None:
@@ -216,6 +237,7 @@ class ServerObserver:
         if conn is not None:
             conn.state = "closed"
             self.closed.append(conn)
+            self.wake()
 
     def on_request(self, event: RequestEvent) -> None:
         status = str(event.get("status") or "")
@@ -228,6 +250,7 @@ class ServerObserver:
                 self.dropped += 1
         if not full:
             self.requests.append(event)
+        self.wake()
         if not self.first_request.is_set():  # set() takes a lock every time
             self.first_request.set()
 
@@ -659,6 +682,9 @@ def instrument_server(base: type, listen_fd: int, observer: ServerObserver) -> t
     class InstrumentedServer(base):
         socket: Any
         dc_observer = observer
+        # socketserver.BaseServer's own (name-mangled) shutdown flags.
+        _BaseServer__shutdown_request: bool
+        _BaseServer__is_shut_down: threading.Event
 
         def __init__(self, server_address: Any, handler_class: type, *args: Any, **kwargs: Any) -> None:
             super().__init__(server_address, instrument_handler(handler_class, observer), *args, **kwargs)
@@ -713,7 +739,49 @@ def instrument_server(base: type, listen_fd: int, observer: ServerObserver) -> t
             observer.poll_interval = poll_interval
             observer._since = time.perf_counter()
             observer.serving.set()
-            super().serve_forever(poll_interval)
+            if not hasattr(self, "_BaseServer__shutdown_request"):  # pragma: no cover - another socketserver
+                super().serve_forever(poll_interval)
+                return
+            self._dc_serve()
+
+        def _dc_serve(self) -> None:
+            """socketserver's loop, but idle without waking: the select waits
+            for a connection or for :meth:`shutdown`'s byte on a wake-up pipe,
+            never for a poll interval (runserver's 0.5 s would wake an idle
+            server twice a second and delay every stop by up to that much)."""
+            # Kept open for the process's life (a server child serves once):
+            # a shutdown() racing the loop's end never writes to a closed fd.
+            wake_r, wake_w = os.pipe()
+            os.set_blocking(wake_r, False)
+            os.set_blocking(wake_w, False)
+            self._dc_wake = wake_w
+            self._BaseServer__is_shut_down.clear()
+            try:
+                with selectors.DefaultSelector() as selector:
+                    selector.register(self, selectors.EVENT_READ)
+                    selector.register(wake_r, selectors.EVENT_READ)
+                    while not self._BaseServer__shutdown_request:
+                        ready = selector.select(None)
+                        if self._BaseServer__shutdown_request:
+                            break
+                        if any(key.fileobj is self for key, _ in ready):
+                            self._handle_request_noblock()
+                        self.service_actions()
+            finally:
+                self._BaseServer__shutdown_request = False
+                self._BaseServer__is_shut_down.set()
+
+        def shutdown(self) -> None:
+            wake = getattr(self, "_dc_wake", -1)
+            if wake < 0:
+                super().shutdown()
+                return
+            self._BaseServer__shutdown_request = True
+            try:
+                os.write(wake, b"x")
+            except OSError:
+                pass  # the pipe is full: the loop is awake anyway
+            self._BaseServer__is_shut_down.wait()
 
         def service_actions(self) -> None:
             observer.on_iteration()

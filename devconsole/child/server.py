@@ -71,7 +71,11 @@ AFTER_SERVING_DELAY = 1.0
 
 
 class Emitter:
-    """Sends events to the console: queued from any thread, written by one."""
+    """Sends events to the console: queued from any thread, written by one.
+
+    The flusher sleeps until something is queued (an event, or a change the
+    observer recorded: it calls :meth:`wake`), then writes it at most every
+    FLUSH_INTERVAL: batched under load, and no wake-up at all when idle."""
 
     def __init__(self, fd: int, observer: ServerObserver) -> None:
         self._out = os.fdopen(fd, "wb", buffering=0)
@@ -81,30 +85,40 @@ class Emitter:
         self._write_lock = threading.Lock()
         self._last: dict[str, float] = {}
         self._stop = threading.Event()
+        self._woken = threading.Event()
         self._thread = threading.Thread(target=self._run, name="devconsole-flusher", daemon=True)
         self.broken = False
+        observer.wake = self.wake
 
     def start(self) -> None:
-        # The server's output goes out with the events, every FLUSH_INTERVAL,
-        # instead of one write per line: runserver logs a line per request,
-        # and a write (and a read in the console) for each cost more CPU than
-        # the request's instrumentation. Same stream objects, so the
-        # django.server handler that setup() bound to sys.stderr batches too.
+        # Output is line-buffered (as runserver's is in a terminal): a line
+        # leaves when it is complete, without a timer to flush it. The
+        # request line runserver logs per request is not written by the
+        # child (the console writes it from the request event), and logging
+        # handlers flush each record anyway.
         for stream in (sys.stdout, sys.stderr):
             try:
-                stream.reconfigure(line_buffering=False, write_through=False)  # type: ignore[union-attr]
+                stream.reconfigure(line_buffering=True, write_through=False)  # type: ignore[union-attr]
             except (AttributeError, ValueError):
                 pass  # replaced by the project with something else: leave it
         self._thread.start()
+
+    def wake(self) -> None:
+        """Something is waiting to be flushed (any thread; cheap when the
+        flusher is already awake)."""
+        if not self._woken.is_set():
+            self._woken.set()
 
     def send(self, event: Event) -> None:
         """Queue ``event``; it goes out with the next flush."""
         with self._lock:
             self._pending.append(event)
+        self.wake()
 
     def flush(self) -> None:
-        """Write what is pending now (the flusher does it every 50 ms; the
-        server process calls it directly for events the console waits on)."""
+        """Write what is pending now (the flusher does it within 50 ms of a
+        change; the server process calls it directly for events the console
+        waits on)."""
         with self._write_lock:
             with self._lock:
                 events, self._pending = self._pending, []
@@ -117,13 +131,25 @@ class Emitter:
                 self.broken = True
 
     def _run(self) -> None:
-        while not self._stop.wait(FLUSH_INTERVAL):
+        flushed = time.monotonic()
+        while True:
+            self._woken.wait()
+            if self._stop.is_set():
+                return
+            # What arrives within FLUSH_INTERVAL of the last flush goes out together.
+            delay = flushed + FLUSH_INTERVAL - time.monotonic()
+            if delay > 0 and self._stop.wait(delay):
+                return
+            self._woken.clear()
             _flush_output()
             self.flush()
+            flushed = time.monotonic()
 
     def close(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=1)
+        self._woken.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=1)
         _flush_output()
         self.flush()
 

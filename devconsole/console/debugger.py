@@ -28,6 +28,7 @@ import termios
 import threading
 import tty
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -97,6 +98,9 @@ class DebugBroker:
         self._waiting: dict[tuple[int, int], DebugSessionInfo] = {}
         self._notices: deque[str] = deque(maxlen=MAX_NOTICES)
         self._closed = False
+        #: Called (from a reading thread) after each message from a child:
+        #: the console looks at its sessions then instead of polling.
+        self.on_change: Callable[[], None] | None = None
         self._accepter = threading.Thread(target=self._accept, name="devconsole-debug-broker", daemon=True)
 
     @property
@@ -229,6 +233,8 @@ class DebugBroker:
                         os.close(fd)
                     continue
                 self._handle(generation, message, fds)
+                if self.on_change is not None:
+                    self.on_change()
         finally:
             with self._lock:
                 if generation in self._generations:
@@ -248,6 +254,8 @@ class DebugBroker:
                 if not info.bridged:
                     self._end(info)
             generation.conn.close()
+            if self.on_change is not None:
+                self.on_change()
 
     def _handle(self, generation: _Generation, message: dict[str, Any], fds: list[int]) -> None:
         op = message["op"]

@@ -1,25 +1,74 @@
 """The console's file watcher: the roots the server child reported (see
-:mod:`devconsole.child.watchlist`), watched with watchfiles (inotify on Linux:
-nothing is polled by stat), each batch of changed paths handed to a callback.
+:mod:`devconsole.child.watchlist`), each batch of changed paths handed to a
+callback.
+
+On Linux it reads inotify itself (:class:`Inotify`): the thread sleeps in
+``select`` until the kernel has an event, so an idle console is never woken
+by its watcher, and a save is seen as it happens. Elsewhere (or where inotify
+cannot be used) watchfiles watches, which steps every :data:`STEP_MS`.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import errno
 import os
+import select
+import stat
+import struct
+import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from devconsole.wire.watchrules import IGNORED_DIRS, IGNORED_NAMES, collapse
 
-#: How long watchfiles waits for a batch to settle (ms). Editors write a save
-#: as several events within a few ms; 10 ms groups them and keeps detection
-#: fast (a batch is delivered 1-2 steps after the save). watchfiles' default
-#: (50 ms) would be most of the reload budget. Idle cost: a wake-up per step
-#: in Rust, about 0.2 % of one CPU.
+#: How long watchfiles waits for a batch to settle (ms), where watchfiles is
+#: used. Editors write a save as several events within a few ms: 10 ms groups
+#: them (a batch is delivered 1-2 steps after the save). Idle cost: a wake-up
+#: per step in Rust, about 0.2 % of one CPU.
 STEP_MS = 10
+#: With inotify: a batch is delivered once no event came for this long (ms)
+#: after the last one (the editors' few events of one save come within a
+#: millisecond or two of each other)...
+QUIET_MS = 5
+#: ...and no file written in it is still open for writing (a save paused
+#: between its truncation and its write on a loaded machine is not two
+#: batches, the first of them an empty file)... or once it has been
+#: gathering for this long (ms), however busy.
+MAX_BATCH_MS = 200
+#: The backend :class:`Watcher` uses unless told otherwise.
+DEFAULT_BACKEND = "inotify" if sys.platform.startswith("linux") else "watchfiles"
+
+# inotify(7)
+IN_MODIFY = 0x2
+IN_ATTRIB = 0x4
+IN_CLOSE_WRITE = 0x8
+IN_MOVED_FROM = 0x40
+IN_MOVED_TO = 0x80
+IN_CREATE = 0x100
+IN_DELETE = 0x200
+IN_DELETE_SELF = 0x400
+IN_MOVE_SELF = 0x800
+IN_Q_OVERFLOW = 0x4000
+IN_IGNORED = 0x8000
+IN_ONLYDIR = 0x1000000
+IN_DONT_FOLLOW = 0x2000000
+IN_EXCL_UNLINK = 0x4000000
+IN_ISDIR = 0x40000000
+IN_NONBLOCK = os.O_NONBLOCK
+IN_CLOEXEC = os.O_CLOEXEC
+_CHANGED = IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE
+_ADDED = IN_CREATE | IN_MOVED_TO
+_REMOVED = IN_DELETE | IN_MOVED_FROM
+_DIR_MASK = _CHANGED | _ADDED | _REMOVED | IN_DELETE_SELF | IN_MOVE_SELF | IN_EXCL_UNLINK
+_FILE_MASK = _CHANGED | IN_DELETE_SELF | IN_MOVE_SELF
+_EVENT = struct.Struct("iIII")
+# watchfiles.Change's values, which settled_paths reads.
+ADDED, MODIFIED, DELETED = 1, 2, 3
 
 
 def default_roots(project_root: Path) -> list[str]:
@@ -61,28 +110,222 @@ def settled_paths(changes: Iterable[tuple[Any, str]]) -> set[str]:
     return {p for p in paths if p not in added or os.path.lexists(p)}
 
 
+class Inotify:
+    """One inotify instance watching a set of roots: directories recursively
+    (new subdirectories as they appear, ignored ones never), single files by
+    their inode and by name in their directory (an editor's rename-save
+    replaces the inode). :meth:`changes` turns what the kernel says into
+    ``(change, path)`` pairs, as watchfiles does."""
+
+    _libc: Any = None
+
+    def __init__(self, roots: Iterable[str], ignore: Iterable[str] = ()) -> None:
+        libc = self._load()
+        self._libc = libc
+        self.ignore = list(ignore)
+        fd = libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC)
+        if fd < 0:
+            number = ctypes.get_errno()
+            raise OSError(number, f"inotify_init1: {os.strerror(number)}")
+        self.fd = fd
+        #: wd → directory watched whole (recursively).
+        self.dirs: dict[int, str] = {}
+        #: wd → (directory, names in it that are roots).
+        self.parents: dict[int, tuple[str, set[str]]] = {}
+        #: wd → a single file root, watched by its inode.
+        self.files: dict[int, str] = {}
+        #: The paths of the single file roots.
+        self.file_roots: set[str] = set()
+        self.overflowed = False
+        #: Files modified and not yet closed: a writer is still at work.
+        self.writing: set[str] = set()
+        try:
+            for root in roots:
+                if os.path.isdir(root):
+                    for path in self._walk(root):
+                        self._add_dir(path, strict=path == root)
+                else:
+                    self.file_roots.add(root)
+                    self._add_file(root, strict=True)
+                    parent, name = os.path.split(root)
+                    wd = self._add(parent, IN_ONLYDIR | _DIR_MASK, strict=True)
+                    if wd is not None:
+                        self.parents.setdefault(wd, (parent, set()))[1].add(name)
+        except BaseException:
+            self.close()
+            raise
+
+    @classmethod
+    def _load(cls) -> Any:
+        if cls._libc is None:
+            libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+            libc.inotify_init1.argtypes = [ctypes.c_int]
+            libc.inotify_init1.restype = ctypes.c_int
+            libc.inotify_add_watch.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32]
+            libc.inotify_add_watch.restype = ctypes.c_int
+            cls._libc = libc
+        return cls._libc
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def _add(self, path: str, mask: int, *, strict: bool) -> int | None:
+        wd = self._libc.inotify_add_watch(self.fd, os.fsencode(path), mask)
+        if wd >= 0:
+            return int(wd)
+        number = ctypes.get_errno()
+        # A directory or file gone (or replaced) before its watch began is
+        # no failure below the roots: its parent reports what became of it.
+        if not strict and number in (errno.ENOENT, errno.ENOTDIR, errno.EACCES, errno.EPERM):
+            return None
+        if number == errno.ENOSPC:
+            raise OSError(number, f"the inotify watch limit is reached (fs.inotify.max_user_watches) at {path}")
+        raise OSError(number, f"cannot watch {path}: {os.strerror(number)}")
+
+    def _add_dir(self, path: str, *, strict: bool = False) -> None:
+        wd = self._add(path, IN_ONLYDIR | _DIR_MASK, strict=strict)
+        if wd is not None:
+            self.dirs[wd] = path
+
+    def _add_file(self, path: str, *, strict: bool = False) -> None:
+        wd = self._add(path, IN_DONT_FOLLOW | _FILE_MASK, strict=strict)
+        if wd is not None:
+            self.files[wd] = path
+
+    def _walk(self, root: str) -> Iterator[str]:
+        """``root`` and the directories under it a reload may follow."""
+        seen: set[tuple[int, int]] = set()
+        stack = [root]
+        while stack:
+            path = stack.pop()
+            try:
+                info = os.stat(path)
+            except OSError:
+                continue
+            if (info.st_dev, info.st_ino) in seen or not stat.S_ISDIR(info.st_mode):
+                continue
+            seen.add((info.st_dev, info.st_ino))
+            yield path
+            try:
+                entries = list(os.scandir(path))
+            except OSError:
+                continue
+            for entry in entries:
+                if entry.name in IGNORED_DIRS or entry.path in self.ignore:
+                    continue
+                try:
+                    if entry.is_dir():  # follows symbolic links, as runserver's reloader does
+                        stack.append(entry.path)
+                except OSError:
+                    continue
+
+    def changes(self) -> list[tuple[int, str]]:
+        """Everything the kernel has queued now, as ``(change, path)``."""
+        out: list[tuple[int, str]] = []
+        while True:
+            try:
+                data = os.read(self.fd, 65536)
+            except BlockingIOError:
+                return out
+            if not data:
+                return out
+            offset = 0
+            while offset + _EVENT.size <= len(data):
+                wd, mask, _cookie, length = _EVENT.unpack_from(data, offset)
+                offset += _EVENT.size
+                name = os.fsdecode(data[offset : offset + length].rstrip(b"\0"))
+                offset += length
+                self._one(wd, mask, name, out)
+
+    def _one(self, wd: int, mask: int, name: str, out: list[tuple[int, str]]) -> None:
+        if mask & IN_Q_OVERFLOW:
+            self.overflowed = True
+            return
+        before = len(out)
+        self._translate(wd, mask, name, out)
+        for _kind, path in out[before:]:
+            if mask & IN_MODIFY:
+                self.writing.add(path)
+            elif mask & (IN_CLOSE_WRITE | _REMOVED | IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED):
+                self.writing.discard(path)
+
+    def _translate(self, wd: int, mask: int, name: str, out: list[tuple[int, str]]) -> None:
+        kind = ADDED if mask & _ADDED else DELETED if mask & _REMOVED else MODIFIED
+        if wd in self.files:
+            path = self.files[wd]
+            if mask & (IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF):
+                if mask & IN_IGNORED:
+                    del self.files[wd]
+                out.append((DELETED, path))
+            elif mask & _CHANGED:
+                out.append((MODIFIED, path))
+            return
+        parent = self.parents.get(wd)
+        if parent is not None and name in parent[1]:
+            path = os.path.join(parent[0], name)
+            out.append((kind, path))
+            if kind == ADDED:
+                self._add_file(path)  # the new inode of a rename-save
+        directory = self.dirs.get(wd)
+        if directory is None:
+            return
+        if mask & IN_IGNORED:
+            del self.dirs[wd]
+            return
+        if not name:
+            return  # the directory itself moved or went: its parent says so
+        path = os.path.join(directory, name)
+        if mask & IN_ISDIR:
+            if kind == ADDED and name not in IGNORED_DIRS and path not in self.ignore:
+                # What was created in it before its watch began is reported too.
+                for sub in self._walk(path):
+                    self._add_dir(sub)
+                    out.append((ADDED, sub))
+                    try:
+                        files = [e.path for e in os.scandir(sub) if not e.is_dir()]
+                    except OSError:
+                        files = []
+                    out += [(ADDED, f) for f in files]
+            elif kind == DELETED:
+                out.append((DELETED, path))
+            return
+        out.append((kind, path))
+
+
 Batch = Callable[[set[str], float], None]
 ErrorSink = Callable[[str], None]
 
 
 class Watcher:
-    """Watches roots with watchfiles in one thread; calls ``on_batch(paths,
-    ts)`` with the changed paths (resolved, filtered) and the time the batch
-    was delivered.
+    """Watches roots in one thread; calls ``on_batch(paths, ts)`` with the
+    changed paths (resolved, filtered) and the time the batch was delivered.
 
-    ``set_roots`` restarts the watch only when the set of roots changes. A
-    watched single file replaced by an editor's rename-save loses its inotify
-    watch, so the watch is renewed after any batch that touched a root.
+    ``set_roots`` restarts the watch only when the set of roots changes. With
+    watchfiles, a watched single file replaced by an editor's rename-save
+    loses its inotify watch, so the watch is renewed after any batch that
+    touched a root (the inotify backend follows the new file itself).
 
     When the watch fails (the inotify watch limit reached, a root removed
     before the watch began) it is retried every second; ``on_error(text)``
     is called once per distinct failure, so the console can show it.
     """
 
-    def __init__(self, on_batch: Batch, *, on_error: ErrorSink | None = None, step_ms: int = STEP_MS) -> None:
+    def __init__(
+        self,
+        on_batch: Batch,
+        *,
+        on_error: ErrorSink | None = None,
+        step_ms: int = STEP_MS,
+        backend: str = DEFAULT_BACKEND,
+    ) -> None:
+        if backend not in ("inotify", "watchfiles"):
+            raise ValueError(f"unknown watcher backend {backend!r}")
         self.on_batch = on_batch
         self.on_error = on_error
         self.step_ms = step_ms
+        self.backend = backend
         self.roots: list[str] = []
         self.ignore: list[str] = []
         self.error: str | None = None
@@ -90,6 +333,10 @@ class Watcher:
         self._stop = threading.Event()
         self._renew = threading.Event()
         self._changed = threading.Event()
+        # Written to wake the inotify loop from select (new roots, stop).
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
         self._thread: threading.Thread | None = None
 
     def set_roots(self, roots: Iterable[str], ignore: Iterable[str] = ()) -> bool:
@@ -102,18 +349,120 @@ class Watcher:
             self.roots = new
         self._renew.set()
         self._changed.set()
+        self._poke()
         return True
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="devconsole-watcher", daemon=True)
+        target = self._run_inotify if self.backend == "inotify" else self._run
+        self._thread = threading.Thread(target=target, name="devconsole-watcher", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
         self._renew.set()
         self._changed.set()
+        self._poke()
         if self._thread is not None:
             self._thread.join(timeout=3)
+        if self._thread is None or not self._thread.is_alive():
+            for fd in (self._wake_r, self._wake_w):
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+            self._wake_r = self._wake_w = -1
+
+    def _poke(self) -> None:
+        try:
+            os.write(self._wake_w, b"x")
+        except OSError:
+            pass  # full (the loop is awake anyway) or closed (stopped)
+
+    def _deliver(self, changes: Iterable[tuple[Any, str]], roots: list[str]) -> bool:
+        """Hand a batch over; True if it touched a root."""
+        delivered = time.time()
+        with self._lock:
+            ignore = list(self.ignore)
+        paths = {os.path.realpath(p) for p in settled_paths(changes)}
+        paths = {p for p in paths if not is_ignored(p, ignore)}
+        if paths:
+            self.on_batch(paths, delivered)
+        return any(p in roots for p in paths)
+
+    def _failed(self, exc: Exception) -> None:
+        error = f"{type(exc).__name__}: {exc}"
+        if error != self.error and self.on_error is not None:
+            self.on_error(error)
+        self.error = error
+        self._stop.wait(1.0)
+
+    def _run_inotify(self) -> None:
+        watch: Inotify | None = None
+        try:
+            while not self._stop.is_set():
+                with self._lock:
+                    roots, ignore = list(self.roots), list(self.ignore)
+                self._renew.clear()
+                self._drain_wake()
+                if not roots:
+                    self._changed.wait()
+                    self._changed.clear()
+                    continue
+                try:
+                    fresh = Inotify(roots, ignore)
+                except Exception as exc:
+                    self._failed(exc)
+                    continue
+                if watch is not None:
+                    # The old watch is closed only once the new one is in
+                    # place, and what it saw meanwhile is delivered: a save
+                    # while the roots change is never lost.
+                    leftover = watch.changes()
+                    watch.close()
+                    if leftover:
+                        self._deliver(leftover, roots)
+                watch = fresh
+                try:
+                    self.error = None
+                    self._watch(watch, roots)
+                except Exception as exc:
+                    watch.close()
+                    watch = None
+                    self._failed(exc)
+        finally:
+            if watch is not None:
+                watch.close()
+
+    def _drain_wake(self) -> None:
+        try:
+            while os.read(self._wake_r, 512):
+                pass
+        except OSError:
+            pass
+
+    def _watch(self, watch: Inotify, roots: list[str]) -> None:
+        """Deliver batches until the roots change or the watcher stops."""
+        quiet = QUIET_MS / 1000
+        while not self._renew.is_set():
+            readable, _, _ = select.select([watch.fd, self._wake_r], [], [])
+            if self._renew.is_set():
+                return
+            if watch.fd not in readable:
+                self._drain_wake()
+                continue
+            # A batch: everything until the events pause for QUIET_MS with
+            # no file left half-written.
+            changes = watch.changes()
+            started = time.monotonic()
+            while time.monotonic() - started < MAX_BATCH_MS / 1000:
+                readable, _, _ = select.select([watch.fd], [], [], quiet)
+                if readable:
+                    changes += watch.changes()
+                elif not watch.writing:
+                    break
+            self._deliver(changes, roots)
+            if watch.overflowed:
+                return  # the kernel dropped events: watch again from a fresh walk
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -142,19 +491,8 @@ class Watcher:
                     raise_interrupt=False,
                     ignore_permission_denied=True,
                 ):
-                    delivered = time.time()
-                    with self._lock:
-                        ignore = list(self.ignore)
-                    paths = {os.path.realpath(p) for p in settled_paths(changes)}
-                    paths = {p for p in paths if not is_ignored(p, ignore)}
-                    if paths:
-                        self.on_batch(paths, delivered)
-                    if any(p in roots for p in paths):
+                    if self._deliver(changes, roots):
                         break  # renew the watch on replaced single files
                 self.error = None
             except Exception as exc:
-                error = f"{type(exc).__name__}: {exc}"
-                if error != self.error and self.on_error is not None:
-                    self.on_error(error)
-                self.error = error
-                self._stop.wait(1.0)
+                self._failed(exc)

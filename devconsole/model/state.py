@@ -420,6 +420,9 @@ class ServerState:
         #: of events, not once per event.
         self.on_activity: Callable[[], None] | None = None
         self._wake_pending = False
+        #: Called (from the ingesting thread) after every event applied or
+        #: ignored, heartbeats too: a console asleep (no timer) wakes on it.
+        self.on_change: Callable[[], None] | None = None
         self.requests: deque[RequestRow] = deque(maxlen=max_requests)
         #: The full insight of the newest requests, by seq (rows keep a summary):
         #: the sanitized event until :meth:`insight` first masks it.
@@ -493,10 +496,12 @@ class ServerState:
             return
         with self._lock:
             handler(self, event)
-            if kind in _HEARTBEAT:
-                return
-            self.activity += 1
-            wake, self._wake_pending = not self._wake_pending, True
+            wake = False
+            if kind not in _HEARTBEAT:
+                self.activity += 1
+                wake, self._wake_pending = not self._wake_pending, True
+        if self.on_change is not None:
+            self.on_change()
         if wake and self.on_activity is not None:
             self.on_activity()
 
@@ -513,6 +518,8 @@ class ServerState:
                 self.log_seq += 1
                 text = f"devconsole: an event {why} was ignored ({what}); further ones are counted"
                 self.log.append(LogLine(self.log_seq, "stderr", text, self.clock(), self.generation))
+        if self.on_change is not None:
+            self.on_change()
 
     def _now(self, event: Mapping[str, object]) -> float:
         """When ``event`` arrived: its ``at`` stamp (replays set it from the

@@ -16,6 +16,7 @@ from typing import IO, Any, ClassVar, cast
 from textual.app import App, ScreenStackError, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
+from textual.timer import Timer
 
 from devconsole.console.debugger import DebugBroker, DebugSessionInfo, bridge
 from devconsole.console.listen import ListenAddress
@@ -33,12 +34,16 @@ from devconsole.ui.screens.help import HelpScreen, QuitScreen
 from devconsole.ui.screens.logview import LogScreen
 from devconsole.ui.screens.processes import ProcessesScreen
 
-#: How often views pull new events from the state (seconds).
+#: How often views pull new events from the state (seconds), while events come.
 TICK = 0.1
 #: With no new events, views still refresh this often (ages, lingering sockets).
 IDLE_REFRESH = 1.0
 #: Events wake the view at once, but a busy server not more often than this.
 WAKE_GAP = 0.04
+#: How long after the last event something on screen still ages (the accepts
+#: sparkline covers a minute): after that an idle console sleeps until the
+#: next event, key or view change (no timer wakes it).
+AGEING = 61.0
 #: Signals that end the console the way ``q`` does: a closed terminal window
 #: (SIGHUP), ``kill`` (SIGTERM). The exit status is 128 + the signal's number.
 
@@ -174,6 +179,15 @@ class DevConsoleApp(App[int]):
         self._previous_handlers: dict[int, Any] = {}
         #: (state version, screen, monotonic time) of the last refresh.
         self._ticked: tuple[int, object, float] = (-1, None, 0.0)
+        #: The TICK timer runs only while events come (or the view asks for
+        #: every tick); the IDLE_REFRESH one only while something ages.
+        self._ticker: Timer | None = None
+        self._ager: Timer | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        #: True while the TICK timer is paused: the next event wakes it.
+        self._asleep = False
+        #: (state activity, monotonic time) when the activity last moved.
+        self._activity_seen: tuple[int, float] = (-1, time.monotonic())
         #: Set by a first ``q`` with requests in flight: what it waits for.
         self.quit_waiting: str | None = None
         #: Generations draining at the last tick (the ``x`` key shows while any do).
@@ -192,9 +206,88 @@ class DevConsoleApp(App[int]):
             self.session.start()
         elif self.recording is not None:
             self._replay()
-        self.set_interval(TICK, self._tick)
+        self._loop = asyncio.get_running_loop()
+        self._ticker = self.set_interval(TICK, self._tick)
+        self._ager = self.set_interval(IDLE_REFRESH, self._age, pause=True)
+        # Any event wakes a sleeping console; new rows are drawn at once
+        # (at most every WAKE_GAP), not at the next tick.
+        self.state.on_change = self._wake_from_thread
         self.state.on_activity = self._activity_from_thread
+        if self.debug_broker is not None:
+            self.debug_broker.on_change = self._wake_from_thread
         self.theme_changed_signal.subscribe(self, self._theme_changed)
+        self.screen_change_signal.subscribe(self, self._screen_changed)
+
+    def _screen_changed(self, _screen: object) -> None:
+        """A pushed or popped screen catches up with the state at once."""
+        self._wake()
+        self.call_after_refresh(self._tick)
+
+    def _wake_from_thread(self) -> None:
+        """An event was applied (any thread): wake the views if they sleep.
+        Costs an attribute read while they are awake."""
+        if self._asleep and self._loop is not None:
+            self._asleep = False
+            try:
+                self._loop.call_soon_threadsafe(self._wake)
+            except RuntimeError:
+                pass  # the loop is closed: the app is gone
+
+    def _wake(self) -> None:
+        self._asleep = False
+        if self._ticker is not None:
+            self._ticker.resume()
+
+    def _age(self) -> None:
+        """Once a second while asleep and something on screen ages."""
+        if not self._asleep:
+            if self._ager is not None:
+                self._ager.pause()  # the TICK timer refreshes meanwhile
+            return
+        self.refresh_views()
+
+    def _maybe_sleep(self, screen_ready: bool) -> None:
+        """Pause the TICK timer when a second passed with no event and the
+        view needs no tick; keep a once-a-second refresh only while something
+        ages (recent requests, open or lingering connections, side processes)."""
+        if self._ticker is None or self._ager is None:
+            return
+        now = time.monotonic()
+        state = self.state
+        if state.activity != self._activity_seen[0]:
+            self._activity_seen = (state.activity, now)
+        idle_for = now - self._activity_seen[1]
+        needs_ticks = (
+            not screen_ready
+            or idle_for < IDLE_REFRESH
+            or self.quit_waiting is not None
+            or self._bridging
+            or bool(getattr(self._screen_or_none(), "REFRESH_EVERY_TICK", False))
+        )
+        if needs_ticks:
+            if self._asleep:
+                self._wake()
+            return
+        if not self._asleep:
+            # Asleep first, then look again: an event applied in between
+            # either moved the activity (seen here) or finds _asleep set and
+            # wakes the timer (see _wake_from_thread).
+            self._asleep = True
+            if state.activity != self._activity_seen[0]:
+                self._asleep = False
+                return
+            self._ticker.pause()
+        ageing = idle_for < AGEING or bool(state.conns) or bool(state.processes) or bool(state.draining)
+        if ageing:
+            self._ager.resume()
+        else:
+            self._ager.pause()
+
+    def _screen_or_none(self) -> Screen[Any] | None:
+        try:
+            return self.screen
+        except ScreenStackError:
+            return None
 
     def _theme_changed(self, _theme: object) -> None:
         """Views rebuild their styled rows on their next refresh: make it now."""
@@ -232,11 +325,11 @@ class DevConsoleApp(App[int]):
         tick, but not more often than every :data:`WAKE_GAP`."""
         if self.is_running:
             try:
-                self.call_later(self._wake)  # thread-safe: a message to the app
+                self.call_later(self._tick_soon)  # thread-safe: a message to the app
             except RuntimeError:  # the loop closed meanwhile
                 pass
 
-    def _wake(self) -> None:
+    def _tick_soon(self) -> None:
         wait = WAKE_GAP - (time.monotonic() - self._ticked[2])
         if wait > 0:
             self.set_timer(wait, self._tick)
@@ -249,8 +342,12 @@ class DevConsoleApp(App[int]):
         self.state.woken()
         if not self.is_running:
             return  # shutting down: screens are being taken apart
+        self._maybe_sleep(self._refresh_tick())
+
+    def _refresh_tick(self) -> bool:
+        """One refresh of the view on display; False if it is not ready yet."""
         if self.debug_broker is not None and self._debug_tick():
-            return
+            return True
         draining = tuple(sorted(self.state.draining))
         processes = bool(self.state.processes or self.state.process_error)
         if draining != self._draining_seen or processes != self._processes_seen:
@@ -259,17 +356,17 @@ class DevConsoleApp(App[int]):
             self.refresh_bindings()
         if self.quit_waiting is not None and not self.state.in_flight():
             self.exit()  # what the first q waited for is done
-            return
+            return True
         try:
             screen = self.screen
         except ScreenStackError:
-            return  # starting up
+            return False  # starting up
         # A view switched to a moment ago may not have composed its panels yet.
         if not screen.is_mounted or not screen.is_attached:
-            return
+            return False
         refresh = getattr(screen, "refresh_from_state", None)
         if refresh is None:
-            return
+            return True
         # Nothing new and nothing ageing: an idle console does no work. The
         # select loop's heartbeat, ages and lingering connections move once a
         # second; views that poll something else (command runs) ask for every tick.
@@ -281,9 +378,10 @@ class DevConsoleApp(App[int]):
             and now - self._ticked[2] < IDLE_REFRESH
             and not getattr(screen, "REFRESH_EVERY_TICK", False)
         ):
-            return
+            return True
         self._ticked = (version, screen, now)
         refresh(self.state)
+        return True
 
     # -- views and keys --------------------------------------------------------
     def action_view(self, mode: str) -> None:

@@ -27,9 +27,11 @@ class LoopPanel(FollowsTheme, Vertical):
     """Iterations/s, ready vs timeout, time blocked in select, poll interval,
     and accepts/s over the last minute as a sparkline.
 
-    ``serve_forever`` calls ``selector.select(poll_interval)`` in a loop: an
-    idle server times out twice a second and is blocked ~100% of the time; a
-    busy one is mostly "ready" and spends its time accepting.
+    runserver's ``serve_forever`` calls ``selector.select(poll_interval)`` in
+    a loop: idle, it times out twice a second. The server child's loop waits
+    for a connection (or a stop) instead, so an idle one shows no iterations
+    and is blocked ~100% of the time; a busy one is mostly "ready" and spends
+    its time accepting.
     """
 
     def __init__(self, *, id: str | None = None) -> None:
