@@ -459,3 +459,47 @@ def test_a_save_before_the_child_listed_its_imports_restarts(console: Console) -
     reload = wait_for(console.reloads)[0]
     assert reload["decision"] == "restarted", reload
     assert served(console.port, "/ping/", b"pong, early") == (200, b"pong, early")
+
+
+def test_a_gated_generation_accepts_only_once_let_in(tmp_path: Path, demo_db: Path) -> None:
+    """A reload starts the next generation gated (its URLconf imported, its
+    server built while the old one stops): until the console lets it in, a
+    connection waits in the backlog; then it is served by the new code."""
+    from devconsole.console.supervisor import ForkServerHandle
+
+    from .conftest import Events, new_supervisor
+
+    root, project = demo_copy(tmp_path, demo_db)
+    events = Events()
+    supervisor = new_supervisor(project, events)
+    level0 = ForkServerHandle.spawn(supervisor)
+    level1 = None
+    try:
+        assert level0.wait_ready().get("forkable")
+        level1 = level0.fork_level1()
+        assert level1.wait_ready().get("forkable")
+        child = level1.serve(supervisor.next_generation(), gated=True)
+        supervisor.adopt(child)
+        client = socket.create_connection(("127.0.0.1", supervisor.address.port), timeout=10)
+        client.sendall(b"GET /ping/ HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        # Ready but held: nothing answers while the gate is shut (a window
+        # long enough for the URLconf import and the server to be built).
+        client.settimeout(1.5)
+        with pytest.raises(TimeoutError):
+            client.recv(1)
+        assert not child.hello.is_set()
+        child.accept()
+        client.settimeout(10)
+        answer = b""
+        while chunk := client.recv(4096):
+            answer += chunk
+        assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"pong")
+        hello = wait_for(lambda: child.hello_event)
+        names = [p["name"] for p in hello["phases"]]
+        assert names.index("URLconf import") < names.index("wait for the old generation") < names.index("serve_forever")
+        client.close()
+    finally:
+        supervisor.close()
+        for forkserver in (level1, level0):
+            if forkserver is not None:
+                forkserver.close()

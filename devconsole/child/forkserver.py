@@ -380,6 +380,8 @@ class ForkServer:
         os.close(devnull)
         args = build_parser().parse_args([*message["args"], "--events-fd", str(events), "--control-fd", str(control)])
         process = ServerProcess(args)
+        # Told to wait for ``accept`` (the old generation still stopping).
+        process.gated = bool(message.get("gated"))
         if self.level == ForkServerLevel.BASE:
             process.emitter.start()
             run_server(process)
@@ -427,9 +429,10 @@ class ForkServer:
         word, arg, fds = message
         for fd in fds:
             os.close(fd)
-        if word != "go" or not arg.isdigit():
+        generation, _, mode = arg.partition(" ")
+        if word != "go" or not generation.isdigit():
             return False
-        process.promote(int(arg))
+        process.promote(int(generation), gated=mode == "gated")
         return True
 
 

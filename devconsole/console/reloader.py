@@ -639,23 +639,32 @@ class Reloader:
             # Stop first: from this line on the old generation accepts nothing,
             # so no request can reach old code once the new one serves. It
             # drains its requests in flight however long they take.
-            stopper = self._stopper(old, stop_started, stopped) if old is not None else None
+            # The next generation starts at the same moment, gated: it
+            # imports the URLconf and builds its server while the old one
+            # stops, and accepts once that one said it accepts nothing more.
+            stopper = self._stopper(old, stop_started, stopped, wait_stopping=False) if old is not None else None
             assert source is not None
             spare = self._take_spare(files) if level == RestartLevel.FORK and source is self.level1 else None
             if spare is None:
                 self._discard_spare()
+            gated = old is not None
             try:
                 if spare is not None:
-                    spare.promote(self.supervisor.next_generation())
+                    spare.promote(self.supervisor.next_generation(), gated=gated)
                     child: GenerationHandle = spare
                 else:
-                    child = source.serve(self.supervisor.next_generation())
+                    child = source.serve(self.supervisor.next_generation(), gated=gated)
                 start_ms = (time.perf_counter() - started) * 1000
+                if old is not None:
+                    self.supervisor.wait_stopping(old)
+                    child.accept()
             except ForkServerError as exc:
                 # The old generation is already stopping: something must serve.
                 self._drop_forkservers()
                 self.use_fork = False
                 self._log(f"devconsole: fork server lost ({exc}); spawning instead")
+                if old is not None:
+                    self.supervisor.wait_stopping(old)
                 child = SpawnedGeneration(self.supervisor, self.supervisor.next_generation())
                 start_ms = (time.perf_counter() - started) * 1000
             self.supervisor.adopt(child)
@@ -758,10 +767,12 @@ class Reloader:
             thread.start()
             self._finishers.append(thread)
 
-    def _stopper(self, old: GenerationHandle, started: float, stopped: list[float]) -> threading.Thread:
+    def _stopper(
+        self, old: GenerationHandle, started: float, stopped: list[float], *, wait_stopping: bool = True
+    ) -> threading.Thread:
         """Retire ``old`` (see :meth:`Supervisor.retire`); ``stopped`` gets
         the ms from ``started`` to its exit."""
-        drain = self.supervisor.retire(old)
+        drain = self.supervisor.retire(old, wait_stopping=wait_stopping)
 
         def run() -> None:
             drain.join()

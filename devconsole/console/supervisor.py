@@ -280,6 +280,10 @@ class GenerationHandle:
             except OSError:
                 pass
 
+    def accept(self) -> None:
+        """Let a gated start serve (the old generation accepts nothing more)."""
+        self.send("accept")
+
     def exit_event(self, returncode: int | None) -> dict[str, Any]:
         """The ``exit`` event for its end (saying who cut its requests, if someone did)."""
         event: dict[str, Any] = {"type": "exit", "returncode": returncode, "ts": time.time()}
@@ -583,7 +587,7 @@ class Supervisor:
             self.retire(old)
         return self.start()
 
-    def retire(self, old: GenerationHandle) -> threading.Thread:
+    def retire(self, old: GenerationHandle, *, wait_stopping: bool = True) -> threading.Thread:
         """Tell ``old`` to stop now (it accepts nothing more) and wait in the
         background, however long its requests in flight take, for it to exit.
         Returns that thread. :meth:`cut_draining` ends the wait early; beyond
@@ -593,10 +597,13 @@ class Supervisor:
         further request (or :data:`STOPPING_TIMEOUT` passed): a request sent
         after the next generation serves never reaches old code. Telling it
         is not enough: it obeys on a thread of its own, which a loaded
-        machine may not run before the next generation (a spare) serves."""
+        machine may not run before the next generation (a spare) serves.
+
+        ``wait_stopping=False``: returns at once; the caller starts the next
+        generation gated and lets it serve after :meth:`wait_stopping`."""
         old.send("stop")
-        if old.settled.is_set():  # one still starting serves nothing yet: not waited for
-            old.stopped_accepting.wait(STOPPING_TIMEOUT)
+        if wait_stopping:
+            self.wait_stopping(old)
         with self._lock:
             self.draining.append(old)
             # One that said bye has no request left: it only writes its last
@@ -618,6 +625,12 @@ class Supervisor:
         thread = threading.Thread(target=wait, name=f"devconsole-g{old.generation}-drain", daemon=True)
         thread.start()
         return thread
+
+    @staticmethod
+    def wait_stopping(old: GenerationHandle) -> None:
+        """Until ``old`` (told to stop) accepts nothing more (see :meth:`retire`)."""
+        if old.settled.is_set():  # one still starting serves nothing yet: not waited for
+            old.stopped_accepting.wait(STOPPING_TIMEOUT)
 
     def cut_draining(self, reason: str = "by you") -> int:
         """End the old generations still draining, their requests with them; how many."""
@@ -840,10 +853,11 @@ class ForkServerHandle:
                 return
         child.exited(returncode)
 
-    def serve(self, generation: int, *, spare: bool = False) -> ForkedGeneration:
+    def serve(self, generation: int, *, spare: bool = False, gated: bool = False) -> ForkedGeneration:
         """Fork a server child of ``generation`` from this fork server; a spare
-        (generation 0) waits, prepared, for :meth:`ForkedGeneration.promote`."""
-        return ForkedGeneration(self.supervisor, generation, self, spare=spare)
+        (generation 0) waits, prepared, for :meth:`ForkedGeneration.promote`;
+        a ``gated`` one gets ready but accepts only after :meth:`GenerationHandle.accept`."""
+        return ForkedGeneration(self.supervisor, generation, self, spare=spare, gated=gated)
 
     def close(self, *, wait: bool = False) -> None:
         """Ask the fork server to exit once its children have; close our end."""
@@ -905,7 +919,13 @@ class ForkedGeneration(GenerationHandle):
     """
 
     def __init__(
-        self, supervisor: Supervisor, generation: int, forkserver: ForkServerHandle, *, spare: bool = False
+        self,
+        supervisor: Supervisor,
+        generation: int,
+        forkserver: ForkServerHandle,
+        *,
+        spare: bool = False,
+        gated: bool = False,
     ) -> None:
         self.generation = generation
         #: For a spare: set from its ``spare_ready`` event (the files it imported).
@@ -928,6 +948,7 @@ class ForkedGeneration(GenerationHandle):
                 Op.SERVE,
                 args=[*supervisor.project.bootstrap_args(), *supervisor.server_args(generation)],
                 spare=spare,
+                gated=gated,
             )
             reply = forkserver.request(message, theirs)
             self.fork_ms = round((time.perf_counter() - started) * 1000, 2)
@@ -947,10 +968,11 @@ class ForkedGeneration(GenerationHandle):
         if forkserver.dead.is_set():
             self.orphaned()
 
-    def promote(self, generation: int) -> None:
-        """A spare becomes ``generation``: it imports the URLconf and serves."""
+    def promote(self, generation: int, *, gated: bool = False) -> None:
+        """A spare becomes ``generation``: it imports the URLconf and serves
+        (``gated``: only once :meth:`accept` is called)."""
         self.generation = generation
-        self.send(f"go {generation}")
+        self.send(f"go {generation} gated" if gated else f"go {generation}")
 
     def exited(self, returncode: int | None) -> None:
         """Called by the fork server handle's reader: finish off the thread's hands."""

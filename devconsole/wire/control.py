@@ -16,8 +16,11 @@ To a server child:
     accept nothing more, hand idle connections over, drain, exit.
 ``file_changed PATH``
     ask Django's ``file_changed`` receivers (answered by an event).
-``go GENERATION``
-    (a spare) become ``GENERATION`` and serve.
+``go GENERATION`` / ``go GENERATION gated``
+    (a spare) become ``GENERATION`` and serve; ``gated``: get everything
+    ready (URLconf imported, server built) but accept only after ``accept``.
+``accept``
+    (a gated start) the old generation accepts nothing more: serve now.
 ``insight on`` / ``insight off``
     request insight (queries, tracebacks) on or off.
 ``livereload on`` / ``livereload off``

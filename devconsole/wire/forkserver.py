@@ -13,7 +13,8 @@ To a fork server:
 ``serve`` + [control, stdout, stderr, events]
     fork a server child: ``args`` (the server child's command line),
     ``spare`` (prepare, then wait for ``go GENERATION`` on the control
-    socket, :mod:`devconsole.wire.control`); its stdin is ``/dev/null``.
+    socket, :mod:`devconsole.wire.control`), ``gated`` (serve only after
+    ``accept`` on the control socket); its stdin is ``/dev/null``.
 ``preload``
     (level 0 only) import ``modules`` while idle.
 ``quit``
