@@ -67,6 +67,15 @@ BASE_MODULES = (
     "django.contrib.admin",
     "django.core.checks",
     "django.utils.autoreload",
+    # devconsole's own side of serving, imported by every generation once it
+    # is told to go (pdb alone, for the debugger, is most of a reload's time
+    # after the URLconf): inherited instead. None of them reads settings.
+    "devconsole.child.server",
+    "devconsole.child.debugger",
+    "devconsole.child.insight",
+    "devconsole.child.livereload",
+    "devconsole.child.errorpage",
+    "devconsole.child.watchlist",
 )
 
 
