@@ -180,6 +180,9 @@ class ServerProcess:
         #: Set by a gated start (see :meth:`serve`): everything up to the
         #: first ``accept`` is done, then the console's ``accept`` is awaited.
         self.gated = False
+        #: What this process had imported when it began (for a forked one:
+        #: what the fork server held); see :meth:`_report_modules`.
+        self._modules_at_start = frozenset(sys.modules)
         #: Control messages that arrived while waiting for ``accept``: obeyed
         #: once serving, in order.
         self._early: list[tuple[str, str, list[int]]] = []
@@ -498,8 +501,39 @@ class ServerProcess:
             self.emitter.send(cast(WatchEvent, watch_event(Path(self.args.manage))))
         except Exception as exc:
             self.emitter.send(_error_event("file_changed", exc))
+        self._report_modules()
         if not skip_checks:
             self._checks()
+
+    def _report_modules(self) -> None:
+        """Tell the console which library modules (from outside the project)
+        this generation imported that its fork server did not hold: the
+        console has level 1 import them, so that the next generation
+        inherits them and imports only the project's own modules."""
+        try:
+            from devconsole.child.watchlist import library_module_names
+
+            names = [
+                name
+                for name in library_module_names(Path(self.args.manage).resolve().parent)
+                if name not in self._modules_at_start and not name.startswith(("devconsole.", "__"))
+            ]
+        except Exception:
+            return
+        chunk: list[str] = []
+        size = 0
+        for name in [*names, ""]:
+            # Said even when there is none (an empty message): the console
+            # then knows the fork server held everything this one needed.
+            if (chunk or not names) and (not name or size + len(name) + 1 > control.MAX_MESSAGE // 2):
+                try:
+                    control.send(self.control, "modules", " ".join(chunk))
+                except OSError:
+                    return
+                chunk, size = [], 0
+            if name:
+                chunk.append(name)
+                size += len(name) + 1
 
     def _import_urlconf(self) -> str | None:
         """Import the URLconf and its views now, as the first request would."""

@@ -54,6 +54,7 @@ import os
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum, IntEnum
@@ -76,6 +77,9 @@ from devconsole.model.state import CRASH_PHASE
 
 #: How long a ``file_changed`` question may take before we restart instead.
 FILE_CHANGED_TIMEOUT = 2.0
+#: How long a change waits for level 1 to stop a preload and say what it
+#: holds (beyond that, level 1 is rebuilt: it may hold the old module).
+PRELOAD_ANSWER_TIMEOUT = 1.0
 #: How long a new generation may take to serve (or fail) before we give up waiting.
 SETTLE_TIMEOUT = 60.0
 #: Seconds after a reload before the next spare is forked (not to compete
@@ -215,6 +219,14 @@ class Reloader:
         #: 2-CPU machine no gain for a level-1 rebuild could be measured.
         #: ``DEVCONSOLE_PRELOAD=1`` turns it on.
         self.preload_enabled = os.environ.get("DEVCONSOLE_PRELOAD") == "1"
+        #: Whether level 1 imports, while idle, the library modules the last
+        #: generation imported from outside the project (see
+        #: :meth:`_on_modules`); off for the session once that left level 1
+        #: with threads (not forkable).
+        self.hold_libraries = os.environ.get("DEVCONSOLE_HOLD_LIBRARIES", "1") != "0"
+        supervisor.on_modules = self._on_modules
+        #: The last generations' ``modules`` reports: (generation, names).
+        self.modules_reports: deque[tuple[int, list[str]]] = deque(maxlen=8)
         self.server_files: frozenset[str] = frozenset()
         #: The generation :attr:`server_files` came from: until the serving
         #: one has said what it imported, any Python change restarts it.
@@ -484,8 +496,14 @@ class Reloader:
                 _forget_bytecode(path)
         detect_ms = round(max(0.0, delivered - saved) * 1000, 1)
         level1_files: frozenset[str] | None = None
-        if self.level1 is not None and self.level1.setup_ok:
-            level1_files = self.level1.files
+        level1 = self.level1
+        if level1 is not None and level1.preloading and python_files:
+            # What level 1 holds is known only once it says so: it stops
+            # importing and answers (else it is rebuilt, see below).
+            level1.finish_preload(PRELOAD_ANSWER_TIMEOUT)
+        if level1 is not None and level1.setup_ok and not (level1.preloading and python_files):
+            # Read after ``preloading``: its files are set before it clears.
+            level1_files = level1.files
         elif not self.use_fork or self.level0 is None:
             level1_files = frozenset()  # plain spawns: every restart is complete
         decision = decide(
@@ -574,6 +592,8 @@ class Reloader:
             self._preloaded = set()
             level = RestartLevel.REBUILD1
             self._retire(old0)
+        if self.level1 is not None and self.level1.unsafe and self.level1.preloaded:
+            self.hold_libraries = False  # a library started a thread there: not again
         if level <= RestartLevel.REBUILD1 or not self._usable(self.level1):
             assert self.level0 is not None
             self._discard_spare()  # forked from the level 1 being replaced
@@ -728,11 +748,17 @@ class Reloader:
         self._spare_timer.start()
 
     def _make_spare(self) -> None:
-        """Fork the next generation ahead of time, if level 1 can be forked."""
-        if self.spare is not None and self.spare.alive and not self.spare.spare_failed:
-            return
-        self._discard_spare()
+        """Fork the next generation ahead of time, if level 1 can be forked
+        (and once it holds the libraries it was asked to import: a spare
+        forked before would import them again)."""
         level1 = self.level1
+        spare = self.spare
+        if spare is not None and spare.alive and not spare.spare_failed:
+            if level1 is None or spare.forkserver is not level1 or spare.preloads == level1.preloads_done:
+                return
+        if level1 is not None and level1.preloading:
+            return  # made when the preload is answered (see _on_preloaded)
+        self._discard_spare()
         if not self.use_fork or level1 is None or level1.dead.is_set():
             return
         if not level1.setup_ok or not (level1.ready or {}).get("forkable"):
@@ -801,6 +827,27 @@ class Reloader:
         phases["stop"] = round(stopped[0] if stopped else (time.perf_counter() - stop_started) * 1000, 1)
         event["phases"] = {k: phases[k] for k in ("detect", "stop", "start", "ready")}
         self._emit(event)
+
+    def _on_modules(self, child: GenerationHandle, names: list[str]) -> None:
+        """The serving generation imported these library modules that its
+        fork server did not hold: level 1 imports them while idle, so that
+        the next generation only imports the project's own modules (a view
+        edit on a Wagtail site no longer imports Wagtail's admin URLconf)."""
+        self.modules_reports.append((child.generation, names))
+        level1 = self.level1
+        if not self.hold_libraries or not self.use_fork or child is not self.supervisor.child or not names:
+            return
+        if not isinstance(child, ForkedGeneration) or child.forkserver is not level1 or level1 is None:
+            return
+        if level1.dead.is_set() or level1.unsafe or not level1.setup_ok or not (level1.ready or {}).get("forkable"):
+            return
+        level1.on_preloaded = self._on_preloaded
+        level1.preload_async(names)
+
+    def _on_preloaded(self, forkserver: ForkServerHandle) -> None:
+        """Level 1 holds the libraries now: the spare is forked again from it."""
+        if forkserver is self.level1 and not self._stopping.is_set():
+            self._jobs.put(("spare", set(), 0.0))
 
     def _maybe_preload(self) -> None:
         """Teach level 0 the libraries the project imports during setup."""

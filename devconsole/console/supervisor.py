@@ -249,6 +249,8 @@ class GenerationHandle:
                 self.stopped_accepting.set()
             elif word == "bye":
                 self.said_bye = True
+            elif word == "modules" and self._supervisor.on_modules is not None:
+                self._supervisor.on_modules(self, arg.split())
             if word == "handover" and fds:
                 self._supervisor.hold_handover(fds[0], arg)
                 fds = fds[1:]
@@ -433,6 +435,9 @@ class Supervisor:
         self.generation = 0
         #: Live reload in the server children: the option's choice, then the key's.
         self.browser_reload = os.environ.get(control.BROWSER_RELOAD_ENV, "1") != "0"
+        #: Told of the library modules a generation imported that its fork
+        #: server did not hold (its ``modules`` messages): the reloader's.
+        self.on_modules: Callable[[GenerationHandle, list[str]], None] | None = None
         self._lock = threading.Lock()
         #: Old generations asked to stop that still finish their requests, oldest first.
         self.draining: list[GenerationHandle] = []
@@ -699,6 +704,14 @@ class ForkServerHandle:
         self.files: frozenset[str] = frozenset()
         #: Set when a preload left threads behind: no longer safe to fork.
         self.unsafe = False
+        #: A preload was asked for (ever), and one is under way (its
+        #: ``preloaded`` answer, with the files, not yet read).
+        self.preloaded = False
+        self.preloading = False
+        #: Preloads answered so far, and who is told of each answer.
+        self.preloads_done = 0
+        self.preload_answered = threading.Event()
+        self.on_preloaded: Callable[[ForkServerHandle], None] | None = None
         self.children: dict[int, ForkedGeneration] = {}
         self._children_lock = threading.Lock()
         self._early_exits: dict[int, int | None] = {}
@@ -770,6 +783,11 @@ class ForkServerHandle:
                 self.files = frozenset(message.get("files") or ())
                 if not message.get("forkable"):
                     self.unsafe = True
+                self.preloading = False  # after the files: see preload_async
+                self.preload_answered.set()
+                self.preloads_done += 1
+                if self.on_preloaded is not None:
+                    self.on_preloaded(self)
                 continue
             if op in (Op.READY, Op.FAILED) and self.ready is None:
                 self.ready = message
@@ -839,10 +857,24 @@ class ForkServerHandle:
         (``preloaded``: the project files it imported after all, whether it
         is still single-threaded)."""
         with self._lock:
+            # Until it answers, its files are not known: a level 1 may be
+            # importing a project module a library pulls in right now.
+            self.preloading = self.preloaded = True
+            self.preload_answered.clear()
             try:
                 wire.send(self.control, wire.message(Op.PRELOAD, modules=modules))
             except OSError:
                 pass
+
+    def finish_preload(self, timeout: float) -> bool:
+        """Have the preload under way stop and say what it holds now; True
+        once it did (within ``timeout``)."""
+        with self._lock:
+            try:
+                wire.send(self.control, wire.message(Op.PRELOAD, modules=[], stop=True))
+            except OSError:
+                return False
+        return self.preload_answered.wait(timeout) and not self.preloading
 
     def register(self, pid: int, child: ForkedGeneration) -> None:
         with self._children_lock:
@@ -961,6 +993,8 @@ class ForkedGeneration(GenerationHandle):
             for fd in theirs:
                 os.close(fd)
         self.pid = int(reply["pid"])
+        #: What its fork server had preloaded when it forked this one.
+        self.preloads = forkserver.preloads_done
         self.process = _ForkedProcess(self)
         self._control = ours
         self._start_readers(ev_r, os.fdopen(out_r, "rb"), os.fdopen(err_r, "rb"))

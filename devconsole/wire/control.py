@@ -37,6 +37,10 @@ From a server child:
     (after ``stop``) it accepts nothing more and reads no further request
     itself (idle connections are being handed over): the next generation may
     serve now without a request reaching this one's code.
+``modules NAME NAME…``
+    (once serving; in as many messages as needed) library modules it
+    imported that its fork server did not hold: level 1 imports them
+    for the next generation.
 ``bye``
     (after ``stop``) no request is left: only its last events are still to
     be written, at the pace the console reads them (it is not cut for that).

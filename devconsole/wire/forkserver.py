@@ -16,7 +16,9 @@ To a fork server:
     socket, :mod:`devconsole.wire.control`), ``gated`` (serve only after
     ``accept`` on the control socket); its stdin is ``/dev/null``.
 ``preload``
-    (level 0 only) import ``modules`` while idle.
+    import ``modules`` while idle (level 0: libraries a level 1 used;
+    level 1: libraries the last generation imported from outside the project);
+    with ``stop``: drop what is left and answer ``preloaded`` at once.
 ``quit``
     exit once every child is reaped.
 
