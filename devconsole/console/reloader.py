@@ -82,9 +82,14 @@ FILE_CHANGED_TIMEOUT = 2.0
 PRELOAD_ANSWER_TIMEOUT = 1.0
 #: How long a new generation may take to serve (or fail) before we give up waiting.
 SETTLE_TIMEOUT = 60.0
-#: Seconds after a reload before the next spare is forked (not to compete
-#: with the new generation's first requests).
+#: Seconds after the new generation answered its first request (it then
+#: says which libraries it imported) before the next spare is forked: not to
+#: compete for the CPU with the page's first requests (the page, its
+#: scripts and stylesheets, a second tab reloading).
 SPARE_DELAY = 0.25
+#: Seconds after a reload before the spare is forked anyway (a generation
+#: serving its error page says nothing).
+SPARE_FALLBACK = 2.0
 #: How long a reload's row waits for the old generation's exit (to time its
 #: stop); one that drains longer is shown draining meanwhile.
 STOPPER_WAIT = 2.0
@@ -244,6 +249,7 @@ class Reloader:
         #: runserver resolved and its handler built, waiting for ``go``.
         self.spare: ForkedGeneration | None = None
         self._spare_timer: threading.Timer | None = None
+        self._spare_lock = threading.Lock()
         #: Crashes: the current streak's length, when it began and the last
         #: death (monotonic), the delay before the last restart, and the timer of a delayed one.
         self._streak = 0
@@ -738,14 +744,16 @@ class Reloader:
         self._schedule_spare()
 
     # ---------------------------------------------------------------- spare
-    def _schedule_spare(self) -> None:
+    def _schedule_spare(self, delay: float = SPARE_FALLBACK) -> None:
+        """Fork the spare in ``delay`` seconds (replacing a sooner or later plan)."""
         if not self.use_fork or self._stopping.is_set():
             return
-        if self._spare_timer is not None:
-            self._spare_timer.cancel()
-        self._spare_timer = threading.Timer(SPARE_DELAY, lambda: self._jobs.put(("spare", set(), 0.0)))
-        self._spare_timer.daemon = True
-        self._spare_timer.start()
+        with self._spare_lock:
+            if self._spare_timer is not None:
+                self._spare_timer.cancel()
+            self._spare_timer = threading.Timer(delay, lambda: self._jobs.put(("spare", set(), 0.0)))
+            self._spare_timer.daemon = True
+            self._spare_timer.start()
 
     def _make_spare(self) -> None:
         """Fork the next generation ahead of time, if level 1 can be forked
@@ -834,6 +842,10 @@ class Reloader:
         the next generation only imports the project's own modules (a view
         edit on a Wagtail site no longer imports Wagtail's admin URLconf)."""
         self.modules_reports.append((child.generation, names))
+        if child is self.supervisor.child:
+            # Its first request is answered: the spare follows shortly (or
+            # once level 1 holds these libraries, see _on_preloaded).
+            self._schedule_spare(SPARE_DELAY)
         level1 = self.level1
         if not self.hold_libraries or not self.use_fork or child is not self.supervisor.child or not names:
             return
