@@ -355,6 +355,11 @@ def run() -> int:
     parser.add_argument("--idle", type=float, default=30.0, help="seconds of idleness measured (default %(default)s)")
     parser.add_argument("--heavy", action="store_true", help="add Wagtail and DRF to the project (see above)")
     parser.add_argument(
+        "--baseline",
+        metavar="TREE",
+        help="also run devconsole imported from TREE (an earlier commit's checkout), interleaved",
+    )
+    parser.add_argument(
         "--large",
         action="store_true",
         help="a large project: wagtail start + DRF + generated apps, Wagtail's admin/API and a DRF router in the URLconf",
@@ -403,6 +408,16 @@ def run() -> int:
                 dc_root,
             ),
         ]
+        if args.baseline:
+            # The same devconsole command, importing devconsole from another
+            # tree (a checkout of an earlier commit): before/after in one run.
+            bl_root, bl_port = make(Path(tmp) / "baseline"), ports.take()
+            argv = [*devconsole_argv(bl_port)[:-2], "--project", str(bl_root), f"127.0.0.1:{bl_port}"]
+            if argv[0] != sys.executable:
+                argv = [sys.executable, "-m", "devconsole", *argv[1:]]
+            baseline_path = os.pathsep.join([str(Path(args.baseline).resolve()), os.environ.get("PYTHONPATH", "")])
+            argv = ["env", f"PYTHONPATH={baseline_path}", *argv]
+            servers.append((Launch("baseline", argv, bl_port, quit_keys=DEVCONSOLE_QUIT), bl_root))
         results = {launch.name: Result(launch.name) for launch, _ in servers}
         model_results = {launch.name: Result(launch.name) for launch, _ in servers}
         try:
@@ -501,6 +516,25 @@ def run() -> int:
                 "",
             ],
         ]
+    if "baseline" in results:
+        bl, mbl = results["baseline"], model_results["baseline"]
+        rows += [
+            [
+                "baseline devconsole (--baseline): median (ms)",
+                "",
+                fmt(median(bl.times_ms)),
+                f"{fmt(ratio(median(bl.times_ms), median(dc.times_ms)), 1)}× (baseline ÷ devconsole)",
+            ]
+        ]
+        if mbl.times_ms and mdc.times_ms:
+            rows += [
+                [
+                    "baseline devconsole: models.py edit median (ms)",
+                    "",
+                    fmt(median(mbl.times_ms)),
+                    f"{fmt(ratio(median(mbl.times_ms), median(mdc.times_ms)), 1)}× (baseline ÷ devconsole)",
+                ]
+            ]
     rows += [
         [f"idle CPU over {args.idle:g} s, whole tree (s)", fmt(rs.idle_cpu_s, 3), fmt(dc.idle_cpu_s, 3), ""],
         [

@@ -17,11 +17,17 @@ batches into decisions (:class:`ReloadDecision`), one at a time:
   keeps serving, then fork; a module level 0 imported: rebuild both.
 
 The handover keeps the listening socket: the old generation is told to stop
-first (it stops accepting at once and finishes its requests), the new one
-is forked right after; connections that arrive in between wait in the
-backlog. Between reloads a *spare* is forked from level 1 and gets as far
-as it can without the URLconf (runserver resolved, WSGI handler built); a
-views edit promotes it unless it imported a changed file. Where fork is not
+(it stops accepting at once and finishes its requests) and the new one is
+started at the same moment, *gated*: it imports the URLconf and builds its
+server meanwhile, and accepts once the old one said it accepts nothing more
+(``accept``); connections that arrive in between wait in the backlog.
+Between reloads a *spare* is forked from level 1 (once the new generation
+answered its first request) and gets as far as it can without the URLconf
+(runserver resolved, WSGI handler built); a views edit promotes it unless it
+imported a changed file. Level 1 also holds the library modules the last
+generation imported from outside the project (Wagtail's admin URLconf, DRF),
+so that a fork imports only the project's own modules; the project files
+such an import pulled in count among level 1's files (see :meth:`Reloader._on_modules`). Where fork is not
 safe (no ``os.fork``, threads alive in level 1) the fork comes from level 0
 and runs the setup itself; without a usable level 0, a plain spawn does the
 same job, slower.
