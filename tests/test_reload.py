@@ -466,3 +466,150 @@ def test_a_save_before_the_child_listed_its_imports_restarts(console: Console) -
     reload = wait_for(console.reloads)[0]
     assert reload["decision"] == "restarted", reload
     assert served(console.port, "/ping/", b"pong, early") == (200, b"pong, early")
+
+
+def test_a_gated_generation_accepts_only_once_let_in(tmp_path: Path, demo_db: Path) -> None:
+    """A reload starts the next generation gated (its URLconf imported, its
+    server built while the old one stops): until the console lets it in, a
+    connection waits in the backlog; then it is served by the new code."""
+    from devconsole.console.supervisor import ForkServerHandle
+
+    from .conftest import Events, new_supervisor
+
+    root, project = demo_copy(tmp_path, demo_db)
+    events = Events()
+    supervisor = new_supervisor(project, events)
+    level0 = ForkServerHandle.spawn(supervisor)
+    level1 = None
+    try:
+        assert level0.wait_ready().get("forkable")
+        level1 = level0.fork_level1()
+        assert level1.wait_ready().get("forkable")
+        child = level1.serve(supervisor.next_generation(), gated=True)
+        supervisor.adopt(child)
+        client = socket.create_connection(("127.0.0.1", supervisor.address.port), timeout=10)
+        client.sendall(b"GET /ping/ HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        # Ready but held: nothing answers while the gate is shut (a window
+        # long enough for the URLconf import and the server to be built).
+        client.settimeout(1.5)
+        with pytest.raises(TimeoutError):
+            client.recv(1)
+        assert not child.hello.is_set()
+        child.accept()
+        client.settimeout(10)
+        answer = b""
+        while chunk := client.recv(4096):
+            answer += chunk
+        assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"pong")
+        hello = wait_for(lambda: child.hello_event)
+        names = [p["name"] for p in hello["phases"]]
+        assert names.index("URLconf import") < names.index("wait for the old generation") < names.index("serve_forever")
+        client.close()
+    finally:
+        supervisor.close()
+        for forkserver in (level1, level0):
+            if forkserver is not None:
+                forkserver.close()
+
+
+def test_level_1_holds_the_libraries_so_a_view_edit_imports_none_again(console: Console) -> None:
+    reports = console.reloader.modules_reports
+    level1 = console.reloader.level1
+    assert level1 is not None
+    get(console.port)
+    first = wait_for(lambda: [names for generation, names in reports if generation == 1])[0]
+    # The admin's views and template tags: imported by the URLconf and the page, not by the setup.
+    assert "django.contrib.admin.views.main" in first
+    wait_for(lambda: level1.preloads_done >= 1 and not level1.preloading)
+    wait_for(
+        lambda: (
+            (spare := console.reloader.spare) is not None
+            and spare.preloads == level1.preloads_done
+            and spare.spare_files is not None
+        )
+    )
+    console.edit("shop/views.py", 'b"pong"', 'b"held"')  # 4 bytes: the view sets Content-Length
+    assert served(console.port, "/ping/", b"held")[0] == 200
+    get(console.port)
+    reload = wait_for(console.reloads)[-1]
+    assert reload["level"] == "fork" and reload["spare"] is True
+    # The next generation imported no library module level 1 did not hold.
+    assert wait_for(lambda: [names for generation, names in reports if generation == 2])[0] == []
+
+
+LIBRARY = """
+import os, threading, time
+from django.http import HttpResponse
+from django.urls import path
+from shop import hidden  # a project module imported by a library
+
+def version(request):
+    return HttpResponse(hidden.VERSION)
+
+urlpatterns = [path("", version)]
+
+# In a fork server's preload (one thread) while armed: wait, as a slow import does.
+LIB = os.path.dirname(__file__)
+if os.path.exists(os.path.join(LIB, "ARMED")) and threading.active_count() == 1:
+    open(os.path.join(LIB, "STARTED"), "w").close()
+    deadline = time.monotonic() + 30
+    while not os.path.exists(os.path.join(LIB, "RELEASE")) and time.monotonic() < deadline:
+        time.sleep(0.01)
+"""
+
+
+def test_a_project_module_a_held_library_imported_is_never_served_stale(
+    tmp_path: Path, demo_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A library (installed: in a user site-packages of its own) held by
+    level 1 after the first generation imports a project module: one saved
+    while level 1 imports it rebuilds level 1, so no later generation
+    inherits the old one; one saved later rebuilds it too."""
+    userbase = tmp_path / "userbase"
+    monkeypatch.setenv("PYTHONUSERBASE", str(userbase))  # the children's user site: a library directory
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    lib = userbase / "lib" / version / "site-packages" / "fakelib"
+
+    def prepare(root: Path) -> None:
+        lib.mkdir(parents=True)
+        (lib / "__init__.py").write_text("")
+        (lib / "urls.py").write_text(LIBRARY)
+        (lib / "ARMED").touch()
+        (root / "shop" / "hidden.py").write_text('VERSION = "h1"\n')
+        settings = root / "demosite" / "settings.py"
+        settings.write_text(settings.read_text() + f"\nimport sys\nsys.path.insert(0, {str(lib.parent)!r})\n")
+        urls = root / "demosite" / "urls.py"
+        urls.write_text(
+            urls.read_text().replace(
+                "urlpatterns = [", 'urlpatterns = [\n    path("hidden/", include("fakelib.urls")),', 1
+            )
+        )
+
+    with live_console(tmp_path, demo_db, prepare=prepare, console_class=Console) as console:
+        reloader = console.reloader
+        wait_for(lambda: console.events.of("watch"))
+        wait_for(lambda: reloader.watcher is not None and inotify_watches(reloader.watcher.roots))
+        hidden = str((console.root / "shop" / "hidden.py").resolve())
+        assert get(console.port, "/hidden/") == (200, b"h1")  # then the library list goes to level 1
+        level1 = reloader.level1
+        assert level1 is not None
+        wait_for(lambda: (lib / "STARTED").exists())  # level 1 imported hidden (h1) and is still importing
+        (lib / "ARMED").unlink()
+        assert level1.preloading
+        console.edit("shop/hidden.py", '"h1"', '"h2"')
+        assert served(console.port, "/hidden/", b"h2")[1] == b"h2"
+        reload = wait_for(console.reloads)[-1]
+        assert reload["level"] == "setup", reload  # level 1 may hold the old hidden: rebuilt
+        (lib / "RELEASE").touch()
+        # A view edit later forks from the level 1 that holds the library: the new hidden with it.
+        new_level1 = reloader.level1
+        assert new_level1 is not level1 and new_level1 is not None
+        get(console.port, "/hidden/")
+        wait_for(lambda: new_level1.preloads_done >= 1 and hidden in new_level1.files)
+        console.edit("shop/views.py", 'b"pong"', 'b"late"')
+        assert served(console.port, "/ping/", b"late")[0] == 200
+        assert get(console.port, "/hidden/") == (200, b"h2")
+        # And the held project module itself, saved now: level 1 rebuilt again, never stale.
+        console.edit("shop/hidden.py", '"h2"', '"h3"')
+        assert served(console.port, "/hidden/", b"h3")[1] == b"h3"
+        assert wait_for(lambda: len(console.reloads()) >= 3 and console.reloads())[-1]["level"] == "setup"

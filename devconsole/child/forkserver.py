@@ -68,6 +68,15 @@ BASE_MODULES = (
     "django.contrib.admin",
     "django.core.checks",
     "django.utils.autoreload",
+    # devconsole's own side of serving, imported by every generation once it
+    # is told to go (pdb alone, for the debugger, is most of a reload's time
+    # after the URLconf): inherited instead. None of them reads settings.
+    "devconsole.child.server",
+    "devconsole.child.debugger",
+    "devconsole.child.insight",
+    "devconsole.child.livereload",
+    "devconsole.child.errorpage",
+    "devconsole.child.watchlist",
 )
 
 
@@ -204,7 +213,11 @@ class ForkServer:
             # CPU: paused until the console says to go on (another preload).
             self._preload_paused = True
             self._fork(lambda: self._level1_child(fds[0]), fds)
-        elif op is Op.PRELOAD and self.level == ForkServerLevel.BASE:
+        elif op is Op.PRELOAD and message.get("stop"):
+            # A change is waiting on what this process holds: answer now.
+            self._pending_preload.clear()
+            self._answer_preload()
+        elif op is Op.PRELOAD and (self.level == ForkServerLevel.BASE or self.failure is None):
             self._preload(message.get("modules") or [])
         elif op is Op.QUIT:
             self.quitting = True
@@ -216,9 +229,10 @@ class ForkServer:
         sys.stdout.flush()
         sys.stderr.flush()
         started = self._fork_started = time.perf_counter()
-        # Everything this process holds moves to the collector's permanent
-        # generation (O(1)): the child's collections never walk (and so never
-        # write to, and copy) the pages of the objects it inherits.
+        # Everything held here is moved out of the collector's reach: a
+        # child's first full collection would otherwise walk (and, through
+        # reference counts, copy) every page of this heap, hundreds of
+        # milliseconds in a Wagtail project's first request or URLconf.
         gc.freeze()
         pid = os.fork()
         if pid == 0:
@@ -270,6 +284,7 @@ class ForkServer:
 
             # Forked children must not share the fork server's database sockets.
             connections.close_all()
+            gc.collect()  # the setup's garbage, not frozen at the first fork
 
         try:
             run_manage_py(
@@ -306,9 +321,18 @@ class ForkServer:
         self.loop()
 
     def _preload(self, modules: list[str]) -> None:
-        """Queue libraries a level 1 used, so the next level 1 finds them
-        imported. They are imported a few at a time between messages (see
-        :meth:`loop`): a fork asked for meanwhile is never kept waiting."""
+        """Queue libraries to import ahead: in level 0, those a level 1 used
+        (so the next level 1 finds them imported); in level 1, those the
+        last generation imported from outside the project (Wagtail's admin
+        URLconf, DRF: what a view edit would otherwise import again).
+        They are imported a few at a time between messages (see
+        :meth:`loop`): a fork asked for meanwhile is never kept waiting.
+
+        Nothing held can be stale: a project module that such an import
+        pulls in is among the ``files`` reported with ``preloaded``, so the
+        console rebuilds level 1 when it changes; and a change saved while
+        the preload runs rebuilds it too (the console does not know yet
+        what it will have imported)."""
         self._pending_preload.extend(m for m in modules if not m.startswith("__"))
         self._preload_paused = False
 
@@ -321,9 +345,10 @@ class ForkServer:
         hidden meanwhile, so that no library imports the project's settings
         into level 0, and stderr is muted (failed imports print warnings).
         """
-        from devconsole.child.watchlist import project_module_files
-
-        saved_env = os.environ.pop("DJANGO_SETTINGS_MODULE", None)
+        # Level 1 has its settings: the libraries a generation imported are
+        # imported as they were there (a level 0 must not import the project's).
+        base = self.level == ForkServerLevel.BASE
+        saved_env = os.environ.pop("DJANGO_SETTINGS_MODULE", None) if base else None
         saved_stderr = os.dup(2)
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, 2)
@@ -358,16 +383,31 @@ class ForkServer:
         if thread_count() != 1:
             self._pending_preload.clear()
         if not self._pending_preload:
-            _send(
-                self.control,
-                wire.message(
-                    Op.PRELOADED,
-                    loaded=self._preloaded,
-                    forkable=forkable(),
-                    # Whatever project file got imported anyway now rebuilds level 0.
-                    files=project_module_files(Path(self.args.manage).parent),
-                ),
-            )
+            self._answer_preload()
+
+    def _answer_preload(self) -> None:
+        """Say the preload is done: the project files held now, exactly."""
+        from devconsole.child.watchlist import project_module_files
+
+        gc.collect()  # its garbage, not frozen with the rest at the next fork
+
+        if self.level != ForkServerLevel.BASE:
+            try:
+                from django.db import connections
+
+                connections.close_all()  # a library that queried at import: not shared with forks
+            except Exception:
+                pass
+        _send(
+            self.control,
+            wire.message(
+                Op.PRELOADED,
+                loaded=self._preloaded,
+                forkable=forkable(),
+                # Whatever project file got imported anyway now rebuilds level 0.
+                files=project_module_files(Path(self.args.manage).parent),
+            ),
+        )
 
     # serving -------------------------------------------------------------
     def _serve_child(self, message: wire.Message, fds: list[int]) -> None:
@@ -385,6 +425,8 @@ class ForkServer:
         os.close(devnull)
         args = build_parser().parse_args([*message["args"], "--events-fd", str(events), "--control-fd", str(control)])
         process = ServerProcess(args)
+        # Told to wait for ``accept`` (the old generation still stopping).
+        process.gated = bool(message.get("gated"))
         if self.level == ForkServerLevel.BASE:
             process.emitter.start()
             run_server(process)
@@ -432,9 +474,10 @@ class ForkServer:
         word, arg, fds = message
         for fd in fds:
             os.close(fd)
-        if word != "go" or not arg.isdigit():
+        generation, _, mode = arg.partition(" ")
+        if word != "go" or not generation.isdigit():
             return False
-        process.promote(int(arg))
+        process.promote(int(generation), gated=mode == "gated")
         return True
 
 

@@ -203,6 +203,15 @@ class ServerProcess:
         #: ``wsgi`` or ``asgi``: which server the runserver that won is served with.
         self.server_kind: ServerKind = "wsgi"
         self._terminating = False
+        #: Set by a gated start (see :meth:`serve`): everything up to the
+        #: first ``accept`` is done, then the console's ``accept`` is awaited.
+        self.gated = False
+        #: What this process had imported when it began (for a forked one:
+        #: what the fork server held); see :meth:`_report_modules`.
+        self._modules_at_start = frozenset(sys.modules)
+        #: Control messages that arrived while waiting for ``accept``: obeyed
+        #: once serving, in order.
+        self._early: list[tuple[str, str, list[int]]] = []
         try:
             signal.signal(signal.SIGTERM, self._on_sigterm)
         except ValueError:  # pragma: no cover - not the main thread
@@ -228,9 +237,11 @@ class ServerProcess:
         self._t = fork_started
         self.phase("fork")
 
-    def promote(self, generation: int) -> None:
-        """A spare told to serve: it becomes ``generation``, timed from now."""
+    def promote(self, generation: int, *, gated: bool = False) -> None:
+        """A spare told to serve: it becomes ``generation``, timed from now
+        (``gated``: it accepts only once the console says ``accept``)."""
         self.args.generation = generation
+        self.gated = gated
         self._t = time.perf_counter()
 
     # manage.py hands over here ----------------------------------------------
@@ -396,8 +407,11 @@ class ServerProcess:
             debugger.install(generation=self.args.generation, observer=self.observer)
         except Exception as exc:
             self.emitter.send(_error_event("debugger", exc))
+        gate = self._gate(command) if self.gated else None
         self.server_thread = threading.Thread(target=serve, name="django-main-thread", daemon=True)
         self.server_thread.start()
+        if gate is not None and not self._await_accept(gate):
+            return
         self.observer.serving.wait()
         if failure:
             raise failure[0]
@@ -447,6 +461,56 @@ class ServerProcess:
         threading.Thread(target=self._after_serving, name="devconsole-checks", daemon=True).start()
         self._control()
 
+    def _gate(self, command: Any) -> threading.Event:
+        """Hold the server at the door: its thread builds the server and
+        stops just before the loop's first ``select`` on the shared socket
+        until the returned event is set.
+
+        A reload sends ``stop`` to the old generation and ``go`` to this one
+        at once: the URLconf import, the thread's start and the server's
+        construction happen while the old generation stops, and only what
+        is left after ``accept`` (sent once the old one said ``stopping``)
+        lies between that and the first byte of new code. Under Daphne the
+        server's construction is the serving: the thread waits before it.
+        """
+        gate = threading.Event()
+        cls: Any = command.server_cls
+        if self.server_kind == "wsgi" and isinstance(cls, type) and "serve_forever" in vars(cls):
+            # The instrumented class is made for this process alone: patched in place.
+            inner = vars(cls)["serve_forever"]
+
+            def serve_forever(server: Any, poll_interval: float = 0.5) -> None:
+                gate.wait()
+                inner(server, poll_interval)
+
+            setattr(cls, "serve_forever", serve_forever)  # noqa: B010 - a class narrowed to ``type``
+        else:
+            execute = command.execute
+
+            def gated_execute(*args: Any, **kwargs: Any) -> Any:
+                gate.wait()
+                return execute(*args, **kwargs)
+
+            command.execute = gated_execute
+        return gate
+
+    def _await_accept(self, gate: threading.Event) -> bool:
+        """Wait for the console's ``accept`` (the old generation accepts
+        nothing more); False when told to stop first (or the console is
+        gone): then nothing was served and the process ends. Other messages
+        are kept for :meth:`_control`."""
+        while True:
+            message = self.receive_control()
+            if message is None or message[0] == "stop":
+                for fd in message[2] if message else []:
+                    os.close(fd)
+                return False
+            if message[0] == "accept":
+                gate.set()
+                self.phase("wait for the old generation")
+                return True
+            self._early.append(message)
+
     def _after_serving(self) -> None:
         """What the console wants to know but the first response must not wait for.
 
@@ -461,8 +525,39 @@ class ServerProcess:
             self.emitter.send(cast(WatchEvent, watch_event(Path(self.args.manage))))
         except Exception as exc:
             self.emitter.send(_error_event("file_changed", exc))
+        self._report_modules()
         if not skip_checks:
             self._checks()
+
+    def _report_modules(self) -> None:
+        """Tell the console which library modules (from outside the project)
+        this generation imported that its fork server did not hold: the
+        console has level 1 import them, so that the next generation
+        inherits them and imports only the project's own modules."""
+        try:
+            from devconsole.child.watchlist import library_module_names
+
+            names = [
+                name
+                for name in library_module_names(Path(self.args.manage).resolve().parent)
+                if name not in self._modules_at_start and not name.startswith(("devconsole.", "__"))
+            ]
+        except Exception:
+            return
+        chunk: list[str] = []
+        size = 0
+        for name in [*names, ""]:
+            # Said even when there is none (an empty message): the console
+            # then knows the fork server held everything this one needed.
+            if (chunk or not names) and (not name or size + len(name) + 1 > control.MAX_MESSAGE // 2):
+                try:
+                    control.send(self.control, "modules", " ".join(chunk))
+                except OSError:
+                    return
+                chunk, size = [], 0
+            if name:
+                chunk.append(name)
+                size += len(name) + 1
 
     def _import_urlconf(self) -> str | None:
         """Import the URLconf and its views now, as the first request would."""
@@ -514,7 +609,7 @@ class ServerProcess:
     def _control(self) -> None:
         """Main thread: obey the console until it says stop (or goes away)."""
         while True:
-            message = self.receive_control()
+            message = self._early.pop(0) if self._early else self.receive_control()
             if message is None:
                 break  # the console is gone
             word, arg, fds = message
@@ -711,6 +806,8 @@ class ServerProcess:
             wrap=lambda app: livereload.wrap(app, live),
         )
         live.report()
+        if self.gated and not self._await_accept(threading.Event()):
+            return
         threading.Thread(target=self.error_server.serve_forever, name="devconsole-error-server", daemon=True).start()
         self.observer.serving.wait(5)
         self._control()

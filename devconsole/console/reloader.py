@@ -17,11 +17,17 @@ batches into decisions (:class:`ReloadDecision`), one at a time:
   keeps serving, then fork; a module level 0 imported: rebuild both.
 
 The handover keeps the listening socket: the old generation is told to stop
-first (it stops accepting at once and finishes its requests), the new one
-is forked right after; connections that arrive in between wait in the
-backlog. Between reloads a *spare* is forked from level 1 and gets as far
-as it can without the URLconf (runserver resolved, WSGI handler built); a
-views edit promotes it unless it imported a changed file. Where fork is not
+(it stops accepting at once and finishes its requests) and the new one is
+started at the same moment, *gated*: it imports the URLconf and builds its
+server meanwhile, and accepts once the old one said it accepts nothing more
+(``accept``); connections that arrive in between wait in the backlog.
+Between reloads a *spare* is forked from level 1 (once the new generation
+answered its first request) and gets as far as it can without the URLconf
+(runserver resolved, WSGI handler built); a views edit promotes it unless it
+imported a changed file. Level 1 also holds the library modules the last
+generation imported from outside the project (Wagtail's admin URLconf, DRF),
+so that a fork imports only the project's own modules; the project files
+such an import pulled in count among level 1's files (see :meth:`Reloader._on_modules`). Where fork is not
 safe (no ``os.fork``, threads alive in level 1) the fork comes from level 0
 and runs the setup itself; without a usable level 0, a plain spawn does the
 same job, slower.
@@ -54,6 +60,7 @@ import os
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum, IntEnum
@@ -76,11 +83,19 @@ from devconsole.model.state import CRASH_PHASE
 
 #: How long a ``file_changed`` question may take before we restart instead.
 FILE_CHANGED_TIMEOUT = 2.0
+#: How long a change waits for level 1 to stop a preload and say what it
+#: holds (beyond that, level 1 is rebuilt: it may hold the old module).
+PRELOAD_ANSWER_TIMEOUT = 1.0
 #: How long a new generation may take to serve (or fail) before we give up waiting.
 SETTLE_TIMEOUT = 60.0
-#: Seconds after a reload before the next spare is forked (not to compete
-#: with the new generation's first requests).
+#: Seconds after the new generation answered its first request (it then
+#: says which libraries it imported) before the next spare is forked: not to
+#: compete for the CPU with the page's first requests (the page, its
+#: scripts and stylesheets, a second tab reloading).
 SPARE_DELAY = 0.25
+#: Seconds after a reload before the spare is forked anyway (a generation
+#: serving its error page says nothing).
+SPARE_FALLBACK = 2.0
 #: How long a reload's row waits for the old generation's exit (to time its
 #: stop); one that drains longer is shown draining meanwhile.
 STOPPER_WAIT = 2.0
@@ -215,6 +230,14 @@ class Reloader:
         #: 2-CPU machine no gain for a level-1 rebuild could be measured.
         #: ``DEVCONSOLE_PRELOAD=1`` turns it on.
         self.preload_enabled = os.environ.get("DEVCONSOLE_PRELOAD") == "1"
+        #: Whether level 1 imports, while idle, the library modules the last
+        #: generation imported from outside the project (see
+        #: :meth:`_on_modules`); off for the session once that left level 1
+        #: with threads (not forkable).
+        self.hold_libraries = os.environ.get("DEVCONSOLE_HOLD_LIBRARIES", "1") != "0"
+        supervisor.on_modules = self._on_modules
+        #: The last generations' ``modules`` reports: (generation, names).
+        self.modules_reports: deque[tuple[int, list[str]]] = deque(maxlen=8)
         self.server_files: frozenset[str] = frozenset()
         #: The generation :attr:`server_files` came from: until the serving
         #: one has said what it imported, any Python change restarts it.
@@ -232,6 +255,7 @@ class Reloader:
         #: runserver resolved and its handler built, waiting for ``go``.
         self.spare: ForkedGeneration | None = None
         self._spare_timer: threading.Timer | None = None
+        self._spare_lock = threading.Lock()
         #: Crashes: the current streak's length, when it began and the last
         #: death (monotonic), the delay before the last restart, and the timer of a delayed one.
         self._streak = 0
@@ -484,8 +508,14 @@ class Reloader:
                 _forget_bytecode(path)
         detect_ms = round(max(0.0, delivered - saved) * 1000, 1)
         level1_files: frozenset[str] | None = None
-        if self.level1 is not None and self.level1.setup_ok:
-            level1_files = self.level1.files
+        level1 = self.level1
+        if level1 is not None and level1.preloading and python_files:
+            # What level 1 holds is known only once it says so: it stops
+            # importing and answers (else it is rebuilt, see below).
+            level1.finish_preload(PRELOAD_ANSWER_TIMEOUT)
+        if level1 is not None and level1.setup_ok and not (level1.preloading and python_files):
+            # Read after ``preloading``: its files are set before it clears.
+            level1_files = level1.files
         elif not self.use_fork or self.level0 is None:
             level1_files = frozenset()  # plain spawns: every restart is complete
         decision = decide(
@@ -574,6 +604,8 @@ class Reloader:
             self._preloaded = set()
             level = RestartLevel.REBUILD1
             self._retire(old0)
+        if self.level1 is not None and self.level1.unsafe and self.level1.preloaded:
+            self.hold_libraries = False  # a library started a thread there: not again
         if level <= RestartLevel.REBUILD1 or not self._usable(self.level1):
             assert self.level0 is not None
             self._discard_spare()  # forked from the level 1 being replaced
@@ -639,23 +671,32 @@ class Reloader:
             # Stop first: from this line on the old generation accepts nothing,
             # so no request can reach old code once the new one serves. It
             # drains its requests in flight however long they take.
-            stopper = self._stopper(old, stop_started, stopped) if old is not None else None
+            # The next generation starts at the same moment, gated: it
+            # imports the URLconf and builds its server while the old one
+            # stops, and accepts once that one said it accepts nothing more.
+            stopper = self._stopper(old, stop_started, stopped, wait_stopping=False) if old is not None else None
             assert source is not None
             spare = self._take_spare(files) if level == RestartLevel.FORK and source is self.level1 else None
             if spare is None:
                 self._discard_spare()
+            gated = old is not None
             try:
                 if spare is not None:
-                    spare.promote(self.supervisor.next_generation())
+                    spare.promote(self.supervisor.next_generation(), gated=gated)
                     child: GenerationHandle = spare
                 else:
-                    child = source.serve(self.supervisor.next_generation())
+                    child = source.serve(self.supervisor.next_generation(), gated=gated)
                 start_ms = (time.perf_counter() - started) * 1000
+                if old is not None:
+                    self.supervisor.wait_stopping(old)
+                    child.accept()
             except ForkServerError as exc:
                 # The old generation is already stopping: something must serve.
                 self._drop_forkservers()
                 self.use_fork = False
                 self._log(f"devconsole: fork server lost ({exc}); spawning instead")
+                if old is not None:
+                    self.supervisor.wait_stopping(old)
                 child = SpawnedGeneration(self.supervisor, self.supervisor.next_generation())
                 start_ms = (time.perf_counter() - started) * 1000
             self.supervisor.adopt(child)
@@ -709,21 +750,29 @@ class Reloader:
         self._schedule_spare()
 
     # ---------------------------------------------------------------- spare
-    def _schedule_spare(self) -> None:
+    def _schedule_spare(self, delay: float = SPARE_FALLBACK) -> None:
+        """Fork the spare in ``delay`` seconds (replacing a sooner or later plan)."""
         if not self.use_fork or self._stopping.is_set():
             return
-        if self._spare_timer is not None:
-            self._spare_timer.cancel()
-        self._spare_timer = threading.Timer(SPARE_DELAY, lambda: self._jobs.put(("spare", set(), 0.0)))
-        self._spare_timer.daemon = True
-        self._spare_timer.start()
+        with self._spare_lock:
+            if self._spare_timer is not None:
+                self._spare_timer.cancel()
+            self._spare_timer = threading.Timer(delay, lambda: self._jobs.put(("spare", set(), 0.0)))
+            self._spare_timer.daemon = True
+            self._spare_timer.start()
 
     def _make_spare(self) -> None:
-        """Fork the next generation ahead of time, if level 1 can be forked."""
-        if self.spare is not None and self.spare.alive and not self.spare.spare_failed:
-            return
-        self._discard_spare()
+        """Fork the next generation ahead of time, if level 1 can be forked
+        (and once it holds the libraries it was asked to import: a spare
+        forked before would import them again)."""
         level1 = self.level1
+        spare = self.spare
+        if spare is not None and spare.alive and not spare.spare_failed:
+            if level1 is None or spare.forkserver is not level1 or spare.preloads == level1.preloads_done:
+                return
+        if level1 is not None and level1.preloading:
+            return  # made when the preload is answered (see _on_preloaded)
+        self._discard_spare()
         if not self.use_fork or level1 is None or level1.dead.is_set():
             return
         if not level1.setup_ok or not (level1.ready or {}).get("forkable"):
@@ -758,10 +807,12 @@ class Reloader:
             thread.start()
             self._finishers.append(thread)
 
-    def _stopper(self, old: GenerationHandle, started: float, stopped: list[float]) -> threading.Thread:
+    def _stopper(
+        self, old: GenerationHandle, started: float, stopped: list[float], *, wait_stopping: bool = True
+    ) -> threading.Thread:
         """Retire ``old`` (see :meth:`Supervisor.retire`); ``stopped`` gets
         the ms from ``started`` to its exit."""
-        drain = self.supervisor.retire(old)
+        drain = self.supervisor.retire(old, wait_stopping=wait_stopping)
 
         def run() -> None:
             drain.join()
@@ -790,6 +841,31 @@ class Reloader:
         phases["stop"] = round(stopped[0] if stopped else (time.perf_counter() - stop_started) * 1000, 1)
         event["phases"] = {k: phases[k] for k in ("detect", "stop", "start", "ready")}
         self._emit(event)
+
+    def _on_modules(self, child: GenerationHandle, names: list[str]) -> None:
+        """The serving generation imported these library modules that its
+        fork server did not hold: level 1 imports them while idle, so that
+        the next generation only imports the project's own modules (a view
+        edit on a Wagtail site no longer imports Wagtail's admin URLconf)."""
+        self.modules_reports.append((child.generation, names))
+        if child is self.supervisor.child:
+            # Its first request is answered: the spare follows shortly (or
+            # once level 1 holds these libraries, see _on_preloaded).
+            self._schedule_spare(SPARE_DELAY)
+        level1 = self.level1
+        if not self.hold_libraries or not self.use_fork or child is not self.supervisor.child or not names:
+            return
+        if not isinstance(child, ForkedGeneration) or child.forkserver is not level1 or level1 is None:
+            return
+        if level1.dead.is_set() or level1.unsafe or not level1.setup_ok or not (level1.ready or {}).get("forkable"):
+            return
+        level1.on_preloaded = self._on_preloaded
+        level1.preload_async(names)
+
+    def _on_preloaded(self, forkserver: ForkServerHandle) -> None:
+        """Level 1 holds the libraries now: the spare is forked again from it."""
+        if forkserver is self.level1 and not self._stopping.is_set():
+            self._jobs.put(("spare", set(), 0.0))
 
     def _maybe_preload(self) -> None:
         """Teach level 0 the libraries the project imports during setup."""

@@ -252,6 +252,8 @@ class GenerationHandle:
                 self.stopped_accepting.set()
             elif word == "bye":
                 self.said_bye = True
+            elif word == "modules" and self._supervisor.on_modules is not None:
+                self._supervisor.on_modules(self, arg.split())
             if word == "handover" and fds:
                 self._supervisor.hold_handover(fds[0], arg)
                 fds = fds[1:]
@@ -282,6 +284,10 @@ class GenerationHandle:
                 control.send(self._control, word, arg)
             except OSError:
                 pass
+
+    def accept(self) -> None:
+        """Let a gated start serve (the old generation accepts nothing more)."""
+        self.send("accept")
 
     def exit_event(self, returncode: int | None) -> dict[str, Any]:
         """The ``exit`` event for its end (saying who cut its requests, if someone did)."""
@@ -434,6 +440,9 @@ class Supervisor:
         self.browser_reload = os.environ.get(control.BROWSER_RELOAD_ENV, "1") != "0"
         #: This console run's id: live reload's generations are ``<run>.<N>``.
         self.run_id = secrets.token_hex(4)
+        #: Told of the library modules a generation imported that its fork
+        #: server did not hold (its ``modules`` messages): the reloader's.
+        self.on_modules: Callable[[GenerationHandle, list[str]], None] | None = None
         self._lock = threading.Lock()
         #: Old generations asked to stop that still finish their requests, oldest first.
         self.draining: list[GenerationHandle] = []
@@ -590,7 +599,7 @@ class Supervisor:
             self.retire(old)
         return self.start()
 
-    def retire(self, old: GenerationHandle) -> threading.Thread:
+    def retire(self, old: GenerationHandle, *, wait_stopping: bool = True) -> threading.Thread:
         """Tell ``old`` to stop now (it accepts nothing more) and wait in the
         background, however long its requests in flight take, for it to exit.
         Returns that thread. :meth:`cut_draining` ends the wait early; beyond
@@ -600,10 +609,13 @@ class Supervisor:
         further request (or :data:`STOPPING_TIMEOUT` passed): a request sent
         after the next generation serves never reaches old code. Telling it
         is not enough: it obeys on a thread of its own, which a loaded
-        machine may not run before the next generation (a spare) serves."""
+        machine may not run before the next generation (a spare) serves.
+
+        ``wait_stopping=False``: returns at once; the caller starts the next
+        generation gated and lets it serve after :meth:`wait_stopping`."""
         old.send("stop")
-        if old.settled.is_set():  # one still starting serves nothing yet: not waited for
-            old.stopped_accepting.wait(STOPPING_TIMEOUT)
+        if wait_stopping:
+            self.wait_stopping(old)
         with self._lock:
             self.draining.append(old)
             # One that said bye has no request left: it only writes its last
@@ -625,6 +637,12 @@ class Supervisor:
         thread = threading.Thread(target=wait, name=f"devconsole-g{old.generation}-drain", daemon=True)
         thread.start()
         return thread
+
+    @staticmethod
+    def wait_stopping(old: GenerationHandle) -> None:
+        """Until ``old`` (told to stop) accepts nothing more (see :meth:`retire`)."""
+        if old.settled.is_set():  # one still starting serves nothing yet: not waited for
+            old.stopped_accepting.wait(STOPPING_TIMEOUT)
 
     def cut_draining(self, reason: str = "by you") -> int:
         """End the old generations still draining, their requests with them; how many."""
@@ -693,6 +711,14 @@ class ForkServerHandle:
         self.files: frozenset[str] = frozenset()
         #: Set when a preload left threads behind: no longer safe to fork.
         self.unsafe = False
+        #: A preload was asked for (ever), and one is under way (its
+        #: ``preloaded`` answer, with the files, not yet read).
+        self.preloaded = False
+        self.preloading = False
+        #: Preloads answered so far, and who is told of each answer.
+        self.preloads_done = 0
+        self.preload_answered = threading.Event()
+        self.on_preloaded: Callable[[ForkServerHandle], None] | None = None
         self.children: dict[int, ForkedGeneration] = {}
         self._children_lock = threading.Lock()
         self._early_exits: dict[int, int | None] = {}
@@ -764,6 +790,11 @@ class ForkServerHandle:
                 self.files = frozenset(message.get("files") or ())
                 if not message.get("forkable"):
                     self.unsafe = True
+                self.preloading = False  # after the files: see preload_async
+                self.preload_answered.set()
+                self.preloads_done += 1
+                if self.on_preloaded is not None:
+                    self.on_preloaded(self)
                 continue
             if op in (Op.READY, Op.FAILED) and self.ready is None:
                 self.ready = message
@@ -833,10 +864,24 @@ class ForkServerHandle:
         (``preloaded``: the project files it imported after all, whether it
         is still single-threaded)."""
         with self._lock:
+            # Until it answers, its files are not known: a level 1 may be
+            # importing a project module a library pulls in right now.
+            self.preloading = self.preloaded = True
+            self.preload_answered.clear()
             try:
                 wire.send(self.control, wire.message(Op.PRELOAD, modules=modules))
             except OSError:
                 pass
+
+    def finish_preload(self, timeout: float) -> bool:
+        """Have the preload under way stop and say what it holds now; True
+        once it did (within ``timeout``)."""
+        with self._lock:
+            try:
+                wire.send(self.control, wire.message(Op.PRELOAD, modules=[], stop=True))
+            except OSError:
+                return False
+        return self.preload_answered.wait(timeout) and not self.preloading
 
     def register(self, pid: int, child: ForkedGeneration) -> None:
         with self._children_lock:
@@ -847,10 +892,11 @@ class ForkServerHandle:
                 return
         child.exited(returncode)
 
-    def serve(self, generation: int, *, spare: bool = False) -> ForkedGeneration:
+    def serve(self, generation: int, *, spare: bool = False, gated: bool = False) -> ForkedGeneration:
         """Fork a server child of ``generation`` from this fork server; a spare
-        (generation 0) waits, prepared, for :meth:`ForkedGeneration.promote`."""
-        return ForkedGeneration(self.supervisor, generation, self, spare=spare)
+        (generation 0) waits, prepared, for :meth:`ForkedGeneration.promote`;
+        a ``gated`` one gets ready but accepts only after :meth:`GenerationHandle.accept`."""
+        return ForkedGeneration(self.supervisor, generation, self, spare=spare, gated=gated)
 
     def close(self, *, wait: bool = False) -> None:
         """Ask the fork server to exit once its children have; close our end."""
@@ -912,7 +958,13 @@ class ForkedGeneration(GenerationHandle):
     """
 
     def __init__(
-        self, supervisor: Supervisor, generation: int, forkserver: ForkServerHandle, *, spare: bool = False
+        self,
+        supervisor: Supervisor,
+        generation: int,
+        forkserver: ForkServerHandle,
+        *,
+        spare: bool = False,
+        gated: bool = False,
     ) -> None:
         self.generation = generation
         #: For a spare: set from its ``spare_ready`` event (the files it imported).
@@ -935,6 +987,7 @@ class ForkedGeneration(GenerationHandle):
                 Op.SERVE,
                 args=[*supervisor.project.bootstrap_args(), *supervisor.server_args(generation)],
                 spare=spare,
+                gated=gated,
             )
             reply = forkserver.request(message, theirs)
             self.fork_ms = round((time.perf_counter() - started) * 1000, 2)
@@ -947,6 +1000,8 @@ class ForkedGeneration(GenerationHandle):
             for fd in theirs:
                 os.close(fd)
         self.pid = int(reply["pid"])
+        #: What its fork server had preloaded when it forked this one.
+        self.preloads = forkserver.preloads_done
         self.process = _ForkedProcess(self)
         self._control = ours
         self._start_readers(ev_r, os.fdopen(out_r, "rb"), os.fdopen(err_r, "rb"))
@@ -954,10 +1009,11 @@ class ForkedGeneration(GenerationHandle):
         if forkserver.dead.is_set():
             self.orphaned()
 
-    def promote(self, generation: int) -> None:
-        """A spare becomes ``generation``: it imports the URLconf and serves."""
+    def promote(self, generation: int, *, gated: bool = False) -> None:
+        """A spare becomes ``generation``: it imports the URLconf and serves
+        (``gated``: only once :meth:`accept` is called)."""
         self.generation = generation
-        self.send(f"go {generation}")
+        self.send(f"go {generation} gated" if gated else f"go {generation}")
 
     def exited(self, returncode: int | None) -> None:
         """Called by the fork server handle's reader: finish off the thread's hands."""

@@ -16,8 +16,11 @@ To a server child:
     accept nothing more, hand idle connections over, drain, exit.
 ``file_changed PATH``
     ask Django's ``file_changed`` receivers (answered by an event).
-``go GENERATION``
-    (a spare) become ``GENERATION`` and serve.
+``go GENERATION`` / ``go GENERATION gated``
+    (a spare) become ``GENERATION`` and serve; ``gated``: get everything
+    ready (URLconf imported, server built) but accept only after ``accept``.
+``accept``
+    (a gated start) the old generation accepts nothing more: serve now.
 ``insight on`` / ``insight off``
     request insight (queries, tracebacks) on or off.
 ``livereload on`` / ``livereload off``
@@ -35,6 +38,10 @@ From a server child:
     (after ``stop``) it accepts nothing more and reads no further request
     itself (idle connections are being handed over): the next generation may
     serve now without a request reaching this one's code.
+``modules NAME NAME…``
+    (once serving; in as many messages as needed) library modules it
+    imported that its fork server did not hold: level 1 imports them
+    for the next generation.
 ``bye``
     (after ``stop``) no request is left: only its last events are still to
     be written, at the pace the console reads them (it is not cut for that).

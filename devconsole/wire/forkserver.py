@@ -13,9 +13,12 @@ To a fork server:
 ``serve`` + [control, stdout, stderr, events]
     fork a server child: ``args`` (the server child's command line),
     ``spare`` (prepare, then wait for ``go GENERATION`` on the control
-    socket, :mod:`devconsole.wire.control`); its stdin is ``/dev/null``.
+    socket, :mod:`devconsole.wire.control`), ``gated`` (serve only after
+    ``accept`` on the control socket); its stdin is ``/dev/null``.
 ``preload``
-    (level 0 only) import ``modules`` while idle.
+    import ``modules`` while idle (level 0: libraries a level 1 used;
+    level 1: libraries the last generation imported from outside the project);
+    with ``stop``: drop what is left and answer ``preloaded`` at once.
 ``quit``
     exit once every child is reaped.
 
