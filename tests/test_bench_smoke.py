@@ -116,6 +116,16 @@ def table_rows(output: str, title: str) -> dict[str, list[str]]:
     return rows
 
 
+def table_columns(output: str, title: str) -> dict[str, int]:
+    """The header of the Markdown table under ``### title``: each column's
+    index in the cells :func:`table_rows` gives (the first column is the key)."""
+    lines = output.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("### ") and title in line)
+    header = next(line for line in lines[start + 1 :] if line.startswith("|"))
+    names = [cell.strip() for cell in header.strip("|").split("|")]
+    return {name: index - 1 for index, name in enumerate(names) if index}
+
+
 def number(text: str) -> float:
     return float(text.replace(",", "").rstrip("×"))
 
@@ -253,11 +263,12 @@ def test_profile_names_the_console_code(runs: dict[str, subprocess.CompletedProc
 def test_ablation_prices_each_variant(runs: dict[str, subprocess.CompletedProcess[str]]) -> None:
     out = ok(runs["ablate.py"])
     rows = table_rows(out, "CPU per request by variant")
+    column = table_columns(out, "CPU per request by variant")
     assert set(rows) == {"bare", "devconsole+nolog"}
-    assert number(rows["bare"][4]) == 1.0  # CPU vs bare
+    assert number(rows["bare"][column["CPU vs bare"]]) == 1.0
     for cells in rows.values():
-        assert number(cells[0]) > 0 and number(cells[3]) > 0  # req/s, total CPU µs/req
-        assert number(cells[1]) > 0  # server CPU µs/req
+        assert number(cells[column["req/s"]]) > 0 and number(cells[column["total CPU µs/req"]]) > 0
+        assert number(cells[column["server CPU µs/req"]]) > 0
 
 
 def test_ingest_prices_the_event_check(runs: dict[str, subprocess.CompletedProcess[str]]) -> None:
