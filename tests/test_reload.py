@@ -41,6 +41,17 @@ def served(port: int, path: str, needle: bytes, timeout: float = 20.0) -> tuple[
 @pytest.fixture
 def console(tmp_path: Path, demo_db: Path) -> Iterator[Console]:
     """A console with autoreload on a private copy of the demo project."""
+    yield from _console(tmp_path, demo_db)
+
+
+@pytest.fixture
+def held_console(tmp_path: Path, demo_db: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Console]:
+    """The same, with level 1 holding the libraries (off by default)."""
+    monkeypatch.setenv("DEVCONSOLE_HOLD_LIBRARIES", "1")
+    yield from _console(tmp_path, demo_db)
+
+
+def _console(tmp_path: Path, demo_db: Path) -> Iterator[Console]:
     with live_console(tmp_path, demo_db, console_class=Console) as console:
         assert get(console.port)[1] == b"pong"
         # Watching the project's roots (reported by the child) before editing.
@@ -512,7 +523,57 @@ def test_a_gated_generation_accepts_only_once_let_in(tmp_path: Path, demo_db: Pa
                 forkserver.close()
 
 
-def test_level_1_holds_the_libraries_so_a_view_edit_imports_none_again(console: Console) -> None:
+BROKEN_MIDDLEWARE = """
+from pathlib import Path
+
+class Broken:
+    def __init__(self, get_response):
+        if (Path(__file__).resolve().parent.parent / "BROKEN").exists():
+            raise RuntimeError("middleware broken on purpose")
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+"""
+
+
+def test_a_gated_generation_that_fails_after_accept_serves_its_error_page(tmp_path: Path, demo_db: Path) -> None:
+    """A gated start whose server fails to build (a middleware raising in
+    ``__init__``) serves its error page once let in: the ``accept`` it got
+    is the only one that comes."""
+    from devconsole.console.supervisor import ForkServerHandle
+
+    from .conftest import Events, new_supervisor
+
+    root, project = demo_copy(tmp_path, demo_db)
+    (root / "shop" / "brokenmw.py").write_text(BROKEN_MIDDLEWARE)
+    settings = root / "demosite" / "settings.py"
+    settings.write_text(settings.read_text() + '\nMIDDLEWARE = [*MIDDLEWARE, "shop.brokenmw.Broken"]\n')
+    events = Events()
+    supervisor = new_supervisor(project, events)
+    level0 = ForkServerHandle.spawn(supervisor)
+    level1 = None
+    try:
+        assert level0.wait_ready().get("forkable")
+        level1 = level0.fork_level1()
+        assert level1.wait_ready().get("forkable")
+        (root / "BROKEN").touch()
+        child = level1.serve(supervisor.next_generation(), gated=True)
+        supervisor.adopt(child)
+        child.accept()
+        error = wait_for(lambda: [e for e in events.of("error") if e.get("generation") == child.generation])[0]
+        assert "middleware broken on purpose" in error["traceback"]
+        status, body = get(supervisor.address.port)
+        assert status == 500 and b"middleware broken on purpose" in body
+    finally:
+        supervisor.close()
+        for forkserver in (level1, level0):
+            if forkserver is not None:
+                forkserver.close()
+
+
+def test_level_1_holds_the_libraries_so_a_view_edit_imports_none_again(held_console: Console) -> None:
+    console = held_console
     reports = console.reloader.modules_reports
     level1 = console.reloader.level1
     assert level1 is not None
@@ -567,6 +628,7 @@ def test_a_project_module_a_held_library_imported_is_never_served_stale(
     inherits the old one; one saved later rebuilds it too."""
     userbase = tmp_path / "userbase"
     monkeypatch.setenv("PYTHONUSERBASE", str(userbase))  # the children's user site: a library directory
+    monkeypatch.setenv("DEVCONSOLE_HOLD_LIBRARIES", "1")
     version = f"python{sys.version_info.major}.{sys.version_info.minor}"
     lib = userbase / "lib" / version / "site-packages" / "fakelib"
 

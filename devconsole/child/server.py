@@ -507,6 +507,9 @@ class ServerProcess:
                 return False
             if message[0] == "accept":
                 gate.set()
+                # Let in once: a start that fails after this serves its
+                # error page at once (no second ``accept`` will come).
+                self.gated = False
                 self.phase("wait for the old generation")
                 return True
             self._early.append(message)

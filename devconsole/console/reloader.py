@@ -233,8 +233,11 @@ class Reloader:
         #: Whether level 1 imports, while idle, the library modules the last
         #: generation imported from outside the project (see
         #: :meth:`_on_modules`); off for the session once that left level 1
-        #: with threads (not forkable).
-        self.hold_libraries = os.environ.get("DEVCONSOLE_HOLD_LIBRARIES", "1") != "0"
+        #: with threads (not forkable). Off by default: a preload that
+        #: crosses a save, a failed preload import and a library importing
+        #: project modules are not yet proven never to serve stale code.
+        #: ``DEVCONSOLE_HOLD_LIBRARIES=1`` turns it on.
+        self.hold_libraries = os.environ.get("DEVCONSOLE_HOLD_LIBRARIES") == "1"
         supervisor.on_modules = self._on_modules
         #: The last generations' ``modules`` reports: (generation, names).
         self.modules_reports: deque[tuple[int, list[str]]] = deque(maxlen=8)
@@ -775,8 +778,8 @@ class Reloader:
         self._discard_spare()
         if not self.use_fork or level1 is None or level1.dead.is_set():
             return
-        if not level1.setup_ok or not (level1.ready or {}).get("forkable"):
-            return
+        if not level1.setup_ok or not (level1.ready or {}).get("forkable") or level1.unsafe:
+            return  # never fork from a level 1 that a preload left with threads
         try:
             self.spare = level1.serve(0, spare=True)
         except ForkServerError:
@@ -864,7 +867,7 @@ class Reloader:
 
     def _on_preloaded(self, forkserver: ForkServerHandle) -> None:
         """Level 1 holds the libraries now: the spare is forked again from it."""
-        if forkserver is self.level1 and not self._stopping.is_set():
+        if forkserver is self.level1 and not forkserver.unsafe and not self._stopping.is_set():
             self._jobs.put(("spare", set(), 0.0))
 
     def _maybe_preload(self) -> None:
