@@ -675,3 +675,52 @@ def test_a_project_module_a_held_library_imported_is_never_served_stale(
         console.edit("shop/hidden.py", '"h2"', '"h3"')
         assert served(console.port, "/hidden/", b"h3")[1] == b"h3"
         assert wait_for(lambda: len(console.reloads()) >= 3 and console.reloads())[-1]["level"] == "setup"
+
+
+FAILING_LIBRARY = """
+from shop import hidden  # a project module, then the import fails
+
+raise ImportError("fakelib.failing needs something that is not there")
+"""
+
+
+def test_a_failed_preload_import_still_lists_the_project_modules_it_ran(
+    tmp_path: Path, demo_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A library import in level 1's preload that runs a project module and
+    then fails leaves that module's effects in level 1 though it is dropped
+    from ``sys.modules``: the ``preloaded`` answer still lists its file (an
+    edit to it rebuilds level 1)."""
+    from devconsole.console.supervisor import ForkServerHandle
+
+    from .conftest import Events, new_supervisor
+
+    userbase = tmp_path / "userbase"
+    monkeypatch.setenv("PYTHONUSERBASE", str(userbase))
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    lib = userbase / "lib" / version / "site-packages" / "fakelib"
+    lib.mkdir(parents=True)
+    (lib / "__init__.py").write_text("")
+    (lib / "failing.py").write_text(FAILING_LIBRARY)
+    root, project = demo_copy(tmp_path, demo_db)
+    (root / "shop" / "hidden.py").write_text('VERSION = "h1"\n')
+    settings = root / "demosite" / "settings.py"
+    settings.write_text(settings.read_text() + f"\nimport sys\nsys.path.insert(0, {str(lib.parent)!r})\n")
+    hidden = str((root / "shop" / "hidden.py").resolve())
+    events = Events()
+    supervisor = new_supervisor(project, events)
+    level0 = ForkServerHandle.spawn(supervisor)
+    level1 = None
+    try:
+        assert level0.wait_ready().get("forkable")
+        level1 = level0.fork_level1()
+        assert level1.wait_ready().get("forkable")
+        assert hidden not in level1.files
+        level1.preload_async(["fakelib.failing"])
+        wait_for(lambda: level1.preloads_done >= 1 and not level1.preloading)
+        assert hidden in level1.files
+    finally:
+        supervisor.close()
+        for forkserver in (level1, level0):
+            if forkserver is not None:
+                forkserver.close()

@@ -172,6 +172,7 @@ def instrument_application(app: Any, observer: ServerObserver) -> Any:
             observer.conns[conn.peer] = conn  # type: ignore[index]
             observer.connections_total += 1
             observer.opened.append(conn)
+            observer.wake()
         conn.protocol = "websocket"
         conn.path = str(scope.get("path") or "")
         conn.state = "handshake"
@@ -338,6 +339,7 @@ def daphne_server(base: type, listen_fd: int, observer: ServerObserver) -> type:
         observer.connections_total += 1
         observer.ready += 1  # an accept, for the accepts/s sparkline
         observer.opened.append(conn)
+        observer.wake()
         make_connection = protocol.makeConnection
         data_received = protocol.dataReceived
         connection_lost = protocol.connectionLost

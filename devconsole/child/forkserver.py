@@ -156,6 +156,10 @@ class ForkServer:
         self._pending_preload: list[str] = []
         self._preload_paused = False
         self._preloaded = 0
+        #: Project files a failed preload import loaded and then dropped from
+        #: ``sys.modules``: what they did (registrations in held libraries)
+        #: stays here, so they are listed with every ``preloaded`` answer.
+        self._dropped_project_files: set[str] = set()
         #: Top-level packages one of whose modules installed a Twisted reactor.
         self._reactor_packages: set[str] = set()
         self._wake_r, self._wake_w = os.pipe()
@@ -372,7 +376,9 @@ class ForkServer:
                         raise ImportError(f"{name} installs a Twisted reactor")
                     self._preloaded += 1
                 except BaseException:
-                    _forget_modules(set(sys.modules) - before)
+                    added = set(sys.modules) - before
+                    self._dropped_project_files.update(self._project_files_of(added))
+                    _forget_modules(added)
         finally:
             sys.stderr.flush()
             os.dup2(saved_stderr, 2)
@@ -384,6 +390,20 @@ class ForkServer:
             self._pending_preload.clear()
         if not self._pending_preload:
             self._answer_preload()
+
+    def _project_files_of(self, names: set[str]) -> set[str]:
+        """The project's files among these modules' origins."""
+        from devconsole.child.watchlist import _library_dirs, is_project_file
+
+        root = os.path.realpath(Path(self.args.manage).parent)
+        libs = _library_dirs()
+        found = set()
+        for name in names:
+            spec = getattr(sys.modules.get(name), "__spec__", None)
+            origin = spec.origin if spec is not None and spec.has_location else None
+            if isinstance(origin, str) and is_project_file(real := os.path.realpath(origin), root, libs):
+                found.add(real)
+        return found
 
     def _answer_preload(self) -> None:
         """Say the preload is done: the project files held now, exactly."""
@@ -405,7 +425,7 @@ class ForkServer:
                 loaded=self._preloaded,
                 forkable=forkable(),
                 # Whatever project file got imported anyway now rebuilds level 0.
-                files=project_module_files(Path(self.args.manage).parent),
+                files=sorted(set(project_module_files(Path(self.args.manage).parent)) | self._dropped_project_files),
             ),
         )
 

@@ -253,7 +253,14 @@ class GenerationHandle:
             elif word == "bye":
                 self.said_bye = True
             elif word == "modules" and self._supervisor.on_modules is not None:
-                self._supervisor.on_modules(self, arg.split())
+                try:
+                    self._supervisor.on_modules(self, arg.split())
+                except Exception as exc:  # this thread must go on reading (stopping, handover, bye)
+                    text = f"devconsole: a modules report could not be handled: {type(exc).__name__}: {exc}"
+                    try:
+                        self._emit({"type": "log", "stream": "stderr", "text": clean_line(text), "ts": time.time()})
+                    except Exception:
+                        pass
             if word == "handover" and fds:
                 self._supervisor.hold_handover(fds[0], arg)
                 fds = fds[1:]
