@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -315,5 +316,163 @@ def test_a_save_paused_halfway_is_one_batch_delivered_once_the_file_is_closed(tm
         assert paths == {os.path.realpath(views)} and delivered >= closed
         assert views.read_text() == "X = 1\n"
         assert batches.empty()
+    finally:
+        watcher.stop()
+
+
+def _watching(package: Path, on_batch: Any, **kwargs: Any) -> Watcher:
+    watcher = Watcher(on_batch, **kwargs)
+    watcher.set_roots([str(package)])
+    watcher.start()
+    wait_for(lambda: inotify_watches([package]))
+    return watcher
+
+
+@linux_only
+def test_a_swap_file_held_open_never_makes_a_save_wait(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """vim keeps ``.views.py.swp`` open and written: a save of views.py is
+    delivered as soon as its own events pause, not when the swap file closes
+    (MAX_BATCH_MS made long, so only the files waited for can end the batch)."""
+    monkeypatch.setattr(watcher_module, "MAX_BATCH_MS", 60_000)
+    package = tmp_path / "shop"
+    package.mkdir()
+    views = package / "views.py"
+    views.write_text("X = 0\n")
+    batches: queue.Queue[set[str]] = queue.Queue()
+    watcher = _watching(package, lambda paths, ts: batches.put(paths))
+    try:
+        with open(package / ".views.py.swp", "w") as swap:
+            swap.write("b0VIM")
+            swap.flush()
+            # The swap file's own batch (nothing in it is delivered) ends too.
+            views.write_text("X = 1\n")
+            assert batches.get(timeout=10) == {os.path.realpath(views)}
+            # A later save, the swap file still open and written again.
+            swap.write("more")
+            swap.flush()
+            views.write_text("X = 2\n")
+            assert batches.get(timeout=10) == {os.path.realpath(views)}
+    finally:
+        watcher.stop()
+
+
+@linux_only
+def test_a_failing_batch_callback_is_reported_and_the_watch_goes_on(tmp_path: Path) -> None:
+    package = tmp_path / "shop"
+    package.mkdir()
+    batches: queue.Queue[set[str]] = queue.Queue()
+    errors: queue.Queue[str] = queue.Queue()
+
+    def on_batch(paths: set[str], ts: float) -> None:
+        batches.put(paths)
+        if len(paths) == 1 and next(iter(paths)).endswith("bad.py"):
+            raise RuntimeError("reload broke")
+
+    watcher = _watching(package, on_batch, on_error=errors.put)
+    try:
+        (package / "bad.py").write_text("X = 1\n")
+        assert batches.get(timeout=5) == {os.path.realpath(package / "bad.py")}
+        assert "RuntimeError: reload broke" in errors.get(timeout=5)
+        (package / "views.py").write_text("X = 1\n")
+        assert batches.get(timeout=5) == {os.path.realpath(package / "views.py")}
+        assert watcher._thread is not None and watcher._thread.is_alive()
+    finally:
+        watcher.stop()
+
+
+@linux_only
+def test_a_queue_overflow_delivers_the_files_changed_since_the_last_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The kernel's queue overflowing (a git checkout burst) drops events:
+    the files they were about are found again, not lost."""
+    package = tmp_path / "shop"
+    package.mkdir()
+    old = package / "old.py"
+    old.write_text("X = 0\n")
+    os.utime(old, (1_000_000, 1_000_000))  # untouched since long ago
+    real_one = watcher_module.Inotify._one
+
+    def one(self: watcher_module.Inotify, wd: int, mask: int, name: str, out: list[tuple[int, str]]) -> None:
+        if name == "models.py":
+            return  # dropped by the kernel...
+        if name == "trigger":
+            # ...which says so with an overflow.
+            real_one(self, -1, watcher_module.IN_Q_OVERFLOW, "", out)
+            return
+        real_one(self, wd, mask, name, out)
+
+    monkeypatch.setattr(watcher_module.Inotify, "_one", one)
+    batches: queue.Queue[set[str]] = queue.Queue()
+    watcher = _watching(package, lambda paths, ts: batches.put(paths))
+    try:
+        (package / "models.py").write_text("M = 1\n")
+        (package / "trigger").write_text("")
+        seen = batches.get(timeout=5)
+        assert os.path.realpath(package / "models.py") in seen
+        assert os.path.realpath(old) not in seen
+        # The watch is renewed after an overflow and goes on.
+        wait_for(lambda: inotify_watches([package]))
+        (package / "views.py").write_text("X = 1\n")
+        wait_for(lambda: os.path.realpath(package / "views.py") in batches.get(timeout=5))
+    finally:
+        watcher.stop()
+
+
+@linux_only
+def test_the_watch_works_with_descriptors_above_1024(tmp_path: Path) -> None:
+    """The console may hold more than 1,024 descriptors (handover sockets,
+    pipes): select.select cannot wait on those, poll can."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1200:
+        pytest.skip("the descriptor limit is below 1,200")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1200), hard))
+    held: list[int] = []
+    try:
+        while not held or held[-1] < 1030:
+            held.append(os.open(os.devnull, os.O_RDONLY))
+        package = tmp_path / "shop"
+        package.mkdir()
+        batches: queue.Queue[set[str]] = queue.Queue()
+        watcher = _watching(package, lambda paths, ts: batches.put(paths))
+        try:
+            assert watcher._wake_r > 1024
+            (package / "views.py").write_text("X = 1\n")
+            assert batches.get(timeout=5) == {os.path.realpath(package / "views.py")}
+        finally:
+            watcher.stop()
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+@linux_only
+def test_a_folder_moved_out_of_the_roots_is_no_longer_watched(tmp_path: Path) -> None:
+    from .conftest import inotify_watched_inodes
+
+    package = tmp_path / "shop"
+    (package / "sub").mkdir(parents=True)
+    (package / "sub" / "deep").mkdir()
+    batches: queue.Queue[set[str]] = queue.Queue()
+    watcher = _watching(package, lambda paths, ts: batches.put(paths))
+    try:
+        wait_for(lambda: inotify_watches([package / "sub" / "deep"]))
+        inode = os.stat(package / "sub").st_ino
+        deep = os.stat(package / "sub" / "deep").st_ino
+        outside = tmp_path / "elsewhere"
+        os.rename(package / "sub", outside)
+        assert os.path.realpath(package / "sub") in batches.get(timeout=5)
+
+        def unwatched() -> bool:
+            instances = inotify_watched_inodes("self") or []
+            return not any((ino in {i for _dev, i in w}) for w in instances for ino in (inode, deep))
+
+        wait_for(unwatched)
+        (outside / "deep" / "models.py").write_text("M = 1\n")
+        (package / "views.py").write_text("X = 1\n")
+        assert batches.get(timeout=5) == {os.path.realpath(package / "views.py")}
     finally:
         watcher.stop()

@@ -136,9 +136,16 @@ class Inotify:
         self.files: dict[int, str] = {}
         #: The paths of the single file roots.
         self.file_roots: set[str] = set()
+        self.roots = list(roots)
         self.overflowed = False
-        #: Files modified and not yet closed: a writer is still at work.
+        #: Files modified in the current batch and not yet closed: a writer
+        #: is still at work (ignored names, a swap file or a database held
+        #: open, never make a batch wait).
         self.writing: set[str] = set()
+        #: When the events were last read whole (see :meth:`_since_overflow`).
+        self.since = time.time()
+        #: Directory watches (re-)registered during the current read.
+        self._fresh: set[int] = set()
         try:
             for root in roots:
                 if os.path.isdir(root):
@@ -163,6 +170,8 @@ class Inotify:
             libc.inotify_init1.restype = ctypes.c_int
             libc.inotify_add_watch.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32]
             libc.inotify_add_watch.restype = ctypes.c_int
+            libc.inotify_rm_watch.argtypes = [ctypes.c_int, ctypes.c_int]
+            libc.inotify_rm_watch.restype = ctypes.c_int
             cls._libc = libc
         return cls._libc
 
@@ -188,6 +197,7 @@ class Inotify:
         wd = self._add(path, IN_ONLYDIR | _DIR_MASK, strict=strict)
         if wd is not None:
             self.dirs[wd] = path
+            self._fresh.add(wd)
 
     def _add_file(self, path: str, *, strict: bool = False) -> None:
         wd = self._add(path, IN_DONT_FOLLOW | _FILE_MASK, strict=strict)
@@ -221,9 +231,40 @@ class Inotify:
                 except OSError:
                     continue
 
+    def _forget(self, directory: str) -> None:
+        prefix = directory.rstrip(os.sep) + os.sep
+        for wd, path in list(self.dirs.items()):
+            if path == directory or path.startswith(prefix):
+                del self.dirs[wd]
+                self._libc.inotify_rm_watch(self.fd, wd)
+
+    def _since_overflow(self) -> list[str]:
+        """The files under the roots changed since the events were last
+        read whole (a second's slack for coarse file times)."""
+        since = self.since - 1.0
+        found: list[str] = []
+        for root in self.roots:
+            if not os.path.isdir(root):
+                candidates = [root]
+            else:
+                candidates = []
+                for directory in self._walk(root):
+                    try:
+                        candidates += [e.path for e in os.scandir(directory) if not e.is_dir()]
+                    except OSError:
+                        continue
+            for path in candidates:
+                try:
+                    if os.stat(path).st_mtime >= since:
+                        found.append(path)
+                except OSError:
+                    continue
+        return found
+
     def changes(self) -> list[tuple[int, str]]:
         """Everything the kernel has queued now, as ``(change, path)``."""
         out: list[tuple[int, str]] = []
+        self._fresh.clear()
         while True:
             try:
                 data = os.read(self.fd, 65536)
@@ -241,13 +282,17 @@ class Inotify:
 
     def _one(self, wd: int, mask: int, name: str, out: list[tuple[int, str]]) -> None:
         if mask & IN_Q_OVERFLOW:
+            # The kernel dropped events: what they said is found again from
+            # the files' times, so no save is lost (the watch is then renewed).
             self.overflowed = True
+            out += [(MODIFIED, path) for path in self._since_overflow()]
             return
         before = len(out)
         self._translate(wd, mask, name, out)
         for _kind, path in out[before:]:
             if mask & IN_MODIFY:
-                self.writing.add(path)
+                if not is_ignored(path, self.ignore):
+                    self.writing.add(path)
             elif mask & (IN_CLOSE_WRITE | _REMOVED | IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED):
                 self.writing.discard(path)
 
@@ -273,6 +318,11 @@ class Inotify:
             return
         if mask & IN_IGNORED:
             del self.dirs[wd]
+            return
+        if mask & IN_MOVE_SELF and wd not in self._fresh:
+            # Moved out of the roots (a move within them re-registered it
+            # under its new path): no longer watched, nor what is under it.
+            self._forget(directory)
             return
         if not name:
             return  # the directory itself moved or went: its parent says so
@@ -386,13 +436,23 @@ class Watcher:
         paths = {os.path.realpath(p) for p in settled_paths(changes)}
         paths = {p for p in paths if not is_ignored(p, ignore)}
         if paths:
-            self.on_batch(paths, delivered)
+            try:
+                self.on_batch(paths, delivered)
+            except Exception as exc:  # reported; the watch goes on
+                self._report(f"the reload of a change failed: {type(exc).__name__}: {exc}")
         return any(p in roots for p in paths)
+
+    def _report(self, error: str) -> None:
+        if self.on_error is not None:
+            try:
+                self.on_error(error)
+            except Exception:
+                pass
 
     def _failed(self, exc: Exception) -> None:
         error = f"{type(exc).__name__}: {exc}"
-        if error != self.error and self.on_error is not None:
-            self.on_error(error)
+        if error != self.error:
+            self._report(error)
         self.error = error
         self._stop.wait(1.0)
 
@@ -413,14 +473,20 @@ class Watcher:
                 except Exception as exc:
                     self._failed(exc)
                     continue
-                if watch is not None:
-                    # The old watch is closed only once the new one is in
-                    # place, and what it saw meanwhile is delivered: a save
-                    # while the roots change is never lost.
-                    leftover = watch.changes()
-                    watch.close()
-                    if leftover:
-                        self._deliver(leftover, roots)
+                try:
+                    if watch is not None:
+                        # The old watch is closed only once the new one is in
+                        # place, and what it saw meanwhile is delivered: a save
+                        # while the roots change is never lost.
+                        old, watch = watch, None
+                        leftover = old.changes()
+                        old.close()
+                        if leftover:
+                            self._deliver(leftover, roots)
+                except Exception as exc:
+                    fresh.close()
+                    self._failed(exc)
+                    continue
                 watch = fresh
                 try:
                     self.error = None
@@ -442,24 +508,31 @@ class Watcher:
 
     def _watch(self, watch: Inotify, roots: list[str]) -> None:
         """Deliver batches until the roots change or the watcher stops."""
-        quiet = QUIET_MS / 1000
+        quiet = QUIET_MS
+        # poll, not select: the console may hold more than 1,024 descriptors.
+        both = select.poll()
+        both.register(watch.fd, select.POLLIN)
+        both.register(self._wake_r, select.POLLIN)
+        events = select.poll()
+        events.register(watch.fd, select.POLLIN)
         while not self._renew.is_set():
-            readable, _, _ = select.select([watch.fd, self._wake_r], [], [])
+            readable = {fd for fd, _ in both.poll()}
             if self._renew.is_set():
                 return
             if watch.fd not in readable:
                 self._drain_wake()
                 continue
             # A batch: everything until the events pause for QUIET_MS with
-            # no file left half-written.
+            # no file written in it left half-written.
+            watch.writing.clear()
             changes = watch.changes()
             started = time.monotonic()
             while time.monotonic() - started < MAX_BATCH_MS / 1000:
-                readable, _, _ = select.select([watch.fd], [], [], quiet)
-                if readable:
+                if events.poll(quiet):
                     changes += watch.changes()
                 elif not watch.writing:
                     break
+            watch.since = time.time()
             self._deliver(changes, roots)
             if watch.overflowed:
                 return  # the kernel dropped events: watch again from a fresh walk
