@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.abc
 import os
 import queue
+import shutil
 import sys
 import threading
 import time
@@ -475,4 +476,38 @@ def test_a_folder_moved_out_of_the_roots_is_no_longer_watched(tmp_path: Path) ->
         (package / "views.py").write_text("X = 1\n")
         assert batches.get(timeout=5) == {os.path.realpath(package / "views.py")}
     finally:
+        watcher.stop()
+
+
+@linux_only
+@pytest.mark.skipif(shutil.which("vim") is None, reason="vim is not installed")
+def test_saves_from_a_real_vim_are_not_held_by_its_swap_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Real vim, its swap file open and written beside views.py: each ``:w``
+    is delivered without waiting for the swap file (MAX_BATCH_MS made long,
+    so only a batch that waits for no open file ends)."""
+    import pexpect
+
+    monkeypatch.setattr(watcher_module, "MAX_BATCH_MS", 60_000)
+    package = tmp_path / "shop"
+    package.mkdir()
+    views = package / "views.py"
+    views.write_text("X = 0\n")
+    batches: queue.Queue[set[str]] = queue.Queue()
+    watcher = _watching(package, lambda paths, ts: batches.put(paths))
+    env = dict(os.environ, TERM="xterm", HOME=str(tmp_path))
+    vim = pexpect.spawn("vim", ["-u", "NONE", "-i", "NONE", "views.py"], cwd=str(package), env=env, timeout=10)
+    try:
+        wait_for(lambda: (package / ".views.py.swp").exists())
+        for value in (1, 2):
+            vim.send(f"ggdGiX = {value}\x1b")
+            vim.send(":w\r")
+            wait_for(lambda expected=f"X = {value}\n": views.read_text() == expected)
+            seen: set[str] = set()
+            while os.path.realpath(views) not in seen:
+                seen |= batches.get(timeout=10)
+            assert (package / ".views.py.swp").exists()  # still open in vim
+    finally:
+        vim.send("\x1b:qa!\r")
+        vim.expect(pexpect.EOF)
+        vim.close()
         watcher.stop()
