@@ -724,3 +724,62 @@ def test_a_failed_preload_import_still_lists_the_project_modules_it_ran(
         for forkserver in (level1, level0):
             if forkserver is not None:
                 forkserver.close()
+
+
+SLOW_LIBRARY = """
+import os, time
+{imports}
+LIB = os.path.dirname(__file__)
+open(os.path.join(LIB, "STARTED-{name}"), "w").close()
+deadline = time.monotonic() + 30
+while not os.path.exists(os.path.join(LIB, "RELEASE-{name}")) and time.monotonic() < deadline:
+    time.sleep(0.01)
+"""
+
+
+def test_an_answer_to_an_earlier_preload_does_not_end_a_later_one(
+    tmp_path: Path, demo_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two preloads cross: the answer to the first (its files read) comes
+    while the second still imports, so level 1 is still ``preloading`` (what
+    it holds is not known yet) until the answer that covers the second."""
+    from devconsole.console.supervisor import ForkServerHandle
+
+    from .conftest import Events, new_supervisor
+
+    userbase = tmp_path / "userbase"
+    monkeypatch.setenv("PYTHONUSERBASE", str(userbase))
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    lib = userbase / "lib" / version / "site-packages" / "fakelib"
+    lib.mkdir(parents=True)
+    (lib / "__init__.py").write_text("")
+    (lib / "first.py").write_text(SLOW_LIBRARY.format(imports="from shop import hidden", name="first"))
+    (lib / "second.py").write_text(SLOW_LIBRARY.format(imports="", name="second"))
+    root, project = demo_copy(tmp_path, demo_db)
+    (root / "shop" / "hidden.py").write_text('VERSION = "h1"\n')
+    settings = root / "demosite" / "settings.py"
+    settings.write_text(settings.read_text() + f"\nimport sys\nsys.path.insert(0, {str(lib.parent)!r})\n")
+    hidden = str((root / "shop" / "hidden.py").resolve())
+    events = Events()
+    supervisor = new_supervisor(project, events)
+    level0 = ForkServerHandle.spawn(supervisor)
+    level1 = None
+    try:
+        assert level0.wait_ready().get("forkable")
+        level1 = level0.fork_level1()
+        assert level1.wait_ready().get("forkable")
+        level1.preload_async(["fakelib.first"])
+        wait_for(lambda: (lib / "STARTED-first").exists())
+        level1.preload_async(["fakelib.second"])  # waits in the socket meanwhile
+        (lib / "RELEASE-first").touch()
+        # The first answer (hidden among its files) is read, then the second import starts.
+        wait_for(lambda: (lib / "STARTED-second").exists() and hidden in level1.files)
+        assert level1.preloading and not level1.preload_answered.is_set()
+        (lib / "RELEASE-second").touch()
+        wait_for(lambda: not level1.preloading)
+        assert level1.preload_answered.is_set() and hidden in level1.files
+    finally:
+        supervisor.close()
+        for forkserver in (level1, level0):
+            if forkserver is not None:
+                forkserver.close()

@@ -156,6 +156,9 @@ class ForkServer:
         self._pending_preload: list[str] = []
         self._preload_paused = False
         self._preloaded = 0
+        #: The highest ``seq`` of the ``preload`` messages handled: echoed
+        #: with ``preloaded`` (an answer covers every preload up to it).
+        self._preload_seq = 0
         #: Project files a failed preload import loaded and then dropped from
         #: ``sys.modules``: what they did (registrations in held libraries)
         #: stays here, so they are listed with every ``preloaded`` answer.
@@ -210,6 +213,8 @@ class ForkServer:
 
     def _handle(self, message: wire.Message, fds: list[int]) -> None:
         op = wire.op_of(message)
+        if op is Op.PRELOAD:
+            self._preload_seq = max(self._preload_seq, int(message.get("seq") or 0))
         if op is Op.SERVE:
             self._fork(lambda: self._serve_child(message, fds), fds)
         elif op is Op.LEVEL1 and self.level == ForkServerLevel.BASE:
@@ -223,6 +228,8 @@ class ForkServer:
             self._answer_preload()
         elif op is Op.PRELOAD and (self.level == ForkServerLevel.BASE or self.failure is None):
             self._preload(message.get("modules") or [])
+            if not self._pending_preload:
+                self._answer_preload()  # nothing to import: answered now, never left waiting
         elif op is Op.QUIT:
             self.quitting = True
         else:
@@ -423,6 +430,7 @@ class ForkServer:
             wire.message(
                 Op.PRELOADED,
                 loaded=self._preloaded,
+                seq=self._preload_seq,
                 forkable=forkable(),
                 # Whatever project file got imported anyway now rebuilds level 0.
                 files=sorted(set(project_module_files(Path(self.args.manage).parent)) | self._dropped_project_files),

@@ -258,6 +258,7 @@ class Reloader:
         #: runserver resolved and its handler built, waiting for ``go``.
         self.spare: ForkedGeneration | None = None
         self._spare_timer: threading.Timer | None = None
+        self._spare_due = 0.0
         self._spare_lock = threading.Lock()
         #: Crashes: the current streak's length, when it began and the last
         #: death (monotonic), the delay before the last restart, and the timer of a delayed one.
@@ -754,12 +755,17 @@ class Reloader:
 
     # ---------------------------------------------------------------- spare
     def _schedule_spare(self, delay: float = SPARE_FALLBACK) -> None:
-        """Fork the spare in ``delay`` seconds (replacing a sooner or later plan)."""
+        """Fork the spare in ``delay`` seconds (or sooner: a plan due
+        earlier is kept, one due later is replaced)."""
         if not self.use_fork or self._stopping.is_set():
             return
         with self._spare_lock:
+            due = time.monotonic() + delay
             if self._spare_timer is not None:
+                if self._spare_timer.is_alive() and self._spare_due <= due:
+                    return
                 self._spare_timer.cancel()
+            self._spare_due = due
             self._spare_timer = threading.Timer(delay, lambda: self._jobs.put(("spare", set(), 0.0)))
             self._spare_timer.daemon = True
             self._spare_timer.start()
@@ -866,8 +872,20 @@ class Reloader:
         level1.preload_async(names)
 
     def _on_preloaded(self, forkserver: ForkServerHandle) -> None:
-        """Level 1 holds the libraries now: the spare is forked again from it."""
-        if forkserver is self.level1 and not forkserver.unsafe and not self._stopping.is_set():
+        """Level 1 holds the libraries now: the spare is forked again from it.
+        If they pulled in project modules its setup did not (a library that
+        imports views), every edit of those would rebuild level 1: holding
+        libraries stops for the session."""
+        if forkserver is not self.level1:
+            return
+        setup_files = frozenset((forkserver.ready or {}).get("files") or ())
+        if self.hold_libraries and forkserver.files - setup_files:
+            self.hold_libraries = False
+            self._log(
+                "devconsole: the libraries the server imported import project modules too;"
+                " level 1 holds no more libraries this session"
+            )
+        if not forkserver.unsafe and not self._stopping.is_set():
             self._jobs.put(("spare", set(), 0.0))
 
     def _maybe_preload(self) -> None:

@@ -725,6 +725,12 @@ class ForkServerHandle:
         #: Preloads answered so far, and who is told of each answer.
         self.preloads_done = 0
         self.preload_answered = threading.Event()
+        #: The ``seq`` of the last ``preload`` sent: only an answer that
+        #: echoes it ends :attr:`preloading` (an earlier answer crossing a
+        #: later preload does not), and what was loaded and held at the last
+        #: counted answer (an answer that changes neither is not counted).
+        self._preload_sent = 0
+        self._preload_last: tuple[int, frozenset[str]] = (0, frozenset())
         self.on_preloaded: Callable[[ForkServerHandle], None] | None = None
         self.children: dict[int, ForkedGeneration] = {}
         self._children_lock = threading.Lock()
@@ -797,16 +803,26 @@ class ForkServerHandle:
                 self.files = frozenset(message.get("files") or ())
                 if not message.get("forkable"):
                     self.unsafe = True
+                if int(message.get("seq") or 0) < self._preload_sent:
+                    continue  # a later preload is still under way
                 self.preloading = False  # after the files: see preload_async
                 self.preload_answered.set()
+                held = (int(message.get("loaded") or 0), self.files)
+                if held == self._preload_last:
+                    continue  # nothing new held (a stop answer): a spare made before is as good
+                self._preload_last = held
                 self.preloads_done += 1
                 if self.on_preloaded is not None:
-                    self.on_preloaded(self)
+                    try:
+                        self.on_preloaded(self)
+                    except Exception:  # pragma: no cover - this thread must go on reading
+                        pass
                 continue
             if op in (Op.READY, Op.FAILED) and self.ready is None:
                 self.ready = message
                 self.pid = message.get("pid", self.pid)
                 self.files = frozenset(message.get("files") or ())
+                self._preload_last = (0, self.files)
             self._replies.put(message)
         self.dead.set()
         self._replies.put(None)
@@ -875,8 +891,9 @@ class ForkServerHandle:
             # importing a project module a library pulls in right now.
             self.preloading = self.preloaded = True
             self.preload_answered.clear()
+            self._preload_sent += 1
             try:
-                wire.send(self.control, wire.message(Op.PRELOAD, modules=modules))
+                wire.send(self.control, wire.message(Op.PRELOAD, modules=modules, seq=self._preload_sent))
             except OSError:
                 pass
 
@@ -884,8 +901,9 @@ class ForkServerHandle:
         """Have the preload under way stop and say what it holds now; True
         once it did (within ``timeout``)."""
         with self._lock:
+            self._preload_sent += 1
             try:
-                wire.send(self.control, wire.message(Op.PRELOAD, modules=[], stop=True))
+                wire.send(self.control, wire.message(Op.PRELOAD, modules=[], stop=True, seq=self._preload_sent))
             except OSError:
                 return False
         return self.preload_answered.wait(timeout) and not self.preloading

@@ -18,7 +18,8 @@ To a fork server:
 ``preload``
     import ``modules`` while idle (level 0: libraries a level 1 used;
     level 1: libraries the last generation imported from outside the project);
-    with ``stop``: drop what is left and answer ``preloaded`` at once.
+    with ``stop``: drop what is left and answer ``preloaded`` at once;
+    ``seq`` numbers them (echoed by ``preloaded``).
 ``quit``
     exit once every child is reaped.
 
@@ -35,7 +36,9 @@ From a fork server:
 ``exit``
     a child was reaped: ``pid``, ``returncode``.
 ``preloaded``
-    answers ``preload``: ``loaded``, ``forkable``, ``files``.
+    answers ``preload``: ``loaded``, ``forkable``, ``files`` (the project
+    files held, with those a failed import ran), ``seq`` (the highest
+    ``preload`` handled: every one up to it is answered).
 """
 
 from __future__ import annotations
