@@ -367,6 +367,8 @@ class ForkServer:
             for _ in range(count):
                 if not self._pending_preload or thread_count() != 1:
                     break
+                if select.select([self.control.fileno()], [], [], 0)[0]:
+                    break  # a message waits (a fork, a stop): it comes first
                 name = self._pending_preload.pop(0)
                 if name in sys.modules or name.partition(".")[0] in self._reactor_packages:
                     continue
@@ -416,8 +418,6 @@ class ForkServer:
         """Say the preload is done: the project files held now, exactly."""
         from devconsole.child.watchlist import project_module_files
 
-        gc.collect()  # its garbage, not frozen with the rest at the next fork
-
         if self.level != ForkServerLevel.BASE:
             try:
                 from django.db import connections
@@ -436,6 +436,7 @@ class ForkServer:
                 files=sorted(set(project_module_files(Path(self.args.manage).parent)) | self._dropped_project_files),
             ),
         )
+        gc.collect()  # its garbage, not frozen with the rest at the next fork (after the answer)
 
     # serving -------------------------------------------------------------
     def _serve_child(self, message: wire.Message, fds: list[int]) -> None:

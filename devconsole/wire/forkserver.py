@@ -18,7 +18,8 @@ To a fork server:
 ``preload``
     import ``modules`` while idle (level 0: libraries a level 1 used;
     level 1: libraries the last generation imported from outside the project);
-    with ``stop``: drop what is left and answer ``preloaded`` at once;
+    with ``stop``: drop what is left and answer ``preloaded`` (before the
+    next import: an import under way finishes first);
     ``seq`` numbers them (echoed by ``preloaded``).
 ``quit``
     exit once every child is reaped.
