@@ -186,6 +186,9 @@ class DevConsoleApp(App[int]):
         self._loop: asyncio.AbstractEventLoop | None = None
         #: True while the TICK timer is paused: the next event wakes it.
         self._asleep = False
+        #: Counts the wake-ups asked for (events, debugging sessions): one
+        #: asked for during a tick keeps the console awake for the next.
+        self._pokes = 0
         #: (state activity, monotonic time) when the activity last moved.
         self._activity_seen: tuple[int, float] = (-1, time.monotonic())
         #: Set by a first ``q`` with requests in flight: what it waits for.
@@ -226,6 +229,7 @@ class DevConsoleApp(App[int]):
     def _wake_from_thread(self) -> None:
         """An event was applied (any thread): wake the views if they sleep.
         Costs an attribute read while they are awake."""
+        self._pokes += 1
         if self._asleep and self._loop is not None:
             self._asleep = False
             try:
@@ -238,6 +242,10 @@ class DevConsoleApp(App[int]):
         if self._ticker is not None:
             self._ticker.resume()
 
+    def wake(self) -> None:
+        """Tick again (from the app's thread): a view has something to poll."""
+        self._wake()
+
     def _age(self) -> None:
         """Once a second while asleep and something on screen ages."""
         if not self._asleep:
@@ -246,10 +254,13 @@ class DevConsoleApp(App[int]):
             return
         self.refresh_views()
 
-    def _maybe_sleep(self, screen_ready: bool) -> None:
+    def _maybe_sleep(self, screen_ready: bool, pokes: int | None = None) -> None:
         """Pause the TICK timer when a second passed with no event and the
         view needs no tick; keep a once-a-second refresh only while something
-        ages (recent requests, open or lingering connections, side processes)."""
+        ages (recent requests, open or lingering connections, side processes).
+        ``pokes``: :attr:`_pokes` when the tick began; a wake-up asked for
+        since (a debugging session queued while the view refreshed, which
+        moves no activity) keeps it awake."""
         if self._ticker is None or self._ager is None:
             return
         now = time.monotonic()
@@ -273,7 +284,7 @@ class DevConsoleApp(App[int]):
             # either moved the activity (seen here) or finds _asleep set and
             # wakes the timer (see _wake_from_thread).
             self._asleep = True
-            if state.activity != self._activity_seen[0]:
+            if state.activity != self._activity_seen[0] or (pokes is not None and self._pokes != pokes):
                 self._asleep = False
                 return
             self._ticker.pause()
@@ -342,7 +353,8 @@ class DevConsoleApp(App[int]):
         self.state.woken()
         if not self.is_running:
             return  # shutting down: screens are being taken apart
-        self._maybe_sleep(self._refresh_tick())
+        pokes = self._pokes
+        self._maybe_sleep(self._refresh_tick(), pokes)
 
     def _refresh_tick(self) -> bool:
         """One refresh of the view on display; False if it is not ready yet."""

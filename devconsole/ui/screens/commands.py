@@ -131,8 +131,19 @@ class CommandsScreen(Screen[None]):
     """Find a management command, fill its form, run it, read its output."""
 
     COMMANDS: ClassVar[set[Any]] = {ManagementCommandsProvider}
-    #: Run output is polled from the runner, not the event state: refresh every tick.
-    REFRESH_EVERY_TICK = True
+    #: Whether the last poll found no run going (its output all shown).
+    _runs_settled = True
+
+    @property
+    def REFRESH_EVERY_TICK(self) -> bool:
+        """Run output is polled from the runner, not the event state: every
+        tick while a run goes, and once more after it ended (its last lines
+        and status); otherwise the console may sleep on this view."""
+        if not self._runs_settled:
+            return True
+        runner = _RUNNERS.get(self.app)
+        return runner is not None and bool(runner.running())
+
     BINDINGS: ClassVar[list[BindingType]] = [
         # A priority binding, so the focus moves before the next key is handed
         # out: "/showm" typed fast from the output reaches the filter whole
@@ -603,6 +614,11 @@ class CommandsScreen(Screen[None]):
         """
         self._selected_run = run
         self._shown_seq = 0
+        # A run just started: the console, perhaps asleep, ticks while it goes.
+        self._runs_settled = False
+        wake = getattr(self.app, "wake", None)
+        if wake is not None:
+            wake()
         self.query_one("#run-output", RunOutput).clear()
         if run.in_terminal:
             severity: SeverityLevel = "information" if run.status is RunStatus.SUCCEEDED else "warning"
@@ -618,6 +634,8 @@ class CommandsScreen(Screen[None]):
         """Pull new output of the shown run and refresh statuses (on the tick)."""
         runner = self.runner
         run = self._selected_run
+        # Looked at first: a run seen ended here has all its lines stored.
+        self._runs_settled = runner is None or not runner.running()
         if runner is not None and run is not None:
             log = self.query_one("#run-output", RunOutput)
             lines = runner.lines_since(run, self._shown_seq)
