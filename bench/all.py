@@ -46,19 +46,21 @@ SCRIPT_TIMEOUT = 45 * 60
 class Step:
     """One run of one script: ``label`` in the summary, ``args`` after the
     script; ``mode``, when given, is a flag the script must offer (a
-    checkout without it gets a row saying so)."""
+    checkout without it gets a row saying so); ``judged``: the script
+    judges targets, so a run of it that judged none failed."""
 
     label: str
     script: str
     args: tuple[str, ...] = ()
     mode: str | None = None
+    judged: bool = True
 
 
 ORDER = (
     Step("throughput", "throughput.py"),
     Step("console under saturation", "console.py"),
     Step("memory", "memory.py"),
-    Step("startup", "startup.py"),
+    Step("startup", "startup.py", judged=False),
     Step("idle", "idle.py"),
     Step("reloads under keep-alive load", "keepalive.py"),
     Step("reload, minimal project", "reload.py"),
@@ -105,20 +107,29 @@ def run_step(step: Step, quick: bool) -> list[dict[str, object]]:
         os.unlink(summary)
     for row in rows:
         row["figure"] = f"{step.label}: {row['figure']}"
-    if code != 0:
+    # Exit 1 with a missed target among its rows: it finished and said so.
+    # Any other non-zero exit (a crash, an error, a timeout), or a judging
+    # script that judged nothing, is a failure of the run, not a row to skip.
+    finished = code == 0 or (code == 1 and any(row.get("met") is False for row in rows))
+    if not finished:
         lines = [line for line in err.splitlines() if line.strip()]
         reason = lines[-1].strip() if lines else f"exit status {code}"
-        rows.append(_missing(step, f"did not finish: {reason}"))
+        rows.append(_missing(step, f"did not finish (exit {code}): {reason}", failed=True))
+    elif not rows and step.judged:
+        rows.append(_missing(step, "finished without judging any target", failed=True))
     elif not rows:
         rows.append({"figure": f"{step.label}: ran (no target; see its tables)", "met": None})
     return rows
 
 
-def _run(argv: list[str], env: dict[str, str]) -> tuple[str, str, int]:
+def _run(argv: list[str], env: dict[str, str], timeout: float | None = None) -> tuple[str, str, int]:
     """Run a script: its stdout, its stderr (also shown as it comes: the
-    progress lines) and its exit status (-1 when it timed out)."""
+    progress lines) and its exit status (-1 when it timed out). Each pipe
+    has its own reading thread and nothing else reads it: every line kept."""
+    timeout = SCRIPT_TIMEOUT if timeout is None else timeout
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     assert proc.stdout is not None and proc.stderr is not None
+    out: list[str] = []
     err: list[str] = []
 
     def tee(stream: IO[str]) -> None:
@@ -127,27 +138,51 @@ def _run(argv: list[str], env: dict[str, str]) -> tuple[str, str, int]:
             sys.stderr.write(line)
             sys.stderr.flush()
 
-    thread = threading.Thread(target=tee, args=(proc.stderr,), daemon=True)
-    thread.start()
+    def gather(stream: IO[str]) -> None:
+        out.append(stream.read())
+
+    readers = [
+        threading.Thread(target=tee, args=(proc.stderr,), daemon=True),
+        threading.Thread(target=gather, args=(proc.stdout,), daemon=True),
+    ]
+    for reader in readers:
+        reader.start()
     try:
-        out, _ = proc.communicate(timeout=SCRIPT_TIMEOUT)
-        code = proc.returncode
+        code = proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         proc.send_signal(signal.SIGINT)  # its own clean-up stops its servers
         try:
-            out, _ = proc.communicate(timeout=30)
+            proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
-            out, _ = proc.communicate()
-        err.append(f"timed out after {SCRIPT_TIMEOUT // 60} min\n")
+            proc.wait()
+        err.append(f"timed out after {timeout / 60:g} min\n")
         code = -1
-    thread.join(timeout=5)
-    return out, "".join(err), code
+    for reader in readers:
+        reader.join(timeout=30)
+    for stream in (proc.stdout, proc.stderr):
+        stream.close()
+    return "".join(out), "".join(err), code
 
 
-def _missing(step: Step, why: str) -> dict[str, object]:
+def _missing(step: Step, why: str, *, failed: bool = False) -> dict[str, object]:
+    """A row of what was not measured; ``failed``: a failure of the run (a
+    script that crashed), not something this checkout lacks."""
     sys.stderr.write(f"== {step.label}: not run: {why}\n")
-    return {"figure": f"{step.label}: not measured — {why}", "met": None}
+    return {"figure": f"{step.label}: not measured — {why}", "met": None, "unmeasured": True, "failed": failed}
+
+
+def verdict_line(rows: list[dict[str, object]]) -> tuple[str, bool]:
+    """The last line of the report, and whether the run failed."""
+    missed = sum(1 for r in rows if r.get("met") is False)
+    met = sum(1 for r in rows if r.get("met") is True)
+    crashed = sum(1 for r in rows if r.get("failed"))
+    unmeasured = sum(1 for r in rows if r.get("unmeasured"))
+    text = (
+        f"{len(rows)} rows: {met} met their target, {missed} missed it, {unmeasured} not measured"
+        f" ({crashed} of them because a script failed).\n"
+    )
+    return text, bool(missed or crashed)
 
 
 def summary_table(rows: list[dict[str, object]]) -> str:
@@ -186,8 +221,8 @@ def main() -> int:
     for step in steps:
         rows += run_step(step, args.quick)
     sys.stdout.write(summary_table(rows) + "\n")
-    failed = [r for r in rows if r.get("met") is False]
-    sys.stdout.write(f"{len(rows) - len(failed)} of {len(rows)} rows without a missed target.\n")
+    text, failed = verdict_line(rows)
+    sys.stdout.write(text)
     return 1 if failed else 0
 
 

@@ -21,6 +21,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -302,3 +303,65 @@ def test_insight_prices_capture_on_and_off(runs: dict[str, subprocess.CompletedP
         off, on, share = number(cells[0]), number(cells[1]), number(cells[2])
         assert off > 0 and on > 0 and abs(share - on / off) < 0.01
     assert re.search(r"^(PASS|FAIL)  20 queries: capture costs", out, re.M)
+
+
+def _load_all() -> object:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_all_under_test", BENCH / "all.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_all_keeps_every_line_a_script_writes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Both pipes read whole, each by its own thread: thousands of progress
+    lines on stderr and a report on stdout, none lost."""
+    bench_all: Any = _load_all()
+    script = tmp_path / "chatty.py"
+    script.write_text(
+        "import sys\nfor i in range(2001):\n    print(f'progress {i}', file=sys.stderr)\n    print(f'row {i}')\n"
+    )
+    out, err, code = bench_all._run([sys.executable, str(script)], dict(os.environ))
+    assert code == 0
+    assert err.splitlines() == [f"progress {i}" for i in range(2001)]
+    assert out.splitlines() == [f"row {i}" for i in range(2001)]
+
+
+@pytest.mark.parametrize(
+    ("body", "judged", "expected"),
+    [
+        # A missed target: exit 1, its FAIL row; finished, failed on the target.
+        ("record('latency', '1', '2', '< 1', False)\nsys.exit(1)", True, ([False], 1, 0, 0)),
+        # A crash after a met target: the met row, and a failure of the run.
+        ("record('latency', '1', '1', '< 2', True)\nraise RuntimeError('boom')", True, ([True, None], 0, 1, 1)),
+        # Exit 1 with no missed target is a crash too.
+        ("sys.exit(1)", True, ([None], 0, 1, 1)),
+        # A judging script that judged nothing failed.
+        ("pass", True, ([None], 0, 1, 1)),
+        # A script that judges nothing (startup) ran.
+        ("pass", False, ([None], 0, 0, 0)),
+    ],
+)
+def test_all_counts_a_crashed_script_as_a_failure_and_a_missed_target_as_a_miss(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    body: str,
+    judged: bool,
+    expected: tuple[list[object], int, int, int],
+) -> None:
+    bench_all: Any = _load_all()
+    (tmp_path / "fake.py").write_text(
+        f"import sys\nsys.path.insert(0, {str(BENCH)!r})\nfrom benchlib import record\n{body}\n"
+    )
+    monkeypatch.setattr(bench_all, "BENCH", tmp_path)
+    rows = bench_all.run_step(bench_all.Step("fake", "fake.py", judged=judged), quick=False)
+    mets, missed, crashed, unmeasured = expected
+    assert [row["met"] for row in rows] == mets
+    assert sum(1 for row in rows if row.get("failed")) == crashed
+    assert sum(1 for row in rows if row.get("unmeasured")) == unmeasured
+    text, failed = bench_all.verdict_line(rows)
+    assert f"{missed} missed it" in text and f"{unmeasured} not measured" in text
+    assert failed == bool(missed or crashed)
