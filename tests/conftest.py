@@ -236,6 +236,23 @@ def server(demo_project: Project, events: Events) -> Iterator[Supervisor]:
         yield supervisor
 
 
+def request_event(path: str) -> dict[str, Any]:
+    """A finished ``GET path`` (200) as a server child reports it."""
+    return {
+        "type": "request",
+        "id": "1.1",
+        "conn": 1,
+        "method": "GET",
+        "path": path,
+        "status": 200,
+        "duration_ms": 1.0,
+        "bytes_out": 4,
+        "thread": "Thread-1",
+        "ts": time.time(),
+        "headers": [],
+    }
+
+
 def http_get(port: int, path: str = "/ping/", *, timeout: float = 20.0, close: bool = True) -> tuple[int, bytes]:
     """One request on a new loopback connection: ``(status, body)``."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)

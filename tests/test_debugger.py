@@ -98,6 +98,23 @@ def start_console(launch: Callable[..., Terminal], root: Path) -> tuple[Terminal
     return terminal, port
 
 
+def paused_at_breakpoint(launch: Callable[..., Terminal], tmp_path: Path) -> tuple[Terminal, int, Client, int]:
+    """A console on a copy of the project, a request to ``/bp/`` paused at
+    pdb's prompt in the terminal: ``(terminal, port, client, mark)``."""
+    terminal, port = start_console(launch, project_copy(tmp_path))
+    mark = len(terminal.raw)
+    client = Client(f"http://127.0.0.1:{port}/bp/")
+    written_since(terminal, mark, r"\(Pdb\) ", "pdb's prompt")
+    return terminal, port, client, mark
+
+
+def detach(terminal: Terminal, mark: int) -> None:
+    """Ctrl+] then ``d``: the session left paused, the console back."""
+    terminal.child.send("\x1d")
+    written_since(terminal, mark, r"\[y/N\] or d: detach", "the question, with detach")
+    terminal.child.send("d")
+
+
 def quit_console(terminal: Terminal) -> None:
     terminal.wait_for(panels_drawn, "the dashboard back")
     terminal.child.send("q")
@@ -198,10 +215,7 @@ def test_another_breakpoint_hook_runs_in_the_terminal(
 
 
 def test_ctrl_bracket_then_y_ends_the_session_and_quits(launch: Callable[..., Terminal], tmp_path: Path) -> None:
-    terminal, port = start_console(launch, project_copy(tmp_path))
-    mark = len(terminal.raw)
-    client = Client(f"http://127.0.0.1:{port}/bp/")
-    written_since(terminal, mark, r"\(Pdb\) ", "pdb's prompt")
+    terminal, port, client, mark = paused_at_breakpoint(launch, tmp_path)
     terminal.child.send("\x1d")
     written_since(terminal, mark, r"quit devconsole", "the question")
     terminal.child.send("y")
@@ -273,13 +287,8 @@ def sockets_row(pattern: str) -> Callable[[Any], bool]:
 
 
 def test_detach_shows_the_paused_request_and_b_goes_back(launch: Callable[..., Terminal], tmp_path: Path) -> None:
-    terminal, port = start_console(launch, project_copy(tmp_path))
-    mark = len(terminal.raw)
-    client = Client(f"http://127.0.0.1:{port}/bp/")
-    written_since(terminal, mark, r"\(Pdb\) ", "pdb's prompt")
-    terminal.child.send("\x1d")
-    written_since(terminal, mark, r"\[y/N\] or d: detach", "the question, with detach")
-    terminal.child.send("d")
+    terminal, port, client, mark = paused_at_breakpoint(launch, tmp_path)
+    detach(terminal, mark)
     terminal.wait_for(panels_drawn, "the console back, the request still paused")
     terminal.wait_for(sockets_row(r"· at views\.py:8 .*\bdebugger\b"), "the paused request's Sockets row")
     terminal.wait_for(
@@ -301,10 +310,7 @@ def test_detach_shows_the_paused_request_and_b_goes_back(launch: Callable[..., T
 
 
 def test_sigterm_while_debugging_restores_the_terminal(launch: Callable[..., Terminal], tmp_path: Path) -> None:
-    terminal, port = start_console(launch, project_copy(tmp_path))
-    mark = len(terminal.raw)
-    client = Client(f"http://127.0.0.1:{port}/bp/")
-    written_since(terminal, mark, r"\(Pdb\) ", "pdb's prompt")
+    terminal, port, client, mark = paused_at_breakpoint(launch, tmp_path)
     os.kill(terminal.child.pid, signal.SIGTERM)
     assert terminal.wait_exit() == 128 + signal.SIGTERM, terminal.describe()
     lflag = termios.tcgetattr(terminal.child.child_fd)[3]
@@ -316,13 +322,8 @@ def test_sighup_while_a_request_waits_detached_leaves_nothing(launch: Callable[.
     """The terminal window closed while a request is paused in the debugger
     (detached, the dashboard shown): the console exits like on q, the
     terminal restored, the paused request answered, no child left."""
-    terminal, port = start_console(launch, project_copy(tmp_path))
-    mark = len(terminal.raw)
-    client = Client(f"http://127.0.0.1:{port}/bp/")
-    written_since(terminal, mark, r"\(Pdb\) ", "pdb's prompt")
-    terminal.child.send("\x1d")
-    written_since(terminal, mark, r"\[y/N\] or d: detach", "the question, with detach")
-    terminal.child.send("d")
+    terminal, port, client, mark = paused_at_breakpoint(launch, tmp_path)
+    detach(terminal, mark)
     terminal.wait_for(sockets_row(r"· at views\.py:8 .*\bdebugger\b"), "the paused request's Sockets row")
     children = set(test_signals.descendants(terminal.child.pid))
     assert children, "no server child under the console"

@@ -3,6 +3,7 @@ real requests on a loopback socket."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -13,6 +14,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -598,6 +600,29 @@ def test_level_1_holds_the_libraries_so_a_view_edit_imports_none_again(held_cons
     assert wait_for(lambda: [names for generation, names in reports if generation == 2])[0] == []
 
 
+def _user_library(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, modules: dict[str, str]) -> Path:
+    """A library ``fakelib`` (``modules``: name → source) in a user
+    site-packages of its own (the children's user site: a library directory)."""
+    userbase = tmp_path / "userbase"
+    monkeypatch.setenv("PYTHONUSERBASE", str(userbase))
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    lib = userbase / "lib" / version / "site-packages" / "fakelib"
+    lib.mkdir(parents=True)
+    (lib / "__init__.py").write_text("")
+    for name, source in modules.items():
+        (lib / f"{name}.py").write_text(source)
+    return lib
+
+
+def _add_hidden_module(root: Path, lib: Path) -> str:
+    """``shop/hidden.py`` (VERSION h1) in the demo copy at ``root``, whose
+    settings put ``lib``'s site-packages on ``sys.path``: hidden.py's path."""
+    (root / "shop" / "hidden.py").write_text('VERSION = "h1"\n')
+    settings = root / "demosite" / "settings.py"
+    settings.write_text(settings.read_text() + f"\nimport sys\nsys.path.insert(0, {str(lib.parent)!r})\n")
+    return str((root / "shop" / "hidden.py").resolve())
+
+
 LIBRARY = """
 import os, threading, time
 from django.http import HttpResponse
@@ -626,20 +651,12 @@ def test_a_project_module_a_held_library_imported_is_never_served_stale(
     level 1 after the first generation imports a project module: one saved
     while level 1 imports it rebuilds level 1, so no later generation
     inherits the old one; one saved later rebuilds it too."""
-    userbase = tmp_path / "userbase"
-    monkeypatch.setenv("PYTHONUSERBASE", str(userbase))  # the children's user site: a library directory
     monkeypatch.setenv("DEVCONSOLE_HOLD_LIBRARIES", "1")
-    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
-    lib = userbase / "lib" / version / "site-packages" / "fakelib"
+    lib = _user_library(tmp_path, monkeypatch, {"urls": LIBRARY})
+    (lib / "ARMED").touch()
 
     def prepare(root: Path) -> None:
-        lib.mkdir(parents=True)
-        (lib / "__init__.py").write_text("")
-        (lib / "urls.py").write_text(LIBRARY)
-        (lib / "ARMED").touch()
-        (root / "shop" / "hidden.py").write_text('VERSION = "h1"\n')
-        settings = root / "demosite" / "settings.py"
-        settings.write_text(settings.read_text() + f"\nimport sys\nsys.path.insert(0, {str(lib.parent)!r})\n")
+        _add_hidden_module(root, lib)
         urls = root / "demosite" / "urls.py"
         urls.write_text(
             urls.read_text().replace(
@@ -684,29 +701,20 @@ raise ImportError("fakelib.failing needs something that is not there")
 """
 
 
-def test_a_failed_preload_import_still_lists_the_project_modules_it_ran(
-    tmp_path: Path, demo_db: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A library import in level 1's preload that runs a project module and
-    then fails leaves that module's effects in level 1 though it is dropped
-    from ``sys.modules``: the ``preloaded`` answer still lists its file (an
-    edit to it rebuilds level 1)."""
+@contextlib.contextmanager
+def _level1_with_library(
+    tmp_path: Path, demo_db: Path, monkeypatch: pytest.MonkeyPatch, modules: dict[str, str]
+) -> Iterator[tuple[Path, str, Any]]:
+    """Real fork servers (level 0, level 1) of a demo copy with ``shop/hidden.py``
+    and a library ``fakelib`` (``modules``: name → source) in a user
+    site-packages of its own: ``(the library's directory, hidden.py's path, level 1)``."""
     from devconsole.console.supervisor import ForkServerHandle
 
     from .conftest import Events, new_supervisor
 
-    userbase = tmp_path / "userbase"
-    monkeypatch.setenv("PYTHONUSERBASE", str(userbase))
-    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
-    lib = userbase / "lib" / version / "site-packages" / "fakelib"
-    lib.mkdir(parents=True)
-    (lib / "__init__.py").write_text("")
-    (lib / "failing.py").write_text(FAILING_LIBRARY)
+    lib = _user_library(tmp_path, monkeypatch, modules)
     root, project = demo_copy(tmp_path, demo_db)
-    (root / "shop" / "hidden.py").write_text('VERSION = "h1"\n')
-    settings = root / "demosite" / "settings.py"
-    settings.write_text(settings.read_text() + f"\nimport sys\nsys.path.insert(0, {str(lib.parent)!r})\n")
-    hidden = str((root / "shop" / "hidden.py").resolve())
+    hidden = _add_hidden_module(root, lib)
     events = Events()
     supervisor = new_supervisor(project, events)
     level0 = ForkServerHandle.spawn(supervisor)
@@ -715,15 +723,26 @@ def test_a_failed_preload_import_still_lists_the_project_modules_it_ran(
         assert level0.wait_ready().get("forkable")
         level1 = level0.fork_level1()
         assert level1.wait_ready().get("forkable")
-        assert hidden not in level1.files
-        level1.preload_async(["fakelib.failing"])
-        wait_for(lambda: level1.preloads_done >= 1 and not level1.preloading)
-        assert hidden in level1.files
+        yield lib, hidden, level1
     finally:
         supervisor.close()
         for forkserver in (level1, level0):
             if forkserver is not None:
                 forkserver.close()
+
+
+def test_a_failed_preload_import_still_lists_the_project_modules_it_ran(
+    tmp_path: Path, demo_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A library import in level 1's preload that runs a project module and
+    then fails leaves that module's effects in level 1 though it is dropped
+    from ``sys.modules``: the ``preloaded`` answer still lists its file (an
+    edit to it rebuilds level 1)."""
+    with _level1_with_library(tmp_path, demo_db, monkeypatch, {"failing": FAILING_LIBRARY}) as (lib, hidden, level1):
+        assert hidden not in level1.files
+        level1.preload_async(["fakelib.failing"])
+        wait_for(lambda: level1.preloads_done >= 1 and not level1.preloading)
+        assert hidden in level1.files
 
 
 SLOW_LIBRARY = """
@@ -743,31 +762,11 @@ def test_an_answer_to_an_earlier_preload_does_not_end_a_later_one(
     """Two preloads cross: the answer to the first (its files read) comes
     while the second still imports, so level 1 is still ``preloading`` (what
     it holds is not known yet) until the answer that covers the second."""
-    from devconsole.console.supervisor import ForkServerHandle
-
-    from .conftest import Events, new_supervisor
-
-    userbase = tmp_path / "userbase"
-    monkeypatch.setenv("PYTHONUSERBASE", str(userbase))
-    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
-    lib = userbase / "lib" / version / "site-packages" / "fakelib"
-    lib.mkdir(parents=True)
-    (lib / "__init__.py").write_text("")
-    (lib / "first.py").write_text(SLOW_LIBRARY.format(imports="from shop import hidden", name="first"))
-    (lib / "second.py").write_text(SLOW_LIBRARY.format(imports="", name="second"))
-    root, project = demo_copy(tmp_path, demo_db)
-    (root / "shop" / "hidden.py").write_text('VERSION = "h1"\n')
-    settings = root / "demosite" / "settings.py"
-    settings.write_text(settings.read_text() + f"\nimport sys\nsys.path.insert(0, {str(lib.parent)!r})\n")
-    hidden = str((root / "shop" / "hidden.py").resolve())
-    events = Events()
-    supervisor = new_supervisor(project, events)
-    level0 = ForkServerHandle.spawn(supervisor)
-    level1 = None
-    try:
-        assert level0.wait_ready().get("forkable")
-        level1 = level0.fork_level1()
-        assert level1.wait_ready().get("forkable")
+    modules = {
+        "first": SLOW_LIBRARY.format(imports="from shop import hidden", name="first"),
+        "second": SLOW_LIBRARY.format(imports="", name="second"),
+    }
+    with _level1_with_library(tmp_path, demo_db, monkeypatch, modules) as (lib, hidden, level1):
         level1.preload_async(["fakelib.first"])
         wait_for(lambda: (lib / "STARTED-first").exists())
         level1.preload_async(["fakelib.second"])  # waits in the socket meanwhile
@@ -778,8 +777,3 @@ def test_an_answer_to_an_earlier_preload_does_not_end_a_later_one(
         (lib / "RELEASE-second").touch()
         wait_for(lambda: not level1.preloading)
         assert level1.preload_answered.is_set() and hidden in level1.files
-    finally:
-        supervisor.close()
-        for forkserver in (level1, level0):
-            if forkserver is not None:
-                forkserver.close()

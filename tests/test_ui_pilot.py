@@ -6,7 +6,6 @@ from __future__ import annotations
 import html
 import re
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -27,7 +26,7 @@ from devconsole.ui.screens.logview import LogPane, LogScreen
 from devconsole.ui.screens.request_detail import RequestDetailScreen, RequestDetailView
 from devconsole.ui.widgets.theming import component_style
 
-from .conftest import until
+from .conftest import request_event, until
 
 RECORDING = Path(__file__).parent / "recordings" / "demo.jsonl"
 SIZE = (120, 36)
@@ -297,20 +296,7 @@ async def test_a_request_from_another_thread_wakes_the_view_before_its_tick(monk
     lags: list[float] = []
     async with app.run_test(size=SIZE, message_hook=row_lag_hook(lags)) as pilot:
         await pilot.pause()
-        event = {
-            "type": "request",
-            "id": "1.1",
-            "conn": 1,
-            "method": "GET",
-            "path": "/woken/",
-            "status": 200,
-            "duration_ms": 1.0,
-            "bytes_out": 4,
-            "thread": "Thread-1",
-            "ts": time.time(),
-            "headers": [],
-        }
-        reader = threading.Thread(target=state.ingest, args=(event,))
+        reader = threading.Thread(target=state.ingest, args=(request_event("/woken/"),))
         reader.start()
         reader.join()
         await until(pilot, lambda: "/woken/" in table_paths(app), timeout=10)

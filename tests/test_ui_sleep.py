@@ -23,7 +23,7 @@ from devconsole.ui.app import DevConsoleApp
 from devconsole.ui.panels.requestlist import RequestList
 from devconsole.ui.screens.commands import CommandsScreen
 
-from .conftest import until
+from .conftest import request_event, until
 from .test_ui_commands import output_lines
 
 SIZE = (120, 36)
@@ -32,22 +32,6 @@ SIZE = (120, 36)
 def running(timer: Timer | None) -> bool:
     assert timer is not None
     return timer._active.is_set()
-
-
-def request(path: str) -> dict[str, Any]:
-    return {
-        "type": "request",
-        "id": "1.1",
-        "conn": 1,
-        "method": "GET",
-        "path": path,
-        "status": 200,
-        "duration_ms": 1.0,
-        "bytes_out": 4,
-        "thread": "Thread-1",
-        "ts": time.time(),
-        "headers": [],
-    }
 
 
 def table_paths(app: DevConsoleApp) -> list[str]:
@@ -74,7 +58,7 @@ async def test_an_idle_console_sleeps_and_an_event_from_a_thread_wakes_it(monkey
             real_wake()
 
         app._wake = wake  # type: ignore[method-assign]
-        reader = threading.Thread(target=state.ingest, args=(request("/woken/"),))
+        reader = threading.Thread(target=state.ingest, args=(request_event("/woken/"),))
         reader.start()
         reader.join()
         await until(pilot, lambda: "/woken/" in table_paths(app), timeout=10)

@@ -329,18 +329,24 @@ def _watching(package: Path, on_batch: Any, **kwargs: Any) -> Watcher:
     return watcher
 
 
-@linux_only
-def test_a_swap_file_held_open_never_makes_a_save_wait(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """vim keeps ``.views.py.swp`` open and written: a save of views.py is
-    delivered as soon as its own events pause, not when the swap file closes
-    (MAX_BATCH_MS made long, so only the files waited for can end the batch)."""
+def _watched_views(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path, queue.Queue[set[str]], Any]:
+    """A package with ``views.py`` under a watch whose batches go to a queue;
+    MAX_BATCH_MS made long, so only the files a batch waits for can end it."""
     monkeypatch.setattr(watcher_module, "MAX_BATCH_MS", 60_000)
     package = tmp_path / "shop"
     package.mkdir()
     views = package / "views.py"
     views.write_text("X = 0\n")
     batches: queue.Queue[set[str]] = queue.Queue()
-    watcher = _watching(package, lambda paths, ts: batches.put(paths))
+    return package, views, batches, _watching(package, lambda paths, ts: batches.put(paths))
+
+
+@linux_only
+def test_a_swap_file_held_open_never_makes_a_save_wait(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """vim keeps ``.views.py.swp`` open and written: a save of views.py is
+    delivered as soon as its own events pause, not when the swap file closes
+    (MAX_BATCH_MS made long, so only the files waited for can end the batch)."""
+    package, views, batches, watcher = _watched_views(tmp_path, monkeypatch)
     try:
         with open(package / ".views.py.swp", "w") as swap:
             swap.write("b0VIM")
@@ -487,13 +493,7 @@ def test_saves_from_a_real_vim_are_not_held_by_its_swap_file(tmp_path: Path, mon
     so only a batch that waits for no open file ends)."""
     import pexpect
 
-    monkeypatch.setattr(watcher_module, "MAX_BATCH_MS", 60_000)
-    package = tmp_path / "shop"
-    package.mkdir()
-    views = package / "views.py"
-    views.write_text("X = 0\n")
-    batches: queue.Queue[set[str]] = queue.Queue()
-    watcher = _watching(package, lambda paths, ts: batches.put(paths))
+    package, views, batches, watcher = _watched_views(tmp_path, monkeypatch)
     env = dict(os.environ, TERM="xterm", HOME=str(tmp_path))
     vim = pexpect.spawn("vim", ["-u", "NONE", "-i", "NONE", "views.py"], cwd=str(package), env=env, timeout=10)
     try:
