@@ -432,7 +432,9 @@ def test_readiness_by_port_and_by_line(tmp_path: Path, recorder: Recorder, manag
     manager.start_all()
     for name, before in (("api", "binding"), ("vite", "compiling")):
         recorder.wait_line(name, lambda text, before=before: text == before)
-        # Started, with its pid, but not running before it is ready.
+        # Started, with its pid, but not running before it is ready (the
+        # state with its pid may reach the recorder just after the line).
+        wait_for(lambda name=name: len(recorder.states(name)) >= 2)
         assert [e["state"] for e in recorder.states(name)] == ["starting", "starting"]
         assert recorder.states(name)[-1]["pid"] is not None
     (tmp_path / "go").write_text("")  # now they may get ready
