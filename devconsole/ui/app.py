@@ -440,8 +440,10 @@ class DevConsoleApp(App[int]):
             # Shown (footer, help) only while a request is left paused in the debugger.
             return self.debug_broker is not None and bool(self.debug_broker.detached())
         if action == "view" and parameters == ("processes",):
-            # Shown (footer, help) and working once the project declares side processes.
-            return self._processes_seen
+            # Shown (footer, help) and working once the project declares side
+            # processes: read from the state, not from the last tick, so the key
+            # works as soon as the events are in (a replay ingests them all at once).
+            return bool(self.state.processes or self.state.process_error)
         if action == "toggle_browser_reload":
             return self.supervisor is not None  # nothing to turn in a replay
         if action == "cut_draining":
