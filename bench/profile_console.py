@@ -19,6 +19,7 @@ import io
 import pstats
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -37,11 +38,14 @@ from benchlib import (
 from headless import headless_console, own_cpu, run_wrk_async
 
 
-async def profile(port: int, duration: float, idle: bool, limit: int) -> int:
+async def profile(port: int, duration: float, idle: bool, limit: int, after_request: bool = False) -> int:
     async with headless_console(port, reload=False):
         url = f"http://127.0.0.1:{port}/ping/"
         if not idle:
             await run_wrk_async(wrk_argv(url, duration=1))
+        elif after_request:
+            # The minute after a request: the accepts sparkline still moves.
+            await asyncio.to_thread(lambda: urllib.request.urlopen(url, timeout=10).read())
         await asyncio.sleep(1.0)
         profiler = cProfile.Profile()
         cpu0, t0 = own_cpu(), time.monotonic()
@@ -73,6 +77,9 @@ def run() -> int:
     parser = base_parser(__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=6.0, help="seconds profiled (default %(default)s)")
     parser.add_argument("--idle", action="store_true", help="profile the console with nothing happening")
+    parser.add_argument(
+        "--after-request", action="store_true", help="with --idle: one request first (the minute after it)"
+    )
     parser.add_argument("--top", type=int, default=30, help="functions listed per ordering (default %(default)s)")
     args = parser.parse_args()
     if args.quick:
@@ -86,7 +93,7 @@ def run() -> int:
     print(f"Machine: {versions()}")
     print(flush=True)
     with demo_database():
-        return asyncio.run(profile(port, args.duration, args.idle, args.top))
+        return asyncio.run(profile(port, args.duration, args.idle, args.top, args.after_request))
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ from devconsole.commands.catalogue import Catalogue
 from devconsole.console.interpreter import Origin
 from devconsole.console.project import Project
 from devconsole.demo import DEMO_MANAGE_PY
-from devconsole.model.recording import RecordingError, load_recording
+from devconsole.model.recording import Recording, RecordingError, load_recording
 from devconsole.ui.app import DevConsoleApp
 from devconsole.ui.screens import commands
 from devconsole.ui.screens.commands import CommandsScreen
@@ -95,6 +95,8 @@ class View(NamedTuple):
     keys: list[str]
     #: then this, for what keys alone cannot wait for
     then: Step | None = None
+    #: the recording plus the side processes the snapshot tests add to it
+    processes: bool = False
 
 
 #: file name → what it shows and how to get there
@@ -113,6 +115,7 @@ VIEWS: dict[str, View] = {
     ),
     "help": View("the keys", ["question_mark"]),
     "palette": View("the command palette", ["ctrl+p", *"view"]),
+    "processes": View("the Processes view: Procfile.dev's processes", ["p"], processes=True),
 }
 
 
@@ -122,12 +125,22 @@ def use_recorded_catalogue(path: Path = CATALOGUE) -> None:
     commands.load_catalogue = lambda project: catalogue  # type: ignore[assignment]
 
 
+def recording_for(recording_path: Path, view: View) -> Recording:
+    if not view.processes:
+        return load_recording(recording_path)
+    # The snapshot tests' side-process events, merged into the demo recording.
+    sys.path.insert(0, str(ROOT))
+    from tests.test_ui_processes_snapshots import recording_with_processes
+
+    return recording_with_processes(recording_path)
+
+
 async def shoot(recording_path: Path, view: View, size: tuple[int, int]) -> str:
     # The project only gives the Commands view something to list (the recorded
     # catalogue) and the status line an interpreter to name (a typical one):
     # without an address and socket no server is started.
     project = Project(DEMO_MANAGE_PY, python="/home/you/mysite/.venv/bin/python", python_origin=Origin.VENV_BESIDE)
-    app = DevConsoleApp(recording=load_recording(recording_path), project=project)
+    app = DevConsoleApp(recording=recording_for(recording_path, view), project=project)
     async with app.run_test(size=size) as pilot:
         await pilot.pause()
         app.refresh_views()

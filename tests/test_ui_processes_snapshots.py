@@ -5,6 +5,7 @@ fed by the recorded demo session plus fixed side-process events (the way
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -143,8 +144,9 @@ EVENTS: list[tuple[float, dict[str, object]]] = [
 ]
 
 
-def recording_with_processes() -> Recording:
-    lines = RECORDING.read_text().splitlines()
+def recording_with_processes(recording: Path = RECORDING) -> Recording:
+    """``recording`` with :data:`EVENTS` merged in (also what ``scripts/screenshots.py`` shows)."""
+    lines = recording.read_text().splitlines()
     header = json.loads(lines[0])
     events = [json.loads(line) for line in lines[1:]]
     last_ts = max(float(event["ts"]) for event in events if isinstance(event.get("ts"), (int, float)))
