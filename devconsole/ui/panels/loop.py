@@ -8,11 +8,12 @@ from rich.style import Style
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.widgets import Label, Sparkline, Static
+from textual.widgets import Label, Static
 
 from devconsole.model.state import ServerState
 from devconsole.ui import formatting as fmt
 from devconsole.ui.widgets.borders import set_border_subtitle
+from devconsole.ui.widgets.sparkline import CachedSparkline
 from devconsole.ui.widgets.theming import FollowsTheme, component_style
 
 #: What the panel says when the server has no select loop to show (Daphne).
@@ -39,12 +40,14 @@ class LoopPanel(FollowsTheme, Vertical):
         self.border_title = "Select loop"
         self._last: tuple[object, ...] | None = None
         self._drawn = False
+        #: The stats last drawn: the accepts move every second, the stats rarely.
+        self._stats: Text | None = None
         self._styles: tuple[Style, Style] | None = None
 
     def compose(self) -> ComposeResult:
         yield LoopStatsView(id="loop-stats")
         yield Label("accepts/s, last 60 s", id="loop-spark-label")
-        yield Sparkline([0.0] * 60, id="loop-spark")
+        yield CachedSparkline([0.0] * 60, id="loop-spark")
 
     def on_mount(self) -> None:
         self._subscribe_theme()
@@ -53,6 +56,7 @@ class LoopPanel(FollowsTheme, Vertical):
         if self.take_theme_stale():
             self._last = None
             self._styles = None
+            self._stats = None
         loop = state.loop
         accepts = state.accepts_per_second(60)
         key = (state.server_kind, loop.iterations_total, loop.poll_interval, state.status, tuple(accepts))
@@ -88,7 +92,9 @@ class LoopPanel(FollowsTheme, Vertical):
             text.append(f"{name:<18} ", label)
             text.append(shown, value)
         # Always six lines, cut to the width: no layout after the first.
-        stats.update(text, layout=not self._drawn)
-        self._drawn = True
-        self.query_one(Sparkline).data = accepts
+        if text != self._stats:
+            stats.update(text, layout=not self._drawn)
+            self._stats = text
+            self._drawn = True
+        self.query_one(CachedSparkline).data = accepts
         set_border_subtitle(self, state.status)
