@@ -53,15 +53,31 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         item.add_marker(getattr(pytest.mark, kind_of(module)))
 
 
+def app_summary(app: Any) -> str:
+    """What a console app shows and knows, in a line: for a wait's failure message."""
+    try:
+        state = app.state
+        log = [line.text for line in list(state.log)[-5:]]
+        errors = [error.message for error in list(state.errors)[-3:]]
+        return (
+            f"screen {type(app.screen).__name__}; server {state.status}, generation {state.generation}; "
+            f"errors {errors}; last log lines {log}"
+        )
+    except Exception as exc:  # a failure message must not fail
+        return f"(the app could not be read: {exc!r})"
+
+
 async def until(pilot: Any, predicate: Callable[[], Any], timeout: float = 30.0) -> Any:
-    """Let the app run until ``predicate`` returns something truthy; fail on timeout."""
+    """Let the app run until ``predicate`` returns something truthy; fail on
+    timeout, saying what the app showed then."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
         if value:
             return value
         assert time.monotonic() < deadline, (
-            f"timed out after {timeout}s waiting for {getattr(predicate, '__name__', predicate)}"
+            f"timed out after {timeout}s waiting for {getattr(predicate, '__name__', predicate)}: "
+            f"{app_summary(pilot.app)}"
         )
         await pilot.pause(0.05)
 
@@ -76,15 +92,26 @@ def alive(pid: int) -> bool:
     return data[data.rfind(")") + 2 :].split()[0] != "Z"
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 15.0, interval: float = 0.01) -> Any:
-    """Poll ``predicate`` until it returns something truthy; fail on timeout."""
+def wait_for(
+    predicate: Callable[[], Any],
+    timeout: float = 60.0,
+    interval: float = 0.01,
+    describe: Callable[[], str] | None = None,
+) -> Any:
+    """Poll ``predicate`` until it returns something truthy; fail on timeout
+    (saying what ``describe`` returns then). Generous by default: a loaded
+    machine (CI runs at a load of 3 to 8 on two cores) starts a server child
+    in seconds, and a wait costs only as long as what it waits for."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {getattr(predicate, '__name__', predicate)}")
+            seen = f": {describe()}" if describe is not None else ""
+            raise AssertionError(
+                f"timed out after {timeout}s waiting for {getattr(predicate, '__name__', predicate)}{seen}"
+            )
         time.sleep(interval)
 
 

@@ -196,7 +196,11 @@ def test_a_save_restarts_the_server_and_the_restart_on_change_worker(tmp_path: P
         # The watcher may deliver the save in one batch or two: one restart or
         # more (the second may be under way), a new run.
         worker = state.processes["worker"]
-        wait_for(lambda: worker.state == "running" and worker.pid not in (None, leader), timeout=30)
+        wait_for(
+            lambda: worker.state == "running" and worker.pid not in (None, leader),
+            timeout=30,
+            describe=lambda: f"worker {worker.state}, pid {worker.pid} (leader {leader}), restarts {worker.restarts}",
+        )
         assert worker.restarts >= 1
         # Not declared restart_on_change: left alone.
         assert state.processes["ticker"].pid == ticker and state.processes["ticker"].restarts == 0
