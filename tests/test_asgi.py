@@ -19,7 +19,7 @@ from devconsole.console.project import Project
 from devconsole.console.supervisor import Supervisor
 from devconsole.model.state import ConnRow
 
-from .conftest import Events, serving, wait_for
+from .conftest import Events, inotify_watches, serving, wait_for
 
 pytest.importorskip("channels", reason="channels is not installed (test extras: channels, daphne)")
 pytest.importorskip("daphne", reason="daphne is not installed (test extras: channels, daphne)")
@@ -208,8 +208,10 @@ def test_a_reload_forks_from_level_0_and_serves_the_edit(tmp_path: Path, events:
     try:
         assert wait_for(lambda: _get(port, "/hello/")[0] == 200, timeout=30)
         # What the server imported (views included) is known before the edit.
-        wait_for(lambda: any(str(root / "chatsite" / "views.py") in e["files"] for e in events.of("watch")), timeout=15)
-        wait_for(lambda: reloader.watcher is not None and str(root / "chatsite") in reloader.watcher.roots, timeout=15)
+        wait_for(lambda: any(str(root / "chatsite" / "views.py") in e["files"] for e in events.of("watch")), timeout=60)
+        wait_for(lambda: reloader.watcher is not None and str(root / "chatsite") in reloader.watcher.roots, timeout=60)
+        # ...and the kernel reports changes there (the watch renewed for those roots).
+        wait_for(lambda: inotify_watches([root / "chatsite"]), timeout=60)
         views = root / "chatsite" / "views.py"
         views.write_text(views.read_text().replace("hello from daphne", "edited daphne"))
         wait_for(lambda: _get(port, "/hello/")[1] == b"edited daphne", timeout=30)
