@@ -78,10 +78,11 @@ class Console(LiveConsole):
         return self.events.state.total_requests
 
     def old_generations_exited(self) -> bool:
-        """Whether every generation before the serving one has exited: a
-        request one of them cut is counted by then."""
-        exited = {e["generation"] for e in self.events.of("exit")}
-        return set(range(1, self.events.state.generation)) <= exited
+        """Whether every generation that served before the serving one has
+        exited: a request one of them cut is counted by then."""
+        serving = self.events.state.generation
+        served = {e["generation"] for e in self.events.of("hello") if e["generation"] < serving}
+        return served <= {e["generation"] for e in self.events.of("exit")}
 
 
 def _add_views(root: Path) -> None:
