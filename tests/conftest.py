@@ -67,9 +67,10 @@ def app_summary(app: Any) -> str:
         return f"(the app could not be read: {exc!r})"
 
 
-async def until(pilot: Any, predicate: Callable[[], Any], timeout: float = 30.0) -> Any:
+async def until(pilot: Any, predicate: Callable[[], Any], timeout: float = 60.0) -> Any:
     """Let the app run until ``predicate`` returns something truthy; fail on
-    timeout, saying what the app showed then."""
+    timeout, saying what the app showed then (generous by default, as
+    :func:`wait_for`: a catalogue or a command run starts a process)."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
