@@ -212,10 +212,14 @@ class Events:
         self._by_type: dict[str, list[dict[str, Any]]] = {}
 
     def __call__(self, event: dict[str, Any]) -> None:
+        # Applied to the state under the same lock: a test that saw an event
+        # in :meth:`of` sees what it did to the state too (each generation's
+        # reader thread calls this, and a thread may be preempted between the
+        # two), and one that saw it in the state finds it among the events.
         with self._lock:
             self.items.append(event)
             self._by_type.setdefault(event["type"], []).append(event)
-        self.state.ingest(event)
+            self.state.ingest(event)
 
     def of(self, kind: str) -> list[dict[str, Any]]:
         with self._lock:
