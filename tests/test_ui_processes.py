@@ -92,7 +92,9 @@ async def test_three_processes_shown_controlled_and_gone_after_quit(tmp_path: Pa
         await until(pilot, lambda: (cells(app, "stubborn") or ("", ""))[1] == "running")
         # The failing one: exit status 3, restarted with a growing delay.
         await until(pilot, failer_backed_off, timeout=20)
-        assert state.processes["failer"].returncode == 3
+        # From its events: by now (a loaded machine polls late) it may be starting again.
+        exits = [e["returncode"] for e in state.process_events if e["name"] == "failer" and e["state"] == "exited"]
+        assert exits[:2] == [3, 3]
         assert state.processes["failer"].restarts >= 1
         await until(pilot, lambda: re.match(r"restarting in \d+\.\d s", (cells(app, "failer") or ("", ""))[1]))
         # Said while it waits to restart (the cells above are the last refresh's:
