@@ -43,7 +43,7 @@ def _port(server: Supervisor) -> int:
 
 
 def _get(port: int, path: str) -> tuple[int, bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     try:
         conn.request("GET", path, headers={"Connection": "close"})
         response = conn.getresponse()
@@ -63,7 +63,7 @@ def _recv_exact(sock: socket.socket, n: int) -> bytes:
 
 
 def ws_connect(port: int, path: str) -> socket.socket:
-    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
     key = base64.b64encode(os.urandom(16)).decode()
     sock.sendall(
         f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -180,7 +180,7 @@ def test_stop_finishes_the_request_in_flight(channels_project: Project, events: 
     with serving(channels_project, events) as supervisor:
         port = _port(supervisor)
         child = supervisor.child
-        slow = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        slow = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         slow.request("GET", "/slow/?sleep=0.5")
         wait_for(lambda: [c for c in events.state.connections() if c.state == "handling"])
         supervisor.close()

@@ -38,7 +38,7 @@ def _screen_text(app: DevConsoleApp) -> str:
 
 
 def _raw_request(port: int, payload: bytes) -> bytes:
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
         sock.sendall(payload)
         chunks = []
         while chunk := sock.recv(65536):
@@ -59,7 +59,7 @@ async def test_hostile_requests_show_literally_and_never_act(demo_project: Proje
     async with app.run_test(size=(160, 48)) as pilot:
         await until(pilot, lambda: app.state.hello is not None)
         for path in ("/[/bar]", "/[@click=app.quit]x", "/%1b]0;title%07"):
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
             conn.request("GET", path, headers={"X-Title": "[@click=app.quit]quit[/]"})
             assert conn.getresponse().status == 404
             conn.close()

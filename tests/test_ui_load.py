@@ -33,7 +33,7 @@ import http.client, sys, threading, time
 port, seconds, clients = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
 counts = [0] * clients
 def hammer(i):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         conn.request("GET", "/ping/")
