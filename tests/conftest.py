@@ -53,15 +53,32 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         item.add_marker(getattr(pytest.mark, kind_of(module)))
 
 
-async def until(pilot: Any, predicate: Callable[[], Any], timeout: float = 30.0) -> Any:
-    """Let the app run until ``predicate`` returns something truthy; fail on timeout."""
+def app_summary(app: Any) -> str:
+    """What a console app shows and knows, in a line: for a wait's failure message."""
+    try:
+        state = app.state
+        log = [line.text for line in list(state.log)[-5:]]
+        errors = [error.message for error in list(state.errors)[-3:]]
+        return (
+            f"screen {type(app.screen).__name__}; server {state.status}, generation {state.generation}; "
+            f"errors {errors}; last log lines {log}"
+        )
+    except Exception as exc:  # a failure message must not fail
+        return f"(the app could not be read: {exc!r})"
+
+
+async def until(pilot: Any, predicate: Callable[[], Any], timeout: float = 60.0) -> Any:
+    """Let the app run until ``predicate`` returns something truthy; fail on
+    timeout, saying what the app showed then (generous by default, as
+    :func:`wait_for`: a catalogue or a command run starts a process)."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
         if value:
             return value
         assert time.monotonic() < deadline, (
-            f"timed out after {timeout}s waiting for {getattr(predicate, '__name__', predicate)}"
+            f"timed out after {timeout}s waiting for {getattr(predicate, '__name__', predicate)}: "
+            f"{app_summary(pilot.app)}"
         )
         await pilot.pause(0.05)
 
@@ -76,15 +93,26 @@ def alive(pid: int) -> bool:
     return data[data.rfind(")") + 2 :].split()[0] != "Z"
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 15.0, interval: float = 0.01) -> Any:
-    """Poll ``predicate`` until it returns something truthy; fail on timeout."""
+def wait_for(
+    predicate: Callable[[], Any],
+    timeout: float = 60.0,
+    interval: float = 0.01,
+    describe: Callable[[], str] | None = None,
+) -> Any:
+    """Poll ``predicate`` until it returns something truthy; fail on timeout
+    (saying what ``describe`` returns then). Generous by default: a loaded
+    machine (CI runs at a load of 3 to 8 on two cores) starts a server child
+    in seconds, and a wait costs only as long as what it waits for."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {getattr(predicate, '__name__', predicate)}")
+            seen = f": {describe()}" if describe is not None else ""
+            raise AssertionError(
+                f"timed out after {timeout}s waiting for {getattr(predicate, '__name__', predicate)}{seen}"
+            )
         time.sleep(interval)
 
 
@@ -184,10 +212,14 @@ class Events:
         self._by_type: dict[str, list[dict[str, Any]]] = {}
 
     def __call__(self, event: dict[str, Any]) -> None:
+        # Applied to the state under the same lock: a test that saw an event
+        # in :meth:`of` sees what it did to the state too (each generation's
+        # reader thread calls this, and a thread may be preempted between the
+        # two), and one that saw it in the state finds it among the events.
         with self._lock:
             self.items.append(event)
             self._by_type.setdefault(event["type"], []).append(event)
-        self.state.ingest(event)
+            self.state.ingest(event)
 
     def of(self, kind: str) -> list[dict[str, Any]]:
         with self._lock:

@@ -19,7 +19,7 @@ from devconsole.console.project import Project
 from devconsole.console.supervisor import Supervisor
 from devconsole.model.state import ConnRow
 
-from .conftest import Events, serving, wait_for
+from .conftest import Events, inotify_watches, serving, wait_for
 
 pytest.importorskip("channels", reason="channels is not installed (test extras: channels, daphne)")
 pytest.importorskip("daphne", reason="daphne is not installed (test extras: channels, daphne)")
@@ -43,7 +43,7 @@ def _port(server: Supervisor) -> int:
 
 
 def _get(port: int, path: str) -> tuple[int, bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     try:
         conn.request("GET", path, headers={"Connection": "close"})
         response = conn.getresponse()
@@ -63,7 +63,7 @@ def _recv_exact(sock: socket.socket, n: int) -> bytes:
 
 
 def ws_connect(port: int, path: str) -> socket.socket:
-    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
     key = base64.b64encode(os.urandom(16)).decode()
     sock.sendall(
         f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -180,7 +180,7 @@ def test_stop_finishes_the_request_in_flight(channels_project: Project, events: 
     with serving(channels_project, events) as supervisor:
         port = _port(supervisor)
         child = supervisor.child
-        slow = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        slow = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         slow.request("GET", "/slow/?sleep=0.5")
         wait_for(lambda: [c for c in events.state.connections() if c.state == "handling"])
         supervisor.close()
@@ -208,8 +208,10 @@ def test_a_reload_forks_from_level_0_and_serves_the_edit(tmp_path: Path, events:
     try:
         assert wait_for(lambda: _get(port, "/hello/")[0] == 200, timeout=30)
         # What the server imported (views included) is known before the edit.
-        wait_for(lambda: any(str(root / "chatsite" / "views.py") in e["files"] for e in events.of("watch")), timeout=15)
-        wait_for(lambda: reloader.watcher is not None and str(root / "chatsite") in reloader.watcher.roots, timeout=15)
+        wait_for(lambda: any(str(root / "chatsite" / "views.py") in e["files"] for e in events.of("watch")), timeout=60)
+        wait_for(lambda: reloader.watcher is not None and str(root / "chatsite") in reloader.watcher.roots, timeout=60)
+        # ...and the kernel reports changes there (the watch renewed for those roots).
+        wait_for(lambda: inotify_watches([root / "chatsite"]), timeout=60)
         views = root / "chatsite" / "views.py"
         views.write_text(views.read_text().replace("hello from daphne", "edited daphne"))
         wait_for(lambda: _get(port, "/hello/")[1] == b"edited daphne", timeout=30)

@@ -24,7 +24,7 @@ async def test_console_serves_and_quits_cleanly(demo_project: Project) -> None:
     app = DevConsoleApp(project=demo_project, address=ListenAddress("127.0.0.1", port), sock=sock)
     async with app.run_test(size=(120, 36)) as pilot:
         await until(pilot, lambda: app.state.hello is not None)
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         conn.request("GET", "/ping/")
         assert conn.getresponse().read() == b"pong"
         conn.close()

@@ -95,9 +95,12 @@ def test_reading_all_of_stdin_cannot_take_a_control_message(console: LiveConsole
     assert get(console.port, "/ctl/slurp/") == (200, b"stdin gave 0 characters")
     # Twice: a second read of /dev/null is at its end again, nothing blocks.
     assert get(console.port, "/ctl/slurp/") == (200, b"stdin gave 0 characters")
+    before = console.events.state.generation
     _reloaded_to(console, "three")
     assert get(console.port, "/ctl/slurp/") == (200, b"stdin gave 0 characters")
-    # Every request is a row: none was cut by the reload.
+    # Every request is a row: none was cut by the reload (said, if it were,
+    # when the old generation exits).
+    wait_for(lambda: [e for e in console.events.of("exit") if e["generation"] == before])
     assert console.events.state.cut_requests == 0
     # ...and the last generation stops when told, with exit status 0.
     last = console.events.state.generation

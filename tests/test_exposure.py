@@ -93,7 +93,7 @@ def test_a_server_bound_on_all_interfaces_shows_the_traceback_to_a_local_browser
     try:
         supervisor.start()
         wait_for(lambda: events.of("error"))
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         conn.request("GET", "/", headers={"Connection": "close"})
         response = conn.getresponse()
         body = response.read()

@@ -77,6 +77,13 @@ class Console(LiveConsole):
     def request_total(self) -> int:
         return self.events.state.total_requests
 
+    def old_generations_exited(self) -> bool:
+        """Whether every generation that served before the serving one has
+        exited: a request one of them cut is counted by then."""
+        serving = self.events.state.generation
+        served = {e["generation"] for e in self.events.of("hello") if e["generation"] < serving}
+        return served <= {e["generation"] for e in self.events.of("exit")}
+
 
 def _add_views(root: Path) -> None:
     (root / "demosite" / "ho_views.py").write_text(VIEWS)
@@ -233,6 +240,7 @@ def test_keep_alive_clients_through_reloads_lose_nothing(console: Console) -> No
     assert [c.reconnects for c in clients] == [0, 0, 0, 0]
     sent = sum(c.done for c in clients)
     wait_for(lambda: console.request_total() == sent, timeout=30)
+    wait_for(console.old_generations_exited)
     assert console.events.state.cut_requests == 0
 
 
@@ -300,6 +308,7 @@ def test_wrk_through_ten_reloads_has_no_socket_errors(console: Console) -> None:
     exits = [(e["generation"], e["returncode"], e.get("cut")) for e in console.events.of("exit")]
     last_stats = {e["generation"]: e["requests"] for e in console.events.of("stats")}
     assert console.request_total() - before == sent, (output, exits, last_stats, before)
+    wait_for(console.old_generations_exited)
     assert console.events.state.cut_requests == 0
 
 

@@ -128,7 +128,11 @@ def test_settings_and_pythonpath_reach_server_catalogue_and_runs(
         assert session.state.hello, [line.text for line in session.state.log]
         assert _get(port, "/") == (200, "dev extralib")
         assert session.state.hello.settings == "proj.settings.dev"
-        assert any(line.text == DEV_MARKER for line in session.state.log), [line.text for line in session.state.log]
+        # Printed on its output, read beside the events: it may come after the hello.
+        wait_for(
+            lambda: any(line.text == DEV_MARKER for line in list(session.state.log)),
+            describe=lambda: repr([line.text for line in list(session.state.log)]),
+        )
     finally:
         session.close()
 

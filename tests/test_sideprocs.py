@@ -439,7 +439,8 @@ def test_readiness_by_port_and_by_line(tmp_path: Path, recorder: Recorder, manag
         assert recorder.states(name)[-1]["pid"] is not None
     (tmp_path / "go").write_text("")  # now they may get ready
     running = recorder.wait_state("api", "running")
-    assert "listening" in recorder.lines("api")
+    # Its port is ready from its listen(): the line it prints after may be read later.
+    recorder.wait_line("api", lambda text: text == "listening")
     assert running["pid"] == recorder.states("api")[1]["pid"]
     recorder.wait_state("vite", "running")
     assert "VITE ready in 312 ms" in recorder.lines("vite")

@@ -41,7 +41,7 @@ def _printing_project(tmp_path: Path) -> Project:
 
 
 def _get(port: int, path: str) -> int:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     conn.request("GET", path, headers={"Connection": "close"})
     status = conn.getresponse().status
     conn.close()
@@ -126,7 +126,7 @@ async def test_log_view_lists_a_views_print_before_its_request_line(tmp_path: Pa
 def _send_raw(port: int, data: bytes) -> bytes:
     """``data`` on a fresh connection, the write side then closed (a request
     line without its end is read to the end); the whole answer."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
         sock.sendall(data)
         sock.shutdown(socket.SHUT_WR)
         chunks = []

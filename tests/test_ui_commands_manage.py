@@ -136,4 +136,8 @@ def test_manage_py_devconsole_serves_until_ctrl_q() -> None:
         reader.join(5)
         os.close(master)
     with socket.socket() as sock:  # the port was released
+        # SO_REUSEADDR: the TIME_WAIT of a request the server closed first
+        # does not count; a listener still holding the port does.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", port))
+        sock.listen()

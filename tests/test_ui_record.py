@@ -29,7 +29,7 @@ async def test_a_recorded_session_replays_into_the_ui(demo_project: Project, tmp
         async with live.run_test(size=(120, 36)) as pilot:
             await until(pilot, lambda: live.state.hello is not None)
             for target in ("/ping/", "/nope/?q=[b]", "/api/products/"):
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
                 conn.request("GET", target)
                 conn.getresponse().read()
                 conn.close()

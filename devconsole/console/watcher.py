@@ -36,8 +36,9 @@ STEP_MS = 10
 #: millisecond or two of each other)...
 QUIET_MS = 5
 #: ...and no file written in it is still open for writing (a save paused
-#: between its truncation and its write on a loaded machine is not two
-#: batches, the first of them an empty file)... or once it has been
+#: between its truncation, or a new file's creation, and its write on a
+#: loaded machine is not two batches, the first of them an empty file)...
+#: or once it has been
 #: gathering for this long (ms), however busy.
 MAX_BATCH_MS = 200
 #: The backend :class:`Watcher` uses unless told otherwise.
@@ -289,8 +290,11 @@ class Inotify:
             return
         before = len(out)
         self._translate(wd, mask, name, out)
+        # A file is being written from its first change until it is closed; a
+        # file just created is too (its write may come after a pause).
+        writes = mask & IN_MODIFY or (mask & IN_CREATE and not mask & IN_ISDIR)
         for _kind, path in out[before:]:
-            if mask & IN_MODIFY:
+            if writes:
                 if not is_ignored(path, self.ignore):
                     self.writing.add(path)
             elif mask & (IN_CLOSE_WRITE | _REMOVED | IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED):
