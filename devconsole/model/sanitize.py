@@ -114,13 +114,23 @@ def json_line_is_clean(line: bytes, limit: int = 4096) -> bool:
     """Whether :func:`clean_value` would give the JSON value on ``line`` back
     unchanged, told from the bytes alone (True only when that is certain).
 
-    A line of printable ASCII with no backslash holds no escape, so no string
-    in it has a control character or non-ASCII text; one no longer than
-    ``limit`` holds no string longer than that. What is left: a key over 256
-    characters, and a body preview's ``lines`` that are not all strings.
-    An event line of a busy server is mostly like that, and the check costs
-    a few scans in C against a walk of every value in Python."""
-    if len(line) > limit or not line.isascii() or b"\\" in line or b"\x7f" in line:
+    A line of ASCII whose only escapes are ``\\"`` and ``\\\\`` (SQL quotes its
+    names: a request's queries are full of them) holds no control character
+    and no non-ASCII text (the encoder escapes the one, the ASCII test sees
+    the other). With each of those escapes made one byte, as long as the
+    character it stands for, no string is longer than the longest stretch
+    between two quotes. What is left: a key over 256 characters, and a body
+    preview's ``lines`` that are not all strings. An event line of a busy
+    server is mostly like that, and the check costs a few scans in C against
+    a walk of every value in Python (~60 µs for a request of twenty queries)."""
+    if not line.isascii() or b"\x7f" in line:
+        return False
+    if b"\\" in line:
+        # Left to right, as a decoder pairs them (a run of backslashes starts an escape).
+        line = line.replace(b"\\\\", b"_").replace(b'\\"', b"_")
+        if b"\\" in line:
+            return False
+    if len(line) > limit and max(map(len, line.split(b'"'))) > limit:
         return False
     if _LONG_KEY.search(line) is not None:
         return False
