@@ -85,9 +85,13 @@ _QUERY = {
         ({**_PING, "sql": {"queries": [_QUERY] * 40, "note": "x" * 4096}}, True, False),  # the longest kept
         ({**_PING, "sql": {"queries": [_QUERY] * 40, "note": "x" * 4097}}, False, True),  # one string over: cut
         ({**_PING, "sql": {"queries": [_QUERY] * 40, "note": "\x1b[31m"}}, False, True),
-        ({**_PING, "sql": {"queries": [_QUERY] * 40, "note": '"' * 4096}}, True, False),  # escaped, as long
-        ({**_PING, "sql": {"queries": [_QUERY] * 40, "note": '"' * 4097}}, False, True),
-        ({**_PING, "path": '/a\\"b\\', "query": "\\n"}, True, False),  # backslashes and quotes as text
+        ({**_PING, "sql": {"queries": [_QUERY] * 40, "note": '"' * 2048}}, True, False),  # escaped quotes
+        (
+            {**_PING, "sql": {"queries": [_QUERY] * 40, "note": '"' * 2049}},
+            False,
+            False,
+        ),  # as long as 4098: the slow way
+        ({**_PING, "path": '/a\\"b\\', "query": "\\n"}, False, False),  # a backslash: the slow way
         ({**_PING, "path": '/a\\"b\\\n'}, False, True),  # then a line break
         ({**_PING, "path": "/a\\\u0085"}, False, True),  # then a C1 control
     ],
