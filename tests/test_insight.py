@@ -374,7 +374,16 @@ def many(request):
     return __import__("django.http").http.HttpResponse("ok")
 
 
-urlpatterns = [path("many/", many)]
+def rows(request):
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE t (x integer)")
+        cursor.execute("INSERT INTO t VALUES (%s), (%s)", [1, 2])
+        cursor.execute("  update t SET x = x + 1")
+        cursor.execute("SELECT x FROM t")
+    return __import__("django.http").http.HttpResponse("ok")
+
+
+urlpatterns = [path("many/", many), path("rows/", rows)]
 """
 
 
@@ -404,3 +413,9 @@ def test_counts_groups_and_params_stay_exact_past_the_detail_bound(tmp_path: Pat
         duplicates = sorted((d["count"], d["params"]) for d in sql["duplicates"])
         assert duplicates == [(350, ["0", "'same'"]), (350, ["1", "'same'"])]
         assert {group["count"] for group in sql["n_plus_one"]} == {700}
+
+        assert _request(server, "GET", "/rows/") == 200  # rows where the cursor knows them: not for a SELECT
+        row = _row(events, "/rows/")
+        insight = events.state.insight(row.seq)
+        assert insight is not None and insight.sql is not None
+        assert [query.get("rows") for query in insight.sql["queries"]] == [None, 2, 2, None]

@@ -435,9 +435,12 @@ class _Capture:
         rowcount = -1
         kept = self.kept
         if len(kept) < MAX_QUERIES:
-            cursor = context.get("cursor")
-            if cursor is not None:
-                rowcount = getattr(cursor, "rowcount", -1)
+            # Rows of a SELECT are not counted (see the module's docstring):
+            # the cursor's rowcount is read only for the other statements.
+            if not sql.startswith("SELECT") and not sql.lstrip()[:6].upper() == "SELECT":
+                cursor = context.get("cursor")
+                if cursor is not None:
+                    rowcount = getattr(cursor, "rowcount", -1)
             alias = str(getattr(context.get("connection"), "alias", ""))
         else:
             alias = ""
@@ -484,7 +487,7 @@ class _Capture:
                 query["where"] = where
                 chars += len(where["file"]) + len(where["function"])
             chars += len(query["sql"]) + sum(map(len, params)) + len(alias)
-            if isinstance(rowcount, int) and rowcount >= 0 and not sql.lstrip()[:6].upper() == "SELECT":
+            if isinstance(rowcount, int) and rowcount >= 0:
                 query["rows"] = rowcount
             out.append(query)
         self.query_chars = chars
