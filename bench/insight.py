@@ -9,8 +9,15 @@ the cells are interleaved (on, off, on, off…) so the noise of a shared
 machine hits both alike. Each cell sends ``--requests`` requests one after
 the other on one keep-alive connection and times each; the table shows the
 medians over the cells of the median time per request, and the ratio
-on/off. A second table does the same for ``/ping/`` (no query: the fixed
-cost of wrapping a request).
+on/off; "paired" is the median of each repetition's own on/off ratio (its
+two cells ran one after the other, in alternating order: a load that comes
+and goes on a shared machine moves both). A second row does the same for
+``/ping/`` (no query: the fixed cost of wrapping a request).
+
+A second table says where the cost is: CPU time per request (``/proc``) of
+the server child and of this process (the console's side: the supervisor's
+reader thread decoding, checking and ingesting each event), each cell's
+events all ingested before it is read.
 
     python bench/insight.py                     # 400 requests per cell, 7 cells each
     python bench/insight.py --requests 200 --reps 5
@@ -31,6 +38,7 @@ from benchlib import (
     BenchError,
     Ports,
     base_parser,
+    cpu_seconds,
     demo_database,
     fmt,
     main_guard,
@@ -136,14 +144,19 @@ def run() -> int:
             if not child.hello.wait(60):
                 raise BenchError("the server child did not say hello in 60 s")
             results: dict[str, dict[str, list[float]]] = {name: {"on": [], "off": []} for name, _ in PAGES}
+            cpu: dict[str, dict[str, list[tuple[float, float]]]] = {name: {"on": [], "off": []} for name, _ in PAGES}
             load = Client(port)
             try:
                 for name, path in PAGES:
                     load.cell(path, max(10, args.requests // 10))  # warm up: imports, connections, caches
-                    for _ in range(args.reps):
-                        for mode in ("on", "off"):
+                    for rep in range(args.reps):
+                        for mode in ("on", "off") if rep % 2 == 0 else ("off", "on"):
                             switch(child, state, load, path, mode)
+                            before = (cpu_seconds(child.pid), time.process_time(), state.request_seq)
                             results[name][mode].append(load.cell(path, args.requests))
+                            ingested(state, before[2] + args.requests)
+                            child_s, console_s = cpu_seconds(child.pid) - before[0], time.process_time() - before[1]
+                            cpu[name][mode].append((child_s / args.requests, console_s / args.requests))
             finally:
                 load.close()
             child.send("insight on")
@@ -151,20 +164,42 @@ def run() -> int:
             supervisor.close()
 
     rows = []
+    cpu_rows = []
     worst = 0.0
     for name, path in PAGES:
         on, off = median(results[name]["on"]), median(results[name]["off"])
         share = ratio(on, off)
+        paired = median([ratio(a, b) for a, b in zip(results[name]["on"], results[name]["off"], strict=True)])
         worst = max(worst, share) if name == PAGES[0][0] else worst
         rows.append(
-            [f"{name} ({path})", fmt(off * 1000, 3), fmt(on * 1000, 3), f"{share:.3f}×", fmt((on - off) * 1e6, 0)]
+            [
+                f"{name} ({path})",
+                fmt(off * 1000, 3),
+                fmt(on * 1000, 3),
+                f"{share:.3f}×",
+                f"{paired:.3f}×",
+                fmt((on - off) * 1e6, 0),
+            ]
+        )
+        sides = {mode: [median([c[i] for c in cpu[name][mode]]) * 1e6 for i in (0, 1)] for mode in ("on", "off")}
+        cpu_rows.append(
+            [f"{name} ({path})"]
+            + [fmt(sides[mode][i], 0) for i in (0, 1) for mode in ("off", "on")]
+            + [fmt(sides["on"][i] - sides["off"][i], 0) for i in (0, 1)]
         )
     print()
     print(
         table(
             f"Time per request, capture off vs on (median of {args.reps} cells × {args.requests} requests)",
-            ["page", "off ms", "on ms", "on/off", "cost µs"],
+            ["page", "off ms", "on ms", "on/off", "paired", "cost µs"],
             rows,
+        )
+    )
+    print(
+        table(
+            "CPU time per request (µs), median of the cells",
+            ["page", "child off", "child on", "console off", "console on", "child +", "console +"],
+            cpu_rows,
         )
     )
     print(
@@ -188,6 +223,16 @@ def switch(child: Any, state: Any, load: Client, path: str, mode: str) -> None:
             return
         if time.monotonic() > deadline:
             raise BenchError(f"insight {mode}: the server child did not switch")
+
+
+def ingested(state: Any, seq: int) -> None:
+    """Wait until the console has ingested request ``seq`` (the child sends
+    its events within 50 ms; the CPU they cost the console is the cell's)."""
+    deadline = time.monotonic() + 10
+    while state.request_seq < seq:
+        if time.monotonic() > deadline:
+            raise BenchError(f"the console saw {state.request_seq} requests, not {seq}")
+        time.sleep(0.005)
 
 
 def _captured(state: object, before: int) -> bool:
