@@ -12,7 +12,11 @@ the request's own thread, it keeps (in a ``threading.local``):
   library and devconsole; the verdict is cached per code object). Shapes are
   grouped here, not in the console: only the first :data:`MAX_QUERIES` are
   sent in detail, and the groups, duplicates and N+1 flags must stay exact
-  beyond them;
+  beyond them. While a query runs only what cannot wait is read (the
+  issuing line, a snapshot of the parameters, the cursor's row count): the
+  reprs, shapes, duplicate keys and the event's dicts are made at the
+  request's end, once its response is out (parameters of a type that could
+  change meanwhile, or run project code in its ``repr``, are repr'd at once);
 * the exception Django handled (``got_request_exception`` fires inside the
   handler's ``except``: the traceback's frames are live), with each frame's
   locals as ``reprlib``-bounded reprs; a repr that raises becomes a note, and
