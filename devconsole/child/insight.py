@@ -479,15 +479,15 @@ class _Capture:
         """The kept queries as the event carries them (``query_chars`` counted)."""
         out: list[SqlQuery] = []
         chars = 0
-        sites: dict[Any, CodeLine | None] = {}
+        sites: dict[tuple[Any, int], CodeLine] = {}
         for sql, snapshot, reprs, _many, alias, seconds, site, rowcount in self.kept:
             params = reprs if reprs is not None else _param_reprs(snapshot)
             query: SqlQuery = {"sql": sql[:MAX_SQL], "params": params, "alias": alias, "ms": round(seconds * 1000, 3)}
             if site is not None:
                 where = sites.get(site)
                 if where is None:
-                    where = sites[site] = _code_line(site)
-                assert where is not None
+                    code, line = site
+                    where = sites[site] = {"file": code.co_filename, "line": line, "function": code.co_name}
                 query["where"] = where
                 chars += len(where["file"]) + len(where["function"])
             chars += len(query["sql"]) + sum(map(len, params)) + len(alias)
