@@ -303,6 +303,30 @@ def test_insight_prices_capture_on_and_off(runs: dict[str, subprocess.CompletedP
         off, on, share = number(cells[0]), number(cells[1]), number(cells[2])
         assert off > 0 and on > 0 and abs(share - on / off) < 0.01
     assert re.search(r"^(PASS|FAIL)  20 queries: capture costs", out, re.M)
+    cpu = table_rows(out, "CPU time per request")
+    assert set(cpu) == set(rows)
+    for cells in cpu.values():
+        child_off, child_on, console_off, console_on, child_more, console_more = map(number, cells)
+        assert child_off > 0 and child_on > 0 and console_off >= 0 and console_on >= 0
+        assert abs(child_more - (child_on - child_off)) <= 1 and abs(console_more - (console_on - console_off)) <= 1
+
+
+def test_insight_in_process_prices_the_childs_side() -> None:
+    """``--in-process``: the page through Django's handler in the script's own
+    process, each part of the capture's cost a column."""
+    run = subprocess.run(
+        [sys.executable, str(BENCH / "insight.py"), "--quick", "--in-process"],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        env=dict(os.environ, PYTHONPATH=str(BENCH.parent)),
+    )
+    out = ok(run)
+    rows = table_rows(out, "The server child's CPU per request")
+    assert set(rows) == {"20 queries (/insight/queries/?n=20)", "no query (/ping/)"}
+    for cells in rows.values():
+        off, on, share = number(cells[0]), number(cells[1]), number(cells[2])
+        assert off > 0 and on > 0 and abs(share - on / off) < 0.01
 
 
 def _load_all() -> object:

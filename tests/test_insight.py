@@ -340,3 +340,82 @@ def test_sql_parameters_of_secret_columns_are_masked() -> None:
     assert shown(by_name, {"api_token": "t", "id": 3}) == [f"('api_token', {MASK!r})", "('id', 3)"]
     plain = 'SELECT * FROM "shop_product" WHERE "shop_product"."id" IN (%s, %s)'
     assert shown(plain, [1, 2]) == ["1", "2"]
+
+
+MANY_SETTINGS = """
+SECRET_KEY = "test"
+DEBUG = True
+ALLOWED_HOSTS = ["*"]
+ROOT_URLCONF = "manysettings"
+DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
+INSTALLED_APPS = []
+from django.db import connection
+from django.urls import path
+
+
+class Tag(str):
+    \"\"\"A parameter whose repr changes after its query ran.\"\"\"
+
+    state = ["at query time"]
+
+    def __repr__(self):
+        return f"Tag({self.state[-1]})"
+
+
+def many(request):
+    params = [0]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT %s", [Tag("x")])
+        for n in range(700):
+            cursor.execute("SELECT %s, %s", [n % 2, "same"])  # two parameter sets, 350 times each
+            params[0] = n
+            cursor.execute("SELECT %s + 1", params)  # a list the view changes after each query
+    Tag.state.append("later")
+    return __import__("django.http").http.HttpResponse("ok")
+
+
+def rows(request):
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE t (x integer)")
+        cursor.execute("INSERT INTO t VALUES (%s), (%s)", [1, 2])
+        cursor.execute("  update t SET x = x + 1")
+        cursor.execute("SELECT x FROM t")
+    return __import__("django.http").http.HttpResponse("ok")
+
+
+urlpatterns = [path("many/", many), path("rows/", rows)]
+"""
+
+
+def test_counts_groups_and_params_stay_exact_past_the_detail_bound(tmp_path: Path, events: Events) -> None:
+    """1,401 queries: more than the child keeps in detail and more than it
+    holds before grouping them, so every count crosses both bounds. The
+    parameters shown are those each query ran with, though the view changed
+    its list and a value's repr afterwards."""
+    from devconsole.child.insight import MAX_QUERIES
+
+    from .conftest import make_project, serving
+
+    project = make_project(tmp_path, "manysettings", MANY_SETTINGS)
+    with serving(project, events) as server:
+        assert _request(server, "GET", "/many/") == 200
+        row = _row(events, "/many/")
+        assert (row.summary.sql_count, row.summary.duplicates, row.summary.n_plus_one) == (1401, 2, 2)
+        insight = events.state.insight(row.seq)
+        assert insight is not None and insight.sql is not None
+        sql = insight.sql
+        assert sql["count"] == 1401 and len(sql["queries"]) == MAX_QUERIES
+        shown = [q["params"] for q in sql["queries"][:5]]
+        assert shown == [["Tag(at query time)"], ["0", "'same'"], ["0"], ["1", "'same'"], ["1"]]
+        assert all(q["where"]["function"] == "many" for q in sql["queries"])
+        counts = {group["shape"]: group["count"] for group in sql["groups"]}
+        assert counts == {"SELECT %s, %s": 1400 // 2, "SELECT %s + N": 700, "SELECT %s": 1}
+        duplicates = sorted((d["count"], d["params"]) for d in sql["duplicates"])
+        assert duplicates == [(350, ["0", "'same'"]), (350, ["1", "'same'"])]
+        assert {group["count"] for group in sql["n_plus_one"]} == {700}
+
+        assert _request(server, "GET", "/rows/") == 200  # rows where the cursor knows them: not for a SELECT
+        row = _row(events, "/rows/")
+        insight = events.state.insight(row.seq)
+        assert insight is not None and insight.sql is not None
+        assert [query.get("rows") for query in insight.sql["queries"]] == [None, 2, 2, None]

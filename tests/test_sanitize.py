@@ -58,6 +58,14 @@ _PING = {
     "headers": [["Host", "127.0.0.1:8000"], ["User-Agent", "wrk"]],
     "response": {"status_line": "200 OK", "body": {"content_type": "text/plain", "size": 4, "lines": ["pong", "]"]}},
 }
+#: A query as a request's insight carries it (a line of forty is over 4 KiB).
+_QUERY = {
+    "sql": 'SELECT %s AS "a" FROM "shop_product" WHERE "shop_product"."id" = %s LIMIT 1',
+    "params": ["1", "7"],
+    "alias": "default",
+    "ms": 0.171,
+    "where": {"file": "/srv/project/shop/views.py", "line": 100, "function": "queries"},
+}
 
 
 @pytest.mark.parametrize(
@@ -73,6 +81,19 @@ _PING = {
         ({**_PING, "response": {"body": {"content_type": "x", "lines": [1, 2]}}}, False, True),  # made strings
         ({**_PING, "response": {"body": {"content_type": "x", "lines": [1] * 2001}}}, False, True),  # truncated
         ({**_PING, "note": "lines"}, False, False),  # "lines" elsewhere: the slow path
+        ({**_PING, "sql": {"queries": [_QUERY] * 40}}, True, False),  # a long line of short strings
+        ({**_PING, "sql": {"queries": [_QUERY] * 40, "note": "x" * 4096}}, True, False),  # the longest kept
+        ({**_PING, "sql": {"queries": [_QUERY] * 40, "note": "x" * 4097}}, False, True),  # one string over: cut
+        ({**_PING, "sql": {"queries": [_QUERY] * 40, "note": "\x1b[31m"}}, False, True),
+        ({**_PING, "sql": {"queries": [_QUERY] * 40, "note": '"' * 2048}}, True, False),  # escaped quotes
+        (
+            {**_PING, "sql": {"queries": [_QUERY] * 40, "note": '"' * 2049}},
+            False,
+            False,
+        ),  # as long as 4098: the slow way
+        ({**_PING, "path": '/a\\"b\\', "query": "\\n"}, False, False),  # a backslash: the slow way
+        ({**_PING, "path": '/a\\"b\\\n'}, False, True),  # then a line break
+        ({**_PING, "path": "/a\\\u0085"}, False, True),  # then a C1 control
     ],
 )
 def test_json_line_is_clean_only_when_cleaning_changes_nothing(event: dict, clean_already: bool, changed: bool) -> None:

@@ -12,7 +12,11 @@ the request's own thread, it keeps (in a ``threading.local``):
   library and devconsole; the verdict is cached per code object). Shapes are
   grouped here, not in the console: only the first :data:`MAX_QUERIES` are
   sent in detail, and the groups, duplicates and N+1 flags must stay exact
-  beyond them;
+  beyond them. While a query runs only what cannot wait is read (the
+  issuing line, a snapshot of the parameters, the cursor's row count): the
+  reprs, shapes, duplicate keys and the event's dicts are made at the
+  request's end, once its response is out (parameters of a type that could
+  change meanwhile, or run project code in its ``repr``, are repr'd at once);
 * the exception Django handled (``got_request_exception`` fires inside the
   handler's ``except``: the traceback's frames are live), with each frame's
   locals as ``reprlib``-bounded reprs; a repr that raises becomes a note, and
@@ -32,6 +36,8 @@ its own errors. Standard library and Django only.
 
 from __future__ import annotations
 
+import datetime
+import decimal
 import functools
 import itertools
 import linecache
@@ -42,6 +48,7 @@ import sys
 import sysconfig
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -177,15 +184,24 @@ def _is_project(code: Any) -> bool:
     return verdict
 
 
-def _issuing_line(frame: Any) -> CodeLine | None:
+def _issuing_site(frame: Any) -> tuple[Any, int] | None:
+    """The first project frame from ``frame`` outwards, as its code object
+    and line (the line is read now: the frame moves on)."""
     cache = _PROJECT_CODE
     while frame is not None:
         code = frame.f_code
         known = cache.get(id(code))
         if known[0] if known is not None else _is_project(code):
-            return {"file": code.co_filename, "line": frame.f_lineno, "function": code.co_name}
+            return code, frame.f_lineno
         frame = frame.f_back
     return None
+
+
+def _code_line(site: tuple[Any, int] | None) -> CodeLine | None:
+    if site is None:
+        return None
+    code, line = site
+    return {"file": code.co_filename, "line": line, "function": code.co_name}
 
 
 # ------------------------------------------------------------------- SQL
@@ -302,6 +318,51 @@ def _freeze(params: Any) -> Any:
         return repr(params)[:2000]
 
 
+#: Parameter types that cannot change after the query ran and whose ``repr``
+#: runs no project code: their reprs can wait for the request's end.
+_IMMUTABLE = frozenset(
+    {
+        int,
+        float,
+        bool,
+        type(None),
+        str,
+        bytes,
+        datetime.datetime,
+        datetime.date,
+        datetime.time,
+        datetime.timedelta,
+        decimal.Decimal,
+        uuid.UUID,
+    }
+)
+
+
+def _deferrable(params: Any) -> Any:
+    """``params`` as a snapshot whose reprs can be made later, or None when
+    they must be made now (a value of another type may change meanwhile, or
+    run project code in its ``repr``). A tuple or list becomes a tuple."""
+    kind = type(params)
+    if kind is tuple or kind is list:
+        immutable = _IMMUTABLE
+        for value in params:
+            if type(value) not in immutable:
+                return None
+        return tuple(params)
+    if params is None:
+        return ()
+    return None
+
+
+#: One query as the hot path keeps it: SQL, parameters (a snapshot, see
+#: :func:`_deferrable`), their reprs when made at once (else None), whether
+#: ``executemany``, alias, seconds, issuing site, rows.
+_Raw = tuple[str, Any, list[str] | None, bool, str, float, tuple[Any, int] | None, int]
+#: Raw queries kept before they are grouped (grouping waits for the request's
+#: end, or for this many: a request of a million queries stays bounded).
+_PENDING = 256
+
+
 class _Capture:
     """One request's findings, kept in its thread."""
 
@@ -310,7 +371,10 @@ class _Capture:
         self.sql_s = 0.0
         #: Characters of text in ``queries`` (for a cheap bound of the insight's size).
         self.query_chars = 0
-        self.queries: list[SqlQuery] = []
+        #: The first :data:`MAX_QUERIES` queries, raw (made into :class:`SqlQuery` at the end).
+        self.kept: list[_Raw] = []
+        #: Queries not yet grouped (at most :data:`_PENDING`).
+        self.pending: list[_Raw] = []
         #: shape -> [count, seconds, where]
         self.groups: dict[str, list[Any]] = {}
         #: (sql, params) -> [count, params reprs or None, where]
@@ -356,42 +420,86 @@ class _Capture:
                 pass
 
     def _record(self, sql: Any, params: Any, many: bool, context: dict[str, Any], seconds: float) -> None:
-        sql = str(sql)
+        """What a query must have kept while it is fresh: its issuing line,
+        a snapshot of its parameters, the cursor's row count. Shapes,
+        duplicates, reprs and the event's dicts wait for the request's end
+        (:meth:`_group`, :meth:`queries`): the response is out by then."""
+        if type(sql) is not str:
+            sql = str(sql)
         self.count += 1
         self.sql_s += seconds
-        where = _issuing_line(sys._getframe(2))
-        group = self.groups.get(shape := shape_of(sql))
-        if group is not None:
-            group[0] += 1
-            group[1] += seconds
-        elif len(self.groups) < MAX_TRACKED:
-            self.groups[shape] = [1, seconds, where]
-        if not many:
-            key = (sql, _freeze(params))
-            seen = self.seen.get(key)
-            if seen is not None:
-                seen[0] += 1
-            elif len(self.seen) < MAX_TRACKED:
-                self.seen[key] = [1, None, where, params]
-        if len(self.queries) < MAX_QUERIES:
-            query: SqlQuery = {
-                "sql": sql[:MAX_SQL],
-                "params": _param_reprs(params) if not many else [f"executemany: {_count(params)} rows"],
-                "alias": str(getattr(context.get("connection"), "alias", "")),
-                "ms": round(seconds * 1000, 3),
-            }
-            if where is not None:
+        if many:
+            snapshot, reprs = None, [f"executemany: {_count(params)} rows"]
+        else:
+            snapshot = _deferrable(params)
+            reprs = None
+            if snapshot is None:
+                reprs, snapshot = _param_reprs(params), _freeze(params)
+        site = _issuing_site(sys._getframe(2))
+        rowcount = -1
+        kept = self.kept
+        if len(kept) < MAX_QUERIES:
+            # Rows of a SELECT are not counted (see the module's docstring):
+            # the cursor's rowcount is read only for the other statements.
+            if not sql.startswith("SELECT") and not sql.lstrip()[:6].upper() == "SELECT":
+                cursor = context.get("cursor")
+                if cursor is not None:
+                    rowcount = getattr(cursor, "rowcount", -1)
+            alias = str(getattr(context.get("connection"), "alias", ""))
+        else:
+            alias = ""
+        raw: _Raw = (sql, snapshot, reprs, many, alias, seconds, site, rowcount)
+        if len(kept) < MAX_QUERIES:
+            kept.append(raw)
+        pending = self.pending
+        pending.append(raw)
+        if len(pending) >= _PENDING:
+            self._group()
+
+    def _group(self) -> None:
+        """Count the pending queries into their shapes and duplicates, in the order they ran."""
+        pending, self.pending = self.pending, []
+        groups, seen = self.groups, self.seen
+        for sql, snapshot, reprs, many, _alias, seconds, site, _rows in pending:
+            group = groups.get(shape := shape_of(sql))
+            if group is not None:
+                group[0] += 1
+                group[1] += seconds
+            elif len(groups) < MAX_TRACKED:
+                groups[shape] = [1, seconds, site]
+            if not many:
+                key = (sql, snapshot)
+                found = seen.get(key)
+                if found is not None:
+                    found[0] += 1
+                elif len(seen) < MAX_TRACKED:
+                    seen[key] = [1, reprs, site, snapshot]
+
+    def queries(self) -> list[SqlQuery]:
+        """The kept queries as the event carries them (``query_chars`` counted)."""
+        out: list[SqlQuery] = []
+        chars = 0
+        sites: dict[tuple[Any, int], CodeLine] = {}
+        for sql, snapshot, reprs, _many, alias, seconds, site, rowcount in self.kept:
+            params = reprs if reprs is not None else _param_reprs(snapshot)
+            query: SqlQuery = {"sql": sql[:MAX_SQL], "params": params, "alias": alias, "ms": round(seconds * 1000, 3)}
+            if site is not None:
+                where = sites.get(site)
+                if where is None:
+                    code, line = site
+                    where = sites[site] = {"file": code.co_filename, "line": line, "function": code.co_name}
                 query["where"] = where
-                self.query_chars += len(where["file"]) + len(where["function"])
-            self.query_chars += len(query["sql"]) + sum(map(len, query["params"])) + len(query["alias"])
-            cursor = context.get("cursor")
-            rowcount = getattr(cursor, "rowcount", -1) if cursor is not None else -1
-            if isinstance(rowcount, int) and rowcount >= 0 and not sql.lstrip()[:6].upper() == "SELECT":
+                chars += len(where["file"]) + len(where["function"])
+            chars += len(query["sql"]) + sum(map(len, params)) + len(alias)
+            if isinstance(rowcount, int) and rowcount >= 0:
                 query["rows"] = rowcount
-            self.queries.append(query)
+            out.append(query)
+        self.query_chars = chars
+        return out
 
     def sql_insight(self) -> SqlInsight:
         threshold = n_plus_one_threshold()
+        self._group()
         if not self.count:  # most requests of a page's assets: nothing to sort or group
             return {
                 "count": 0,
@@ -404,22 +512,26 @@ class _Capture:
             }
         groups = sorted(self.groups.items(), key=lambda item: (-item[1][0], -item[1][1]))
         as_groups: list[SqlGroup] = []
-        for shape, (count, seconds, where) in groups[:MAX_GROUPS]:
+        for shape, (count, seconds, site) in groups[:MAX_GROUPS]:
             group: SqlGroup = {"shape": shape[:MAX_SQL], "count": count, "ms": round(seconds * 1000, 3)}
-            if where is not None:
+            if (where := _code_line(site)) is not None:
                 group["where"] = where
             as_groups.append(group)
         duplicates: list[SqlDuplicate] = []
         repeated = sorted((item for item in self.seen.items() if item[1][0] > 1), key=lambda item: -item[1][0])
-        for (sql, _key), (count, _unused, where, params) in repeated[:MAX_GROUPS]:
-            duplicate: SqlDuplicate = {"sql": sql[:MAX_SQL], "params": _param_reprs(params), "count": count}
-            if where is not None:
+        for (sql, _key), (count, reprs, site, params) in repeated[:MAX_GROUPS]:
+            duplicate: SqlDuplicate = {
+                "sql": sql[:MAX_SQL],
+                "params": reprs if reprs is not None else _param_reprs(params),
+                "count": count,
+            }
+            if (where := _code_line(site)) is not None:
                 duplicate["where"] = where
             duplicates.append(duplicate)
         return {
             "count": self.count,
             "ms": round(self.sql_s * 1000, 3),
-            "queries": self.queries,
+            "queries": self.queries(),
             "groups": as_groups,
             "duplicates": duplicates,
             "n_plus_one": [group for group in as_groups if group["count"] >= threshold],
