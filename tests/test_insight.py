@@ -383,7 +383,23 @@ def rows(request):
     return __import__("django.http").http.HttpResponse("ok")
 
 
-urlpatterns = [path("many/", many), path("rows/", rows)]
+def odd(request):
+    import decimal
+
+    import one.q
+    import two.q
+
+    with connection.cursor() as cursor:
+        for _ in range(2):
+            cursor.execute("SELECT %s", [decimal.Decimal("sNaN")])  # cannot be hashed
+            cursor.execute("SELECT 1")  # no parameters...
+            cursor.execute("SELECT 1", ())  # ...is not the same query as no parameters given
+        one.q.run(cursor)  # the same function, line for line, in two files
+        two.q.run(cursor)
+    return __import__("django.http").http.HttpResponse("ok")
+
+
+urlpatterns = [path("many/", many), path("rows/", rows), path("odd/", odd)]
 """
 
 
@@ -419,3 +435,32 @@ def test_counts_groups_and_params_stay_exact_past_the_detail_bound(tmp_path: Pat
         insight = events.state.insight(row.seq)
         assert insight is not None and insight.sql is not None
         assert [query.get("rows") for query in insight.sql["queries"]] == [None, 2, 2, None]
+
+
+def test_odd_parameters_and_twin_functions(tmp_path: Path, events: Events) -> None:
+    """A parameter that cannot be a key, no parameters against empty ones,
+    and one function copied into two files: every query counted, each
+    attributed to its own file."""
+    from .conftest import make_project, serving
+
+    project = make_project(tmp_path, "manysettings", MANY_SETTINGS)
+    for package in ("one", "two"):
+        (tmp_path / package).mkdir()
+        (tmp_path / package / "__init__.py").write_text("")
+        (tmp_path / package / "q.py").write_text("def run(cursor):\n    cursor.execute('SELECT 2')\n")
+    with serving(project, events) as server:
+        assert _request(server, "GET", "/odd/") == 200
+        row = _row(events, "/odd/")
+        insight = events.state.insight(row.seq)
+        assert insight is not None and insight.sql is not None
+        sql = insight.sql
+        assert sql["count"] == 8
+        duplicates = sorted((d["sql"], d["count"], d["params"]) for d in sql["duplicates"])
+        assert duplicates == [
+            ("SELECT %s", 2, ["Decimal('sNaN')"]),
+            ("SELECT 1", 2, []),
+            ("SELECT 1", 2, []),
+            ("SELECT 2", 2, []),  # one function's query, from two files
+        ]
+        files = [Path(q["where"]["file"]).parent.name for q in sql["queries"][-2:]]
+        assert files == ["one", "two"]

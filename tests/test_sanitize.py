@@ -80,6 +80,8 @@ _QUERY = {
         ({**_PING, "k" * 256: 1}, True, False),
         ({**_PING, "response": {"body": {"content_type": "x", "lines": [1, 2]}}}, False, True),  # made strings
         ({**_PING, "response": {"body": {"content_type": "x", "lines": [1] * 2001}}}, False, True),  # truncated
+        ({**_PING, "response": {"body": {"content_type": "x", "lines": ["a"] * 2001}}}, False, True),  # strings too
+        ({**_PING, "response": {"body": {"content_type": "x", "lines": ["a"] * 2000}}}, True, False),
         ({**_PING, "note": "lines"}, False, False),  # "lines" elsewhere: the slow path
         ({**_PING, "sql": {"queries": [_QUERY] * 40}}, True, False),  # a long line of short strings
         ({**_PING, "sql": {"queries": [_QUERY] * 40, "note": "x" * 4096}}, True, False),  # the longest kept
@@ -106,3 +108,18 @@ def test_json_line_is_clean_sees_a_long_key_written_with_spaces() -> None:
     line = b'{"type":"x","' + b"k" * 300 + b'" : 1}\n'
     assert not json_line_is_clean(line)
     assert clean_value(json.loads(line)) != json.loads(line)
+
+
+def test_json_line_is_clean_under_a_short_limit() -> None:
+    line = b'{"type":"x","a":"' + b"b" * 101 + b'"}\n'
+    assert not json_line_is_clean(line, limit=100)
+    assert clean_value(json.loads(line), limit=100) != json.loads(line)
+    assert json_line_is_clean(line, limit=101)
+
+
+def test_json_line_is_clean_never_passes_a_utf16_line() -> None:
+    """ASCII bytes that the JSON decoder reads as UTF-16 (it guesses from NUL
+    bytes): here a right-to-left override."""
+    line = '{"type":"x","a":"\u202e"}'.encode("utf-16-le")
+    assert line.isascii() and "\u202e" in json.loads(line)["a"]
+    assert not json_line_is_clean(line)

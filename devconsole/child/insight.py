@@ -49,6 +49,7 @@ import sysconfig
 import threading
 import time
 import uuid
+import zoneinfo
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -336,22 +337,36 @@ _IMMUTABLE = frozenset(
         uuid.UUID,
     }
 )
+#: Of those, the ones that may carry a time zone.
+_ZONED = frozenset({datetime.datetime, datetime.time})
+
+
+#: Time zones whose offset and repr run no project code.
+_PLAIN_ZONES = (type(None), datetime.timezone, zoneinfo.ZoneInfo)
 
 
 def _deferrable(params: Any) -> Any:
     """``params`` as a snapshot whose reprs can be made later, or None when
     they must be made now (a value of another type may change meanwhile, or
-    run project code in its ``repr``). A tuple or list becomes a tuple."""
+    run project code in its ``repr``; an aware time with a zone of the
+    project's runs its code in ``utcoffset``; a snapshot that cannot be a
+    duplicate key, such as a signalling NaN, is frozen by :func:`_freeze`).
+    A tuple or list becomes a tuple; no parameters (None) are not deferred,
+    so a query with none is never the duplicate of one with ``()``."""
     kind = type(params)
-    if kind is tuple or kind is list:
-        immutable = _IMMUTABLE
-        for value in params:
-            if type(value) not in immutable:
-                return None
-        return tuple(params)
-    if params is None:
-        return ()
-    return None
+    if kind is not tuple and kind is not list:
+        return None
+    immutable, zoned = _IMMUTABLE, _ZONED
+    for value in params:
+        kind = type(value)
+        if kind not in immutable or (kind in zoned and type(value.tzinfo) not in _PLAIN_ZONES):
+            return None
+    snapshot = tuple(params)
+    try:
+        hash(snapshot)
+    except Exception:  # Decimal("sNaN"), a zone's failing utcoffset
+        return None
+    return snapshot
 
 
 #: One query as the hot path keeps it: SQL, parameters (a snapshot, see
@@ -425,7 +440,9 @@ class _Capture:
         duplicates, reprs and the event's dicts wait for the request's end
         (:meth:`_group`, :meth:`queries`): the response is out by then."""
         if type(sql) is not str:
-            sql = str(sql)
+            # A str subclass kept as a key would keep its object and run its
+            # own __hash__/__eq__: its plain text instead.
+            sql = str.__str__(sql) if isinstance(sql, str) else str(sql)
         self.count += 1
         self.sql_s += seconds
         if many:
@@ -479,15 +496,17 @@ class _Capture:
         """The kept queries as the event carries them (``query_chars`` counted)."""
         out: list[SqlQuery] = []
         chars = 0
-        sites: dict[tuple[Any, int], CodeLine] = {}
+        # Keyed by the code object's identity: equal code objects of two
+        # files (a function copied from one module to another) are not one site.
+        sites: dict[tuple[int, int], CodeLine] = {}
         for sql, snapshot, reprs, _many, alias, seconds, site, rowcount in self.kept:
             params = reprs if reprs is not None else _param_reprs(snapshot)
             query: SqlQuery = {"sql": sql[:MAX_SQL], "params": params, "alias": alias, "ms": round(seconds * 1000, 3)}
             if site is not None:
-                where = sites.get(site)
+                code, line = site
+                where = sites.get((id(code), line))
                 if where is None:
-                    code, line = site
-                    where = sites[site] = {"file": code.co_filename, "line": line, "function": code.co_name}
+                    where = sites[id(code), line] = {"file": code.co_filename, "line": line, "function": code.co_name}
                 query["where"] = where
                 chars += len(where["file"]) + len(where["function"])
             chars += len(query["sql"]) + sum(map(len, params)) + len(alias)
@@ -850,7 +869,13 @@ def finish(request: RequestEvent) -> None:
     _local.capture = None
     try:
         capture.uninstall()
+    except Exception:
+        pass
+    try:
         request["sql"] = capture.sql_insight()
+    except Exception:
+        pass  # the exception and the bodies are still worth sending
+    try:
         if capture.exception is not None:
             request["exception"] = capture.exception
         tee, length = capture.tee, capture.request_length

@@ -82,6 +82,8 @@ def strip_sgr(text: str) -> str:
 #: Characters of one line of a body preview (the child keeps 16 KiB of a body:
 #: a line is never cut unless a child sends more than it should).
 BODY_LINE_LIMIT = 16 * 1024
+#: Lines of a body preview kept (the child sends no more).
+BODY_LINES = 2000
 
 
 def _clean_preview(value: dict[str, Any], out: dict[str, Any]) -> None:
@@ -91,12 +93,12 @@ def _clean_preview(value: dict[str, Any], out: dict[str, Any]) -> None:
     lines = value["lines"]
     cut = False
     kept = []
-    for line in lines[:2000]:
+    for line in lines[:BODY_LINES]:
         text = line if type(line) is str else str(line)
         cut = cut or len(text) > BODY_LINE_LIMIT
         kept.append(clean(text, BODY_LINE_LIMIT))
     out["lines"] = kept
-    if cut or len(lines) > 2000:
+    if cut or len(lines) > BODY_LINES:
         out["truncated"] = True
 
 
@@ -136,19 +138,28 @@ def json_line_is_clean(line: bytes, limit: int = 4096) -> bool:
     strings. An event line of a busy server is mostly like that, and the
     check costs a few scans in C against a walk of every value in Python
     (about half, for a request of twenty queries)."""
-    if not line.isascii() or b"\x7f" in line:
+    # A NUL byte: the JSON decoder would read the line as UTF-16, not ASCII.
+    if not line.isascii() or b"\x7f" in line or b"\x00" in line:
         return False
     if b"\\" in line:
         if _OTHER_ESCAPE.search(line) is not None:
             return False
         line = line.replace(b'\\"', b"__")  # as long: a string is never found shorter than it is
-    if len(line) > 256 and _OVER_256.search(line) is not None:
+    if limit < 256:
+        if _long_string(limit).search(line) is not None:  # a key over 256 is a string over the limit too
+            return False
+    elif len(line) > 256 and _OVER_256.search(line) is not None:
         if _LONG_KEY.search(line) is not None:
             return False
         if len(line) > limit and (_LONG_STRING if limit == 4096 else _long_string(limit)).search(line) is not None:
             return False
     mentions = line.count(b'"lines"')
-    return not mentions or len(_STRING_LINES.findall(line)) == mentions
+    if not mentions:
+        return True
+    found = _STRING_LINES.findall(line)
+    # Every preview all strings, and none over the lines a preview keeps
+    # (its strings hold no quote: items are one more than the separators).
+    return len(found) == mentions and all(lines.count(b'","') < BODY_LINES for lines in found)
 
 
 def clean_value(value: Any, limit: int = 4096) -> Any:
