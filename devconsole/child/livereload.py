@@ -96,7 +96,12 @@ SCRIPT = b"""(function () {
   }
   function handle(event, data) {
     if (dc.stopped) return;
-    if (event === "generation") {
+    if (event === "next") {
+      // The server says the next generation comes: reload now (the request
+      // waits for it); nothing later may reload this page again.
+      dc.stopped = true;
+      location.reload();
+    } else if (event === "generation") {
       state("connected");
       if (data !== rendered) location.reload();
     } else if (event === "reload") location.reload();
@@ -124,7 +129,11 @@ SCRIPT = b"""(function () {
           handle(name, e.data);
         });
       });
-      source.addEventListener("bye", function () { source.close(); connect(); });
+      source.addEventListener("bye", function (e) {
+        source.close();
+        if (e.data === "next") handle("next", "");
+        else connect();
+      });
       source.onerror = function () {
         source.close();
         handle("down", "");
@@ -176,7 +185,11 @@ WORKER = b"""(function () {
     source.addEventListener("reload", function () { send("reload", ""); });
     source.addEventListener("css", function (e) { send("css", e.data); });
     source.addEventListener("off", function () { end(); send("off", ""); });
-    source.addEventListener("bye", function () { end(); connect(); });
+    source.addEventListener("bye", function (e) {
+      end();
+      if (e.data === "next") send("next", "");
+      connect();
+    });
     source.onerror = function () {
       end();
       send("down", "");
@@ -266,6 +279,8 @@ class _Stream:
         self.page = page
         self.queue: deque[bytes] = deque()
         self.closed = False
+        #: Set when it ends because the next generation comes (see :meth:`LiveReload.stop`).
+        self.successor = False
 
     def __iter__(self) -> Iterator[bytes]:
         hub = self.hub
@@ -282,7 +297,7 @@ class _Stream:
             elif not closed:
                 yield b": keep-alive\n\n"
             if closed:
-                yield b"event: bye\ndata: \n\n"
+                yield b"event: bye\ndata: next\n\n" if self.successor else b"event: bye\ndata: \n\n"
                 return
 
     def close(self) -> None:
@@ -369,11 +384,17 @@ class LiveReload:
                 stream.closed = True
             self.cond.notify_all()
 
-    def stop(self, wait: float = 0.2) -> None:
+    def stop(self, wait: float = 0.2, *, successor: bool = False) -> None:
         """This generation stops: no stream may keep it draining. Waits (up
         to ``wait`` s) for the streams to have said ``bye``, so the process
-        does not end before the pages know to reconnect."""
+        does not end before the pages know to reconnect. ``successor``: the
+        next generation comes on this socket (a reload, not a quit; this one
+        accepts nothing more): ``bye`` says ``next`` and the pages reload at
+        once, their requests waiting in the backlog for it."""
         self.stopped = True
+        with self.cond:
+            for stream in self.streams:
+                stream.successor = successor
         self.end_streams()
         with self.cond:
             self.cond.wait_for(lambda: not self.streams, wait)

@@ -123,6 +123,8 @@ class GenerationHandle:
         #: Set once it said ``stopping`` (after ``stop``: nothing new reaches
         #: its code), or its control channel ended.
         self.stopped_accepting = threading.Event()
+        #: What it said with ``stopping``: the templates the next one loads early.
+        self.warm_names = ""
         #: Lines read from its event pipe so far, and set when the pipe ended.
         self.events_read = 0
         self.events_done = threading.Event()
@@ -249,6 +251,9 @@ class GenerationHandle:
                 return
             word, arg, fds = message
             if word == "stopping":
+                # Its argument names the templates it compiled (JSON, for the
+                # next generation to load; never shown).
+                self.warm_names = arg
                 self.stopped_accepting.set()
             elif word == "bye":
                 self.said_bye = True
@@ -292,9 +297,10 @@ class GenerationHandle:
             except OSError:
                 pass
 
-    def accept(self) -> None:
-        """Let a gated start serve (the old generation accepts nothing more)."""
-        self.send("accept")
+    def accept(self, warm: str = "") -> None:
+        """Let a gated start serve (the old generation accepts nothing more);
+        ``warm``: what that one said with ``stopping`` (templates to load early)."""
+        self.send(f"accept {warm}" if warm else "accept")
 
     def exit_event(self, returncode: int | None) -> dict[str, Any]:
         """The ``exit`` event for its end (saying who cut its requests, if someone did)."""
@@ -619,8 +625,11 @@ class Supervisor:
         machine may not run before the next generation (a spare) serves.
 
         ``wait_stopping=False``: returns at once; the caller starts the next
-        generation gated and lets it serve after :meth:`wait_stopping`."""
-        old.send("stop")
+        generation gated and lets it serve after :meth:`wait_stopping`.
+
+        Its stop says a successor comes (the pages it serves reload at once);
+        a stop at quit does not."""
+        old.send(f"stop {control.STOP_SUCCESSOR}")
         if wait_stopping:
             self.wait_stopping(old)
         with self._lock:
@@ -917,11 +926,15 @@ class ForkServerHandle:
                 return
         child.exited(returncode)
 
-    def serve(self, generation: int, *, spare: bool = False, gated: bool = False) -> ForkedGeneration:
+    def serve(
+        self, generation: int, *, spare: bool = False, gated: bool = False, templates: str = ""
+    ) -> ForkedGeneration:
         """Fork a server child of ``generation`` from this fork server; a spare
-        (generation 0) waits, prepared, for :meth:`ForkedGeneration.promote`;
-        a ``gated`` one gets ready but accepts only after :meth:`GenerationHandle.accept`."""
-        return ForkedGeneration(self.supervisor, generation, self, spare=spare, gated=gated)
+        (generation 0) waits, prepared, for :meth:`ForkedGeneration.promote`
+        (having loaded ``templates``, names as a generation said them with
+        ``stopping``); a ``gated`` one gets ready but accepts only after
+        :meth:`GenerationHandle.accept`."""
+        return ForkedGeneration(self.supervisor, generation, self, spare=spare, gated=gated, templates=templates)
 
     def close(self, *, wait: bool = False) -> None:
         """Ask the fork server to exit once its children have; close our end."""
@@ -990,6 +1003,7 @@ class ForkedGeneration(GenerationHandle):
         *,
         spare: bool = False,
         gated: bool = False,
+        templates: str = "",
     ) -> None:
         self.generation = generation
         #: For a spare: set from its ``spare_ready`` event (the files it imported).
@@ -1013,6 +1027,7 @@ class ForkedGeneration(GenerationHandle):
                 args=[*supervisor.project.bootstrap_args(), *supervisor.server_args(generation)],
                 spare=spare,
                 gated=gated,
+                **({"templates": templates} if spare and templates else {}),
             )
             reply = forkserver.request(message, theirs)
             self.fork_ms = round((time.perf_counter() - started) * 1000, 2)
