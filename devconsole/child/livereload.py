@@ -386,16 +386,21 @@ class LiveReload:
 
     def stop(self, wait: float = 0.2, *, successor: bool = False) -> None:
         """This generation stops: no stream may keep it draining. Waits (up
-        to ``wait`` s) for the streams to have said ``bye``, so the process
-        does not end before the pages know to reconnect. ``successor``: the
-        next generation comes on this socket (a reload, not a quit; this one
-        accepts nothing more): ``bye`` says ``next`` and the pages reload at
-        once, their requests waiting in the backlog for it."""
+        to ``wait`` s, see :meth:`wait_ended`) for the streams to have said
+        ``bye``, so the process does not end before the pages know to
+        reconnect. ``successor``: the next generation comes on this socket
+        (a reload, not a quit; this one accepts nothing more): ``bye`` says
+        ``next`` and the pages reload at once, their requests waiting in the
+        backlog for it."""
         self.stopped = True
         with self.cond:
             for stream in self.streams:
                 stream.successor = successor
         self.end_streams()
+        self.wait_ended(wait)
+
+    def wait_ended(self, wait: float) -> None:
+        """Until every stream said ``bye`` and ended (at most ``wait`` s)."""
         with self.cond:
             self.cond.wait_for(lambda: not self.streams, wait)
 

@@ -772,9 +772,12 @@ class ServerProcess:
         # Open pages' streams end now (they reconnect to the next generation,
         # or, told one comes, reload: nothing sent from now on reaches this
         # one, see the two steps above): a stream must not keep it draining.
-        self.live_reload().stop(successor=successor)
+        live = self.live_reload()
+        live.stop(0, successor=successor)
         if wsgi or server is None:
             self._say_stopping()  # a WSGI server accepts and reads nothing more from here on
+        # Said before this wait: the next generation serves meanwhile.
+        live.wait_ended(0.2)
         if server is not None:
             server.shutdown()
             if not wsgi:
