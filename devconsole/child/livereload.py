@@ -22,10 +22,14 @@ the script was given the one that rendered its page, so a different one (a
 code save: this stream is a new generation's) reloads the page. ``reload`` (a
 template the running server took without a restart, a static file that is
 not CSS) and ``css`` with a stylesheet's URL path are sent to every open
-stream. On ``stop`` the streams end at once with ``bye`` (the script
-reconnects at once; the connection waits in the backlog for the next
-generation), so they never keep an old generation draining. Turned off,
-``events`` answers ``off`` and the script stops (nothing polls).
+stream. On ``stop`` the streams end at once with ``bye``, so they never
+keep an old generation draining: on a reload (the console starts the next
+generation on the same socket) it says ``next`` and the page reloads at
+once — the old generation already accepts nothing and has handed its idle
+keep-alive connections on, so the request waits in the backlog for the new
+one (its error page after a broken save); at quit it says nothing and the
+script reconnects (and says the server is down). Turned off, ``events``
+answers ``off`` and the script stops (nothing polls).
 
 Live reload is on when the console's switch is (``--browser-reload``, the
 control message ``livereload on|off``), ``settings.DEBUG`` is true and the

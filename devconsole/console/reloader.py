@@ -695,6 +695,11 @@ class Reloader:
                     child = source.serve(self.supervisor.next_generation(), gated=gated)
                 start_ms = (time.perf_counter() - started) * 1000
                 if old is not None:
+                    # Let in by old's reader as soon as it says stopping (or
+                    # here, if it had already: accept is sent once).
+                    old.successor = child
+                    if old.stopped_accepting.is_set():
+                        child.accept(old.warm_names)
                     self.supervisor.wait_stopping(old)
                     child.accept(old.warm_names)
                     self._template_names = old.warm_names or self._template_names

@@ -125,6 +125,10 @@ class GenerationHandle:
         self.stopped_accepting = threading.Event()
         #: What it said with ``stopping``: the templates the next one loads early.
         self.warm_names = ""
+        #: The gated generation that serves once this one said ``stopping``:
+        #: let in by the thread that reads that word (no second thread to wake).
+        self.successor: GenerationHandle | None = None
+        self._accepted = False
         #: Lines read from its event pipe so far, and set when the pipe ended.
         self.events_read = 0
         self.events_done = threading.Event()
@@ -255,6 +259,9 @@ class GenerationHandle:
                 # next generation to load; never shown).
                 self.warm_names = arg
                 self.stopped_accepting.set()
+                successor = self.successor
+                if successor is not None:
+                    successor.accept(arg)
             elif word == "bye":
                 self.said_bye = True
             elif word == "modules" and self._supervisor.on_modules is not None:
@@ -299,7 +306,12 @@ class GenerationHandle:
 
     def accept(self, warm: str = "") -> None:
         """Let a gated start serve (the old generation accepts nothing more);
-        ``warm``: what that one said with ``stopping`` (templates to load early)."""
+        ``warm``: what that one said with ``stopping`` (templates to load early).
+        Once: a second call does nothing."""
+        with self._send_lock:
+            if self._accepted:
+                return
+            self._accepted = True
         self.send(f"accept {warm}" if warm else "accept")
 
     def exit_event(self, returncode: int | None) -> dict[str, Any]:
