@@ -108,7 +108,25 @@ def meta_csp(request):
 
 def big(request):
     return HttpResponse(PAGE.replace("<p>one</p>", "<p>" + "compressible " * 200 + "</p>"))
+
+
+def templated(request):
+    from django.shortcuts import render
+
+    return render(request, "shop/lr.html")
 '''
+
+#: A template (with an include and a tag library of the project's) the
+#: generations compile, and the next one's spare loads ahead of a save.
+TEMPLATES = {
+    "shop/templates/shop/lr.html": "{% load lrtags %}<html><body>{% lrtag %} {% include 'shop/lr_part.html' %}</body></html>",
+    "shop/templates/shop/lr_part.html": "part-one",
+    "shop/templatetags/__init__.py": "",
+    "shop/templatetags/lrtags.py": (
+        "from django import template\n\nregister = template.Library()\n\n\n"
+        "@register.simple_tag\ndef lrtag():\n    return 'tag-one'\n"
+    ),
+}
 
 URLS = """
 from shop import lrviews
@@ -126,6 +144,7 @@ urlpatterns += [
     path("lr/attachment/", lrviews.attachment),
     path("lr/meta-csp/", lrviews.meta_csp),
     path("lr/big/", lrviews.big),
+    path("lr/templated/", lrviews.templated),
 ]
 """
 
@@ -224,6 +243,9 @@ class EventStream:
 def console(tmp_path: Path, demo_db: Path) -> Iterator[Console]:
     root, project = demo_copy(tmp_path, demo_db)
     (root / "shop" / "lrviews.py").write_text(TEST_VIEWS)
+    for relative, text in TEMPLATES.items():
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        (root / relative).write_text(text)
     with (root / "demosite" / "urls.py").open("a") as urls:
         urls.write(URLS)
     settings = root / "demosite" / "settings.py"
@@ -379,9 +401,10 @@ def test_a_stream_follows_css_template_and_view_saves(console: Console) -> None:
 
         started = time.monotonic()
         console.edit("shop/views.py", 'b"pong"', 'b"PONG"')
-        # The old generation ends its streams at once: they do not keep it draining.
-        assert stream.next() == ("bye", "") and stream.next() is None
-        assert other.next() == ("bye", "") and other.next() is None
+        # The old generation ends its streams at once (they do not keep it
+        # draining), saying the next one comes: the pages reload at once.
+        assert stream.next() == ("bye", "next") and stream.next() is None
+        assert other.next() == ("bye", "next") and other.next() is None
         exited = wait_for(lambda: [e for e in console.events.of("exit") if e["generation"] == 1], timeout=10)
         assert exited[0]["returncode"] == 0 and time.monotonic() - started < 5
         assert not [e for e in console.events.of("draining") if e["generation"] == 1 and e["in_flight"]]
@@ -401,22 +424,71 @@ def test_a_broken_save_reloads_to_the_error_page_then_to_the_fix(console: Consol
     stream = EventStream(console.port)
     assert stream.next() == ("generation", console.gid(1))
     console.edit("shop/views.py", 'b"pong"', 'b"pong" +')
-    assert stream.next() == ("bye", "")
+    assert stream.next() == ("bye", "next")
     stream.close()
-    console.generation_serving(2)
-    broken = EventStream(console.port)
-    assert broken.next() == ("generation", console.gid(2))  # the error page serves: the page reloads to it
+    # The page reloads at once: its request waits for the next generation,
+    # which serves the error page (never the old generation's content).
     status, _, body = request(console.port, "/lr/page/")
     assert status == 500 and console.tag(2) + b"</body>" in body
+    broken = EventStream(console.port)
+    assert broken.next() == ("generation", console.gid(2))
     console.edit("shop/views.py", 'b"pong" +', 'b"pung"')
-    assert broken.next() == ("bye", "")
+    assert broken.next() == ("bye", "next")
     broken.close()
+    status, _, body = request(console.port, "/lr/page/")
+    assert status == 200 and console.tag(3) in body
     fixed = EventStream(console.port)
     try:
         assert fixed.next() == ("generation", console.gid(3))
     finally:
         fixed.close()
     assert request(console.port, "/ping/")[2] == b"pung"
+
+
+def test_a_stop_at_quit_does_not_send_the_pages_to_a_next_generation(console: Console) -> None:
+    stream = EventStream(console.port)
+    try:
+        assert stream.next() == ("generation", console.gid(1))
+        console.reloader.stop()
+        console.supervisor.close()
+        # Nothing comes after a quit: the page must not reload (it would land
+        # on a refused connection); it reconnects and says it is down.
+        assert stream.next() == ("bye", "") and stream.next() is None
+    finally:
+        stream.close()
+
+
+def _spare_ready(console: Console) -> None:
+    wait_for(lambda: console.reloader.spare is not None and console.reloader.spare.spare_files is not None, timeout=30)
+
+
+def test_what_a_new_generation_loads_early_is_never_stale(console: Console) -> None:
+    """The templates a generation compiled are named to the next one and to
+    the spare, which loads them before the save: a template edited since, or
+    a tag library, is never served from what was loaded early."""
+    assert b"tag-one part-one" in request(console.port, "/lr/templated/")[2]
+    console.edit("shop/views.py", 'b"pong"', 'b"PONG"')
+    console.generation_serving(2)
+    body = request(console.port, "/lr/templated/")[2]
+    assert b"tag-one part-one" in body and console.tag(2) in body
+    _spare_ready(console)  # forked after generation 2 served: it loaded shop/lr.html and its include
+    console.edit("shop/templates/shop/lr_part.html", "part-one", "part-two")
+    wait_for(lambda: [r for r in console.events.of("reload") if r["files"][0].endswith("lr_part.html")])
+    assert b"tag-one part-two" in request(console.port, "/lr/templated/")[2]  # generation 2's own reload
+    console.edit("shop/views.py", 'b"PONG"', 'b"PANG"')
+    console.generation_serving(3)
+    reload3 = [r for r in console.events.of("reload") if r["files"][0].endswith("views.py")][-1]
+    assert reload3["spare"] is True  # the spare that loaded the template before its edit
+    body = request(console.port, "/lr/templated/")[2]
+    assert b"tag-one part-two" in body and console.tag(3) in body
+    # A tag library (a project module the spare imported with the engine):
+    # its edit is never served by that spare.
+    _spare_ready(console)
+    console.edit("shop/templatetags/lrtags.py", "'tag-one'", "'tag-two'")
+    console.generation_serving(4)
+    reload4 = [r for r in console.events.of("reload") if r["files"][0].endswith("lrtags.py")][-1]
+    assert reload4["spare"] is False
+    assert b"tag-two part-two" in request(console.port, "/lr/templated/")[2]
 
 
 def test_turned_off_the_pages_stop_and_the_next_generation_stays_off(console: Console) -> None:

@@ -466,7 +466,7 @@ class ForkServer:
             phase, exc = self.failure
             process.serve_error(phase, exc)
             return
-        if message.get("spare") and not self._be_spare(process):
+        if message.get("spare") and not self._be_spare(process, message):
             return
         process.emitter.start()
         try:
@@ -476,13 +476,14 @@ class ForkServer:
                 raise
             process.serve_error(failed_phase(process.phases, exc), exc)
 
-    def _be_spare(self, process: ServerProcess) -> bool:
+    def _be_spare(self, process: ServerProcess, message: wire.Message) -> bool:
         """Get as far as serving can go without the URLconf, report the files
         imported on the way, then wait for ``go GENERATION`` on the control channel.
 
         False when told to stop instead (or when the preparation failed).
         No thread runs while waiting: an idle spare costs nothing.
         """
+        from devconsole.child import warmup
         from devconsole.child.watchlist import project_module_files
 
         try:
@@ -494,18 +495,24 @@ class ForkServer:
             )
             process.emitter.flush()
             return False
+        # The templates the last pages used, loaded now from the files as
+        # they are (their tag libraries are imported with the engine: project
+        # modules among the files below, so a change to one is never served
+        # from here); a template file changed by ``go`` is dropped again.
+        loaded = warmup.preload_templates(warmup.parse_names(str(message.get("templates") or "")))
         files = project_module_files(Path(self.args.manage).parent)
         process.emitter.send({"type": "spare_ready", "pid": os.getpid(), "files": files})
         process.emitter.flush()
-        message = process.receive_control()
-        if message is None:
+        told = process.receive_control()
+        if told is None:
             return False
-        word, arg, fds = message
+        word, arg, fds = told
         for fd in fds:
             os.close(fd)
         generation, _, mode = arg.partition(" ")
         if word != "go" or not generation.isdigit():
             return False
+        warmup.drop_if_changed(loaded)
         process.promote(int(generation), gated=mode == "gated")
         return True
 

@@ -22,10 +22,14 @@ the script was given the one that rendered its page, so a different one (a
 code save: this stream is a new generation's) reloads the page. ``reload`` (a
 template the running server took without a restart, a static file that is
 not CSS) and ``css`` with a stylesheet's URL path are sent to every open
-stream. On ``stop`` the streams end at once with ``bye`` (the script
-reconnects at once; the connection waits in the backlog for the next
-generation), so they never keep an old generation draining. Turned off,
-``events`` answers ``off`` and the script stops (nothing polls).
+stream. On ``stop`` the streams end at once with ``bye``, so they never
+keep an old generation draining: on a reload (the console starts the next
+generation on the same socket) it says ``next`` and the page reloads at
+once — the old generation already accepts nothing and has handed its idle
+keep-alive connections on, so the request waits in the backlog for the new
+one (its error page after a broken save); at quit it says nothing and the
+script reconnects (and says the server is down). Turned off, ``events``
+answers ``off`` and the script stops (nothing polls).
 
 Live reload is on when the console's switch is (``--browser-reload``, the
 control message ``livereload on|off``), ``settings.DEBUG`` is true and the
@@ -96,7 +100,12 @@ SCRIPT = b"""(function () {
   }
   function handle(event, data) {
     if (dc.stopped) return;
-    if (event === "generation") {
+    if (event === "next") {
+      // The server says the next generation comes: reload now (the request
+      // waits for it); nothing later may reload this page again.
+      dc.stopped = true;
+      location.reload();
+    } else if (event === "generation") {
       state("connected");
       if (data !== rendered) location.reload();
     } else if (event === "reload") location.reload();
@@ -124,7 +133,11 @@ SCRIPT = b"""(function () {
           handle(name, e.data);
         });
       });
-      source.addEventListener("bye", function () { source.close(); connect(); });
+      source.addEventListener("bye", function (e) {
+        source.close();
+        if (e.data === "next") handle("next", "");
+        else connect();
+      });
       source.onerror = function () {
         source.close();
         handle("down", "");
@@ -176,7 +189,11 @@ WORKER = b"""(function () {
     source.addEventListener("reload", function () { send("reload", ""); });
     source.addEventListener("css", function (e) { send("css", e.data); });
     source.addEventListener("off", function () { end(); send("off", ""); });
-    source.addEventListener("bye", function () { end(); connect(); });
+    source.addEventListener("bye", function (e) {
+      end();
+      if (e.data === "next") send("next", "");
+      connect();
+    });
     source.onerror = function () {
       end();
       send("down", "");
@@ -266,6 +283,8 @@ class _Stream:
         self.page = page
         self.queue: deque[bytes] = deque()
         self.closed = False
+        #: Set when it ends because the next generation comes (see :meth:`LiveReload.stop`).
+        self.successor = False
 
     def __iter__(self) -> Iterator[bytes]:
         hub = self.hub
@@ -282,7 +301,7 @@ class _Stream:
             elif not closed:
                 yield b": keep-alive\n\n"
             if closed:
-                yield b"event: bye\ndata: \n\n"
+                yield b"event: bye\ndata: next\n\n" if self.successor else b"event: bye\ndata: \n\n"
                 return
 
     def close(self) -> None:
@@ -369,12 +388,23 @@ class LiveReload:
                 stream.closed = True
             self.cond.notify_all()
 
-    def stop(self, wait: float = 0.2) -> None:
+    def stop(self, wait: float = 0.2, *, successor: bool = False) -> None:
         """This generation stops: no stream may keep it draining. Waits (up
-        to ``wait`` s) for the streams to have said ``bye``, so the process
-        does not end before the pages know to reconnect."""
+        to ``wait`` s, see :meth:`wait_ended`) for the streams to have said
+        ``bye``, so the process does not end before the pages know to
+        reconnect. ``successor``: the next generation comes on this socket
+        (a reload, not a quit; this one accepts nothing more): ``bye`` says
+        ``next`` and the pages reload at once, their requests waiting in the
+        backlog for it."""
         self.stopped = True
+        with self.cond:
+            for stream in self.streams:
+                stream.successor = successor
         self.end_streams()
+        self.wait_ended(wait)
+
+    def wait_ended(self, wait: float) -> None:
+        """Until every stream said ``bye`` and ended (at most ``wait`` s)."""
         with self.cond:
             self.cond.wait_for(lambda: not self.streams, wait)
 

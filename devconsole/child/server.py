@@ -381,6 +381,8 @@ class ServerProcess:
         cmd_args, cmd_options = self._cmd_args, self._cmd_options
         urlconf_error = self._import_urlconf()
         self.phase("URLconf import")
+        if self.gated:
+            self._warm_resolvers()
         if self._urlconf_event is not None:
             # Django's own debug page cannot render when the URLconf does not
             # import (it resolves the URL again): serve the traceback ourselves
@@ -506,13 +508,43 @@ class ServerProcess:
                     os.close(fd)
                 return False
             if message[0] == "accept":
+                self.phase("wait for the old generation")
+                # Loaded before the first request (waiting in the backlog
+                # already, as a page reloads at once) rather than by it.
+                self._warm_templates(message[1])
                 gate.set()
                 # Let in once: a start that fails after this serves its
                 # error page at once (no second ``accept`` will come).
                 self.gated = False
-                self.phase("wait for the old generation")
                 return True
             self._early.append(message)
+
+    def _warmable(self) -> bool:
+        return self._urlconf_event is None and self.server_kind == "wsgi"
+
+    def _warm_resolvers(self) -> None:
+        """A gated start, while the old generation stops: the URL resolvers'
+        reverse tables, built now from this generation's URLconf (see
+        :mod:`.warmup`), not by its first page."""
+        if not self._warmable():
+            return
+        from devconsole.child import warmup
+
+        try:
+            warmup.warm_resolvers(warmup.BUDGET_S)
+        except Exception:
+            pass  # the request that needs them fails the same way, and shows it
+        self.phase("warm-up")
+
+    def _warm_templates(self, names: str) -> None:
+        """Let in: the templates the previous generation had compiled, loaded
+        now (this generation's own, from the files; a spare has them already)."""
+        if not names or not self._warmable():
+            return
+        from devconsole.child import warmup
+
+        warmup.warm(warmup.parse_names(names), warmup.BUDGET_S, resolvers=False)
+        self.phase("templates")
 
     def _after_serving(self) -> None:
         """What the console wants to know but the first response must not wait for.
@@ -611,6 +643,7 @@ class ServerProcess:
     # control ----------------------------------------------------------------
     def _control(self) -> None:
         """Main thread: obey the console until it says stop (or goes away)."""
+        successor = False
         while True:
             message = self._early.pop(0) if self._early else self.receive_control()
             if message is None:
@@ -619,6 +652,7 @@ class ServerProcess:
             if word == "stop":
                 for fd in fds:
                     os.close(fd)
+                successor = arg == control.STOP_SUCCESSOR
                 break
             if word == "adopt" and fds:
                 self._adopt(fds[0], control.header_of(arg))
@@ -632,7 +666,7 @@ class ServerProcess:
                 self.live_reload().set_enabled(arg == "on")
             for fd in fds:
                 os.close(fd)
-        self.stop()
+        self.stop(successor=successor)
 
     def receive_control(self) -> tuple[str, str, list[int]] | None:
         """The console's next control message; None once it is gone."""
@@ -712,8 +746,11 @@ class ServerProcess:
             _flush_output()
             os.kill(os.getpid(), signal.SIGTERM)
 
-    def stop(self) -> None:
+    def stop(self, *, successor: bool = False) -> None:
         """Stop accepting, let requests in progress finish, then go.
+
+        ``successor``: the console starts the next generation on this socket
+        (a reload): the pages' streams are told so, and reload at once.
 
         A request being handled is never cut here, however long it takes (a
         stream included): the console says this generation is draining and
@@ -725,17 +762,22 @@ class ServerProcess:
         # From now on nothing more is accepted here: connections that arrive
         # wait in the shared backlog for the next generation.
         self.observer.stopping = True
-        # Open pages' streams end now (they reconnect to the next generation):
-        # a stream must not keep this one draining.
-        self.live_reload().stop()
         handover = self.observer.handover
         wsgi = self.server_kind == "wsgi"
         if handover is not None and wsgi:
             # Idle keep-alive connections move to the next generation now,
-            # not after serve_forever's next poll.
+            # not after serve_forever's next poll: from here on a request
+            # sent on one reaches the next generation, never this one.
             handover.stop()
+        # Open pages' streams end now (they reconnect to the next generation,
+        # or, told one comes, reload: nothing sent from now on reaches this
+        # one, see the two steps above): a stream must not keep it draining.
+        live = self.live_reload()
+        live.stop(0, successor=successor)
         if wsgi or server is None:
             self._say_stopping()  # a WSGI server accepts and reads nothing more from here on
+        # Said before this wait: the next generation serves meanwhile.
+        live.wait_ended(0.2)
         if server is not None:
             server.shutdown()
             if not wsgi:
@@ -758,8 +800,13 @@ class ServerProcess:
     def _say_stopping(self) -> None:
         """Tell the console that nothing new reaches this generation's code
         (it waits for this before the next generation serves)."""
+        from devconsole.child.warmup import template_names
+
         try:
-            control.send(self.control, "stopping")
+            # With the names of the templates compiled here: the next
+            # generation loads them (its own, from the files) while the
+            # pages reload.
+            control.send(self.control, "stopping", template_names())
         except OSError:
             pass
 

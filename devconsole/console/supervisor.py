@@ -123,6 +123,12 @@ class GenerationHandle:
         #: Set once it said ``stopping`` (after ``stop``: nothing new reaches
         #: its code), or its control channel ended.
         self.stopped_accepting = threading.Event()
+        #: What it said with ``stopping``: the templates the next one loads early.
+        self.warm_names = ""
+        #: The gated generation that serves once this one said ``stopping``:
+        #: let in by the thread that reads that word (no second thread to wake).
+        self.successor: GenerationHandle | None = None
+        self._accepted = False
         #: Lines read from its event pipe so far, and set when the pipe ended.
         self.events_read = 0
         self.events_done = threading.Event()
@@ -249,7 +255,13 @@ class GenerationHandle:
                 return
             word, arg, fds = message
             if word == "stopping":
+                # Its argument names the templates it compiled (JSON, for the
+                # next generation to load; never shown).
+                self.warm_names = arg
                 self.stopped_accepting.set()
+                successor = self.successor
+                if successor is not None:
+                    successor.accept(arg)
             elif word == "bye":
                 self.said_bye = True
             elif word == "modules" and self._supervisor.on_modules is not None:
@@ -292,9 +304,15 @@ class GenerationHandle:
             except OSError:
                 pass
 
-    def accept(self) -> None:
-        """Let a gated start serve (the old generation accepts nothing more)."""
-        self.send("accept")
+    def accept(self, warm: str = "") -> None:
+        """Let a gated start serve (the old generation accepts nothing more);
+        ``warm``: what that one said with ``stopping`` (templates to load early).
+        Once: a second call does nothing."""
+        with self._send_lock:
+            if self._accepted:
+                return
+            self._accepted = True
+        self.send(f"accept {warm}" if warm else "accept")
 
     def exit_event(self, returncode: int | None) -> dict[str, Any]:
         """The ``exit`` event for its end (saying who cut its requests, if someone did)."""
@@ -619,8 +637,11 @@ class Supervisor:
         machine may not run before the next generation (a spare) serves.
 
         ``wait_stopping=False``: returns at once; the caller starts the next
-        generation gated and lets it serve after :meth:`wait_stopping`."""
-        old.send("stop")
+        generation gated and lets it serve after :meth:`wait_stopping`.
+
+        Its stop says a successor comes (the pages it serves reload at once);
+        a stop at quit does not."""
+        old.send(f"stop {control.STOP_SUCCESSOR}")
         if wait_stopping:
             self.wait_stopping(old)
         with self._lock:
@@ -917,11 +938,15 @@ class ForkServerHandle:
                 return
         child.exited(returncode)
 
-    def serve(self, generation: int, *, spare: bool = False, gated: bool = False) -> ForkedGeneration:
+    def serve(
+        self, generation: int, *, spare: bool = False, gated: bool = False, templates: str = ""
+    ) -> ForkedGeneration:
         """Fork a server child of ``generation`` from this fork server; a spare
-        (generation 0) waits, prepared, for :meth:`ForkedGeneration.promote`;
-        a ``gated`` one gets ready but accepts only after :meth:`GenerationHandle.accept`."""
-        return ForkedGeneration(self.supervisor, generation, self, spare=spare, gated=gated)
+        (generation 0) waits, prepared, for :meth:`ForkedGeneration.promote`
+        (having loaded ``templates``, names as a generation said them with
+        ``stopping``); a ``gated`` one gets ready but accepts only after
+        :meth:`GenerationHandle.accept`."""
+        return ForkedGeneration(self.supervisor, generation, self, spare=spare, gated=gated, templates=templates)
 
     def close(self, *, wait: bool = False) -> None:
         """Ask the fork server to exit once its children have; close our end."""
@@ -990,6 +1015,7 @@ class ForkedGeneration(GenerationHandle):
         *,
         spare: bool = False,
         gated: bool = False,
+        templates: str = "",
     ) -> None:
         self.generation = generation
         #: For a spare: set from its ``spare_ready`` event (the files it imported).
@@ -1013,6 +1039,7 @@ class ForkedGeneration(GenerationHandle):
                 args=[*supervisor.project.bootstrap_args(), *supervisor.server_args(generation)],
                 spare=spare,
                 gated=gated,
+                **({"templates": templates} if spare and templates else {}),
             )
             reply = forkserver.request(message, theirs)
             self.fork_ms = round((time.perf_counter() - started) * 1000, 2)

@@ -63,6 +63,10 @@ from typing import Any
 #: when the child starts (``--browser-reload``), then ``livereload on|off``.
 BROWSER_RELOAD_ENV = "DEVCONSOLE_BROWSER_RELOAD"
 
+#: ``stop``'s argument when the console starts the next generation on the
+#: same socket (a reload), not when it quits: the pages may reload at once.
+STOP_SUCCESSOR = "next"
+
 #: Largest message (a path, a header); file descriptors per message.
 MAX_MESSAGE = 64 * 1024
 MAX_FDS = 1
