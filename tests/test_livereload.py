@@ -117,7 +117,7 @@ def templated(request):
 '''
 
 #: A template (with an include and a tag library of the project's) the
-#: generations compile, and the next one's spare loads ahead of a save.
+#: generations compile, and the next one loads before its first page.
 TEMPLATES = {
     "shop/templates/shop/lr.html": "{% load lrtags %}<html><body>{% lrtag %} {% include 'shop/lr_part.html' %}</body></html>",
     "shop/templates/shop/lr_part.html": "part-one",
@@ -463,32 +463,45 @@ def _spare_ready(console: Console) -> None:
 
 
 def test_what_a_new_generation_loads_early_is_never_stale(console: Console) -> None:
-    """The templates a generation compiled are named to the next one and to
-    the spare, which loads them before the save: a template edited since, or
-    a tag library, is never served from what was loaded early."""
+    """The templates a generation compiled are named to the next one, which
+    loads them before its first page; a spare forked before a save loads
+    none ahead of it: a template edited since, a tag library edited or
+    created, an app's templates folder created are all seen."""
     assert b"tag-one part-one" in request(console.port, "/lr/templated/")[2]
     console.edit("shop/views.py", 'b"pong"', 'b"PONG"')
     console.generation_serving(2)
     body = request(console.port, "/lr/templated/")[2]
     assert b"tag-one part-one" in body and console.tag(2) in body
-    _spare_ready(console)  # forked after generation 2 served: it loaded shop/lr.html and its include
+    _spare_ready(console)  # forked after generation 2 served
     console.edit("shop/templates/shop/lr_part.html", "part-one", "part-two")
     wait_for(lambda: [r for r in console.events.of("reload") if r["files"][0].endswith("lr_part.html")])
     assert b"tag-one part-two" in request(console.port, "/lr/templated/")[2]  # generation 2's own reload
     console.edit("shop/views.py", 'b"PONG"', 'b"PANG"')
     console.generation_serving(3)
     reload3 = [r for r in console.events.of("reload") if r["files"][0].endswith("views.py")][-1]
-    assert reload3["spare"] is True  # the spare that loaded the template before its edit
+    assert reload3["spare"] is True  # the spare forked before the template's edit
     body = request(console.port, "/lr/templated/")[2]
     assert b"tag-one part-two" in body and console.tag(3) in body
-    # A tag library (a project module the spare imported with the engine):
-    # its edit is never served by that spare.
+    # A tag library edited, then one created and used, with the spare ready
+    # before each: the next generation has them.
     _spare_ready(console)
     console.edit("shop/templatetags/lrtags.py", "'tag-one'", "'tag-two'")
     console.generation_serving(4)
-    reload4 = [r for r in console.events.of("reload") if r["files"][0].endswith("lrtags.py")][-1]
-    assert reload4["spare"] is False
     assert b"tag-two part-two" in request(console.port, "/lr/templated/")[2]
+    _spare_ready(console)
+    (console.root / "shop/templatetags/newtags.py").write_text(
+        "from django import template\n\nregister = template.Library()\n\n\n"
+        "@register.simple_tag\ndef newtag():\n    return 'new-tag'\n"
+    )
+    # Generation 4's engine was built before the library existed (so is
+    # runserver's, until it restarts); the spare was forked before it too.
+    console.edit("shop/templates/shop/lr_part.html", "part-two", "{% load newtags %}{% newtag %}")
+    console.edit("shop/views.py", 'b"PANG"', 'b"PUNG"')
+    console.generation_serving(5)
+    reload5 = [r for r in console.events.of("reload") if r["files"][0].endswith("views.py")][-1]
+    assert reload5["spare"] is True
+    body = request(console.port, "/lr/templated/")[2]
+    assert b"tag-two new-tag" in body and console.tag(5) in body
 
 
 def test_turned_off_the_pages_stop_and_the_next_generation_stays_off(console: Console) -> None:

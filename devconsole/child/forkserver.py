@@ -77,6 +77,7 @@ BASE_MODULES = (
     "devconsole.child.livereload",
     "devconsole.child.errorpage",
     "devconsole.child.watchlist",
+    "devconsole.child.warmup",
 )
 
 
@@ -483,7 +484,6 @@ class ForkServer:
         False when told to stop instead (or when the preparation failed).
         No thread runs while waiting: an idle spare costs nothing.
         """
-        from devconsole.child import warmup
         from devconsole.child.watchlist import project_module_files
 
         try:
@@ -495,11 +495,11 @@ class ForkServer:
             )
             process.emitter.flush()
             return False
-        # The templates the last pages used, loaded now from the files as
-        # they are (their tag libraries are imported with the engine: project
-        # modules among the files below, so a change to one is never served
-        # from here); a template file changed by ``go`` is dropped again.
-        loaded = warmup.preload_templates(warmup.parse_names(str(message.get("templates") or "")))
+        # No template is loaded here, ahead of the save: a template engine
+        # built now would keep the tag libraries and template directories as
+        # they are now (a library or an app's templates folder created before
+        # the save would be missed). The promoted generation loads them after
+        # ``go``, from the files as they are then.
         files = project_module_files(Path(self.args.manage).parent)
         process.emitter.send({"type": "spare_ready", "pid": os.getpid(), "files": files})
         process.emitter.flush()
@@ -512,7 +512,6 @@ class ForkServer:
         generation, _, mode = arg.partition(" ")
         if word != "go" or not generation.isdigit():
             return False
-        warmup.drop_if_changed(loaded)
         process.promote(int(generation), gated=mode == "gated")
         return True
 

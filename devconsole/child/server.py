@@ -195,6 +195,8 @@ class ServerProcess:
         self.server_thread: threading.Thread | None = None
         self.error_server: Any = None
         self._urlconf_event: ErrorEvent | None = None
+        #: Serving the error page of a failed start (nothing to warm up then).
+        self._failed_start = False
         self._command: Any = None
         self._app_label = ""
         self._cmd_args: Any = ()
@@ -520,7 +522,7 @@ class ServerProcess:
             self._early.append(message)
 
     def _warmable(self) -> bool:
-        return self._urlconf_event is None and self.server_kind == "wsgi"
+        return self._urlconf_event is None and self.server_kind == "wsgi" and not self._failed_start
 
     def _warm_resolvers(self) -> None:
         """A gated start, while the old generation stops: the URL resolvers'
@@ -543,7 +545,7 @@ class ServerProcess:
             return
         from devconsole.child import warmup
 
-        warmup.warm(warmup.parse_names(names), warmup.BUDGET_S, resolvers=False)
+        warmup.warm(warmup.parse_names(names)[::-1], warmup.TEMPLATES_BUDGET_S, resolvers=False)
         self.phase("templates")
 
     def _after_serving(self) -> None:
@@ -856,6 +858,7 @@ class ServerProcess:
             wrap=lambda app: livereload.wrap(app, live),
         )
         live.report()
+        self._failed_start = True  # nothing to warm: the error page is all it serves
         if self.gated and not self._await_accept(threading.Event()):
             return
         threading.Thread(target=self.error_server.serve_forever, name="devconsole-error-server", daemon=True).start()

@@ -7,16 +7,13 @@ lazily — the URL resolvers' reverse tables (every ``{% url %}``, and one
 resolver per namespace), the template engine and its tag libraries, the
 templates' parsing. Now:
 
-* the spare, forked from level 1 ahead of the save, loads the templates the
-  last retired generation had compiled (:func:`preload_templates`); when it
-  is promoted it drops them all unless every file still holds the text they
-  were compiled from and no directory they could be found in changed
-  (:func:`drop_if_changed`); the tag libraries it imported are project
-  modules among its files, so an edit to one never promotes it;
 * a gated generation builds the reverse tables right after its URLconf
   import, while the old generation stops (:func:`warm_resolvers`), and loads
   the templates named with ``accept`` before it lets the first request in
-  (:func:`warm`: instant when the spare has them).
+  (:func:`warm`, within :data:`TEMPLATES_BUDGET_S`). A spare loads none
+  ahead of the save: an engine built then would keep the tag libraries and
+  template folders as they were (one created before the save would be
+  missed); the promoted spare loads them like any new generation.
 
 Nothing is carried over from another process: a generation only *names*
 the templates it had compiled (:func:`template_names`, sent with
@@ -37,8 +34,11 @@ from typing import Any
 MAX_TEMPLATES = 64
 #: Characters of the names message, at most (under the control channel's limit).
 MAX_NAMES_CHARS = 16 * 1024
-#: Seconds one warm-up may take before it stops touching more.
+#: Seconds the reverse tables' warm-up may take before it stops touching more.
 BUDGET_S = 0.3
+#: Seconds the templates' may take (the first request waits for them; the
+#: most recently compiled are loaded first).
+TEMPLATES_BUDGET_S = 0.1
 
 
 def template_names() -> str:
@@ -141,91 +141,3 @@ def warm(templates: list[str], budget: float = BUDGET_S, *, resolvers: bool = Tr
                 done["failed"] += 1
     done["ms"] = round((time.perf_counter() - started) * 1000, 2)
     return done
-
-
-#: What a preloaded template was made from: ``(path, its text, charset)``
-#: for a template's file, ``(path, (inode, size, mtime_ns), "")`` for a
-#: directory it could have been found in (a file added there would be found first).
-Check = tuple[str, "str | tuple[int, int, int]", str]
-
-
-def _stamp(path: str) -> tuple[int, int, int]:
-    import os
-
-    try:
-        st = os.stat(path)
-    except OSError:
-        return (0, 0, 0)
-    return (st.st_ino, st.st_size, st.st_mtime_ns)
-
-
-def _text(path: str, charset: str) -> str | None:
-    try:
-        with open(path, encoding=charset) as handle:
-            return handle.read()
-    except (OSError, ValueError):
-        return None
-
-
-def preload_templates(templates: list[str], budget: float = BUDGET_S) -> list[Check]:
-    """Load ``templates`` (a spare, before the save that promotes it) and
-    return what they were made from; see :func:`drop_if_changed`. Nothing
-    stays loaded that cannot be checked."""
-    if not templates:
-        return []
-    import os
-
-    deadline = time.monotonic() + budget
-    checks: list[Check] = []
-    try:
-        from django.template import loader
-        from django.template.autoreload import get_template_directories
-
-        # Stamped before anything is read: a file added after this is seen.
-        for directory in {str(d) for d in get_template_directories()}:
-            for name in templates:
-                where = os.path.dirname(os.path.join(directory, name))
-                checks.append((where, _stamp(where), ""))
-    except Exception:
-        return []
-    for name in templates:
-        if time.monotonic() >= deadline:
-            break
-        try:
-            template = getattr(loader.get_template(name), "template", None)
-        except Exception:
-            continue  # not found (the directories say when that changes) or broken (not cached)
-        origin = getattr(getattr(template, "origin", None), "name", None)
-        source = getattr(template, "source", None)
-        charset = getattr(getattr(template, "engine", None), "file_charset", "utf-8")
-        if not isinstance(origin, str) or not isinstance(source, str) or _text(origin, charset) != source:
-            # Not a file this process can check, or one that changed while
-            # read: keep nothing loaded.
-            drop_templates()
-            return []
-        checks.append((origin, source, str(charset)))
-    return checks
-
-
-def drop_templates() -> None:
-    """Empty every template engine's caches (what Django does when a
-    template file changes under a running server)."""
-    try:
-        from django.template.autoreload import reset_loaders
-
-        reset_loaders()
-    except Exception:
-        pass
-
-
-def drop_if_changed(checks: list[Check]) -> bool:
-    """At promotion: unless every preloaded template's file still holds the
-    text it was compiled from (and no directory it could have been found in
-    changed), drop every loaded template, so this generation compiles them
-    from the files. True when dropped."""
-    for path, expected, charset in checks:
-        now = _text(path, charset) if isinstance(expected, str) else _stamp(path)
-        if now != expected:
-            drop_templates()
-            return True
-    return False

@@ -257,9 +257,6 @@ class Reloader:
         #: A server child forked from level 1 ahead of the next reload, with
         #: runserver resolved and its handler built, waiting for ``go``.
         self.spare: ForkedGeneration | None = None
-        #: The templates the last retired generation had compiled (what it
-        #: said with ``stopping``): the spare loads them ahead of the next save.
-        self._template_names = ""
         self._spare_timer: threading.Timer | None = None
         self._spare_due = 0.0
         self._spare_lock = threading.Lock()
@@ -702,7 +699,6 @@ class Reloader:
                         child.accept(old.warm_names)
                     self.supervisor.wait_stopping(old)
                     child.accept(old.warm_names)
-                    self._template_names = old.warm_names or self._template_names
             except ForkServerError as exc:
                 # The old generation is already stopping: something must serve.
                 self._drop_forkservers()
@@ -796,7 +792,7 @@ class Reloader:
         if not level1.setup_ok or not (level1.ready or {}).get("forkable") or level1.unsafe:
             return  # never fork from a level 1 that a preload left with threads
         try:
-            self.spare = level1.serve(0, spare=True, templates=self._template_names)
+            self.spare = level1.serve(0, spare=True)
         except ForkServerError:
             self.spare = None
 

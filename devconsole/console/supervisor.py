@@ -938,15 +938,12 @@ class ForkServerHandle:
                 return
         child.exited(returncode)
 
-    def serve(
-        self, generation: int, *, spare: bool = False, gated: bool = False, templates: str = ""
-    ) -> ForkedGeneration:
+    def serve(self, generation: int, *, spare: bool = False, gated: bool = False) -> ForkedGeneration:
         """Fork a server child of ``generation`` from this fork server; a spare
-        (generation 0) waits, prepared, for :meth:`ForkedGeneration.promote`
-        (having loaded ``templates``, names as a generation said them with
-        ``stopping``); a ``gated`` one gets ready but accepts only after
+        (generation 0) waits, prepared, for :meth:`ForkedGeneration.promote`;
+        a ``gated`` one gets ready but accepts only after
         :meth:`GenerationHandle.accept`."""
-        return ForkedGeneration(self.supervisor, generation, self, spare=spare, gated=gated, templates=templates)
+        return ForkedGeneration(self.supervisor, generation, self, spare=spare, gated=gated)
 
     def close(self, *, wait: bool = False) -> None:
         """Ask the fork server to exit once its children have; close our end."""
@@ -1015,7 +1012,6 @@ class ForkedGeneration(GenerationHandle):
         *,
         spare: bool = False,
         gated: bool = False,
-        templates: str = "",
     ) -> None:
         self.generation = generation
         #: For a spare: set from its ``spare_ready`` event (the files it imported).
@@ -1039,7 +1035,6 @@ class ForkedGeneration(GenerationHandle):
                 args=[*supervisor.project.bootstrap_args(), *supervisor.server_args(generation)],
                 spare=spare,
                 gated=gated,
-                **({"templates": templates} if spare and templates else {}),
             )
             reply = forkserver.request(message, theirs)
             self.fork_ms = round((time.perf_counter() - started) * 1000, 2)

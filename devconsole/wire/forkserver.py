@@ -13,8 +13,7 @@ To a fork server:
 ``serve`` + [control, stdout, stderr, events]
     fork a server child: ``args`` (the server child's command line),
     ``spare`` (prepare, then wait for ``go GENERATION`` on the control
-    socket, :mod:`devconsole.wire.control`; ``templates``: names it loads
-    meanwhile, dropped again at ``go`` if a file changed), ``gated`` (serve
+    socket, :mod:`devconsole.wire.control`), ``gated`` (serve
     only after ``accept`` on the control socket); its stdin is ``/dev/null``.
 ``preload``
     import ``modules`` while idle (level 0: libraries a level 1 used;
