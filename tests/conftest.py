@@ -268,8 +268,8 @@ def server(demo_project: Project, events: Events) -> Iterator[Supervisor]:
         yield supervisor
 
 
-def request_event(path: str) -> dict[str, Any]:
-    """A finished ``GET path`` (200) as a server child reports it."""
+def request_event(path: str, **fields: Any) -> dict[str, Any]:
+    """A finished ``GET path`` (200) as a server child reports it, with ``fields`` changed."""
     return {
         "type": "request",
         "id": "1.1",
@@ -282,6 +282,7 @@ def request_event(path: str) -> dict[str, Any]:
         "thread": "Thread-1",
         "ts": time.time(),
         "headers": [],
+        **fields,
     }
 
 

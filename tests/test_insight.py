@@ -255,16 +255,26 @@ def test_a_file_response_still_streams_whole_and_is_previewed(server: Supervisor
     assert "\n".join(body["lines"]) == css.decode()
 
 
-HUGE_SETTINGS = """
+#: A one-file project's settings, which are its URLconf too (an in-memory database).
+ONE_FILE_SETTINGS = """
 SECRET_KEY = "test"
 DEBUG = True
 ALLOWED_HOSTS = ["*"]
-ROOT_URLCONF = "hugesettings"
+ROOT_URLCONF = "{module}"
 DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
 INSTALLED_APPS = []
 from django.db import connection
 from django.urls import path
+"""
 
+
+def one_file_settings(module: str) -> str:
+    return ONE_FILE_SETTINGS.replace("{module}", module)
+
+
+HUGE_SETTINGS = (
+    one_file_settings("hugesettings")
+    + """
 
 def huge(request):
     text = "漢" * 98
@@ -278,6 +288,7 @@ def huge(request):
 
 urlpatterns = [path("huge/", huge)]
 """
+)
 
 
 def test_a_huge_insight_arrives_trimmed_with_a_note(tmp_path: Path, events: Events) -> None:
@@ -342,16 +353,9 @@ def test_sql_parameters_of_secret_columns_are_masked() -> None:
     assert shown(plain, [1, 2]) == ["1", "2"]
 
 
-MANY_SETTINGS = """
-SECRET_KEY = "test"
-DEBUG = True
-ALLOWED_HOSTS = ["*"]
-ROOT_URLCONF = "manysettings"
-DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
-INSTALLED_APPS = []
-from django.db import connection
-from django.urls import path
-
+MANY_SETTINGS = (
+    one_file_settings("manysettings")
+    + """
 
 class Tag(str):
     \"\"\"A parameter whose repr changes after its query ran.\"\"\"
@@ -401,6 +405,7 @@ def odd(request):
 
 urlpatterns = [path("many/", many), path("rows/", rows), path("odd/", odd)]
 """
+)
 
 
 def test_counts_groups_and_params_stay_exact_past_the_detail_bound(tmp_path: Path, events: Events) -> None:

@@ -9,6 +9,7 @@ import os
 import socket
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 from collections.abc import Iterator
@@ -18,9 +19,10 @@ from typing import Any
 
 import pytest
 
+from devconsole.console.project import Project
 from devconsole.wire import forkserver as forkserver_wire
 
-from .conftest import LiveConsole, demo_copy, http_get, inotify_watches, live_console, wait_for
+from .conftest import Events, LiveConsole, demo_copy, http_get, inotify_watches, live_console, new_supervisor, wait_for
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="the fork server needs POSIX")
 
@@ -481,15 +483,12 @@ def test_a_save_before_the_child_listed_its_imports_restarts(console: Console) -
     assert served(console.port, "/ping/", b"pong, early") == (200, b"pong, early")
 
 
-def test_a_gated_generation_accepts_only_once_let_in(tmp_path: Path, demo_db: Path) -> None:
-    """A reload starts the next generation gated (its URLconf imported, its
-    server built while the old one stops): until the console lets it in, a
-    connection waits in the backlog; then it is served by the new code."""
+@contextlib.contextmanager
+def _fork_servers(project: Project) -> Iterator[tuple[Any, Events, Any]]:
+    """Real fork servers (level 0, then level 1, both ready) of ``project``:
+    ``(its supervisor, the events, level 1)``; all closed on the way out."""
     from devconsole.console.supervisor import ForkServerHandle
 
-    from .conftest import Events, new_supervisor
-
-    root, project = demo_copy(tmp_path, demo_db)
     events = Events()
     supervisor = new_supervisor(project, events)
     level0 = ForkServerHandle.spawn(supervisor)
@@ -498,6 +497,20 @@ def test_a_gated_generation_accepts_only_once_let_in(tmp_path: Path, demo_db: Pa
         assert level0.wait_ready().get("forkable")
         level1 = level0.fork_level1()
         assert level1.wait_ready().get("forkable")
+        yield supervisor, events, level1
+    finally:
+        supervisor.close()
+        for forkserver in (level1, level0):
+            if forkserver is not None:
+                forkserver.close()
+
+
+def test_a_gated_generation_accepts_only_once_let_in(tmp_path: Path, demo_db: Path) -> None:
+    """A reload starts the next generation gated (its URLconf imported, its
+    server built while the old one stops): until the console lets it in, a
+    connection waits in the backlog; then it is served by the new code."""
+    root, project = demo_copy(tmp_path, demo_db)
+    with _fork_servers(project) as (supervisor, _events, level1):
         child = level1.serve(supervisor.next_generation(), gated=True)
         supervisor.adopt(child)
         client = socket.create_connection(("127.0.0.1", supervisor.address.port), timeout=10)
@@ -518,11 +531,6 @@ def test_a_gated_generation_accepts_only_once_let_in(tmp_path: Path, demo_db: Pa
         names = [p["name"] for p in hello["phases"]]
         assert names.index("URLconf import") < names.index("wait for the old generation") < names.index("serve_forever")
         client.close()
-    finally:
-        supervisor.close()
-        for forkserver in (level1, level0):
-            if forkserver is not None:
-                forkserver.close()
 
 
 BROKEN_MIDDLEWARE = """
@@ -543,22 +551,11 @@ def test_a_gated_generation_that_fails_after_accept_serves_its_error_page(tmp_pa
     """A gated start whose server fails to build (a middleware raising in
     ``__init__``) serves its error page once let in: the ``accept`` it got
     is the only one that comes."""
-    from devconsole.console.supervisor import ForkServerHandle
-
-    from .conftest import Events, new_supervisor
-
     root, project = demo_copy(tmp_path, demo_db)
     (root / "shop" / "brokenmw.py").write_text(BROKEN_MIDDLEWARE)
     settings = root / "demosite" / "settings.py"
     settings.write_text(settings.read_text() + '\nMIDDLEWARE = [*MIDDLEWARE, "shop.brokenmw.Broken"]\n')
-    events = Events()
-    supervisor = new_supervisor(project, events)
-    level0 = ForkServerHandle.spawn(supervisor)
-    level1 = None
-    try:
-        assert level0.wait_ready().get("forkable")
-        level1 = level0.fork_level1()
-        assert level1.wait_ready().get("forkable")
+    with _fork_servers(project) as (supervisor, events, level1):
         (root / "BROKEN").touch()
         child = level1.serve(supervisor.next_generation(), gated=True)
         supervisor.adopt(child)
@@ -567,11 +564,6 @@ def test_a_gated_generation_that_fails_after_accept_serves_its_error_page(tmp_pa
         assert "middleware broken on purpose" in error["traceback"]
         status, body = get(supervisor.address.port)
         assert status == 500 and b"middleware broken on purpose" in body
-    finally:
-        supervisor.close()
-        for forkserver in (level1, level0):
-            if forkserver is not None:
-                forkserver.close()
 
 
 def test_level_1_holds_the_libraries_so_a_view_edit_imports_none_again(held_console: Console) -> None:
@@ -623,6 +615,15 @@ def _add_hidden_module(root: Path, lib: Path) -> str:
     return str((root / "shop" / "hidden.py").resolve())
 
 
+#: A fake library's import that waits (as a slow import does): it says it
+#: started (file ``STARTED{tag}``), then waits for ``RELEASE{tag}``.
+HOLD_IMPORT = """
+open(os.path.join(LIB, "STARTED{tag}"), "w").close()
+deadline = time.monotonic() + 30
+while not os.path.exists(os.path.join(LIB, "RELEASE{tag}")) and time.monotonic() < deadline:
+    time.sleep(0.01)
+"""
+
 LIBRARY = """
 import os, threading, time
 from django.http import HttpResponse
@@ -637,11 +638,7 @@ urlpatterns = [path("", version)]
 # In a fork server's preload (one thread) while armed: wait, as a slow import does.
 LIB = os.path.dirname(__file__)
 if os.path.exists(os.path.join(LIB, "ARMED")) and threading.active_count() == 1:
-    open(os.path.join(LIB, "STARTED"), "w").close()
-    deadline = time.monotonic() + 30
-    while not os.path.exists(os.path.join(LIB, "RELEASE")) and time.monotonic() < deadline:
-        time.sleep(0.01)
-"""
+""" + textwrap.indent(HOLD_IMPORT.format(tag=""), "    ")
 
 
 def test_a_project_module_a_held_library_imported_is_never_served_stale(
@@ -708,27 +705,11 @@ def _level1_with_library(
     """Real fork servers (level 0, level 1) of a demo copy with ``shop/hidden.py``
     and a library ``fakelib`` (``modules``: name → source) in a user
     site-packages of its own: ``(the library's directory, hidden.py's path, level 1)``."""
-    from devconsole.console.supervisor import ForkServerHandle
-
-    from .conftest import Events, new_supervisor
-
     lib = _user_library(tmp_path, monkeypatch, modules)
     root, project = demo_copy(tmp_path, demo_db)
     hidden = _add_hidden_module(root, lib)
-    events = Events()
-    supervisor = new_supervisor(project, events)
-    level0 = ForkServerHandle.spawn(supervisor)
-    level1 = None
-    try:
-        assert level0.wait_ready().get("forkable")
-        level1 = level0.fork_level1()
-        assert level1.wait_ready().get("forkable")
+    with _fork_servers(project) as (_supervisor, _events, level1):
         yield lib, hidden, level1
-    finally:
-        supervisor.close()
-        for forkserver in (level1, level0):
-            if forkserver is not None:
-                forkserver.close()
 
 
 def test_a_failed_preload_import_still_lists_the_project_modules_it_ran(
@@ -749,11 +730,7 @@ SLOW_LIBRARY = """
 import os, time
 {imports}
 LIB = os.path.dirname(__file__)
-open(os.path.join(LIB, "STARTED-{name}"), "w").close()
-deadline = time.monotonic() + 30
-while not os.path.exists(os.path.join(LIB, "RELEASE-{name}")) and time.monotonic() < deadline:
-    time.sleep(0.01)
-"""
+""" + HOLD_IMPORT.replace("{tag}", "-{name}")
 
 
 def test_an_answer_to_an_earlier_preload_does_not_end_a_later_one(

@@ -20,7 +20,7 @@ from devconsole.model.state import ServerState
 from devconsole.ui.app import DevConsoleApp
 from devconsole.ui.screens.logview import LogPane, LogScreen
 
-from .conftest import Events, make_project, serving, until, wait_for
+from .conftest import Events, make_project, request_event, serving, until, wait_for
 
 SIZE = (160, 30)
 
@@ -61,21 +61,15 @@ def _index(lines: list[str], text: str) -> int:
 
 
 def _request(path: str, start: float, duration: float) -> dict:
-    return {
-        "type": "request",
-        "id": "1.1",
-        "conn": 1,
-        "method": "GET",
-        "path": path,
-        "query": "",
-        "version": "HTTP/1.1",
-        "status": 500 if path == "/boom/" else 200,
-        "duration_ms": duration * 1000,
-        "bytes_out": 2,
-        "thread": "Thread-1",
-        "ts": start,
-        "headers": [],
-    }
+    return request_event(
+        path,
+        query="",
+        version="HTTP/1.1",
+        status=500 if path == "/boom/" else 200,
+        duration_ms=duration * 1000,
+        bytes_out=2,
+        ts=start,
+    )
 
 
 async def test_log_view_puts_a_late_request_line_before_later_output() -> None:
