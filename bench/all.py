@@ -209,12 +209,16 @@ def summary_table(rows: list[dict[str, object]]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="each script's --quick run (numbers mean nothing)")
-    parser.add_argument("--only", metavar="SCRIPTS", help="comma-separated script names, e.g. idle.py,memory.py")
+    parser.add_argument(
+        "--only",
+        metavar="SCRIPTS",
+        help="comma-separated script names, e.g. idle.py,memory.py ('reload.py --large' for a mode's run)",
+    )
     args = parser.parse_args()
     steps = list(ORDER)
     if args.only:
         wanted = {name.strip() for name in args.only.split(",") if name.strip()}
-        steps = [step for step in steps if step.script in wanted]
+        steps = [step for step in steps if (f"{step.script} {step.mode}" if step.mode else step.script) in wanted]
         if not steps:
             parser.error(f"--only {args.only!r} names none of {', '.join(sorted({s.script for s in ORDER}))}")
     rows: list[dict[str, object]] = []

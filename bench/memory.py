@@ -64,9 +64,9 @@ FLAT_MB = 50.0
 PSS_RATIO = 1.3
 
 
-def trees(ports: Ports, warm: int, settle: float) -> bool:
-    """Every process of each tree, idle after ``warm`` requests; True if the
-    PSS target is met."""
+def trees(ports: Ports, warm: int, settle: float) -> None:
+    """Every process of each tree, idle after ``warm`` requests, and the PSS
+    target's verdict line."""
     variants = launches(ports)
     memory: dict[str, list[tuple[str, int, int, float, float]]] = {}
     try:
@@ -137,7 +137,6 @@ def trees(ports: Ports, warm: int, settle: float) -> bool:
         )
     )
     print(flush=True)
-    return met
 
 
 def checkpoints(first: int, last: int, steps: int) -> list[int]:

@@ -530,6 +530,8 @@ def test_a_gated_generation_accepts_only_once_let_in(tmp_path: Path, demo_db: Pa
         hello = wait_for(lambda: child.hello_event)
         names = [p["name"] for p in hello["phases"]]
         assert names.index("URLconf import") < names.index("wait for the old generation") < names.index("serve_forever")
+        # Built, then held at the gate through the window above (not merely slow to start).
+        assert next(p["ms"] for p in hello["phases"] if p["name"] == "wait for the old generation") >= 1000
         client.close()
 
 

@@ -330,7 +330,11 @@ def _watching(package: Path, on_batch: Any, **kwargs: Any) -> Watcher:
     watcher = Watcher(on_batch, **kwargs)
     watcher.set_roots([str(package)])
     watcher.start()
-    wait_for(lambda: inotify_watches([package]))
+    try:
+        wait_for(lambda: inotify_watches([package]))
+    except BaseException:
+        watcher.stop()
+        raise
     return watcher
 
 

@@ -498,15 +498,14 @@ class _Capture:
         chars = 0
         # Keyed by the code object's identity: equal code objects of two
         # files (a function copied from one module to another) are not one site.
-        sites: dict[tuple[int, int], CodeLine] = {}
+        sites: dict[tuple[int, int], CodeLine | None] = {}
         for sql, snapshot, reprs, _many, alias, seconds, site, rowcount in self.kept:
             params = reprs if reprs is not None else _param_reprs(snapshot)
             query: SqlQuery = {"sql": sql[:MAX_SQL], "params": params, "alias": alias, "ms": round(seconds * 1000, 3)}
             if site is not None:
-                code, line = site
-                where = sites.get((id(code), line))
-                if where is None:
-                    where = sites[id(code), line] = {"file": code.co_filename, "line": line, "function": code.co_name}
+                key = (id(site[0]), site[1])
+                where = sites[key] if key in sites else sites.setdefault(key, _code_line(site))
+                assert where is not None
                 query["where"] = where
                 chars += len(where["file"]) + len(where["function"])
             chars += len(query["sql"]) + sum(map(len, params)) + len(alias)

@@ -195,8 +195,6 @@ class ServerProcess:
         self.server_thread: threading.Thread | None = None
         self.error_server: Any = None
         self._urlconf_event: ErrorEvent | None = None
-        #: Serving the error page of a failed start (nothing to warm up then).
-        self._failed_start = False
         self._command: Any = None
         self._app_label = ""
         self._cmd_args: Any = ()
@@ -522,7 +520,8 @@ class ServerProcess:
             self._early.append(message)
 
     def _warmable(self) -> bool:
-        return self._urlconf_event is None and self.server_kind == "wsgi" and not self._failed_start
+        # Nothing to warm for an error page (a failed start serves only that).
+        return self._urlconf_event is None and self.server_kind == "wsgi" and self.error_server is None
 
     def _warm_resolvers(self) -> None:
         """A gated start, while the old generation stops: the URL resolvers'
@@ -540,12 +539,12 @@ class ServerProcess:
 
     def _warm_templates(self, names: str) -> None:
         """Let in: the templates the previous generation had compiled, loaded
-        now (this generation's own, from the files; a spare has them already)."""
+        now (this generation's own, from the files)."""
         if not names or not self._warmable():
             return
         from devconsole.child import warmup
 
-        warmup.warm(warmup.parse_names(names)[::-1], warmup.TEMPLATES_BUDGET_S, resolvers=False)
+        warmup.load_templates(warmup.parse_names(names)[::-1], warmup.TEMPLATES_BUDGET_S)
         self.phase("templates")
 
     def _after_serving(self) -> None:
@@ -858,7 +857,6 @@ class ServerProcess:
             wrap=lambda app: livereload.wrap(app, live),
         )
         live.report()
-        self._failed_start = True  # nothing to warm: the error page is all it serves
         if self.gated and not self._await_accept(threading.Event()):
             return
         threading.Thread(target=self.error_server.serve_forever, name="devconsole-error-server", daemon=True).start()

@@ -10,7 +10,7 @@ templates' parsing. Now:
 * a gated generation builds the reverse tables right after its URLconf
   import, while the old generation stops (:func:`warm_resolvers`), and loads
   the templates named with ``accept`` before it lets the first request in
-  (:func:`warm`, within :data:`TEMPLATES_BUDGET_S`). A spare loads none
+  (:func:`load_templates`, within :data:`TEMPLATES_BUDGET_S`). A spare loads none
   ahead of the save: an engine built then would keep the tag libraries and
   template folders as they were (one created before the save would be
   missed); the promoted spare loads them like any new generation.
@@ -113,31 +113,19 @@ def warm_resolvers(budget: float = BUDGET_S) -> int:
     return built
 
 
-def warm(templates: list[str], budget: float = BUDGET_S, *, resolvers: bool = True) -> dict[str, Any]:
-    """The URL resolvers' reverse tables (:func:`warm_resolvers`) and
-    ``templates`` loaded now, within ``budget`` seconds; what was done (for
-    the tests and traces). Nothing that fails here stops anything: the
-    request that needs it fails the same way and shows it."""
+def load_templates(templates: list[str], budget: float = TEMPLATES_BUDGET_S) -> None:
+    """``templates`` loaded now (into the caches a request fills), within
+    ``budget`` seconds. Nothing that fails here stops anything: the request
+    that needs it fails the same way and shows it."""
     deadline = time.monotonic() + budget
-    done: dict[str, Any] = {"resolvers": 0, "templates": [], "failed": 0, "ms": 0.0}
-    started = time.perf_counter()
-    if resolvers:
+    try:
+        from django.template import loader
+    except Exception:
+        return
+    for name in templates:
+        if time.monotonic() >= deadline:
+            return
         try:
-            done["resolvers"] = warm_resolvers(budget)
+            loader.get_template(name)
         except Exception:
-            done["failed"] += 1
-    if templates:
-        try:
-            from django.template import loader
-        except Exception:
-            templates = []
-        for name in templates:
-            if time.monotonic() >= deadline:
-                break
-            try:
-                loader.get_template(name)
-                done["templates"].append(name)
-            except Exception:
-                done["failed"] += 1
-    done["ms"] = round((time.perf_counter() - started) * 1000, 2)
-    return done
+            pass

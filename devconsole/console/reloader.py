@@ -693,10 +693,8 @@ class Reloader:
                 start_ms = (time.perf_counter() - started) * 1000
                 if old is not None:
                     # Let in by old's reader as soon as it says stopping (or
-                    # here, if it had already: accept is sent once).
+                    # here, once it has: accept is sent once).
                     old.successor = child
-                    if old.stopped_accepting.is_set():
-                        child.accept(old.warm_names)
                     self.supervisor.wait_stopping(old)
                     child.accept(old.warm_names)
             except ForkServerError as exc:

@@ -829,10 +829,10 @@ class ForkServerHandle:
                 self.preloading = False  # after the files: see preload_async
                 self.preload_answered.set()
                 held = (int(message.get("loaded") or 0), self.files)
-                if held == self._preload_last:
-                    continue  # nothing new held (a stop answer): a spare made before is as good
-                self._preload_last = held
-                self.preloads_done += 1
+                if held != self._preload_last:  # else nothing new held: a spare made before is as good
+                    self._preload_last = held
+                    self.preloads_done += 1
+                # Told either way: a spare put off while this preload ran is made now.
                 if self.on_preloaded is not None:
                     try:
                         self.on_preloaded(self)

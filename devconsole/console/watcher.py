@@ -135,8 +135,6 @@ class Inotify:
         self.parents: dict[int, tuple[str, set[str]]] = {}
         #: wd → a single file root, watched by its inode.
         self.files: dict[int, str] = {}
-        #: The paths of the single file roots.
-        self.file_roots: set[str] = set()
         self.roots = list(roots)
         self.overflowed = False
         #: Files modified in the current batch and not yet closed: a writer
@@ -153,7 +151,6 @@ class Inotify:
                     for path in self._walk(root):
                         self._add_dir(path, strict=path == root)
                 else:
-                    self.file_roots.add(root)
                     self._add_file(root, strict=True)
                     parent, name = os.path.split(root)
                     wd = self._add(parent, IN_ONLYDIR | _DIR_MASK, strict=True)

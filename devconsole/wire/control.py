@@ -12,15 +12,18 @@ A message is a word, then optionally a space and its argument (UTF-8).
 
 To a server child:
 
-``stop``
-    accept nothing more, hand idle connections over, drain, exit.
+``stop`` / ``stop next``
+    accept nothing more, hand idle connections over, drain, exit;
+    ``next``: a reload (the next generation comes on this socket: the live
+    reload pages are told so and reload at once).
 ``file_changed PATH``
     ask Django's ``file_changed`` receivers (answered by an event).
 ``go GENERATION`` / ``go GENERATION gated``
     (a spare) become ``GENERATION`` and serve; ``gated``: get everything
     ready (URLconf imported, server built) but accept only after ``accept``.
-``accept``
-    (a gated start) the old generation accepts nothing more: serve now.
+``accept`` / ``accept NAMES``
+    (a gated start) the old generation accepts nothing more: serve now;
+    ``NAMES``: the templates it had compiled (a JSON list), loaded first.
 ``insight on`` / ``insight off``
     request insight (queries, tracebacks) on or off.
 ``livereload on`` / ``livereload off``
@@ -34,8 +37,8 @@ From a server child:
 
 ``handover {header}`` + [socket]
     an idle keep-alive connection, for the next generation.
-``stopping``
-    (after ``stop``) it accepts nothing more and reads no further request
+``stopping`` / ``stopping NAMES``
+    (after ``stop``; ``NAMES``: the templates it compiled, a JSON list) it accepts nothing more and reads no further request
     itself (idle connections are being handed over): the next generation may
     serve now without a request reaching this one's code.
 ``modules NAME NAME…``

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from rich.color import Color as RichColor
+from rich.color import blend_rgb
 from rich.segment import Segment
 from rich.style import Style
 from textual.strip import Strip
@@ -26,13 +27,12 @@ def _blend(low: RichColor, high: RichColor, ratio: float) -> RichColor:
     """The colour ``ratio`` of the way from ``low`` to ``high`` (RGB)."""
     if low.triplet is None or high.triplet is None:
         return high
-    r1, g1, b1 = low.triplet
-    r2, g2, b2 = high.triplet
-    return RichColor.from_rgb(r1 + (r2 - r1) * ratio, g1 + (g2 - g1) * ratio, b1 + (b2 - b1) * ratio)
+    return RichColor.from_triplet(blend_rgb(low.triplet, high.triplet, ratio))
 
 
 def _buckets(data: Sequence[float], count: int) -> list[Sequence[float]]:
-    """``data`` cut into ``count`` runs of (nearly) equal length; empty runs left out."""
+    """``data`` cut into ``count`` runs of (nearly) equal length; empty runs
+    left out (as Textual's sparkline cuts them, whose own is private)."""
     size = len(data)  # cut at floor(size * number / count), exactly, in integers
     runs = (data[size * number // count : size * (number + 1) // count] for number in range(count))
     return [run for run in runs if run]
