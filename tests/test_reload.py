@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from devconsole.console import supervisor as supervisor_module
 from devconsole.console.project import Project
 from devconsole.wire import forkserver as forkserver_wire
 
@@ -311,6 +312,34 @@ def test_a_spare_prepared_ahead_serves_the_next_edit_unless_it_imported_the_chan
     third = wait_for(lambda: len(console.reloads()) >= 3 and console.reloads()[2])
     assert third["spare"] is False and third["decision"] == "restarted"
     assert get(console.port) == (200, b"two!")
+
+
+def test_a_spare_that_is_ready_before_the_fork_server_answered_is_still_used(
+    console: Console, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a loaded machine a spare can say ``spare_ready`` before the handle
+    that forked it has been made the reloader's spare: it is ready all the same."""
+    serve = supervisor_module.ForkServerHandle.serve
+    early: list[int] = []
+
+    def serve_then_let_it_say_ready(self: Any, generation: int, **kwargs: Any) -> Any:
+        handle = serve(self, generation, **kwargs)
+        if kwargs.get("spare"):
+            # Its readers run: its spare_ready is read before the reloader holds it.
+            wait_for(lambda: handle.spare_files is not None or handle.spare_failed or not handle.alive)
+            early.append(handle.pid)
+        return handle
+
+    monkeypatch.setattr(supervisor_module.ForkServerHandle, "serve", serve_then_let_it_say_ready)
+    console.edit("shop/views.py", 'b"pong"', 'b"one!"')
+    served(console.port, "/ping/", b"one!")
+    spare = wait_for(lambda: console.reloader.spare if console.reloader.spare and early else None)
+    assert spare.pid in early and spare.spare_files is not None and not spare.spare_failed
+    console.edit("shop/views.py", 'b"one!"', 'b"two!"')
+    served(console.port, "/ping/", b"two!")
+    second = wait_for(lambda: [r for r in console.reloads() if r["new_generation"] == 3])[0]
+    assert second["spare"] is True
+    assert [h["pid"] for h in console.events.of("hello") if h["generation"] == 3] == [spare.pid]
 
 
 def test_a_level_0_that_preloaded_the_libraries_still_builds_a_working_level_1(

@@ -318,13 +318,7 @@ class Reloader:
         it: a spare's, which the console does not show)."""
         kind = event.get("type")
         if kind in ("spare_ready", "spare_failed"):
-            spare = self.spare
-            if spare is not None and spare.pid == event.get("pid"):
-                if kind == "spare_ready":
-                    spare.spare_files = frozenset(event.get("files") or ())
-                else:
-                    spare.spare_failed = True
-            return
+            return  # recorded on the spare's handle by its reader
         if event.get("generation") == 0:
             return  # a spare not promoted (yet): nothing the console shows
         if kind == "watch" and event.get("generation") == self.supervisor.generation:

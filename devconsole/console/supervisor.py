@@ -128,6 +128,11 @@ class GenerationHandle:
         #: The gated generation that serves once this one said ``stopping``:
         #: let in by the thread that reads that word (no second thread to wake).
         self.successor: GenerationHandle | None = None
+        #: For a spare: set from its ``spare_ready`` event (the files it
+        #: imported), here, by its own reader: the event may come before the
+        #: fork server's answer has made this handle anyone's spare.
+        self.spare_files: frozenset[str] | None = None
+        self.spare_failed = False
         self._accepted = False
         #: Lines read from its event pipe so far, and set when the pipe ended.
         self.events_read = 0
@@ -185,7 +190,11 @@ class GenerationHandle:
         if isinstance(traceback, str):
             event["traceback"] = clean_text(traceback)  # its lines stay lines
         settles = False
-        if event["type"] == "hello":
+        if event["type"] == "spare_ready":
+            self.spare_files = frozenset(event.get("files") or ())
+        elif event["type"] == "spare_failed":
+            self.spare_failed = True
+        elif event["type"] == "hello":
             self.hello_event = event
             settles = True
         elif event["type"] == "error" and event.get("phase") not in protocol.NON_FATAL_PHASES:
@@ -1014,9 +1023,6 @@ class ForkedGeneration(GenerationHandle):
         gated: bool = False,
     ) -> None:
         self.generation = generation
-        #: For a spare: set from its ``spare_ready`` event (the files it imported).
-        self.spare_files: frozenset[str] | None = None
-        self.spare_failed = False
         self._supervisor = supervisor
         self.forkserver = forkserver
         self.returncode: int | None = None
