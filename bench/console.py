@@ -49,6 +49,9 @@ from headless import (
     settled,
 )
 
+#: The Requests table follows saturation within this, at p99 (issue 17).
+ROW_LAG_TARGET_MS = 100.0
+
 
 def percentile(values: list[float], q: float) -> float:
     if not values:
@@ -133,7 +136,15 @@ async def saturate(port: int, duration: float, connections: int, reload: bool, w
     print(verdict(total == sent, f"exact counts: the console's total {total:,} == {sent:,} sent by wrk"))
     if lags:
         p99 = percentile(lags, 99)
-        print(verdict(p99 <= 250, f"row lag p99 {p99:.1f} ms (target ≤ 250 ms)"))
+        print(
+            verdict(
+                p99 <= ROW_LAG_TARGET_MS,
+                f"row lag p99 {p99:.1f} ms (target ≤ {ROW_LAG_TARGET_MS:g} ms)",
+                figure="console row lag p99 under saturation, counts exact",
+                devconsole=f"{p99:.1f} ms",
+                target=f"≤ {ROW_LAG_TARGET_MS:g} ms",
+            )
+        )
     else:
         print("FAIL  row lag: no row was shown")
     errors = result.socket_errors + result.non_2xx

@@ -56,7 +56,7 @@ async def headless_console(
     except BindError as exc:
         raise BenchError(exc.strerror or str(exc)) from None
     project = Project(DEMO_MANAGE_PY, env=tuple(demo_env().items()))
-    app = DevConsoleApp(project=project, address=address, sock=sock, reload=reload)
+    app = DevConsoleApp(project=project, address=address, sock=sock, reload=reload, own_process=True)
     from devconsole.ui.panels.requests import row_lag_hook
 
     try:

@@ -444,7 +444,7 @@ def _serve(
         if probe is not None:
             check_interpreter(project, probe)  # closes the session on the way out
 
-        app = DevConsoleApp(session=session, debug_broker=broker)
+        app = DevConsoleApp(session=session, debug_broker=broker, own_process=True)
         signalled.app, signalled.phase = app, "running"
         app.run()
     finally:
@@ -494,7 +494,7 @@ def run_replay(argv: list[str]) -> int:
         fail(str(exc))
     from devconsole.ui.app import DevConsoleApp
 
-    app = DevConsoleApp(recording=recording, speed=args.speed)
+    app = DevConsoleApp(recording=recording, speed=args.speed, own_process=True)
     app.run()
     return app.return_code or 0
 

@@ -3,6 +3,7 @@ Pilot over the recorded demo session (tests/recordings/demo.jsonl)."""
 
 from __future__ import annotations
 
+import gc
 import html
 import re
 import threading
@@ -541,3 +542,21 @@ async def test_a_page_following_the_code_shows_in_sockets_and_the_status_line() 
         assert f"{generation}.999" not in [row.key for row in app.state.in_flight()]  # not a request in flight
         # No key to turn it in a replay: nothing serves.
         assert not app.check_action("toggle_browser_reload", ())
+
+
+async def test_a_console_that_is_its_process_freezes_what_it_made_by_its_first_frame() -> None:
+    """``own_process`` (the command line, a benchmark): the collector no longer
+    walks the objects of the first frame; an app among many (tests) leaves them."""
+    shared = replay_app()
+    async with shared.run_test(size=(120, 36)) as pilot:
+        await settle(pilot, shared)
+        assert gc.get_freeze_count() == 0
+    app = DevConsoleApp(recording=load_recording(RECORDING), own_process=True)
+    try:
+        async with app.run_test(size=(120, 36)) as pilot:
+            await until(pilot, lambda: gc.get_freeze_count() > 0)
+            screen = app.screen
+            # Frozen: the view on display is no longer among what a collection walks.
+            assert not any(obj is screen for obj in gc.get_objects())
+    finally:
+        gc.unfreeze()

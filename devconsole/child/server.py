@@ -62,7 +62,7 @@ from devconsole.wire.events import (
     WatchEvent,
 )
 
-FLUSH_INTERVAL = 0.05
+FLUSH_INTERVAL = 0.025
 #: How long a graceful stop waits for a connection accepted but still
 #: silent (requests being handled are waited for however long they take).
 DRAIN_TIMEOUT = 5.0

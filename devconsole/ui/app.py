@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import signal
 import socket
@@ -141,8 +142,12 @@ class DevConsoleApp(App[int]):
         state: ServerState | None = None,
         session: Session | None = None,
         debug_broker: DebugBroker | None = None,
+        own_process: bool = False,
     ) -> None:
         super().__init__()
+        #: The app is its process (the command line, a benchmark), not one
+        #: app of many (tests): what it made by its first frame is frozen.
+        self._own_process = own_process
         self.project = project
         self.address = address
         self.reload_enabled = reload
@@ -220,6 +225,12 @@ class DevConsoleApp(App[int]):
             self.debug_broker.on_change = self._wake_from_thread
         self.theme_changed_signal.subscribe(self, self._theme_changed)
         self.screen_change_signal.subscribe(self, self._screen_changed)
+        if self._own_process:
+            # What exists by the first frame (modules, Textual, the views)
+            # lives as long as the console: out of the collector's sight, a
+            # full collection under load walks only what came since (its
+            # pauses were most of the Requests table's lag behind saturation).
+            self.call_after_refresh(gc.freeze)
 
     def _screen_changed(self, _screen: object) -> None:
         """A pushed or popped screen catches up with the state at once."""
