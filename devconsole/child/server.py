@@ -116,7 +116,7 @@ class Emitter:
         self.wake()
 
     def flush(self) -> None:
-        """Write what is pending now (the flusher does it within 50 ms of a
+        """Write what is pending now (the flusher does it within FLUSH_INTERVAL of a
         change; the server process calls it directly for events the console
         waits on)."""
         with self._write_lock:

@@ -7,7 +7,7 @@ measured). Lines are plain text, already sanitized where they were ingested.
 
 Lines are shown in time order. Output the server prints reaches the state
 as it is read; the request line is written from the request event, which
-comes up to 50 ms later with an earlier time (the request's end). So each
+comes up to 25 ms later (the flush interval; more under load) with an earlier time (the request's end). So each
 line waits :data:`REORDER_WINDOW` before it is shown, and the waiting lines
 go out sorted by time: a traceback printed after a request ended comes after
 that request's line, the print of a view before its own request's line.
@@ -60,7 +60,7 @@ def source_cell(source: str, width: int) -> str:
 
 
 #: Seconds a line waits before it is shown, so that a line arriving late with
-#: an earlier time (the request line: events are flushed every 50 ms) is
+#: an earlier time (the request line: events are flushed every 25 ms) is
 #: shown before it. Every line is shown at most this long after it arrived.
 REORDER_WINDOW = 0.25
 #: Output read at most this long after a request ended may be that request's
