@@ -33,6 +33,10 @@ if TYPE_CHECKING:
     from devconsole.console.procfile import Declared
 
 USAGE_ERROR = 2
+#: The console's thread switch interval (seconds; Python's default is 5 ms):
+#: a save, a stop or a child's event is acted on within this long of the
+#: thread that waits for it waking, however busy the UI is.
+SWITCH_INTERVAL_S = 0.0005
 
 
 class _Parser(argparse.ArgumentParser):
@@ -415,6 +419,11 @@ def _serve(
     from devconsole.console.debugger import DebugBroker
     from devconsole.console.session import Session
 
+    # The console's threads (the file watcher, the children's readers, the
+    # reloader) each wait for something and then have a few lines to run;
+    # while the UI draws they would wait for the interpreter's lock up to the
+    # default 5 ms switch interval, on every save and every stop.
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     # Before any child starts: every generation (forked ones too) inherits its socket's path.
     broker = DebugBroker()
     try:

@@ -375,6 +375,25 @@ def test_a_new_file_written_after_a_pause_is_one_batch(tmp_path: Path, monkeypat
 
 
 @linux_only
+def test_a_finished_save_is_delivered_without_the_quiet_window(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A save whose file is closed (or renamed into place) is complete: it is
+    delivered after SETTLE_MS, not after QUIET_MS (made a minute here, as is
+    MAX_BATCH_MS, so only the settled save can end the batch)."""
+    monkeypatch.setattr(watcher_module, "QUIET_MS", 60_000)
+    package, views, batches, watcher = _watched_views(tmp_path, monkeypatch)
+    try:
+        views.write_text("X = 1\n")  # truncate, write, close
+        assert batches.get(timeout=30) == {os.path.realpath(views)}
+        fresh = package / ".views.py.tmp"
+        fresh.write_text("X = 2\n")
+        os.replace(fresh, views)  # an editor's rename-save
+        assert batches.get(timeout=30) == {os.path.realpath(views)}
+        assert views.read_text() == "X = 2\n"
+    finally:
+        watcher.stop()
+
+
+@linux_only
 def test_a_swap_file_held_open_never_makes_a_save_wait(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """vim keeps ``.views.py.swp`` open and written: a save of views.py is
     delivered as soon as its own events pause, not when the swap file closes

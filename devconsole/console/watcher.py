@@ -35,6 +35,12 @@ STEP_MS = 10
 #: after the last one (the editors' few events of one save come within a
 #: millisecond or two of each other)...
 QUIET_MS = 5
+#: ...or for this long when the last event finished a file (closed after
+#: writing, or renamed into place) and no more than :data:`SETTLE_FILES`
+#: files changed: a save is complete, only another file of the same save
+#: (written right after) is waited for...
+SETTLE_MS = 1
+SETTLE_FILES = 4
 #: ...and no file written in it is still open for writing (a save paused
 #: between its truncation, or a new file's creation, and its write on a
 #: loaded machine is not two batches, the first of them an empty file)...
@@ -141,6 +147,9 @@ class Inotify:
         #: is still at work (ignored names, a swap file or a database held
         #: open, never make a batch wait).
         self.writing: set[str] = set()
+        #: Whether the last event on a watched (not ignored) path finished a
+        #: file: closed after writing, renamed into place, or removed.
+        self.finished = False
         #: When the events were last read whole (see :meth:`_since_overflow`).
         self.since = time.time()
         #: Directory watches (re-)registered during the current read.
@@ -290,7 +299,10 @@ class Inotify:
         # A file is being written from its first change until it is closed; a
         # file just created is too (its write may come after a pause).
         writes = mask & IN_MODIFY or (mask & IN_CREATE and not mask & IN_ISDIR)
+        finishes = mask & (IN_CLOSE_WRITE | IN_MOVED_TO | _REMOVED)
         for _kind, path in out[before:]:
+            if not is_ignored(path, self.ignore):
+                self.finished = bool(finishes)
             if writes:
                 if not is_ignored(path, self.ignore):
                     self.writing.add(path)
@@ -509,7 +521,6 @@ class Watcher:
 
     def _watch(self, watch: Inotify, roots: list[str]) -> None:
         """Deliver batches until the roots change or the watcher stops."""
-        quiet = QUIET_MS
         # poll, not select: the console may hold more than 1,024 descriptors.
         both = select.poll()
         both.register(watch.fd, select.POLLIN)
@@ -523,13 +534,16 @@ class Watcher:
             if watch.fd not in readable:
                 self._drain_wake()
                 continue
-            # A batch: everything until the events pause for QUIET_MS with
-            # no file written in it left half-written.
+            # A batch: everything until the events pause for QUIET_MS (or
+            # SETTLE_MS once a save finished its file) with no file written
+            # in it left half-written.
             watch.writing.clear()
+            watch.finished = False
             changes = watch.changes()
             started = time.monotonic()
             while time.monotonic() - started < MAX_BATCH_MS / 1000:
-                if events.poll(quiet):
+                settled = watch.finished and not watch.writing and len({p for _, p in changes}) <= SETTLE_FILES
+                if events.poll(SETTLE_MS if settled else QUIET_MS):
                     changes += watch.changes()
                 elif not watch.writing:
                     break
