@@ -11,6 +11,7 @@ import io
 import logging
 import sys
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -111,3 +112,73 @@ def test_a_response_is_one_send_and_a_large_body_is_not_copied() -> None:
     assert conn.bytes_out == sum(map(len, wire.sends))
     out.flush()  # nothing pending: no empty send
     assert len(wire.sends) == 3 and wire.flushes == 3
+
+
+def test_idle_work_runs_only_while_no_request_is_in_flight() -> None:
+    """A new generation's warm-up (``idle_work``) never runs in front of a
+    request: its steps run once nothing waits and nothing is being handled."""
+    import http.client
+    import socket
+    import threading
+    from socketserver import ThreadingMixIn
+    from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
+
+    from devconsole.child.instrument import ServerObserver, instrument_server
+    from tests.conftest import wait_for
+
+    release = threading.Event()
+    slow_done = threading.Event()
+
+    def app(environ: dict, start_response: Any) -> list[bytes]:
+        if environ["PATH_INFO"] == "/slow/":
+            release.wait(60)
+            slow_done.set()
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2")])
+        return [b"ok"]
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    port = listener.getsockname()[1]
+    observer = ServerObserver()
+    steps: list[tuple[int, bool]] = []
+
+    def work() -> Iterator[None]:
+        for _ in range(3):
+            steps.append((observer.busy(), slow_done.is_set()))
+            yield
+
+    class Quiet(WSGIRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    class Threaded(ThreadingMixIn, WSGIServer):
+        daemon_threads = True
+
+    server_cls = instrument_server(Threaded, listener.fileno(), observer)
+    server = server_cls(("127.0.0.1", port), Quiet)
+    server.set_app(app)
+    observer.idle_work = work()
+    # The slow request waits in the backlog before the loop starts, as a
+    # page's request does when a reloaded generation is let in.
+    slow = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    slow.request("GET", "/slow/")
+    loop = threading.Thread(target=server.serve_forever, daemon=True)
+    loop.start()
+    try:
+        wait_for(lambda: observer.busy() == 1, describe=lambda: f"busy {observer.busy()}")
+        fast = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        fast.request("GET", "/fast/")  # the loop accepts and serves it meanwhile
+        assert fast.getresponse().read() == b"ok"
+        fast.close()
+        assert steps == []  # the loop went round while a request was in flight: no step
+        release.set()
+        assert slow.getresponse().read() == b"ok"
+        slow.close()
+        wait_for(lambda: observer.idle_work is None, describe=lambda: f"steps {steps}")
+        assert steps == [(0, True)] * 3
+    finally:
+        release.set()
+        server.shutdown()
+        server.server_close()
+        listener.close()

@@ -59,13 +59,17 @@ _original_input: Callable[..., str] = builtins.input
 class BrokerChannel:
     """This generation's connection to the console's debug broker."""
 
-    def __init__(self, path: str, generation: int) -> None:
-        self.generation = generation
+    def __init__(self, path: str) -> None:
+        self.generation = 0
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.sock.connect(path)
         self._send_lock = threading.Lock()
-        self.send({"op": "hello", "generation": generation, "pid": os.getpid()})
         threading.Thread(target=self._read, name="devconsole-debug-channel", daemon=True).start()
+
+    def hello(self, generation: int) -> None:
+        """Say which generation this is (the broker knows nothing of it before)."""
+        self.generation = generation
+        self.send({"op": "hello", "generation": generation, "pid": os.getpid()})
 
     def send(self, message: dict[str, Any], fds: list[int] | None = None) -> bool:
         data = wire.encode(message)
@@ -430,15 +434,27 @@ def post_mortem(token: str) -> None:
         end(session)
 
 
+def connect() -> bool:
+    """Connect to the console's broker now (a spare, ahead of its promotion:
+    :func:`install` then only says hello); False when no broker is configured."""
+    global _channel
+    path = os.environ.get(wire.SOCKET_ENV)
+    if not path:
+        return False
+    if _channel is None:
+        _channel = BrokerChannel(path)
+    return True
+
+
 def install(generation: int, observer: Any = None) -> bool:
     """Connect to the console's broker and take over ``breakpoint()``,
     ``input()`` and ``sys.stdin`` for request threads. False when no broker
     is configured (the child runs outside the console)."""
     global _channel, _observer, _original_input
-    path = os.environ.get(wire.SOCKET_ENV)
-    if not path:
+    if _channel is None and not connect():
         return False
-    _channel = BrokerChannel(path, generation)
+    assert _channel is not None
+    _channel.hello(generation)
     _observer = observer
     postmortem.describe_request = _request
     if observer is not None and hasattr(observer, "finishers"):

@@ -24,6 +24,7 @@ server sleeps in ``select`` and costs no CPU) and report each exit.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import gc
 import importlib
@@ -35,7 +36,7 @@ import socket
 import sys
 import time
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +48,8 @@ if TYPE_CHECKING:
 
 #: Modules a level 0 preloads between two looks at its control socket.
 PRELOAD_CHUNK = 20
+#: Library modules a spare imports ahead of a save, at most.
+MAX_SPARE_PRELOAD = 20_000
 #: Imported by level 0 right away: Django's machinery that needs no settings.
 BASE_MODULES = (
     "django",
@@ -359,47 +362,40 @@ class ForkServer:
         """
         # Level 1 has its settings: the libraries a generation imported are
         # imported as they were there (a level 0 must not import the project's).
-        base = self.level == ForkServerLevel.BASE
-        saved_env = os.environ.pop("DJANGO_SETTINGS_MODULE", None) if base else None
-        saved_stderr = os.dup(2)
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 2)
-        try:
+        with _quiet_imports(hide_settings=self.level == ForkServerLevel.BASE):
             for _ in range(count):
                 if not self._pending_preload or thread_count() != 1:
                     break
                 if select.select([self.control.fileno()], [], [], 0)[0]:
                     break  # a message waits (a fork, a stop): it comes first
-                name = self._pending_preload.pop(0)
-                if name in sys.modules or name.partition(".")[0] in self._reactor_packages:
-                    continue
-                before = set(sys.modules)
-                try:
-                    if importlib.util.find_spec(name.partition(".")[0]) is None:
-                        continue
-                    importlib.import_module(name)
-                    if reactor_installed():
-                        # Not fork-safe (see reactor_installed): undone like a
-                        # failed import, so each server child installs its own;
-                        # the rest of that package is not tried again.
-                        self._reactor_packages.add(name.partition(".")[0])
-                        raise ImportError(f"{name} installs a Twisted reactor")
-                    self._preloaded += 1
-                except BaseException:
-                    added = set(sys.modules) - before
-                    self._dropped_project_files.update(self._project_files_of(added))
-                    _forget_modules(added)
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved_stderr, 2)
-            os.close(saved_stderr)
-            os.close(devnull)
-            if saved_env is not None:
-                os.environ["DJANGO_SETTINGS_MODULE"] = saved_env
+                self._import_one(self._pending_preload.pop(0))
         if thread_count() != 1:
             self._pending_preload.clear()
         if not self._pending_preload:
             self._answer_preload()
+
+    def _import_one(self, name: str) -> None:
+        """Import library module ``name`` (see :meth:`_preload_some`): one
+        that fails, or installs a Twisted reactor, is undone, and the project
+        files its attempt ran are remembered as held all the same."""
+        if name in sys.modules or name.partition(".")[0] in self._reactor_packages:
+            return
+        before = set(sys.modules)
+        try:
+            if importlib.util.find_spec(name.partition(".")[0]) is None:
+                return
+            importlib.import_module(name)
+            if reactor_installed():
+                # Not fork-safe (see reactor_installed): undone like a
+                # failed import, so each server child installs its own;
+                # the rest of that package is not tried again.
+                self._reactor_packages.add(name.partition(".")[0])
+                raise ImportError(f"{name} installs a Twisted reactor")
+            self._preloaded += 1
+        except BaseException:
+            added = set(sys.modules) - before
+            self._dropped_project_files.update(self._project_files_of(added))
+            _forget_modules(added)
 
     def _project_files_of(self, names: set[str]) -> set[str]:
         """The project's files among these modules' origins."""
@@ -469,7 +465,7 @@ class ForkServer:
             return
         if message.get("spare") and not self._be_spare(process, message):
             return
-        process.emitter.start()
+        process.emitter.start()  # a spare's is started already: nothing more
         try:
             process.serve()
         except BaseException as exc:
@@ -477,18 +473,44 @@ class ForkServer:
                 raise
             process.serve_error(failed_phase(process.phases, exc), exc)
 
+    def _spare_preload(self, modules: list[str], patterns: list[Any]) -> None:
+        """A spare, before it says it is ready: the library modules the
+        serving generation imported beyond what this process holds (``modules``:
+        Wagtail's admin, DRF's router, the session backend its first request
+        loaded), and the regular expressions it compiled (``patterns``, into
+        ``re``'s cache), so that after a save the promoted spare imports and
+        compiles only what is the project's.
+
+        Nothing held here can be stale: the project files these imports ran
+        are among the files the spare reports as ready (see
+        :meth:`_be_spare`), a compiled pattern depends on its text alone, and
+        a template engine a library built meanwhile is forgotten (one built
+        before the save would miss a tag library created after it)."""
+        from devconsole.child import warmup
+
+        engines_before = _template_engines_built()
+        with _quiet_imports(hide_settings=False):
+            for name in modules[:MAX_SPARE_PRELOAD]:
+                if isinstance(name, str) and name and not name.startswith("__"):
+                    self._import_one(name)
+        if not engines_before and _template_engines_built():
+            _reset_template_engines()
+        warmup.compile_patterns(patterns)
+
     def _be_spare(self, process: ServerProcess, message: wire.Message) -> bool:
         """Get as far as serving can go without the URLconf, report the files
         imported on the way, then wait for ``go GENERATION`` on the control channel.
 
         False when told to stop instead (or when the preparation failed).
-        No thread runs while waiting: an idle spare costs nothing.
+        Its threads (the event flusher, the debugger channel's reader) sleep
+        while it waits: an idle spare costs nothing.
         """
         from devconsole.child.watchlist import project_module_files
 
         try:
             process.prepare()
             process.prebuild_handler()
+            self._spare_preload(message.get("preload") or [], message.get("patterns") or [])
         except BaseException as exc:
             process.emitter.send(
                 {"type": "spare_failed", "pid": os.getpid(), "message": f"{type(exc).__name__}: {exc}"}
@@ -500,7 +522,19 @@ class ForkServer:
         # they are now (a library or an app's templates folder created before
         # the save would be missed). The promoted generation loads them after
         # ``go``, from the files as they are then.
-        files = project_module_files(Path(self.args.manage).parent)
+        # Exactly what it holds: a change to any of these files, including
+        # one a library's import ran (even an import that failed), and the
+        # console forks afresh rather than promote this spare.
+        files = sorted(set(project_module_files(Path(self.args.manage).parent)) | self._dropped_project_files)
+        # Started now rather than after ``go``: each would cost the promoted
+        # spare a thread's start (their threads sleep until there is something).
+        process.emitter.start()
+        try:
+            from devconsole.child import debugger
+
+            debugger.connect()
+        except Exception:
+            pass  # install() tries again after ``go``, and reports a failure
         process.emitter.send({"type": "spare_ready", "pid": os.getpid(), "files": files})
         process.emitter.flush()
         told = process.receive_control()
@@ -514,6 +548,46 @@ class ForkServer:
             return False
         process.promote(int(generation), gated=mode == "gated")
         return True
+
+
+@contextlib.contextmanager
+def _quiet_imports(*, hide_settings: bool) -> Iterator[None]:
+    """Imports ahead of need, with stderr muted (failed imports print
+    warnings) and, with ``hide_settings``, no settings module to import."""
+    saved_env = os.environ.pop("DJANGO_SETTINGS_MODULE", None) if hide_settings else None
+    saved_stderr = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved_stderr, 2)
+        os.close(saved_stderr)
+        os.close(devnull)
+        if saved_env is not None:
+            os.environ["DJANGO_SETTINGS_MODULE"] = saved_env
+
+
+def _template_engines_built() -> bool:
+    template = sys.modules.get("django.template")
+    return bool(getattr(getattr(template, "engines", None), "_engines", None))
+
+
+def _reset_template_engines() -> None:
+    """Forget the template engines built so far (as Django does when a test
+    changes TEMPLATES): the next request builds them from the files as they
+    are then, with the tag libraries and template folders that exist then."""
+    from django.forms.renderers import get_default_renderer
+    from django.template import engines
+    from django.template.engine import Engine
+
+    engines.__dict__.pop("templates", None)
+    vars(engines)["_engines"] = {}
+    for cached in (Engine.get_default, get_default_renderer):
+        clear = getattr(cached, "cache_clear", None)
+        if clear is not None:
+            clear()
 
 
 def _forget_modules(names: set[str]) -> None:

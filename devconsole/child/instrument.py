@@ -29,7 +29,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Literal, cast
 
 from devconsole.child.handover import ConnectionHandover
@@ -48,6 +48,9 @@ ConnEvent = ConnOpenEvent | ConnStateEvent | ConnCloseEvent
 
 #: Request events kept between two flushes; beyond that they are counted, not sent.
 MAX_PENDING_REQUESTS = 5000
+#: While idle work waits (see :attr:`ServerObserver.idle_work`) and a
+#: request is in flight, the loop looks again this often (s) for its end.
+IDLE_RECHECK_S = 0.002
 #: Header lines and bytes per value kept for the request detail view.
 MAX_HEADERS = 64
 MAX_HEADER_VALUE = 1024
@@ -191,9 +194,23 @@ class ServerObserver:
         #: for their next request there, and move to the next generation on
         #: a stop (see :mod:`.handover`).
         self.handover: ConnectionHandover | None = None
+        #: Work the server's loop does a step at a time while no connection
+        #: waits and no request is in flight (a new generation's warm-up,
+        #: see :mod:`.warmup`); None once done.
+        self.idle_work: Iterator[None] | None = None
         self._lock = threading.Lock()
 
     # serve_forever thread --------------------------------------------------
+    def idle_step(self) -> None:
+        """One step of :attr:`idle_work` (dropped once it ends or fails)."""
+        work = self.idle_work
+        if work is None:
+            return
+        try:
+            next(work)
+        except BaseException:  # StopIteration, or a failure: the request that needs it shows it
+            self.idle_work = None
+
     def on_iteration(self) -> None:
         now = time.perf_counter()
         self.iterations += 1
@@ -761,9 +778,17 @@ def instrument_server(base: type, listen_fd: int, observer: ServerObserver) -> t
                     selector.register(self, selectors.EVENT_READ)
                     selector.register(wake_r, selectors.EVENT_READ)
                     while not self._BaseServer__shutdown_request:
-                        ready = selector.select(None)
+                        timeout = None
+                        if observer.idle_work is not None:
+                            # A step when nothing waits, none while a request runs.
+                            timeout = IDLE_RECHECK_S if observer.busy() else 0.0
+                        ready = selector.select(timeout)
                         if self._BaseServer__shutdown_request:
                             break
+                        if not ready:
+                            if not observer.busy():
+                                observer.idle_step()
+                            continue
                         if any(key.fileobj is self for key, _ in ready):
                             self._handle_request_noblock()
                         self.service_actions()

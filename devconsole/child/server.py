@@ -68,6 +68,9 @@ FLUSH_INTERVAL = 0.025
 DRAIN_TIMEOUT = 5.0
 #: Longest wait for a first request before the checks run anyway (seconds).
 AFTER_SERVING_DELAY = 1.0
+#: The thread switch interval (s) of a generation started by a reload, until
+#: its first response (Python's default, 5 ms, is restored then).
+RELOAD_SWITCH_INTERVAL_S = 0.0005
 
 
 class Emitter:
@@ -91,6 +94,8 @@ class Emitter:
         observer.wake = self.wake
 
     def start(self) -> None:
+        if self._thread.ident is not None:
+            return  # started already (a spare's, before its promotion)
         # Output is line-buffered (as runserver's is in a terminal): a line
         # leaves when it is complete, without a timer to flush it. The
         # request line runserver logs per request is not written by the
@@ -195,6 +200,7 @@ class ServerProcess:
         self.server_thread: threading.Thread | None = None
         self.error_server: Any = None
         self._urlconf_event: ErrorEvent | None = None
+        self._switch_interval = sys.getswitchinterval()
         self._command: Any = None
         self._app_label = ""
         self._cmd_args: Any = ()
@@ -379,10 +385,12 @@ class ServerProcess:
             self.prepare()
         command, app = self._command, self._app_label
         cmd_args, cmd_options = self._cmd_args, self._cmd_options
+        if self.gated:
+            # A reload, until the first response: the threads starting the
+            # server, reading ``accept`` and answering take turns at once.
+            sys.setswitchinterval(RELOAD_SWITCH_INTERVAL_S)
         urlconf_error = self._import_urlconf()
         self.phase("URLconf import")
-        if self.gated:
-            self._warm_resolvers()
         if self._urlconf_event is not None:
             # Django's own debug page cannot render when the URLconf does not
             # import (it resolves the URL again): serve the traceback ourselves
@@ -509,9 +517,9 @@ class ServerProcess:
                 return False
             if message[0] == "accept":
                 self.phase("wait for the old generation")
-                # Loaded before the first request (waiting in the backlog
-                # already, as a page reloads at once) rather than by it.
-                self._warm_templates(message[1])
+                # Built while nothing waits for this generation, as soon as
+                # it serves: the pages reloading at once find them done.
+                self._warm_up(message[1])
                 gate.set()
                 # Let in once: a start that fails after this serves its
                 # error page at once (no second ``accept`` will come).
@@ -523,29 +531,15 @@ class ServerProcess:
         # Nothing to warm for an error page (a failed start serves only that).
         return self._urlconf_event is None and self.server_kind == "wsgi" and self.error_server is None
 
-    def _warm_resolvers(self) -> None:
-        """A gated start, while the old generation stops: the URL resolvers'
-        reverse tables, built now from this generation's URLconf (see
-        :mod:`.warmup`), not by its first page."""
+    def _warm_up(self, names: str) -> None:
+        """After a reload: the URL resolvers' reverse tables and the templates
+        the previous generation compiled (``names``), built by the server's
+        loop when it has nothing else to do (see :mod:`.warmup`)."""
         if not self._warmable():
             return
         from devconsole.child import warmup
 
-        try:
-            warmup.warm_resolvers(warmup.BUDGET_S)
-        except Exception:
-            pass  # the request that needs them fails the same way, and shows it
-        self.phase("warm-up")
-
-    def _warm_templates(self, names: str) -> None:
-        """Let in: the templates the previous generation had compiled, loaded
-        now (this generation's own, from the files)."""
-        if not names or not self._warmable():
-            return
-        from devconsole.child import warmup
-
-        warmup.load_templates(warmup.parse_names(names)[::-1], warmup.TEMPLATES_BUDGET_S)
-        self.phase("templates")
+        self.observer.idle_work = warmup.steps(warmup.parse_names(names)[::-1])
 
     def _after_serving(self) -> None:
         """What the console wants to know but the first response must not wait for.
@@ -554,6 +548,7 @@ class ServerProcess:
         same process, checks would compete with it for the GIL.
         """
         self.observer.first_request.wait(AFTER_SERVING_DELAY)
+        sys.setswitchinterval(self._switch_interval)
         skip_checks = "--skip-checks" in self.args.runserver_arg  # the user asked: no background checks either
         try:
             from devconsole.child.watchlist import watch_event
@@ -567,9 +562,10 @@ class ServerProcess:
 
     def _report_modules(self) -> None:
         """Tell the console which library modules (from outside the project)
-        this generation imported that its fork server did not hold: the
-        console has level 1 import them, so that the next generation
-        inherits them and imports only the project's own modules."""
+        this generation imported that its fork server did not hold, and the
+        regular expressions it compiled: the next spare imports and compiles
+        them ahead (and level 1 imports the modules, when it holds libraries),
+        so that the next generation imports only the project's own modules."""
         try:
             from devconsole.child.watchlist import library_module_names
 
@@ -594,6 +590,14 @@ class ServerProcess:
             if name:
                 chunk.append(name)
                 size += len(name) + 1
+        from devconsole.child.warmup import compiled_patterns
+
+        try:
+            # The regular expressions compiled here (the URL patterns): the
+            # next spare compiles them ahead too.
+            control.send(self.control, "patterns", compiled_patterns())
+        except OSError:
+            pass
 
     def _import_urlconf(self) -> str | None:
         """Import the URLconf and its views now, as the first request would."""

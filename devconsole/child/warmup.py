@@ -7,11 +7,12 @@ lazily — the URL resolvers' reverse tables (every ``{% url %}``, and one
 resolver per namespace), the template engine and its tag libraries, the
 templates' parsing. Now:
 
-* a gated generation builds the reverse tables right after its URLconf
-  import, while the old generation stops (:func:`warm_resolvers`), and loads
-  the templates named with ``accept`` before it lets the first request in
-  (:func:`load_templates`, within :data:`TEMPLATES_BUDGET_S`). A spare loads none
-  ahead of the save: an engine built then would keep the tag libraries and
+* a new generation after a reload builds the reverse tables, then loads the
+  templates the old generation named with ``accept`` (:func:`steps`), once
+  it serves, one step at a time while nothing waits for it: a request that
+  comes first is served first (it builds what it needs itself, as it would
+  have), and one that comes after finds it done. A spare loads none ahead
+  of the save: an engine built then would keep the tag libraries and
   template folders as they were (one created before the save would be
   missed); the promoted spare loads them like any new generation.
 
@@ -27,17 +28,22 @@ library and Django only.
 from __future__ import annotations
 
 import json
+import re
 import time
+from collections.abc import Iterator
 from typing import Any
 
 #: Templates named to the next generation, at most.
 MAX_TEMPLATES = 64
 #: Characters of the names message, at most (under the control channel's limit).
 MAX_NAMES_CHARS = 16 * 1024
+#: Patterns compiled ahead, at most (``re`` caches 512)...
+MAX_PATTERNS = 512
+#: ...and characters of their message (under the control channel's limit).
+MAX_PATTERNS_CHARS = 48 * 1024
 #: Seconds the reverse tables' warm-up may take before it stops touching more.
 BUDGET_S = 0.3
-#: Seconds the templates' may take (the first request waits for them; the
-#: most recently compiled are loaded first).
+#: Seconds the templates' may take (the most recently compiled are loaded first).
 TEMPLATES_BUDGET_S = 0.1
 
 
@@ -74,6 +80,38 @@ def template_names() -> str:
     return json.dumps(names) if names else ""
 
 
+def compiled_patterns() -> str:
+    """The regular expressions this process compiled (``re``'s cache: the
+    URL patterns among them), as a JSON list of ``[pattern, flags]``, most
+    recent last, within :data:`MAX_PATTERNS_CHARS`; "" when there are none."""
+    found: dict[tuple[str, int], None] = {}
+    for cache in (getattr(re, "_cache", None), getattr(re, "_cache2", None)):
+        if not isinstance(cache, dict):
+            continue
+        for key in list(cache):
+            # (type of the pattern, pattern, flags) in every Python this runs on
+            if isinstance(key, tuple) and len(key) == 3 and key[0] is str and isinstance(key[2], int):
+                found[(key[1], key[2])] = None
+    patterns = [[pattern, flags] for pattern, flags in found]
+    text = json.dumps(patterns)
+    while patterns and len(text) > MAX_PATTERNS_CHARS:
+        patterns = patterns[len(patterns) // 4 + 1 :]
+        text = json.dumps(patterns)
+    return text if patterns else ""
+
+
+def compile_patterns(patterns: list[Any]) -> None:
+    """Compile ``[pattern, flags]`` pairs (:func:`compiled_patterns`) into
+    ``re``'s cache, where this process's own ``re.compile`` of the same text
+    finds them; anything else is skipped."""
+    for item in patterns[:MAX_PATTERNS]:
+        if isinstance(item, list) and len(item) == 2 and isinstance(item[0], str) and isinstance(item[1], int):
+            try:
+                re.compile(item[0], item[1])
+            except Exception:
+                pass
+
+
 def parse_names(arg: str) -> list[str]:
     """:func:`template_names`' message back into names (anything else: none)."""
     try:
@@ -85,44 +123,55 @@ def parse_names(arg: str) -> list[str]:
     return [name for name in value[:MAX_TEMPLATES] if isinstance(name, str) and name]
 
 
-def warm_resolvers(budget: float = BUDGET_S) -> int:
-    """Build the URL resolvers' reverse tables now, as the first
-    ``reverse()`` of each namespace would (``{% url 'ns:name' %}`` reverses
-    through a namespaced resolver Django caches): how many were built."""
+def steps(templates: list[str]) -> Iterator[None]:
+    """The warm-up, one small step per ``next()``: the reverse tables of each
+    resolver (within :data:`BUDGET_S`), then ``templates`` in that order
+    (within :data:`TEMPLATES_BUDGET_S`). The server runs a step only while
+    no connection waits and no request is in flight (see
+    :mod:`.instrument`), so a request is never queued behind the warm-up,
+    at most behind one step. Nothing that fails here stops anything: the
+    request that needs it fails the same way and shows it."""
+    try:
+        yield from _resolver_steps(time.monotonic() + BUDGET_S)
+    except Exception:
+        pass
+    yield from _template_steps(templates, TEMPLATES_BUDGET_S)
+
+
+def _resolver_steps(deadline: float) -> Iterator[None]:
+    """Build the URL resolvers' reverse tables, as the first ``reverse()``
+    of each namespace would (``{% url 'ns:name' %}`` reverses through a
+    namespaced resolver Django caches), one resolver per step."""
     from django.urls import get_resolver
     from django.urls.resolvers import get_ns_resolver
 
-    deadline = time.monotonic() + budget
-    built = 0
     root = get_resolver()
     root.reverse_dict  # noqa: B018 - the property runs the resolver's _populate()
-    built += 1
     # (namespace pattern so far, resolver, converters so far), as reverse() walks them.
     pending: list[tuple[str, Any, dict[str, Any]]] = [("", root, {})]
     while pending and time.monotonic() < deadline:
         prefix, resolver, converters = pending.pop()
         for extra, child in list(resolver.namespace_dict.values()):
+            yield
             if time.monotonic() >= deadline:
                 break
             pattern = prefix + extra
             merged = {**converters, **child.pattern.converters}
             get_ns_resolver(pattern, child, tuple(merged.items())).reverse_dict  # noqa: B018
-            built += 1
             child.namespace_dict  # noqa: B018
             pending.append((pattern, child, merged))
-    return built
 
 
-def load_templates(templates: list[str], budget: float = TEMPLATES_BUDGET_S) -> None:
-    """``templates`` loaded now (into the caches a request fills), within
-    ``budget`` seconds. Nothing that fails here stops anything: the request
-    that needs it fails the same way and shows it."""
-    deadline = time.monotonic() + budget
+def _template_steps(templates: list[str], budget: float) -> Iterator[None]:
+    """``templates`` loaded (into the caches a request fills), one per step,
+    within ``budget`` seconds of the first."""
     try:
         from django.template import loader
     except Exception:
         return
+    deadline = time.monotonic() + budget
     for name in templates:
+        yield
         if time.monotonic() >= deadline:
             return
         try:

@@ -252,6 +252,8 @@ class Reloader:
         self._answers: dict[str, queue.Queue[bool]] = {}
         self._answers_lock = threading.Lock()
         self._worker: threading.Thread | None = None
+        #: Held while a job runs (on the worker, or on the watcher's thread).
+        self._job_lock = threading.Lock()
         self._stopping = threading.Event()
         self._finishers: list[threading.Thread] = []
         #: A server child forked from level 1 ahead of the next reload, with
@@ -416,6 +418,17 @@ class Reloader:
         self.watcher.set_roots(roots, self._ignore)
 
     def _on_batch(self, paths: set[str], delivered: float) -> None:
+        # Acted on here, on the watcher's thread, when nothing else is to be
+        # done first: waking the worker thread took milliseconds of a save's
+        # reload while the UI was busy. (The watcher reads the next changes
+        # once this one is served; they then make one batch, as queued ones do.)
+        if self._job_lock.acquire(blocking=False):
+            try:
+                if self._jobs.empty() and not self._stopping.is_set():
+                    self._do({"changes"}, paths, delivered)
+                    return
+            finally:
+                self._job_lock.release()
         self._jobs.put(("changes", paths, delivered))
 
     def _on_watch_error(self, error: str) -> None:
@@ -454,31 +467,36 @@ class Reloader:
                 kinds.add(more[0])
                 paths |= more[1]
                 delivered = max(delivered, more[2])
-            kind = next(k for k in ("start", "manual", "changes", "crash", "spare") if k in kinds)
-            try:
-                if kind == "spare":
-                    self._make_spare()
-                elif kind == "start":
-                    self._first_start()
-                elif kind == "manual":
-                    self._restart(sorted(paths), RestartLevel.REBUILD0, detect_ms=0.0, saved=delivered)
-                elif kind == "crash":
+            with self._job_lock:
+                self._do(kinds, paths, delivered)
+
+    def _do(self, kinds: set[str], paths: set[str], delivered: float) -> None:
+        """One job (or several that piled up), on whichever thread has the job lock."""
+        kind = next(k for k in ("start", "manual", "changes", "crash", "spare") if k in kinds)
+        try:
+            if kind == "spare":
+                self._make_spare()
+            elif kind == "start":
+                self._first_start()
+            elif kind == "manual":
+                self._restart(sorted(paths), RestartLevel.REBUILD0, detect_ms=0.0, saved=delivered)
+            elif kind == "crash":
+                self._crash_restart()
+            else:
+                self._changes(paths, delivered)
+                if "crash" in kinds:
                     self._crash_restart()
-                else:
-                    self._changes(paths, delivered)
-                    if "crash" in kinds:
-                        self._crash_restart()
-            except Exception as exc:
-                self._emit(
-                    {
-                        "files": sorted(paths),
-                        "decision": ReloadDecision.FAILED.value,
-                        "error": f"{type(exc).__name__}: {exc}",
-                        "duration_ms": None,
-                        "phases": {},
-                        "new_generation": None,
-                    }
-                )
+        except Exception as exc:
+            self._emit(
+                {
+                    "files": sorted(paths),
+                    "decision": ReloadDecision.FAILED.value,
+                    "error": f"{type(exc).__name__}: {exc}",
+                    "duration_ms": None,
+                    "phases": {},
+                    "new_generation": None,
+                }
+            )
 
     def _first_start(self) -> None:
         if self.use_fork:
@@ -666,23 +684,28 @@ class Reloader:
         stopped: list[float] = []
         spare: ForkedGeneration | None = None
         if self.use_fork:
-            # Stop first: from this line on the old generation accepts nothing,
-            # so no request can reach old code once the new one serves. It
-            # drains its requests in flight however long they take.
-            # The next generation starts at the same moment, gated: it
-            # imports the URLconf and builds its server while the old one
-            # stops, and accepts once that one said it accepts nothing more.
-            stopper = self._stopper(old, stop_started, stopped, wait_stopping=False) if old is not None else None
+            # The old generation is told to stop as the next one starts: from
+            # then on it accepts nothing, and it drains its requests in flight
+            # however long they take. The next one starts gated: it imports
+            # the URLconf and builds its server while the old one stops, and
+            # accepts only once that one said it accepts nothing more, so no
+            # request can reach old code once the new one serves.
             assert source is not None
             spare = self._take_spare(files) if level == RestartLevel.FORK and source is self.level1 else None
-            if spare is None:
-                self._discard_spare()
             gated = old is not None
+            stopper: threading.Thread | None = None
             try:
                 if spare is not None:
+                    # Told first (one message): it imports the URLconf
+                    # while the old generation is told to stop.
                     spare.promote(self.supervisor.next_generation(), gated=gated)
                     child: GenerationHandle = spare
+                    if old is not None:
+                        stopper = self._stopper(old, stop_started, stopped, wait_stopping=False)
                 else:
+                    self._discard_spare()
+                    if old is not None:
+                        stopper = self._stopper(old, stop_started, stopped, wait_stopping=False)
                     child = source.serve(self.supervisor.next_generation(), gated=gated)
                 start_ms = (time.perf_counter() - started) * 1000
                 if old is not None:
@@ -697,6 +720,8 @@ class Reloader:
                 self.use_fork = False
                 self._log(f"devconsole: fork server lost ({exc}); spawning instead")
                 if old is not None:
+                    if stopper is None:
+                        stopper = self._stopper(old, stop_started, stopped, wait_stopping=False)
                     self.supervisor.wait_stopping(old)
                 child = SpawnedGeneration(self.supervisor, self.supervisor.next_generation())
                 start_ms = (time.perf_counter() - started) * 1000
@@ -783,8 +808,18 @@ class Reloader:
             return
         if not level1.setup_ok or not (level1.ready or {}).get("forkable") or level1.unsafe:
             return  # never fork from a level 1 that a preload left with threads
+        serving = self.supervisor.child
+        preload: list[str] = []
+        patterns: list[Any] = []
+        if serving is not None:
+            # What the serving generation used beyond level 1: the spare has it
+            # ready, and a view edit imports and compiles the project's alone.
+            preload = [
+                name for generation, names in self.modules_reports if generation == serving.generation for name in names
+            ]
+            patterns = serving.patterns
         try:
-            self.spare = level1.serve(0, spare=True)
+            self.spare = level1.serve(0, spare=True, preload=preload, patterns=patterns)
         except ForkServerError:
             self.spare = None
 

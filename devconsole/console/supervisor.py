@@ -15,6 +15,7 @@ group if it does not (:func:`~.processes.stop_group`).
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import secrets
@@ -91,6 +92,15 @@ def _read_log(stream: IO[bytes], name: str, emit: Callable[[dict[str, Any]], Non
             emit({"type": "log", "stream": name, "text": clean_line(raw.decode("utf-8", "replace")), "ts": time.time()})
 
 
+def _patterns(arg: str) -> list[Any]:
+    """A ``patterns`` message's list (anything else: none)."""
+    try:
+        value = json.loads(arg) if arg else []
+    except ValueError:
+        return []
+    return value if isinstance(value, list) else []
+
+
 class GenerationHandle:
     """The console's handle on one server generation, however it was started:
     an event pipe, stdout and stderr read by threads into ``on_event``, a
@@ -123,6 +133,10 @@ class GenerationHandle:
         #: Set once it said ``stopping`` (after ``stop``: nothing new reaches
         #: its code), or its control channel ended.
         self.stopped_accepting = threading.Event()
+        #: The regular expressions it compiled, ``[pattern, flags]`` (its
+        #: ``patterns`` message, after its first request): the next spare
+        #: compiles them ahead.
+        self.patterns: list[Any] = []
         #: What it said with ``stopping``: the templates the next one loads early.
         self.warm_names = ""
         #: The gated generation that serves once this one said ``stopping``:
@@ -273,6 +287,8 @@ class GenerationHandle:
                     successor.accept(arg)
             elif word == "bye":
                 self.said_bye = True
+            elif word == "patterns":
+                self.patterns = _patterns(arg)
             elif word == "modules" and self._supervisor.on_modules is not None:
                 try:
                     self._supervisor.on_modules(self, arg.split())
@@ -947,12 +963,24 @@ class ForkServerHandle:
                 return
         child.exited(returncode)
 
-    def serve(self, generation: int, *, spare: bool = False, gated: bool = False) -> ForkedGeneration:
+    def serve(
+        self,
+        generation: int,
+        *,
+        spare: bool = False,
+        gated: bool = False,
+        preload: list[str] | None = None,
+        patterns: list[Any] | None = None,
+    ) -> ForkedGeneration:
         """Fork a server child of ``generation`` from this fork server; a spare
-        (generation 0) waits, prepared, for :meth:`ForkedGeneration.promote`;
+        (generation 0) waits, prepared, for :meth:`ForkedGeneration.promote`,
+        having imported the library modules ``preload`` and compiled the
+        regular expressions ``patterns`` (what the serving generation used);
         a ``gated`` one gets ready but accepts only after
         :meth:`GenerationHandle.accept`."""
-        return ForkedGeneration(self.supervisor, generation, self, spare=spare, gated=gated)
+        return ForkedGeneration(
+            self.supervisor, generation, self, spare=spare, gated=gated, preload=preload, patterns=patterns
+        )
 
     def close(self, *, wait: bool = False) -> None:
         """Ask the fork server to exit once its children have; close our end."""
@@ -1021,6 +1049,8 @@ class ForkedGeneration(GenerationHandle):
         *,
         spare: bool = False,
         gated: bool = False,
+        preload: list[str] | None = None,
+        patterns: list[Any] | None = None,
     ) -> None:
         self.generation = generation
         self._supervisor = supervisor
@@ -1041,6 +1071,8 @@ class ForkedGeneration(GenerationHandle):
                 args=[*supervisor.project.bootstrap_args(), *supervisor.server_args(generation)],
                 spare=spare,
                 gated=gated,
+                preload=preload or [],
+                patterns=patterns or [],
             )
             reply = forkserver.request(message, theirs)
             self.fork_ms = round((time.perf_counter() - started) * 1000, 2)
