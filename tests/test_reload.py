@@ -722,6 +722,65 @@ def test_a_project_module_a_held_library_imported_is_never_served_stale(
         assert wait_for(lambda: len(console.reloads()) >= 3 and console.reloads())[-1]["level"] == "setup"
 
 
+PLAIN_LIBRARY = """
+from django.http import HttpResponse
+from django.urls import path
+from shop import hidden  # a project module imported by a library
+
+def version(request):
+    return HttpResponse(hidden.VERSION)
+
+urlpatterns = [path("", version)]
+"""
+
+
+def test_a_spare_holds_the_libraries_the_server_used_and_never_their_project_modules_stale(
+    tmp_path: Path, demo_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The spare imports, before the save, the library modules the serving
+    generation imported (here an installed library the URLconf includes,
+    which imports a project module): the project files that ran are among
+    those it reports, so a view edit is served by it, and an edit of that
+    project module forks afresh and serves the new code."""
+    lib = _user_library(tmp_path, monkeypatch, {"urls": PLAIN_LIBRARY})
+
+    def prepare(root: Path) -> None:
+        _add_hidden_module(root, lib)
+        urls = root / "demosite" / "urls.py"
+        urls.write_text(
+            urls.read_text().replace(
+                "urlpatterns = [", 'urlpatterns = [\n    path("hidden/", include("fakelib.urls")),', 1
+            )
+        )
+
+    with live_console(tmp_path, demo_db, prepare=prepare, console_class=Console) as console:
+        reloader = console.reloader
+        wait_for(lambda: console.events.of("watch"))
+        wait_for(lambda: reloader.watcher is not None and inotify_watches(reloader.watcher.roots))
+        hidden = str((console.root / "shop" / "hidden.py").resolve())
+        assert get(console.port, "/hidden/") == (200, b"h1")
+
+        def spare_holding_hidden() -> Any:
+            spare = reloader.spare
+            return (
+                spare if spare is not None and spare.spare_files is not None and hidden in spare.spare_files else None
+            )
+
+        # Only the library's import (the spare imports no URLconf) ran hidden.py there.
+        spare = wait_for(spare_holding_hidden)
+        console.edit("shop/views.py", 'b"pong"', 'b"held"')
+        assert served(console.port, "/ping/", b"held")[0] == 200
+        first = wait_for(console.reloads)[-1]
+        assert first["spare"] is True and first["new_generation"] == 2
+        assert [h["pid"] for h in console.events.of("hello") if h["generation"] == 2] == [spare.pid]
+        assert get(console.port, "/hidden/") == (200, b"h1")
+        wait_for(spare_holding_hidden)
+        console.edit("shop/hidden.py", '"h1"', '"h2"')
+        assert served(console.port, "/hidden/", b"h2")[1] == b"h2"
+        second = wait_for(lambda: [r for r in console.reloads() if r["new_generation"] == 3])[0]
+        assert second["spare"] is False and second["decision"] == "restarted"
+
+
 FAILING_LIBRARY = """
 from shop import hidden  # a project module, then the import fails
 
