@@ -473,13 +473,15 @@ class ForkServer:
                 raise
             process.serve_error(failed_phase(process.phases, exc), exc)
 
-    def _spare_preload(self, modules: list[str], patterns: list[Any]) -> None:
+    def _spare_preload(self, modules: list[str], patterns: list[Any], sources: list[str]) -> None:
         """A spare, before it says it is ready: the library modules the
         serving generation imported beyond what this process holds (``modules``:
         Wagtail's admin, DRF's router, the session backend its first request
-        loaded), and the regular expressions it compiled (``patterns``, into
-        ``re``'s cache), so that after a save the promoted spare imports and
-        compiles only what is the project's.
+        loaded), the regular expressions it compiled (``patterns``, into
+        ``re``'s cache) and its project modules' sources compiled (``sources``,
+        used only by an import that reads the same bytes), so that after a
+        save the promoted spare imports only what is the project's and
+        compiles only what changed.
 
         Nothing held here can be stale: the project files these imports ran
         are among the files the spare reports as ready (see
@@ -496,6 +498,7 @@ class ForkServer:
         if not engines_before and _template_engines_built():
             _reset_template_engines()
         warmup.compile_patterns(patterns)
+        warmup.precompile(sources)
 
     def _be_spare(self, process: ServerProcess, message: wire.Message) -> bool:
         """Get as far as serving can go without the URLconf, report the files
@@ -510,7 +513,9 @@ class ForkServer:
         try:
             process.prepare()
             process.prebuild_handler()
-            self._spare_preload(message.get("preload") or [], message.get("patterns") or [])
+            self._spare_preload(
+                message.get("preload") or [], message.get("patterns") or [], message.get("sources") or []
+            )
         except BaseException as exc:
             process.emitter.send(
                 {"type": "spare_failed", "pid": os.getpid(), "message": f"{type(exc).__name__}: {exc}"}

@@ -811,6 +811,7 @@ class Reloader:
         serving = self.supervisor.child
         preload: list[str] = []
         patterns: list[Any] = []
+        sources: list[str] = []
         if serving is not None:
             # What the serving generation used beyond level 1: the spare has it
             # ready, and a view edit imports and compiles the project's alone.
@@ -818,8 +819,10 @@ class Reloader:
                 name for generation, names in self.modules_reports if generation == serving.generation for name in names
             ]
             patterns = serving.patterns
+            if self.server_files_generation == serving.generation:
+                sources = sorted(path for path in self.server_files if path.endswith(".py"))
         try:
-            self.spare = level1.serve(0, spare=True, preload=preload, patterns=patterns)
+            self.spare = level1.serve(0, spare=True, preload=preload, patterns=patterns, sources=sources)
         except ForkServerError:
             self.spare = None
 

@@ -971,15 +971,24 @@ class ForkServerHandle:
         gated: bool = False,
         preload: list[str] | None = None,
         patterns: list[Any] | None = None,
+        sources: list[str] | None = None,
     ) -> ForkedGeneration:
         """Fork a server child of ``generation`` from this fork server; a spare
         (generation 0) waits, prepared, for :meth:`ForkedGeneration.promote`,
-        having imported the library modules ``preload`` and compiled the
-        regular expressions ``patterns`` (what the serving generation used);
+        having imported the library modules ``preload``, compiled the regular
+        expressions ``patterns`` and the project's ``sources`` (what the
+        serving generation used);
         a ``gated`` one gets ready but accepts only after
         :meth:`GenerationHandle.accept`."""
         return ForkedGeneration(
-            self.supervisor, generation, self, spare=spare, gated=gated, preload=preload, patterns=patterns
+            self.supervisor,
+            generation,
+            self,
+            spare=spare,
+            gated=gated,
+            preload=preload,
+            patterns=patterns,
+            sources=sources,
         )
 
     def close(self, *, wait: bool = False) -> None:
@@ -1051,6 +1060,7 @@ class ForkedGeneration(GenerationHandle):
         gated: bool = False,
         preload: list[str] | None = None,
         patterns: list[Any] | None = None,
+        sources: list[str] | None = None,
     ) -> None:
         self.generation = generation
         self._supervisor = supervisor
@@ -1073,6 +1083,7 @@ class ForkedGeneration(GenerationHandle):
                 gated=gated,
                 preload=preload or [],
                 patterns=patterns or [],
+                sources=sources or [],
             )
             reply = forkserver.request(message, theirs)
             self.fork_ms = round((time.perf_counter() - started) * 1000, 2)

@@ -1,0 +1,73 @@
+"""What a spare does ahead of a save (devconsole.child.warmup): project
+sources compiled ahead are used only for the very bytes they were compiled
+from, and regular expressions compiled ahead are found in ``re``'s cache."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import re
+import sys
+import types
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from devconsole.child import warmup
+
+
+@pytest.fixture
+def package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """An importable folder; no bytecode files (imports compile the source, as
+    under PYTHONDONTWRITEBYTECODE); the import hook undone afterwards."""
+    from importlib.machinery import SourceFileLoader
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    monkeypatch.setattr(SourceFileLoader, "source_to_code", SourceFileLoader.source_to_code)
+    monkeypatch.setattr(warmup, "_sources", {})
+    yield tmp_path
+    for name in ("aheadmod", "changedmod"):
+        sys.modules.pop(name, None)
+
+
+def _function_code(code: types.CodeType) -> types.CodeType:
+    return next(const for const in code.co_consts if isinstance(const, types.CodeType))
+
+
+def test_a_source_compiled_ahead_is_what_its_import_runs(package: Path) -> None:
+    path = package / "aheadmod.py"
+    path.write_text("def version():\n    return 1\n")
+    assert warmup.precompile([str(path)]) == 1
+    compiled = warmup._sources[str(path)][1]
+    module = importlib.import_module("aheadmod")
+    assert module.version() == 1
+    assert module.version.__code__ is _function_code(compiled)  # no second compile
+    assert warmup._sources == {}  # used once
+
+
+def test_a_source_saved_after_it_was_compiled_ahead_is_compiled_afresh(package: Path) -> None:
+    path = package / "changedmod.py"
+    path.write_text("def version():\n    return 1\n")
+    warmup.precompile([str(path)])
+    compiled = warmup._sources[str(path)][1]
+    path.write_text("def version():\n    return 2\n")  # the save, after the spare compiled it
+    module = importlib.import_module("changedmod")
+    assert module.version() == 2
+    assert module.version.__code__ is not _function_code(compiled)
+
+
+def test_what_cannot_be_compiled_ahead_is_left_to_the_import(package: Path) -> None:
+    broken = package / "broken.py"
+    broken.write_text("def (\n")
+    assert warmup.precompile([str(broken), str(package / "missing.py"), "not-python.txt"]) == 0
+    assert warmup._sources == {}
+
+
+def test_patterns_compiled_ahead_are_found_in_the_cache() -> None:
+    pattern = r"^devconsole-ahead/(?P<slug>[-a-zA-Z0-9_]+)/\Z"
+    assert pattern not in warmup.compiled_patterns()
+    warmup.compile_patterns([[pattern, 0], ["(", 0], "not a pair", [1, 2]])  # the bad ones skipped
+    assert [pattern, 0] in json.loads(warmup.compiled_patterns())  # in re's cache now
+    assert re.compile(pattern).match("devconsole-ahead/x/")
