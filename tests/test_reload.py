@@ -113,10 +113,12 @@ def test_requests_sent_through_five_reloads_all_succeed(console: Console) -> Non
         thread.start()
     wait_for(lambda: answers)  # generation 1 answers before the first edit (connections move at a reload)
     try:
+        views = console.root / "shop" / "views.py"
         for n in range(1, 6):
-            console.edit("shop/views.py", f'b"pong{n - 1}"' if n > 1 else 'b"pong"', f'b"pong{n}"')
-            if n == 1:
-                console.edit("shop/views.py", '"4"', '"5"')
+            # One save each (the first also makes Content-Length 5): two
+            # saves in a row are two reloads, as they are for a user.
+            text = views.read_text().replace(f'b"pong{n - 1}"' if n > 1 else 'b"pong"', f'b"pong{n}"', 1)
+            views.write_text(text.replace('"4"', '"5"', 1) if n == 1 else text)
             expected = f"pong{n}".encode()
             wait_for(lambda expected=expected: answers and answers[-1] == expected, timeout=20)
             # This reload is over (the old generation stopped) before the next edit.
