@@ -888,9 +888,10 @@ class Reloader:
 
     def _on_modules(self, child: GenerationHandle, names: list[str]) -> None:
         """The serving generation imported these library modules that its
-        fork server did not hold: level 1 imports them while idle, so that
-        the next generation only imports the project's own modules (a view
-        edit on a Wagtail site no longer imports Wagtail's admin URLconf)."""
+        fork server did not hold: the next spare imports them before the save
+        (and level 1 too, while idle, when it holds libraries), so that the
+        next generation only imports the project's own modules (a view edit
+        on a Wagtail site no longer imports Wagtail's admin URLconf)."""
         self.modules_reports.append((child.generation, names))
         if child is self.supervisor.child:
             # Its first request is answered: the spare follows shortly (or
