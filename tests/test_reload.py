@@ -648,6 +648,28 @@ def _add_hidden_module(root: Path, lib: Path) -> str:
     return str((root / "shop" / "hidden.py").resolve())
 
 
+@contextlib.contextmanager
+def _console_with_library(tmp_path: Path, demo_db: Path, lib: Path) -> Iterator[tuple[Console, str]]:
+    """A console on a demo copy with ``shop/hidden.py`` whose URLconf
+    includes ``fakelib.urls`` at ``/hidden/`` (``lib``: see :func:`_user_library`),
+    watching its files: ``(console, hidden.py's path)``."""
+
+    def prepare(root: Path) -> None:
+        _add_hidden_module(root, lib)
+        urls = root / "demosite" / "urls.py"
+        urls.write_text(
+            urls.read_text().replace(
+                "urlpatterns = [", 'urlpatterns = [\n    path("hidden/", include("fakelib.urls")),', 1
+            )
+        )
+
+    with live_console(tmp_path, demo_db, prepare=prepare, console_class=Console) as console:
+        reloader = console.reloader
+        wait_for(lambda: console.events.of("watch"))
+        wait_for(lambda: reloader.watcher is not None and inotify_watches(reloader.watcher.roots))
+        yield console, str((console.root / "shop" / "hidden.py").resolve())
+
+
 #: A fake library's import that waits (as a slow import does): it says it
 #: started (file ``STARTED{tag}``), then waits for ``RELEASE{tag}``.
 HOLD_IMPORT = """
@@ -685,20 +707,8 @@ def test_a_project_module_a_held_library_imported_is_never_served_stale(
     lib = _user_library(tmp_path, monkeypatch, {"urls": LIBRARY})
     (lib / "ARMED").touch()
 
-    def prepare(root: Path) -> None:
-        _add_hidden_module(root, lib)
-        urls = root / "demosite" / "urls.py"
-        urls.write_text(
-            urls.read_text().replace(
-                "urlpatterns = [", 'urlpatterns = [\n    path("hidden/", include("fakelib.urls")),', 1
-            )
-        )
-
-    with live_console(tmp_path, demo_db, prepare=prepare, console_class=Console) as console:
+    with _console_with_library(tmp_path, demo_db, lib) as (console, hidden):
         reloader = console.reloader
-        wait_for(lambda: console.events.of("watch"))
-        wait_for(lambda: reloader.watcher is not None and inotify_watches(reloader.watcher.roots))
-        hidden = str((console.root / "shop" / "hidden.py").resolve())
         assert get(console.port, "/hidden/") == (200, b"h1")  # then the library list goes to level 1
         level1 = reloader.level1
         assert level1 is not None
@@ -746,20 +756,8 @@ def test_a_spare_holds_the_libraries_the_server_used_and_never_their_project_mod
     project module forks afresh and serves the new code."""
     lib = _user_library(tmp_path, monkeypatch, {"urls": PLAIN_LIBRARY})
 
-    def prepare(root: Path) -> None:
-        _add_hidden_module(root, lib)
-        urls = root / "demosite" / "urls.py"
-        urls.write_text(
-            urls.read_text().replace(
-                "urlpatterns = [", 'urlpatterns = [\n    path("hidden/", include("fakelib.urls")),', 1
-            )
-        )
-
-    with live_console(tmp_path, demo_db, prepare=prepare, console_class=Console) as console:
+    with _console_with_library(tmp_path, demo_db, lib) as (console, hidden):
         reloader = console.reloader
-        wait_for(lambda: console.events.of("watch"))
-        wait_for(lambda: reloader.watcher is not None and inotify_watches(reloader.watcher.roots))
-        hidden = str((console.root / "shop" / "hidden.py").resolve())
         assert get(console.port, "/hidden/") == (200, b"h1")
 
         def spare_holding_hidden() -> Any:
