@@ -781,6 +781,53 @@ def test_a_spare_holds_the_libraries_the_server_used_and_never_their_project_mod
         assert second["spare"] is False and second["decision"] == "restarted"
 
 
+ENGINE_LIBRARY = """
+from django.http import HttpResponse
+from django.template import engines
+from django.urls import path
+
+ENGINE = engines["django"]  # built when imported, and kept
+
+def page(request):
+    return HttpResponse(ENGINE.from_string("{{ 1|add:1 }}").render())
+
+urlpatterns = [path("", page)]
+"""
+
+
+def test_a_library_that_builds_template_engines_when_imported_is_not_imported_ahead(
+    tmp_path: Path, demo_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An engine a library builds and keeps before the save would miss a tag
+    library created after it: the spare that imported such a library is not
+    used, the console says so once, and the next spares import no library ahead."""
+    lib = _user_library(tmp_path, monkeypatch, {"urls": ENGINE_LIBRARY})
+    with _console_with_library(tmp_path, demo_db, lib) as (console, _hidden):
+        reloader = console.reloader
+        assert get(console.port, "/hidden/") == (200, b"2")
+        said = "a library builds template engines when it is imported"
+        wait_for(lambda: any(said in event["text"] for event in console.events.of("log")))
+        assert reloader.preload_spares is False
+        spare = wait_for(
+            lambda: (
+                reloader.spare
+                if reloader.spare is not None
+                and reloader.spare.spare_files is not None
+                and not reloader.spare.spare_failed
+                else None
+            )
+        )
+        console.edit("shop/views.py", 'b"pong"', 'b"next"')
+        assert served(console.port, "/ping/", b"next")[0] == 200
+        reload = wait_for(lambda: [r for r in console.reloads() if r["new_generation"] == 2])[0]
+        assert reload["spare"] is True
+        assert [h["pid"] for h in console.events.of("hello") if h["generation"] == 2] == [spare.pid]
+        assert get(console.port, "/hidden/") == (200, b"2")
+        assert [event["text"] for event in console.events.of("log") if said in event["text"]] == [
+            f"devconsole: {said}; the spare imports no library ahead this session"
+        ]
+
+
 FAILING_LIBRARY = """
 from shop import hidden  # a project module, then the import fails
 

@@ -473,7 +473,7 @@ class ForkServer:
                 raise
             process.serve_error(failed_phase(process.phases, exc), exc)
 
-    def _spare_preload(self, modules: list[str], patterns: list[Any], sources: list[str]) -> None:
+    def _spare_preload(self, modules: list[str], patterns: list[Any], sources: list[str]) -> bool:
         """A spare, before it says it is ready: the library modules the
         serving generation imported beyond what this process holds (``modules``:
         Wagtail's admin, DRF's router, the session backend its first request
@@ -486,8 +486,10 @@ class ForkServer:
         Nothing held here can be stale: the project files these imports ran
         are among the files the spare reports as ready (see
         :meth:`_be_spare`), a compiled pattern depends on its text alone, and
-        a template engine a library built meanwhile is forgotten (one built
-        before the save would miss a tag library created after it)."""
+        a compiled source is used only for the very same bytes. False when an
+        import built a template engine: one built before the save, which a
+        library may keep, would miss a tag library created after it; such a
+        spare is not used (and the next ones import no library ahead)."""
         from devconsole.child import warmup
 
         engines_before = _template_engines_built()
@@ -496,9 +498,10 @@ class ForkServer:
                 if isinstance(name, str) and name and not name.startswith("__"):
                     self._import_one(name)
         if not engines_before and _template_engines_built():
-            _reset_template_engines()
+            return False
         warmup.compile_patterns(patterns)
         warmup.precompile(sources)
+        return True
 
     def _be_spare(self, process: ServerProcess, message: wire.Message) -> bool:
         """Get as far as serving can go without the URLconf, report the files
@@ -513,12 +516,23 @@ class ForkServer:
         try:
             process.prepare()
             process.prebuild_handler()
-            self._spare_preload(
+            safe = self._spare_preload(
                 message.get("preload") or [], message.get("patterns") or [], message.get("sources") or []
             )
         except BaseException as exc:
             process.emitter.send(
                 {"type": "spare_failed", "pid": os.getpid(), "message": f"{type(exc).__name__}: {exc}"}
+            )
+            process.emitter.flush()
+            return False
+        if not safe:
+            process.emitter.send(
+                {
+                    "type": "spare_failed",
+                    "pid": os.getpid(),
+                    "message": "a library built template engines when imported",
+                    "unsafe_preload": True,
+                }
             )
             process.emitter.flush()
             return False
@@ -577,22 +591,6 @@ def _quiet_imports(*, hide_settings: bool) -> Iterator[None]:
 def _template_engines_built() -> bool:
     template = sys.modules.get("django.template")
     return bool(getattr(getattr(template, "engines", None), "_engines", None))
-
-
-def _reset_template_engines() -> None:
-    """Forget the template engines built so far (as Django does when a test
-    changes TEMPLATES): the next request builds them from the files as they
-    are then, with the tag libraries and template folders that exist then."""
-    from django.forms.renderers import get_default_renderer
-    from django.template import engines
-    from django.template.engine import Engine
-
-    engines.__dict__.pop("templates", None)
-    vars(engines)["_engines"] = {}
-    for cached in (Engine.get_default, get_default_renderer):
-        clear = getattr(cached, "cache_clear", None)
-        if clear is not None:
-            clear()
 
 
 def _forget_modules(names: set[str]) -> None:

@@ -238,6 +238,10 @@ class Reloader:
         #: project modules are not yet proven never to serve stale code.
         #: ``DEVCONSOLE_HOLD_LIBRARIES=1`` turns it on.
         self.hold_libraries = os.environ.get("DEVCONSOLE_HOLD_LIBRARIES") == "1"
+        #: Whether the spare imports ahead the libraries the serving
+        #: generation used; off for the session once one of them built
+        #: template engines when imported (see ForkServer._spare_preload).
+        self.preload_spares = True
         supervisor.on_modules = self._on_modules
         #: The last generations' ``modules`` reports: (generation, names).
         self.modules_reports: deque[tuple[int, list[str]]] = deque(maxlen=8)
@@ -319,6 +323,9 @@ class Reloader:
         """An event from the supervisor: learn from it, pass it on (or drop
         it: a spare's, which the console does not show)."""
         kind = event.get("type")
+        if kind == "spare_failed" and event.get("unsafe_preload") and self.preload_spares:
+            # Another spare, without the libraries, at once (see _make_spare).
+            self._jobs.put(("spare", set(), 0.0))
         if kind in ("spare_ready", "spare_failed"):
             return  # recorded on the spare's handle by its reader
         if event.get("generation") == 0:
@@ -798,6 +805,12 @@ class Reloader:
         forked before would import them again)."""
         level1 = self.level1
         spare = self.spare
+        if spare is not None and spare.spare_unsafe_preload and self.preload_spares:
+            self.preload_spares = False
+            self._log(
+                "devconsole: a library builds template engines when it is imported;"
+                " the spare imports no library ahead this session"
+            )
         if spare is not None and spare.alive and not spare.spare_failed:
             if level1 is None or spare.forkserver is not level1 or spare.preloads == level1.preloads_done:
                 return
@@ -815,9 +828,13 @@ class Reloader:
         if serving is not None:
             # What the serving generation used beyond level 1: the spare has it
             # ready, and a view edit imports and compiles the project's alone.
-            preload = [
-                name for generation, names in self.modules_reports if generation == serving.generation for name in names
-            ]
+            if self.preload_spares:
+                preload = [
+                    name
+                    for generation, names in self.modules_reports
+                    if generation == serving.generation
+                    for name in names
+                ]
             patterns = serving.patterns
             if self.server_files_generation == serving.generation:
                 sources = sorted(path for path in self.server_files if path.endswith(".py"))

@@ -147,6 +147,8 @@ class GenerationHandle:
         #: fork server's answer has made this handle anyone's spare.
         self.spare_files: frozenset[str] | None = None
         self.spare_failed = False
+        #: It failed because a library it imported ahead built template engines.
+        self.spare_unsafe_preload = False
         self._accepted = False
         #: Lines read from its event pipe so far, and set when the pipe ended.
         self.events_read = 0
@@ -208,6 +210,7 @@ class GenerationHandle:
             self.spare_files = frozenset(event.get("files") or ())
         elif event["type"] == "spare_failed":
             self.spare_failed = True
+            self.spare_unsafe_preload = bool(event.get("unsafe_preload"))
         elif event["type"] == "hello":
             self.hello_event = event
             settles = True

@@ -333,7 +333,13 @@ class SpareReadyEvent(_Stamped):
     files: list[str]
 
 
-class SpareFailedEvent(_Stamped):
+class _SpareFailedExtraFields(TypedDict, total=False):
+    #: A library it imported ahead built template engines (see
+    #: ForkServer._spare_preload): the next spares import none ahead.
+    unsafe_preload: bool
+
+
+class SpareFailedEvent(_Stamped, _SpareFailedExtraFields):
     type: Literal["spare_failed"]
     pid: int
     message: str

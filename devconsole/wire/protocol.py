@@ -96,9 +96,12 @@ Sent by the server child:
     time that number changes (0 once drained).
 ``spare_ready``
     a spare forked ahead of a reload (generation 0) is ready: ``pid``,
-    ``files`` (those it imported).
+    ``files`` (the project files it holds, those its libraries' imports
+    ran included).
 ``spare_failed``
-    the spare could not prepare: ``pid``, ``message``.
+    the spare could not prepare: ``pid``, ``message``; ``unsafe_preload``
+    when a library it imported ahead built template engines (the next
+    spares import none ahead).
 
 Added by the console itself:
 
