@@ -120,7 +120,8 @@ def test_requests_sent_through_five_reloads_all_succeed(console: Console) -> Non
             text = views.read_text().replace(f'b"pong{n - 1}"' if n > 1 else 'b"pong"', f'b"pong{n}"', 1)
             views.write_text(text.replace('"4"', '"5"', 1) if n == 1 else text)
             expected = f"pong{n}".encode()
-            wait_for(lambda expected=expected: answers and answers[-1] == expected, timeout=20)
+            # Several answers of each version: requests kept flowing through it.
+            wait_for(lambda expected=expected: answers.count(expected) >= 3, timeout=20)
             # This reload is over (the old generation stopped) before the next edit.
             wait_for(lambda n=n: len(console.reloads()) >= n, timeout=20)
     finally:
@@ -128,7 +129,6 @@ def test_requests_sent_through_five_reloads_all_succeed(console: Console) -> Non
         for thread in threads:
             thread.join()
     assert failures == []
-    assert len(answers) > 20
     # Each of the six generations answered some of them.
     assert {n for n in range(6)} <= {
         order_index
