@@ -1,6 +1,7 @@
 """What a spare does ahead of a save (devconsole.child.warmup): project
-sources compiled ahead are used only for the very bytes they were compiled
-from, and regular expressions compiled ahead are found in ``re``'s cache."""
+sources without a bytecode file, compiled ahead, are used only for the very
+bytes they were compiled from, and regular expressions compiled ahead are
+found in ``re``'s cache."""
 
 from __future__ import annotations
 
@@ -58,6 +59,15 @@ def test_a_source_saved_after_it_was_compiled_ahead_is_compiled_afresh(package: 
     assert module.version.__code__ is not _function_code(compiled)
 
 
+def test_a_source_with_a_bytecode_file_is_left_to_the_import(package: Path) -> None:
+    import py_compile
+
+    path = package / "aheadmod.py"
+    path.write_text("VERSION = 1\n")
+    py_compile.compile(str(path), doraise=True)  # the import reads this: nothing to compile ahead
+    assert warmup.precompile([str(path)]) == 0
+
+
 def test_what_cannot_be_compiled_ahead_is_left_to_the_import(package: Path) -> None:
     broken = package / "broken.py"
     broken.write_text("def (\n")
@@ -68,6 +78,7 @@ def test_what_cannot_be_compiled_ahead_is_left_to_the_import(package: Path) -> N
 def test_patterns_compiled_ahead_are_found_in_the_cache() -> None:
     pattern = r"^devconsole-ahead/(?P<slug>[-a-zA-Z0-9_]+)/\Z"
     assert pattern not in warmup.compiled_patterns()
-    warmup.compile_patterns([[pattern, 0], ["(", 0], "not a pair", [1, 2]])  # the bad ones skipped
+    warmup.compile_patterns(json.dumps([[pattern, 0], ["(", 0], "not a pair", [1, 2]]))  # the bad ones skipped
+    warmup.compile_patterns("{not json")
     assert [pattern, 0] in json.loads(warmup.compiled_patterns())  # in re's cache now
     assert re.compile(pattern).match("devconsole-ahead/x/")

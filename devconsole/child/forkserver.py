@@ -473,7 +473,7 @@ class ForkServer:
                 raise
             process.serve_error(failed_phase(process.phases, exc), exc)
 
-    def _spare_preload(self, modules: list[str], patterns: list[Any], sources: list[str]) -> bool:
+    def _spare_preload(self, modules: list[str], patterns: str, sources: list[str]) -> bool:
         """A spare, before it says it is ready: the library modules the
         serving generation imported beyond what this process holds (``modules``:
         Wagtail's admin, DRF's router, the session backend its first request
@@ -517,7 +517,7 @@ class ForkServer:
             process.prepare()
             process.prebuild_handler()
             safe = self._spare_preload(
-                message.get("preload") or [], message.get("patterns") or [], message.get("sources") or []
+                message.get("preload") or [], str(message.get("patterns") or ""), message.get("sources") or []
             )
         except BaseException as exc:
             process.emitter.send(

@@ -19,6 +19,7 @@ overridden here: it would be silently ignored.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import itertools
 import logging
@@ -48,9 +49,6 @@ ConnEvent = ConnOpenEvent | ConnStateEvent | ConnCloseEvent
 
 #: Request events kept between two flushes; beyond that they are counted, not sent.
 MAX_PENDING_REQUESTS = 5000
-#: While idle work waits (see :attr:`ServerObserver.idle_work`) and a
-#: request is in flight, the loop looks again this often (s) for its end.
-IDLE_RECHECK_S = 0.002
 #: Header lines and bytes per value kept for the request detail view.
 MAX_HEADERS = 64
 MAX_HEADER_VALUE = 1024
@@ -763,8 +761,8 @@ def instrument_server(base: type, listen_fd: int, observer: ServerObserver) -> t
 
         def _dc_serve(self) -> None:
             """socketserver's loop, but idle without waking: the select waits
-            for a connection or for :meth:`shutdown`'s byte on a wake-up pipe,
-            never for a poll interval (runserver's 0.5 s would wake an idle
+            for a connection or for a byte on a wake-up pipe (:meth:`shutdown`'s,
+            or, while idle work waits, a connection's change), never for a poll interval (runserver's 0.5 s would wake an idle
             server twice a second and delay every stop by up to that much)."""
             # Kept open for the process's life (a server child serves once):
             # a shutdown() racing the loop's end never writes to a closed fd.
@@ -772,6 +770,13 @@ def instrument_server(base: type, listen_fd: int, observer: ServerObserver) -> t
             os.set_blocking(wake_r, False)
             os.set_blocking(wake_w, False)
             self._dc_wake = wake_w
+            wake_flusher = observer.wake
+
+            def wake_both() -> None:
+                wake_flusher()
+                with contextlib.suppress(OSError):  # full: the loop is awake anyway
+                    os.write(wake_w, b"x")
+
             self._BaseServer__is_shut_down.clear()
             try:
                 with selectors.DefaultSelector() as selector:
@@ -780,19 +785,28 @@ def instrument_server(base: type, listen_fd: int, observer: ServerObserver) -> t
                     while not self._BaseServer__shutdown_request:
                         timeout = None
                         if observer.idle_work is not None:
-                            # A step when nothing waits, none while a request runs.
-                            timeout = IDLE_RECHECK_S if observer.busy() else 0.0
+                            # A step when nothing waits, none while a request
+                            # runs: its end (a connection's change) wakes the loop.
+                            observer.wake = wake_both
+                            timeout = None if observer.busy() else 0.0
+                        elif observer.wake is wake_both:
+                            observer.wake = wake_flusher
                         ready = selector.select(timeout)
                         if self._BaseServer__shutdown_request:
                             break
+                        if any(key.fileobj == wake_r for key, _ in ready):
+                            with contextlib.suppress(OSError):
+                                os.read(wake_r, 4096)
+                            ready = [item for item in ready if item[0].fileobj is self]
                         if not ready:
-                            if not observer.busy():
+                            if observer.idle_work is not None and not observer.busy():
                                 observer.idle_step()
                             continue
                         if any(key.fileobj is self for key, _ in ready):
                             self._handle_request_noblock()
                         self.service_actions()
             finally:
+                observer.wake = wake_flusher
                 self._BaseServer__shutdown_request = False
                 self._BaseServer__is_shut_down.set()
 

@@ -27,7 +27,9 @@ library and Django only.
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
 import re
 import time
 from collections.abc import Iterator
@@ -100,10 +102,16 @@ def compiled_patterns() -> str:
     return text if patterns else ""
 
 
-def compile_patterns(patterns: list[Any]) -> None:
-    """Compile ``[pattern, flags]`` pairs (:func:`compiled_patterns`) into
-    ``re``'s cache, where this process's own ``re.compile`` of the same text
-    finds them; anything else is skipped."""
+def compile_patterns(text: str) -> None:
+    """Compile the ``[pattern, flags]`` pairs of :func:`compiled_patterns`'
+    ``text`` into ``re``'s cache, where this process's own ``re.compile`` of
+    the same pattern finds them; anything else is skipped."""
+    try:
+        patterns = json.loads(text) if text else []
+    except ValueError:
+        return
+    if not isinstance(patterns, list):
+        return
     for item in patterns[:MAX_PATTERNS]:
         if isinstance(item, list) and len(item) == 2 and isinstance(item[0], str) and isinstance(item[1], int):
             try:
@@ -127,12 +135,15 @@ def precompile(paths: list[str]) -> int:
     every project module again. An import uses the code compiled here only
     when the source it reads then is, byte for byte, the source compiled
     here (a file saved meanwhile is compiled afresh): what runs is exactly
-    what ``compile`` makes of the file as it is. How many were compiled."""
+    what ``compile`` makes of the file as it is. A source that has a bytecode
+    file is left alone (the import reads that). How many are held."""
     total = sum(len(data) for data, _code in _sources.values())
     for path in paths[:MAX_SOURCES]:
         if not isinstance(path, str) or not path.endswith(".py") or path in _sources:
             continue
         try:
+            if os.path.exists(importlib.util.cache_from_source(path)):
+                continue  # the import reads its bytecode file: nothing to compile
             with open(path, "rb") as handle:
                 data = handle.read(MAX_SOURCES_BYTES - total + 1)
             if total + len(data) > MAX_SOURCES_BYTES:
@@ -141,7 +152,7 @@ def precompile(paths: list[str]) -> int:
             # ``__future__`` imports are not inherited).
             _sources[path] = (data, compile(data, path, "exec", dont_inherit=True))
             total += len(data)
-        except (OSError, SyntaxError, ValueError):
+        except (OSError, SyntaxError, ValueError, NotImplementedError):
             continue
     if _sources:
         _use_compiled_sources()

@@ -324,8 +324,12 @@ class Reloader:
         it: a spare's, which the console does not show)."""
         kind = event.get("type")
         if kind == "spare_failed" and event.get("unsafe_preload") and self.preload_spares:
-            # Another spare, without the libraries, at once (see _make_spare).
-            self._jobs.put(("spare", set(), 0.0))
+            self.preload_spares = False
+            self._log(
+                "devconsole: a library builds template engines when it is imported;"
+                " the spare imports no library ahead this session"
+            )
+            self._jobs.put(("spare", set(), 0.0))  # another, without them, at once
         if kind in ("spare_ready", "spare_failed"):
             return  # recorded on the spare's handle by its reader
         if event.get("generation") == 0:
@@ -700,20 +704,17 @@ class Reloader:
             assert source is not None
             spare = self._take_spare(files) if level == RestartLevel.FORK and source is self.level1 else None
             gated = old is not None
-            stopper: threading.Thread | None = None
+            if spare is not None:
+                # Told first (one message): it imports the URLconf while the
+                # old generation is told to stop.
+                spare.promote(self.supervisor.next_generation(), gated=gated)
+            else:
+                self._discard_spare()
+            stopper = self._stopper(old, stop_started, stopped, wait_stopping=False) if old is not None else None
             try:
-                if spare is not None:
-                    # Told first (one message): it imports the URLconf
-                    # while the old generation is told to stop.
-                    spare.promote(self.supervisor.next_generation(), gated=gated)
-                    child: GenerationHandle = spare
-                    if old is not None:
-                        stopper = self._stopper(old, stop_started, stopped, wait_stopping=False)
-                else:
-                    self._discard_spare()
-                    if old is not None:
-                        stopper = self._stopper(old, stop_started, stopped, wait_stopping=False)
-                    child = source.serve(self.supervisor.next_generation(), gated=gated)
+                child: GenerationHandle = (
+                    spare if spare is not None else source.serve(self.supervisor.next_generation(), gated=gated)
+                )
                 start_ms = (time.perf_counter() - started) * 1000
                 if old is not None:
                     # Let in by old's reader as soon as it says stopping (or
@@ -727,8 +728,6 @@ class Reloader:
                 self.use_fork = False
                 self._log(f"devconsole: fork server lost ({exc}); spawning instead")
                 if old is not None:
-                    if stopper is None:
-                        stopper = self._stopper(old, stop_started, stopped, wait_stopping=False)
                     self.supervisor.wait_stopping(old)
                 child = SpawnedGeneration(self.supervisor, self.supervisor.next_generation())
                 start_ms = (time.perf_counter() - started) * 1000
@@ -805,12 +804,6 @@ class Reloader:
         forked before would import them again)."""
         level1 = self.level1
         spare = self.spare
-        if spare is not None and spare.spare_unsafe_preload and self.preload_spares:
-            self.preload_spares = False
-            self._log(
-                "devconsole: a library builds template engines when it is imported;"
-                " the spare imports no library ahead this session"
-            )
         if spare is not None and spare.alive and not spare.spare_failed:
             if level1 is None or spare.forkserver is not level1 or spare.preloads == level1.preloads_done:
                 return
@@ -823,7 +816,7 @@ class Reloader:
             return  # never fork from a level 1 that a preload left with threads
         serving = self.supervisor.child
         preload: list[str] = []
-        patterns: list[Any] = []
+        patterns = ""
         sources: list[str] = []
         if serving is not None:
             # What the serving generation used beyond level 1: the spare has it

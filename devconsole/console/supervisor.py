@@ -15,7 +15,6 @@ group if it does not (:func:`~.processes.stop_group`).
 
 from __future__ import annotations
 
-import json
 import os
 import queue
 import secrets
@@ -92,15 +91,6 @@ def _read_log(stream: IO[bytes], name: str, emit: Callable[[dict[str, Any]], Non
             emit({"type": "log", "stream": name, "text": clean_line(raw.decode("utf-8", "replace")), "ts": time.time()})
 
 
-def _patterns(arg: str) -> list[Any]:
-    """A ``patterns`` message's list (anything else: none)."""
-    try:
-        value = json.loads(arg) if arg else []
-    except ValueError:
-        return []
-    return value if isinstance(value, list) else []
-
-
 class GenerationHandle:
     """The console's handle on one server generation, however it was started:
     an event pipe, stdout and stderr read by threads into ``on_event``, a
@@ -133,10 +123,10 @@ class GenerationHandle:
         #: Set once it said ``stopping`` (after ``stop``: nothing new reaches
         #: its code), or its control channel ended.
         self.stopped_accepting = threading.Event()
-        #: The regular expressions it compiled, ``[pattern, flags]`` (its
-        #: ``patterns`` message, after its first request): the next spare
+        #: The regular expressions it compiled (its ``patterns`` message, after
+        #: its first request: JSON, passed on as it is): the next spare
         #: compiles them ahead.
-        self.patterns: list[Any] = []
+        self.patterns = ""
         #: What it said with ``stopping``: the templates the next one loads early.
         self.warm_names = ""
         #: The gated generation that serves once this one said ``stopping``:
@@ -147,8 +137,6 @@ class GenerationHandle:
         #: fork server's answer has made this handle anyone's spare.
         self.spare_files: frozenset[str] | None = None
         self.spare_failed = False
-        #: It failed because a library it imported ahead built template engines.
-        self.spare_unsafe_preload = False
         self._accepted = False
         #: Lines read from its event pipe so far, and set when the pipe ended.
         self.events_read = 0
@@ -210,7 +198,6 @@ class GenerationHandle:
             self.spare_files = frozenset(event.get("files") or ())
         elif event["type"] == "spare_failed":
             self.spare_failed = True
-            self.spare_unsafe_preload = bool(event.get("unsafe_preload"))
         elif event["type"] == "hello":
             self.hello_event = event
             settles = True
@@ -291,7 +278,7 @@ class GenerationHandle:
             elif word == "bye":
                 self.said_bye = True
             elif word == "patterns":
-                self.patterns = _patterns(arg)
+                self.patterns = arg
             elif word == "modules" and self._supervisor.on_modules is not None:
                 try:
                     self._supervisor.on_modules(self, arg.split())
@@ -973,7 +960,7 @@ class ForkServerHandle:
         spare: bool = False,
         gated: bool = False,
         preload: list[str] | None = None,
-        patterns: list[Any] | None = None,
+        patterns: str = "",
         sources: list[str] | None = None,
     ) -> ForkedGeneration:
         """Fork a server child of ``generation`` from this fork server; a spare
@@ -1062,7 +1049,7 @@ class ForkedGeneration(GenerationHandle):
         spare: bool = False,
         gated: bool = False,
         preload: list[str] | None = None,
-        patterns: list[Any] | None = None,
+        patterns: str = "",
         sources: list[str] | None = None,
     ) -> None:
         self.generation = generation
@@ -1085,7 +1072,7 @@ class ForkedGeneration(GenerationHandle):
                 spare=spare,
                 gated=gated,
                 preload=preload or [],
-                patterns=patterns or [],
+                patterns=patterns,
                 sources=sources or [],
             )
             reply = forkserver.request(message, theirs)

@@ -147,8 +147,10 @@ class Inotify:
         #: is still at work (ignored names, a swap file or a database held
         #: open, never make a batch wait).
         self.writing: set[str] = set()
-        #: Whether the last event on a watched (not ignored) path finished a
-        #: file: closed after writing, renamed into place, or removed.
+        #: The watched (not ignored) paths changed in the current batch, and
+        #: whether the last event on one finished a file: closed after
+        #: writing, renamed into place, or removed.
+        self.batch: set[str] = set()
         self.finished = False
         #: When the events were last read whole (see :meth:`_since_overflow`).
         self.since = time.time()
@@ -299,12 +301,14 @@ class Inotify:
         # A file is being written from its first change until it is closed; a
         # file just created is too (its write may come after a pause).
         writes = mask & IN_MODIFY or (mask & IN_CREATE and not mask & IN_ISDIR)
-        finishes = mask & (IN_CLOSE_WRITE | IN_MOVED_TO | _REMOVED)
+        finishes = bool(mask & (IN_CLOSE_WRITE | IN_MOVED_TO | _REMOVED))
         for _kind, path in out[before:]:
-            if not is_ignored(path, self.ignore):
-                self.finished = bool(finishes)
+            watched = not is_ignored(path, self.ignore)
+            if watched:
+                self.batch.add(path)
+                self.finished = finishes
             if writes:
-                if not is_ignored(path, self.ignore):
+                if watched:
                     self.writing.add(path)
             elif mask & (IN_CLOSE_WRITE | _REMOVED | IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED):
                 self.writing.discard(path)
@@ -538,11 +542,12 @@ class Watcher:
             # SETTLE_MS once a save finished its file) with no file written
             # in it left half-written.
             watch.writing.clear()
+            watch.batch.clear()
             watch.finished = False
             changes = watch.changes()
             started = time.monotonic()
             while time.monotonic() - started < MAX_BATCH_MS / 1000:
-                settled = watch.finished and not watch.writing and len({p for _, p in changes}) <= SETTLE_FILES
+                settled = watch.finished and not watch.writing and len(watch.batch) <= SETTLE_FILES
                 if events.poll(SETTLE_MS if settled else QUIET_MS):
                     changes += watch.changes()
                 elif not watch.writing:
