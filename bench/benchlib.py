@@ -736,8 +736,9 @@ def thread_count(pid: int) -> int:
 def process_roles(root: int) -> dict[int, str]:
     """What each process of a runserver or devconsole tree is, by its place
     in the tree: runserver's autoreloader and its serving child; the
-    console, its fork servers (level 0, level 1), the server child (the one
-    with threads) and the spare (single-threaded, waiting to serve)."""
+    console, its fork servers (level 0, level 1), the server child and the
+    spare (forked after the generation serving, waiting to serve: the
+    youngest of level 1's children when it has more than one)."""
     roles = {root: "main"}
     try:
         cmdline = Path(f"/proc/{root}/cmdline").read_bytes().split(b"\0")
@@ -758,11 +759,24 @@ def process_roles(root: int) -> dict[int, str]:
                 roles[child] = "fork server (level 0)"
             elif depth[child] == 2 and _is_forkserver(child) and thread_count(child) == 1 and _children(child):
                 roles[child] = "fork server (level 1)"
-            elif thread_count(child) > 1:
-                roles[child] = "server child"
             else:
-                roles[child] = "spare" if depth[child] >= 2 else "child"
+                roles[child] = "server child" if depth[child] >= 2 or thread_count(child) > 1 else "child"
+    if not runserver:
+        # Both have threads (the spare starts its event flusher before it is
+        # needed): the spare is the one forked last.
+        forked = [pid for pid, role in roles.items() if role == "server child" and depth.get(pid, 0) >= 2]
+        if len(forked) > 1:
+            roles[max(forked, key=_start_time)] = "spare"
     return roles
+
+
+def _start_time(pid: int) -> int:
+    """When ``pid`` started (clock ticks since boot; 0 if it is gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0
+    return int(stat.rsplit(")", 1)[1].split()[19])
 
 
 def _children(pid: int) -> list[int]:

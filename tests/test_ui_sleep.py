@@ -48,8 +48,8 @@ async def test_an_idle_console_sleeps_and_an_event_from_a_thread_wakes_it(monkey
     app = DevConsoleApp(state=state)
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: asleep(app), timeout=10)
-        # Something ages (the last minute's sparkline): the 1 s refresh goes on.
-        assert running(app._ager)
+        # Only the last minute's sparkline slides: the 2 s refresh runs, not the 1 s one.
+        assert running(app._slider) and not running(app._ager)
         woken: list[bool] = []
         real_wake = app._wake
 
@@ -64,10 +64,15 @@ async def test_an_idle_console_sleeps_and_an_event_from_a_thread_wakes_it(monkey
         await until(pilot, lambda: "/woken/" in table_paths(app), timeout=10)
         assert woken  # the TICK timer was resumed for it...
         await until(pilot, lambda: asleep(app), timeout=10)  # ...and paused again once idle
-        # Once nothing ages any more, the 1 s refresh stops too: no timer at all.
+        # An open connection's age moves in seconds: the 1 s refresh, not the 2 s one.
+        opened = {"type": "conn_open", "id": 1, "peer": "127.0.0.1:5000", "state": "idle", "generation": 1}
+        state.ingest({**opened, "ts": time.time()})
+        await until(pilot, lambda: asleep(app) and running(app._ager) and not running(app._slider), timeout=10)
+        state.ingest({"type": "conn_close", "id": 1, "generation": 1})
+        # Once nothing ages any more, both stop: no timer at all.
         monkeypatch.setattr(app_module, "AGEING", 0.0)
-        await until(pilot, lambda: not running(app._ager), timeout=10)
-        assert asleep(app)
+        monkeypatch.setattr(state, "linger", 0.0)
+        await until(pilot, lambda: asleep(app) and not running(app._ager) and not running(app._slider), timeout=10)
         # A view change wakes it (the new view catches up at once).
         woken.clear()
         await pilot.press("l")

@@ -37,8 +37,13 @@ from devconsole.ui.screens.processes import ProcessesScreen
 
 #: How often views pull new events from the state (seconds), while events come.
 TICK = 0.1
-#: With no new events, views still refresh this often (ages, lingering sockets).
+#: With no new events, views still refresh this often while ages shown in
+#: seconds move (open or lingering sockets, side processes, a draining generation).
 IDLE_REFRESH = 1.0
+#: ... and this often while only the accepts sparkline of the last minute
+#: moves: a redraw of it is most of what an idle console costs, and a slide
+#: of two columns every two seconds reads the same as one every second.
+SLIDE_REFRESH = 2.0
 #: Events wake the view at once, but a busy server not more often than this.
 WAKE_GAP = 0.04
 #: How long after the last event something on screen still ages (the accepts
@@ -185,9 +190,11 @@ class DevConsoleApp(App[int]):
         #: (state version, screen, monotonic time) of the last refresh.
         self._ticked: tuple[int, object, float] = (-1, None, 0.0)
         #: The TICK timer runs only while events come (or the view asks for
-        #: every tick); the IDLE_REFRESH one only while something ages.
+        #: every tick); the IDLE_REFRESH one only while something ages, the
+        #: SLIDE_REFRESH one while only the last minute's sparkline does.
         self._ticker: Timer | None = None
         self._ager: Timer | None = None
+        self._slider: Timer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         #: True while the TICK timer is paused: the next event wakes it.
         self._asleep = False
@@ -217,6 +224,7 @@ class DevConsoleApp(App[int]):
         self._loop = asyncio.get_running_loop()
         self._ticker = self.set_interval(TICK, self._tick)
         self._ager = self.set_interval(IDLE_REFRESH, self._age, pause=True)
+        self._slider = self.set_interval(SLIDE_REFRESH, self._age, pause=True)
         # Any event wakes a sleeping console; new rows are drawn at once
         # (at most every WAKE_GAP), not at the next tick.
         self.state.on_change = self._wake_from_thread
@@ -258,10 +266,12 @@ class DevConsoleApp(App[int]):
         self._wake()
 
     def _age(self) -> None:
-        """Once a second while asleep and something on screen ages."""
+        """While asleep and something on screen ages: once a second, or
+        every two while only the sparkline slides."""
         if not self._asleep:
-            if self._ager is not None:
-                self._ager.pause()  # the TICK timer refreshes meanwhile
+            for timer in (self._ager, self._slider):
+                if timer is not None:
+                    timer.pause()  # the TICK timer refreshes meanwhile
             return
         self.refresh_views()
 
@@ -272,7 +282,7 @@ class DevConsoleApp(App[int]):
         ``pokes``: :attr:`_pokes` when the tick began; a wake-up asked for
         since (a debugging session queued while the view refreshed, which
         moves no activity) keeps it awake."""
-        if self._ticker is None or self._ager is None:
+        if self._ticker is None or self._ager is None or self._slider is None:
             return
         now = time.monotonic()
         state = self.state
@@ -299,11 +309,13 @@ class DevConsoleApp(App[int]):
                 self._asleep = False
                 return
             self._ticker.pause()
-        ageing = idle_for < AGEING or bool(state.conns) or bool(state.processes) or bool(state.draining)
-        if ageing:
-            self._ager.resume()
-        else:
-            self._ager.pause()
+        ticking = bool(state.conns) or bool(state.processes) or bool(state.draining)
+        sliding = idle_for < AGEING and not ticking
+        for timer, wanted in ((self._ager, ticking), (self._slider, sliding)):
+            if wanted:
+                timer.resume()
+            else:
+                timer.pause()
 
     def _screen_or_none(self) -> Screen[Any] | None:
         try:
