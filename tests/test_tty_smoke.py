@@ -14,9 +14,11 @@ Python x Django combination.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
+import subprocess
 import sys
 import time
 import urllib.request
@@ -379,3 +381,164 @@ def test_a_project_is_served_reloaded_and_its_commands_run_in_a_real_terminal(
     terminal.child.send("q")
     assert terminal.wait_exit() == 0, terminal.describe()
     assert port_is_free(port), f"127.0.0.1:{port} still taken after devconsole quit"
+
+
+#: The system calls that wait for file descriptors, by machine, and the
+#: argument (from 0) holding each one's time-out: a thread waiting in one with a
+#: time-out wakes by itself, idle or not. (Not listed: the machine is not checked.)
+WAITS_WITH_TIMEOUT = {
+    "x86_64": {7: 2, 23: 4, 232: 3, 270: 4, 271: 2, 281: 3},  # poll select epoll_wait pselect6 ppoll epoll_pwait
+    "aarch64": {72: 4, 73: 2, 22: 3},  # pselect6 ppoll epoll_pwait
+}
+
+
+def threads_that_wake_by_themselves(pid: int) -> list[str]:
+    """The threads of ``pid`` other than its main one that are running or wait
+    for input with a time-out (by /proc/PID/task/TID/syscall). The main
+    thread runs the event loop, whose timers are its business."""
+    waits = WAITS_WITH_TIMEOUT.get(os.uname().machine)
+    if waits is None:
+        pytest.skip(f"which system calls wait with a time-out is not known here ({os.uname().machine})")
+    found: list[str] = []
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        if int(tid) == pid:
+            continue
+        try:
+            call = Path(f"/proc/{pid}/task/{tid}/syscall").read_text().split()
+            state = Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue  # ended meanwhile
+        if call[0] == "running" or state == "R":
+            found.append(f"thread {tid} running")
+        elif call[0].isdigit() and int(call[0]) in waits:
+            timeout = int(call[1 + waits[int(call[0])]], 16)
+            # select and pselect6: a pointer (0: none); poll and epoll: ms (-1: none).
+            if timeout not in (0, 0xFFFFFFFF, 0xFFFFFFFFFFFFFFFF) or (int(call[0]) in (7, 232, 281) and timeout == 0):
+                found.append(f"thread {tid} in system call {call[0]} with a time-out")
+    return found
+
+
+def idle_threads_sleep(terminal_pid: int, what: str, read: Callable[[float], None]) -> None:
+    """Wait until no thread but the main one of the console wakes by itself
+    (a thread seen mid-step is looked at again; one that polls is always seen)."""
+    deadline = time.monotonic() + 30
+    while found := threads_that_wake_by_themselves(terminal_pid):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: {found}")
+        read(0.2)
+
+
+def test_an_idle_console_waits_for_a_key_without_waking(launch: Callable[..., Terminal]) -> None:
+    port = free_port()
+    terminal = launch("--demo", f"127.0.0.1:{port}")
+    terminal.wait_for(panels_drawn, "the dashboard's four panels", timeout=120)
+    idle_threads_sleep(terminal.child.pid, "threads of an idle console wake by themselves", terminal._pump)
+    # A key wakes it (a lone Escape, whose wait has a time-out, is in the
+    # project test above).
+    terminal.child.send("l")
+    terminal.wait_for(screen_shows("search the log"), "the Log view after 'l'")
+    terminal.child.send("q")
+    assert terminal.wait_exit() == 0, terminal.describe()
+
+
+class DetachedTerminal:
+    """devconsole on a pty that is not its controlling terminal (its own
+    session, no hangup signal when the pty goes), as a crashed harness or a
+    closed multiplexer pane can leave it; stdin the pty or what is given."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], cwd: Path, stdin: int | None = None) -> None:
+        import fcntl
+        import struct
+        import termios
+
+        self.master, slave = os.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLUMNS, 0, 0))
+        self.screen = pyte.Screen(COLUMNS, ROWS)
+        self.stream = pyte.ByteStream(self.screen)
+        self.proc = subprocess.Popen(
+            argv,
+            stdin=slave if stdin is None else stdin,
+            stdout=slave,
+            stderr=slave,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,
+        )
+        os.close(slave)
+
+    def read(self, timeout: float) -> None:
+        import select
+
+        if self.master < 0 or not select.select([self.master], [], [], timeout)[0]:
+            return
+        try:
+            self.stream.feed(os.read(self.master, 65536))
+        except OSError:
+            pass  # the other side closed
+
+    def wait_for(self, predicate: Callable[[pyte.Screen], object], what: str, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate(self.screen):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                screen = "\n".join(line.rstrip() for line in self.screen.display)
+                raise AssertionError(f"no {what} (exit status {self.proc.poll()})\n{screen}")
+            self.read(0.2)
+
+    def wait_exit(self, timeout: float = 60) -> int:
+        """Its exit status, reading what it writes meanwhile (a full pty
+        would hold its last writes, the terminal's restoration)."""
+        deadline = time.monotonic() + timeout
+        while self.proc.poll() is None:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"devconsole still running {timeout:.0f} s later")
+            if self.master < 0:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.proc.wait(0.2)
+            else:
+                self.read(0.2)
+        return int(self.proc.returncode)
+
+    def vanish(self) -> None:
+        os.close(self.master)
+        self.master = -1
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, 9)
+            self.proc.wait()
+        if self.master >= 0:
+            os.close(self.master)
+
+
+def test_a_terminal_that_vanishes_without_a_hangup_ends_the_console(
+    tmp_path: Path, terminal_env: dict[str, str]
+) -> None:
+    port = free_port()
+    terminal = DetachedTerminal([str(DEVCONSOLE), "--demo", f"127.0.0.1:{port}"], terminal_env, tmp_path)
+    try:
+        terminal.wait_for(panels_drawn, "the dashboard's four panels")
+        terminal.vanish()
+        # As a hangup: 128 + SIGHUP, its children stopped, the port free.
+        assert terminal.wait_exit() == 129
+        assert port_is_free(port), f"127.0.0.1:{port} still taken after the terminal vanished"
+    finally:
+        terminal.close()
+
+
+def test_a_console_whose_stdin_ends_runs_on_without_spinning(tmp_path: Path, terminal_env: dict[str, str]) -> None:
+    port = free_port()
+    with open(os.devnull, "rb") as nothing:
+        terminal = DetachedTerminal(
+            [str(DEVCONSOLE), "--demo", f"127.0.0.1:{port}"], terminal_env, tmp_path, stdin=nothing.fileno()
+        )
+    try:
+        terminal.wait_for(panels_drawn, "the dashboard's four panels")
+        assert get(port).strip()  # it serves
+        terminal.wait_for(request_row("200"), "the GET / row, status 200, in the Requests panel")
+        idle_threads_sleep(terminal.proc.pid, "with stdin at its end, threads wake by themselves", terminal.read)
+        # SIGTERM ends it as it ends any console: 128 + 15, the port free.
+        terminal.proc.terminate()
+        assert terminal.wait_exit() == 143
+        assert port_is_free(port)
+    finally:
+        terminal.close()

@@ -16,6 +16,8 @@ from typing import IO, Any, ClassVar, cast
 
 from textual.app import App, ScreenStackError, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.driver import Driver
+from textual.drivers.linux_driver import LinuxDriver
 from textual.screen import Screen
 from textual.timer import Timer
 
@@ -213,6 +215,16 @@ class DevConsoleApp(App[int]):
             self.sub_title = f"replay · {len(recording.events)} events"
         elif self.address is not None:
             self.sub_title = self.address.url
+
+    def get_driver_class(self) -> type[Driver]:
+        """Textual's driver, but on Linux its input thread sleeps until a
+        key (see :mod:`devconsole.ui.driver`)."""
+        driver_class = super().get_driver_class()
+        if driver_class is LinuxDriver:
+            from devconsole.ui.driver import QuietLinuxDriver
+
+            return QuietLinuxDriver
+        return driver_class
 
     def on_mount(self) -> None:
         self._take_exit_signals()

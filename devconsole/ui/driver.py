@@ -1,0 +1,102 @@
+"""The terminal driver: Textual's Linux driver with an input thread that sleeps.
+
+Textual's own input thread wakes ten times a second to look at stdin and at
+its exit flag, idle or not, and when stdin ends (``< /dev/null``, or a
+terminal that disappeared without a hangup signal) it loops on an empty read
+without pause, a core at 100 %. This one waits in ``select()`` on stdin and on a
+wake-up pipe that its exit flag writes to: no time-out unless the key parser
+waits for the rest of an escape sequence (a lone Escape is a key once that
+time has passed). Where stdin ends:
+
+* a terminal (hung up, or gone): the console gets SIGHUP, as a real hangup
+  sends it, and exits the way it exits on one (children stopped, status 129);
+* anything else (a file, a pipe, /dev/null): no more keys, and the console
+  runs on until it is stopped (SIGTERM, SIGINT).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import signal
+import threading
+from codecs import getincrementaldecoder
+from typing import Any
+
+from textual._xterm_parser import XTermParser
+from textual.drivers.linux_driver import LinuxDriver
+
+#: How often the input thread looks again while the key parser waits for the
+#: rest of an escape sequence (Textual's own step).
+PARSER_STEP_S = 0.1
+
+
+class _WakingEvent(threading.Event):
+    """The driver's exit flag: setting it also wakes the input thread."""
+
+    def __init__(self, fd: int) -> None:
+        super().__init__()
+        self.fd = fd
+
+    def set(self) -> None:
+        super().set()
+        if self.fd >= 0:
+            with contextlib.suppress(OSError):  # full: the thread is awake anyway
+                os.write(self.fd, b"x")
+
+
+class QuietLinuxDriver(LinuxDriver):
+    """:class:`LinuxDriver` whose input thread wakes only for input."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._exit_flag = _WakingEvent(self._wake_w)
+        self.exit_event = self._exit_flag
+
+    def close(self) -> None:
+        super().close()
+        self._exit_flag.fd = -1  # never a write to a number reused since
+        for fd in (self._wake_r, self._wake_w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._wake_r = self._wake_w = -1
+
+    def run_input_thread(self) -> None:
+        fileno, wake = self.fileno, self._wake_r
+        parser = XTermParser(self._debug)
+        decode = getincrementaldecoder("utf-8")().decode
+        # Known now, while the terminal is there (a vanished one is no tty).
+        terminal = os.isatty(fileno)
+        watched = [fileno, wake]
+        try:
+            while not self.exit_event.is_set():
+                # The parser times out a sequence it is in the middle of (a
+                # lone Escape): only then is a time-out needed. select(), not
+                # poll(): macOS's poll() does not take a terminal.
+                waiting = getattr(parser, "_timeout_time", 0.0) is not None
+                ready, _, _ = select.select(watched, [], [], PARSER_STEP_S if waiting else None)
+                if wake in ready:
+                    with contextlib.suppress(OSError):
+                        os.read(wake, 512)
+                if fileno in ready:
+                    data = b""
+                    with contextlib.suppress(OSError):  # EIO: the terminal is gone
+                        data = os.read(fileno, 4096)
+                    if data:
+                        for event in parser.feed(decode(data)):
+                            self.process_message(event)
+                    else:
+                        watched.remove(fileno)  # no key will come
+                        if terminal:
+                            # Its end is a hangup, as the kernel would have said.
+                            os.kill(os.getpid(), signal.SIGHUP)
+                for event in parser.tick():
+                    self.process_message(event)
+        finally:
+            with contextlib.suppress(Exception):
+                for _event in parser.feed(""):
+                    pass
