@@ -20,6 +20,7 @@ import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -542,3 +543,33 @@ def test_a_console_whose_stdin_ends_runs_on_without_spinning(tmp_path: Path, ter
         assert port_is_free(port)
     finally:
         terminal.close()
+
+
+def test_a_breakpoint_takes_the_terminal_and_gives_it_back(launch: Callable[..., Terminal], tmp_path: Path) -> None:
+    """The debugger's terminal suspends the console (its input thread stops)
+    and resumes it after (a new one reads the keys), twice in a row."""
+    root = tmp_path / "project"
+    root.mkdir()
+    view = write_project(root)
+    view.write_text(
+        "from django.http import HttpResponse\n\n\ndef index(request):\n"
+        "    answer = 'stopped'\n    breakpoint()\n"
+        "    return HttpResponse(answer, content_type='text/plain')\n"
+    )
+    port = free_port()
+    terminal = launch("--project", str(root), f"127.0.0.1:{port}")
+    terminal.wait_for(panels_drawn, "the dashboard's four panels", timeout=120)
+    for turn in range(2):
+        answers: list[str] = []
+        getter = threading.Thread(target=lambda answers=answers: answers.append(get(port)))
+        getter.start()
+        try:
+            terminal.wait_for(screen_shows(r"^\(Pdb\)"), f"the debugger's prompt ({turn + 1})")
+            terminal.child.send("answer = 'went on'\r")
+            terminal.child.send("c\r")
+            terminal.wait_for(panels_drawn, f"the dashboard back after the debugger ({turn + 1})")
+        finally:
+            getter.join(60)
+        assert answers == ["went on"], terminal.describe()
+    terminal.child.send("q")
+    assert terminal.wait_exit() == 0, terminal.describe()

@@ -51,18 +51,26 @@ class QuietLinuxDriver(LinuxDriver):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self._wake_r = self._wake_w = -1
+        self._exit_flag = _WakingEvent(-1)
+        self.exit_event = self._exit_flag
+
+    def start_application_mode(self) -> None:
+        # A pipe per input thread: a suspension (the debugger's terminal)
+        # stops the thread and closes it, the resumption makes another.
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
-        self._exit_flag = _WakingEvent(self._wake_w)
-        self.exit_event = self._exit_flag
+        self._exit_flag.fd = self._wake_w
+        super().start_application_mode()
 
-    def close(self) -> None:
-        super().close()
+    def stop_application_mode(self) -> None:
+        super().stop_application_mode()  # the input thread was told and joined
         self._exit_flag.fd = -1  # never a write to a number reused since
         for fd in (self._wake_r, self._wake_w):
-            with contextlib.suppress(OSError):
-                os.close(fd)
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
         self._wake_r = self._wake_w = -1
 
     def run_input_thread(self) -> None:
