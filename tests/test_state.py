@@ -127,6 +127,20 @@ def test_arrival_times_drive_rates_and_sparkline() -> None:
     assert state.requests_per_second(3.0) < 3.0
 
 
+def test_a_first_request_just_after_start_is_not_a_burst() -> None:
+    """One request 30 ms after the first sample: a rate over at least a
+    second (1/s), not 1 / 0.03 s."""
+    now = [500.0]
+    state = ServerState(clock=lambda: now[0])
+    state.ingest(stats(0, at=500.0))
+    state.ingest(stats(1, at=500.03))
+    now[0] = 500.03
+    assert state.requests_per_second(3.0) == 1.0
+    # Over a full second of history the span is the one measured.
+    now[0] = 502.0
+    assert state.requests_per_second(3.0) == 0.5
+
+
 def test_closed_connections_linger_then_go() -> None:
     now = [100.0]
     state = ServerState(linger=3.0, clock=lambda: now[0])

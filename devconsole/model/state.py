@@ -1022,8 +1022,10 @@ class ServerState:
                 start = self._rate[0]
                 if len(self._rate) < 2:
                     return 0.0
-            span = now - start[0]
-            return (last_total - start[1]) / span if span > 0 else 0.0
+            # At least a second (or the window): one request 30 ms after the
+            # first sample is not 33 requests a second.
+            span = max(now - start[0], min(window, 1.0))
+            return (last_total - start[1]) / span
 
     def requests_since(self, seq: int) -> list[RequestRow]:
         with self._lock:
