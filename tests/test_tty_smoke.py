@@ -559,17 +559,33 @@ def test_a_breakpoint_takes_the_terminal_and_gives_it_back(launch: Callable[...,
     port = free_port()
     terminal = launch("--project", str(root), f"127.0.0.1:{port}")
     terminal.wait_for(panels_drawn, "the dashboard's four panels", timeout=120)
-    for turn in range(2):
+    for turn in range(1, 3):
         answers: list[str] = []
-        getter = threading.Thread(target=lambda answers=answers: answers.append(get(port)))
-        getter.start()
-        try:
-            terminal.wait_for(screen_shows(r"^\(Pdb\)"), f"the debugger's prompt ({turn + 1})")
-            terminal.child.send("answer = 'went on'\r")
-            terminal.child.send("c\r")
-            terminal.wait_for(panels_drawn, f"the dashboard back after the debugger ({turn + 1})")
-        finally:
-            getter.join(60)
+        threading.Thread(target=lambda answers=answers: answers.append(get(port)), daemon=True).start()
+        # Read from the raw output (the emulator keeps the dashboard drawn
+        # under the debugger's lines): this turn's banner, then pdb's prompt.
+        wait_until(lambda turn=turn: debugger_turn(terminal.raw, turn) is not None, f"the debugger ({turn})", terminal)
+        terminal.child.send("answer = 'went on'\r")
+        terminal.child.send("c\r")
+        wait_until(lambda answers=answers: answers, f"the answer to request {turn}", terminal)
         assert answers == ["went on"], terminal.describe()
+        # The console takes the terminal back (the alternate screen again).
+        wait_until(
+            lambda turn=turn: terminal.raw.find(ENTER_ALT_SCREEN, debugger_turn(terminal.raw, turn) or 0) > 0,
+            f"the console back after the debugger ({turn})",
+            terminal,
+        )
     terminal.child.send("q")
     assert terminal.wait_exit() == 0, terminal.describe()
+
+
+def debugger_turn(raw: bytearray, turn: int) -> int | None:
+    """Where the ``turn``-th debugging session's prompt is in ``raw`` (after
+    its banner), or None before it shows."""
+    at = -1
+    for _ in range(turn):
+        at = raw.find(b"Ctrl+] to detach", at + 1)
+        if at < 0:
+            return None
+    prompt = raw.find(b"(Pdb) ", at)
+    return prompt if prompt >= 0 else None

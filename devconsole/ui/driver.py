@@ -91,9 +91,12 @@ class QuietLinuxDriver(LinuxDriver):
                     with contextlib.suppress(OSError):
                         os.read(wake, 512)
                 if fileno in ready:
-                    data = b""
-                    with contextlib.suppress(OSError):  # EIO: the terminal is gone
+                    try:
                         data = os.read(fileno, 4096)
+                    except (BlockingIOError, InterruptedError):
+                        continue  # another reader took it (a shared, non-blocking terminal)
+                    except OSError:
+                        data = b""  # EIO: the terminal is gone
                     if data:
                         for event in parser.feed(decode(data)):
                             self.process_message(event)
