@@ -772,10 +772,16 @@ def instrument_server(base: type, listen_fd: int, observer: ServerObserver) -> t
             self._dc_wake = wake_w
             wake_flusher = observer.wake
 
+            #: Set while the loop sleeps until the requests in flight end (idle
+            #: work waits): the change that ends the last one wakes it, once.
+            waiting_for_idle = [False]
+
             def wake_both() -> None:
                 wake_flusher()
-                with contextlib.suppress(OSError):  # full: the loop is awake anyway
-                    os.write(wake_w, b"x")
+                if waiting_for_idle[0] and not observer.busy():
+                    waiting_for_idle[0] = False
+                    with contextlib.suppress(OSError):  # full: the loop is awake anyway
+                        os.write(wake_w, b"x")
 
             self._BaseServer__is_shut_down.clear()
             try:
@@ -786,9 +792,14 @@ def instrument_server(base: type, listen_fd: int, observer: ServerObserver) -> t
                         timeout = None
                         if observer.idle_work is not None:
                             # A step when nothing waits, none while a request
-                            # runs: its end (a connection's change) wakes the loop.
+                            # runs: the change that ends the last one wakes the
+                            # loop (set before looking, so none is missed; under
+                            # load no change writes to the pipe).
                             observer.wake = wake_both
+                            waiting_for_idle[0] = True
                             timeout = None if observer.busy() else 0.0
+                            if timeout is not None:
+                                waiting_for_idle[0] = False
                         elif observer.wake is wake_both:
                             observer.wake = wake_flusher
                         ready = selector.select(timeout)
