@@ -4,7 +4,8 @@ Runs the bare ceiling server, the tuned one and devconsole's serving path (as
 in ``throughput.py``), each also with parts of the per-request work switched
 off by ``bench/ablate_site/sitecustomize.py`` (``nolog``: no django.server
 log line; ``noheaders``: no headers in request events; ``bufstderr``: stderr
-flushed every 50 ms instead of per line).
+flushed every 50 ms instead of per line; ``noinsight``: no request insight
+captured).
 The cells are interleaved; the table shows the median req/s and the CPU
 each variant's processes spent per request, the steadier number on a busy
 machine. For diagnosis: the ablated variants are not how devconsole runs.
@@ -43,7 +44,7 @@ from benchlib import (
 )
 
 DEFAULT = "bare,bare+nolog,tuned,devconsole,devconsole+noheaders,devconsole+bufstderr"
-PARTS = {"nolog", "noheaders", "bufstderr"}
+PARTS = {"nolog", "noheaders", "bufstderr", "noinsight"}
 KINDS = {"bare": Bare, "tuned": Tuned, "devconsole": Devconsole}
 
 

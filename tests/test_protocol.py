@@ -250,3 +250,12 @@ def test_a_str_enum_for_a_literal_and_a_bool_for_an_int_are_judged_as_before() -
         "conn_state.state: 'dancing' is not 'reading' or 'handling' or 'idle' or 'closed' or 'handshake' or "
         "'websocket' or 'closing' or 'livereload'"
     )
+
+
+def test_a_reloads_steps_and_a_hellos_ahead_are_checked() -> None:
+    steps = [{"name": "change noticed", "ms": 1.5}, {"name": "URLconf import", "ms": 12}]
+    assert events.problem({"type": "reload", "decision": "restarted", "steps": steps}) is None
+    assert events.problem({"type": "reload", "steps": [{"name": "fork", "ms": "1"}]}) is not None
+    assert events.problem({"type": "reload", "steps": [["fork", 1.0]]}) is not None
+    assert events.problem({"type": "hello", "ahead": 3}) is None
+    assert events.problem({"type": "hello", "ahead": "3"}) is not None

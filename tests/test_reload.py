@@ -83,6 +83,17 @@ def test_a_views_edit_is_served_by_a_forked_server(console: Console) -> None:
     hello = wait_for(lambda: [h for h in console.events.of("hello") if h["generation"] == 2])[0]
     assert hello["pid"] != first["pid"]
     assert [p["name"] for p in hello["phases"]][:2] == ["fork", 'fetch_command("runserver")']
+    # Where the time went: the decision, then the new generation's own phases
+    # after the change (a spare's preparation, done before it, is not among them).
+    steps = [step["name"] for step in reload["steps"]]
+    assert steps[0] == "change noticed" and "URLconf import" in steps
+    assert all(step["ms"] >= 0 for step in reload["steps"])
+    after = [p["name"] for p in hello["phases"]][hello["ahead"] :]
+    assert steps[1:] == after
+    if reload["spare"]:
+        assert hello["ahead"] >= 3 and "WSGI handler" not in steps
+    else:
+        assert hello["ahead"] == 0
     # The old generation finished and said so.
     wait_for(lambda: [e for e in console.events.of("exit") if e["generation"] == 1 and e["returncode"] == 0])
     assert console.events.state.reloads[-1].decision == "restarted"
@@ -198,6 +209,12 @@ def test_a_models_change_rebuilds_the_zygote_and_is_served(console: Console) -> 
     reload = wait_for(lambda: len(console.reloads()) >= 2 and console.reloads())[-1]
     assert reload["decision"] == "restarted" and reload["level"] == "setup"
     assert reload["files"] == [models]
+    # The row says which step took the time: the rebuilt level 1's setup is among them.
+    steps = {step["name"]: step["ms"] for step in reload["steps"]}
+    assert {"change noticed", "settings import", "django.setup()", "level 1 fork", "URLconf import"} <= set(steps)
+    assert steps["django.setup()"] > 0
+    row = wait_for(lambda: [r for r in console.events.state.reloads if r.generation == reload["new_generation"]])[0]
+    assert row.slowest is not None and row.slowest.ms == max(steps.values())
     assert console.reloader.level1 is not level1 and console.reloader.level1.pid != level1.pid
 
 
@@ -306,6 +323,13 @@ def test_a_spare_prepared_ahead_serves_the_next_edit_unless_it_imported_the_chan
     assert second["spare"] is True and second["decision"] == "restarted"
     hello = [h for h in console.events.of("hello") if h["generation"] == second["new_generation"]][0]
     assert hello["pid"] == spare.pid
+    # Its preparation (the fork, the handler) happened before the save: the
+    # reload's steps are the decision and what came after the promotion.
+    assert hello["ahead"] >= 3
+    assert [p["name"] for p in hello["phases"]][: hello["ahead"]][:1] == ["fork"]
+    steps = [step["name"] for step in second["steps"]]
+    assert steps[0] == "change noticed" and steps[1] == "URLconf import"
+    assert "fork" not in steps and "WSGI handler" not in steps
     # A change to a file the spare imported: it is not used, a fresh fork is.
     wait_for(lambda: console.reloader.spare is not None and console.reloader.spare.spare_files is not None)
     console.edit(

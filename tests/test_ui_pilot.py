@@ -17,6 +17,7 @@ from textual.widgets import Input, OptionList
 from devconsole.model.recording import load_recording
 from devconsole.model.state import ServerState
 from devconsole.ui.app import DevConsoleApp
+from devconsole.ui.panels.reloads import ReloadsTable
 from devconsole.ui.panels.requestlist import RequestList
 from devconsole.ui.panels.requests import MAX_ROWS, RequestsPanel, row_lag_hook
 from devconsole.ui.panels.sockets import SocketsTable
@@ -560,3 +561,75 @@ async def test_a_console_that_is_its_process_freezes_what_it_made_by_its_first_f
             assert not any(obj is screen for obj in gc.get_objects())
     finally:
         gc.unfreeze()
+
+
+async def test_an_autoreload_row_names_the_step_that_took_most_of_the_reload() -> None:
+    """A slow reload says where its time went: the step that took the most
+    (a models.py edit: ``django.setup()`` in the rebuilt level 1), never a
+    step of a spare's preparation done before the save."""
+    app = replay_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        app.state.ingest(
+            {
+                "type": "reload",
+                "ts": 1795240570.0,
+                "files": ["/work/main/devconsole/demo/shop/models.py"],
+                "decision": "restarted",
+                "duration_ms": 1482.0,
+                "phases": {"detect": 2.0, "stop": 30.0, "start": 1301.0, "ready": 160.0},
+                "error": None,
+                "new_generation": 3,
+                "level": "setup",
+                "steps": [
+                    {"name": "change noticed", "ms": 2.0},
+                    {"name": "settings import", "ms": 40.5},
+                    {"name": "django.setup()", "ms": 1213.4},
+                    {"name": "level 1 fork", "ms": 30.0},
+                    {"name": "URLconf import", "ms": 150.0},
+                ],
+            }
+        )
+        await settle(pilot, app)
+        row = app.state.reloads[-1]
+        assert row.slowest is not None and row.slowest.name == "django.setup()"
+        table = app.screen.query_one(ReloadsTable)
+        lines = [table.render_line(y).text for y in range(table.row_count + 1)]
+        assert "Error, or the slowest step" in lines[0]
+        line = next(line for line in lines if "shop/models.py" in line and "restarted" in line)
+        assert "1.48 s" in line and "django.setup() 1.21 s" in line
+        # An error takes the place (it says more), and a template handled
+        # without a restart has no step to name.
+        failed = next(line for line in lines if "failed" in line)
+        assert "SyntaxError" in failed and "django.setup()" not in failed
+        handled = next(line for line in lines if "handled, no restart" in line)
+        assert handled.rstrip().endswith("3.1 ms")
+
+
+async def test_the_anatomy_of_a_promoted_spare_counts_its_start_from_the_save() -> None:
+    """A generation that was a spare did its first phases before the save:
+    the anatomy says so, and its total is what came after."""
+    recording = load_recording(RECORDING)
+    hello = next(event for event in recording.events if event["type"] == "hello")
+    app = DevConsoleApp(recording=recording)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot, app)
+        phases = [
+            {"name": "fork", "ms": 20.0},
+            {"name": 'fetch_command("runserver")', "ms": 0.5},
+            {"name": "WSGI handler", "ms": 8.0},
+            {"name": "URLconf import", "ms": 7.0},
+            {"name": "wait for the old generation", "ms": 2.0},
+            {"name": "serve_forever", "ms": 1.0},
+        ]
+        app.state.ingest({**hello, "generation": 2, "phases": phases, "ahead": 3})
+        await pilot.press("a")
+        await settle(pilot, app)
+        assert isinstance(app.screen, AnatomyScreen)
+        lines = screen_text(app).splitlines()
+        fetch = next(line for line in lines if 'fetch_command("runserver")' in line and "ManagementUtility" in line)
+        assert "prepared ahead" in fetch
+        urlconf = next(line for line in lines if "URLconf import" in line and "url_patterns" in line)
+        assert "prepared ahead" not in urlconf
+        total = next(line for line in lines if "total to first loop" in line)
+        assert "10 ms" in total and "28 ms more prepared ahead" in total

@@ -10,7 +10,8 @@ list of:
                    already skips it when no handler would write it out);
 * ``noheaders``  — request events carry no headers;
 * ``bufstderr``  — stderr is block-buffered and flushed every 50 ms instead of
-                   written line by line.
+                   written line by line;
+* ``noinsight``  — request insight (SQL, exception, bodies) is not captured.
 
 For diagnosis only: the numbers say what each part costs, never how
 devconsole runs. Without ``DEVCONSOLE_ABLATE`` this module does nothing.
@@ -26,6 +27,11 @@ if "noheaders" in _parts:
     import devconsole.child.instrument as _instrument
 
     _instrument.MAX_HEADERS = 0
+
+if "noinsight" in _parts:
+    import devconsole.child.insight as _insight
+
+    _insight.set_enabled(False)
 
 if "nolog" in _parts:
     from django.core.servers import basehttp as _basehttp

@@ -300,6 +300,7 @@ class ForkServer:
             # Forked children must not share the fork server's database sockets.
             connections.close_all()
             gc.collect()  # the setup's garbage, not frozen at the first fork
+            probe.phase("runserver and middleware import")
 
         try:
             run_manage_py(
@@ -322,15 +323,18 @@ class ForkServer:
                 ),
             )
         else:
+            # manage.py ran here too (as __main__, gone from sys.modules since).
+            files = sorted({*project_module_files(manage.parent), os.path.realpath(manage)})
+            modules = library_module_names(manage.parent)
+            probe.phase("imported modules listed")
             _send(
                 self.control,
                 _ready(
                     ForkServerLevel.SETUP,
-                    # manage.py ran here too (as __main__, gone from sys.modules since).
-                    files=sorted({*project_module_files(manage.parent), os.path.realpath(manage)}),
+                    files=files,
                     phases=probe.phases,
                     reactor=reactor_installed(),
-                    modules=library_module_names(manage.parent),
+                    modules=modules,
                 ),
             )
         self.loop()

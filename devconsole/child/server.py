@@ -196,6 +196,9 @@ class ServerProcess:
         self.observer.handover = ConnectionHandover(self.control)
         self.emitter = Emitter(args.events_fd, self.observer)
         self.phases: list[PhaseTiming] = []
+        #: How many of :attr:`phases` were done before the change that made
+        #: this generation (a spare's preparation): none of a reload's time.
+        self.ahead = 0
         self._t = time.perf_counter()
         self.server_thread: threading.Thread | None = None
         self.error_server: Any = None
@@ -248,6 +251,7 @@ class ServerProcess:
         (``gated``: it accepts only once the console says ``accept``)."""
         self.args.generation = generation
         self.gated = gated
+        self.ahead = len(self.phases)
         self._t = time.perf_counter()
 
     # manage.py hands over here ----------------------------------------------
@@ -457,6 +461,7 @@ class ServerProcess:
             "threading": not self.args.nothreading,
             "poll_interval": self.observer.poll_interval if self.server_kind == "wsgi" else None,
             "phases": self.phases,
+            "ahead": self.ahead,
             "urlconf_error": urlconf_error,
             # The console writes runserver's request lines from request events.
             "request_log": "events" if self._request_log_from_events else "stderr",
@@ -929,6 +934,8 @@ _PHASE_AFTER: dict[str, str] = {
     "django.setup()": 'fetch_command("runserver")',
     'fetch_command("runserver")': "URLconf import",
     "URLconf import": "runserver",
+    # A level 1's last steps (the imports ahead, the listing) fail as its setup.
+    "runserver and middleware import": "django.setup()",
 }
 
 

@@ -80,6 +80,7 @@ from devconsole.console.supervisor import (
 from devconsole.console.watcher import Watcher, default_roots
 from devconsole.model.sanitize import clean_value
 from devconsole.model.state import CRASH_PHASE
+from devconsole.wire.events import PhaseTiming
 
 #: How long a ``file_changed`` question may take before we restart instead.
 FILE_CHANGED_TIMEOUT = 2.0
@@ -621,11 +622,15 @@ class Reloader:
     def _usable(self, forkserver: ForkServerHandle | None) -> bool:
         return forkserver is not None and not forkserver.dead.is_set() and not forkserver.unsafe
 
-    def _build(self, level: RestartLevel) -> None:
-        """Make the fork servers current for ``level`` (the old server keeps serving)."""
+    def _build(self, level: RestartLevel) -> list[PhaseTiming]:
+        """Make the fork servers current for ``level`` (the old server keeps
+        serving); returns what the rebuilding took, step by step."""
+        steps: list[PhaseTiming] = []
         if level <= RestartLevel.REBUILD0 or not self._usable(self.level0):
+            began = time.perf_counter()
             old0, self.level0 = self.level0, ForkServerHandle.spawn(self.supervisor)
             ready = self.level0.wait_ready()
+            steps.append(_step("Python with Django imported", began))
             if not ready.get("forkable"):
                 raise ForkServerError(f"level 0 has {ready.get('threads')} threads")
             self._preloaded = set()
@@ -636,6 +641,7 @@ class Reloader:
         if level <= RestartLevel.REBUILD1 or not self._usable(self.level1):
             assert self.level0 is not None
             self._discard_spare()  # forked from the level 1 being replaced
+            began = time.perf_counter()
             old1, self.level1 = self.level1, self.level0.fork_level1()
             self.level1.wait_ready()
             if self.level1.setup_failed and self._preloaded:
@@ -643,6 +649,8 @@ class Reloader:
                 # be what broke the setup: confirm with a level 0 that did not.
                 self._retire(self.level1)
                 self._retire(self.level0)
+                steps.append(_step("a setup that failed with libraries imported ahead", began))
+                began = time.perf_counter()
                 self.preload_enabled = False
                 self._preloaded = set()
                 self.level0 = ForkServerHandle.spawn(self.supervisor)
@@ -653,6 +661,14 @@ class Reloader:
             if self.level1.setup_failed:
                 self._update_roots(list((self.level1.ready or {}).get("files") or []))
             self._retire(old1)
+            # The setup's own phases (settings import, django.setup()…), and
+            # the rest of the wait (the fork, the messages) as one more step.
+            own = _phases((self.level1.ready or {}).get("phases"))
+            steps += own
+            rest = (time.perf_counter() - began) * 1000 - sum(step["ms"] for step in own)
+            if rest >= 0.05:
+                steps.append({"name": "level 1 fork", "ms": round(rest, 1)})
+        return steps
 
     def _retire(self, forkserver: ForkServerHandle | None) -> None:
         """Let an old fork server go once the children it forked have exited."""
@@ -683,9 +699,10 @@ class Reloader:
         started = time.perf_counter()
         old = self.supervisor.child
         source: ForkServerHandle | None = None
+        steps: list[PhaseTiming] = [{"name": "change noticed", "ms": round(detect_ms, 1)}]
         if self.use_fork:
             try:
-                self._build(level)
+                steps += self._build(level)
                 source = self._fork_source()
             except ForkServerError as exc:
                 self._drop_forkservers()
@@ -748,6 +765,11 @@ class Reloader:
             error = "the server exited before serving" if not child.alive else "the server did not start in time"
         elif hello.get("urlconf_error"):
             error = str(hello["urlconf_error"])
+        if hello is not None:
+            # A spare's preparation (its first ``ahead`` phases) was done
+            # before the change: none of this reload's time.
+            ahead = hello.get("ahead")
+            steps += _phases(hello.get("phases"))[ahead if isinstance(ahead, int) and ahead > 0 else 0 :]
         event = {
             "files": files,
             "decision": (ReloadDecision.FAILED if error else ReloadDecision.RESTARTED).value,
@@ -763,6 +785,7 @@ class Reloader:
             # URLconf and serving were left to do.
             "spare": child is spare if self.use_fork else False,
             "duration_ms": round((served_at - saved) * 1000, 1) if saved else None,
+            "steps": steps,
         }
         finisher = threading.Thread(
             target=self._finish_event,
@@ -942,6 +965,25 @@ class Reloader:
         self._preloaded.update(modules)
         # Also resumes a preload paused while level 1 was being built.
         self.level0.preload_async(modules)
+
+
+def _step(name: str, began: float) -> PhaseTiming:
+    """A step named ``name`` that began at ``began`` (``perf_counter``) and ends now."""
+    return {"name": name, "ms": round((time.perf_counter() - began) * 1000, 1)}
+
+
+def _phases(value: Any) -> list[PhaseTiming]:
+    """The well-formed ``{name, ms}`` phases of a process's report."""
+    if not isinstance(value, list):
+        return []
+    return [
+        {"name": str(phase["name"]), "ms": float(phase["ms"])}
+        for phase in value
+        if isinstance(phase, dict)
+        and isinstance(phase.get("name"), str)
+        and isinstance(phase.get("ms"), (int, float))
+        and not isinstance(phase.get("ms"), bool)
+    ]
 
 
 def _saved_at(paths: set[str], delivered: float) -> float:

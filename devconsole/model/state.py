@@ -248,6 +248,13 @@ class ReloadRow:
     phases: dict[str, float]
     error: str | None
     generation: int | None
+    #: Where the time went, in order (see the ``reload`` event's ``steps``).
+    steps: tuple[Phase, ...] = ()
+
+    @property
+    def slowest(self) -> Phase | None:
+        """The step that took the most of the reload's time (the first of equals)."""
+        return max(self.steps, key=lambda step: step.ms, default=None)
 
 
 @dataclass(frozen=True)
@@ -289,6 +296,8 @@ class Hello:
     threading: bool | None = None
     poll_interval: float | None = None
     phases: tuple[Phase, ...] = ()
+    #: How many of ``phases`` a spare did before the change that made this generation.
+    ahead: int = 0
     urlconf_error: str | None = None
     request_log: str = "stderr"
     server_kind: str = "wsgi"
@@ -319,6 +328,7 @@ class Hello:
             threading=event.get("threading"),
             poll_interval=event.get("poll_interval"),
             phases=tuple(Phase(p.get("name", ""), float(p.get("ms") or 0.0)) for p in event.get("phases") or ()),
+            ahead=max(int(event.get("ahead") or 0), 0),
             urlconf_error=event.get("urlconf_error"),
             request_log=event.get("request_log", "stderr"),
             server_kind="asgi" if event.get("server_kind") == "asgi" else "wsgi",
@@ -969,6 +979,7 @@ class ServerState:
                 phases=dict(event.get("phases") or {}),
                 error=event.get("error"),
                 generation=event.get("new_generation"),
+                steps=tuple(Phase(step["name"], float(step["ms"])) for step in event.get("steps") or ()),
             )
         )
 

@@ -58,6 +58,9 @@ ServerKind = Literal["wsgi", "asgi"]
 class _HelloExtraFields(TypedDict, total=False):
     #: The project's root (the directory of manage.py): its files are named from there.
     root: str
+    #: How many of ``phases`` were done before the change that made this
+    #: generation (a spare prepares ahead): they took none of a reload's time.
+    ahead: int
 
 
 class HelloEvent(_Stamped, _HelloExtraFields):
@@ -376,6 +379,10 @@ class _ReloadHow(TypedDict, total=False):
     level: Literal["fork", "setup", "full", "spawn"]
     via: str
     spare: bool
+    #: Where the time went, in order: the decision, each fork server rebuilt
+    #: (its own phases: ``django.setup()``…) and the new generation's phases
+    #: after the change (``URLconf import``…).
+    steps: list[PhaseTiming]
 
 
 class ReloadEvent(_Stamped, _ReloadHow):

@@ -26,7 +26,9 @@ Sent by the server child:
     (Django's ``WSGIServer`` and its select loop) or ``asgi`` (Daphne,
     Channels' runserver, on Twisted: no select loop, ``poll_interval``
     null, ``handler`` the ASGI application's class); ``root``, the
-    directory of manage.py (the project's files are named from there).
+    directory of manage.py (the project's files are named from there);
+    ``ahead``, how many of ``phases`` a spare did before the change that
+    made it this generation.
 ``loop``
     aggregated since the previous one: ``iterations``, ``ready``,
     ``timeouts``, ``blocked_s``, ``elapsed_s``, ``accepts``, ``poll_interval``.
@@ -118,7 +120,9 @@ Added by the console itself:
     ``failed``), ``duration_ms``, ``phases`` (``detect``, ``stop``,
     ``start``, ``ready`` in ms), ``error``, ``new_generation``, and how the
     new server came to be: ``level`` (``fork``, ``setup``, ``full``,
-    ``spawn``), ``via``, ``spare``.
+    ``spawn``), ``via``, ``spare``; ``steps``, where the time went (a list of
+    ``name``, ``ms``: the change noticed, each fork server rebuilt, the new
+    generation's phases after the change).
 
 Added by the side processes' manager (:mod:`devconsole.console.sideprocs`,
 wired in :mod:`devconsole.console.session`):

@@ -29,6 +29,13 @@ def short_files(files: list[str], limit: int = 2) -> str:
     return ", ".join(names) + (f" +{extra}" if extra > 0 else "") if names else "-"
 
 
+def slowest_step(row: ReloadRow) -> str:
+    """The step that took most of a reload's time and how long:
+    ``django.setup() 1.21 s`` (blank when the row has no steps)."""
+    step = row.slowest
+    return "" if step is None else f"{step.name} {fmt.duration_ms(step.ms)}"
+
+
 #: Rows kept, as many as the state keeps.
 MAX_ROWS = 500
 
@@ -41,7 +48,7 @@ class ReloadsTable(LineTable):
         Column("files", "Changed", 36),
         Column("decision", "Decision", 19),
         Column("took", "Took", 8, right=True),
-        Column("error", "Error", 0),
+        Column("detail", "Error, or the slowest step", 0),
     ]
     PREFIX = "reloads"
     COMPONENT_CLASSES: ClassVar[set[str]] = {
@@ -53,6 +60,7 @@ class ReloadsTable(LineTable):
         "reloads--ignored",
         "reloads--failed",
         "reloads--error",
+        "reloads--step",
     }
 
     def row_cells(self, index: int) -> Sequence[Cell]:
@@ -65,12 +73,13 @@ class ReloadsTable(LineTable):
                 f"reloads--{row.decision}" if row.decision in DECISION_LABELS else "",
             ),
             (fmt.duration_ms(row.duration_ms), ""),
-            (row.error or "", "reloads--error"),
+            (row.error, "reloads--error") if row.error else (slowest_step(row), "reloads--step"),
         )
 
 
 class ReloadsPanel(Vertical):
-    """Time, changed files, decision, how long the restart took, the error."""
+    """Time, changed files, decision, how long the restart took and the
+    step that took most of it, the error."""
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)

@@ -102,6 +102,9 @@ def render_anatomy(view: AnatomyView, state: ServerState, interpreter: str | Non
             text.append(error.traceback, style["dim"])
         return text
     phases = {phase.name: phase.ms for phase in hello.phases}
+    #: Done by a spare before the save that made this generation: not part of its start.
+    ahead = {phase.name for phase in hello.phases[: hello.ahead]}
+    since = sum(phase.ms for phase in hello.phases[hello.ahead :])
     total = sum(phases.values()) or 1.0
     runserver = hello.runserver
     grid = Table.grid(padding=(0, 1), expand=True)
@@ -122,6 +125,8 @@ def render_anatomy(view: AnatomyView, state: ServerState, interpreter: str | Non
         if phase and value is None and phases:
             # A child forked from a prepared process starts after these steps.
             detail = f"{detail} (inherited: done before this generation started)"
+        elif phase in ahead:
+            detail = f"{detail} (prepared ahead: done before the save)"
         grid.add_row(
             Text(indent + name, style["step"]),
             Text(fmt.duration_ms(value), style["ms"]) if value is not None else Text(""),
@@ -176,12 +181,11 @@ def render_anatomy(view: AnatomyView, state: ServerState, interpreter: str | Non
         step(0, "system checks", f"run after serving, in the background: {detail}", ms=checks.ms)
         for message in messages[:20]:
             note(1, f"{message.level} {message.id}", f"{message.obj}: {message.msg}")
-    step(
-        0,
-        "total to first loop",
-        f"Python {hello.python} · Django {hello.django}",
-        ms=sum(phases.values()),
-    )
+    versions = f"Python {hello.python} · Django {hello.django}"
+    if ahead:
+        prepared = fmt.duration_ms(sum(phases.values()) - since)
+        versions = f"from the save; {prepared} more prepared ahead · {versions}"
+    step(0, "total to first loop", versions, ms=since)
     if hello.urlconf_error:
         note(1, "URLconf", hello.urlconf_error)
     heading = Text(
