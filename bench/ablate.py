@@ -5,7 +5,7 @@ in ``throughput.py``), each also with parts of the per-request work switched
 off by ``bench/ablate_site/sitecustomize.py`` (``nolog``: no django.server
 log line; ``noheaders``: no headers in request events; ``bufstderr``: stderr
 flushed every 50 ms instead of per line; ``noinsight``: no request insight
-captured).
+captured; ``nohandover``: no ``poll`` before each keep-alive request).
 The cells are interleaved; the table shows the median req/s and the CPU
 each variant's processes spent per request, the steadier number on a busy
 machine. For diagnosis: the ablated variants are not how devconsole runs.
@@ -44,7 +44,7 @@ from benchlib import (
 )
 
 DEFAULT = "bare,bare+nolog,tuned,devconsole,devconsole+noheaders,devconsole+bufstderr"
-PARTS = {"nolog", "noheaders", "bufstderr", "noinsight"}
+PARTS = {"nolog", "noheaders", "bufstderr", "noinsight", "nohandover"}
 KINDS = {"bare": Bare, "tuned": Tuned, "devconsole": Devconsole}
 
 

@@ -403,7 +403,19 @@ def odd(request):
     return __import__("django.http").http.HttpResponse("ok")
 
 
-urlpatterns = [path("many/", many), path("rows/", rows), path("odd/", odd)]
+def fresh(request):
+    from django.db import connections
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    connections["default"].close()
+    del connections["default"]  # the next query opens a new connection object in this thread
+    with connections["default"].cursor() as cursor:
+        cursor.execute("SELECT 2")
+    return __import__("django.http").http.HttpResponse("ok")
+
+
+urlpatterns = [path("many/", many), path("rows/", rows), path("odd/", odd), path("fresh/", fresh)]
 """
 )
 
@@ -469,3 +481,32 @@ def test_odd_parameters_and_twin_functions(tmp_path: Path, events: Events) -> No
         ]
         files = [Path(q["where"]["file"]).parent.name for q in sql["queries"][-2:]]
         assert files == ["one", "two"]
+
+
+def test_every_query_of_each_request_on_a_kept_alive_connection_counts_once(tmp_path: Path, events: Events) -> None:
+    """One connection, one server thread, three requests: each counts its
+    own queries, exactly, including those on a connection object the view
+    made anew (observed as it opened), and none is counted twice."""
+    from .conftest import make_project, serving
+
+    project = make_project(tmp_path, "manysettings", MANY_SETTINGS)
+    with serving(project, events) as server:
+        conn = http.client.HTTPConnection("127.0.0.1", server.socket.getsockname()[1], timeout=10)
+        try:
+            for _ in range(3):
+                conn.request("GET", "/fresh/")
+                response = conn.getresponse()
+                assert (response.status, response.read()) == (200, b"ok")
+        finally:
+            conn.close()
+        rows = wait_for(
+            lambda: (lambda found: found if len(found) == 3 else None)(
+                [row for row in _rows(events) if row.path == "/fresh/"]
+            )
+        )
+        assert len({row.thread for row in rows}) == 1  # one keep-alive connection, one thread
+        assert [row.summary.sql_count for row in rows] == [2, 2, 2]
+        for row in rows:
+            insight = events.state.insight(row.seq)
+            assert insight is not None and insight.sql is not None
+            assert [query["sql"] for query in insight.sql["queries"]] == ["SELECT 1", "SELECT 2"]

@@ -11,7 +11,10 @@ list of:
 * ``noheaders``  — request events carry no headers;
 * ``bufstderr``  — stderr is block-buffered and flushed every 50 ms instead of
                    written line by line;
-* ``noinsight``  — request insight (SQL, exception, bodies) is not captured.
+* ``noinsight``  — request insight (SQL, exception, bodies) is not captured;
+* ``nohandover`` — a keep-alive connection waits for its next request in
+                   ``readline`` alone, not in ``poll`` first (a reload would
+                   then drop it).
 
 For diagnosis only: the numbers say what each part costs, never how
 devconsole runs. Without ``DEVCONSOLE_ABLATE`` this module does nothing.
@@ -32,6 +35,11 @@ if "noinsight" in _parts:
     import devconsole.child.insight as _insight
 
     _insight.set_enabled(False)
+
+if "nohandover" in _parts:
+    from devconsole.child.handover import ConnectionHandover as _Handover
+
+    _Handover.await_request = lambda self, handler: True  # type: ignore[method-assign]
 
 if "nolog" in _parts:
     from django.core.servers import basehttp as _basehttp

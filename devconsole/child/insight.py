@@ -3,9 +3,13 @@
 :func:`wrap` wraps the WSGI handler runserver serves. For each request, in
 the request's own thread, it keeps (in a ``threading.local``):
 
-* every SQL query, through ``connections[alias].execute_wrapper``'s list
-  for every alias, installed for the request's lifetime only (queries of
-  commands, startup or other threads are not counted): SQL, parameters as
+* every SQL query, through one execute wrapper (:func:`_observe`) that
+  every database connection of the process carries (added to a request
+  thread's connections at its first request, and to any connection opened
+  later through ``connection_created``), which records only while this
+  thread has a request's capture open (queries of commands, startup or
+  other threads are not counted, nor those after the response is closed):
+  SQL, parameters as
   bounded reprs, duration, rows where the cursor knows them (not for a
   SELECT: counting fetched rows would mean wrapping every cursor), and the
   issuing line (the first frame outside Django, site-packages, the standard
@@ -401,39 +405,14 @@ class _Capture:
         #: Bytes in ``response_chunks`` (a running count: a long stream is not summed per chunk).
         self.response_kept = 0
         self.response_size = 0
-        self.installed: list[Any] = []
+        #: Set once the response is closed (or the handler raised): queries stop counting.
+        self.closed = False
         self.response_type = ""
         self.request_content_type = ""
         self.request_length = ""
         self.tee: _TeeInput | None = None
 
     # -- SQL --------------------------------------------------------------
-    def install(self) -> None:
-        from django.db import connections
-
-        for alias in connections:
-            wrappers = connections[alias].execute_wrappers
-            wrappers.append(self.execute)
-            self.installed.append(wrappers)
-
-    def uninstall(self) -> None:
-        installed, self.installed = self.installed, []
-        for wrappers in installed:
-            try:
-                wrappers.remove(self.execute)
-            except ValueError:
-                pass
-
-    def execute(self, execute: Callable[..., Any], sql: str, params: Any, many: bool, context: dict[str, Any]) -> Any:
-        started = time.perf_counter()
-        try:
-            return execute(sql, params, many, context)
-        finally:
-            try:
-                self._record(sql, params, many, context, time.perf_counter() - started)
-            except Exception:
-                pass
-
     def _record(self, sql: Any, params: Any, many: bool, context: dict[str, Any], seconds: float) -> None:
         """What a query must have kept while it is fresh: its issuing line,
         a snapshot of its parameters, the cursor's row count. Shapes,
@@ -516,18 +495,12 @@ class _Capture:
         return out
 
     def sql_insight(self) -> SqlInsight:
+        if not self.count:
+            # Most requests of a page's assets: nothing to sort or group, and
+            # empty lists are left out (every reader takes a missing one as empty).
+            return {"count": 0, "ms": 0.0}
         threshold = n_plus_one_threshold()
         self._group()
-        if not self.count:  # most requests of a page's assets: nothing to sort or group
-            return {
-                "count": 0,
-                "ms": 0.0,
-                "queries": [],
-                "groups": [],
-                "duplicates": [],
-                "n_plus_one": [],
-                "threshold": threshold,
-            }
         groups = sorted(self.groups.items(), key=lambda item: (-item[1][0], -item[1][1]))
         as_groups: list[SqlGroup] = []
         for shape, (count, seconds, site) in groups[:MAX_GROUPS]:
@@ -675,7 +648,7 @@ class _Body:
             if close is not None:
                 close()
         finally:
-            self._capture.uninstall()
+            self._capture.closed = True
 
 
 class _SizedBody(_Body):
@@ -808,12 +781,56 @@ def _on_exception(sender: Any = None, request: Any = None, **kwargs: Any) -> Non
 # ------------------------------------------------------------------ wiring
 
 
+def _observe(execute: Callable[..., Any], sql: Any, params: Any, many: bool, context: dict[str, Any]) -> Any:
+    """The execute wrapper of every database connection: a query is
+    recorded while its thread has a request's capture open, passed through
+    otherwise."""
+    capture: _Capture | None = getattr(_local, "capture", None)
+    if capture is None or capture.closed:
+        return execute(sql, params, many, context)
+    started = time.perf_counter()
+    try:
+        return execute(sql, params, many, context)
+    finally:
+        try:
+            # (_record names the caller two frames up from itself: the same
+            # frame whichever of the two calls it.)
+            capture._record(sql, params, many, context, time.perf_counter() - started)
+        except Exception:
+            pass
+
+
+def _add_observer(wrappers: list[Any]) -> None:
+    if _observe not in wrappers:
+        wrappers.append(_observe)
+
+
+def _on_connection_created(sender: Any = None, connection: Any = None, **kwargs: Any) -> None:
+    """A connection opened (a thread's first query on an alias, or after a
+    close): it carries the observer before its first query runs."""
+    wrappers = getattr(connection, "execute_wrappers", None)
+    if isinstance(wrappers, list):
+        _add_observer(wrappers)
+
+
+def _observe_this_thread() -> None:
+    """Give the connections this thread has already made the observer (once
+    per thread: a connection it makes later gets it as it opens)."""
+    from django.db import connections
+
+    for alias in connections:
+        _add_observer(connections[alias].execute_wrappers)
+    _local.observed = True
+
+
 def wrap(handler: Callable[..., Any], observer: Any = None) -> Callable[..., Any]:
     """``handler`` (a WSGI application) capturing each request's insight;
     the finisher is registered on ``observer`` when given."""
     from django.core.signals import got_request_exception
+    from django.db.backends.signals import connection_created
 
     got_request_exception.connect(_on_exception, weak=False, dispatch_uid="devconsole.insight")
+    connection_created.connect(_on_connection_created, weak=False, dispatch_uid="devconsole.insight")
     if observer is not None and finish not in observer.finishers:
         observer.finishers.append(finish)
 
@@ -825,7 +842,8 @@ def wrap(handler: Callable[..., Any], observer: Any = None) -> Callable[..., Any
         _local.capture = capture
         tee: _TeeInput | None = None
         try:
-            capture.install()
+            if not getattr(_local, "observed", False):
+                _observe_this_thread()
             if environ.get("wsgi.input") is not None and _may_have_body(environ):
                 tee = environ["wsgi.input"] = _TeeInput(environ["wsgi.input"])
             capture.request_content_type = str(environ.get("CONTENT_TYPE", ""))
@@ -846,7 +864,7 @@ def wrap(handler: Callable[..., Any], observer: Any = None) -> Callable[..., Any
         try:
             result = handler(environ, capturing_start_response)
         except BaseException:
-            capture.uninstall()
+            capture.closed = True
             raise
         return _SizedBody(result, capture) if hasattr(result, "__len__") else _Body(result, capture)
 
@@ -866,10 +884,7 @@ def finish(request: RequestEvent) -> None:
     if capture is None:
         return
     _local.capture = None
-    try:
-        capture.uninstall()
-    except Exception:
-        pass
+    capture.closed = True
     try:
         request["sql"] = capture.sql_insight()
     except Exception:
