@@ -40,6 +40,7 @@ SCRIPTS = {
     "ingest.py": (),
     "keepalive.py": (),
     "insight.py": (),
+    "render.py": (),
 }
 #: Ports each script's range spans; a script needs at most 4 free ones.
 SPAN = 64
@@ -278,6 +279,17 @@ def test_ingest_prices_the_event_check(runs: dict[str, subprocess.CompletedProce
     for cells in rows.values():
         assert number(cells[0]) > 0 and number(cells[1]) > 0  # with and without the check
         assert number(cells[3]) > 0  # the check alone
+
+
+def test_render_times_the_requests_table_per_frame(runs: dict[str, subprocess.CompletedProcess[str]]) -> None:
+    out = ok(runs["render.py"])
+    rows = table_rows(out, "UI thread CPU per frame")
+    column = table_columns(out, "UI thread CPU per frame")
+    assert set(rows) == {"this tree"}
+    cells = rows["this tree"]
+    assert number(cells[column["lines"]]) >= 10  # the table's lines at 160×48
+    drawn, own = number(cells[column["table drawn, ms"]]), number(cells[column["its own render_line, ms"]])
+    assert 0 < own < drawn  # its own lines are part of what the compositor draws
 
 
 def test_missing_wrk_is_one_clear_line(tmp_path: Path) -> None:

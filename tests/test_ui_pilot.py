@@ -633,3 +633,25 @@ async def test_the_anatomy_of_a_promoted_spare_counts_its_start_from_the_save() 
         assert "prepared ahead" not in urlconf
         total = next(line for line in lines if "total to first loop" in line)
         assert "10 ms" in total and "28 ms more prepared ahead" in total
+
+
+async def test_a_table_line_is_as_wide_as_the_table_in_as_few_segments_as_its_styles() -> None:
+    """Each line of a table fills the table exactly, whatever its cells hold
+    (wide characters, text longer than its column), and cells drawn alike
+    are one segment: the compositor pays per segment of every line it draws."""
+    app = replay_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot, app)
+        app.state.ingest(request_event(path="/日本語/" + "ß" * 200, status=200))
+        app.state.ingest(request_event(path="/emoji/🙂🙂🙂", status=404))
+        await settle(pilot, app)
+        table = app.screen.query_one(RequestList)
+        width = table.scrollable_content_region.width
+        for y in range(1, min(table.row_count, table.scrollable_content_region.height - 1) + 1):
+            strip = table.render_line(y)
+            assert strip.cell_length == width
+            assert sum(segment.cell_length for segment in strip) == width
+            styles = [segment.style for segment in strip]
+            assert all(a != b for a, b in zip(styles, styles[1:], strict=False))  # neighbours differ
+        texts = "".join(table.render_line(y).text for y in range(1, table.row_count + 1))
+        assert "/日本語/" in texts and "🙂" in texts

@@ -252,10 +252,21 @@ class LineTable(ScrollView, can_focus=True):
         if not 0 <= index < self.row_count:
             return Strip.blank(width, base)
         line_style = base + self.style(cursor) if index == self._cursor else base
-        segments = [
-            Segment(" " + fit(text, w, column.right) + " ", line_style + self.style(component))
-            for (text, component), w, column in zip(self.row_cells(index), widths, self.COLUMNS, strict=False)
-        ]
+        # Cells drawn alike are one segment: every segment costs again in
+        # each step of the compositor that follows (filters, division).
+        segments: list[Segment] = []
+        texts: list[str] = []
+        drawn_as = None
+        for (text, component), w, column in zip(self.row_cells(index), widths, self.COLUMNS, strict=False):
+            if component != drawn_as and texts:
+                segments.append(Segment("".join(texts), line_style + self.style(drawn_as or "")))
+                texts = []
+            drawn_as = component
+            texts.append(" " + fit(text, w, column.right) + " ")
+        if texts:
+            segments.append(Segment("".join(texts), line_style + self.style(drawn_as or "")))
+        if sum(w + 2 for w in widths) == width:  # cells fill the line exactly: one strip, not two
+            return Strip(segments, width)
         return Strip(segments).crop_extend(0, width, line_style)
 
     def on_resize(self, event: Any) -> None:
