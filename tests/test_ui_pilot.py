@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from textual.color import Color
 from textual.command import CommandPalette
+from textual.geometry import Region
 from textual.widgets import Input, OptionList
 
 from devconsole.model.recording import load_recording
@@ -655,3 +656,35 @@ async def test_a_table_line_is_as_wide_as_the_table_in_as_few_segments_as_its_st
             assert all(a != b for a, b in zip(styles, styles[1:], strict=False))  # neighbours differ
         texts = "".join(table.render_line(y).text for y in range(1, table.row_count + 1))
         assert "/日本語/" in texts and "🙂" in texts
+
+
+async def test_a_panels_subtitle_follows_the_counts_and_repaints_only_its_border() -> None:
+    """The Requests panel's subtitle (its totals and rate) changes on every
+    refresh under load: the new text is drawn, and only the panel's bottom
+    border line is marked for repainting."""
+    app = replay_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot, app)
+        panel = app.screen.query_one(RequestsPanel)
+        before = panel.border_subtitle
+        generation = app.state.generation
+        app.state.ingest({**request_event(path="/subtitle/", status=200), "generation": generation})
+        app.state.ingest(
+            {
+                "type": "stats",
+                "requests": app.state.total_requests + 1000,
+                "connections": 1,
+                "dropped": 0,
+                "status": {"2xx": 1000},
+                "open": 0,
+                "generation": generation,
+            }
+        )
+        app.refresh_views()
+        outer = panel.outer_size
+        assert panel._repaint_regions == {Region(0, outer.height - 1, outer.width, 1)}
+        await settle(pilot, app)
+        after = panel.border_subtitle
+        assert after != before and after is not None
+        total = int(after.split(" total")[0].split()[-1])
+        assert f"{total} total" in screen_text(app)
