@@ -156,6 +156,29 @@ def test_closed_connections_linger_then_go() -> None:
     assert state.connections() == []
 
 
+def test_thousands_of_closed_connections_go_in_the_order_they_closed() -> None:
+    """``Connection: close`` at full rate leaves thousands lingering: each goes
+    exactly ``linger`` after its close, whatever the order of the events, and
+    one closed twice (its close, then its generation's end) goes once, after
+    the later close."""
+    now = [100.0]
+    state = ServerState(linger=3.0, clock=lambda: now[0])
+    for n in range(3000):
+        now[0] = 100.0 + n / 1000
+        state.ingest({"type": "conn_open", "id": n, "peer": "127.0.0.1:5000", "state": "reading", "generation": 1})
+        state.ingest({"type": "conn_close", "id": n, "generation": 1})
+    state.ingest({"type": "conn_open", "id": 9999, "peer": "127.0.0.1:6000", "state": "idle", "generation": 1})
+    now[0] = 103.5  # closed before 100.5 are gone: ids 0..499
+    ids = sorted(row.id for row in state.connections())
+    assert ids[:2] == [500, 501] and ids[-2:] == [2999, 9999] and len(ids) == 2501
+    state.ingest({"type": "conn_close", "id": 9999, "generation": 1})  # closes at 103.5
+    state.ingest({"type": "exit", "returncode": 0, "generation": 1})  # the generation's end closes nothing more
+    now[0] = 106.4
+    assert [row.id for row in state.connections()] == [9999]
+    now[0] = 106.6
+    assert state.connections() == []
+
+
 def test_a_connection_reported_only_by_its_close_lingers_too() -> None:
     """A connection opened and closed between two flushes comes as one conn_close."""
     now = [100.0]

@@ -439,6 +439,11 @@ class ServerState:
         self._insights: dict[int, Insight | dict[str, Any]] = {}
         self.request_seq = 0
         self.conns: dict[str, ConnRow] = {}
+        #: Closed connections by when they closed (``closed_at``, a tie-breaker,
+        #: key, row): pruning takes those past ``linger`` off the top instead of
+        #: looking at every row (thousands linger under ``Connection: close``).
+        self._closing: list[tuple[float, int, str, ConnRow]] = []
+        self._closings = itertools.count()
         #: The server's (and the console's) lines; each side process keeps its own (ProcessRow.log).
         self.log: deque[LogLine] = deque(maxlen=max_log)
         self.log_seq = 0
@@ -613,7 +618,7 @@ class ServerState:
         if event.get("kind") == "websocket":
             self._websocket(self.conns[key], event)
         if event.get("state") == "closed":
-            self.conns[key].closed_at = self._now(event)
+            self._close(key, self.conns[key], self._now(event))
 
     def _on_conn_state(self, event: ConnStateEvent | ConnCloseEvent) -> None:
         row = self.conns.get(self._conn_key(event))
@@ -645,10 +650,11 @@ class ServerState:
 
     def _on_conn_close(self, event: ConnCloseEvent) -> None:
         self._on_conn_state(event)
-        row = self.conns.get(self._conn_key(event))
+        key = self._conn_key(event)
+        row = self.conns.get(key)
         if row is not None:
             row.state = "closed"
-            row.closed_at = self._now(event)
+            self._close(key, row, self._now(event))
 
     def _on_loop(self, event: LoopEvent) -> None:
         loop = self.loop
@@ -931,13 +937,13 @@ class ServerState:
         why = event.get("cut")
         note = f"cut: {why}" if why else "cut: server child died" if crashed else "cut: server child stopped"
         cut = 0
-        for row in self.conns.values():
+        for key, row in self.conns.items():
             if row.generation == generation and row.closed_at is None:
                 if row.state in _IN_REQUEST:
                     self._cut_request(row, note, now)
                     cut += 1
                 row.state = "closed"
-                row.closed_at = now
+                self._close(key, row, now)
         if cut:
             self.log_seq += 1
             text = f"devconsole: {cut} request{'s' if cut != 1 else ''} in flight {note} (generation {generation})"
@@ -1065,11 +1071,16 @@ class ServerState:
             self._prune_conns(self.clock())
             return list(self.conns.values())
 
+    def _close(self, key: str, row: ConnRow, at: float) -> None:
+        row.closed_at = at
+        heapq.heappush(self._closing, (at, next(self._closings), key, row))
+
     def _prune_conns(self, now: float) -> None:
-        for key in [
-            k for k, row in self.conns.items() if row.closed_at is not None and now - row.closed_at > self.linger
-        ]:
-            del self.conns[key]
+        closing, conns = self._closing, self.conns
+        while closing and now - closing[0][0] > self.linger:
+            at, _, key, row = heapq.heappop(closing)
+            if conns.get(key) is row and row.closed_at == at:  # not closed again later
+                del conns[key]
 
     def request(self, seq: int) -> RequestRow | None:
         """The request row with sequence number ``seq``, if it is still kept."""
