@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -588,6 +589,78 @@ def test_a_gated_generation_accepts_only_once_let_in(tmp_path: Path, demo_db: Pa
         # Built, then held at the gate through the window above (not merely slow to start).
         assert next(p["ms"] for p in hello["phases"] if p["name"] == "wait for the old generation") >= 1000
         client.close()
+
+
+MARKING_TAGS = """
+from pathlib import Path
+
+from django import template
+
+register = template.Library()
+
+
+@register.tag
+def mark(parser, token):
+    # At the template's compilation, not its rendering: the warm-up loaded it.
+    (Path(__file__).resolve().parents[2] / "COMPILED").touch()
+    return template.defaulttags.CommentNode()
+"""
+
+
+def _held_start(supervisor: Any, level1: Any) -> tuple[Any, Any, int]:
+    """A serving generation, and the next one started gated with the read
+    end of a gate whose write end is returned (the caller's)."""
+    old = level1.serve(supervisor.next_generation())
+    supervisor.adopt(old)
+    assert old.hello.wait(60)
+    new = level1.serve(supervisor.next_generation(), gated=True)
+    gate_r, gate_w = os.pipe()
+    new.gate(gate_r)
+    os.close(gate_r)
+    return old, new, gate_w
+
+
+def test_the_old_generation_lets_the_next_one_in_through_its_gate(tmp_path: Path, demo_db: Path) -> None:
+    """The old generation writes to the next one's gate where it says
+    ``stopping``: the next one serves without the console's ``accept``,
+    whose templates, coming after, still join its warm-up."""
+    root, project = demo_copy(tmp_path, demo_db)
+    (root / "shop" / "templatetags").mkdir()
+    (root / "shop" / "templatetags" / "__init__.py").write_text("")
+    (root / "shop" / "templatetags" / "marking.py").write_text(MARKING_TAGS)
+    (root / "shop" / "templates" / "shop" / "marked.html").write_text("{% load marking %}{% mark %}marked")
+    with _fork_servers(project) as (supervisor, _events, level1):
+        old, new, gate_w = _held_start(supervisor, level1)
+        # Held while the old one serves (a window long enough for the new
+        # one's URLconf import and server to be built): the old one answers.
+        assert not new.hello.wait(1.5)
+        assert get(supervisor.address.port) == (200, b"pong")
+        supervisor.retire(old, wait_stopping=False, gate=gate_w)
+        os.close(gate_w)
+        supervisor.adopt(new)
+        assert new.hello.wait(60)  # no accept was sent
+        names = [p["name"] for p in new.hello_event["phases"]]
+        assert names.index("URLconf import") < names.index("wait for the old generation") < names.index("serve_forever")
+        wait_for(lambda: not old.alive)
+        assert get(supervisor.address.port) == (200, b"pong")
+        assert not (root / "COMPILED").exists()
+        new.accept(json.dumps(["shop/marked.html"]))  # what the old one compiled, late
+        wait_for(lambda: (root / "COMPILED").exists())
+        assert get(supervisor.address.port) == (200, b"pong")
+
+
+def test_an_old_generation_that_ends_without_a_word_lets_the_next_one_in(tmp_path: Path, demo_db: Path) -> None:
+    """Its end closes the gate's write end: nothing reaches its code any more."""
+    root, project = demo_copy(tmp_path, demo_db)
+    with _fork_servers(project) as (supervisor, _events, level1):
+        old, new, gate_w = _held_start(supervisor, level1)
+        assert not new.hello.wait(1.5)
+        supervisor.retire(old, wait_stopping=False, gate=gate_w)
+        os.close(gate_w)
+        os.kill(old.pid, signal.SIGKILL)
+        supervisor.adopt(new)
+        assert new.hello.wait(60)
+        assert get(supervisor.address.port) == (200, b"pong")
 
 
 BROKEN_MIDDLEWARE = """

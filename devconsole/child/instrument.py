@@ -821,6 +821,13 @@ def instrument_server(base: type, listen_fd: int, observer: ServerObserver) -> t
                 self._BaseServer__shutdown_request = False
                 self._BaseServer__is_shut_down.set()
 
+        def dc_poke(self) -> None:
+            """Wake the loop (it looks at :attr:`ServerObserver.idle_work` again)."""
+            wake = getattr(self, "_dc_wake", -1)
+            if wake >= 0:
+                with contextlib.suppress(OSError):  # full: the loop is awake anyway
+                    os.write(wake, b"x")
+
         def shutdown(self) -> None:
             wake = getattr(self, "_dc_wake", -1)
             if wake < 0:

@@ -26,8 +26,10 @@ traceback, and the error is reported as an ``error`` event.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
+import select
 import signal
 import socket
 import sys
@@ -221,6 +223,11 @@ class ServerProcess:
         #: Control messages that arrived while waiting for ``accept``: obeyed
         #: once serving, in order.
         self._early: list[tuple[str, str, list[int]]] = []
+        #: The warm-up's list of templates while ``accept`` (which names
+        #: them) is still to come: the old generation's pipe let this one in.
+        self._templates_to_come: list[str] | None = None
+        #: The write end of the next generation's gate, from ``stop``.
+        self._successor_gate: int | None = None
         try:
             signal.signal(signal.SIGTERM, self._on_sigterm)
         except ValueError:  # pragma: no cover - not the main thread
@@ -510,41 +517,93 @@ class ServerProcess:
         return gate
 
     def _await_accept(self, gate: threading.Event) -> bool:
-        """Wait for the console's ``accept`` (the old generation accepts
-        nothing more); False when told to stop first (or the console is
-        gone): then nothing was served and the process ends. Other messages
-        are kept for :meth:`_control`."""
-        while True:
-            message = self.receive_control()
-            if message is None or message[0] == "stop":
-                for fd in message[2] if message else []:
-                    os.close(fd)
-                return False
-            if message[0] == "accept":
-                self.phase("wait for the old generation")
-                # Built while nothing waits for this generation, as soon as
-                # it serves: the pages reloading at once find them done.
-                self._warm_up(message[1])
-                gate.set()
-                # Let in once: a start that fails after this serves its
-                # error page at once (no second ``accept`` will come).
-                self.gated = False
-                return True
-            self._early.append(message)
+        """Wait until the old generation accepts nothing more: it writes to
+        the pipe the console passed here with ``gate`` (or ends, closing
+        it), or the console says ``accept``, whichever comes first. False
+        when told to stop first (or the console is gone): then nothing was
+        served and the process ends. Other messages are kept for
+        :meth:`_control`."""
+        pipe: int | None = None
+        try:
+            while True:
+                if pipe is not None:
+                    readable, _, _ = select.select([self.control.fileno(), pipe], [], [])
+                    if pipe in readable:
+                        # Its byte, or its end: nothing reaches its code any
+                        # more. The templates it names come with ``accept``,
+                        # after this (see _control).
+                        self._let_in(gate, "", later=True)
+                        return True
+                message = self.receive_control()
+                if message is None or message[0] == "stop":
+                    for fd in message[2] if message else []:
+                        os.close(fd)
+                    return False
+                if message[0] == "gate" and message[2]:
+                    if pipe is not None:
+                        os.close(pipe)
+                    pipe, *rest = message[2]
+                    for fd in rest:
+                        os.close(fd)
+                    continue
+                if message[0] == "accept":
+                    for fd in message[2]:
+                        os.close(fd)
+                    self._let_in(gate, message[1])
+                    return True
+                self._early.append(message)
+        finally:
+            if pipe is not None:
+                os.close(pipe)
+
+    def _let_in(self, gate: threading.Event, names: str, *, later: bool = False) -> None:
+        """Open the gate: the server's loop accepts from now on. ``later``:
+        the templates to load early are not known yet (``accept`` brings
+        them, see :meth:`_late_templates`)."""
+        self.phase("wait for the old generation")
+        # Built while nothing waits for this generation, as soon as it
+        # serves: the pages reloading at once find them done.
+        self._warm_up(names, later=later)
+        gate.set()
+        # Let in once: a start that fails after this serves its error page
+        # at once (no second ``accept`` will come).
+        self.gated = False
 
     def _warmable(self) -> bool:
         # Nothing to warm for an error page (a failed start serves only that).
         return self._urlconf_event is None and self.server_kind == "wsgi" and self.error_server is None
 
-    def _warm_up(self, names: str) -> None:
+    def _warm_up(self, names: str, *, later: bool = False) -> None:
         """After a reload: the URL resolvers' reverse tables and the templates
         the previous generation compiled (``names``), built by the server's
-        loop when it has nothing else to do (see :mod:`.warmup`)."""
+        loop when it has nothing else to do (see :mod:`.warmup`). ``later``:
+        the names come afterwards (:meth:`_late_templates`)."""
         if not self._warmable():
             return
         from devconsole.child import warmup
 
-        self.observer.idle_work = warmup.steps(warmup.parse_names(names)[::-1])
+        templates = warmup.parse_names(names)[::-1]
+        if later:
+            self._templates_to_come = templates
+        self.observer.idle_work = warmup.steps(templates)
+
+    def _late_templates(self, names: str) -> None:
+        """``accept`` after the old generation's pipe let this one in: the
+        templates it names join the warm-up (or start one of their own, if
+        the reverse tables are done already)."""
+        templates, self._templates_to_come = self._templates_to_come, None
+        if templates is None or not self._warmable():
+            return
+        from devconsole.child import warmup
+
+        names_now = warmup.parse_names(names)[::-1]
+        if self.observer.idle_work is not None:
+            templates.extend(names_now)  # the steps read this list when they reach it
+            return
+        self.observer.idle_work = warmup.template_steps(names_now)
+        poke = getattr(self.observer.server, "dc_poke", None)
+        if poke is not None:
+            poke()  # the loop may sleep in select: it looks at the new work now
 
     def _after_serving(self) -> None:
         """What the console wants to know but the first response must not wait for.
@@ -660,7 +719,10 @@ class ServerProcess:
                 break  # the console is gone
             word, arg, fds = message
             if word == "stop":
-                for fd in fds:
+                # With the next generation's gate: written where this one says
+                # ``stopping`` (see _say_stopping), closed by its end anyway.
+                self._successor_gate = fds[0] if fds else None
+                for fd in fds[1:]:
                     os.close(fd)
                 successor = arg == control.STOP_SUCCESSOR
                 break
@@ -669,6 +731,8 @@ class ServerProcess:
                 fds = fds[1:]
             elif word == "file_changed":
                 self._file_changed(arg)
+            elif word == "accept":
+                self._late_templates(arg)
             elif word == "insight":
                 self._insight(arg == "on")
             elif word == "livereload" and self.server_kind == "wsgi":
@@ -812,6 +876,13 @@ class ServerProcess:
         (it waits for this before the next generation serves)."""
         from devconsole.child.warmup import template_names
 
+        gate, self._successor_gate = self._successor_gate, None
+        if gate is not None:
+            # The next generation serves from now on (it does not wait for
+            # the console to pass ``stopping`` on).
+            with contextlib.suppress(OSError):
+                os.write(gate, b"x")
+            os.close(gate)
         try:
             # With the names of the templates compiled here: the next
             # generation loads them (its own, from the files) while the

@@ -228,6 +228,11 @@ def _resolver_steps(deadline: float) -> Iterator[None]:
             pending.append((pattern, child, merged))
 
 
+def template_steps(templates: list[str]) -> Iterator[None]:
+    """The templates' part of :func:`steps` alone."""
+    return _template_steps(templates, TEMPLATES_BUDGET_S)
+
+
 def _template_steps(templates: list[str], budget: float) -> Iterator[None]:
     """``templates`` loaded (into the caches a request fills), one per step,
     within ``budget`` seconds of the first."""

@@ -721,17 +721,29 @@ class Reloader:
             assert source is not None
             spare = self._take_spare(files) if level == RestartLevel.FORK and source is self.level1 else None
             gated = old is not None
+            # The old generation lets the next one in itself, through a pipe
+            # (see Supervisor.retire); ``accept`` below follows, with the
+            # templates to load early, and lets it in if the pipe did not.
+            gate_r, gate_w = os.pipe() if gated else (-1, -1)
             if spare is not None:
                 # Told first (one message): it imports the URLconf while the
                 # old generation is told to stop.
                 spare.promote(self.supervisor.next_generation(), gated=gated)
+                if gated:
+                    spare.gate(gate_r)
             else:
                 self._discard_spare()
-            stopper = self._stopper(old, stop_started, stopped, wait_stopping=False) if old is not None else None
+            stopper = (
+                self._stopper(old, stop_started, stopped, wait_stopping=False, gate=gate_w) if old is not None else None
+            )
+            if gated:
+                os.close(gate_w)
             try:
                 child: GenerationHandle = (
                     spare if spare is not None else source.serve(self.supervisor.next_generation(), gated=gated)
                 )
+                if gated and spare is None:
+                    child.gate(gate_r)
                 start_ms = (time.perf_counter() - started) * 1000
                 if old is not None:
                     # Let in by old's reader as soon as it says stopping (or
@@ -748,6 +760,9 @@ class Reloader:
                     self.supervisor.wait_stopping(old)
                 child = SpawnedGeneration(self.supervisor, self.supervisor.next_generation())
                 start_ms = (time.perf_counter() - started) * 1000
+            finally:
+                if gated:
+                    os.close(gate_r)
             self.supervisor.adopt(child)
         else:
             stopper = self._stopper(old, stop_started, stopped) if old is not None else None
@@ -885,11 +900,17 @@ class Reloader:
             self._finishers.append(thread)
 
     def _stopper(
-        self, old: GenerationHandle, started: float, stopped: list[float], *, wait_stopping: bool = True
+        self,
+        old: GenerationHandle,
+        started: float,
+        stopped: list[float],
+        *,
+        wait_stopping: bool = True,
+        gate: int | None = None,
     ) -> threading.Thread:
-        """Retire ``old`` (see :meth:`Supervisor.retire`); ``stopped`` gets
-        the ms from ``started`` to its exit."""
-        drain = self.supervisor.retire(old, wait_stopping=wait_stopping)
+        """Retire ``old`` (see :meth:`Supervisor.retire`, and ``gate`` there);
+        ``stopped`` gets the ms from ``started`` to its exit."""
+        drain = self.supervisor.retire(old, wait_stopping=wait_stopping, gate=gate)
 
         def run() -> None:
             drain.join()

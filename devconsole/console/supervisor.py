@@ -307,17 +307,25 @@ class GenerationHandle:
                 return False
         return True
 
-    def send(self, line: str) -> None:
+    def send(self, line: str, fds: list[int] | None = None) -> None:
         """A control message for the child (``stop``, ``file_changed PATH``,
-        ``go N``, ``insight on``): a word and its argument."""
+        ``go N``, ``insight on``): a word and its argument (and ``fds``,
+        still the caller's to close)."""
         word, _, arg = line.partition(" ")
         with self._send_lock:
             if word == "stop":
                 self.stop_requested = True
             try:
-                control.send(self._control, word, arg)
+                control.send(self._control, word, arg, fds)
             except OSError:
                 pass
+
+    def gate(self, fd: int) -> None:
+        """Give a gated start the read end of the old generation's gate (see
+        :meth:`Supervisor.retire`): it serves as soon as that one writes to
+        it, or ends, without waiting for :meth:`accept`. ``fd`` stays the
+        caller's to close."""
+        self.send("gate", [fd])
 
     def accept(self, warm: str = "") -> None:
         """Let a gated start serve (the old generation accepts nothing more);
@@ -639,7 +647,7 @@ class Supervisor:
             self.retire(old)
         return self.start()
 
-    def retire(self, old: GenerationHandle, *, wait_stopping: bool = True) -> threading.Thread:
+    def retire(self, old: GenerationHandle, *, wait_stopping: bool = True, gate: int | None = None) -> threading.Thread:
         """Tell ``old`` to stop now (it accepts nothing more) and wait in the
         background, however long its requests in flight take, for it to exit.
         Returns that thread. :meth:`cut_draining` ends the wait early; beyond
@@ -655,8 +663,16 @@ class Supervisor:
         generation gated and lets it serve after :meth:`wait_stopping`.
 
         Its stop says a successor comes (the pages it serves reload at once);
-        a stop at quit does not."""
-        old.send(f"stop {control.STOP_SUCCESSOR}")
+        a stop at quit does not.
+
+        ``gate``: the write end of a pipe whose read end the next generation
+        has (:meth:`GenerationHandle.gate`). ``old`` writes to it where it
+        says ``stopping``, so the next one serves at once, without this
+        process's threads in between (on a loaded machine they may not run
+        for milliseconds); its end, whatever the cause, closes it, which
+        means the same: nothing reaches its code any more. Still the
+        caller's to close."""
+        old.send(f"stop {control.STOP_SUCCESSOR}", [gate] if gate is not None else None)
         if wait_stopping:
             self.wait_stopping(old)
         with self._lock:

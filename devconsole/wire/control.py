@@ -12,18 +12,25 @@ A message is a word, then optionally a space and its argument (UTF-8).
 
 To a server child:
 
-``stop`` / ``stop next``
+``stop`` / ``stop next`` + [pipe]
     accept nothing more, hand idle connections over, drain, exit;
     ``next``: a reload (the next generation comes on this socket: the live
-    reload pages are told so and reload at once).
+    reload pages are told so and reload at once). The pipe, if sent, is
+    the write end of the next generation's gate: one byte is written to it
+    where ``stopping`` is said, and it closes when the process ends.
 ``file_changed PATH``
     ask Django's ``file_changed`` receivers (answered by an event).
 ``go GENERATION`` / ``go GENERATION gated``
     (a spare) become ``GENERATION`` and serve; ``gated``: get everything
     ready (URLconf imported, server built) but accept only after ``accept``.
+``gate`` + [pipe]
+    (a gated start) the read end of the old generation's gate: serve as
+    soon as it is readable (a byte, or the end of a generation gone),
+    without waiting for ``accept``, which follows all the same.
 ``accept`` / ``accept NAMES``
     (a gated start) the old generation accepts nothing more: serve now;
-    ``NAMES``: the templates it had compiled (a JSON list), loaded first.
+    ``NAMES``: the templates it had compiled (a JSON list), loaded first
+    (also when the gate let it in before).
 ``insight on`` / ``insight off``
     request insight (queries, tracebacks) on or off.
 ``livereload on`` / ``livereload off``
