@@ -663,6 +663,23 @@ def test_an_old_generation_that_ends_without_a_word_lets_the_next_one_in(tmp_pat
         assert get(supervisor.address.port) == (200, b"pong")
 
 
+def test_a_generation_told_to_stop_as_its_gate_opens_never_serves(tmp_path: Path, demo_db: Path) -> None:
+    """A later save replaced it before it served: its ``stop`` wins over the
+    byte on its gate that arrives with it."""
+    root, project = demo_copy(tmp_path, demo_db)
+    with _fork_servers(project) as (supervisor, events, level1):
+        new = level1.serve(supervisor.next_generation(), gated=True)
+        gate_r, gate_w = os.pipe()
+        new.gate(gate_r)
+        os.close(gate_r)
+        new.send("stop")  # both wait while it imports the URLconf
+        os.write(gate_w, b"x")
+        os.close(gate_w)
+        wait_for(lambda: not new.alive)
+        assert new.hello_event is None
+        assert not [e for e in events.of("hello") if e.get("generation") == new.generation]
+
+
 BROKEN_MIDDLEWARE = """
 from pathlib import Path
 

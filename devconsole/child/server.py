@@ -528,10 +528,12 @@ class ServerProcess:
             while True:
                 if pipe is not None:
                     readable, _, _ = select.select([self.control.fileno(), pipe], [], [])
-                    if pipe in readable:
+                    if pipe in readable and self.control.fileno() not in readable:
                         # Its byte, or its end: nothing reaches its code any
                         # more. The templates it names come with ``accept``,
-                        # after this (see _control).
+                        # after this (see _control). A message that waits
+                        # comes first: a ``stop`` (a later save replaced
+                        # this generation) means it never serves.
                         self._let_in(gate, "", later=True)
                         return True
                 message = self.receive_control()
