@@ -219,6 +219,20 @@ def test_a_models_change_rebuilds_the_zygote_and_is_served(console: Console) -> 
     assert console.reloader.level1 is not level1 and console.reloader.level1.pid != level1.pid
 
 
+def test_a_restart_says_when_it_begins_and_when_its_server_answered(console: Console) -> None:
+    """The app holds its redraws between the two (see DevConsoleApp.hold_refresh)."""
+    calls: list[tuple[str, bool]] = []
+    console.reloader.on_restart = lambda: calls.append(("restart", console.supervisor.generation == 1))
+    console.reloader.on_restarted = lambda: calls.append(
+        ("restarted", console.supervisor.child is not None and console.supervisor.child.hello.is_set())
+    )
+    console.edit("shop/views.py", 'b"pong"', 'b"PONG"')
+    assert served(console.port, "/ping/", b"PONG") == (200, b"PONG")
+    wait_for(lambda: len(calls) == 2)
+    # Before the old generation was replaced; after the new one said hello.
+    assert calls == [("restart", True), ("restarted", True)]
+
+
 def test_restart_by_hand_is_an_autoreload_event(console: Console) -> None:
     console.reloader.restart()
     reload = wait_for(console.reloads)[0]

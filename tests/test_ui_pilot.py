@@ -17,7 +17,7 @@ from textual.widgets import Input, OptionList
 
 from devconsole.model.recording import load_recording
 from devconsole.model.state import ServerState
-from devconsole.ui.app import DevConsoleApp
+from devconsole.ui.app import SERVED_HOLD, DevConsoleApp
 from devconsole.ui.panels.reloads import ReloadsTable
 from devconsole.ui.panels.requestlist import RequestList
 from devconsole.ui.panels.requests import MAX_ROWS, RequestsPanel, row_lag_hook
@@ -304,6 +304,31 @@ async def test_a_request_from_another_thread_wakes_the_view_before_its_tick(monk
         reader.join()
         await until(pilot, lambda: "/woken/" in table_paths(app), timeout=10)
         assert len(lags) == 1
+
+
+async def test_a_restart_holds_the_rows_until_its_server_answered() -> None:
+    """While a restart is under way the view draws nothing new (on two cores
+    a frame is taken from the new server's first answer); what came
+    meanwhile is drawn once the hold ends, with no further event, and a
+    refresh asked for (a key, a view switch) is never held."""
+    state = ServerState()
+    app = DevConsoleApp(state=state)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        app.hold_refresh(3600)  # a restart began
+        reader = threading.Thread(target=state.ingest, args=(request_event("/held/"),))
+        reader.start()
+        reader.join()
+        await pilot.pause()
+        app._tick()  # the timer's tick, as it comes
+        await pilot.pause()
+        assert "/held/" not in table_paths(app)
+        app.hold_refresh(SERVED_HOLD)  # its server answered
+        await until(pilot, lambda: "/held/" in table_paths(app), timeout=10)
+        app.hold_refresh(3600)
+        state.ingest(request_event("/asked/"))
+        app.refresh_views()
+        assert "/asked/" in table_paths(app)
 
 
 async def test_theme_switch_recolours_rows_already_shown() -> None:

@@ -279,6 +279,11 @@ class Reloader:
         #: paths), before the server's restart: the session restarts the side
         #: processes declared ``restart_on_change`` with it (a Celery worker).
         self.on_code_change: Callable[[list[str]], object] | None = None
+        #: Called (on the reloader's thread) when a restart begins, and when
+        #: its new generation has answered ``hello`` (or failed): the app
+        #: holds its redraws meanwhile (see DevConsoleApp.hold_refresh).
+        self.on_restart: Callable[[], object] | None = None
+        self.on_restarted: Callable[[], object] | None = None
 
     # ------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -697,6 +702,8 @@ class Reloader:
         with self._crash_lock:
             self._cancel_crash_timer()  # a delayed restart after crashes: this one replaces it
         started = time.perf_counter()
+        if self.on_restart is not None:
+            self.on_restart()
         old = self.supervisor.child
         source: ForkServerHandle | None = None
         steps: list[PhaseTiming] = [{"name": "change noticed", "ms": round(detect_ms, 1)}]
@@ -771,6 +778,8 @@ class Reloader:
         ready_from = time.perf_counter()
         child.settled.wait(SETTLE_TIMEOUT)
         ready_ms = (time.perf_counter() - ready_from) * 1000
+        if self.on_restarted is not None:
+            self.on_restarted()
         served_at = time.time()
         hello = child.hello_event
         error: str | None = None

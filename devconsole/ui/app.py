@@ -48,6 +48,13 @@ IDLE_REFRESH = 1.0
 SLIDE_REFRESH = 2.0
 #: Events wake the view at once, but a busy server not more often than this.
 WAKE_GAP = 0.04
+#: A restart holds the redraws this long at most, and this long after its
+#: new generation said hello: on two cores a frame drawn meanwhile (5-10 ms
+#: of CPU) is taken from the new server's first answer.
+RELOAD_HOLD = 0.15
+SERVED_HOLD = 0.02
+#: While held, a pending refresh looks again this often.
+HOLD_STEP = 0.01
 #: How long after the last event something on screen still ages (the accepts
 #: sparkline covers a minute): after that an idle console sleeps until the
 #: next event, key or view change (no timer wakes it).
@@ -207,6 +214,9 @@ class DevConsoleApp(App[int]):
         self._activity_seen: tuple[int, float] = (-1, time.monotonic())
         #: Set by a first ``q`` with requests in flight: what it waits for.
         self.quit_waiting: str | None = None
+        #: Until when (monotonic) refreshes wait: a restart is under way.
+        self._hold_until = 0.0
+        self._hold_timer: Timer | None = None
         #: Generations draining at the last tick (the ``x`` key shows while any do).
         self._draining_seen: tuple[int, ...] = ()
         #: Whether the project declares side processes (the ``p`` key shows then).
@@ -230,6 +240,9 @@ class DevConsoleApp(App[int]):
         self._take_exit_signals()
         self.switch_mode(self.FIRST_VIEW)
         if self.session is not None:
+            reloader = self.session.reloader
+            reloader.on_restart = lambda: self.hold_refresh(RELOAD_HOLD)
+            reloader.on_restarted = lambda: self.hold_refresh(SERVED_HOLD)
             self.session.start()
         elif self.recording is not None:
             self._replay()
@@ -363,6 +376,16 @@ class DevConsoleApp(App[int]):
     def refresh_views(self) -> None:
         """Apply what the state has now to the view on display, now."""
         self._ticked = (-1, None, 0.0)
+        self._tick(force=True)
+
+    def hold_refresh(self, seconds: float) -> None:
+        """(Any thread.) Draw nothing new for ``seconds`` from now (a restart
+        is under way: its CPU is the new server's); what arrives meanwhile
+        is drawn right after. A later call replaces the deadline."""
+        self._hold_until = time.monotonic() + seconds
+
+    def _after_hold(self) -> None:
+        self._hold_timer = None
         self._tick()
 
     def _activity_from_thread(self) -> None:
@@ -382,9 +405,15 @@ class DevConsoleApp(App[int]):
         else:
             self._tick()
 
-    def _tick(self) -> None:
+    def _tick(self, force: bool = False) -> None:
         """Only the view on display reads the state: hidden views cost nothing
-        and catch up by sequence number when shown again."""
+        and catch up by sequence number when shown again. Held while a
+        restart is under way (see :meth:`hold_refresh`), unless ``force``d."""
+        held = self._hold_until - time.monotonic()
+        if held > 0 and not force and self.is_running:
+            if self._hold_timer is None:
+                self._hold_timer = self.set_timer(min(held, HOLD_STEP), self._after_hold)
+            return
         self.state.woken()
         if not self.is_running:
             return  # shutting down: screens are being taken apart
