@@ -444,12 +444,29 @@ def test_an_idle_console_waits_for_a_key_without_waking(launch: Callable[..., Te
     assert terminal.wait_exit() == 0, terminal.describe()
 
 
+#: Makes its stdin (a pty) the controlling terminal of its own new session,
+#: then runs the rest of its arguments: a hangup of that pty then signals it.
+TAKE_TERMINAL = (
+    "import fcntl, os, sys, termios; fcntl.ioctl(0, termios.TIOCSCTTY, 0); os.execv(sys.argv[1], sys.argv[1:])"
+)
+
+
 class DetachedTerminal:
     """devconsole on a pty that is not its controlling terminal (its own
     session, no hangup signal when the pty goes), as a crashed harness or a
-    closed multiplexer pane can leave it; stdin the pty or what is given."""
+    closed multiplexer pane can leave it; stdin the pty or what is given.
+    ``controlling``: the pty is its controlling terminal, as a terminal
+    window's or a multiplexer pane's is, and its closing is a hangup."""
 
-    def __init__(self, argv: list[str], env: dict[str, str], cwd: Path, stdin: int | None = None) -> None:
+    def __init__(
+        self,
+        argv: list[str],
+        env: dict[str, str],
+        cwd: Path,
+        stdin: int | None = None,
+        *,
+        controlling: bool = False,
+    ) -> None:
         import fcntl
         import struct
         import termios
@@ -458,6 +475,8 @@ class DetachedTerminal:
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLUMNS, 0, 0))
         self.screen = pyte.Screen(COLUMNS, ROWS)
         self.stream = pyte.ByteStream(self.screen)
+        if controlling:
+            argv = [sys.executable, "-c", TAKE_TERMINAL, *argv]
         self.proc = subprocess.Popen(
             argv,
             stdin=slave if stdin is None else stdin,
@@ -524,6 +543,24 @@ def test_a_terminal_that_vanishes_without_a_hangup_ends_the_console(
         # As a hangup: 128 + SIGHUP, its children stopped, the port free.
         assert terminal.wait_exit() == 129
         assert port_is_free(port), f"127.0.0.1:{port} still taken after the terminal vanished"
+    finally:
+        terminal.close()
+
+
+def test_a_terminal_that_hangs_up_ends_the_console(tmp_path: Path, terminal_env: dict[str, str]) -> None:
+    """The kernel follows the hangup's SIGHUP with a SIGCONT, which must not
+    start the console's terminal mode again (two writers, two input threads,
+    an exit that waited forever for the first ones)."""
+    port = free_port()
+    terminal = DetachedTerminal(
+        [str(DEVCONSOLE), "--demo", f"127.0.0.1:{port}"], terminal_env, tmp_path, controlling=True
+    )
+    try:
+        terminal.wait_for(panels_drawn, "the dashboard's four panels")
+        assert get(port).strip()  # it serves
+        terminal.vanish()
+        assert terminal.wait_exit() == 129
+        assert port_is_free(port), f"127.0.0.1:{port} still taken after the terminal hung up"
     finally:
         terminal.close()
 

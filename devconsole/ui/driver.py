@@ -12,6 +12,16 @@ time has passed). Where stdin ends:
   sends it, and exits the way it exits on one (children stopped, status 129);
 * anything else (a file, a pipe, /dev/null): no more keys, and the console
   runs on until it is stopped (SIGTERM, SIGINT).
+
+A terminal that goes away never holds the exit up:
+
+* the kernel follows a hangup's SIGHUP with a SIGCONT. Textual's driver takes
+  any SIGCONT for the end of a Ctrl+Z and starts application mode again (a
+  second writer and input thread, the first ones left behind); this one
+  resumes only after its own suspension;
+* a write to a terminal that is gone fails (EIO) and would end Textual's
+  writer thread, after which the exit's last writes wait forever for room in
+  its queue. Here the writer drops what it cannot write and goes on draining.
 """
 
 from __future__ import annotations
@@ -22,7 +32,7 @@ import select
 import signal
 import threading
 from codecs import getincrementaldecoder
-from typing import Any
+from typing import IO, Any
 
 from textual._xterm_parser import XTermParser
 from textual.drivers.linux_driver import LinuxDriver
@@ -46,14 +56,48 @@ class _WakingEvent(threading.Event):
                 os.write(self.fd, b"x")
 
 
+class _TerminalOut:
+    """The file the writer thread writes to: once the terminal is gone (a
+    write or flush fails), what comes after is dropped, and the thread lives on."""
+
+    def __init__(self, file: IO[str]) -> None:
+        self._file = file
+        self.gone = False
+
+    def write(self, text: str) -> None:
+        if not self.gone:
+            try:
+                self._file.write(text)
+            except (OSError, ValueError):  # EIO: hung up; ValueError: closed
+                self.gone = True
+
+    def flush(self) -> None:
+        if not self.gone:
+            try:
+                self._file.flush()
+            except (OSError, ValueError):
+                self.gone = True
+
+    def fileno(self) -> int:
+        return self._file.fileno()
+
+
 class QuietLinuxDriver(LinuxDriver):
     """:class:`LinuxDriver` whose input thread wakes only for input."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        if self._file is not None:
+            self._file = _TerminalOut(self._file)  # type: ignore[assignment]
         self._wake_r = self._wake_w = -1
         self._exit_flag = _WakingEvent(-1)
         self.exit_event = self._exit_flag
+
+    def _sigcont_application(self, *args: Any) -> None:
+        # A continue after this driver's own Ctrl+Z resumes; any other (the
+        # one a hangup brings, a `kill -CONT`) finds the console running.
+        if self._must_signal_resume:
+            super()._sigcont_application(*args)
 
     def start_application_mode(self) -> None:
         # A pipe per input thread: a suspension (the debugger's terminal)
