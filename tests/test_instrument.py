@@ -182,3 +182,31 @@ def test_idle_work_runs_only_while_no_request_is_in_flight() -> None:
         server.shutdown()
         server.server_close()
         listener.close()
+
+
+def test_idle_work_given_while_the_last_one_ends_is_kept() -> None:
+    """Another thread (a late ``accept``) gives work in the instant the
+    loop's work ends: the loop does not drop it with the old."""
+    from devconsole.child.instrument import ServerObserver
+
+    observer = ServerObserver()
+    given: list[int] = []
+
+    def later() -> Iterator[None]:
+        given.append(1)
+        yield
+
+    following = later()
+
+    def ending() -> Iterator[None]:
+        observer.give_idle_work(following)  # as the other thread would, just before the end
+        return
+        yield
+
+    observer.give_idle_work(ending())
+    observer.idle_step()  # the old work ends
+    assert observer.idle_work is following
+    observer.idle_step()
+    assert given == [1]
+    observer.idle_step()
+    assert observer.idle_work is None

@@ -82,3 +82,43 @@ def test_patterns_compiled_ahead_are_found_in_the_cache() -> None:
     warmup.compile_patterns("{not json")
     assert [pattern, 0] in json.loads(warmup.compiled_patterns())  # in re's cache now
     assert re.compile(pattern).match("devconsole-ahead/x/")
+
+
+class RecordedNames(warmup.TemplateNames):
+    """The names the steps took, in order."""
+
+    def __init__(self, names: list[str]) -> None:
+        super().__init__(names)
+        self.taken: list[str] = []
+
+    def take(self) -> str | None:
+        name = super().take()
+        if name is not None:
+            self.taken.append(name)
+        return name
+
+
+def test_names_that_join_a_warm_up_are_loaded_or_refused_never_lost() -> None:
+    names = RecordedNames(["first.html"])
+    steps = warmup.template_steps(names)
+    next(steps)  # under way: nothing taken yet
+    assert names.add(["late.html"])  # joins: the steps take it in turn
+    for _step in steps:  # to their end
+        pass
+    assert names.taken == ["first.html", "late.html"]
+    # Ended: a name now is refused (its sender starts steps of its own).
+    assert not names.add(["too-late.html"])
+    assert names.taken == ["first.html", "late.html"]
+
+
+def test_a_warm_up_dropped_or_out_of_time_refuses_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    dropped = RecordedNames(["a.html"])
+    steps = warmup.template_steps(dropped)
+    next(steps)
+    steps.close()  # its work replaced, or the server stopped
+    assert not dropped.add(["b.html"])
+    monkeypatch.setattr(warmup, "TEMPLATES_BUDGET_S", 0.0)
+    late = RecordedNames(["a.html"])
+    assert list(warmup.template_steps(late)) == [None]  # out of time at its first name
+    assert late.taken == []
+    assert not late.add(["b.html"])

@@ -207,7 +207,15 @@ class ServerObserver:
         try:
             next(work)
         except BaseException:  # StopIteration, or a failure: the request that needs it shows it
-            self.idle_work = None
+            with self._lock:
+                if self.idle_work is work:  # not work given meanwhile by another thread
+                    self.idle_work = None
+
+    def give_idle_work(self, work: Iterator[None]) -> None:
+        """Set :attr:`idle_work` from any thread (:meth:`idle_step` never
+        drops work given while the previous work ended)."""
+        with self._lock:
+            self.idle_work = work
 
     def on_iteration(self) -> None:
         now = time.perf_counter()
@@ -834,10 +842,7 @@ def instrument_server(base: type, listen_fd: int, observer: ServerObserver) -> t
                 super().shutdown()
                 return
             self._BaseServer__shutdown_request = True
-            try:
-                os.write(wake, b"x")
-            except OSError:
-                pass  # the pipe is full: the loop is awake anyway
+            self.dc_poke()
             self._BaseServer__is_shut_down.wait()
 
         def service_actions(self) -> None:

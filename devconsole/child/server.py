@@ -37,7 +37,7 @@ import threading
 import time
 import traceback
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from devconsole.child.bootstrap import run_manage_py
 from devconsole.child.handover import ConnectionHandover
@@ -63,6 +63,9 @@ from devconsole.wire.events import (
     ServerKind,
     WatchEvent,
 )
+
+if TYPE_CHECKING:
+    from devconsole.child.warmup import TemplateNames
 
 FLUSH_INTERVAL = 0.025
 #: How long a graceful stop waits for a connection accepted but still
@@ -225,7 +228,7 @@ class ServerProcess:
         self._early: list[tuple[str, str, list[int]]] = []
         #: The warm-up's list of templates while ``accept`` (which names
         #: them) is still to come: the old generation's pipe let this one in.
-        self._templates_to_come: list[str] | None = None
+        self._templates_to_come: TemplateNames | None = None
         #: The write end of the next generation's gate, from ``stop``.
         self._successor_gate: int | None = None
         try:
@@ -584,10 +587,10 @@ class ServerProcess:
             return
         from devconsole.child import warmup
 
-        templates = warmup.parse_names(names)[::-1]
+        templates = warmup.TemplateNames(warmup.parse_names(names)[::-1])
         if later:
             self._templates_to_come = templates
-        self.observer.idle_work = warmup.steps(templates)
+        self.observer.give_idle_work(warmup.steps(templates))
 
     def _late_templates(self, names: str) -> None:
         """``accept`` after the old generation's pipe let this one in: the
@@ -599,10 +602,9 @@ class ServerProcess:
         from devconsole.child import warmup
 
         names_now = warmup.parse_names(names)[::-1]
-        if self.observer.idle_work is not None:
-            templates.extend(names_now)  # the steps read this list when they reach it
-            return
-        self.observer.idle_work = warmup.template_steps(names_now)
+        if not names_now or templates.add(names_now):
+            return  # the warm-up's steps, still under way, load them in turn
+        self.observer.give_idle_work(warmup.template_steps(warmup.TemplateNames(names_now)))
         poke = getattr(self.observer.server, "dc_poke", None)
         if poke is not None:
             poke()  # the loop may sleep in select: it looks at the new work now

@@ -31,8 +31,10 @@ import importlib.util
 import json
 import os
 import re
+import threading
 import time
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 #: Templates named to the next generation, at most.
@@ -189,7 +191,39 @@ def parse_names(arg: str) -> list[str]:
     return [name for name in value[:MAX_TEMPLATES] if isinstance(name, str) and name]
 
 
-def steps(templates: list[str]) -> Iterator[None]:
+class TemplateNames:
+    """The templates a warm-up loads, in order. Names join (:meth:`add`)
+    until the warm-up's steps have ended (taken the last, run out of time,
+    or been dropped); after that :meth:`add` says no, and the caller starts
+    steps of its own: no name is lost between the two."""
+
+    def __init__(self, names: Iterable[str] = ()) -> None:
+        self._names = deque(names)
+        self._lock = threading.Lock()
+        self._ended = False
+
+    def add(self, names: Iterable[str]) -> bool:
+        """Queue ``names`` after the others; False once the steps ended."""
+        with self._lock:
+            if self._ended:
+                return False
+            self._names.extend(names)
+            return True
+
+    def take(self) -> str | None:
+        """The next name, or None: then the steps end, and :meth:`add` says no."""
+        with self._lock:
+            if self._names and not self._ended:
+                return self._names.popleft()
+            self._ended = True
+            return None
+
+    def end(self) -> None:
+        with self._lock:
+            self._ended = True
+
+
+def steps(templates: TemplateNames) -> Iterator[None]:
     """The warm-up, one small step per ``next()``: the reverse tables of each
     resolver (within :data:`BUDGET_S`), then ``templates`` in that order
     (within :data:`TEMPLATES_BUDGET_S`). The server runs a step only while
@@ -228,24 +262,30 @@ def _resolver_steps(deadline: float) -> Iterator[None]:
             pending.append((pattern, child, merged))
 
 
-def template_steps(templates: list[str]) -> Iterator[None]:
+def template_steps(templates: TemplateNames) -> Iterator[None]:
     """The templates' part of :func:`steps` alone."""
     return _template_steps(templates, TEMPLATES_BUDGET_S)
 
 
-def _template_steps(templates: list[str], budget: float) -> Iterator[None]:
+def _template_steps(templates: TemplateNames, budget: float) -> Iterator[None]:
     """``templates`` loaded (into the caches a request fills), one per step,
-    within ``budget`` seconds of the first."""
+    within ``budget`` seconds of the first; ``templates`` ended however
+    this ends."""
     try:
         from django.template import loader
     except Exception:
+        templates.end()
         return
     deadline = time.monotonic() + budget
-    for name in templates:
-        yield
-        if time.monotonic() >= deadline:
-            return
-        try:
-            loader.get_template(name)
-        except Exception:
-            pass
+    try:
+        while True:
+            yield
+            name = templates.take() if time.monotonic() < deadline else None
+            if name is None:
+                return
+            try:
+                loader.get_template(name)
+            except Exception:
+                pass
+    finally:
+        templates.end()
