@@ -75,6 +75,77 @@ def test_what_cannot_be_compiled_ahead_is_left_to_the_import(package: Path) -> N
     assert warmup._sources == {}
 
 
+def _saved_event(saved: warmup.SavedSources) -> None:
+    """Wait for the watch to have something to read (a failure after 30 s)."""
+    import select
+
+    assert select.select([saved.fd], [], [], 30)[0], "no inotify event 30 s after the save"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="inotify: Linux only")
+def test_a_source_saved_while_the_spare_waits_is_compiled_before_its_import(package: Path) -> None:
+    import py_compile
+
+    path = package / "changedmod.py"
+    path.write_text("def version():\n    return 1\n")
+    py_compile.compile(str(path), doraise=True)  # a bytecode file, out of date after the save
+    other = package / "notes.txt"
+    saved = warmup.SavedSources([str(path)])
+    try:
+        assert saved.fd >= 0
+        other.write_text("not Python")  # no source: nothing compiled
+        _saved_event(saved)
+        assert saved.compile_saved() == []
+        # The save (an editor's write in place), while the spare waits; each of
+        # another size, so that Python sees its bytecode file out of date.
+        path.write_text("def version():\n    return 22\n")
+        _saved_event(saved)
+        assert saved.compile_saved() == [str(path)]
+        compiled = warmup._sources[str(path)][1]
+        # Saved again before the import: the newer bytes replace the older.
+        path.write_text("def version():\n    return 333\n")
+        _saved_event(saved)
+        assert saved.compile_saved() == [str(path)]
+        assert warmup._sources[str(path)][1] is not compiled
+        compiled = warmup._sources[str(path)][1]
+        module = importlib.import_module("changedmod")
+        assert module.version() == 333
+        assert module.version.__code__ is _function_code(compiled)  # compiled ahead, not by the import
+    finally:
+        saved.close()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="inotify: Linux only")
+def test_a_source_renamed_into_place_is_compiled_and_a_half_written_one_is_not_used(package: Path) -> None:
+    path = package / "aheadmod.py"
+    path.write_text("def version():\n    return 1\n")
+    saved = warmup.SavedSources([str(path)])
+    try:
+        # An editor's rename-save: written beside, then moved into place.
+        beside = package / ".aheadmod.py.swp"
+        beside.write_text("def version():\n    return 2\n")
+        beside.rename(path)
+        _saved_event(saved)
+        assert saved.compile_saved() == [str(path)]
+        compiled = warmup._sources[str(path)][1]
+        # What the import reads differs from what was compiled (a write
+        # after the event): compiled afresh by the import.
+        with open(path, "a") as handle:
+            handle.write("\nLATE = True\n")
+        saved.close()  # the spare was told to go: it no longer reads events
+        module = importlib.import_module("aheadmod")
+        assert module.version() == 2 and module.LATE is True
+        assert module.version.__code__ is not _function_code(compiled)
+    finally:
+        saved.close()
+
+
+def test_nothing_to_watch_watches_nothing() -> None:
+    saved = warmup.SavedSources(["not-python.txt"])
+    assert saved.fd == -1
+    assert saved.compile_saved() == []
+
+
 def test_patterns_compiled_ahead_are_found_in_the_cache() -> None:
     pattern = r"^devconsole-ahead/(?P<slug>[-a-zA-Z0-9_]+)/\Z"
     assert pattern not in warmup.compiled_patterns()

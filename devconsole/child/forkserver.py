@@ -560,6 +560,7 @@ class ForkServer:
             pass  # install() tries again after ``go``, and reports a failure
         process.emitter.send({"type": "spare_ready", "pid": os.getpid(), "files": files})
         process.emitter.flush()
+        self._wait_for_word(process, message.get("sources") or [])
         told = process.receive_control()
         if told is None:
             return False
@@ -571,6 +572,23 @@ class ForkServer:
             return False
         process.promote(int(generation), gated=mode == "gated")
         return True
+
+    @staticmethod
+    def _wait_for_word(process: ServerProcess, sources: list[str]) -> None:
+        """Until the console speaks: a project source saved meanwhile is
+        compiled at once (see :class:`~devconsole.child.warmup.SavedSources`),
+        while the console is still deciding what the save means."""
+        from devconsole.child import warmup
+
+        saved = warmup.SavedSources(sources)
+        try:
+            while saved.fd >= 0:
+                readable, _, _ = select.select([process.control.fileno(), saved.fd], [], [])
+                if process.control.fileno() in readable:
+                    return
+                saved.compile_saved()
+        finally:
+            saved.close()
 
 
 @contextlib.contextmanager

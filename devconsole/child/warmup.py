@@ -31,6 +31,7 @@ import importlib.util
 import json
 import os
 import re
+import struct
 import threading
 import time
 from collections import deque
@@ -129,7 +130,7 @@ MAX_SOURCES_BYTES = 64 * 1024 * 1024
 _sources: dict[str, tuple[bytes, Any]] = {}
 
 
-def precompile(paths: list[str]) -> int:
+def precompile(paths: list[str], *, saved: bool = False) -> int:
     """Compile the project's sources ``paths`` now (a spare, ahead of the
     save), for the imports that would compile them after it: where Python
     has no bytecode file to read (``PYTHONDONTWRITEBYTECODE``, common in
@@ -138,13 +139,19 @@ def precompile(paths: list[str]) -> int:
     when the source it reads then is, byte for byte, the source compiled
     here (a file saved meanwhile is compiled afresh): what runs is exactly
     what ``compile`` makes of the file as it is. A source that has a bytecode
-    file is left alone (the import reads that). How many are held."""
+    file is left alone (the import reads that). ``saved``: these files were
+    just saved (see :class:`SavedSources`): compiled again, bytecode file or
+    not (it is out of date now). How many are held."""
     total = sum(len(data) for data, _code in _sources.values())
     for path in paths[:MAX_SOURCES]:
-        if not isinstance(path, str) or not path.endswith(".py") or path in _sources:
+        if not isinstance(path, str) or not path.endswith(".py"):
             continue
+        if path in _sources:
+            if not saved:
+                continue
+            total -= len(_sources.pop(path)[0])
         try:
-            if os.path.exists(importlib.util.cache_from_source(path)):
+            if not saved and os.path.exists(importlib.util.cache_from_source(path)):
                 continue  # the import reads its bytecode file: nothing to compile
             with open(path, "rb") as handle:
                 data = handle.read(MAX_SOURCES_BYTES - total + 1)
@@ -159,6 +166,75 @@ def precompile(paths: list[str]) -> int:
     if _sources:
         _use_compiled_sources()
     return len(_sources)
+
+
+#: inotify's events a saved file ends with: closed after writing, renamed into place.
+IN_CLOSE_WRITE = 0x8
+IN_MOVED_TO = 0x80
+_INOTIFY_EVENT = struct.Struct("iIII")
+
+
+class SavedSources:
+    """While a spare waits for ``go``: the folders of the sources it compiled
+    ahead, watched, so that a source saved meanwhile is compiled at once,
+    while the console notices the save and decides, instead of by the import
+    that follows ``go``. That import uses the code only for the very bytes
+    it reads then (see :func:`precompile`); a file still being written is
+    compiled again at its next event, or by the import. Linux (inotify)
+    only; elsewhere, or when inotify cannot be had, nothing is watched."""
+
+    def __init__(self, paths: list[str]) -> None:
+        self.fd = -1
+        self._folders: dict[int, str] = {}
+        folders = sorted({os.path.dirname(p) for p in paths[:MAX_SOURCES] if isinstance(p, str) and p.endswith(".py")})
+        if not folders:
+            return
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            fd = int(libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC))
+            if fd < 0:
+                return
+            self.fd = fd
+            for folder in folders:
+                wd = int(libc.inotify_add_watch(fd, os.fsencode(folder), IN_CLOSE_WRITE | IN_MOVED_TO))
+                if wd >= 0:
+                    self._folders[wd] = folder
+        except (OSError, AttributeError):
+            pass  # no inotify here
+        if not self._folders:
+            self.close()
+
+    def compile_saved(self) -> list[str]:
+        """Read what was saved; compile the Python sources among it. The paths compiled."""
+        saved: dict[str, None] = {}
+        while self.fd >= 0:
+            try:
+                data = os.read(self.fd, 64 * 1024)
+            except BlockingIOError:
+                break
+            except OSError:
+                self.close()
+                break
+            offset = 0
+            while offset + _INOTIFY_EVENT.size <= len(data):
+                wd, _mask, _cookie, length = _INOTIFY_EVENT.unpack_from(data, offset)
+                start = offset + _INOTIFY_EVENT.size
+                name = data[start : start + length].rstrip(b"\0")
+                offset = start + length
+                folder = self._folders.get(wd)
+                if folder is not None and name.endswith(b".py"):
+                    saved[os.path.join(folder, os.fsdecode(name))] = None
+        paths = list(saved)
+        if paths:
+            precompile(paths, saved=True)
+        return [path for path in paths if path in _sources]
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
 
 
 def _use_compiled_sources() -> None:
