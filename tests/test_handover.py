@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -386,46 +387,46 @@ def test_old_generations_a_lagging_console_still_reads_are_not_cut(tmp_path: Pat
             assert mine[-1] == "exit", (generation, mine[-5:])
 
 
-def test_a_pipelined_request_already_read_into_the_buffer_is_served_at_once() -> None:
-    """Two requests in one packet: the second sits in the handler's buffer,
-    not in the kernel, and the wait for it must see that (a poll alone would
-    wait forever)."""
+class _KeepAliveHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, like Django's handler
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@dataclass
+class _Served:
+    """An instrumented server in this process, with a handover whose
+    console end is ``console``."""
+
+    address: tuple[str, int]
+    observer: Any
+    handover: Any
+    console: Any
+
+
+@contextlib.contextmanager
+def _instrumented(handler: type[BaseHTTPRequestHandler]) -> Iterator[_Served]:
     import socket
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     from devconsole.child.handover import ConnectionHandover
     from devconsole.child.instrument import ServerObserver, instrument_server
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"  # keep-alive, like Django's handler
-
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"ok")
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
 
     listen = bind(ListenAddress("127.0.0.1", 0))
     observer = ServerObserver()
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     observer.handover = ConnectionHandover(ours)
-    server = instrument_server(ThreadingHTTPServer, listen.fileno(), observer)(("127.0.0.1", 0), Handler)
+    server = instrument_server(ThreadingHTTPServer, listen.fileno(), observer)(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
-        client = socket.create_connection(listen.getsockname(), timeout=10)
-        with client:
-            for _ in range(3):  # the buffer check holds request after request
-                client.sendall(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n")
-                received = b""
-                while received.count(b"\r\n\r\nok") < 2:
-                    chunk = client.recv(65536)
-                    assert chunk, received
-                    received += chunk
-        wait_for(lambda: observer.requests_total == 6, timeout=10)
+        yield _Served(listen.getsockname(), observer, observer.handover, theirs)
     finally:
         server.shutdown()
         thread.join(10)
@@ -433,3 +434,115 @@ def test_a_pipelined_request_already_read_into_the_buffer_is_served_at_once() ->
         listen.close()
         ours.close()
         theirs.close()
+
+
+def _read_responses(client: Any, count: int) -> bytes:
+    received = b""
+    while received.count(b"\r\n\r\nok") < count:
+        chunk = client.recv(65536)
+        assert chunk, received
+        received += chunk
+    return received
+
+
+def test_a_pipelined_request_already_read_into_the_buffer_is_served_at_once() -> None:
+    """Two requests in one packet: the second sits in the handler's buffer,
+    not in the kernel, and the wait for it must see that (a poll alone would
+    wait forever)."""
+    import socket
+
+    with _instrumented(_KeepAliveHandler) as served:
+        client = socket.create_connection(served.address, timeout=10)
+        with client:
+            for _ in range(3):  # the buffer check holds request after request
+                client.sendall(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n")
+                _read_responses(client, 2)
+        wait_for(lambda: served.observer.requests_total == 6, timeout=10)
+
+
+def test_bytes_waiting_in_the_kernel_are_seen_without_reading_them() -> None:
+    """A kept-alive connection's next request, already in the kernel, lets
+    the handler read it without a poll first; looking reads nothing."""
+    import socket
+
+    from devconsole.child.handover import _KernelQueue
+
+    listen = bind(ListenAddress("127.0.0.1", 0))
+    try:
+        client = socket.create_connection(listen.getsockname(), timeout=10)
+        served, _ = listen.accept()
+        with client, served:
+            served.settimeout(10)
+            queue = _KernelQueue(served.fileno())
+            assert not queue.has_bytes()
+            client.sendall(b"GET / HTTP/1.1\r\n\r\n")
+            wait_for(queue.has_bytes, timeout=10)
+            assert served.recv(100) == b"GET / HTTP/1.1\r\n\r\n"
+            assert not queue.has_bytes()
+            client.close()  # end of stream: nothing to read, the poll says so
+            assert served.recv(100) == b""
+            assert not queue.has_bytes()
+    finally:
+        listen.close()
+
+
+def test_requests_one_after_the_other_are_read_whole_after_the_poll() -> None:
+    """Each next request arrives while its thread waits in the poll, and is
+    read right after it without waiting (without letting go of the
+    interpreter's lock): whole, on the same connection, counted once."""
+    import socket
+
+    with _instrumented(_KeepAliveHandler) as served:
+        client = socket.create_connection(served.address, timeout=10)
+        with client:
+            for n in range(1, 6):
+                # Sent once the thread is back waiting (the response is out,
+                # the connection idle): the bytes come after the poll began.
+                wait_for(lambda n=n: served.observer.requests_total == n - 1, timeout=10)
+                client.sendall(b"GET /" + b"x" * 5000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+                _read_responses(client, 1)
+        wait_for(lambda: served.observer.requests_total == 5, timeout=10)
+        paths = [event["path"] for event in served.observer.requests]
+        assert paths == ["/" + "x" * 5000] * 5
+
+
+def test_a_stop_moves_a_connection_whose_next_request_already_waits_in_the_kernel() -> None:
+    """The stop wins over a request already sent: the connection moves with
+    its bytes unread, for the next generation to serve with the new code."""
+    import socket
+
+    from devconsole.wire import control
+
+    release = threading.Event()
+    entered = threading.Event()
+
+    class Handler(_KeepAliveHandler):
+        def do_GET(self) -> None:
+            if self.path == "/slow":
+                entered.set()
+                release.wait(10)
+            super().do_GET()
+
+    moved: socket.socket | None = None
+    with _instrumented(Handler) as served:
+        try:
+            client = socket.create_connection(served.address, timeout=10)
+            with client:
+                client.sendall(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+                assert entered.wait(10)
+                client.sendall(b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n")  # waits in the kernel
+                served.handover.stop()
+                release.set()
+                _read_responses(client, 1)
+                served.console.settimeout(10)
+                message = control.receive(served.console)
+                assert message is not None and message[0] == "handover" and len(message[2]) == 1, message
+                moved = socket.socket(fileno=message[2][0])
+                moved.settimeout(10)
+                assert moved.recv(100) == b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n"
+            wait_for(lambda: served.observer.requests_total == 1, timeout=10)
+            assert served.handover.handed_over == 1
+        finally:
+            release.set()
+            if moved is not None:
+                moved.close()

@@ -33,9 +33,93 @@ import select
 import socket
 import socketserver
 import threading
+import types
 from typing import Any
 
 from devconsole.wire import control
+
+
+def _libc_holding_the_gil() -> Any:
+    """libc's ``ioctl`` and ``recv`` called through ``ctypes.PyDLL``, which
+    keeps the interpreter's lock for the call; None where there is none.
+
+    Every socket call and ``select.poll`` let go of the lock, and each time
+    a thread lets go of it under load (eight connections, eight threads)
+    another thread that waited for it is woken, for nothing when the call
+    returns at once. (``fcntl.ioctl`` keeps the lock on Python 3.11 only.)
+    """
+    try:
+        import ctypes
+        import termios
+
+        libc = ctypes.PyDLL(None)
+        ioctl = libc.ioctl
+        ioctl.argtypes = (ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p)
+        ioctl.restype = ctypes.c_int
+        recv = libc.recv
+        recv.argtypes = (ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
+        recv.restype = ctypes.c_ssize_t
+        return types.SimpleNamespace(
+            ioctl=ioctl,
+            recv=recv,
+            FIONREAD=termios.FIONREAD,
+            MSG_DONTWAIT=socket.MSG_DONTWAIT,
+            c_int=ctypes.c_int,
+            c_char=ctypes.c_char,
+            addressof=ctypes.addressof,
+        )
+    except (ImportError, OSError, AttributeError):  # pragma: no cover - no libc (Windows has no poll either)
+        return None
+
+
+_LIBC = _libc_holding_the_gil()
+
+
+class _KernelQueue:
+    """Whether the kernel holds bytes of a connection not yet received
+    (``FIONREAD``), asked without letting go of the interpreter's lock: under
+    load the next request on a kept-alive connection has often arrived by
+    the time its thread is back, and then needs no ``poll`` before it is
+    read (one system call that would let go of the lock, and so one wake-up
+    of another thread, fewer per request)."""
+
+    __slots__ = ("_fd", "_count", "_address")
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._count: Any = None
+        self._address = 0
+        if _LIBC is not None:
+            self._count = _LIBC.c_int()
+            self._address = _LIBC.addressof(self._count)
+
+    def has_bytes(self) -> bool:
+        """True when bytes surely wait (False: none, or not known: poll)."""
+        if self._count is None:
+            return False
+        return _LIBC.ioctl(self._fd, _LIBC.FIONREAD, self._address) == 0 and self._count.value > 0
+
+
+def receive_now(fd: int, buffer: Any) -> int:
+    """Bytes of socket ``fd`` that wait in the kernel, received into
+    ``buffer`` (a writable buffer: the reader's own) without waiting and
+    without letting go of the interpreter's lock; -1 when there were none
+    or they could not be received so (then read as usual).
+
+    After a ``poll`` that said the next request is there, the read that
+    follows would let go of the lock once more: with the poll, twice per
+    request where runserver's read lets go once.
+    """
+    if _LIBC is None:
+        return -1
+    try:
+        size = buffer.nbytes if type(buffer) is memoryview else len(buffer)
+        if size <= 0:
+            return -1
+        view = (_LIBC.c_char * size).from_buffer(buffer)
+    except (TypeError, ValueError, AttributeError):
+        return -1
+    return int(_LIBC.recv(fd, _LIBC.addressof(view), size, _LIBC.MSG_DONTWAIT))
 
 
 class ConnectionHandover:
@@ -73,6 +157,13 @@ class ConnectionHandover:
         # every keep-alive request: only when the counts cannot tell.
         if (surely_empty is None or not surely_empty()) and _buffered(rfile, sock):
             return True  # pipelined: served here (see the module's docstring)
+        if self.stopping:
+            return self._move(handler, conn, sock)
+        waiting = getattr(handler, "_dc_waiting", None)
+        if waiting is None:  # one per connection, not one per request
+            waiting = handler._dc_waiting = _KernelQueue(sock.fileno())
+        if waiting.has_bytes():
+            return True  # the next request is here already: no poll, no wait
         timeout = sock.gettimeout()
         poller = getattr(handler, "_dc_poller", None)
         if poller is None:  # one per connection, not one per request
@@ -81,13 +172,7 @@ class ConnectionHandover:
             poller.register(self._wake_r, select.POLLIN)
         while True:
             if self.stopping:
-                # Nothing is buffered in user space: whatever the client has
-                # sent is still in the kernel, and goes with the socket. If
-                # the console cannot take it (it is gone), the connection
-                # closes now rather than wait for a request nobody will serve.
-                if not self._hand_over(handler, conn, sock):
-                    handler.close_connection = True
-                return False
+                return self._move(handler, conn, sock)
             try:
                 ready = poller.poll(None if timeout is None else timeout * 1000)
             except InterruptedError:  # pragma: no cover - PEP 475 retries
@@ -95,7 +180,20 @@ class ConnectionHandover:
             if not ready:
                 return True  # the handler's timeout: readline raises it as before
             if any(fd == sock.fileno() for fd, _ in ready) and not self.stopping:
+                bytes_wait = getattr(handler, "dc_bytes_wait", None)
+                if bytes_wait is not None:
+                    bytes_wait()  # read them without letting go of the lock once more
                 return True
+
+    def _move(self, handler: Any, conn: Any, sock: socket.socket) -> bool:
+        """Nothing is buffered in user space: whatever the client has sent
+        is still in the kernel, and goes with the socket. If the console
+        cannot take it (it is gone), the connection closes now rather than
+        wait for a request nobody will serve. Always False (no request to
+        read here)."""
+        if not self._hand_over(handler, conn, sock):
+            handler.close_connection = True
+        return False
 
     def _hand_over(self, handler: Any, conn: Any, sock: socket.socket) -> bool:
         """Send the socket to the console; close it here without a FIN (the
