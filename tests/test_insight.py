@@ -127,6 +127,19 @@ def test_post_bodies_are_previewed_and_masked(server: Supervisor, events: Events
     assert any('"keys"' in line for line in insight.response["body"]["lines"])
 
 
+def test_a_request_without_a_body_has_no_body_preview_and_its_response_is_kept(
+    server: Supervisor, events: Events
+) -> None:
+    assert _request(server, "GET", "/ping/?plain=1") == 200
+    assert _request(server, "GET", "/ping/?empty=1", b"", {"Content-Length": "0"}) == 200
+    for query in ("plain=1", "empty=1"):
+        row = wait_for(lambda query=query: next((r for r in _rows(events) if r.query == query), None))
+        insight = events.state.insight(row.seq)
+        assert insight is not None and insight.request_body is None and insight.response is not None
+        assert insight.response["status_line"] == "200 OK"
+        assert insight.response["body"]["lines"] == ["pong"]
+
+
 def test_a_form_post_and_curl_sends_it_again(server: Supervisor, events: Events) -> None:
     from devconsole.model.insight import curl_command
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from devconsole.child.instrument import quiet_request_log, request_line_reaches_nobody
+from devconsole.child.instrument import ServerObserver, quiet_request_log, request_line_reaches_nobody
 
 
 @pytest.fixture
@@ -210,3 +210,12 @@ def test_idle_work_given_while_the_last_one_ends_is_kept() -> None:
     assert given == [1]
     observer.idle_step()
     assert observer.idle_work is None
+
+
+def test_statuses_are_counted_by_class_exactly() -> None:
+    observer = ServerObserver()
+    for status in (200, 404, 200, None, 503, 302, 200, 101):
+        observer.on_request({"type": "request", "status": status})  # type: ignore[typeddict-item]
+    assert observer.requests_total == 8
+    assert observer.status_classes == {"2xx": 3, "4xx": 1, "other": 1, "5xx": 1, "3xx": 1, "1xx": 1}
+    assert len(observer.requests) == 8

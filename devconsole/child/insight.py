@@ -383,13 +383,31 @@ _PENDING = 256
 
 
 class _Capture:
-    """One request's findings, kept in its thread."""
+    """One request's findings, kept in its thread.
+
+    The immutable starting values are the class's: a request sets only
+    what it changes (one is made for every request)."""
+
+    count = 0
+    sql_s = 0.0
+    #: Characters of text in ``queries`` (for a cheap bound of the insight's size).
+    query_chars = 0
+    exception: ExceptionInsight | None = None
+    response: ResponseInsight | None = None
+    response_chunks: list[bytes] | None = None
+    #: Bytes in ``response_chunks`` (a running count: a long stream is not summed per chunk).
+    response_kept = 0
+    response_size = 0
+    #: Set once the response is closed (or the handler raised): queries stop counting.
+    closed = False
+    response_type = ""
+    #: The request's body as the view read it, and what its headers said
+    #: of it (read only when it may have one).
+    tee: _TeeInput | None = None
+    request_content_type = ""
+    request_length = ""
 
     def __init__(self) -> None:
-        self.count = 0
-        self.sql_s = 0.0
-        #: Characters of text in ``queries`` (for a cheap bound of the insight's size).
-        self.query_chars = 0
         #: The first :data:`MAX_QUERIES` queries, raw (made into :class:`SqlQuery` at the end).
         self.kept: list[_Raw] = []
         #: Queries not yet grouped (at most :data:`_PENDING`).
@@ -398,19 +416,6 @@ class _Capture:
         self.groups: dict[str, list[Any]] = {}
         #: (sql, params) -> [count, params reprs or None, where]
         self.seen: dict[tuple[str, Any], list[Any]] = {}
-        self.exception: ExceptionInsight | None = None
-        self.request_body: BodyPreview | None = None
-        self.response: ResponseInsight | None = None
-        self.response_chunks: list[bytes] | None = None
-        #: Bytes in ``response_chunks`` (a running count: a long stream is not summed per chunk).
-        self.response_kept = 0
-        self.response_size = 0
-        #: Set once the response is closed (or the handler raised): queries stop counting.
-        self.closed = False
-        self.response_type = ""
-        self.request_content_type = ""
-        self.request_length = ""
-        self.tee: _TeeInput | None = None
 
     # -- SQL --------------------------------------------------------------
     def _record(self, sql: Any, params: Any, many: bool, context: dict[str, Any], seconds: float) -> None:
@@ -840,15 +845,15 @@ def wrap(handler: Callable[..., Any], observer: Any = None) -> Callable[..., Any
             return handler(environ, start_response)
         capture = _Capture()
         _local.capture = capture
-        tee: _TeeInput | None = None
         try:
             if not getattr(_local, "observed", False):
                 _observe_this_thread()
-            if environ.get("wsgi.input") is not None and _may_have_body(environ):
-                tee = environ["wsgi.input"] = _TeeInput(environ["wsgi.input"])
-            capture.request_content_type = str(environ.get("CONTENT_TYPE", ""))
-            capture.request_length = str(environ.get("CONTENT_LENGTH", "") or "")
-            capture.tee = tee
+            if _may_have_body(environ):
+                if environ.get("wsgi.input") is not None:
+                    capture.tee = environ["wsgi.input"] = _TeeInput(environ["wsgi.input"])
+                capture.request_content_type = str(environ.get("CONTENT_TYPE", ""))
+                capture.request_length = str(environ.get("CONTENT_LENGTH", "") or "")
+            # else: no length (or 0) and no chunks: no body to show.
         except Exception:
             pass
 
@@ -944,22 +949,24 @@ def _cheap_bound(request: RequestEvent, query_chars: int) -> int | None:
         return None
     chars = 0
     sql = request.get("sql")
-    if sql is not None:
+    if sql is not None and len(sql) > 2:  # a request without queries has its count and time alone
         queries = sql.get("queries") or []
         chars += query_chars + _PER_ITEM * len(queries)
         chars += _texts(sql.get("groups")) + _texts(sql.get("duplicates")) + _texts(sql.get("n_plus_one"))
     response = request.get("response")
-    bodies = [request.get("request_body")]
     if response is not None:
         chars += len(response.get("status_line", "")) + _PER_ITEM
         headers = response.get("headers", ())
         chars += sum(map(len, itertools.chain.from_iterable(headers))) + 8 * len(headers)
-        bodies.append(response.get("body"))
-    for body in bodies:
-        if body is not None:
-            lines = body.get("lines") or ()
-            chars += sum(map(len, lines)) + 4 * len(lines) + len(body.get("content_type", "")) + _PER_ITEM
-    return chars * _PER_CHAR + 1024
+        chars += _body_chars(response.get("body"))
+    return (chars + _body_chars(request.get("request_body"))) * _PER_CHAR + 1024
+
+
+def _body_chars(body: BodyPreview | None) -> int:
+    if body is None:
+        return 0
+    lines = body.get("lines") or ()
+    return sum(map(len, lines)) + 4 * len(lines) + len(body.get("content_type", "")) + _PER_ITEM
 
 
 def _fit(request: RequestEvent, query_chars: int | None = None) -> None:
