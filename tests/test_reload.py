@@ -22,6 +22,7 @@ import pytest
 
 from devconsole.console import supervisor as supervisor_module
 from devconsole.console.project import Project
+from devconsole.model.state import CRASH_PHASE
 from devconsole.wire import forkserver as forkserver_wire
 
 from .conftest import Events, LiveConsole, demo_copy, http_get, inotify_watches, live_console, new_supervisor, wait_for
@@ -327,15 +328,20 @@ def test_a_killed_zygote_is_replaced_and_the_edit_still_served(console: Console)
 def test_a_spare_prepared_ahead_serves_the_next_edit_unless_it_imported_the_change(console: Console) -> None:
     console.edit("shop/views.py", 'b"pong"', 'b"one!"')
     served(console.port, "/ping/", b"one!")
-    # After a reload, the next generation is forked and prepared ahead of time.
-    wait_for(lambda: console.reloader.spare is not None and console.reloader.spare.spare_files is not None)
+    # After a reload, the next generation is forked and prepared ahead of
+    # time; then it imports ahead the project modules that neither the last
+    # save changed nor import one it did (blog's, not the URLconf).
+    wait_for(lambda: console.reloader.spare is not None and console.reloader.spare.ahead_files is not None)
     spare = console.reloader.spare
     wsgi = str((console.root / "demosite/wsgi.py").resolve())
     assert wsgi in spare.spare_files  # building the handler imported it
+    held = {Path(path).relative_to(console.root.resolve()).as_posix() for path in spare.ahead_files}
+    assert {"blog/views.py", "blog/urls.py"} <= held
+    assert "shop/views.py" not in held and "demosite/urls.py" not in held
     console.edit("shop/views.py", 'b"one!"', 'b"two!"')
     served(console.port, "/ping/", b"two!")
     second = wait_for(lambda: len(console.reloads()) >= 2 and console.reloads()[1])
-    assert second["spare"] is True and second["decision"] == "restarted"
+    assert second["spare"] is True and second["twin"] is False and second["decision"] == "restarted"
     hello = [h for h in console.events.of("hello") if h["generation"] == second["new_generation"]][0]
     assert hello["pid"] == spare.pid
     # Its preparation (the fork, the handler) happened before the save: the
@@ -353,6 +359,133 @@ def test_a_spare_prepared_ahead_serves_the_next_edit_unless_it_imported_the_chan
     third = wait_for(lambda: len(console.reloads()) >= 3 and console.reloads()[2])
     assert third["spare"] is False and third["decision"] == "restarted"
     assert get(console.port) == (200, b"two!")
+
+
+def _spare_holding_blog_ahead(console: Console) -> tuple[Any, str]:
+    """After a save of shop's views (so the next spare imports neither them
+    nor the URLconf ahead): the spare that imported blog's views ahead."""
+    console.edit("shop/views.py", 'b"pong"', 'b"one!"')
+    served(console.port, "/ping/", b"one!")
+    blog = str((console.root / "blog/views.py").resolve())
+    spare = wait_for(
+        lambda: (
+            spare
+            if (spare := console.reloader.spare) is not None
+            and spare.ahead_files is not None
+            and blog in spare.ahead_files
+            else None
+        )
+    )
+    return spare, blog
+
+
+BLOG_VIEWS_TWIN = """from django.http import HttpResponse
+
+
+def post_list(request):
+    return HttpResponse(b"twin")
+"""
+
+
+def test_a_save_of_a_module_the_spare_imported_ahead_is_served_by_its_twin(console: Console) -> None:
+    """The spare imported blog's modules ahead; a save of one has its twin
+    (forked before those imports) serve the new code, the spare standing in
+    for it: killed, the twin's death is the generation's, restarted as any
+    crash."""
+    spare, blog = _spare_holding_blog_ahead(console)
+    assert blog not in spare.spare_files and spare.spare_twin
+    (console.root / "blog/views.py").write_text(BLOG_VIEWS_TWIN)
+    assert served(console.port, "/blog/", b"twin") == (200, b"twin")
+    second = wait_for(lambda: [r for r in console.reloads() if r["files"] == [blog] and r["decision"] == "restarted"])[
+        -1
+    ]
+    assert second["spare"] is True and second["twin"] is True
+    hello = [h for h in console.events.of("hello") if h["generation"] == second["new_generation"]][0]
+    twin_pid = hello["pid"]
+    assert twin_pid != spare.pid and os.getppid() != twin_pid
+    assert _parent_of(twin_pid) == spare.pid  # the spare stands in for it
+    # The twin dies: so does the generation, and a new one serves the same code.
+    os.kill(twin_pid, signal.SIGKILL)
+    crashes = wait_for(
+        lambda: [
+            e
+            for e in console.events.of("error")
+            if e.get("phase") == CRASH_PHASE and e.get("generation") == second["new_generation"]
+        ],
+        timeout=30,
+    )
+    assert "killed by SIGKILL" in crashes[0]["message"]  # the twin's death, as the spare ended with it
+    wait_for(lambda: console.supervisor.generation > second["new_generation"], timeout=30)
+    assert served(console.port, "/blog/", b"twin") == (200, b"twin")
+    wait_for(lambda: not _alive(spare.pid), timeout=30)
+
+
+BLOG_VIEWS_DATA = """import json
+from pathlib import Path
+
+from django.http import HttpResponse
+
+DATA = json.loads((Path(__file__).parent / "data.json").read_text())  # read when imported
+
+
+def post_list(request):
+    return HttpResponse(DATA["word"].encode())
+"""
+
+
+def _blog_reads_data(root: Path) -> None:
+    (root / "blog/data.json").write_text('{"word": "old"}')
+    (root / "blog/views.py").write_text(BLOG_VIEWS_DATA)
+
+
+@pytest.fixture
+def data_console(tmp_path: Path, demo_db: Path) -> Iterator[Console]:
+    with live_console(tmp_path, demo_db, console_class=Console, prepare=_blog_reads_data) as console:
+        wait_for(lambda: console.events.of("watch"))
+        reloader = console.reloader
+        wait_for(lambda: reloader.watcher is not None and inotify_watches(reloader.watcher.roots))
+        yield console
+
+
+def test_a_file_a_module_imported_ahead_read_is_read_again_after_it_changed(data_console: Console) -> None:
+    """blog's views read a JSON file when imported, and the spare imported
+    them ahead: once that file changes, the next save is not served with
+    what the spare read before (its twin serves it), as runserver, which
+    imports everything again, would not serve it."""
+    console = data_console
+    assert get(console.port, "/blog/") == (200, b"old")
+    spare, _blog = _spare_holding_blog_ahead(console)
+    count = len(console.reloads())
+    (console.root / "blog/data.json").write_text('{"word": "new"}')  # no restart: no module of it
+    wait_for(lambda: spare.ahead_stale)
+    console.edit("shop/views.py", 'b"one!"', 'b"two!"')
+    served(console.port, "/ping/", b"two!")
+    assert get(console.port, "/blog/") == (200, b"new")
+    reload = wait_for(lambda: [r for r in console.reloads()[count:] if r["decision"] == "restarted"])[0]
+    assert reload["twin"] is True or reload["spare"] is False
+
+
+def _assert_spare_served(console: Console, reload: dict, spare_pid: int) -> None:
+    """The generation ``reload`` started is the spare's: the spare itself, or
+    (the save changed a module it had imported ahead) its twin."""
+    [pid] = [h["pid"] for h in console.events.of("hello") if h["generation"] == reload["new_generation"]]
+    if reload["twin"]:
+        assert _parent_of(pid) == spare_pid
+    else:
+        assert pid == spare_pid
+
+
+def _parent_of(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat[stat.rindex(")") + 2 :].split()[1])
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
 
 
 def test_a_spare_that_is_ready_before_the_fork_server_answered_is_still_used(
@@ -376,6 +509,7 @@ def test_a_spare_that_is_ready_before_the_fork_server_answered_is_still_used(
     served(console.port, "/ping/", b"one!")
     spare = wait_for(lambda: console.reloader.spare if console.reloader.spare and early else None)
     assert spare.pid in early and spare.spare_files is not None and not spare.spare_failed
+    wait_for(lambda: spare.ahead_files is not None)  # then it serves, not its twin
     console.edit("shop/views.py", 'b"one!"', 'b"two!"')
     served(console.port, "/ping/", b"two!")
     second = wait_for(lambda: [r for r in console.reloads() if r["new_generation"] == 3])[0]
@@ -900,7 +1034,7 @@ def test_a_spare_holds_the_libraries_the_server_used_and_never_their_project_mod
         assert served(console.port, "/ping/", b"held")[0] == 200
         first = wait_for(console.reloads)[-1]
         assert first["spare"] is True and first["new_generation"] == 2
-        assert [h["pid"] for h in console.events.of("hello") if h["generation"] == 2] == [spare.pid]
+        _assert_spare_served(console, first, spare.pid)
         assert get(console.port, "/hidden/") == (200, b"h1")
         wait_for(spare_holding_hidden)
         console.edit("shop/hidden.py", '"h1"', '"h2"')
@@ -949,7 +1083,7 @@ def test_a_library_that_builds_template_engines_when_imported_is_not_imported_ah
         assert served(console.port, "/ping/", b"next")[0] == 200
         reload = wait_for(lambda: [r for r in console.reloads() if r["new_generation"] == 2])[0]
         assert reload["spare"] is True
-        assert [h["pid"] for h in console.events.of("hello") if h["generation"] == 2] == [spare.pid]
+        _assert_spare_served(console, reload, spare.pid)
         assert get(console.port, "/hidden/") == (200, b"2")
         assert [event["text"] for event in console.events.of("log") if said in event["text"]] == [
             f"devconsole: {said}; the spare imports no library ahead this session"

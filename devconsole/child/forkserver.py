@@ -38,7 +38,7 @@ import time
 import traceback
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from devconsole.wire import forkserver as wire
 from devconsole.wire.forkserver import ForkServerLevel, Op
@@ -549,6 +549,17 @@ class ForkServer:
         # one a library's import ran (even an import that failed), and the
         # console forks afresh rather than promote this spare.
         files = sorted(set(project_module_files(Path(self.args.manage).parent)) | self._dropped_project_files)
+        # The project modules to import ahead (see :meth:`_import_ahead`):
+        # first a twin, forked as this spare is now, for a save that changes
+        # one of them.
+        ahead = [name for name in message.get("ahead") or [] if isinstance(name, str) and name]
+        twin: _Twin | None = None
+        if ahead and thread_count() == 1:
+            # What both hold now is never collected (nor copied) by either.
+            gc.freeze()
+            twin, word = _Twin.fork()
+            if twin is None:  # in the twin: told to serve, or to end
+                return word is not None and self._promote(process, word)
         # Started now rather than after ``go``: each would cost the promoted
         # spare a thread's start (their threads sleep until there is something).
         process.emitter.start()
@@ -558,20 +569,66 @@ class ForkServer:
             debugger.connect()
         except Exception:
             pass  # install() tries again after ``go``, and reports a failure
-        process.emitter.send({"type": "spare_ready", "pid": os.getpid(), "files": files})
+        process.emitter.send({"type": "spare_ready", "pid": os.getpid(), "files": files, "twin": twin is not None})
         process.emitter.flush()
+        if twin is not None:
+            held = self._import_ahead(process, ahead)
+            if held is not None:
+                process.emitter.send({"type": "spare_ahead", "pid": os.getpid(), "files": held})
+                process.emitter.flush()
         self._wait_for_word(process, message.get("sources") or [])
         told = process.receive_control()
         if told is None:
+            if twin is not None:
+                twin.drop()
             return False
-        word, arg, fds = told
+        word_, arg, fds = told
         for fd in fds:
             os.close(fd)
+        words = arg.split()
+        if word_ == "go" and "twin" in words and twin is not None:
+            # A save changed a module imported ahead: the twin serves, and
+            # this process stands for it until it ends (see _Twin.stand_in).
+            twin.go(" ".join(w for w in words if w != "twin"))
+            twin.stand_in()
+        if twin is not None:
+            if word_ == "go":
+                # Not waited for here: reaped once the first request is answered.
+                twin.drop(wait=False)
+                process.reap_later(twin.pid)
+            else:
+                twin.drop()
+        return word_ == "go" and "twin" not in words and self._promote(process, arg)
+
+    @staticmethod
+    def _promote(process: ServerProcess, arg: str) -> bool:
+        """``go GENERATION [gated]``'s argument: the spare becomes that generation."""
         generation, _, mode = arg.partition(" ")
-        if word != "go" or not generation.isdigit():
+        if not generation.isdigit():
             return False
-        process.promote(int(generation), gated=mode == "gated")
+        process.promote(int(generation), gated="gated" in mode.split())
         return True
+
+    def _import_ahead(self, process: ServerProcess, names: list[str]) -> list[str] | None:
+        """The project modules the console chose (those the serving
+        generation imported, but none a recent save changed nor any that
+        imports one), imported before the next save, so that a view edit
+        imports only the edited module and what imports it. The project
+        files held afterwards, exactly (a change to one serves through the
+        twin instead); None, and never served, when the console spoke first
+        (it comes first: one module at most is imported after it spoke) or
+        when an import built a template engine (see :meth:`_spare_preload`)."""
+        from devconsole.child.watchlist import project_module_files
+
+        engines_before = _template_engines_built()
+        with _quiet_imports(hide_settings=False):
+            for name in names[:MAX_SPARE_PRELOAD]:
+                if select.select([process.control.fileno()], [], [], 0)[0]:
+                    return None
+                self._import_one(name)
+        if not engines_before and _template_engines_built():
+            return None
+        return sorted(set(project_module_files(Path(self.args.manage).parent)) | self._dropped_project_files)
 
     @staticmethod
     def _wait_for_word(process: ServerProcess, sources: list[str]) -> None:
@@ -589,6 +646,102 @@ class ForkServer:
                 saved.compile_saved()
         finally:
             saved.close()
+
+
+class _Twin:
+    """A spare's twin: forked from the spare once it imported the libraries,
+    before it imports project modules ahead, so that a save changing one of
+    those is still served by a prepared process. It waits on a pipe for the
+    spare's word: ``go``'s argument, or the pipe's end (then it ends)."""
+
+    def __init__(self, pid: int, word: int) -> None:
+        self.pid = pid
+        self._word = word
+
+    @classmethod
+    def fork(cls) -> tuple[_Twin | None, str | None]:
+        """In the spare: ``(twin, None)``. In the twin, once the spare spoke:
+        ``(None, argument)``, or ``(None, None)`` when told nothing."""
+        word_r, word_w = os.pipe()
+        parent = os.getpid()
+        pid = os.fork()
+        if pid:
+            os.close(word_r)
+            return cls(pid, word_w), None
+        os.close(word_w)
+        _die_with(parent)
+        chunks = []
+        while chunk := _read(word_r):
+            chunks.append(chunk)
+        os.close(word_r)
+        word = b"".join(chunks).decode()
+        return None, word or None
+
+    def go(self, arg: str) -> None:
+        with contextlib.suppress(OSError):
+            os.write(self._word, arg.encode())
+        self._close()
+
+    def drop(self, *, wait: bool = True) -> None:
+        """Not needed (the spare serves, or stops): it ends (and is reaped,
+        with ``wait``; else the caller reaps it)."""
+        self._close()
+        with contextlib.suppress(OSError):
+            os.kill(self.pid, signal.SIGKILL)
+        if wait:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(self.pid, 0)
+
+    def stand_in(self) -> NoReturn:
+        """The spare, once its twin serves: its fork server and the console
+        know the spare's pid, so it lives as long as the twin and ends as the
+        twin ended (its exit status, or the signal that killed it). Stop
+        signals reach both (they share a process group): the twin handles
+        them; the spare only waits. Killed, it takes the twin with it."""
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_IGN)
+        while True:
+            try:
+                _pid, status = os.waitpid(self.pid, 0)
+                break
+            except InterruptedError:
+                continue
+            except ChildProcessError:
+                os._exit(1)
+        if os.WIFSIGNALED(status):
+            number = os.WTERMSIG(status)
+            with contextlib.suppress(OSError, ValueError):  # SIGKILL's cannot be set: it is the default
+                signal.signal(number, signal.SIG_DFL)
+            os.kill(os.getpid(), number)
+            os._exit(128 + number)
+        os._exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 1)
+
+    def _close(self) -> None:
+        if self._word >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self._word)
+            self._word = -1
+
+
+def _read(fd: int) -> bytes:
+    while True:
+        try:
+            return os.read(fd, 4096)
+        except InterruptedError:
+            continue
+
+
+def _die_with(parent: int) -> None:
+    """Ask the kernel to kill this process when its parent dies (Linux);
+    if the parent is already gone, end now."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:
+        os._exit(0)
 
 
 @contextlib.contextmanager

@@ -231,6 +231,8 @@ class ServerProcess:
         self._templates_to_come: TemplateNames | None = None
         #: The write end of the next generation's gate, from ``stop``.
         self._successor_gate: int | None = None
+        #: Children to reap once the first request is answered (a spare's twin).
+        self._to_reap: list[int] = []
         try:
             signal.signal(signal.SIGTERM, self._on_sigterm)
         except ValueError:  # pragma: no cover - not the main thread
@@ -617,6 +619,9 @@ class ServerProcess:
         """
         self.observer.first_request.wait(AFTER_SERVING_DELAY)
         sys.setswitchinterval(self._switch_interval)
+        for pid in self._to_reap:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
         skip_checks = "--skip-checks" in self.args.runserver_arg  # the user asked: no background checks either
         try:
             from devconsole.child.watchlist import watch_event
@@ -664,6 +669,18 @@ class ServerProcess:
             # The regular expressions compiled here (the URL patterns): the
             # next spare compiles them ahead too.
             control.send(self.control, "patterns", compiled_patterns())
+        except OSError:
+            pass
+        from devconsole.child.watchlist import project_imports
+
+        try:
+            # The project modules imported here beyond the fork server's, and
+            # what each refers to: the next spare imports ahead those that no
+            # recent save changed and that import none that one did.
+            root = Path(self.args.manage).resolve().parent
+            control.send(
+                self.control, "project", project_imports(root, self._modules_at_start, control.MAX_MESSAGE // 2)
+            )
         except OSError:
             pass
 
@@ -745,6 +762,10 @@ class ServerProcess:
             for fd in fds:
                 os.close(fd)
         self.stop(successor=successor)
+
+    def reap_later(self, pid: int) -> None:
+        """A child this process ended, reaped once serving has begun."""
+        self._to_reap.append(pid)
 
     def receive_control(self) -> tuple[str, str, list[int]] | None:
         """The console's next control message; None once it is gone."""

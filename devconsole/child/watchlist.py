@@ -13,13 +13,15 @@ static root, the SQLite database). The console watches them with
 
 from __future__ import annotations
 
+import json
 import os
 import site
 import sys
 import sysconfig
 import time
+import types
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +86,64 @@ def project_module_files(project_root: Path) -> list[str]:
         if is_project_file(real, root, libs):
             found.add(real)
     return sorted(found)
+
+
+def project_imports(project_root: Path, held: Collection[str], limit: int) -> str:
+    """The project modules imported here beyond ``held`` (what the fork
+    server had), in the order their imports ended (a module after those it
+    imported), each with the modules
+    among them it refers to: a module, class or function in its namespace
+    from one of them (``from . import views``, ``from .views import Item``),
+    or its package. As JSON, ``[[name, file, [indexes]], ...]``, within
+    ``limit`` characters (the last modules left out; one referring to a
+    module left out refers to an index past the end). What a module
+    imports without keeping a name of it is missed: the spare that imports
+    it ahead then holds that module too, and says so (see
+    :meth:`devconsole.child.forkserver.ForkServer._import_ahead`)."""
+    root = os.path.realpath(project_root)
+    libs = _library_dirs()
+    found: list[tuple[str, str, Any]] = []
+    for name, module in list(sys.modules.items()):
+        if name in held or name in ("__main__", "__mp_main__") or module is None:
+            continue
+        spec = getattr(module, "__spec__", None)
+        origin = spec.origin if spec is not None and spec.has_location else None
+        if not isinstance(origin, str):
+            continue
+        real = os.path.realpath(origin)
+        if is_project_file(real, root, libs):
+            found.append((name, real, module))
+    index = {name: number for number, (name, _file, _module) in enumerate(found)}
+    entries = []
+    for name, real, module in found:
+        refers: set[int] = set()
+        package = name.rpartition(".")[0]
+        if package in index:
+            refers.add(index[package])
+        try:
+            values = list(vars(module).values())
+        except TypeError:
+            values = []
+        for value in values:
+            # Read from the objects' own dictionaries: no attribute lookup
+            # that could run a project's code (a lazy object's).
+            if isinstance(value, types.ModuleType):
+                source = vars(value).get("__name__")
+            elif isinstance(value, type):
+                source = vars(value).get("__module__")
+            elif isinstance(value, types.FunctionType):
+                source = value.__module__
+            else:
+                source = vars(type(value)).get("__module__")
+            number = index.get(source) if isinstance(source, str) else None
+            if number is not None and source != name:
+                refers.add(number)
+        entries.append([name, real, sorted(refers)])
+    text = json.dumps(entries)
+    while entries and len(text) > limit:
+        entries = entries[: len(entries) * 3 // 4]
+        text = json.dumps(entries)
+    return text
 
 
 def library_module_names(project_root: Path) -> list[str]:

@@ -56,12 +56,13 @@ save or ``r`` does. A stop the console asked for (a reload, a quit) is no crash.
 from __future__ import annotations
 
 import fnmatch
+import json
 import os
 import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from enum import Enum, IntEnum
 from pathlib import Path
@@ -97,6 +98,8 @@ SPARE_DELAY = 0.25
 #: Seconds after a reload before the spare is forked anyway (a generation
 #: serving its error page says nothing).
 SPARE_FALLBACK = 2.0
+#: Files of the last saves that the spare imports no module of ahead.
+EDITED_KEPT = 64
 #: How long a reload's row waits for the old generation's exit (to time its
 #: stop); one that drains longer is shown draining meanwhile.
 STOPPER_WAIT = 2.0
@@ -107,6 +110,51 @@ CRASH_WINDOW = 10.0
 BACKOFF_AFTER = 3
 BACKOFF_FIRST = 1.0
 BACKOFF_MAX = 30.0
+
+
+def ahead_modules(report: str, edited: Collection[str]) -> list[str]:
+    """The project modules for the next spare to import ahead, in the order
+    the serving generation imported them: those of its ``project`` report
+    (``[[name, file, [indexes of the modules it refers to]], ...]``, see
+    :func:`devconsole.child.watchlist.project_imports`) except those whose
+    file a recent save changed (``edited``: the next save likely changes one
+    again) and every module that refers to one of those, or to a module the
+    report does not list, directly or not. Nothing here is a matter of
+    correctness: the spare reports the files it then holds, exactly, and
+    one a save changes is never served (its twin is)."""
+    try:
+        entries = json.loads(report) if report else []
+    except ValueError:
+        return []
+    if not isinstance(entries, list):
+        return []
+    names: list[str] = []
+    refers: list[list[int]] = []
+    excluded: set[int] = set()
+    for index, entry in enumerate(entries):
+        valid = (
+            isinstance(entry, list)
+            and len(entry) == 3
+            and isinstance(entry[0], str)
+            and isinstance(entry[1], str)
+            and isinstance(entry[2], list)
+        )
+        names.append(entry[0] if valid else "")
+        deps = [d for d in entry[2] if isinstance(d, int)] if valid else []
+        refers.append(deps)
+        if not valid or entry[1] in edited or any(d < 0 or d >= len(entries) for d in deps):
+            excluded.add(index)
+    referred_by: dict[int, list[int]] = {}
+    for index, deps in enumerate(refers):
+        for dep in deps:
+            referred_by.setdefault(dep, []).append(index)
+    pending = list(excluded)
+    while pending:
+        for importer in referred_by.get(pending.pop(), ()):
+            if importer not in excluded:
+                excluded.add(importer)
+                pending.append(importer)
+    return [name for index, name in enumerate(names) if index not in excluded and name]
 
 
 def backoff_delay(streak: int) -> float:
@@ -264,6 +312,10 @@ class Reloader:
         #: A server child forked from level 1 ahead of the next reload, with
         #: runserver resolved and its handler built, waiting for ``go``.
         self.spare: ForkedGeneration | None = None
+        #: The files the last saves changed, newest last (at most
+        #: :data:`EDITED_KEPT`): the spare imports none of them ahead, nor any
+        #: module that imports one (see :func:`ahead_modules`).
+        self.edited: dict[str, None] = {}
         self._spare_timer: threading.Timer | None = None
         self._spare_due = 0.0
         self._spare_lock = threading.Lock()
@@ -336,7 +388,7 @@ class Reloader:
                 " the spare imports no library ahead this session"
             )
             self._jobs.put(("spare", set(), 0.0))  # another, without them, at once
-        if kind in ("spare_ready", "spare_failed"):
+        if kind in ("spare_ready", "spare_ahead", "spare_failed"):
             return  # recorded on the spare's handle by its reader
         if event.get("generation") == 0:
             return  # a spare not promoted (yet): nothing the console shows
@@ -534,6 +586,15 @@ class Reloader:
     def _changes(self, paths: set[str], delivered: float) -> None:
         saved = _saved_at(paths, delivered)
         python_files = sorted(path for path in paths if path.endswith(".py"))
+        spare = self.spare
+        if spare is not None and len(python_files) < len(paths):
+            # A file other than Python's (a template, a JSON file a module
+            # reads when imported): what the spare imported ahead may have
+            # read it before. Its twin would serve the next save: a fresh
+            # spare follows, unless a restart comes first.
+            spare.ahead_stale = True
+            if spare.spare_twin:
+                self._schedule_spare(SPARE_FALLBACK)
         if python_files and self.on_code_change is not None:
             self.on_code_change(python_files)
         for path in paths:
@@ -718,6 +779,7 @@ class Reloader:
         stop_started = time.perf_counter()
         stopped: list[float] = []
         spare: ForkedGeneration | None = None
+        twin = False
         if self.use_fork:
             # The old generation is told to stop as the next one starts: from
             # then on it accepts nothing, and it drains its requests in flight
@@ -726,7 +788,10 @@ class Reloader:
             # accepts only once that one said it accepts nothing more, so no
             # request can reach old code once the new one serves.
             assert source is not None
-            spare = self._take_spare(files) if level == RestartLevel.FORK and source is self.level1 else None
+            self._note_edited(files)
+            spare, twin = (
+                self._take_spare(files) if level == RestartLevel.FORK and source is self.level1 else (None, False)
+            )
             gated = old is not None
             # The old generation lets the next one in itself, through a pipe
             # (see Supervisor.retire); ``accept`` below follows, with the
@@ -735,7 +800,7 @@ class Reloader:
             if spare is not None:
                 # Told first (one message): it imports the URLconf while the
                 # old generation is told to stop.
-                spare.promote(self.supervisor.next_generation(), gated=gated)
+                spare.promote(self.supervisor.next_generation(), gated=gated, twin=twin)
                 if gated:
                     spare.gate(gate_r)
             else:
@@ -808,6 +873,8 @@ class Reloader:
             # A spare was forked and prepared before the change: only the
             # URLconf and serving were left to do.
             "spare": child is spare if self.use_fork else False,
+            # Its twin served: the save changed a module it had imported ahead.
+            "twin": bool(spare is not None and child is spare and twin),
             "duration_ms": round((served_at - saved) * 1000, 1) if saved else None,
             "steps": steps,
         }
@@ -851,7 +918,12 @@ class Reloader:
         forked before would import them again)."""
         level1 = self.level1
         spare = self.spare
-        if spare is not None and spare.alive and not spare.spare_failed:
+        if (
+            spare is not None
+            and spare.alive
+            and not spare.spare_failed
+            and not (spare.spare_twin and spare.ahead_stale)
+        ):
             if level1 is None or spare.forkserver is not level1 or spare.preloads == level1.preloads_done:
                 return
         if level1 is not None and level1.preloading:
@@ -878,28 +950,43 @@ class Reloader:
             patterns = serving.patterns
             if self.server_files_generation == serving.generation:
                 sources = sorted(path for path in self.server_files if path.endswith(".py"))
+        ahead = ahead_modules(serving.project_modules, self.edited) if serving is not None else []
         try:
-            self.spare = level1.serve(0, spare=True, preload=preload, patterns=patterns, sources=sources)
+            self.spare = level1.serve(0, spare=True, preload=preload, patterns=patterns, sources=sources, ahead=ahead)
         except ForkServerError:
             self.spare = None
 
-    def _take_spare(self, files: list[str]) -> ForkedGeneration | None:
+    def _take_spare(self, files: list[str]) -> tuple[ForkedGeneration | None, bool]:
         """The spare, if it can serve this change: ready, from the current
-        level 1, and none of the changed files among those it imported."""
+        level 1, and none of the changed files among those it imported; and
+        whether its twin serves instead (a changed file among those the
+        spare imported ahead, or not all imported yet, but none among the
+        twin's)."""
         spare, self.spare = self.spare, None
         if spare is None:
-            return None
-        usable = (
+            return None, False
+        changed = set(files)
+        ready = (
             spare.alive
             and spare.forkserver is self.level1
             and spare.spare_files is not None
             and not spare.spare_failed
-            and not (set(files) & spare.spare_files)
+            and not (changed & spare.spare_files)
         )
-        if usable:
-            return spare
+        if ready and spare.spare_twin:
+            ahead = spare.ahead_files
+            return spare, ahead is None or spare.ahead_stale or bool(changed & ahead)
+        if ready:
+            return spare, False
         self.spare = spare
-        return None
+        return None, False
+
+    def _note_edited(self, files: list[str]) -> None:
+        for path in files:
+            self.edited.pop(path, None)
+            self.edited[path] = None
+        while len(self.edited) > EDITED_KEPT:
+            del self.edited[next(iter(self.edited))]
 
     def _discard_spare(self) -> None:
         spare, self.spare = self.spare, None

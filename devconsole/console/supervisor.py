@@ -136,7 +136,18 @@ class GenerationHandle:
         #: imported), here, by its own reader: the event may come before the
         #: fork server's answer has made this handle anyone's spare.
         self.spare_files: frozenset[str] | None = None
+        #: Its twin holds :attr:`spare_files` alone (``go N twin``), and it
+        #: holds :attr:`ahead_files` once its ``spare_ahead`` came (``go N``).
+        self.spare_twin = False
+        self.ahead_files: frozenset[str] | None = None
+        #: A change since it was forked that a module imported ahead may
+        #: have read (a file other than Python's): its twin serves instead.
+        self.ahead_stale = False
         self.spare_failed = False
+        #: The project modules it imported, with what each refers to (see
+        #: :func:`devconsole.child.watchlist.project_imports`): the next
+        #: spare imports those no recent save changed ahead.
+        self.project_modules = ""
         self._accepted = False
         #: Lines read from its event pipe so far, and set when the pipe ended.
         self.events_read = 0
@@ -195,7 +206,10 @@ class GenerationHandle:
             event["traceback"] = clean_text(traceback)  # its lines stay lines
         settles = False
         if event["type"] == "spare_ready":
+            self.spare_twin = bool(event.get("twin"))
             self.spare_files = frozenset(event.get("files") or ())
+        elif event["type"] == "spare_ahead":
+            self.ahead_files = frozenset(event.get("files") or ())
         elif event["type"] == "spare_failed":
             self.spare_failed = True
         elif event["type"] == "hello":
@@ -279,6 +293,8 @@ class GenerationHandle:
                 self.said_bye = True
             elif word == "patterns":
                 self.patterns = arg
+            elif word == "project":
+                self.project_modules = arg
             elif word == "modules" and self._supervisor.on_modules is not None:
                 try:
                     self._supervisor.on_modules(self, arg.split())
@@ -978,12 +994,14 @@ class ForkServerHandle:
         preload: list[str] | None = None,
         patterns: str = "",
         sources: list[str] | None = None,
+        ahead: list[str] | None = None,
     ) -> ForkedGeneration:
         """Fork a server child of ``generation`` from this fork server; a spare
         (generation 0) waits, prepared, for :meth:`ForkedGeneration.promote`,
         having imported the library modules ``preload``, compiled the regular
         expressions ``patterns`` and the project's ``sources`` (what the
-        serving generation used);
+        serving generation used), then, with a twin forked before, the
+        project modules ``ahead``;
         a ``gated`` one gets ready but accepts only after
         :meth:`GenerationHandle.accept`."""
         return ForkedGeneration(
@@ -995,6 +1013,7 @@ class ForkServerHandle:
             preload=preload,
             patterns=patterns,
             sources=sources,
+            ahead=ahead,
         )
 
     def close(self, *, wait: bool = False) -> None:
@@ -1067,6 +1086,7 @@ class ForkedGeneration(GenerationHandle):
         preload: list[str] | None = None,
         patterns: str = "",
         sources: list[str] | None = None,
+        ahead: list[str] | None = None,
     ) -> None:
         self.generation = generation
         self._supervisor = supervisor
@@ -1090,6 +1110,7 @@ class ForkedGeneration(GenerationHandle):
                 preload=preload or [],
                 patterns=patterns,
                 sources=sources or [],
+                ahead=ahead or [],
             )
             reply = forkserver.request(message, theirs)
             self.fork_ms = round((time.perf_counter() - started) * 1000, 2)
@@ -1111,11 +1132,12 @@ class ForkedGeneration(GenerationHandle):
         if forkserver.dead.is_set():
             self.orphaned()
 
-    def promote(self, generation: int, *, gated: bool = False) -> None:
+    def promote(self, generation: int, *, gated: bool = False, twin: bool = False) -> None:
         """A spare becomes ``generation``: it imports the URLconf and serves
-        (``gated``: only once :meth:`accept` is called)."""
+        (``gated``: only once :meth:`accept` is called; ``twin``: its twin
+        does, the spare standing in for it, see :attr:`spare_twin`)."""
         self.generation = generation
-        self.send(f"go {generation} gated" if gated else f"go {generation}")
+        self.send(" ".join(["go", str(generation), *(["gated"] if gated else []), *(["twin"] if twin else [])]))
 
     def exited(self, returncode: int | None) -> None:
         """Called by the fork server handle's reader: finish off the thread's hands."""

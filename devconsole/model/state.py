@@ -1204,6 +1204,7 @@ _HANDLERS: dict[EventType, Callable[[ServerState, Any], None] | None] = {
     "livereload": ServerState._on_livereload,
     "livereload_skip": ServerState._on_livereload_skip,
     "spare_ready": None,
+    "spare_ahead": None,
     "spare_failed": None,
 }
 

@@ -20,9 +20,11 @@ To a server child:
     where ``stopping`` is said, and it closes when the process ends.
 ``file_changed PATH``
     ask Django's ``file_changed`` receivers (answered by an event).
-``go GENERATION`` / ``go GENERATION gated``
+``go GENERATION`` / ``go GENERATION gated`` (``… twin``)
     (a spare) become ``GENERATION`` and serve; ``gated``: get everything
-    ready (URLconf imported, server built) but accept only after ``accept``.
+    ready (URLconf imported, server built) but accept only after ``accept``;
+    ``twin``: its twin does (forked before the spare imported project
+    modules ahead), the spare standing in for it until it ends.
 ``gate`` + [pipe]
     (a gated start) the read end of the old generation's gate: serve as
     soon as it is readable (a byte, or the end of a generation gone),
@@ -52,6 +54,13 @@ From a server child:
     (once serving; in as many messages as needed) library modules it
     imported that its fork server did not hold: level 1 imports them
     for the next generation.
+``patterns JSON``
+    (once serving) the regular expressions it compiled: the next spare
+    compiles them ahead.
+``project JSON``
+    (once serving) the project modules it imported beyond its fork
+    server's, each with the modules among them it refers to: the next spare
+    imports ahead those no recent save changed.
 ``bye``
     (after ``stop``) no request is left: only its last events are still to
     be written, at the pace the console reads them (it is not cut for that).

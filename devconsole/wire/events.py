@@ -333,6 +333,20 @@ class DrainingEvent(_Stamped):
 class SpareReadyEvent(_Stamped):
     type: Literal["spare_ready"]
     pid: int
+    #: The project files it holds, exactly (a change to one: not this spare).
+    files: list[str]
+    #: It forked a twin and imports project modules ahead (see
+    #: ForkServer._import_ahead): ``go N twin`` has the twin serve.
+    twin: bool
+
+
+class SpareAheadEvent(_Stamped):
+    """A spare with a twin imported the project modules chosen to import
+    ahead: the project files it holds now (``go N`` promotes it only when
+    none changed; else ``go N twin``)."""
+
+    type: Literal["spare_ahead"]
+    pid: int
     files: list[str]
 
 
@@ -379,6 +393,8 @@ class _ReloadHow(TypedDict, total=False):
     level: Literal["fork", "setup", "full", "spawn"]
     via: str
     spare: bool
+    #: The spare's twin served (see ``SpareReadyEvent.twin``).
+    twin: bool
     #: Where the time went, in order: the decision, each fork server rebuilt
     #: (its own phases: ``django.setup()``…) and the new generation's phases
     #: after the change (``URLconf import``…).
@@ -456,6 +472,7 @@ EventType = Literal[
     "livereload_skip",
     "draining",
     "spare_ready",
+    "spare_ahead",
     "spare_failed",
     "log",
     "exit",
@@ -482,6 +499,7 @@ Event = (
     | LiveReloadSkipEvent
     | DrainingEvent
     | SpareReadyEvent
+    | SpareAheadEvent
     | SpareFailedEvent
     | LogEvent
     | ExitEvent
@@ -509,6 +527,7 @@ DEFINITIONS: dict[EventType, type] = {
     "livereload_skip": LiveReloadSkipEvent,
     "draining": DrainingEvent,
     "spare_ready": SpareReadyEvent,
+    "spare_ahead": SpareAheadEvent,
     "spare_failed": SpareFailedEvent,
     "log": LogEvent,
     "exit": ExitEvent,

@@ -99,7 +99,11 @@ Sent by the server child:
 ``spare_ready``
     a spare forked ahead of a reload (generation 0) is ready: ``pid``,
     ``files`` (the project files it holds, those its libraries' imports
-    ran included).
+    ran included), ``twin`` (it forked a twin holding those files alone,
+    and now imports project modules ahead).
+``spare_ahead``
+    a spare with a twin imported the project modules ahead: ``pid``,
+    ``files`` (the project files it holds now).
 ``spare_failed``
     the spare could not prepare: ``pid``, ``message``; ``unsafe_preload``
     when a library it imported ahead built template engines (the next
@@ -120,7 +124,8 @@ Added by the console itself:
     ``failed``), ``duration_ms``, ``phases`` (``detect``, ``stop``,
     ``start``, ``ready`` in ms), ``error``, ``new_generation``, and how the
     new server came to be: ``level`` (``fork``, ``setup``, ``full``,
-    ``spawn``), ``via``, ``spare``; ``steps``, where the time went (a list of
+    ``spawn``), ``via``, ``spare``, ``twin`` (the spare's twin served);
+    ``steps``, where the time went (a list of
     ``name``, ``ms``: the change noticed, each fork server rebuilt, the new
     generation's phases after the change).
 
