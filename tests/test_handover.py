@@ -487,9 +487,9 @@ def test_bytes_waiting_in_the_kernel_are_seen_without_reading_them() -> None:
 
 
 def test_requests_one_after_the_other_are_read_whole_after_the_poll() -> None:
-    """Each next request arrives while its thread waits in the poll, and is
-    read right after it without waiting (without letting go of the
-    interpreter's lock): whole, on the same connection, counted once."""
+    """Each next request arrives while its thread waits (in the poll, or
+    about to: the kernel holds nothing yet) and is read whole, on the same
+    connection, counted once."""
     import socket
 
     with _instrumented(_KeepAliveHandler) as served:
@@ -541,7 +541,7 @@ def test_a_stop_moves_a_connection_whose_next_request_already_waits_in_the_kerne
                 moved.settimeout(10)
                 assert moved.recv(100) == b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n"
             wait_for(lambda: served.observer.requests_total == 1, timeout=10)
-            assert served.handover.handed_over == 1
+            wait_for(lambda: served.handover.handed_over == 1, timeout=10)  # counted after the send
         finally:
             release.set()
             if moved is not None:

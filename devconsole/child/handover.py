@@ -40,8 +40,8 @@ from devconsole.wire import control
 
 
 def _libc_holding_the_gil() -> Any:
-    """libc's ``ioctl`` and ``recv`` called through ``ctypes.PyDLL``, which
-    keeps the interpreter's lock for the call; None where there is none.
+    """libc's ``ioctl`` called through ``ctypes.PyDLL``, which keeps the
+    interpreter's lock for the call; None where there is none.
 
     Every socket call and ``select.poll`` let go of the lock, and each time
     a thread lets go of it under load (eight connections, eight threads)
@@ -56,16 +56,10 @@ def _libc_holding_the_gil() -> Any:
         ioctl = libc.ioctl
         ioctl.argtypes = (ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p)
         ioctl.restype = ctypes.c_int
-        recv = libc.recv
-        recv.argtypes = (ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
-        recv.restype = ctypes.c_ssize_t
         return types.SimpleNamespace(
             ioctl=ioctl,
-            recv=recv,
             FIONREAD=termios.FIONREAD,
-            MSG_DONTWAIT=socket.MSG_DONTWAIT,
             c_int=ctypes.c_int,
-            c_char=ctypes.c_char,
             addressof=ctypes.addressof,
         )
     except (ImportError, OSError, AttributeError):  # pragma: no cover - no libc (Windows has no poll either)
@@ -98,28 +92,6 @@ class _KernelQueue:
         if self._count is None:
             return False
         return _LIBC.ioctl(self._fd, _LIBC.FIONREAD, self._address) == 0 and self._count.value > 0
-
-
-def receive_now(fd: int, buffer: Any) -> int:
-    """Bytes of socket ``fd`` that wait in the kernel, received into
-    ``buffer`` (a writable buffer: the reader's own) without waiting and
-    without letting go of the interpreter's lock; -1 when there were none
-    or they could not be received so (then read as usual).
-
-    After a ``poll`` that said the next request is there, the read that
-    follows would let go of the lock once more: with the poll, twice per
-    request where runserver's read lets go once.
-    """
-    if _LIBC is None:
-        return -1
-    try:
-        size = buffer.nbytes if type(buffer) is memoryview else len(buffer)
-        if size <= 0:
-            return -1
-        view = (_LIBC.c_char * size).from_buffer(buffer)
-    except (TypeError, ValueError, AttributeError):
-        return -1
-    return int(_LIBC.recv(fd, _LIBC.addressof(view), size, _LIBC.MSG_DONTWAIT))
 
 
 class ConnectionHandover:
@@ -180,9 +152,6 @@ class ConnectionHandover:
             if not ready:
                 return True  # the handler's timeout: readline raises it as before
             if any(fd == sock.fileno() for fd, _ in ready) and not self.stopping:
-                bytes_wait = getattr(handler, "dc_bytes_wait", None)
-                if bytes_wait is not None:
-                    bytes_wait()  # read them without letting go of the lock once more
                 return True
 
     def _move(self, handler: Any, conn: Any, sock: socket.socket) -> bool:

@@ -33,7 +33,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any, Literal, cast
 
-from devconsole.child.handover import ConnectionHandover, receive_now
+from devconsole.child.handover import ConnectionHandover
 from devconsole.child.livereload import is_events, is_reserved, page_of
 from devconsole.wire.events import (
     ConnCloseEvent,
@@ -347,18 +347,9 @@ class _ReceivedCounter(io.RawIOBase):
 
     def __init__(self, raw: Any) -> None:
         self._sockio = raw
-        self._fd = int(raw.fileno())
         self.received = 0
-        #: Set when a poll has just said bytes wait (see :meth:`TransportHandler.dc_bytes_wait`).
-        self.waiting = False
 
     def readinto(self, buffer: Any) -> int | None:
-        if self.waiting:
-            self.waiting = False
-            n = receive_now(self._fd, buffer)
-            if n > 0:
-                self.received += n
-                return n
         n = self._sockio.readinto(buffer)
         if n:
             self.received += n
@@ -534,14 +525,6 @@ def transport_handler(base: type, skip_request_line: bool = False) -> type:
                     conn.bytes_in = self._dc_in0 + self.rfile.tell()
                 except (OSError, ValueError):  # closed
                     pass
-
-        def dc_bytes_wait(self) -> None:
-            """A poll (:mod:`.handover`'s) has just said the next bytes wait
-            in the kernel: the reader takes them without letting go of the
-            interpreter's lock (see :func:`~devconsole.child.handover.receive_now`)."""
-            counter = self._dc_counter
-            if counter is not None:
-                counter.waiting = True
 
         def dc_surely_empty(self) -> bool:
             """True when the reader surely holds nothing read from the kernel
