@@ -172,7 +172,10 @@ NON_FATAL_PHASES = frozenset({"file_changed", "URLconf import", "server class", 
 #: One encoder for every event: ``json.dumps`` with options builds a new one
 #: per call. UTF-8 as it is, not ``\\uXXXX`` escapes: a Cyrillic or CJK
 #: character costs 2-3 bytes, not 6.
-_ENCODER = json.JSONEncoder(separators=(",", ":"), default=str, ensure_ascii=False)
+#: No check for circular references: an event is plain data built here (a
+#: cycle would end in RecursionError rather than ValueError), and the check
+#: is a dictionary kept for every container of every event.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), default=str, ensure_ascii=False, check_circular=False)
 
 
 def encode(event: Event | dict[str, Any]) -> bytes:
