@@ -94,12 +94,15 @@ class Emitter:
         self._last: dict[str, float] = {}
         self._stop = threading.Event()
         self._woken = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="devconsole-flusher", daemon=True)
+        #: Made as it starts, not before: a thread object made before a fork
+        #: (a spare's twin is forked from the spare) cannot be started in the
+        #: child on Python 3.13, which marks every other thread's handle done.
+        self._thread: threading.Thread | None = None
         self.broken = False
         observer.wake = self.wake
 
     def start(self) -> None:
-        if self._thread.ident is not None:
+        if self._thread is not None:
             return  # started already (a spare's, before its promotion)
         # Output is line-buffered (as runserver's is in a terminal): a line
         # leaves when it is complete, without a timer to flush it. The
@@ -111,6 +114,7 @@ class Emitter:
                 stream.reconfigure(line_buffering=True, write_through=False)  # type: ignore[union-attr]
             except (AttributeError, ValueError):
                 pass  # replaced by the project with something else: leave it
+        self._thread = threading.Thread(target=self._run, name="devconsole-flusher", daemon=True)
         self._thread.start()
 
     def wake(self) -> None:
@@ -158,7 +162,7 @@ class Emitter:
     def close(self) -> None:
         self._stop.set()
         self._woken.set()
-        if self._thread.is_alive():
+        if self._thread is not None and self._thread.is_alive():
             self._thread.join(timeout=1)
         _flush_output()
         self.flush()
