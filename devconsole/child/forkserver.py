@@ -177,13 +177,10 @@ class ForkServer:
 
     def loop(self) -> None:
         while True:
-            try:
-                # Idle: sleep until a message or a child's exit. With
-                # libraries queued for preloading: import some between polls.
-                timeout = 0 if self._pending_preload and not self._preload_paused else None
-                readable, _, _ = select.select([self.control.fileno(), self._wake_r], [], [], timeout)
-            except InterruptedError:  # pragma: no cover - PEP 475 retries
-                continue
+            # Idle: sleep until a message or a child's exit. With
+            # libraries queued for preloading: import some between polls.
+            timeout = 0 if self._pending_preload and not self._preload_paused else None
+            readable = _readable(self.control.fileno(), self._wake_r, timeout=timeout)
             if self._wake_r in readable:
                 try:
                     while os.read(self._wake_r, 512):
@@ -370,7 +367,7 @@ class ForkServer:
             for _ in range(count):
                 if not self._pending_preload or thread_count() != 1:
                     break
-                if select.select([self.control.fileno()], [], [], 0)[0]:
+                if _readable(self.control.fileno()):
                     break  # a message waits (a fork, a stop): it comes first
                 self._import_one(self._pending_preload.pop(0))
         if thread_count() != 1:
@@ -403,22 +400,12 @@ class ForkServer:
 
     def _project_files_of(self, names: set[str]) -> set[str]:
         """The project's files among these modules' origins."""
-        from devconsole.child.watchlist import _library_dirs, is_project_file
+        from devconsole.child.watchlist import project_modules
 
-        root = os.path.realpath(Path(self.args.manage).parent)
-        libs = _library_dirs()
-        found = set()
-        for name in names:
-            spec = getattr(sys.modules.get(name), "__spec__", None)
-            origin = spec.origin if spec is not None and spec.has_location else None
-            if isinstance(origin, str) and is_project_file(real := os.path.realpath(origin), root, libs):
-                found.add(real)
-        return found
+        return {real for _name, real, _module in project_modules(Path(self.args.manage).parent, names)}
 
     def _answer_preload(self) -> None:
         """Say the preload is done: the project files held now, exactly."""
-        from devconsole.child.watchlist import project_module_files
-
         if self.level != ForkServerLevel.BASE:
             try:
                 from django.db import connections
@@ -434,7 +421,7 @@ class ForkServer:
                 seq=self._preload_seq,
                 forkable=forkable(),
                 # Whatever project file got imported anyway now rebuilds level 0.
-                files=sorted(set(project_module_files(Path(self.args.manage).parent)) | self._dropped_project_files),
+                files=self._held_project_files(),
             ),
         )
         gc.collect()  # its garbage, not frozen with the rest at the next fork (after the answer)
@@ -496,12 +483,7 @@ class ForkServer:
         spare is not used (and the next ones import no library ahead)."""
         from devconsole.child import warmup
 
-        engines_before = _template_engines_built()
-        with _quiet_imports(hide_settings=False):
-            for name in modules[:MAX_SPARE_PRELOAD]:
-                if isinstance(name, str) and name and not name.startswith("__"):
-                    self._import_one(name)
-        if not engines_before and _template_engines_built():
+        if not self._import_all(modules):
             return False
         warmup.compile_patterns(patterns)
         warmup.precompile(sources)
@@ -515,8 +497,6 @@ class ForkServer:
         Its threads (the event flusher, the debugger channel's reader) sleep
         while it waits: an idle spare costs nothing.
         """
-        from devconsole.child.watchlist import project_module_files
-
         try:
             process.prepare()
             process.prebuild_handler()
@@ -548,7 +528,7 @@ class ForkServer:
         # Exactly what it holds: a change to any of these files, including
         # one a library's import ran (even an import that failed), and the
         # console forks afresh rather than promote this spare.
-        files = sorted(set(project_module_files(Path(self.args.manage).parent)) | self._dropped_project_files)
+        files = self._held_project_files()
         # The project modules to import ahead (see :meth:`_import_ahead`):
         # first a twin, forked as this spare is now, for a save that changes
         # one of them.
@@ -618,16 +598,29 @@ class ForkServer:
         twin instead); None, and never served, when the console spoke first
         (it comes first: one module at most is imported after it spoke) or
         when an import built a template engine (see :meth:`_spare_preload`)."""
-        from devconsole.child.watchlist import project_module_files
+        done = self._import_all(names, until_readable=process.control.fileno())
+        return self._held_project_files() if done else None
 
+    def _import_all(self, names: list[str], *, until_readable: int | None = None) -> bool | None:
+        """Import each of ``names`` (see :meth:`_import_one`), with the
+        settings in place and stderr muted. True when done; False when an
+        import built a template engine (none was built before); None when
+        ``until_readable`` became readable first (one import at most after it
+        did)."""
         engines_before = _template_engines_built()
         with _quiet_imports(hide_settings=False):
             for name in names[:MAX_SPARE_PRELOAD]:
-                if select.select([process.control.fileno()], [], [], 0)[0]:
+                if until_readable is not None and _readable(until_readable):
                     return None
-                self._import_one(name)
-        if not engines_before and _template_engines_built():
-            return None
+                if isinstance(name, str) and name and not name.startswith("__"):
+                    self._import_one(name)
+        return engines_before or not _template_engines_built()
+
+    def _held_project_files(self) -> list[str]:
+        """The project's files this process imported, exactly: its project
+        modules, and those a library import ran (even one that failed)."""
+        from devconsole.child.watchlist import project_module_files
+
         return sorted(set(project_module_files(Path(self.args.manage).parent)) | self._dropped_project_files)
 
     @staticmethod
@@ -640,7 +633,7 @@ class ForkServer:
         saved = warmup.SavedSources(sources)
         try:
             while saved.fd >= 0:
-                readable, _, _ = select.select([process.control.fileno(), saved.fd], [], [])
+                readable = _readable(process.control.fileno(), saved.fd, timeout=None)
                 if process.control.fileno() in readable:
                     return
                 saved.compile_saved()
@@ -671,7 +664,7 @@ class _Twin:
         os.close(word_w)
         _die_with(parent)
         chunks = []
-        while chunk := _read(word_r):
+        while chunk := os.read(word_r, 4096):
             chunks.append(chunk)
         os.close(word_r)
         word = b"".join(chunks).decode()
@@ -700,14 +693,10 @@ class _Twin:
         them; the spare only waits. Killed, it takes the twin with it."""
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(signum, signal.SIG_IGN)
-        while True:
-            try:
-                _pid, status = os.waitpid(self.pid, 0)
-                break
-            except InterruptedError:
-                continue
-            except ChildProcessError:
-                os._exit(1)
+        try:
+            _pid, status = os.waitpid(self.pid, 0)
+        except ChildProcessError:
+            os._exit(1)
         if os.WIFSIGNALED(status):
             number = os.WTERMSIG(status)
             with contextlib.suppress(OSError, ValueError):  # SIGKILL's cannot be set: it is the default
@@ -723,23 +712,22 @@ class _Twin:
             self._word = -1
 
 
-def _read(fd: int) -> bytes:
-    while True:
-        try:
-            return os.read(fd, 4096)
-        except InterruptedError:
-            continue
+def _readable(*fds: int, timeout: float | None = 0) -> list[int]:
+    """Which of ``fds`` can be read now (or have hung up), waiting up to
+    ``timeout`` seconds for one (None: as long as it takes). ``poll``: any
+    descriptor number will do, as ``select`` would not above 1023."""
+    poller = select.poll()
+    for fd in fds:
+        poller.register(fd, select.POLLIN)
+    return [fd for fd, _ in poller.poll(None if timeout is None else timeout * 1000)]
 
 
 def _die_with(parent: int) -> None:
     """Ask the kernel to kill this process when its parent dies (Linux);
     if the parent is already gone, end now."""
-    try:
-        import ctypes
+    from devconsole.wire import linux
 
-        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
+    linux.die_with_parent()
     if os.getppid() != parent:
         os._exit(0)
 

@@ -145,10 +145,7 @@ class ConnectionHandover:
         while True:
             if self.stopping:
                 return self._move(handler, conn, sock)
-            try:
-                ready = poller.poll(None if timeout is None else timeout * 1000)
-            except InterruptedError:  # pragma: no cover - PEP 475 retries
-                continue
+            ready = poller.poll(None if timeout is None else timeout * 1000)
             if not ready:
                 return True  # the handler's timeout: readline raises it as before
             if any(fd == sock.fileno() for fd, _ in ready) and not self.stopping:

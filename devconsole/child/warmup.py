@@ -31,7 +31,6 @@ import importlib.util
 import json
 import os
 import re
-import struct
 import threading
 import time
 from collections import deque
@@ -168,12 +167,6 @@ def precompile(paths: list[str], *, saved: bool = False) -> int:
     return len(_sources)
 
 
-#: inotify's events a saved file ends with: closed after writing, renamed into place.
-IN_CLOSE_WRITE = 0x8
-IN_MOVED_TO = 0x80
-_INOTIFY_EVENT = struct.Struct("iIII")
-
-
 class SavedSources:
     """While a spare waits for ``go``: the folders of the sources it compiled
     ahead, watched, so that a source saved meanwhile is compiled at once,
@@ -190,17 +183,14 @@ class SavedSources:
         if not folders:
             return
         try:
-            import ctypes
+            from devconsole.wire import linux
 
-            libc = ctypes.CDLL(None, use_errno=True)
-            fd = int(libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC))
-            if fd < 0:
-                return
-            self.fd = fd
+            self.fd = linux.inotify_init()
             for folder in folders:
-                wd = int(libc.inotify_add_watch(fd, os.fsencode(folder), IN_CLOSE_WRITE | IN_MOVED_TO))
-                if wd >= 0:
-                    self._folders[wd] = folder
+                try:
+                    self._folders[linux.add_watch(self.fd, folder, linux.IN_CLOSE_WRITE | linux.IN_MOVED_TO)] = folder
+                except OSError:
+                    continue  # gone, or not readable: its sources are compiled by the import
         except (OSError, AttributeError):
             pass  # no inotify here
         if not self._folders:
@@ -209,23 +199,16 @@ class SavedSources:
     def compile_saved(self) -> list[str]:
         """Read what was saved; compile the Python sources among it. The paths compiled."""
         saved: dict[str, None] = {}
-        while self.fd >= 0:
+        if self.fd >= 0:
+            from devconsole.wire import linux
+
             try:
-                data = os.read(self.fd, 64 * 1024)
-            except BlockingIOError:
-                break
+                for wd, _mask, name in linux.read_events(self.fd):
+                    folder = self._folders.get(wd)
+                    if folder is not None and name.endswith(b".py"):
+                        saved[os.path.join(folder, os.fsdecode(name))] = None
             except OSError:
                 self.close()
-                break
-            offset = 0
-            while offset + _INOTIFY_EVENT.size <= len(data):
-                wd, _mask, _cookie, length = _INOTIFY_EVENT.unpack_from(data, offset)
-                start = offset + _INOTIFY_EVENT.size
-                name = data[start : start + length].rstrip(b"\0")
-                offset = start + length
-                folder = self._folders.get(wd)
-                if folder is not None and name.endswith(b".py"):
-                    saved[os.path.join(folder, os.fsdecode(name))] = None
         paths = list(saved)
         if paths:
             precompile(paths, saved=True)

@@ -21,7 +21,7 @@ import sysconfig
 import time
 import types
 from collections import defaultdict
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -69,23 +69,25 @@ def is_project_file(path: str, project_root: str, library_dirs: list[str]) -> bo
 _DEVCONSOLE_DIR = os.path.realpath(Path(__file__).resolve().parents[1]) + os.sep
 
 
-def project_module_files(project_root: Path) -> list[str]:
-    """Files of the modules imported so far that belong to the project."""
+def project_modules(project_root: Path | str, names: Iterable[str] | None = None) -> Iterator[tuple[str, str, Any]]:
+    """The imported modules (all, or those of ``names``) whose file belongs
+    to the project: ``(name, real path, module)``."""
     root = os.path.realpath(project_root)
     libs = _library_dirs()
-    found: set[str] = set()
-    for name, module in list(sys.modules.items()):
+    pairs = list(sys.modules.items()) if names is None else [(name, sys.modules.get(name)) for name in names]
+    for name, module in pairs:
         if name in ("__main__", "__mp_main__"):
             filename = getattr(module, "__file__", None)
         else:
             spec = getattr(module, "__spec__", None)
             filename = spec.origin if spec is not None and spec.has_location else None
-        if not filename or not isinstance(filename, str):
-            continue
-        real = os.path.realpath(filename)
-        if is_project_file(real, root, libs):
-            found.add(real)
-    return sorted(found)
+        if filename and isinstance(filename, str) and is_project_file(real := os.path.realpath(filename), root, libs):
+            yield name, real, module
+
+
+def project_module_files(project_root: Path) -> list[str]:
+    """Files of the modules imported so far that belong to the project."""
+    return sorted({real for _name, real, _module in project_modules(project_root)})
 
 
 def project_imports(project_root: Path, held: Collection[str], limit: int) -> str:
@@ -100,19 +102,11 @@ def project_imports(project_root: Path, held: Collection[str], limit: int) -> st
     imports without keeping a name of it is missed: the spare that imports
     it ahead then holds that module too, and says so (see
     :meth:`devconsole.child.forkserver.ForkServer._import_ahead`)."""
-    root = os.path.realpath(project_root)
-    libs = _library_dirs()
-    found: list[tuple[str, str, Any]] = []
-    for name, module in list(sys.modules.items()):
-        if name in held or name in ("__main__", "__mp_main__") or module is None:
-            continue
-        spec = getattr(module, "__spec__", None)
-        origin = spec.origin if spec is not None and spec.has_location else None
-        if not isinstance(origin, str):
-            continue
-        real = os.path.realpath(origin)
-        if is_project_file(real, root, libs):
-            found.append((name, real, module))
+    found = [
+        entry
+        for entry in project_modules(project_root)
+        if entry[0] not in held and entry[0] not in ("__main__", "__mp_main__")
+    ]
     index = {name: number for number, (name, _file, _module) in enumerate(found)}
     entries = []
     for name, real, module in found:

@@ -39,7 +39,6 @@ grandchild in a group of its own does).
 from __future__ import annotations
 
 import codecs
-import ctypes
 import os
 import re
 import select
@@ -56,6 +55,7 @@ from typing import Any, Literal
 
 from devconsole.console.processes import signal_group
 from devconsole.console.procfile import ProcessSpec, expand_port
+from devconsole.wire import linux
 
 State = Literal["starting", "running", "stopping", "stopped", "exited", "crashed", "restarting"]
 STATES: tuple[State, ...] = ("starting", "running", "stopping", "stopped", "exited", "crashed", "restarting")
@@ -123,13 +123,13 @@ def _parent_death_signal() -> Callable[[], None] | None:
     if not sys.platform.startswith("linux"):
         return None
     try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
+        linux.libc()  # loaded now: nothing but the call itself runs after the fork
     except (OSError, AttributeError):
         return None
     parent = os.getpid()
 
     def preexec() -> None:
-        prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
+        linux.die_with_parent()
         if os.getppid() != parent:  # the console died before the call: nobody would send it
             os._exit(1)
 

@@ -10,13 +10,10 @@ cannot be used) watchfiles watches, which steps every :data:`STEP_MS`.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import errno
 import os
 import select
 import stat
-import struct
 import sys
 import threading
 import time
@@ -24,6 +21,24 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from devconsole.wire import linux
+from devconsole.wire.linux import (
+    IN_ATTRIB,
+    IN_CLOSE_WRITE,
+    IN_CREATE,
+    IN_DELETE,
+    IN_DELETE_SELF,
+    IN_DONT_FOLLOW,
+    IN_EXCL_UNLINK,
+    IN_IGNORED,
+    IN_ISDIR,
+    IN_MODIFY,
+    IN_MOVE_SELF,
+    IN_MOVED_FROM,
+    IN_MOVED_TO,
+    IN_ONLYDIR,
+    IN_Q_OVERFLOW,
+)
 from devconsole.wire.watchrules import IGNORED_DIRS, IGNORED_NAMES, collapse
 
 #: How long watchfiles waits for a batch to settle (ms), where watchfiles is
@@ -50,30 +65,11 @@ MAX_BATCH_MS = 200
 #: The backend :class:`Watcher` uses unless told otherwise.
 DEFAULT_BACKEND = "inotify" if sys.platform.startswith("linux") else "watchfiles"
 
-# inotify(7)
-IN_MODIFY = 0x2
-IN_ATTRIB = 0x4
-IN_CLOSE_WRITE = 0x8
-IN_MOVED_FROM = 0x40
-IN_MOVED_TO = 0x80
-IN_CREATE = 0x100
-IN_DELETE = 0x200
-IN_DELETE_SELF = 0x400
-IN_MOVE_SELF = 0x800
-IN_Q_OVERFLOW = 0x4000
-IN_IGNORED = 0x8000
-IN_ONLYDIR = 0x1000000
-IN_DONT_FOLLOW = 0x2000000
-IN_EXCL_UNLINK = 0x4000000
-IN_ISDIR = 0x40000000
-IN_NONBLOCK = os.O_NONBLOCK
-IN_CLOEXEC = os.O_CLOEXEC
 _CHANGED = IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE
 _ADDED = IN_CREATE | IN_MOVED_TO
 _REMOVED = IN_DELETE | IN_MOVED_FROM
 _DIR_MASK = _CHANGED | _ADDED | _REMOVED | IN_DELETE_SELF | IN_MOVE_SELF | IN_EXCL_UNLINK
 _FILE_MASK = _CHANGED | IN_DELETE_SELF | IN_MOVE_SELF
-_EVENT = struct.Struct("iIII")
 # watchfiles.Change's values, which settled_paths reads.
 ADDED, MODIFIED, DELETED = 1, 2, 3
 
@@ -124,16 +120,9 @@ class Inotify:
     replaces the inode). :meth:`changes` turns what the kernel says into
     ``(change, path)`` pairs, as watchfiles does."""
 
-    _libc: Any = None
-
     def __init__(self, roots: Iterable[str], ignore: Iterable[str] = ()) -> None:
-        libc = self._load()
-        self._libc = libc
         self.ignore = list(ignore)
-        fd = libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC)
-        if fd < 0:
-            number = ctypes.get_errno()
-            raise OSError(number, f"inotify_init1: {os.strerror(number)}")
+        fd = linux.inotify_init()
         self.fd = fd
         #: wd → directory watched whole (recursively).
         self.dirs: dict[int, str] = {}
@@ -171,29 +160,16 @@ class Inotify:
             self.close()
             raise
 
-    @classmethod
-    def _load(cls) -> Any:
-        if cls._libc is None:
-            libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-            libc.inotify_init1.argtypes = [ctypes.c_int]
-            libc.inotify_init1.restype = ctypes.c_int
-            libc.inotify_add_watch.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32]
-            libc.inotify_add_watch.restype = ctypes.c_int
-            libc.inotify_rm_watch.argtypes = [ctypes.c_int, ctypes.c_int]
-            libc.inotify_rm_watch.restype = ctypes.c_int
-            cls._libc = libc
-        return cls._libc
-
     def close(self) -> None:
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
 
     def _add(self, path: str, mask: int, *, strict: bool) -> int | None:
-        wd = self._libc.inotify_add_watch(self.fd, os.fsencode(path), mask)
-        if wd >= 0:
-            return int(wd)
-        number = ctypes.get_errno()
+        try:
+            return linux.add_watch(self.fd, path, mask)
+        except OSError as error:
+            number = error.errno or 0
         # A directory or file gone (or replaced) before its watch began is
         # no failure below the roots: its parent reports what became of it.
         if not strict and number in (errno.ENOENT, errno.ENOTDIR, errno.EACCES, errno.EPERM):
@@ -245,7 +221,7 @@ class Inotify:
         for wd, path in list(self.dirs.items()):
             if path == directory or path.startswith(prefix):
                 del self.dirs[wd]
-                self._libc.inotify_rm_watch(self.fd, wd)
+                linux.rm_watch(self.fd, wd)
 
     def _since_overflow(self) -> list[str]:
         """The files under the roots changed since the events were last
@@ -274,20 +250,9 @@ class Inotify:
         """Everything the kernel has queued now, as ``(change, path)``."""
         out: list[tuple[int, str]] = []
         self._fresh.clear()
-        while True:
-            try:
-                data = os.read(self.fd, 65536)
-            except BlockingIOError:
-                return out
-            if not data:
-                return out
-            offset = 0
-            while offset + _EVENT.size <= len(data):
-                wd, mask, _cookie, length = _EVENT.unpack_from(data, offset)
-                offset += _EVENT.size
-                name = os.fsdecode(data[offset : offset + length].rstrip(b"\0"))
-                offset += length
-                self._one(wd, mask, name, out)
+        for wd, mask, name in linux.read_events(self.fd):
+            self._one(wd, mask, os.fsdecode(name), out)
+        return out
 
     def _one(self, wd: int, mask: int, name: str, out: list[tuple[int, str]]) -> None:
         if mask & IN_Q_OVERFLOW:
