@@ -949,8 +949,8 @@ def _cheap_bound(request: RequestEvent, query_chars: int) -> int | None:
         return None
     chars = 0
     sql = request.get("sql")
-    if sql is not None and len(sql) > 2:  # a request without queries has its count and time alone
-        queries = sql.get("queries") or []
+    queries = sql.get("queries") if sql is not None else None
+    if sql is not None and queries is not None:  # a request without queries has its count and time alone
         chars += query_chars + _PER_ITEM * len(queries)
         chars += _texts(sql.get("groups")) + _texts(sql.get("duplicates")) + _texts(sql.get("n_plus_one"))
     response = request.get("response")

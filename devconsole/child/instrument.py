@@ -131,10 +131,6 @@ def _nothing() -> None:
     pass
 
 
-#: A status's class as the stats count it (``200`` → ``2xx``), by status.
-_STATUS_CLASSES: dict[int, str] = {}
-
-
 class _WakingSet(set["Connection"]):
     """The observer's set of changed connections: adding one wakes the flusher."""
 
@@ -268,12 +264,11 @@ class ServerObserver:
 
     def on_request(self, event: RequestEvent) -> None:
         status = event.get("status")
-        key = _STATUS_CLASSES.get(status) if type(status) is int else None
-        if key is None:
+        if type(status) is int and 100 <= status <= 999:
+            key = f"{status // 100}xx"
+        else:
             text = str(status or "")
             key = f"{text[0]}xx" if text[:1].isdigit() else "other"
-            if type(status) is int and len(_STATUS_CLASSES) < 1000:
-                _STATUS_CLASSES[status] = key
         with self._lock:
             self.requests_total += 1
             self.status_classes[key] = self.status_classes.get(key, 0) + 1
