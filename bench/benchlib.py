@@ -738,7 +738,9 @@ def process_roles(root: int) -> dict[int, str]:
     in the tree: runserver's autoreloader and its serving child; the
     console, its fork servers (level 0, level 1), the server child and the
     spare (forked after the generation serving, waiting to serve: the
-    youngest of level 1's children when it has more than one)."""
+    youngest of level 1's children when it has more than one), and the
+    spare's twin (its child, waiting too); a twin that serves is the server
+    child, and its spare stands in for it."""
     roles = {root: "main"}
     try:
         cmdline = Path(f"/proc/{root}/cmdline").read_bytes().split(b"\0")
@@ -747,11 +749,13 @@ def process_roles(root: int) -> dict[int, str]:
     runserver = b"runserver" in cmdline
     roles[root] = "autoreloader" if runserver else "console"
     depth = {root: 0}
+    parent_of: dict[int, int] = {}
     stack = [root]
     while stack:
         current = stack.pop()
         for child in _children(current):
             depth[child] = depth[current] + 1
+            parent_of[child] = current
             stack.append(child)
             if runserver:
                 roles[child] = "serving child"
@@ -762,11 +766,21 @@ def process_roles(root: int) -> dict[int, str]:
             else:
                 roles[child] = "server child" if depth[child] >= 2 or thread_count(child) > 1 else "child"
     if not runserver:
+        # A server child's own child is its twin: waiting (one thread), or
+        # serving while the spare it was forked from stands in for it.
+        for pid in list(roles):
+            parent = parent_of.get(pid)
+            if parent is None or roles.get(parent) != "server child" or depth[pid] < 3:
+                continue
+            if thread_count(pid) > 1:
+                roles[parent] = "spare (standing in)"
+            else:
+                roles[pid] = "spare's twin"
         # Both have threads (the spare starts its event flusher before it is
         # needed): the spare is the one forked last.
-        forked = [pid for pid, role in roles.items() if role == "server child" and depth.get(pid, 0) >= 2]
+        forked = [pid for pid, role in roles.items() if role == "server child" and depth.get(pid, 0) >= 3]
         if len(forked) > 1:
-            roles[max(forked, key=_start_time)] = "spare"
+            roles[max((pid for pid in forked if depth[pid] == 3), key=_start_time)] = "spare"
     return roles
 
 
