@@ -17,6 +17,8 @@ import pytest
 
 from devconsole.child import warmup
 
+from .conftest import inotify_watches, wait_for
+
 
 @pytest.fixture
 def package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
@@ -138,6 +140,55 @@ def test_a_source_renamed_into_place_is_compiled_and_a_half_written_one_is_not_u
         assert module.version.__code__ is not _function_code(compiled)
     finally:
         saved.close()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="inotify: Linux only")
+def test_a_process_compiles_only_the_saved_sources_it_would_serve_until_it_is_told(package: Path) -> None:
+    """A spare and its twin both wait: each compiles only the saves it would
+    serve (the spare, none of the files it holds; the twin, only those of
+    the modules the spare imports ahead), until its word comes."""
+    import os
+    import threading
+
+    from devconsole.child.forkserver import _compile_saved_until
+
+    mine, theirs = package / "aheadmod.py", package / "changedmod.py"
+    for path in (mine, theirs):
+        path.write_text("VERSION = 1\n")
+    word_r, word_w = os.pipe()
+    waiting = threading.Thread(
+        target=_compile_saved_until, args=(word_r, [str(mine), str(theirs)], {str(mine)}.__contains__)
+    )
+    waiting.start()
+    try:
+        wait_for(lambda: inotify_watches([package]), 30)  # its watch is on: the saves are seen
+        theirs.write_text("VERSION = 22\n")  # saved first: the other process's
+        mine.write_text("VERSION = 333\n")
+        # Compiled at its save's event, before the word; the other save's
+        # event came first (read then, or in the same read) and was left.
+        wait_for(lambda: str(mine) in warmup._sources, 30)
+        assert warmup._sources[str(mine)][0] == b"VERSION = 333\n"
+        assert str(theirs) not in warmup._sources
+    finally:
+        os.write(word_w, b"go")
+        waiting.join(30)
+        os.close(word_w)
+        os.close(word_r)
+    assert not waiting.is_alive()  # the word ends the wait
+
+
+def test_the_files_of_modules_are_found_by_their_dotted_path() -> None:
+    from devconsole.child.forkserver import _files_of_modules
+
+    sources = [
+        "/p/shop/views.py",
+        "/p/shop/api/__init__.py",
+        "/p/shop/api/serializers.py",
+        "/p/blog/views.py",
+        "/p/notes.txt",
+    ]
+    assert _files_of_modules(["shop.views", "shop.api"], sources) == {"/p/shop/views.py", "/p/shop/api/__init__.py"}
+    assert _files_of_modules([], sources) == set()
 
 
 def test_nothing_to_watch_watches_nothing() -> None:

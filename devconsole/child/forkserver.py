@@ -36,7 +36,7 @@ import socket
 import sys
 import time
 import traceback
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -533,11 +533,13 @@ class ForkServer:
         # first a twin, forked as this spare is now, for a save that changes
         # one of them.
         ahead = [name for name in message.get("ahead") or [] if isinstance(name, str) and name]
+        sources = [path for path in message.get("sources") or [] if isinstance(path, str)]
         twin: _Twin | None = None
         if ahead and thread_count() == 1:
             # What both hold now is never collected (nor copied) by either.
             gc.freeze()
-            twin, word = _Twin.fork()
+            # A save it would serve: one of the modules the spare imports ahead.
+            twin, word = _Twin.fork(sources, _files_of_modules(ahead, sources).difference(files).__contains__)
             if twin is None:  # in the twin: told to serve, or to end
                 return word is not None and self._promote(process, word)
         # Started now rather than after ``go``: each would cost the promoted
@@ -551,12 +553,15 @@ class ForkServer:
             pass  # install() tries again after ``go``, and reports a failure
         process.emitter.send({"type": "spare_ready", "pid": os.getpid(), "files": files, "twin": twin is not None})
         process.emitter.flush()
+        held: list[str] | None = None
         if twin is not None:
             held = self._import_ahead(process, ahead)
             if held is not None:
                 process.emitter.send({"type": "spare_ahead", "pid": os.getpid(), "files": held})
                 process.emitter.flush()
-        self._wait_for_word(process, message.get("sources") or [])
+        # A save of a file it holds is served by another process: not compiled here.
+        holds = set(held if held is not None else files)
+        _compile_saved_until(process.control.fileno(), sources, lambda path: path not in holds)
         told = process.receive_control()
         if told is None:
             if twin is not None:
@@ -623,23 +628,6 @@ class ForkServer:
 
         return sorted(set(project_module_files(Path(self.args.manage).parent)) | self._dropped_project_files)
 
-    @staticmethod
-    def _wait_for_word(process: ServerProcess, sources: list[str]) -> None:
-        """Until the console speaks: a project source saved meanwhile is
-        compiled at once (see :class:`~devconsole.child.warmup.SavedSources`),
-        while the console is still deciding what the save means."""
-        from devconsole.child import warmup
-
-        saved = warmup.SavedSources(sources)
-        try:
-            while saved.fd >= 0:
-                readable = _readable(process.control.fileno(), saved.fd, timeout=None)
-                if process.control.fileno() in readable:
-                    return
-                saved.compile_saved()
-        finally:
-            saved.close()
-
 
 class _Twin:
     """A spare's twin: forked from the spare once it imported the libraries,
@@ -652,9 +640,11 @@ class _Twin:
         self._word = word
 
     @classmethod
-    def fork(cls) -> tuple[_Twin | None, str | None]:
+    def fork(cls, sources: list[str], serves: Callable[[str], bool]) -> tuple[_Twin | None, str | None]:
         """In the spare: ``(twin, None)``. In the twin, once the spare spoke:
-        ``(None, argument)``, or ``(None, None)`` when told nothing."""
+        ``(None, argument)``, or ``(None, None)`` when told nothing; while
+        it waits, a saved source among ``sources`` that it ``serves`` is
+        compiled (see :func:`_compile_saved_until`)."""
         word_r, word_w = os.pipe()
         parent = os.getpid()
         pid = os.fork()
@@ -663,6 +653,7 @@ class _Twin:
             return cls(pid, word_w), None
         os.close(word_w)
         _die_with(parent)
+        _compile_saved_until(word_r, sources, serves)
         chunks = []
         while chunk := os.read(word_r, 4096):
             chunks.append(chunk)
@@ -710,6 +701,42 @@ class _Twin:
             with contextlib.suppress(OSError):
                 os.close(self._word)
             self._word = -1
+
+
+def _compile_saved_until(fd: int, sources: list[str], wanted: Callable[[str], bool]) -> None:
+    """Until ``fd`` can be read (the console's word to a spare, the spare's
+    to its twin): a project source saved meanwhile that this process would
+    serve (``wanted``) is compiled at once (see
+    :class:`~devconsole.child.warmup.SavedSources`), while the console is
+    still deciding what the save means."""
+    from devconsole.child import warmup
+
+    saved = warmup.SavedSources(sources, wanted)
+    try:
+        while saved.fd >= 0:
+            if fd in _readable(fd, saved.fd, timeout=None):
+                return
+            saved.compile_saved()
+    finally:
+        saved.close()
+
+
+def _files_of_modules(names: list[str], sources: list[str]) -> set[str]:
+    """The files among ``sources`` of the modules ``names`` (matched by
+    their dotted path: ``shop.views`` is ``…/shop/views.py`` or
+    ``…/shop/views/__init__.py``), without importing anything."""
+    wanted = set(names)
+    found = set()
+    for path in sources:
+        stem = path[: -len(".py")] if path.endswith(".py") else path
+        if os.path.basename(stem) == "__init__":
+            stem = os.path.dirname(stem)
+        parts = stem.split(os.sep)
+        for start in range(len(parts) - 1, 0, -1):
+            if ".".join(parts[start:]) in wanted:
+                found.add(path)
+                break
+    return found
 
 
 def _readable(*fds: int, timeout: float | None = 0) -> list[int]:

@@ -34,7 +34,7 @@ import re
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 #: Templates named to the next generation, at most.
@@ -176,9 +176,11 @@ class SavedSources:
     compiled again at its next event, or by the import. Linux (inotify)
     only; elsewhere, or when inotify cannot be had, nothing is watched."""
 
-    def __init__(self, paths: list[str]) -> None:
+    def __init__(self, paths: list[str], wanted: Callable[[str], bool] | None = None) -> None:
         self.fd = -1
         self._folders: dict[int, str] = {}
+        #: Which saved sources to compile (None: all): those this process may serve.
+        self._wanted = wanted
         folders = sorted({os.path.dirname(p) for p in paths[:MAX_SOURCES] if isinstance(p, str) and p.endswith(".py")})
         if not folders:
             return
@@ -209,7 +211,7 @@ class SavedSources:
                         saved[os.path.join(folder, os.fsdecode(name))] = None
             except OSError:
                 self.close()
-        paths = list(saved)
+        paths = [path for path in saved if self._wanted is None or self._wanted(path)]
         if paths:
             precompile(paths, saved=True)
         return [path for path in paths if path in _sources]
