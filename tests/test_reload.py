@@ -85,6 +85,8 @@ def test_a_views_edit_is_served_by_a_forked_server(console: Console) -> None:
     hello = wait_for(lambda: [h for h in console.events.of("hello") if h["generation"] == 2])[0]
     assert hello["pid"] != first["pid"]
     assert [p["name"] for p in hello["phases"]][:2] == ["fork", 'fetch_command("runserver")']
+    # The apps runserver wins over, found by level 1 once, said by each generation.
+    assert hello["runserver"]["shadows"] == first["runserver"]["shadows"] == ["django.core"]
     # Where the time went: the decision, then the new generation's own phases
     # after the change (a spare's preparation, done before it, is not among them).
     steps = [step["name"] for step in reload["steps"]]

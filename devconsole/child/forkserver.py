@@ -800,7 +800,8 @@ def _forget_modules(names: set[str]) -> None:
 
 def _warm_up() -> None:
     """Import what every server child imports next, so that a fork finds it
-    done: the runserver command that wins, the middleware classes.
+    done: the runserver command that wins (and the apps it wins over), the
+    middleware classes.
 
     Nothing is instantiated (a middleware's ``__init__`` may open
     connections). A project module imported here counts among level 1's
@@ -813,11 +814,14 @@ def _warm_up() -> None:
         from django.core.management.base import BaseCommand
         from django.utils.module_loading import import_string
 
+        from devconsole.child.introspect import command_providers
+
         app = get_commands().get("runserver")
         if isinstance(app, str):
             load_command_class(app, "runserver")
         elif app is not None and not isinstance(app, BaseCommand):  # pragma: no cover
             pass
+        command_providers()  # what a generation's hello says of runserver's rivals
         for path in getattr(settings, "MIDDLEWARE", None) or []:
             try:
                 import_string(path)

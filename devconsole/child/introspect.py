@@ -8,6 +8,7 @@ run, see :mod:`devconsole.child.catalogue`).
 
 from __future__ import annotations
 
+import functools
 import os
 
 from devconsole.wire.catalogue import CORE_APP
@@ -18,10 +19,17 @@ def class_path(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
+@functools.cache
 def command_providers() -> dict[str, list[str]]:
     """Command name → every app that defines it, in Django's priority order
     (``INSTALLED_APPS`` order, Django's own commands last): the first one is
-    the one ``get_commands()`` resolves, unless settings override it."""
+    the one ``get_commands()`` resolves, unless settings override it.
+
+    Found once per process, as Django's ``get_commands()`` is: level 1
+    finds it and its forks inherit it (a generation's ``hello`` no longer
+    scans every app's commands folder while its first request runs), so it
+    says what the runserver command those forks resolve was chosen from.
+    Read-only."""
     from django.apps import apps
     from django.core import management
 
