@@ -6,6 +6,7 @@ import http.client
 import os
 import socket
 import threading
+from types import SimpleNamespace
 
 import pytest
 
@@ -352,3 +353,46 @@ def test_a_bad_request_line_is_its_own_row_and_the_https_hint_is_logged(server: 
     assert (rows[0].path, rows[0].status) == ("/ping/", 200)
     assert rows[1].status == 505 and rows[1].path == "GET /x HTTP/9.9" and rows[1].headers == []  # as received
     wait_for(lambda: any("accessing the development server over HTTPS" in line.text for line in events.state.log))
+
+
+class _Traffic:
+    """An observer's two counts as the checks' wait reads them."""
+
+    def __init__(self) -> None:
+        self.requests_total = 0
+        self.in_flight = 1
+        self.looked = threading.Semaphore(0)
+
+    def busy(self) -> int:
+        self.looked.release()
+        return self.in_flight
+
+
+def test_the_checks_wait_for_a_request_under_way_to_end() -> None:
+    """After a reload the pages fetch their stylesheets: the checks, which
+    would take the interpreter's lock from them, wait for a quiet moment."""
+    import time
+
+    from devconsole.child import server as child_server
+
+    traffic = _Traffic()
+    process = SimpleNamespace(observer=traffic)
+    waiter = threading.Thread(target=child_server.ServerProcess._wait_quiet, args=(process, time.monotonic() + 60))
+    waiter.start()
+    for _ in range(2):  # it looked twice and still waits: a request is under way
+        assert traffic.looked.acquire(timeout=30)
+    assert waiter.is_alive()
+    traffic.in_flight = 0
+    waiter.join(30)
+    assert not waiter.is_alive()
+
+
+def test_the_checks_run_on_a_server_that_is_never_quiet() -> None:
+    import time
+
+    from devconsole.child import server as child_server
+
+    traffic = _Traffic()  # a request under way for ever
+    started = time.monotonic()
+    child_server.ServerProcess._wait_quiet(SimpleNamespace(observer=traffic), started + 0.2)
+    assert traffic.in_flight == 1 and time.monotonic() >= started + 0.2

@@ -73,6 +73,14 @@ FLUSH_INTERVAL = 0.025
 DRAIN_TIMEOUT = 5.0
 #: Longest wait for a first request before the checks run anyway (seconds).
 AFTER_SERVING_DELAY = 1.0
+#: The checks wait, after that, for this long without a request (seconds):
+#: the pages reloading after a save fetch their stylesheets and scripts
+#: meanwhile, and the checks (the system checks, every migration file read)
+#: would take the interpreter's lock from those requests...
+CHECKS_QUIET_S = 0.1
+#: ...but for this long at most after the first request (a server that is
+#: never quiet runs them then).
+CHECKS_QUIET_MAX_S = 1.0
 #: The thread switch interval (s) of a generation started by a reload, until
 #: its first response (Python's default, 5 ms, is restored then).
 RELOAD_SWITCH_INTERVAL_S = 0.0005
@@ -635,7 +643,18 @@ class ServerProcess:
             self.emitter.send(_error_event("file_changed", exc))
         self._report_modules()
         if not skip_checks:
+            self._wait_quiet(time.monotonic() + CHECKS_QUIET_MAX_S)
             self._checks()
+
+    def _wait_quiet(self, deadline: float) -> None:
+        """Until no request ran, or was under way, for :data:`CHECKS_QUIET_S`
+        (or ``deadline`` came)."""
+        observer = self.observer
+        while (remaining := deadline - time.monotonic()) > 0:
+            seen = observer.requests_total
+            time.sleep(min(CHECKS_QUIET_S, remaining))
+            if observer.requests_total == seen and not observer.busy():
+                return
 
     def _report_modules(self) -> None:
         """Tell the console which library modules (from outside the project)
