@@ -779,8 +779,9 @@ def process_roles(root: int) -> dict[int, str]:
         # Both have threads (the spare starts its event flusher before it is
         # needed): the spare is the one forked last.
         forked = [pid for pid, role in roles.items() if role == "server child" and depth.get(pid, 0) >= 3]
-        if len(forked) > 1:
-            roles[max((pid for pid in forked if depth[pid] == 3), key=_start_time)] = "spare"
+        youngest = [pid for pid in forked if depth[pid] == 3]
+        if len(forked) > 1 and youngest:
+            roles[max(youngest, key=_start_time)] = "spare"
     return roles
 
 

@@ -10,6 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from devconsole.child.instrument import Connection, ServerObserver
 from devconsole.console.project import Project
 from devconsole.console.supervisor import Supervisor
 
@@ -355,22 +356,27 @@ def test_a_bad_request_line_is_its_own_row_and_the_https_hint_is_logged(server: 
     wait_for(lambda: any("accessing the development server over HTTPS" in line.text for line in events.state.log))
 
 
-class _Traffic:
-    """An observer's two counts as the checks' wait reads them."""
+class _Traffic(ServerObserver):
+    """A generation's observer, saying when the checks' wait looked at it:
+    one connection waits for its next request (a page's keep-alive one),
+    another is in the middle of a request."""
 
     def __init__(self) -> None:
-        self.requests_total = 0
-        self.in_flight = 1
+        super().__init__()
         self.looked = threading.Semaphore(0)
+        for number, state in ((1, "reading"), (2, "handling")):
+            conn = self.conns[number] = Connection(number, f"127.0.0.1:{40000 + number}")
+            conn.state = state
 
-    def busy(self) -> int:
+    def handling(self) -> int:
         self.looked.release()
-        return self.in_flight
+        return super().handling()
 
 
 def test_the_checks_wait_for_a_request_under_way_to_end() -> None:
     """After a reload the pages fetch their stylesheets: the checks, which
-    would take the interpreter's lock from them, wait for a quiet moment."""
+    would take the interpreter's lock from them, wait for a quiet moment
+    (a connection only waiting for its next request is quiet)."""
     import time
 
     from devconsole.child import server as child_server
@@ -382,7 +388,7 @@ def test_the_checks_wait_for_a_request_under_way_to_end() -> None:
     for _ in range(2):  # it looked twice and still waits: a request is under way
         assert traffic.looked.acquire(timeout=30)
     assert waiter.is_alive()
-    traffic.in_flight = 0
+    traffic.conns[2].state = "idle"  # answered: the other one still waits for a request
     waiter.join(30)
     assert not waiter.is_alive()
 
@@ -395,4 +401,4 @@ def test_the_checks_run_on_a_server_that_is_never_quiet() -> None:
     traffic = _Traffic()  # a request under way for ever
     started = time.monotonic()
     child_server.ServerProcess._wait_quiet(SimpleNamespace(observer=traffic), started + 0.2)
-    assert traffic.in_flight == 1 and time.monotonic() >= started + 0.2
+    assert traffic.handling() == 1 and time.monotonic() >= started + 0.2

@@ -539,7 +539,7 @@ class ForkServer:
             # What both hold now is never collected (nor copied) by either.
             gc.freeze()
             # A save it would serve: one of the modules the spare imports ahead.
-            twin, word = _Twin.fork(sources, _files_of_modules(ahead, sources).difference(files).__contains__)
+            twin, word = _Twin.fork(sorted(_files_of_modules(ahead, sources).difference(files)))
             if twin is None:  # in the twin: told to serve, or to end
                 return word is not None and self._promote(process, word)
         # Started now rather than after ``go``: each would cost the promoted
@@ -640,11 +640,11 @@ class _Twin:
         self._word = word
 
     @classmethod
-    def fork(cls, sources: list[str], serves: Callable[[str], bool]) -> tuple[_Twin | None, str | None]:
+    def fork(cls, serves: list[str]) -> tuple[_Twin | None, str | None]:
         """In the spare: ``(twin, None)``. In the twin, once the spare spoke:
         ``(None, argument)``, or ``(None, None)`` when told nothing; while
-        it waits, a saved source among ``sources`` that it ``serves`` is
-        compiled (see :func:`_compile_saved_until`)."""
+        it waits, a saved source among ``serves`` (the files of the modules
+        the spare imports ahead) is compiled (see :func:`_compile_saved_until`)."""
         word_r, word_w = os.pipe()
         parent = os.getpid()
         pid = os.fork()
@@ -653,7 +653,7 @@ class _Twin:
             return cls(pid, word_w), None
         os.close(word_w)
         _die_with(parent)
-        _compile_saved_until(word_r, sources, serves)
+        _compile_saved_until(word_r, serves, set(serves).__contains__)
         chunks = []
         while chunk := os.read(word_r, 4096):
             chunks.append(chunk)
@@ -716,7 +716,10 @@ def _compile_saved_until(fd: int, sources: list[str], wanted: Callable[[str], bo
         while saved.fd >= 0:
             if fd in _readable(fd, saved.fd, timeout=None):
                 return
-            saved.compile_saved()
+            try:
+                saved.compile_saved()
+            except Exception:
+                pass  # a source the compiler cannot take (too deep): the import after the word says why
     finally:
         saved.close()
 
@@ -724,7 +727,10 @@ def _compile_saved_until(fd: int, sources: list[str], wanted: Callable[[str], bo
 def _files_of_modules(names: list[str], sources: list[str]) -> set[str]:
     """The files among ``sources`` of the modules ``names`` (matched by
     their dotted path: ``shop.views`` is ``…/shop/views.py`` or
-    ``…/shop/views/__init__.py``), without importing anything."""
+    ``…/shop/views/__init__.py``), without importing anything. Close, not
+    exact, which is all a compile ahead needs: a top-level module ``views``
+    also matches ``…/shop/views.py`` (compiled for nothing), and a module
+    one of them imports is not among them (compiled by its import)."""
     wanted = set(names)
     found = set()
     for path in sources:
@@ -821,7 +827,10 @@ def _warm_up() -> None:
             load_command_class(app, "runserver")
         elif app is not None and not isinstance(app, BaseCommand):  # pragma: no cover
             pass
-        command_providers()  # what a generation's hello says of runserver's rivals
+        try:
+            command_providers()  # what a generation's hello says of runserver's rivals
+        except Exception:
+            pass  # each generation finds them then, and reports a failure
         for path in getattr(settings, "MIDDLEWARE", None) or []:
             try:
                 import_string(path)

@@ -281,6 +281,10 @@ class ServerObserver:
         if not self.first_request.is_set():  # set() takes a lock every time
             self.first_request.set()
 
+    def handling(self) -> int:
+        """Connections in the middle of a request (not those waiting for one)."""
+        return sum(1 for conn in list(self.conns.values()) if conn.state == "handling")
+
     def busy(self) -> int:
         """Connections in the middle of a request, or accepted and not yet
         past their first request line: a stop waits for both (exiting with

@@ -78,8 +78,10 @@ AFTER_SERVING_DELAY = 1.0
 #: meanwhile, and the checks (the system checks, every migration file read)
 #: would take the interpreter's lock from those requests...
 CHECKS_QUIET_S = 0.1
-#: ...but for this long at most after the first request (a server that is
-#: never quiet runs them then).
+#: ...but for this long at most (a server that is never quiet runs them
+#: then), counted from when they would have run: after the first request
+#: (or :data:`AFTER_SERVING_DELAY` without one) and the reports the next
+#: spare is prepared from.
 CHECKS_QUIET_MAX_S = 1.0
 #: The thread switch interval (s) of a generation started by a reload, until
 #: its first response (Python's default, 5 ms, is restored then).
@@ -647,13 +649,15 @@ class ServerProcess:
             self._checks()
 
     def _wait_quiet(self, deadline: float) -> None:
-        """Until no request ran, or was under way, for :data:`CHECKS_QUIET_S`
-        (or ``deadline`` came)."""
+        """Until no request was answered, or under way, for
+        :data:`CHECKS_QUIET_S` (or ``deadline`` came). A connection waiting
+        for its next request (a page's keep-alive one, a browser's spare
+        connection) is no request."""
         observer = self.observer
         while (remaining := deadline - time.monotonic()) > 0:
             seen = observer.requests_total
             time.sleep(min(CHECKS_QUIET_S, remaining))
-            if observer.requests_total == seen and not observer.busy():
+            if observer.requests_total == seen and not observer.handling():
                 return
 
     def _report_modules(self) -> None:

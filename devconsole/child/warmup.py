@@ -168,8 +168,9 @@ def precompile(paths: list[str], *, saved: bool = False) -> int:
 
 
 class SavedSources:
-    """While a spare waits for ``go``: the folders of the sources it compiled
-    ahead, watched, so that a source saved meanwhile is compiled at once,
+    """While a spare (or its twin) waits for its word: the folders of
+    ``paths`` watched, so that a source saved meanwhile (among those
+    ``wanted``, when given: the saves this process would serve) is compiled at once,
     while the console notices the save and decides, instead of by the import
     that follows ``go``. That import uses the code only for the very bytes
     it reads then (see :func:`precompile`); a file still being written is

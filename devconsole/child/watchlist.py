@@ -102,11 +102,9 @@ def project_imports(project_root: Path, held: Collection[str], limit: int) -> st
     imports without keeping a name of it is missed: the spare that imports
     it ahead then holds that module too, and says so (see
     :meth:`devconsole.child.forkserver.ForkServer._import_ahead`)."""
-    found = [
-        entry
-        for entry in project_modules(project_root)
-        if entry[0] not in held and entry[0] not in ("__main__", "__mp_main__")
-    ]
+    # The held names left out first: no path of theirs is resolved.
+    names = [name for name in list(sys.modules) if name not in held and name not in ("__main__", "__mp_main__")]
+    found = list(project_modules(project_root, names))
     index = {name: number for number, (name, _file, _module) in enumerate(found)}
     entries = []
     for name, real, module in found:

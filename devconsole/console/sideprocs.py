@@ -123,7 +123,7 @@ def _parent_death_signal() -> Callable[[], None] | None:
     if not sys.platform.startswith("linux"):
         return None
     try:
-        linux.libc()  # loaded now: nothing but the call itself runs after the fork
+        linux.libc()  # loaded, prctl resolved, now: only the call runs after the fork
     except (OSError, AttributeError):
         return None
     parent = os.getpid()

@@ -38,8 +38,9 @@ _libc: Any = None
 
 
 def libc() -> Any:
-    """The C library, ``errno`` kept, its inotify calls typed. OSError or
-    AttributeError where there is no such library or no inotify."""
+    """The C library, ``errno`` kept, its inotify calls and ``prctl`` typed.
+    OSError or AttributeError where there is no such library, no inotify
+    or no ``prctl``."""
     global _libc
     if _libc is None:
         # The process's own symbols: the C library is among them (no search
@@ -51,6 +52,10 @@ def libc() -> Any:
         lib.inotify_add_watch.restype = ctypes.c_int
         lib.inotify_rm_watch.argtypes = [ctypes.c_int, ctypes.c_int]
         lib.inotify_rm_watch.restype = ctypes.c_int
+        # Resolved now, not at its first call: a ``preexec_fn`` calls it
+        # after a fork of a threaded process, where nothing should be looked up.
+        lib.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+        lib.prctl.restype = ctypes.c_int
         _libc = lib
     return _libc
 
