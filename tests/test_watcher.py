@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from devconsole.child.watchlist import roots_for
+from devconsole.child.watchlist import RealPaths, roots_for
 from devconsole.console import watcher as watcher_module
 from devconsole.console.reloader import RestartLevel, decide, glob_matches
 from devconsole.console.watcher import Watcher, default_roots, is_ignored, settled_paths
@@ -65,6 +65,33 @@ def test_roots_are_top_level_packages_and_single_files(tmp_path: Path) -> None:
     )
     assert collapse(["/a/b", "/a", "/ab"]) == ["/a", "/ab"]
     assert str(tmp_path / "shop") in default_roots(tmp_path)
+
+
+def test_module_paths_resolve_as_realpath_does_through_linked_directories_and_files(tmp_path: Path) -> None:
+    real = tmp_path / "real" / "pkg"
+    (real / "sub").mkdir(parents=True)
+    for name in ("a.py", "sub/b.py", "target.py"):
+        (real / name).write_text("")
+    (tmp_path / "linkdir").symlink_to(tmp_path / "real")
+    (real / "linked.py").symlink_to(real / "target.py")
+    (tmp_path / "plain").mkdir()
+    paths = [
+        str(tmp_path / "linkdir" / "pkg" / "a.py"),
+        str(tmp_path / "linkdir" / "pkg" / "sub" / "b.py"),
+        str(tmp_path / "linkdir" / "pkg" / "linked.py"),
+        str(tmp_path / "real" / "pkg" / "linked.py"),
+        str(tmp_path / "linkdir" / "pkg" / "sub" / ".." / "a.py"),
+        str(tmp_path / "plain" / "missing.py"),
+        "relative/x.py",
+    ]
+    resolve = RealPaths()
+    for path in paths + paths:  # the second time from what the first cached
+        assert resolve(path) == os.path.realpath(path), path
+    assert resolve(paths[2]) == str((real / "target.py").resolve())
+    # A link changed after a listing: the next listing's resolver follows it.
+    (tmp_path / "linkdir").unlink()
+    (tmp_path / "linkdir").symlink_to(tmp_path / "plain")
+    assert RealPaths()(paths[0]) == str(tmp_path / "plain" / "pkg" / "a.py") == os.path.realpath(paths[0])
 
 
 def test_decision_uses_the_files_each_level_imported() -> None:

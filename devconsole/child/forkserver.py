@@ -284,7 +284,7 @@ class ForkServer:
         """Run manage.py up to ``django.setup()``, report, then serve forks."""
         from devconsole.child.bootstrap import run_manage_py
         from devconsole.child.server import ServerProcess, failed_phase
-        from devconsole.child.watchlist import library_module_names, project_module_files
+        from devconsole.child.watchlist import RealPaths, library_module_names, project_module_files
 
         manage = Path(self.args.manage)
         probe = ServerProcess.for_setup()  # only its phase timer: no emitter, no threads
@@ -321,8 +321,10 @@ class ForkServer:
             )
         else:
             # manage.py ran here too (as __main__, gone from sys.modules since).
-            files = sorted({*project_module_files(manage.parent), os.path.realpath(manage)})
-            modules = library_module_names(manage.parent)
+            # Both listings resolve the same modules' paths: once.
+            realpath = RealPaths()
+            files = sorted({*project_module_files(manage.parent, realpath), os.path.realpath(manage)})
+            modules = library_module_names(manage.parent, realpath)
             probe.phase("imported modules listed")
             _send(
                 self.control,
