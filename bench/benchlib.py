@@ -736,11 +736,12 @@ def thread_count(pid: int) -> int:
 def process_roles(root: int) -> dict[int, str]:
     """What each process of a runserver or devconsole tree is, by its place
     in the tree: runserver's autoreloader and its serving child; the
-    console, its fork servers (level 0, level 1), the server child and the
-    spare (forked after the generation serving, waiting to serve: the
-    youngest of level 1's children when it has more than one), and the
-    spare's twin (its child, waiting too); a twin that serves is the server
-    child, and its spare stands in for it."""
+    console, its fork servers (level 0; the apps level, single-threaded with
+    a single-threaded child that has children of its own, level 1), the
+    server child and the spare (forked after the generation serving, waiting
+    to serve: the youngest of level 1's children when it has more than
+    one), and the spare's twin (its child, waiting too); a twin that serves
+    is the server child, and its spare stands in for it."""
     roles = {root: "main"}
     try:
         cmdline = Path(f"/proc/{root}/cmdline").read_bytes().split(b"\0")
@@ -748,40 +749,59 @@ def process_roles(root: int) -> dict[int, str]:
         return roles
     runserver = b"runserver" in cmdline
     roles[root] = "autoreloader" if runserver else "console"
-    depth = {root: 0}
     parent_of: dict[int, int] = {}
+    children_of: dict[int, list[int]] = {}
     stack = [root]
     while stack:
         current = stack.pop()
-        for child in _children(current):
-            depth[child] = depth[current] + 1
+        children_of[current] = _children(current)
+        for child in children_of[current]:
             parent_of[child] = current
             stack.append(child)
-            if runserver:
-                roles[child] = "serving child"
-            elif depth[child] == 1 and _is_forkserver(child):
-                roles[child] = "fork server (level 0)"
-            elif depth[child] == 2 and _is_forkserver(child) and thread_count(child) == 1 and _children(child):
-                roles[child] = "fork server (level 1)"
-            else:
-                roles[child] = "server child" if depth[child] >= 2 or thread_count(child) > 1 else "child"
-    if not runserver:
-        # A server child's own child is its twin: waiting (one thread), or
-        # serving while the spare it was forked from stands in for it.
-        for pid in list(roles):
-            parent = parent_of.get(pid)
-            if parent is None or roles.get(parent) != "server child" or depth[pid] < 3:
+    if runserver:
+        roles.update(dict.fromkeys(parent_of, "serving child"))
+        return roles
+
+    def fork_server(pid: int) -> bool:
+        return thread_count(pid) == 1 and bool(children_of.get(pid))
+
+    def server_children(parent: int) -> None:
+        for child in children_of.get(parent, []):
+            roles[child] = "server child"
+            # A server child's own child is its twin: waiting (one thread),
+            # or serving while the spare it was forked from stands in for it.
+            for twin in children_of.get(child, []):
+                if thread_count(twin) > 1:
+                    roles[child] = "spare (standing in)"
+                    roles[twin] = "server child"
+                else:
+                    roles[twin] = "spare's twin"
+
+    for level0 in children_of[root]:
+        if not _is_forkserver(level0):
+            # A spawned server (--noreload), or another child (a command).
+            roles[level0] = "server child" if thread_count(level0) > 1 else "child"
+            continue
+        roles[level0] = "fork server (level 0)"
+        for child in children_of.get(level0, []):
+            if not fork_server(child):
+                roles[child] = "server child"  # level 0 serves itself (no level 1 it can fork from)
                 continue
-            if thread_count(pid) > 1:
-                roles[parent] = "spare (standing in)"
+            grandchildren = children_of.get(child, [])
+            if any(fork_server(grandchild) for grandchild in grandchildren):
+                roles[child] = "fork server (apps level)"
+                for level1 in grandchildren:
+                    roles[level1] = "fork server (level 1)"
+                    server_children(level1)
             else:
-                roles[pid] = "spare's twin"
-        # Both have threads (the spare starts its event flusher before it is
-        # needed): the spare is the one forked last.
-        forked = [pid for pid, role in roles.items() if role == "server child" and depth.get(pid, 0) >= 3]
-        youngest = [pid for pid in forked if depth[pid] == 3]
-        if len(forked) > 1 and youngest:
-            roles[max(youngest, key=_start_time)] = "spare"
+                roles[child] = "fork server (level 1)"
+                server_children(child)
+    # Both have threads (the spare starts its event flusher before it is
+    # needed): the spare is the one forked last.
+    for level1 in [pid for pid, role in roles.items() if role == "fork server (level 1)"]:
+        serving = [pid for pid in children_of.get(level1, []) if roles.get(pid) == "server child"]
+        if len(serving) > 1:
+            roles[max(serving, key=_start_time)] = "spare"
     return roles
 
 

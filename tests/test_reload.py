@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from devconsole.console import reloader as reloader_module
 from devconsole.console import supervisor as supervisor_module
 from devconsole.console.project import Project
 from devconsole.model.state import CRASH_PHASE
@@ -46,8 +47,10 @@ def served(port: int, path: str, needle: bytes, timeout: float = 20.0) -> tuple[
 
 
 @pytest.fixture
-def console(tmp_path: Path, demo_db: Path) -> Iterator[Console]:
-    """A console with autoreload on a private copy of the demo project."""
+def console(tmp_path: Path, demo_db: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Console]:
+    """A console with autoreload on a private copy of the demo project (the
+    apps level held, as in a large project: the demo's is too short to keep)."""
+    monkeypatch.setenv("DEVCONSOLE_APPS_LEVEL", "1")
     yield from _console(tmp_path, demo_db)
 
 
@@ -200,7 +203,8 @@ def test_a_template_change_is_handled_without_a_restart(console: Console) -> Non
 
 
 def test_a_models_change_rebuilds_the_zygote_and_is_served(console: Console) -> None:
-    level1 = console.reloader.level1
+    level1, apps = console.reloader.level1, console.reloader.apps
+    assert apps is not None
     assert level1 is not None and level1.ready and level1.ready["op"] == "ready"
     models = str((console.root / "shop/models.py").resolve())
     # The level-1 zygote imported the models while setting Django up.
@@ -216,13 +220,131 @@ def test_a_models_change_rebuilds_the_zygote_and_is_served(console: Console) -> 
     reload = wait_for(lambda: [r for r in console.reloads() if models in r["files"]])[-1]
     assert reload["decision"] == "restarted" and reload["level"] == "setup"
     assert reload["files"] == [models]
-    # The row says which step took the time: the rebuilt level 1's setup is among them.
+    # The row says which step took the time: the rebuilt level 1's setup is
+    # among them, from the apps level (the settings and the libraries' models
+    # are not imported again: that level holds them).
     steps = {step["name"]: step["ms"] for step in reload["steps"]}
-    assert {"change noticed", "settings import", "django.setup()", "level 1 fork", "URLconf import"} <= set(steps)
-    assert steps["django.setup()"] > 0
+    assert {"change noticed", "the project's models and ready()", "level 1 fork", "URLconf import"} <= set(steps)
+    assert not {"settings import", "the libraries' models"} & set(steps)
+    assert steps["the project's models and ready()"] > 0
     row = wait_for(lambda: [r for r in console.events.state.reloads if r.generation == reload["new_generation"]])[0]
     assert row.slowest is not None and row.slowest.ms == max(steps.values())
     assert console.reloader.level1 is not level1 and console.reloader.level1.pid != level1.pid
+    assert console.reloader.apps is apps and models not in apps.files
+
+
+def test_a_settings_edit_rebuilds_the_apps_level_and_is_served(console: Console) -> None:
+    apps = console.reloader.apps
+    assert apps is not None and apps.setup_ok and apps.ready is not None and apps.ready["forkable"]
+    settings = str((console.root / "demosite/settings.py").resolve())
+    # It holds the settings and the libraries' models (Django's own apps
+    # here), and not the project's: level 1, forked from it, imports those.
+    assert settings in apps.files and str((console.root / "shop/models.py").resolve()) not in apps.files
+    console.edit(
+        "shop/views.py", 'b"pong"', 'getattr(__import__("django.conf").conf.settings, "MARK", "nope").encode()'
+    )
+    assert served(console.port, "/ping/", b"nope") == (200, b"nope")
+    (console.root / "demosite/settings.py").write_text(
+        (console.root / "demosite/settings.py").read_text() + '\nMARK = "abcd"\n'
+    )
+    assert served(console.port, "/ping/", b"abcd") == (200, b"abcd")
+    reload = wait_for(lambda: [r for r in console.reloads() if settings in r["files"]])[-1]
+    assert reload["decision"] == "restarted" and reload["level"] == "setup"
+    steps = [step["name"] for step in reload["steps"]]
+    assert steps.index("settings import") < steps.index("the libraries' models") < steps.index("apps level fork")
+    assert steps.index("apps level fork") < steps.index("the project's models and ready()")
+    assert console.reloader.apps is not None and console.reloader.apps.pid != apps.pid
+    wait_for(lambda: apps.dead.is_set())  # the old one retired once its level 1 is gone
+
+
+def test_a_library_whose_models_need_the_projects_first_is_set_up_whole(
+    tmp_path: Path, demo_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A library listed after a project app whose models module reads that
+    app's model when imported: the apps level (libraries' models first)
+    cannot hold the setup, so level 1 is set up whole from level 0, for the
+    session, and says why once."""
+    # An installed library: a site-packages directory of its own (the user's,
+    # which devconsole counts among the libraries' places), on the path.
+    base = tmp_path / "userbase"
+    packages = base / f"lib/python{sys.version_info[0]}.{sys.version_info[1]}/site-packages"
+    (packages / "needs_shop").mkdir(parents=True)
+    (packages / "needs_shop/__init__.py").write_text("")
+    # It reads the registry as it stands (``get_model(...,
+    # require_ready=False)`` would import the project's models itself: the
+    # apps level would then hold them, and say so in its files).
+    (packages / "needs_shop/models.py").write_text(
+        "from django.apps import apps\n\nPRODUCT = apps.all_models['shop']['product']\n"
+    )
+    monkeypatch.setenv("PYTHONUSERBASE", str(base))
+    monkeypatch.setenv("PYTHONPATH", str(packages))
+    monkeypatch.setenv("DEVCONSOLE_APPS_LEVEL", "1")  # tried at the first start
+
+    def prepare(root: Path) -> None:
+        settings = root / "demosite/settings.py"
+        settings.write_text(settings.read_text().replace('    "blog",\n', '    "blog",\n    "needs_shop",\n'))
+
+    with live_console(tmp_path, demo_db, prepare=prepare, console_class=Console) as console:
+        assert get(console.port) == (200, b"pong")
+        reloader = console.reloader
+        assert reloader.apps is None and reloader.use_apps is False
+        assert reloader.level1 is not None and reloader.level1.setup_ok
+        lines = [e["text"] for e in console.events.of("log") if "cannot be held" in e.get("text", "")]
+        assert len(lines) == 1 and "KeyError: 'product'" in lines[0], lines
+        wait_for(lambda: reloader.watcher is not None and str(console.root / "shop") in reloader.watcher.roots)
+        wait_for(lambda: inotify_watches(reloader.watcher.roots))
+        console.edit("shop/views.py", 'b"pong"', 'getattr(__import__("shop.models").models, "MARK", "none").encode()')
+        assert served(console.port, "/ping/", b"none") == (200, b"none")
+        console.edit("shop/models.py", "class Product", 'MARK = "edit"\n\n\nclass Product')
+        assert served(console.port, "/ping/", b"edit") == (200, b"edit")
+        models = str((console.root / "shop/models.py").resolve())
+        reload = wait_for(lambda: [r for r in console.reloads() if models in r["files"]])[-1]
+        # Set up whole, and the apps level not tried again.
+        steps = [step["name"] for step in reload["steps"]]
+        assert "django.setup()" in steps and not any("apps level" in step for step in steps)
+        assert reloader.apps is None and len(console.events.of("log")) >= 1
+
+
+def _models_edit(console: Console, mark: str) -> list[str]:
+    """Save a models.py edit that the view then shows; the steps of its
+    (first) reload."""
+    models = str((console.root / "shop/models.py").resolve())
+    before = len([r for r in console.reloads() if models in r["files"]])
+    console.edit("shop/models.py", "class Product", f'MARK = "{mark}"\n\n\nclass Product')
+    assert served(console.port, "/ping/", mark.encode()) == (200, mark.encode())
+    reload = wait_for(lambda: [r for r in console.reloads() if models in r["files"]][before:])[0]
+    return [step["name"] for step in reload["steps"]]
+
+
+@pytest.mark.parametrize("worth", [True, False])
+def test_the_apps_level_is_made_at_a_models_edit_and_held_only_when_worth_it(
+    tmp_path: Path, demo_db: Path, monkeypatch: pytest.MonkeyPatch, worth: bool
+) -> None:
+    """Not at the first start (it would make it no faster); at the first
+    rebuild of level 1 after a long enough setup (here: any), held when what
+    it spares is long enough (here: any, or never), else given up for the
+    session without a word."""
+    monkeypatch.setattr(reloader_module, "APPS_LEVEL_TRY_MS", 0.0)
+    monkeypatch.setattr(reloader_module, "APPS_LEVEL_WORTH_MS", 0.0 if worth else 1e9)
+    with live_console(tmp_path, demo_db, console_class=Console) as console:
+        reloader = console.reloader
+        assert reloader.apps is None and reloader.level1 is not None and reloader.level1.setup_ok
+        wait_for(lambda: reloader.watcher is not None and str(console.root / "shop") in reloader.watcher.roots)
+        wait_for(lambda: inotify_watches(reloader.watcher.roots))
+        console.edit("shop/views.py", 'b"pong"', 'getattr(__import__("shop.models").models, "MARK", "none").encode()')
+        assert served(console.port, "/ping/", b"none") == (200, b"none")
+        first = _models_edit(console, "abcd")
+        second = _models_edit(console, "efgh")
+        if worth:
+            assert reloader.apps is not None and reloader.apps.setup_ok and reloader.use_apps
+            assert first.index("the libraries' models") < first.index("the project's models and ready()")
+            assert "settings import" not in second and "the project's models and ready()" in second
+        else:
+            assert reloader.apps is None and not reloader.use_apps
+            assert "the apps level, not worth holding" in first and "django.setup()" in first
+            assert not any("apps level" in step or "libraries' models" in step for step in second)
+            assert "django.setup()" in second
+        assert not [e for e in console.events.of("log") if "cannot be held" in e.get("text", "")]
 
 
 def test_a_restart_says_when_it_begins_and_when_its_server_answered(console: Console) -> None:

@@ -145,8 +145,20 @@ def _ready(
     )
 
 
+class _BecomeLevel1(BaseException):
+    """Raised in the child the apps level forked, out of its loop and back
+    into the setup the apps level holds (see
+    :meth:`ForkServer._hold_before_project_models`). A ``BaseException``:
+    nothing on the way catches it."""
+
+    def __init__(self, control_fd: int, started: float) -> None:
+        super().__init__(control_fd)
+        self.control_fd = control_fd
+        self.started = started
+
+
 class ForkServer:
-    """The loop shared by both levels: wait, fork, reap, report."""
+    """The loop shared by every level: wait, fork, reap, report."""
 
     def __init__(self, args: argparse.Namespace, control: socket.socket, level: ForkServerLevel) -> None:
         self.args = args
@@ -222,7 +234,11 @@ class ForkServer:
             # Preloading would compete with the new level 1's setup for the
             # CPU: paused until the console says to go on (another preload).
             self._preload_paused = True
-            self._fork(lambda: self._level1_child(fds[0]), fds)
+            level = ForkServerLevel.APPS if message.get("apps") else ForkServerLevel.SETUP
+            self._fork(lambda: self._level1_child(fds[0], level), fds)
+        elif op is Op.LEVEL1 and self.level == ForkServerLevel.APPS and self.failure is None:
+            # A level 1 that goes on with the setup held here.
+            self._fork(None, fds)
         elif op is Op.PRELOAD and message.get("stop"):
             # A change is waiting on what this process holds: answer now.
             self._pending_preload.clear()
@@ -237,7 +253,10 @@ class ForkServer:
             for fd in fds:
                 os.close(fd)
 
-    def _fork(self, child: Any, fds: list[int]) -> None:
+    def _fork(self, child: Callable[[], None] | None, fds: list[int]) -> None:
+        """Fork a child that runs ``child`` and exits; with None (the apps
+        level's level 1), one that leaves this loop instead (see
+        :class:`_BecomeLevel1`)."""
         sys.stdout.flush()
         sys.stderr.flush()
         started = self._fork_started = time.perf_counter()
@@ -248,6 +267,9 @@ class ForkServer:
         gc.freeze()
         pid = os.fork()
         if pid == 0:
+            if child is None:
+                self._forget(fds)
+                raise _BecomeLevel1(fds[0], started)
             status = 1
             try:
                 self._forget(fds)
@@ -276,21 +298,96 @@ class ForkServer:
         os.setpgid(0, 0)
 
     # level 0 -------------------------------------------------------------
-    def _level1_child(self, control_fd: int) -> None:
+    def _level1_child(self, control_fd: int, level: ForkServerLevel) -> None:
         control = socket.socket(fileno=control_fd)
-        ForkServer(self.args, control, ForkServerLevel.SETUP).become_level1()
+        ForkServer(self.args, control, level).become_level1()
+
+    # the apps level -----------------------------------------------------------
+    def _hold_before_project_models(self, probe: ServerProcess, become: list[ForkServer]) -> None:
+        """(The apps level) Stop ``django.setup()`` at its first models
+        import: import every library app's models (in ``INSTALLED_APPS``
+        order), none of the project's, say ready and serve forks from there.
+        A level 1 forked then comes back here and lets the setup go on: the
+        project's models, then every ``ready()``. A models edit then rebuilds
+        level 1 without importing a library's models again (most of a large
+        project's setup: Wagtail's models are imported by the project's).
+
+        Nothing held can be stale: a project module that a library's models
+        import pulls in is among the ``files`` this level reports, so the
+        console rebuilds it when that module changes. Django imports the
+        models in the order of ``INSTALLED_APPS``; a library that needs a
+        project app's models imported before its own (a custom user model
+        read when a library's models are imported) fails here, and the
+        console then sets Django up whole in level 1 (see the reloader)."""
+        from django.apps import AppConfig, apps
+
+        from devconsole.child.watchlist import project_app_labels
+
+        original = AppConfig.import_models
+
+        def import_models(app_config: AppConfig) -> None:
+            AppConfig.import_models = original  # type: ignore[method-assign]
+            project = project_app_labels(Path(self.args.manage).parent, apps.app_configs.values())
+            for config in list(apps.app_configs.values()):
+                if config.label not in project:
+                    original(config)
+            probe.phase("the libraries' models")
+            from django.db import connections
+
+            connections.close_all()
+            gc.collect()
+            files = sorted({*self._held_project_files(), os.path.realpath(self.args.manage)})
+            _send(
+                self.control,
+                _ready(ForkServerLevel.APPS, files=files, phases=probe.phases, reactor=reactor_installed()),
+            )
+            try:
+                self.loop()
+            except _BecomeLevel1 as fork:
+                # A new level 1: its own control socket, its own phases.
+                become[0] = ForkServer(self.args, socket.socket(fileno=fork.control_fd), ForkServerLevel.SETUP)
+                probe.phases = []
+                probe._t = fork.started
+            # Whichever app's import was interrupted (a library's is done already: again is a no-op).
+            original(app_config)
+
+        AppConfig.import_models = import_models  # type: ignore[method-assign,assignment]
+
+    def fail(self, phase: str, exc: BaseException, files: list[str]) -> None:
+        """Say the setup failed (``files``: what it imported, to watch for
+        the fix); the failure is served as the error page from then on."""
+        self.failure = (phase, exc)
+        _send(
+            self.control,
+            wire.message(
+                Op.FAILED,
+                level=self.level.value,
+                pid=os.getpid(),
+                phase=phase,
+                message=f"{type(exc).__name__}: {exc}",
+                files=sorted({*files, os.path.realpath(self.args.manage)}),
+            ),
+        )
 
     def become_level1(self) -> None:
-        """Run manage.py up to ``django.setup()``, report, then serve forks."""
+        """Run manage.py up to ``django.setup()``, report, then serve forks
+        (the apps level: up to the project's models, see
+        :meth:`_hold_before_project_models`)."""
         from devconsole.child.bootstrap import run_manage_py
         from devconsole.child.server import ServerProcess, failed_phase
         from devconsole.child.watchlist import RealPaths, library_module_names, project_module_files
 
         manage = Path(self.args.manage)
         probe = ServerProcess.for_setup()  # only its phase timer: no emitter, no threads
+        # The fork server that reports: this one, or the level 1 the apps level forked.
+        become: list[ForkServer] = [self]
+        if self.level == ForkServerLevel.APPS:
+            self._hold_before_project_models(probe, become)
 
         def entry(argv: list[str]) -> None:
             probe.setup()
+            if become[0] is not self:
+                probe.phases[-1]["name"] = "the project's models and ready()"
             _warm_up()
             from django.db import connections
 
@@ -304,22 +401,14 @@ class ForkServer:
                 manage, entry, argv=["runserver"], settings=self.args.settings, pythonpath=self.args.pythonpath
             )
         except BaseException as exc:
-            phase = failed_phase(probe.phases, exc)
-            self.failure = (phase, exc)
             files = project_module_files(manage.parent) + [os.path.realpath(manage)]
-            files += _traceback_files(exc)
-            _send(
-                self.control,
-                wire.message(
-                    Op.FAILED,
-                    level=ForkServerLevel.SETUP.value,
-                    pid=os.getpid(),
-                    phase=phase,
-                    message=f"{type(exc).__name__}: {exc}",
-                    files=sorted(set(files)),
-                ),
-            )
+            become[0].fail(failed_phase(probe.phases, exc), exc, files + _traceback_files(exc))
         else:
+            server = become[0]
+            if server.level == ForkServerLevel.APPS:
+                # The setup ended without a models import to stop at (no app at all).
+                server.fail("django.setup()", RuntimeError("no app's models to hold the setup before"), [])
+                server.loop()
             # manage.py ran here too (as __main__, gone from sys.modules since).
             # Both listings resolve the same modules' paths: once.
             realpath = RealPaths()
@@ -327,7 +416,7 @@ class ForkServer:
             modules = library_module_names(manage.parent, realpath)
             probe.phase("imported modules listed")
             _send(
-                self.control,
+                server.control,
                 _ready(
                     ForkServerLevel.SETUP,
                     files=files,
@@ -336,7 +425,7 @@ class ForkServer:
                     modules=modules,
                 ),
             )
-        self.loop()
+        become[0].loop()
 
     def _preload(self, modules: list[str]) -> None:
         """Queue libraries to import ahead: in level 0, those a level 1 used

@@ -119,6 +119,20 @@ def project_modules(
             yield name, real, module
 
 
+def project_app_labels(project_root: Path | str, app_configs: Iterable[Any]) -> set[str]:
+    """The labels of the apps whose package belongs to the project (one
+    whose path is not known counts as the project's)."""
+    root, libs = os.path.realpath(project_root), _library_dirs()
+    labels = set()
+    for app_config in app_configs:
+        path = getattr(app_config, "path", None)
+        if not isinstance(path, str) or is_project_file(
+            os.path.join(os.path.realpath(path), "__init__.py"), root, libs
+        ):
+            labels.add(app_config.label)
+    return labels
+
+
 def project_module_files(project_root: Path, realpath: RealPaths | None = None) -> list[str]:
     """Files of the modules imported so far that belong to the project."""
     return sorted({real for _name, real, _module in project_modules(project_root, realpath=realpath)})

@@ -13,8 +13,19 @@ batches into decisions (:class:`ReloadDecision`), one at a time:
 * a module only the server imported (views, URLconf): fork a new server
   from the level-1 fork server, which has ``django.setup()`` done (``restarted``);
 * a module the level-1 fork server imported during setup (models, settings,
-  ``apps.py``): rebuild level 1 from level 0 first, while the old server
-  keeps serving, then fork; a module level 0 imported: rebuild both.
+  ``apps.py``): rebuild level 1 first, while the old server keeps serving,
+  then fork; a module level 0 imported: rebuild every level.
+
+Level 1 is forked from the *apps level* (a fork server between the two:
+the settings imported and ``django.setup()`` held before the project's own
+models, every library's models imported): a models edit then costs the
+project's models and the apps' ``ready()``, not a large project's libraries
+again. A file the apps level holds (the settings, an app's ``apps.py``)
+rebuilds it too. It is made at the first rebuild of level 1 after a setup
+of :data:`APPS_LEVEL_TRY_MS` or more, and held while what it spares is worth
+a process (:data:`APPS_LEVEL_WORTH_MS`). Where it cannot hold the setup (a
+library's models need a project's models imported first), level 1 is
+forked from level 0 for the session, as before.
 
 The handover keeps the listening socket: the old generation is told to stop
 (it stops accepting at once and finishes its requests) and the new one is
@@ -83,6 +94,13 @@ from devconsole.model.sanitize import clean_value
 from devconsole.model.state import CRASH_PHASE
 from devconsole.wire.events import PhaseTiming
 
+#: The apps level is held only when the setup it holds (the settings, the
+#: libraries' models) took this long (ms): each models edit is spared that
+#: much, for a process held the whole session (~15 MB).
+APPS_LEVEL_WORTH_MS = 100.0
+#: An apps level is first tried (at a rebuild of level 1, not at the first
+#: start) when the last level 1's ``django.setup()`` took this long (ms).
+APPS_LEVEL_TRY_MS = 200.0
 #: How long a ``file_changed`` question may take before we restart instead.
 FILE_CHANGED_TIMEOUT = 2.0
 #: How long a change waits for level 1 to stop a preload and say what it
@@ -270,6 +288,16 @@ class Reloader:
         self.use_fork = (hasattr(os, "fork") and os.name == "posix") if use_fork is None else use_fork
         self.watcher: Watcher | None = Watcher(self._on_batch, on_error=self._on_watch_error) if watch else None
         self.level0: ForkServerHandle | None = None
+        #: The apps level level 1 is forked from (None: from level 0).
+        self.apps: ForkServerHandle | None = None
+        #: Whether level 1 is forked from an apps level: off for the session
+        #: once a setup that failed there worked whole, or when it is not worth
+        #: holding (:data:`APPS_LEVEL_WORTH_MS`). ``DEVCONSOLE_APPS_LEVEL=0``:
+        #: off; ``=1``: held however short the setup it holds.
+        self.use_apps = os.environ.get("DEVCONSOLE_APPS_LEVEL") != "0"
+        self.always_apps = os.environ.get("DEVCONSOLE_APPS_LEVEL") == "1"
+        #: Why the last apps level could not hold the setup ("" when it could).
+        self.apps_failed = ""
         self.level1: ForkServerHandle | None = None
         self._preloaded: set[str] = set()
         #: Whether level 0 imports, while idle, the libraries level 1 used.
@@ -365,7 +393,7 @@ class Reloader:
             # project's setup is cut short by closing the fork servers below.
             self._worker.join(timeout=5)
         self.supervisor.stop()
-        for forkserver in (self.level1, self.level0):
+        for forkserver in (self.level1, self.apps, self.level0):
             if forkserver is not None:
                 forkserver.close()
         if self._worker is not None:
@@ -374,7 +402,7 @@ class Reloader:
         self._discard_spare()
         for thread in self._finishers:
             thread.join(timeout=3)
-        self.level0 = self.level1 = None
+        self.level0 = self.apps = self.level1 = None
 
     # --------------------------------------------------------------- events
     def on_event(self, event: dict[str, Any]) -> None:
@@ -609,7 +637,9 @@ class Reloader:
             level1.finish_preload(PRELOAD_ANSWER_TIMEOUT)
         if level1 is not None and level1.setup_ok and not (level1.preloading and python_files):
             # Read after ``preloading``: its files are set before it clears.
-            level1_files = level1.files
+            # (What the apps level holds, level 1 forked from it holds too;
+            # an apps level made since is counted all the same.)
+            level1_files = level1.files | (self.apps.files if self.apps is not None else frozenset())
         elif not self.use_fork or self.level0 is None:
             level1_files = frozenset()  # plain spawns: every restart is complete
         decision = decide(
@@ -688,9 +718,10 @@ class Reloader:
     def _usable(self, forkserver: ForkServerHandle | None) -> bool:
         return forkserver is not None and not forkserver.dead.is_set() and not forkserver.unsafe
 
-    def _build(self, level: RestartLevel) -> list[PhaseTiming]:
-        """Make the fork servers current for ``level`` (the old server keeps
-        serving); returns what the rebuilding took, step by step."""
+    def _build(self, level: RestartLevel, files: Collection[str] = ()) -> list[PhaseTiming]:
+        """Make the fork servers current for ``level`` and the changed
+        ``files`` (the old server keeps serving); returns what the
+        rebuilding took, step by step."""
         steps: list[PhaseTiming] = []
         if level <= RestartLevel.REBUILD0 or not self._usable(self.level0):
             began = time.perf_counter()
@@ -701,19 +732,24 @@ class Reloader:
                 raise ForkServerError(f"level 0 has {ready.get('threads')} threads")
             self._preloaded = set()
             level = RestartLevel.REBUILD1
+            self._retire(self.apps)
+            self.apps = None
             self._retire(old0)
         if self.level1 is not None and self.level1.unsafe and self.level1.preloaded:
             self.hold_libraries = False  # a library started a thread there: not again
         if level <= RestartLevel.REBUILD1 or not self._usable(self.level1):
             assert self.level0 is not None
             self._discard_spare()  # forked from the level 1 being replaced
+            parent = self._apps_level(files, steps)
             began = time.perf_counter()
-            old1, self.level1 = self.level1, self.level0.fork_level1()
+            old1, self.level1 = self.level1, parent.fork_level1()
             self.level1.wait_ready()
             if self.level1.setup_failed and self._preloaded:
                 # The libraries level 0 imported ahead (without settings) may
                 # be what broke the setup: confirm with a level 0 that did not.
                 self._retire(self.level1)
+                self._retire(self.apps)
+                self.apps = None
                 self._retire(self.level0)
                 steps.append(_step("a setup that failed with libraries imported ahead", began))
                 began = time.perf_counter()
@@ -726,6 +762,14 @@ class Reloader:
                 self.level1.wait_ready()
             if self.level1.setup_failed:
                 self._update_roots(list((self.level1.ready or {}).get("files") or []))
+            elif self.apps_failed and parent is self.level0:
+                # Whole, the setup works: the apps level cannot hold it (a
+                # library's models need the project's first). Not tried again.
+                self.use_apps = False
+                self._log(
+                    f"devconsole: the setup cannot be held before the project's models ({self.apps_failed}); "
+                    "a models edit sets Django up whole this session"
+                )
             self._retire(old1)
             # The setup's own phases (settings import, django.setup()…), and
             # the rest of the wait (the fork, the messages) as one more step.
@@ -735,6 +779,54 @@ class Reloader:
             if rest >= 0.05:
                 steps.append({"name": "level 1 fork", "ms": round(rest, 1)})
         return steps
+
+    def _apps_level(self, files: Collection[str], steps: list[PhaseTiming]) -> ForkServerHandle:
+        """What the next level 1 is forked from: the apps level, made anew
+        when it holds one of the changed ``files`` (or is gone), else level 0
+        (no apps level: off, or it could not hold the setup; see
+        :meth:`devconsole.child.forkserver.ForkServer._hold_before_project_models`)."""
+        assert self.level0 is not None
+        self.apps_failed = ""
+        apps = self.apps
+        if not self.use_apps:
+            return self.level0
+        if apps is not None and self._usable(apps) and apps.setup_ok and not apps.files.intersection(files):
+            return apps
+        self._retire(apps)
+        self.apps = None
+        if apps is None and not self.always_apps and (self.level1 is None or self._setup_ms() < APPS_LEVEL_TRY_MS):
+            # The first start (nothing measured yet), or a setup too short
+            # for the part an apps level would hold to matter.
+            return self.level0
+        began = time.perf_counter()
+        apps = self.level0.fork_level1(apps=True)
+        ready = apps.wait_ready()
+        own = _phases(ready.get("phases"))
+        if not apps.setup_ok or not ready.get("forkable"):
+            # Told why in the log only if level 1 then sets Django up whole.
+            self.apps_failed = str(ready.get("message") or f"{ready.get('threads')} threads, or a Twisted reactor")
+            self._retire(apps)
+            steps.append(_step("the apps level, which could not hold the setup", began))
+            return self.level0
+        held_ms = sum(step["ms"] for step in own if step["name"] != "manage.py")
+        if held_ms < APPS_LEVEL_WORTH_MS and not self.always_apps:
+            # A small project: what the apps level would spare a models edit
+            # is not worth a process held for the session.
+            self.use_apps = False
+            self._retire(apps)
+            steps.append(_step("the apps level, not worth holding", began))
+            return self.level0
+        self.apps = apps
+        steps += own
+        rest = (time.perf_counter() - began) * 1000 - sum(step["ms"] for step in own)
+        if rest >= 0.05:
+            steps.append({"name": "apps level fork", "ms": round(rest, 1)})
+        return apps
+
+    def _setup_ms(self) -> float:
+        """How long the current level 1's ``django.setup()`` took (0: unknown)."""
+        phases = _phases((self.level1.ready or {}).get("phases")) if self.level1 is not None else []
+        return sum(phase["ms"] for phase in phases if phase["name"] == "django.setup()")
 
     def _retire(self, forkserver: ForkServerHandle | None) -> None:
         """Let an old fork server go once the children it forked have exited."""
@@ -746,10 +838,10 @@ class Reloader:
             self._finishers.append(thread)
 
     def _drop_forkservers(self) -> None:
-        for forkserver in (self.level1, self.level0):
+        for forkserver in (self.level1, self.apps, self.level0):
             if forkserver is not None:
                 forkserver.close()
-        self.level0 = self.level1 = None
+        self.level0 = self.apps = self.level1 = None
 
     def _fork_source(self) -> ForkServerHandle:
         """Level 1 when it can fork safely (or must serve its own error);
@@ -770,7 +862,7 @@ class Reloader:
         steps: list[PhaseTiming] = [{"name": "change noticed", "ms": round(detect_ms, 1)}]
         if self.use_fork:
             try:
-                steps += self._build(level)
+                steps += self._build(level, files)
                 source = self._fork_source()
             except ForkServerError as exc:
                 self._drop_forkservers()

@@ -936,17 +936,18 @@ class ForkServerHandle:
                 raise ForkServerError(f"fork server level {self.level}: {exc}") from exc
             return self._reply(timeout)
 
-    def fork_level1(self) -> ForkServerHandle:
-        """A level 1 forked from this level 0; returns at once (see wait_ready)."""
+    def fork_level1(self, *, apps: bool = False) -> ForkServerHandle:
+        """A level 1 forked from this level 0 or apps level (``apps``: an
+        apps level, from a level 0); returns at once (see wait_ready)."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
-            reply = self.request(wire.message(Op.LEVEL1), [theirs.fileno()])
+            reply = self.request(wire.message(Op.LEVEL1, apps=apps), [theirs.fileno()])
         except ForkServerError:
             ours.close()
             raise
         finally:
             theirs.close()
-        level1 = ForkServerHandle(self.supervisor, ours, ForkServerLevel.SETUP)
+        level1 = ForkServerHandle(self.supervisor, ours, ForkServerLevel.APPS if apps else ForkServerLevel.SETUP)
         level1.pid = reply.get("pid")
         return level1
 

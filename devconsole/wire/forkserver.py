@@ -9,7 +9,10 @@ naming the message, and file descriptors passed alongside with
 To a fork server:
 
 ``level1`` + [control socket]
-    (level 0 only) fork a level 1 that runs the project's setup.
+    (level 0) fork a level 1 that runs the project's setup; with ``apps``,
+    an apps level instead, which runs it up to the project's own models
+    and holds it there;
+    (the apps level) fork a level 1 that goes on with the setup from there.
 ``serve`` + [control, stdout, stderr, events]
     fork a server child: ``args`` (the server child's command line),
     ``spare`` (prepare, then wait for ``go GENERATION`` on the control
@@ -28,9 +31,9 @@ From a fork server:
 
 ``ready``
     ``level``, ``pid``, ``forkable``, ``threads``, ``files``, and for a
-    level 1 ``reactor``, ``modules``; ``phases``.
+    level 1 or an apps level ``reactor``, for a level 1 ``modules``; ``phases``.
 ``failed``
-    (level 1) the setup failed: ``level``, ``pid``, ``phase``, ``message``,
+    (level 1, the apps level) the setup failed: ``level``, ``pid``, ``phase``, ``message``,
     ``files`` (what it had imported, to watch for the fix).
 ``forked``
     ``pid``, ``ms`` (the fork's duration).
@@ -59,10 +62,14 @@ Message = dict[str, Any]
 
 class ForkServerLevel(IntEnum):
     """How much a fork server holds: ``BASE`` (level 0) Django imported, no
-    settings; ``SETUP`` (level 1) the project's ``django.setup()`` done."""
+    settings; ``SETUP`` (level 1) the project's ``django.setup()`` done;
+    ``APPS`` (between the two: forked from level 0, forks level 1) the
+    settings imported and ``django.setup()`` done up to the models of the
+    project's own apps: every library's models imported, none of the project's."""
 
     BASE = 0
     SETUP = 1
+    APPS = 2
 
 
 class Op(str, Enum):
