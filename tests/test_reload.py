@@ -13,7 +13,7 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,17 @@ from devconsole.console.project import Project
 from devconsole.model.state import CRASH_PHASE
 from devconsole.wire import forkserver as forkserver_wire
 
-from .conftest import Events, LiveConsole, demo_copy, http_get, inotify_watches, live_console, new_supervisor, wait_for
+from .conftest import (
+    Events,
+    LiveConsole,
+    alive,
+    demo_copy,
+    http_get,
+    inotify_watches,
+    live_console,
+    new_supervisor,
+    wait_for,
+)
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="the fork server needs POSIX")
 
@@ -264,27 +274,18 @@ def test_a_library_whose_models_need_the_projects_first_is_set_up_whole(
     app's model when imported: the apps level (libraries' models first)
     cannot hold the setup, so level 1 is set up whole from level 0, for the
     session, and says why once."""
-    # An installed library: a site-packages directory of its own (the user's,
-    # which devconsole counts among the libraries' places), on the path.
-    base = tmp_path / "userbase"
-    packages = base / f"lib/python{sys.version_info[0]}.{sys.version_info[1]}/site-packages"
-    (packages / "needs_shop").mkdir(parents=True)
-    (packages / "needs_shop/__init__.py").write_text("")
     # It reads the registry as it stands (``get_model(...,
     # require_ready=False)`` would import the project's models itself: the
     # apps level would then hold them, and say so in its files).
-    (packages / "needs_shop/models.py").write_text(
-        "from django.apps import apps\n\nPRODUCT = apps.all_models['shop']['product']\n"
+    _installed_library(
+        tmp_path,
+        monkeypatch,
+        "needs_shop",
+        "from django.apps import apps\n\nPRODUCT = apps.all_models['shop']['product']\n",
     )
-    monkeypatch.setenv("PYTHONUSERBASE", str(base))
-    monkeypatch.setenv("PYTHONPATH", str(packages))
     monkeypatch.setenv("DEVCONSOLE_APPS_LEVEL", "1")  # tried at the first start
 
-    def prepare(root: Path) -> None:
-        settings = root / "demosite/settings.py"
-        settings.write_text(settings.read_text().replace('    "blog",\n', '    "blog",\n    "needs_shop",\n'))
-
-    with live_console(tmp_path, demo_db, prepare=prepare, console_class=Console) as console:
+    with live_console(tmp_path, demo_db, prepare=_with_app("needs_shop"), console_class=Console) as console:
         assert get(console.port) == (200, b"pong")
         reloader = console.reloader
         assert reloader.apps is None and reloader.use_apps is False
@@ -302,7 +303,70 @@ def test_a_library_whose_models_need_the_projects_first_is_set_up_whole(
         # Set up whole, and the apps level not tried again.
         steps = [step["name"] for step in reload["steps"]]
         assert "django.setup()" in steps and not any("apps level" in step for step in steps)
-        assert reloader.apps is None and len(console.events.of("log")) >= 1
+        assert reloader.apps is None and not reloader.use_apps
+
+
+def _installed_library(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, models: str) -> None:
+    """An installed library app ``name`` whose models module is ``models``:
+    in a site-packages directory of its own (the user's, which devconsole
+    counts among the libraries' places), on the path of every process."""
+    base = tmp_path / "userbase"
+    packages = base / f"lib/python{sys.version_info[0]}.{sys.version_info[1]}/site-packages"
+    (packages / name).mkdir(parents=True)
+    (packages / name / "__init__.py").write_text("")
+    (packages / name / "models.py").write_text(models)
+    monkeypatch.setenv("PYTHONUSERBASE", str(base))
+    monkeypatch.setenv("PYTHONPATH", str(packages))
+
+
+def _with_app(name: str) -> Callable[[Path], None]:
+    def prepare(root: Path) -> None:
+        settings = root / "demosite/settings.py"
+        settings.write_text(settings.read_text().replace('    "blog",\n', f'    "blog",\n    "{name}",\n'))
+
+    return prepare
+
+
+def test_a_project_module_a_librarys_models_imported_is_held_by_the_apps_level_and_never_stale(
+    tmp_path: Path, demo_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A library's models that ask for a project's model import that app's
+    models in the apps level: they are among its files, an edit to them
+    rebuilds it, and the new code is served. Every fork server ends with the console."""
+    _installed_library(
+        tmp_path,
+        monkeypatch,
+        "uses_shop",
+        "from django.apps import apps\n\nPRODUCT = apps.get_model('shop', 'Product', require_ready=False)\n",
+    )
+    monkeypatch.setenv("DEVCONSOLE_APPS_LEVEL", "1")
+    with live_console(tmp_path, demo_db, prepare=_with_app("uses_shop"), console_class=Console) as console:
+        reloader = console.reloader
+        apps = reloader.apps
+        models = str((console.root / "shop/models.py").resolve())
+        assert apps is not None and apps.setup_ok and models in apps.files
+        wait_for(lambda: reloader.watcher is not None and str(console.root / "shop") in reloader.watcher.roots)
+        wait_for(lambda: inotify_watches(reloader.watcher.roots))
+        console.edit("shop/views.py", 'b"pong"', 'getattr(__import__("shop.models").models, "MARK", "none").encode()')
+        assert served(console.port, "/ping/", b"none") == (200, b"none")
+        steps = _models_edit(console, "held")
+        assert reloader.apps is not None and reloader.apps.pid != apps.pid
+        assert "the libraries' models" in steps and "apps level fork" in steps
+        pids = [handle.pid for handle in (reloader.level0, reloader.apps, reloader.level1) if handle is not None]
+        assert len(pids) == 3 and all(isinstance(pid, int) and alive(pid) for pid in pids)
+    wait_for(lambda: not any(alive(pid) for pid in pids))
+
+
+def test_a_models_error_in_a_level_1_from_the_apps_level_is_the_setups_then_fixed(console: Console) -> None:
+    assert console.reloader.apps is not None
+    console.edit("shop/models.py", "class Product(models.Model):", "class Product(models.Model)")
+    status, body = served(console.port, "/ping/", b"SyntaxError")
+    assert status == 500
+    error = wait_for(lambda: [e for e in console.events.of("error") if "SyntaxError" in e.get("message", "")])[-1]
+    assert error["phase"] == "django.setup()"
+    console.edit("shop/models.py", "class Product(models.Model)", "class Product(models.Model):")
+    assert served(console.port, "/ping/", b"pong") == (200, b"pong")
+    assert console.reloader.apps is not None and console.reloader.use_apps
 
 
 def _models_edit(console: Console, mark: str) -> list[str]:
@@ -324,6 +388,7 @@ def test_the_apps_level_is_made_at_a_models_edit_and_held_only_when_worth_it(
     rebuild of level 1 after a long enough setup (here: any), held when what
     it spares is long enough (here: any, or never), else given up for the
     session without a word."""
+    monkeypatch.delenv("DEVCONSOLE_APPS_LEVEL", raising=False)
     monkeypatch.setattr(reloader_module, "APPS_LEVEL_TRY_MS", 0.0)
     monkeypatch.setattr(reloader_module, "APPS_LEVEL_WORTH_MS", 0.0 if worth else 1e9)
     with live_console(tmp_path, demo_db, console_class=Console) as console:

@@ -9,6 +9,10 @@ connections and waits. Asked to ``serve``, a level 1 forks a server child
 that only has to import the URLconf and views and start runserver: that is
 the fast path of a reload. A level 0 asked to ``serve`` forks a child that
 does everything (the fallback when a level 1 cannot be forked safely).
+Between the two, for a large project, the *apps level*: forked from level
+0, it holds ``django.setup()`` before the project's own models (every
+library's models imported) and forks level 1 from there (see
+:meth:`ForkServer._hold_before_project_models`).
 
 Each fork server talks to the console over its own ``SOCK_SEQPACKET``
 socket: one JSON message per packet, file descriptors (the new child's control
@@ -166,7 +170,8 @@ class ForkServer:
         self.level = level
         self.children: set[int] = set()
         self.quitting = False
-        #: Level 1 whose setup failed: (phase, exception) served as an error page.
+        #: A level 1 (or apps level) whose setup failed: (phase, exception),
+        #: served as an error page.
         self.failure: tuple[str, BaseException] | None = None
         self._fork_started = 0.0
         self._pending_preload: list[str] = []
@@ -314,11 +319,17 @@ class ForkServer:
 
         Nothing held can be stale: a project module that a library's models
         import pulls in is among the ``files`` this level reports, so the
-        console rebuilds it when that module changes. Django imports the
-        models in the order of ``INSTALLED_APPS``; a library that needs a
-        project app's models imported before its own (a custom user model
-        read when a library's models are imported) fails here, and the
-        console then sets Django up whole in level 1 (see the reloader)."""
+        console rebuilds it when that module changes: a library's models
+        that ask for a project's model (``get_user_model()``,
+        ``apps.get_model(..., require_ready=False)``) import that app's
+        models here, which this level then holds (an edit to them rebuilds
+        it). The order differs from Django's: a library listed after a
+        project app has its models imported before that app's. A library
+        that reads a project's models from the registry as it stands fails
+        here, and the console then sets Django up whole in level 1 (see the
+        reloader); one that would only see less (a ``class_prepared``
+        receiver in a project's models module, connected after the library's
+        classes were made) is not told apart: ``DEVCONSOLE_APPS_LEVEL=0``."""
         from django.apps import AppConfig, apps
 
         from devconsole.child.watchlist import project_app_labels
@@ -330,7 +341,7 @@ class ForkServer:
             project = project_app_labels(Path(self.args.manage).parent, apps.app_configs.values())
             for config in list(apps.app_configs.values()):
                 if config.label not in project:
-                    original(config)
+                    config.import_models()  # (an app's own override, if it has one)
             probe.phase("the libraries' models")
             from django.db import connections
 
@@ -402,7 +413,9 @@ class ForkServer:
             )
         except BaseException as exc:
             files = project_module_files(manage.parent) + [os.path.realpath(manage)]
-            become[0].fail(failed_phase(probe.phases, exc), exc, files + _traceback_files(exc))
+            # A level 1 the apps level forked begins within django.setup().
+            phase = "django.setup()" if become[0] is not self and not probe.phases else failed_phase(probe.phases, exc)
+            become[0].fail(phase, exc, files + _traceback_files(exc))
         else:
             server = become[0]
             if server.level == ForkServerLevel.APPS:

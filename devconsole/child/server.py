@@ -1059,6 +1059,8 @@ _PHASE_AFTER: dict[str, str] = {
     "URLconf import": "runserver",
     # A level 1's last steps (the imports ahead, the listing) fail as its setup.
     "runserver and middleware import": "django.setup()",
+    # A level 1 forked from the apps level: its part of django.setup() done.
+    "the project's models and ready()": 'fetch_command("runserver")',
 }
 
 

@@ -298,6 +298,9 @@ class Reloader:
         self.always_apps = os.environ.get("DEVCONSOLE_APPS_LEVEL") == "1"
         #: Why the last apps level could not hold the setup ("" when it could).
         self.apps_failed = ""
+        #: An apps level was worth holding once this session: made again
+        #: whenever level 1 is rebuilt, whatever a later measure says.
+        self.apps_worth = False
         self.level1: ForkServerHandle | None = None
         self._preloaded: set[str] = set()
         #: Whether level 0 imports, while idle, the libraries level 1 used.
@@ -767,8 +770,7 @@ class Reloader:
                 # library's models need the project's first). Not tried again.
                 self.use_apps = False
                 self._log(
-                    f"devconsole: the setup cannot be held before the project's models ({self.apps_failed}); "
-                    "a models edit sets Django up whole this session"
+                    f"devconsole: the apps level {self.apps_failed}; a models edit sets Django up whole this session"
                 )
             self._retire(old1)
             # The setup's own phases (settings import, django.setup()…), and
@@ -783,7 +785,7 @@ class Reloader:
     def _apps_level(self, files: Collection[str], steps: list[PhaseTiming]) -> ForkServerHandle:
         """What the next level 1 is forked from: the apps level, made anew
         when it holds one of the changed ``files`` (or is gone), else level 0
-        (no apps level: off, or it could not hold the setup; see
+        (no apps level: off, not worth it, or it could not hold the setup; see
         :meth:`devconsole.child.forkserver.ForkServer._hold_before_project_models`)."""
         assert self.level0 is not None
         self.apps_failed = ""
@@ -794,29 +796,48 @@ class Reloader:
             return apps
         self._retire(apps)
         self.apps = None
-        if apps is None and not self.always_apps and (self.level1 is None or self._setup_ms() < APPS_LEVEL_TRY_MS):
+        level1 = (self.level1.ready or {}) if self.level1 is not None else None
+        if level1 is not None and level1.get("reactor"):
+            return self.level0  # Daphne: a Twisted reactor, installed before any models import
+        if (
+            apps is None
+            and not (self.always_apps or self.apps_worth)
+            and (level1 is None or self._setup_ms() < APPS_LEVEL_TRY_MS)
+        ):
             # The first start (nothing measured yet), or a setup too short
             # for the part an apps level would hold to matter.
             return self.level0
         began = time.perf_counter()
-        apps = self.level0.fork_level1(apps=True)
-        ready = apps.wait_ready()
+        apps = None
+        try:
+            # Held by the reloader from the start: a stop meanwhile closes it.
+            apps = self.apps = self.level0.fork_level1(apps=True)
+            ready = apps.wait_ready()
+            if self._stopping.is_set():
+                raise ForkServerError("the console is stopping")
+        except ForkServerError as exc:
+            ready = {"op": "failed", "message": str(exc)}
+        self.apps = None
         own = _phases(ready.get("phases"))
-        if not apps.setup_ok or not ready.get("forkable"):
-            # Told why in the log only if level 1 then sets Django up whole.
-            self.apps_failed = str(ready.get("message") or f"{ready.get('threads')} threads, or a Twisted reactor")
+        if ready.get("op") != "ready":
+            # Told in the log only if level 1 then sets Django up whole.
+            self.apps_failed = f"cannot be held before the project's models ({ready.get('message')})"
+        elif not ready.get("forkable"):
+            reason = "a Twisted reactor" if ready.get("reactor") else f"{ready.get('threads')} threads"
+            self.apps_failed = f"is not safe to fork ({reason})"
+        if self.apps_failed or apps is None:
             self._retire(apps)
             steps.append(_step("the apps level, which could not hold the setup", began))
             return self.level0
         held_ms = sum(step["ms"] for step in own if step["name"] != "manage.py")
-        if held_ms < APPS_LEVEL_WORTH_MS and not self.always_apps:
+        if held_ms < APPS_LEVEL_WORTH_MS and not (self.always_apps or self.apps_worth):
             # A small project: what the apps level would spare a models edit
-            # is not worth a process held for the session.
+            # is not worth a process held for the session (decided once).
             self.use_apps = False
             self._retire(apps)
             steps.append(_step("the apps level, not worth holding", began))
             return self.level0
-        self.apps = apps
+        self.apps, self.apps_worth = apps, True
         steps += own
         rest = (time.perf_counter() - began) * 1000 - sum(step["ms"] for step in own)
         if rest >= 0.05:
@@ -824,7 +845,7 @@ class Reloader:
         return apps
 
     def _setup_ms(self) -> float:
-        """How long the current level 1's ``django.setup()`` took (0: unknown)."""
+        """How long the current level 1's part of ``django.setup()`` took (0: unknown)."""
         phases = _phases((self.level1.ready or {}).get("phases")) if self.level1 is not None else []
         return sum(phase["ms"] for phase in phases if phase["name"] == "django.setup()")
 

@@ -903,6 +903,11 @@ class ForkServerHandle:
             child.orphaned()
 
     @property
+    def label(self) -> str:
+        """Its name for people: ``level 0``, ``level 1``, ``the apps level``."""
+        return "the apps level" if self.level == ForkServerLevel.APPS else f"level {self.level.value}"
+
+    @property
     def setup_ok(self) -> bool:
         """A level 1 whose setup succeeded (its ``ready`` came, not ``failed``)."""
         return wire.op_of(self.ready) is Op.READY
@@ -919,9 +924,9 @@ class ForkServerHandle:
         try:
             message = self._replies.get(timeout=timeout)
         except queue.Empty:
-            raise ForkServerError(f"fork server level {self.level} did not answer in {timeout:g} s") from None
+            raise ForkServerError(f"fork server ({self.label}) did not answer in {timeout:g} s") from None
         if message is None:
-            raise ForkServerError(f"fork server level {self.level} exited")
+            raise ForkServerError(f"fork server ({self.label}) exited")
         return message
 
     def request(
@@ -929,11 +934,11 @@ class ForkServerHandle:
     ) -> wire.Message:
         with self._lock:
             if self.dead.is_set():
-                raise ForkServerError(f"fork server level {self.level} is gone")
+                raise ForkServerError(f"fork server ({self.label}) is gone")
             try:
                 wire.send(self.control, message, fds)
             except OSError as exc:
-                raise ForkServerError(f"fork server level {self.level}: {exc}") from exc
+                raise ForkServerError(f"fork server ({self.label}): {exc}") from exc
             return self._reply(timeout)
 
     def fork_level1(self, *, apps: bool = False) -> ForkServerHandle:
@@ -1023,7 +1028,10 @@ class ForkServerHandle:
             wire.send(self.control, wire.message(Op.QUIT))
         except OSError:
             pass
-        if not wait or not self.children:
+        # With ``wait``, a fork server with children exits once they have:
+        # the generations it forked, and an apps level's level 1 (its
+        # reader closes this end then). Else it goes now.
+        if not wait or not (self.children or self.level == ForkServerLevel.APPS):
             try:
                 self.control.shutdown(socket.SHUT_RDWR)
             except OSError:
