@@ -241,6 +241,9 @@ def test_a_models_change_rebuilds_the_zygote_and_is_served(console: Console) -> 
     assert row.slowest is not None and row.slowest.ms == max(steps.values())
     assert console.reloader.level1 is not level1 and console.reloader.level1.pid != level1.pid
     assert console.reloader.apps is apps and models not in apps.files
+    # The old level 1's exit is told to the apps level, which keeps no trace of it.
+    wait_for(lambda: apps.levels == {console.reloader.level1.pid})
+    assert apps._early_exits == {}
 
 
 def test_a_settings_edit_rebuilds_the_apps_level_and_is_served(console: Console) -> None:
@@ -427,11 +430,22 @@ def test_a_restart_says_when_it_begins_and_when_its_server_answered(console: Con
 
 
 def test_restart_by_hand_is_an_autoreload_event(console: Console) -> None:
+    old = console.reloader.level0, console.reloader.apps, console.reloader.level1
+    assert all(old)
     console.reloader.restart()
     reload = wait_for(console.reloads)[0]
     assert reload["decision"] == "restarted" and reload["files"] == []
     assert reload["new_generation"] == 2
     assert get(console.port) == (200, b"pong")
+    # Every fork server was made anew; each old one exited on its own once
+    # the fork servers it forked had (it reaped them: none left to init).
+    level0, apps, level1 = old
+    assert level0.process is not None and console.reloader.level0 is not level0
+    # Its control channel read to the end: every exit it told is counted.
+    wait_for(lambda: level0.dead.is_set() and apps.dead.is_set() and level1.dead.is_set())
+    assert level0.process.wait(10) == 0
+    assert level0.levels == set() and apps.levels == set()
+    assert level0._early_exits == {} and apps._early_exits == {}
 
 
 def test_an_ignored_file_changes_nothing(console: Console) -> None:

@@ -357,8 +357,7 @@ class ForkServer:
             except _BecomeLevel1 as fork:
                 # A new level 1: its own control socket, its own phases.
                 become[0] = ForkServer(self.args, socket.socket(fileno=fork.control_fd), ForkServerLevel.SETUP)
-                probe.phases = []
-                probe._t = fork.started
+                probe.resumed(fork.started)
             # Whichever app's import was interrupted (a library's is done already: again is a no-op).
             original(app_config)
 
@@ -397,8 +396,6 @@ class ForkServer:
 
         def entry(argv: list[str]) -> None:
             probe.setup()
-            if become[0] is not self:
-                probe.phases[-1]["name"] = "the project's models and ready()"
             _warm_up()
             from django.db import connections
 
@@ -412,7 +409,7 @@ class ForkServer:
                 manage, entry, argv=["runserver"], settings=self.args.settings, pythonpath=self.args.pythonpath
             )
         except BaseException as exc:
-            files = project_module_files(manage.parent) + [os.path.realpath(manage)]
+            files = project_module_files(manage.parent)  # (fail adds manage.py)
             # A level 1 the apps level forked begins within django.setup().
             phase = "django.setup()" if become[0] is not self and not probe.phases else failed_phase(probe.phases, exc)
             become[0].fail(phase, exc, files + _traceback_files(exc))

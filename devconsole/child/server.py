@@ -208,6 +208,9 @@ class ServerProcess:
     control messages (``stop``, ``file_changed PATH``, ``adopt``) on its
     control channel."""
 
+    #: The name of :meth:`setup`'s last phase (see :meth:`resumed`).
+    setup_phase = "django.setup()"
+
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.control = socket.socket(fileno=args.control_fd)
@@ -267,6 +270,14 @@ class ServerProcess:
         self.phases.append({"name": name, "ms": round((now - self._t) * 1000, 2)})
         self._t = now
 
+    def resumed(self, fork_started: float) -> None:
+        """In a level 1 forked from the apps level within :meth:`setup`: its
+        own phases, timed from the fork; what is left of ``django.setup()``
+        is named for what it does."""
+        self.phases = []
+        self._t = fork_started
+        self.setup_phase = "the project's models and ready()"
+
     def forked(self, fork_started: float) -> None:
         """In a child forked from a fork server: its first phase is the fork."""
         self._t = fork_started
@@ -295,7 +306,7 @@ class ServerProcess:
         import django
 
         django.setup()
-        self.phase("django.setup()")
+        self.phase(self.setup_phase)
 
     def prepare(self) -> None:
         """Resolve runserver and build its WSGI handler: the part of serving

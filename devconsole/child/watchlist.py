@@ -99,36 +99,49 @@ class RealPaths:
 _DEVCONSOLE_DIR = os.path.realpath(Path(__file__).resolve().parents[1]) + os.sep
 
 
+class ProjectFiles:
+    """Tells the project's files from the libraries' (see
+    :func:`is_project_file`), with the project's root and the library
+    directories worked out once and the paths resolved by one
+    :class:`RealPaths` (shared by the listings of one moment)."""
+
+    def __init__(self, project_root: Path | str, realpath: RealPaths | None = None) -> None:
+        self.root = os.path.realpath(project_root)
+        self.libs = _library_dirs()
+        self.realpath = realpath or RealPaths()
+
+    def real(self, filename: str) -> str | None:
+        """``filename``'s real path if it is the project's, else None."""
+        real = self.realpath(filename)
+        return real if is_project_file(real, self.root, self.libs) else None
+
+
 def project_modules(
     project_root: Path | str, names: Iterable[str] | None = None, realpath: RealPaths | None = None
 ) -> Iterator[tuple[str, str, Any]]:
     """The imported modules (all, or those of ``names``) whose file belongs
     to the project: ``(name, real path, module)`` (``realpath``: a resolver
     shared with another listing of the same moment)."""
-    root = os.path.realpath(project_root)
-    libs = _library_dirs()
+    ours = ProjectFiles(project_root, realpath)
     pairs = list(sys.modules.items()) if names is None else [(name, sys.modules.get(name)) for name in names]
-    realpath = realpath or RealPaths()
     for name, module in pairs:
         if name in ("__main__", "__mp_main__"):
             filename = getattr(module, "__file__", None)
         else:
             spec = getattr(module, "__spec__", None)
             filename = spec.origin if spec is not None and spec.has_location else None
-        if filename and isinstance(filename, str) and is_project_file(real := realpath(filename), root, libs):
+        if filename and isinstance(filename, str) and (real := ours.real(filename)) is not None:
             yield name, real, module
 
 
 def project_app_labels(project_root: Path | str, app_configs: Iterable[Any]) -> set[str]:
     """The labels of the apps whose package belongs to the project (one
     whose path is not known counts as the project's)."""
-    root, libs = os.path.realpath(project_root), _library_dirs()
+    ours = ProjectFiles(project_root)
     labels = set()
     for app_config in app_configs:
         path = getattr(app_config, "path", None)
-        if not isinstance(path, str) or is_project_file(
-            os.path.join(os.path.realpath(path), "__init__.py"), root, libs
-        ):
+        if not isinstance(path, str) or ours.real(os.path.join(os.path.abspath(path), "__init__.py")) is not None:
             labels.add(app_config.label)
     return labels
 
@@ -189,15 +202,13 @@ def project_imports(project_root: Path, held: Collection[str], limit: int) -> st
 def library_module_names(project_root: Path, realpath: RealPaths | None = None) -> list[str]:
     """Names of imported modules that come from the interpreter or site-packages
     (what a level-0 fork server can import ahead of time)."""
-    root = os.path.realpath(project_root)
-    libs = _library_dirs()
-    realpath = realpath or RealPaths()
+    ours = ProjectFiles(project_root, realpath)
     names = []
     for name, module in list(sys.modules.items()):
         spec = getattr(module, "__spec__", None)
         if spec is None or not spec.has_location or not isinstance(spec.origin, str):
             continue
-        if not is_project_file(realpath(spec.origin), root, libs):
+        if ours.real(spec.origin) is None:
             names.append(name)
     return sorted(names)
 

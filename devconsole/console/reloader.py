@@ -296,8 +296,6 @@ class Reloader:
         #: off; ``=1``: held however short the setup it holds.
         self.use_apps = os.environ.get("DEVCONSOLE_APPS_LEVEL") != "0"
         self.always_apps = os.environ.get("DEVCONSOLE_APPS_LEVEL") == "1"
-        #: Why the last apps level could not hold the setup ("" when it could).
-        self.apps_failed = ""
         #: An apps level was worth holding once this session: made again
         #: whenever level 1 is rebuilt, whatever a later measure says.
         self.apps_worth = False
@@ -640,9 +638,11 @@ class Reloader:
             level1.finish_preload(PRELOAD_ANSWER_TIMEOUT)
         if level1 is not None and level1.setup_ok and not (level1.preloading and python_files):
             # Read after ``preloading``: its files are set before it clears.
-            # (What the apps level holds, level 1 forked from it holds too;
-            # an apps level made since is counted all the same.)
-            level1_files = level1.files | (self.apps.files if self.apps is not None else frozenset())
+            # (What an apps level holds, the level 1 forked from it lists
+            # too: it inherited those modules, and an apps level is only
+            # ever held as the current level 1's parent, both made under
+            # the job lock this runs under.)
+            level1_files = level1.files
         elif not self.use_fork or self.level0 is None:
             level1_files = frozenset()  # plain spawns: every restart is complete
         decision = decide(
@@ -743,7 +743,7 @@ class Reloader:
         if level <= RestartLevel.REBUILD1 or not self._usable(self.level1):
             assert self.level0 is not None
             self._discard_spare()  # forked from the level 1 being replaced
-            parent = self._apps_level(files, steps)
+            parent, apps_failed = self._apps_level(files, steps)
             began = time.perf_counter()
             old1, self.level1 = self.level1, parent.fork_level1()
             self.level1.wait_ready()
@@ -765,13 +765,11 @@ class Reloader:
                 self.level1.wait_ready()
             if self.level1.setup_failed:
                 self._update_roots(list((self.level1.ready or {}).get("files") or []))
-            elif self.apps_failed and parent is self.level0:
+            elif apps_failed and parent is self.level0:
                 # Whole, the setup works: the apps level cannot hold it (a
                 # library's models need the project's first). Not tried again.
                 self.use_apps = False
-                self._log(
-                    f"devconsole: the apps level {self.apps_failed}; a models edit sets Django up whole this session"
-                )
+                self._log(f"devconsole: the apps level {apps_failed}; a models edit sets Django up whole this session")
             self._retire(old1)
             # The setup's own phases (settings import, django.setup()…), and
             # the rest of the wait (the fork, the messages) as one more step.
@@ -782,23 +780,24 @@ class Reloader:
                 steps.append({"name": "level 1 fork", "ms": round(rest, 1)})
         return steps
 
-    def _apps_level(self, files: Collection[str], steps: list[PhaseTiming]) -> ForkServerHandle:
+    def _apps_level(self, files: Collection[str], steps: list[PhaseTiming]) -> tuple[ForkServerHandle, str]:
         """What the next level 1 is forked from: the apps level, made anew
         when it holds one of the changed ``files`` (or is gone), else level 0
         (no apps level: off, not worth it, or it could not hold the setup; see
-        :meth:`devconsole.child.forkserver.ForkServer._hold_before_project_models`)."""
+        :meth:`devconsole.child.forkserver.ForkServer._hold_before_project_models`),
+        and why an apps level made now could not hold the setup ("": it could,
+        or none was made)."""
         assert self.level0 is not None
-        self.apps_failed = ""
         apps = self.apps
         if not self.use_apps:
-            return self.level0
+            return self.level0, ""
         if apps is not None and self._usable(apps) and apps.setup_ok and not apps.files.intersection(files):
-            return apps
+            return apps, ""
         self._retire(apps)
         self.apps = None
         level1 = (self.level1.ready or {}) if self.level1 is not None else None
         if level1 is not None and level1.get("reactor"):
-            return self.level0  # Daphne: a Twisted reactor, installed before any models import
+            return self.level0, ""  # Daphne: a Twisted reactor, installed before any models import
         if (
             apps is None
             and not (self.always_apps or self.apps_worth)
@@ -806,7 +805,7 @@ class Reloader:
         ):
             # The first start (nothing measured yet), or a setup too short
             # for the part an apps level would hold to matter.
-            return self.level0
+            return self.level0, ""
         began = time.perf_counter()
         apps = None
         try:
@@ -819,16 +818,17 @@ class Reloader:
             ready = {"op": "failed", "message": str(exc)}
         self.apps = None
         own = _phases(ready.get("phases"))
+        why_not = ""
         if ready.get("op") != "ready":
             # Told in the log only if level 1 then sets Django up whole.
-            self.apps_failed = f"cannot be held before the project's models ({ready.get('message')})"
+            why_not = f"cannot be held before the project's models ({ready.get('message')})"
         elif not ready.get("forkable"):
             reason = "a Twisted reactor" if ready.get("reactor") else f"{ready.get('threads')} threads"
-            self.apps_failed = f"is not safe to fork ({reason})"
-        if self.apps_failed or apps is None:
+            why_not = f"is not safe to fork ({reason})"
+        if why_not or apps is None:
             self._retire(apps)
             steps.append(_step("the apps level, which could not hold the setup", began))
-            return self.level0
+            return self.level0, why_not
         held_ms = sum(step["ms"] for step in own if step["name"] != "manage.py")
         if held_ms < APPS_LEVEL_WORTH_MS and not (self.always_apps or self.apps_worth):
             # A small project: what the apps level would spare a models edit
@@ -836,13 +836,13 @@ class Reloader:
             self.use_apps = False
             self._retire(apps)
             steps.append(_step("the apps level, not worth holding", began))
-            return self.level0
+            return self.level0, ""
         self.apps, self.apps_worth = apps, True
         steps += own
         rest = (time.perf_counter() - began) * 1000 - sum(step["ms"] for step in own)
         if rest >= 0.05:
             steps.append({"name": "apps level fork", "ms": round(rest, 1)})
-        return apps
+        return apps, ""
 
     def _setup_ms(self) -> float:
         """How long the current level 1's part of ``django.setup()`` took (0: unknown)."""

@@ -801,7 +801,11 @@ class ForkServerHandle:
         self._preload_last: tuple[int, frozenset[str]] = (0, frozenset())
         self.on_preloaded: Callable[[ForkServerHandle], None] | None = None
         self.children: dict[int, ForkedGeneration] = {}
+        #: The fork servers forked from this one (a level 0's level 1 and
+        #: apps level, an apps level's level 1) that have not exited yet.
+        self.levels: set[int] = set()
         self._children_lock = threading.Lock()
+        #: Exits reported before the fork's reply was read (held until then).
         self._early_exits: dict[int, int | None] = {}
         self._replies: queue.Queue[wire.Message | None] = queue.Queue()
         self._lock = threading.Lock()
@@ -860,8 +864,10 @@ class ForkServerHandle:
                 pid = int(message.get("pid") or 0)
                 with self._children_lock:
                     child = self.children.pop(pid, None)
-                    if child is None:
-                        # Exited before ForkedGeneration registered it.
+                    if pid in self.levels:
+                        self.levels.discard(pid)
+                    elif child is None:
+                        # Exited before its fork's reply was read (see register).
                         self._early_exits[pid] = message.get("returncode")
                 if child is not None:
                     child.exited(message.get("returncode"))
@@ -954,6 +960,11 @@ class ForkServerHandle:
             theirs.close()
         level1 = ForkServerHandle(self.supervisor, ours, ForkServerLevel.APPS if apps else ForkServerLevel.SETUP)
         level1.pid = reply.get("pid")
+        with self._children_lock:
+            if level1.pid in self._early_exits:
+                del self._early_exits[level1.pid]  # it already exited
+            elif level1.pid is not None:
+                self.levels.add(level1.pid)
         return level1
 
     def preload_async(self, modules: list[str]) -> None:
@@ -1029,9 +1040,11 @@ class ForkServerHandle:
         except OSError:
             pass
         # With ``wait``, a fork server with children exits once they have:
-        # the generations it forked, and an apps level's level 1 (its
-        # reader closes this end then). Else it goes now.
-        if not wait or not (self.children or self.level == ForkServerLevel.APPS):
+        # the generations and the fork servers it forked (its reader closes
+        # this end then). Else it goes now.
+        with self._children_lock:
+            waited = wait and bool(self.children or self.levels)
+        if not waited:
             try:
                 self.control.shutdown(socket.SHUT_RDWR)
             except OSError:
