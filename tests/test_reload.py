@@ -372,6 +372,26 @@ def test_a_models_error_in_a_level_1_from_the_apps_level_is_the_setups_then_fixe
     assert console.reloader.apps is not None and console.reloader.use_apps
 
 
+def test_a_manage_py_that_sets_django_up_itself_names_the_apps_level_steps_right(console: Console) -> None:
+    # Its own django.setup() before Django's command line: a level 1 resumed
+    # from the apps level finishes the project's models within manage.py.
+    console.edit(
+        "manage.py",
+        "    from django.core.management import execute_from_command_line\n",
+        "    from django.core.management import execute_from_command_line\n\n    import django\n\n    django.setup()\n",
+    )
+    manage = str((console.root / "manage.py").resolve())
+    wait_for(lambda: [r for r in console.reloads() if manage in r["files"]])
+    assert get(console.port) == (200, b"pong")
+    console.edit("shop/views.py", 'b"pong"', 'getattr(__import__("shop.models").models, "MARK", "none").encode()')
+    assert served(console.port, "/ping/", b"none") == (200, b"none")
+    steps = _models_edit(console, "wxyz")
+    assert "manage.py" not in steps and steps.count("the project's models and ready()") == 1
+    reload = [r for r in console.reloads() if "shop/models.py" in " ".join(r["files"])][-1]
+    ms = {step["name"]: step["ms"] for step in reload["steps"]}
+    assert ms["the project's models and ready()"] > ms["django.setup()"]
+
+
 def _models_edit(console: Console, mark: str) -> list[str]:
     """Save a models.py edit that the view then shows; the steps of its
     (first) reload."""

@@ -298,7 +298,12 @@ class ServerProcess:
 
     def setup(self) -> None:
         """Settings and ``django.setup()``: what a level-1 fork server keeps done."""
-        self.phase("manage.py")
+        from django.apps import apps
+
+        # A manage.py that calls django.setup() itself: a level 1 resumed
+        # within it (see resumed) did the project's models and ready() there.
+        resumed_in_manage = self.setup_phase != ServerProcess.setup_phase and apps.ready
+        self.phase(self.setup_phase if resumed_in_manage else "manage.py")
         from django.conf import settings
 
         settings.INSTALLED_APPS  # noqa: B018 - imports the settings module
@@ -306,7 +311,7 @@ class ServerProcess:
         import django
 
         django.setup()
-        self.phase(self.setup_phase)
+        self.phase("django.setup()" if resumed_in_manage else self.setup_phase)
 
     def prepare(self) -> None:
         """Resolve runserver and build its WSGI handler: the part of serving
