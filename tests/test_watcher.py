@@ -14,7 +14,13 @@ from typing import Any
 
 import pytest
 
-from devconsole.child.watchlist import RealPaths, roots_for
+from devconsole.child.watchlist import (
+    RealPaths,
+    imported_modules,
+    library_module_names,
+    project_module_files,
+    roots_for,
+)
 from devconsole.console import watcher as watcher_module
 from devconsole.console.reloader import RestartLevel, decide, glob_matches
 from devconsole.console.watcher import Watcher, default_roots, is_ignored, settled_paths
@@ -92,6 +98,32 @@ def test_module_paths_resolve_as_realpath_does_through_linked_directories_and_fi
     (tmp_path / "linkdir").unlink()
     (tmp_path / "linkdir").symlink_to(tmp_path / "plain")
     assert RealPaths()(paths[0]) == str(tmp_path / "plain" / "pkg" / "a.py") == os.path.realpath(paths[0])
+
+
+def test_one_listing_tells_the_projects_modules_from_the_libraries(tmp_path: Path, monkeypatch: Any) -> None:
+    """Each imported module's path is resolved once for both listings: a
+    project module reached through a linked folder is the project's, by its
+    real path; the standard library's are libraries, by name; and a listing
+    of some names resolves those alone."""
+    project = tmp_path / "proj"
+    (project / "realpkg").mkdir(parents=True)
+    (project / "realpkg" / "__init__.py").write_text("")
+    (project / "realpkg" / "mod.py").write_text("VALUE = 1\n")
+    (tmp_path / "linked").symlink_to(project / "realpkg")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in [n for n in sys.modules if n == "linked" or n.startswith("linked.")]:
+        monkeypatch.delitem(sys.modules, name)
+    import linked.mod  # noqa: F401 - imported through the link, from outside the project root
+
+    files, libraries = imported_modules(project)
+    real = str((project / "realpkg" / "mod.py").resolve())
+    assert real in files and str((project / "realpkg" / "__init__.py").resolve()) in files
+    assert files == project_module_files(project)
+    assert "json" in libraries and "linked.mod" not in libraries and "__main__" not in libraries
+    assert libraries == library_module_names(project)
+    assert library_module_names(project, ["json", "linked.mod", "no.such.module"]) == ["json"]
+    for name in [n for n in sys.modules if n == "linked" or n.startswith("linked.")]:
+        del sys.modules[name]
 
 
 def test_decision_uses_the_files_each_level_imported() -> None:

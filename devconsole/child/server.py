@@ -685,11 +685,15 @@ class ServerProcess:
         try:
             from devconsole.child.watchlist import library_module_names
 
-            names = [
-                name
-                for name in library_module_names(Path(self.args.manage).resolve().parent)
-                if name not in self._modules_at_start and not name.startswith(("devconsole.", "__"))
-            ]
+            # Those the fork server held are left out before any path is resolved.
+            names = library_module_names(
+                Path(self.args.manage).resolve().parent,
+                [
+                    n
+                    for n in list(sys.modules)
+                    if n not in self._modules_at_start and not n.startswith(("devconsole.", "__"))
+                ],
+            )
         except Exception:
             return
         chunk: list[str] = []

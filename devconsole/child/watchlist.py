@@ -103,12 +103,12 @@ class ProjectFiles:
     """Tells the project's files from the libraries' (see
     :func:`is_project_file`), with the project's root and the library
     directories worked out once and the paths resolved by one
-    :class:`RealPaths` (shared by the listings of one moment)."""
+    :class:`RealPaths`."""
 
-    def __init__(self, project_root: Path | str, realpath: RealPaths | None = None) -> None:
+    def __init__(self, project_root: Path | str) -> None:
         self.root = os.path.realpath(project_root)
         self.libs = _library_dirs()
-        self.realpath = realpath or RealPaths()
+        self.realpath = RealPaths()
 
     def real(self, filename: str) -> str | None:
         """``filename``'s real path if it is the project's, else None."""
@@ -116,21 +116,24 @@ class ProjectFiles:
         return real if is_project_file(real, self.root, self.libs) else None
 
 
-def project_modules(
-    project_root: Path | str, names: Iterable[str] | None = None, realpath: RealPaths | None = None
-) -> Iterator[tuple[str, str, Any]]:
+def _module_file(name: str, module: Any) -> str | None:
+    """The file a module was imported from (``__main__``: the script run), or None."""
+    if name in ("__main__", "__mp_main__"):
+        filename = getattr(module, "__file__", None)
+    else:
+        spec = getattr(module, "__spec__", None)
+        filename = spec.origin if spec is not None and spec.has_location else None
+    return filename if filename and isinstance(filename, str) else None
+
+
+def project_modules(project_root: Path | str, names: Iterable[str] | None = None) -> Iterator[tuple[str, str, Any]]:
     """The imported modules (all, or those of ``names``) whose file belongs
-    to the project: ``(name, real path, module)`` (``realpath``: a resolver
-    shared with another listing of the same moment)."""
-    ours = ProjectFiles(project_root, realpath)
+    to the project: ``(name, real path, module)``."""
+    ours = ProjectFiles(project_root)
     pairs = list(sys.modules.items()) if names is None else [(name, sys.modules.get(name)) for name in names]
     for name, module in pairs:
-        if name in ("__main__", "__mp_main__"):
-            filename = getattr(module, "__file__", None)
-        else:
-            spec = getattr(module, "__spec__", None)
-            filename = spec.origin if spec is not None and spec.has_location else None
-        if filename and isinstance(filename, str) and (real := ours.real(filename)) is not None:
+        filename = _module_file(name, module)
+        if filename is not None and (real := ours.real(filename)) is not None:
             yield name, real, module
 
 
@@ -146,9 +149,9 @@ def project_app_labels(project_root: Path | str, app_configs: Iterable[Any]) -> 
     return labels
 
 
-def project_module_files(project_root: Path, realpath: RealPaths | None = None) -> list[str]:
+def project_module_files(project_root: Path) -> list[str]:
     """Files of the modules imported so far that belong to the project."""
-    return sorted({real for _name, real, _module in project_modules(project_root, realpath=realpath)})
+    return sorted({real for _name, real, _module in project_modules(project_root)})
 
 
 def project_imports(project_root: Path, held: Collection[str], limit: int) -> str:
@@ -199,18 +202,35 @@ def project_imports(project_root: Path, held: Collection[str], limit: int) -> st
     return text
 
 
-def library_module_names(project_root: Path, realpath: RealPaths | None = None) -> list[str]:
-    """Names of imported modules that come from the interpreter or site-packages
-    (what a level-0 fork server can import ahead of time)."""
-    ours = ProjectFiles(project_root, realpath)
-    names = []
-    for name, module in list(sys.modules.items()):
-        spec = getattr(module, "__spec__", None)
-        if spec is None or not spec.has_location or not isinstance(spec.origin, str):
+def library_module_names(project_root: Path, names: Collection[str] | None = None) -> list[str]:
+    """Names of imported modules (all, or those of ``names``) that come from
+    the interpreter or site-packages (what a level-0 fork server can import
+    ahead of time)."""
+    return _listing(project_root, names)[1]
+
+
+def imported_modules(project_root: Path) -> tuple[list[str], list[str]]:
+    """What this process imported, each module's path resolved once: the
+    files of the project's modules (:func:`project_module_files`) and the
+    names of the libraries' (:func:`library_module_names`)."""
+    return _listing(project_root)
+
+
+def _listing(project_root: Path, names: Collection[str] | None = None) -> tuple[list[str], list[str]]:
+    ours = ProjectFiles(project_root)
+    files: set[str] = set()
+    libraries = []
+    pairs = list(sys.modules.items()) if names is None else [(n, sys.modules.get(n)) for n in names]
+    for name, module in pairs:
+        filename = _module_file(name, module)
+        if filename is None:
             continue
-        if ours.real(spec.origin) is None:
-            names.append(name)
-    return sorted(names)
+        real = ours.realpath(filename)
+        if is_project_file(real, ours.root, ours.libs):
+            files.add(real)
+        elif name not in ("__main__", "__mp_main__"):
+            libraries.append(name)
+    return sorted(files), sorted(libraries)
 
 
 def roots_for(files: Iterable[str], import_roots: Iterable[str] = ()) -> list[str]:
