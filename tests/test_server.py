@@ -402,3 +402,38 @@ def test_the_checks_run_on_a_server_that_is_never_quiet() -> None:
     started = time.monotonic()
     child_server.ServerProcess._wait_quiet(SimpleNamespace(observer=traffic), started + 0.2)
     assert traffic.handling() == 1 and time.monotonic() >= started + 0.2
+
+
+def test_the_reports_after_the_first_response_wait_for_a_request_under_way_to_end(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The reports a generation makes once it answered (the ``watch`` event
+    and the modules the next spare imports ahead) list every imported
+    module: like the checks, they wait for the page's other requests."""
+    import sys
+
+    from devconsole.child import server as child_server
+
+    monkeypatch.setattr(child_server, "CHECKS_QUIET_MAX_S", 60.0)  # no deadline to race on a loaded machine
+    traffic = _Traffic()
+    traffic.first_request.set()
+    sent: list[dict[str, object]] = []
+    reported = threading.Event()
+    process = SimpleNamespace(
+        observer=traffic,
+        _switch_interval=sys.getswitchinterval(),
+        _to_reap=[],
+        args=SimpleNamespace(runserver_arg=["--skip-checks"], manage="/nonexistent/manage.py"),
+        emitter=SimpleNamespace(send=sent.append),
+        _report_modules=reported.set,
+    )
+    process._wait_quiet = lambda deadline: child_server.ServerProcess._wait_quiet(process, deadline)
+    after = threading.Thread(target=child_server.ServerProcess._after_serving, args=(process,))
+    after.start()
+    for _ in range(2):  # it looked twice and still waits: a request is under way
+        assert traffic.looked.acquire(timeout=30)
+    assert not sent and not reported.is_set()
+    traffic.conns[2].state = "idle"
+    after.join(30)
+    assert not after.is_alive()
+    assert reported.is_set() and len(sent) == 1  # the watch event (or the error that stood for it)

@@ -73,15 +73,16 @@ FLUSH_INTERVAL = 0.025
 DRAIN_TIMEOUT = 5.0
 #: Longest wait for a first request before the checks run anyway (seconds).
 AFTER_SERVING_DELAY = 1.0
-#: The checks wait, after that, for this long without a request (seconds):
-#: the pages reloading after a save fetch their stylesheets and scripts
-#: meanwhile, and the checks (the system checks, every migration file read)
-#: would take the interpreter's lock from those requests...
+#: The reports the next spare is prepared from, and then the checks, wait
+#: after that for this long without a request (seconds): the pages reloading
+#: after a save fetch their stylesheets and scripts meanwhile, and the
+#: reports (every imported module listed) and the checks (the system checks,
+#: every migration file read) would take the interpreter's lock from those
+#: requests...
 CHECKS_QUIET_S = 0.1
-#: ...but for this long at most (a server that is never quiet runs them
-#: then), counted from when they would have run: after the first request
-#: (or :data:`AFTER_SERVING_DELAY` without one) and the reports the next
-#: spare is prepared from.
+#: ...but each for this long at most (a server that is never quiet runs
+#: them then), counted from when they would have run: after the first
+#: request (or :data:`AFTER_SERVING_DELAY` without one), and after the reports.
 CHECKS_QUIET_MAX_S = 1.0
 #: The thread switch interval (s) of a generation started by a reload, until
 #: its first response (Python's default, 5 ms, is restored then).
@@ -653,6 +654,11 @@ class ServerProcess:
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, 0)
         skip_checks = "--skip-checks" in self.args.runserver_arg  # the user asked: no background checks either
+        # The reports below list every imported module (~20 ms of the
+        # interpreter's lock in a large project): after a reload they too
+        # wait for the pages' other requests (stylesheets, scripts, a second
+        # tab's page) instead of taking the lock from them.
+        self._wait_quiet(time.monotonic() + CHECKS_QUIET_MAX_S)
         try:
             from devconsole.child.watchlist import watch_event
 
