@@ -107,6 +107,13 @@ def meta_csp(request):
     ))
 
 
+def meta_empty(request):
+    # Attributes with empty values, quoted both ways (a Wagtail admin page has some).
+    return HttpResponse(PAGE.replace(
+        "<body>", """<head><meta name="robots" content=""><meta http-equiv='refresh' content=''><meta charset=utf-8></head><body>"""
+    ))
+
+
 def big(request):
     return HttpResponse(PAGE.replace("<p>one</p>", "<p>" + "compressible " * 200 + "</p>"))
 
@@ -144,6 +151,7 @@ urlpatterns += [
     path("lr/post/", lrviews.posted),
     path("lr/attachment/", lrviews.attachment),
     path("lr/meta-csp/", lrviews.meta_csp),
+    path("lr/meta-empty/", lrviews.meta_empty),
     path("lr/big/", lrviews.big),
     path("lr/templated/", lrviews.templated),
 ]
@@ -314,6 +322,8 @@ def test_the_script_goes_into_whole_html_pages_only(console: Console) -> None:
     assert status == 200 and "content-encoding" not in headers and body.count(tag) == 1
     assert request(console.port, "/lr/304/")[::2] == (304, b"")
     assert request(console.port, "/lr/csp-self/")[2].count(tag) == 1
+    status, _headers, body = request(console.port, "/lr/meta-empty/")  # <meta content="">: read, not a 500
+    assert status == 200 and body.count(tag) == 1 and b'<meta name="robots" content="">' in body
     # A page a POST answered is not tagged (its reload would post again); a download is the project's.
     assert request(console.port, "/lr/post/", method="POST")[2] == PAGE
     assert request(console.port, "/lr/attachment/")[2] == PAGE
@@ -672,3 +682,28 @@ def test_w_says_when_pages_cannot_follow() -> None:
     assert "--nothreading" in app._browser_reload_note(True)
     state.ingest({**hello, "generation": 3, "server_kind": "asgi"})
     assert "Daphne" in app._browser_reload_note(True)
+
+
+def test_a_page_the_tagging_cannot_read_is_sent_as_the_project_made_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever goes wrong while a page is read for its ``</body>`` and its
+    policies, the project's page is what the browser gets (untagged), never
+    an error of devconsole's."""
+    from devconsole.child import livereload
+
+    def unreadable(head: bytes) -> list[str]:
+        raise ValueError("a page nobody expected")
+
+    monkeypatch.setattr(livereload, "meta_policies", unreadable)
+    live = LiveReload(lambda: 1, lambda event: None, enabled=True, run="r")
+    body = b"<html><head><meta name=x></head><body><p>the project's</p></body></html>"
+
+    def app(environ: dict, start_response) -> list[bytes]:
+        start_response("200 OK", [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(body)))])
+        return [body]
+
+    started: list[tuple[str, list]] = []
+    result = livereload.inject(app, live)(
+        {"REQUEST_METHOD": "GET", "PATH_INFO": "/p/"}, lambda status, headers: started.append((status, headers))
+    )
+    assert b"".join(result) == body
+    assert started == [("200 OK", [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(body)))])]

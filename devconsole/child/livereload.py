@@ -596,7 +596,9 @@ def meta_policies(head: bytes) -> list[str]:
     found: list[str] = []
     for tag in _META.findall(head):
         attributes = {
-            m[1].lower(): html.unescape((m[2] or m[3] or m[4]).decode("latin-1")) for m in _ATTRIBUTE.finditer(tag)
+            # One of the three forms matched (an empty quoted value is b"", not None).
+            m[1].lower(): html.unescape(next(v for v in (m[2], m[3], m[4], b"") if v is not None).decode("latin-1"))
+            for m in _ATTRIBUTE.finditer(tag)
         }
         if attributes.get(b"http-equiv", "").strip().lower() == "content-security-policy":
             found.append(attributes.get(b"content", ""))
@@ -716,21 +718,30 @@ def inject(app: Callable[..., Any], live: LiveReload) -> Callable[..., Any]:
             close = getattr(result, "close", None)
             if close is not None:
                 close()
-        at = body.lower().rfind(b"</body>")
-        path = str(environ.get("PATH_INFO", ""))
-        refusal = None
-        if at >= 0:
-            refusal = csp_refusal([*_header(headers, "content-security-policy"), *meta_policies(body[:at])])
-        if at >= 0 and refusal is None:
-            # HEAD too: the server drops the body, the length stays the GET's.
-            body = body[:at] + live.tag() + body[at:]
-            headers = [(k, str(len(body)) if k.lower() == "content-length" else v) for k, v in _retag(headers, gid)]
-        elif refusal is not None:
-            live.skipped(path, refusal)
+        try:
+            body, headers = _tagged(body, headers, live, gid, str(environ.get("PATH_INFO", "")))
+        except Exception:
+            pass  # a page this module cannot read is sent as the project made it, untagged
         start_response(status, headers)
         return [body]
 
     return application
+
+
+def _tagged(body: bytes, headers: list[tuple[str, str]], live: LiveReload, gid: str, path: str) -> tuple[bytes, Any]:
+    """``body`` with the script before its ``</body>``, and ``headers`` to
+    match; as they are when it has none, or when its policy refuses the
+    script (said to the console)."""
+    at = body.lower().rfind(b"</body>")
+    if at < 0:
+        return body, headers
+    refusal = csp_refusal([*_header(headers, "content-security-policy"), *meta_policies(body[:at])])
+    if refusal is not None:
+        live.skipped(path, refusal)
+        return body, headers
+    # HEAD too: the server drops the body, the length stays the GET's.
+    body = body[:at] + live.tag() + body[at:]
+    return body, [(k, str(len(body)) if k.lower() == "content-length" else v) for k, v in _retag(headers, gid)]
 
 
 def reserved(app: Callable[..., Any], live: LiveReload) -> Callable[..., Any]:
