@@ -587,6 +587,25 @@ def test_a_spare_prepared_ahead_serves_the_next_edit_unless_it_imported_the_chan
     assert get(console.port) == (200, b"two!")
 
 
+def test_the_url_patterns_a_page_reversed_are_normalized_ahead_and_an_edited_one_afresh(console: Console) -> None:
+    """The index page reverses a dozen URLs: its generation names the URL
+    patterns its reverse tables normalized, the next spare computes their
+    forms ahead, and the generation after a URLconf edit links to the new
+    path (a pattern's forms come from the memo only for the same text)."""
+    console.edit("shop/views.py", 'b"pong"', 'b"pong!"')
+    wait_for(lambda: any(h["generation"] == 2 for h in console.events.of("hello")))
+    assert get(console.port, "/")[0] == 200  # generation 2's first request
+    child = console.supervisor.child
+    assert child is not None and child.generation == 2
+    named = wait_for(lambda: child.normalized and json.loads(child.normalized))
+    assert any(text.startswith("^ping/") for text in named), named
+    wait_for(lambda: console.reloader.spare is not None and console.reloader.spare.spare_files is not None)
+    console.edit("demosite/urls.py", 'path("ping/", shop_views.ping', 'path("ping-renamed/", shop_views.ping')
+    status, body = served(console.port, "/", b'href="/ping-renamed/"')
+    assert status == 200 and b'href="/ping/"' not in body
+    assert wait_for(lambda: len(console.reloads()) >= 2 and console.reloads()[1])["spare"] is True
+
+
 def _spare_holding_blog_ahead(console: Console) -> tuple[Any, str]:
     """After a save of shop's views (so the next spare imports neither them
     nor the URLconf ahead): the spare that imported blog's views ahead."""

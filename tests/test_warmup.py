@@ -206,6 +206,78 @@ def test_patterns_compiled_ahead_are_found_in_the_cache() -> None:
     assert re.compile(pattern).match("devconsole-ahead/x/")
 
 
+URL_PATTERNS = [
+    r"^shop/(?P<slug>[-a-zA-Z0-9_]+)/\Z",
+    r"^api/(?:v(?P<version>[0-9]+)/)?items/(?P<pk>[0-9]+)\.(?P<format>[a-z0-9]+)/?$",
+    r"^blog/" + r"^(?P<year>[0-9]{4})/(?:(?P<month>[0-9]{2})/)?\Z",
+    r"^(a|b)+/c*/(?P<x>.)$",
+    r"",
+]
+
+
+def test_url_patterns_normalized_from_the_memo_are_what_django_computes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Django's ``normalize`` is a function of the pattern's text alone: the
+    memo gives each caller what the function gives, in lists of its own;
+    the texts are named to the next spare, which computes them ahead so
+    that its reverse tables call the function for none of them."""
+    from django.urls import resolvers
+    from django.utils import regex_helper
+
+    monkeypatch.setattr(warmup, "_normalized", {})
+    monkeypatch.setattr(resolvers, "normalize", regex_helper.normalize)  # undone afterwards
+    warmup.memoize_normalize()
+    memo = resolvers.normalize
+    assert memo is not regex_helper.normalize and getattr(memo, "devconsole_memo", False)
+    warmup.memoize_normalize()
+    assert resolvers.normalize is memo  # not wrapped twice
+    for pattern in URL_PATTERNS:
+        expected = regex_helper.normalize(pattern)
+        first, again = memo(pattern), memo(pattern)
+        assert first == again == expected
+        again[0][1].append("changed by a caller")
+        again.append(("x", []))
+        assert memo(pattern) == expected  # a caller's changes are its own
+    named = json.loads(warmup.normalized_patterns())
+    assert named == URL_PATTERNS
+
+    # The next spare: a process whose memo is empty computes them ahead.
+    calls: list[str] = []
+
+    def counted(pattern: str) -> list[tuple[str, list[str]]]:
+        calls.append(pattern)
+        return regex_helper.normalize(pattern)
+
+    monkeypatch.setattr(warmup, "_normalized", {})
+    monkeypatch.setattr(resolvers, "normalize", counted)
+    warmup.memoize_normalize()
+    assert warmup.normalize_ahead(json.dumps([*named, 7, ["not text"]])) == len(URL_PATTERNS)
+    assert warmup.normalize_ahead("{not json") == len(URL_PATTERNS)
+    assert sorted(calls) == sorted(URL_PATTERNS)
+    calls.clear()
+    for pattern in URL_PATTERNS:
+        assert resolvers.normalize(pattern) == regex_helper.normalize(pattern)
+    assert calls == []  # every one from the memo
+    assert resolvers.normalize(r"^new/\Z") == regex_helper.normalize(r"^new/\Z") and calls == [r"^new/\Z"]
+
+
+def test_the_normalize_memo_and_its_message_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from django.urls import resolvers
+    from django.utils import regex_helper
+
+    monkeypatch.setattr(warmup, "_normalized", {})
+    monkeypatch.setattr(warmup, "MAX_NORMALIZED", 50)
+    monkeypatch.setattr(resolvers, "normalize", regex_helper.normalize)
+    warmup.memoize_normalize()
+    texts = [f"^page{n:04d}/(?P<pk>[0-9]+)/" + "x" * 2000 for n in range(60)]
+    for text in texts:
+        assert resolvers.normalize(text) == regex_helper.normalize(text)
+    assert len(warmup._normalized) == 50
+    message = warmup.normalized_patterns()
+    assert len(message) <= warmup.MAX_NORMALIZED_CHARS
+    kept = json.loads(message)
+    assert kept and kept == texts[50 - len(kept) : 50]  # the most recent kept
+
+
 class RecordedNames(warmup.TemplateNames):
     """The names the steps took, in order."""
 

@@ -563,7 +563,7 @@ class ForkServer:
                 raise
             process.serve_error(failed_phase(process.phases, exc), exc)
 
-    def _spare_preload(self, modules: list[str], patterns: str, sources: list[str]) -> bool:
+    def _spare_preload(self, modules: list[str], patterns: str, normalized: str, sources: list[str]) -> bool:
         """A spare, before it says it is ready: the library modules the
         serving generation imported beyond what this process holds (``modules``:
         Wagtail's admin, DRF's router, the session backend its first request
@@ -585,6 +585,7 @@ class ForkServer:
         if not self._import_all(modules):
             return False
         warmup.compile_patterns(patterns)
+        warmup.normalize_ahead(normalized)
         warmup.precompile(sources)
         return True
 
@@ -600,7 +601,10 @@ class ForkServer:
             process.prepare()
             process.prebuild_handler()
             safe = self._spare_preload(
-                message.get("preload") or [], str(message.get("patterns") or ""), message.get("sources") or []
+                message.get("preload") or [],
+                str(message.get("patterns") or ""),
+                str(message.get("normalized") or ""),
+                message.get("sources") or [],
             )
         except BaseException as exc:
             process.emitter.send(

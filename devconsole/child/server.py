@@ -325,6 +325,9 @@ class ServerProcess:
         from django.core.management import get_commands, load_command_class
         from django.core.management.base import BaseCommand, handle_default_options
 
+        from devconsole.child import warmup
+
+        warmup.memoize_normalize()  # before any reverse table is built here
         commands = get_commands()
         app = commands["runserver"]
         command: Any = app if isinstance(app, BaseCommand) else load_command_class(app, "runserver")
@@ -716,12 +719,14 @@ class ServerProcess:
             if name:
                 chunk.append(name)
                 size += len(name) + 1
-        from devconsole.child.warmup import compiled_patterns
+        from devconsole.child.warmup import compiled_patterns, normalized_patterns
 
         try:
-            # The regular expressions compiled here (the URL patterns): the
-            # next spare compiles them ahead too.
+            # The regular expressions compiled here (the URL patterns), and the
+            # patterns the reverse tables normalized: the next spare compiles
+            # and normalizes them ahead too.
             control.send(self.control, "patterns", compiled_patterns())
+            control.send(self.control, "normalized", normalized_patterns())
         except OSError:
             pass
         from devconsole.child.watchlist import project_imports

@@ -122,6 +122,78 @@ def compile_patterns(text: str) -> None:
                 pass
 
 
+#: Texts of URL patterns whose forms (Django's ``normalize``) a process keeps, at most...
+MAX_NORMALIZED = 4096
+#: ...and characters of the message naming them to the next spare.
+MAX_NORMALIZED_CHARS = 48 * 1024
+#: pattern text → its forms, as :func:`memoize_normalize`'s wrapper computed them.
+_normalized: dict[str, list[tuple[str, list[str]]]] = {}
+
+
+def memoize_normalize() -> None:
+    """Have the URL resolvers of this process (``django.urls.resolvers``)
+    take each pattern's forms from a memo: ``normalize`` turns a pattern's
+    text into the strings and arguments ``reverse()`` fills in, a pure
+    function of that text, and a reverse table calls it for every pattern
+    and every include's prefix joined to it (~15 ms of a Wagtail project's
+    first page). The memo holds what this process computed, and what
+    :func:`normalize_ahead` computed here from the texts the previous
+    generation named; each caller gets lists of its own. Where Django has
+    no such function, nothing is done."""
+    try:
+        from django.urls import resolvers
+    except Exception:
+        return
+    original = getattr(resolvers, "normalize", None)
+    if not callable(original) or getattr(original, "devconsole_memo", False):
+        return
+
+    def normalize(pattern: Any) -> Any:
+        forms = _normalized.get(pattern) if isinstance(pattern, str) else None
+        if forms is None:
+            result = original(pattern)
+            if not isinstance(pattern, str) or len(_normalized) >= MAX_NORMALIZED:
+                return result
+            forms = _normalized[pattern] = [(text, list(args)) for text, args in result]
+        return [(text, list(args)) for text, args in forms]
+
+    normalize.devconsole_memo = True  # type: ignore[attr-defined]
+    setattr(resolvers, "normalize", normalize)  # noqa: B010 - a module Django may not type
+
+
+def normalized_patterns() -> str:
+    """The pattern texts this process's resolvers normalized, as a JSON
+    list, most recent last, within :data:`MAX_NORMALIZED_CHARS`; "" when
+    there are none."""
+    texts = list(_normalized)
+    text = json.dumps(texts)
+    while texts and len(text) > MAX_NORMALIZED_CHARS:
+        texts = texts[len(texts) // 4 + 1 :]
+        text = json.dumps(texts)
+    return text if texts else ""
+
+
+def normalize_ahead(text: str) -> int:
+    """Compute the forms of the pattern texts :func:`normalized_patterns`
+    named into the memo (see :func:`memoize_normalize`, which must be in
+    place); anything else is skipped. How many the memo holds."""
+    try:
+        texts = json.loads(text) if text else []
+        from django.urls import resolvers
+    except Exception:
+        return len(_normalized)
+    normalize = getattr(resolvers, "normalize", None)
+    if not isinstance(texts, list) or not getattr(normalize, "devconsole_memo", False):
+        return len(_normalized)
+    for item in texts[:MAX_NORMALIZED]:
+        if isinstance(item, str):
+            try:
+                normalize(item)  # type: ignore[misc]
+            except Exception:
+                pass
+    return len(_normalized)
+
+
 #: Project sources a spare compiles ahead, at most, and their bytes in all.
 MAX_SOURCES = 5000
 MAX_SOURCES_BYTES = 64 * 1024 * 1024

@@ -1048,7 +1048,7 @@ class Reloader:
             return  # never fork from a level 1 that a preload left with threads
         serving = self.supervisor.child
         preload: list[str] = []
-        patterns = ""
+        patterns = normalized = ""
         sources: list[str] = []
         if serving is not None:
             # What the serving generation used beyond level 1: the spare has it
@@ -1060,12 +1060,14 @@ class Reloader:
                     if generation == serving.generation
                     for name in names
                 ]
-            patterns = serving.patterns
+            patterns, normalized = serving.patterns, serving.normalized
             if self.server_files_generation == serving.generation:
                 sources = sorted(path for path in self.server_files if path.endswith(".py"))
         ahead = ahead_modules(serving.project_modules, self.edited) if serving is not None else []
         try:
-            self.spare = level1.serve(0, spare=True, preload=preload, patterns=patterns, sources=sources, ahead=ahead)
+            self.spare = level1.serve(
+                0, spare=True, preload=preload, patterns=patterns, normalized=normalized, sources=sources, ahead=ahead
+            )
         except ForkServerError:
             self.spare = None
 

@@ -127,6 +127,10 @@ class GenerationHandle:
         #: its first request: JSON, passed on as it is): the next spare
         #: compiles them ahead.
         self.patterns = ""
+        #: The URL patterns its reverse tables normalized (its ``normalized``
+        #: message, with ``patterns``; passed on as it is): the next spare
+        #: normalizes them ahead.
+        self.normalized = ""
         #: What it said with ``stopping``: the templates the next one loads early.
         self.warm_names = ""
         #: The gated generation that serves once this one said ``stopping``:
@@ -293,6 +297,8 @@ class GenerationHandle:
                 self.said_bye = True
             elif word == "patterns":
                 self.patterns = arg
+            elif word == "normalized":
+                self.normalized = arg
             elif word == "project":
                 self.project_modules = arg
             elif word == "modules" and self._supervisor.on_modules is not None:
@@ -1010,14 +1016,16 @@ class ForkServerHandle:
         gated: bool = False,
         preload: list[str] | None = None,
         patterns: str = "",
+        normalized: str = "",
         sources: list[str] | None = None,
         ahead: list[str] | None = None,
     ) -> ForkedGeneration:
         """Fork a server child of ``generation`` from this fork server; a spare
         (generation 0) waits, prepared, for :meth:`ForkedGeneration.promote`,
         having imported the library modules ``preload``, compiled the regular
-        expressions ``patterns`` and the project's ``sources`` (what the
-        serving generation used), then, with a twin forked before, the
+        expressions ``patterns`` and the project's ``sources`` and normalized
+        the URL patterns ``normalized`` (what the serving generation used),
+        then, with a twin forked before, the
         project modules ``ahead``;
         a ``gated`` one gets ready but accepts only after
         :meth:`GenerationHandle.accept`."""
@@ -1029,6 +1037,7 @@ class ForkServerHandle:
             gated=gated,
             preload=preload,
             patterns=patterns,
+            normalized=normalized,
             sources=sources,
             ahead=ahead,
         )
@@ -1107,6 +1116,7 @@ class ForkedGeneration(GenerationHandle):
         gated: bool = False,
         preload: list[str] | None = None,
         patterns: str = "",
+        normalized: str = "",
         sources: list[str] | None = None,
         ahead: list[str] | None = None,
     ) -> None:
@@ -1131,6 +1141,7 @@ class ForkedGeneration(GenerationHandle):
                 gated=gated,
                 preload=preload or [],
                 patterns=patterns,
+                normalized=normalized,
                 sources=sources or [],
                 ahead=ahead or [],
             )

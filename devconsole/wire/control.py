@@ -57,6 +57,9 @@ From a server child:
 ``patterns JSON``
     (once serving) the regular expressions it compiled: the next spare
     compiles them ahead.
+``normalized JSON``
+    (after ``patterns``) the URL patterns its reverse tables normalized:
+    the next spare normalizes them ahead.
 ``project JSON``
     (once serving) the project modules it imported beyond its fork
     server's, each with the modules among them it refers to: the next spare
