@@ -96,12 +96,17 @@ def compiled_patterns() -> str:
             # (type of the pattern, pattern, flags) in every Python this runs on
             if isinstance(key, tuple) and len(key) == 3 and key[0] is str and isinstance(key[2], int):
                 found[(key[1], key[2])] = None
-    patterns = [[pattern, flags] for pattern, flags in found]
-    text = json.dumps(patterns)
-    while patterns and len(text) > MAX_PATTERNS_CHARS:
-        patterns = patterns[len(patterns) // 4 + 1 :]
-        text = json.dumps(patterns)
-    return text if patterns else ""
+    return _recent_json([[pattern, flags] for pattern, flags in found], MAX_PATTERNS_CHARS)
+
+
+def _recent_json(items: list[Any], limit: int) -> str:
+    """``items`` as a JSON list of at most ``limit`` characters, the first
+    (the oldest) left out as needed; "" when none is left."""
+    text = json.dumps(items)
+    while items and len(text) > limit:
+        items = items[len(items) // 4 + 1 :]
+        text = json.dumps(items)
+    return text if items else ""
 
 
 def compile_patterns(text: str) -> None:
@@ -165,12 +170,7 @@ def normalized_patterns() -> str:
     """The pattern texts this process's resolvers normalized, as a JSON
     list, most recent last, within :data:`MAX_NORMALIZED_CHARS`; "" when
     there are none."""
-    texts = list(_normalized)
-    text = json.dumps(texts)
-    while texts and len(text) > MAX_NORMALIZED_CHARS:
-        texts = texts[len(texts) // 4 + 1 :]
-        text = json.dumps(texts)
-    return text if texts else ""
+    return _recent_json(list(_normalized), MAX_NORMALIZED_CHARS)
 
 
 def normalize_ahead(text: str) -> int:
