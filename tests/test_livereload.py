@@ -694,7 +694,8 @@ def test_a_page_the_tagging_cannot_read_is_sent_as_the_project_made_it(monkeypat
         raise ValueError("a page nobody expected")
 
     monkeypatch.setattr(livereload, "meta_policies", unreadable)
-    live = LiveReload(lambda: 1, lambda event: None, enabled=True, run="r")
+    said: list[dict] = []
+    live = LiveReload(lambda: 1, said.append, enabled=True, run="r")
     body = b"<html><head><meta name=x></head><body><p>the project's</p></body></html>"
 
     def app(environ: dict, start_response) -> list[bytes]:
@@ -707,3 +708,6 @@ def test_a_page_the_tagging_cannot_read_is_sent_as_the_project_made_it(monkeypat
     )
     assert b"".join(result) == body
     assert started == [("200 OK", [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(body)))])]
+    # The console is told why this page does not follow.
+    assert [(e["type"], e["path"]) for e in said] == [("livereload_skip", "/p/")]
+    assert "could not read the page" in said[0]["reason"] and "a page nobody expected" in said[0]["reason"]

@@ -718,10 +718,13 @@ def inject(app: Callable[..., Any], live: LiveReload) -> Callable[..., Any]:
             close = getattr(result, "close", None)
             if close is not None:
                 close()
+        path = str(environ.get("PATH_INFO", ""))
         try:
-            body, headers = _tagged(body, headers, live, gid, str(environ.get("PATH_INFO", "")))
-        except Exception:
-            pass  # a page this module cannot read is sent as the project made it, untagged
+            body, headers = _tagged(body, headers, live, gid, path)
+        except Exception as exc:
+            # A page this module cannot read is sent as the project made it,
+            # untagged; the console says why it does not follow.
+            live.skipped(path, f"devconsole could not read the page ({type(exc).__name__}: {exc})"[:200])
         start_response(status, headers)
         return [body]
 
