@@ -138,3 +138,35 @@ def test_a_received_socket_is_not_inherited_by_a_process_the_receiver_starts() -
     finally:
         for sock in (ours, theirs, left, right):
             sock.close()
+
+
+def test_a_spare_s_hints_are_cut_to_what_one_packet_carries() -> None:
+    """A fork server's message is one packet of a Unix socket, which its send
+    buffer bounds: a spare's hints that would not fit are left out, the
+    least worth first, and the rest goes through."""
+    from devconsole.wire import forkserver as wire
+
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    with ours, theirs:
+        big = {
+            "op": "serve",
+            "args": ["--generation", "0"],
+            "normalized": "x" * 1_500_000,
+            "sources": [f"/p/app{n}/views.py" for n in range(8000)],
+            "patterns": "y" * 20_000,
+            "preload": ["django.contrib.admin"],
+        }
+        try:
+            wire.send(ours, dict(big))
+        except OSError:
+            pass  # too long for one packet here: what fit() is for
+        else:
+            raise AssertionError("the whole message went through: the test needs a larger one")
+        fitted = wire.fit(dict(big), (("normalized", ""), ("sources", []), ("patterns", ""), ("preload", [])))
+        assert fitted["normalized"] == "" and fitted["sources"] == []
+        assert fitted["patterns"] == big["patterns"] and fitted["preload"] == big["preload"]
+        wire.send(ours, fitted)
+        message, fds, gone = wire.receive(theirs)
+        assert message == fitted and fds == [] and not gone
+        small = {"op": "serve", "normalized": "z", "sources": ["/p/a.py"]}
+        assert wire.fit(dict(small), (("normalized", ""),)) == small  # left whole when it fits

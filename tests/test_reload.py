@@ -590,8 +590,9 @@ def test_a_spare_prepared_ahead_serves_the_next_edit_unless_it_imported_the_chan
 def test_the_url_patterns_a_page_reversed_are_normalized_ahead_and_an_edited_one_afresh(console: Console) -> None:
     """The index page reverses a dozen URLs: its generation names the URL
     patterns its reverse tables normalized, the next spare computes their
-    forms ahead, and the generation after a URLconf edit links to the new
-    path (a pattern's forms come from the memo only for the same text)."""
+    forms ahead (and says how many), and the generation after a URLconf
+    edit links to the new path (a pattern's forms come from the memo only
+    for the same text)."""
     console.edit("shop/views.py", 'b"pong"', 'b"pong!"')
     wait_for(lambda: any(h["generation"] == 2 for h in console.events.of("hello")))
     assert get(console.port, "/")[0] == 200  # generation 2's first request
@@ -599,7 +600,10 @@ def test_the_url_patterns_a_page_reversed_are_normalized_ahead_and_an_edited_one
     assert child is not None and child.generation == 2
     named = wait_for(lambda: child.normalized and json.loads(child.normalized))
     assert any(text.startswith("^ping/") for text in named), named
-    wait_for(lambda: console.reloader.spare is not None and console.reloader.spare.spare_files is not None)
+    spare = wait_for(
+        lambda: spare if (spare := console.reloader.spare) is not None and spare.spare_files is not None else None
+    )
+    assert spare.spare_normalized == len(set(named))  # every one computed before the save
     console.edit("demosite/urls.py", 'path("ping/", shop_views.ping', 'path("ping-renamed/", shop_views.ping')
     status, body = served(console.port, "/", b'href="/ping-renamed/"')
     assert status == 200 and b'href="/ping/"' not in body

@@ -428,7 +428,7 @@ def test_the_reports_after_the_first_response_wait_for_a_request_under_way_to_en
         _report_modules=reported.set,
     )
     process._wait_quiet = lambda deadline: child_server.ServerProcess._wait_quiet(process, deadline)
-    after = threading.Thread(target=child_server.ServerProcess._after_serving, args=(process,))
+    after = threading.Thread(target=child_server.ServerProcess._after_serving, args=(process,), daemon=True)
     after.start()
     for _ in range(2):  # it looked twice and still waits: a request is under way
         assert traffic.looked.acquire(timeout=30)

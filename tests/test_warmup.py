@@ -224,6 +224,7 @@ def test_url_patterns_normalized_from_the_memo_are_what_django_computes(monkeypa
     from django.utils import regex_helper
 
     monkeypatch.setattr(warmup, "_normalized", {})
+    monkeypatch.setattr(warmup, "_used", {})
     monkeypatch.setattr(resolvers, "normalize", regex_helper.normalize)  # undone afterwards
     warmup.memoize_normalize()
     memo = resolvers.normalize
@@ -248,16 +249,20 @@ def test_url_patterns_normalized_from_the_memo_are_what_django_computes(monkeypa
         return regex_helper.normalize(pattern)
 
     monkeypatch.setattr(warmup, "_normalized", {})
+    monkeypatch.setattr(warmup, "_used", {})
     monkeypatch.setattr(resolvers, "normalize", counted)
     warmup.memoize_normalize()
     assert warmup.normalize_ahead(json.dumps([*named, 7, ["not text"]])) == len(URL_PATTERNS)
-    assert warmup.normalize_ahead("{not json") == len(URL_PATTERNS)
+    assert warmup.normalize_ahead("{not json") == warmup.normalized_count() == len(URL_PATTERNS)
     assert sorted(calls) == sorted(URL_PATTERNS)
+    assert warmup.normalized_patterns() == ""  # computed ahead, asked for by nothing yet
     calls.clear()
-    for pattern in URL_PATTERNS:
+    for pattern in URL_PATTERNS[:2]:
         assert resolvers.normalize(pattern) == regex_helper.normalize(pattern)
-    assert calls == []  # every one from the memo
+    assert calls == []  # from the memo
     assert resolvers.normalize(r"^new/\Z") == regex_helper.normalize(r"^new/\Z") and calls == [r"^new/\Z"]
+    # Named to the next spare: what this process used, not what it was told.
+    assert json.loads(warmup.normalized_patterns()) == [*URL_PATTERNS[:2], r"^new/\Z"]
 
 
 def test_the_normalize_memo_and_its_message_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -265,6 +270,7 @@ def test_the_normalize_memo_and_its_message_are_bounded(monkeypatch: pytest.Monk
     from django.utils import regex_helper
 
     monkeypatch.setattr(warmup, "_normalized", {})
+    monkeypatch.setattr(warmup, "_used", {})
     monkeypatch.setattr(warmup, "MAX_NORMALIZED", 50)
     monkeypatch.setattr(resolvers, "normalize", regex_helper.normalize)
     warmup.memoize_normalize()

@@ -111,19 +111,19 @@ def test_one_listing_tells_the_projects_modules_from_the_libraries(tmp_path: Pat
     (project / "realpkg" / "mod.py").write_text("VALUE = 1\n")
     (tmp_path / "linked").symlink_to(project / "realpkg")
     monkeypatch.syspath_prepend(str(tmp_path))
-    for name in [n for n in sys.modules if n == "linked" or n.startswith("linked.")]:
-        monkeypatch.delitem(sys.modules, name)
-    import linked.mod  # noqa: F401 - imported through the link, from outside the project root
+    try:
+        import linked.mod  # noqa: F401 - imported through the link, from outside the project root
 
-    files, libraries = imported_modules(project)
-    real = str((project / "realpkg" / "mod.py").resolve())
-    assert real in files and str((project / "realpkg" / "__init__.py").resolve()) in files
-    assert files == project_module_files(project)
-    assert "json" in libraries and "linked.mod" not in libraries and "__main__" not in libraries
-    assert libraries == library_module_names(project)
-    assert library_module_names(project, ["json", "linked.mod", "no.such.module"]) == ["json"]
-    for name in [n for n in sys.modules if n == "linked" or n.startswith("linked.")]:
-        del sys.modules[name]
+        files, libraries = imported_modules(project)
+        real = str((project / "realpkg" / "mod.py").resolve())
+        assert real in files and str((project / "realpkg" / "__init__.py").resolve()) in files
+        assert files == project_module_files(project)
+        assert "json" in libraries and "linked.mod" not in libraries and "__main__" not in libraries
+        assert libraries == library_module_names(project)
+        assert library_module_names(project, ["json", "linked.mod", "no.such.module"]) == ["json"]
+    finally:
+        for name in [n for n in sys.modules if n == "linked" or n.startswith("linked.")]:
+            del sys.modules[name]
 
 
 def test_decision_uses_the_files_each_level_imported() -> None:

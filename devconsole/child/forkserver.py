@@ -654,7 +654,17 @@ class ForkServer:
             debugger.connect()
         except Exception:
             pass  # install() tries again after ``go``, and reports a failure
-        process.emitter.send({"type": "spare_ready", "pid": os.getpid(), "files": files, "twin": twin is not None})
+        from devconsole.child import warmup
+
+        process.emitter.send(
+            {
+                "type": "spare_ready",
+                "pid": os.getpid(),
+                "files": files,
+                "twin": twin is not None,
+                "normalized": warmup.normalized_count(),
+            }
+        )
         process.emitter.flush()
         held: list[str] | None = None
         if twin is not None:
@@ -871,9 +881,13 @@ def _die_with(parent: int) -> None:
 def _collect_young() -> None:
     """Before a setup's first fork: its recent garbage collected, not frozen
     with the rest (see :meth:`ForkServer._fork`). The young generations
-    only: the interpreter's own full collections ran during the setup, and
-    one more walks every object it made (~80 ms after a Wagtail project's
-    ``django.setup()``, to find ten) on the way to the server a save waits for."""
+    only: a full collection walks every object the setup made (~80 ms after
+    a Wagtail project's ``django.setup()``, to find ten objects; the
+    interpreter's own full collections had run twice during it), on the way
+    to the server a save waits for. What older garbage is left stays, shared
+    by the children, as it would stay in runserver's process until its next
+    full collection (the database connections, the one kind of descriptor a
+    setup opens, are closed before this)."""
     gc.collect(1)
 
 

@@ -727,7 +727,7 @@ class ServerProcess:
             # and normalizes them ahead too.
             control.send(self.control, "patterns", compiled_patterns())
             control.send(self.control, "normalized", normalized_patterns())
-        except OSError:
+        except Exception:  # the console gone, or a listing that failed: only hints are lost
             pass
         from devconsole.child.watchlist import project_imports
 

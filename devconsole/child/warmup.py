@@ -133,6 +133,9 @@ MAX_NORMALIZED = 4096
 MAX_NORMALIZED_CHARS = 48 * 1024
 #: pattern text → its forms, as :func:`memoize_normalize`'s wrapper computed them.
 _normalized: dict[str, list[tuple[str, list[str]]]] = {}
+#: The texts this process's resolvers asked for (not those computed ahead
+#: alone), in the order of their first use: what the next spare is named.
+_used: dict[str, None] = {}
 
 
 def memoize_normalize() -> None:
@@ -155,6 +158,8 @@ def memoize_normalize() -> None:
 
     def normalize(pattern: Any) -> Any:
         forms = _normalized.get(pattern) if isinstance(pattern, str) else None
+        if isinstance(pattern, str) and pattern not in _used and len(_used) < MAX_NORMALIZED:
+            _used[pattern] = None
         if forms is None:
             result = original(pattern)
             if not isinstance(pattern, str) or len(_normalized) >= MAX_NORMALIZED:
@@ -167,10 +172,16 @@ def memoize_normalize() -> None:
 
 
 def normalized_patterns() -> str:
-    """The pattern texts this process's resolvers normalized, as a JSON
-    list, most recent last, within :data:`MAX_NORMALIZED_CHARS`; "" when
-    there are none."""
-    return _recent_json(list(_normalized), MAX_NORMALIZED_CHARS)
+    """The pattern texts this process's resolvers normalized (those a
+    spare computed ahead and nothing asked for are not named again), as a
+    JSON list, most recent last, within :data:`MAX_NORMALIZED_CHARS`; ""
+    when there are none."""
+    return _recent_json(list(_used), MAX_NORMALIZED_CHARS)
+
+
+def normalized_count() -> int:
+    """How many pattern texts' forms the memo holds."""
+    return len(_normalized)
 
 
 def normalize_ahead(text: str) -> int:
@@ -186,11 +197,12 @@ def normalize_ahead(text: str) -> int:
     if not isinstance(texts, list) or not getattr(normalize, "devconsole_memo", False):
         return len(_normalized)
     for item in texts[:MAX_NORMALIZED]:
-        if isinstance(item, str):
+        if isinstance(item, str) and item not in _normalized:
             try:
                 normalize(item)  # type: ignore[misc]
             except Exception:
                 pass
+            _used.pop(item, None)  # computed ahead, not yet asked for here
     return len(_normalized)
 
 

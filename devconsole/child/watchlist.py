@@ -72,8 +72,7 @@ class RealPaths:
     site-packages, and a large project imports thousands), the file itself
     only when it is a link.
 
-    Made for one listing (or a few made together) and dropped: a link
-    changed later is resolved anew."""
+    Made for one listing and dropped: a link changed later is resolved anew."""
 
     def __init__(self) -> None:
         self._dirs: dict[str, str] = {}

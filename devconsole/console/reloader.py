@@ -108,14 +108,18 @@ FILE_CHANGED_TIMEOUT = 2.0
 PRELOAD_ANSWER_TIMEOUT = 1.0
 #: How long a new generation may take to serve (or fail) before we give up waiting.
 SETTLE_TIMEOUT = 60.0
-#: Seconds after the new generation answered its first request (it then
-#: says which libraries it imported) before the next spare is forked: not to
-#: compete for the CPU with the page's first requests (the page, its
-#: scripts and stylesheets, a second tab reloading).
+#: Seconds after the new generation said which libraries it imported (once
+#: it answered its first request and the page's other requests ended)
+#: before the next spare is forked: not to compete for the CPU with the
+#: page's first requests (the page, its scripts and stylesheets, a second
+#: tab reloading).
 SPARE_DELAY = 0.25
 #: Seconds after a reload before the spare is forked anyway (a generation
-#: serving its error page says nothing).
-SPARE_FALLBACK = 2.0
+#: serving its error page says nothing): after the latest a generation
+#: reports (its first request awaited 1 s, then a quiet moment 1 s, see
+#: ``devconsole.child.server``), so that a spare is never forked without what
+#: the serving generation used.
+SPARE_FALLBACK = 3.0
 #: Files of the last saves that the spare imports no module of ahead.
 EDITED_KEPT = 64
 #: How long a reload's row waits for the old generation's exit (to time its

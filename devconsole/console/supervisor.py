@@ -140,6 +140,8 @@ class GenerationHandle:
         #: imported), here, by its own reader: the event may come before the
         #: fork server's answer has made this handle anyone's spare.
         self.spare_files: frozenset[str] | None = None
+        #: How many URL patterns' forms it computed ahead (from its ``spare_ready``).
+        self.spare_normalized = 0
         #: Its twin holds :attr:`spare_files` alone (``go N twin``), and it
         #: holds :attr:`ahead_files` once its ``spare_ahead`` came (``go N``).
         self.spare_twin = False
@@ -212,6 +214,8 @@ class GenerationHandle:
         if event["type"] == "spare_ready":
             self.spare_twin = bool(event.get("twin"))
             self.spare_files = frozenset(event.get("files") or ())
+            normalized = event.get("normalized")
+            self.spare_normalized = normalized if isinstance(normalized, int) else 0
         elif event["type"] == "spare_ahead":
             self.ahead_files = frozenset(event.get("files") or ())
         elif event["type"] == "spare_failed":
@@ -1099,6 +1103,17 @@ class _ForkedProcess:
         return self._child.returncode
 
 
+#: A spare's hints (see :meth:`ForkServerHandle.serve`), in the order they
+#: are left out of a message too long for one packet, with what stands for none.
+_HINTS_LEFT_OUT_FIRST: tuple[tuple[str, Any], ...] = (
+    ("normalized", ""),
+    ("sources", []),
+    ("patterns", ""),
+    ("ahead", []),
+    ("preload", []),
+)
+
+
 class ForkedGeneration(GenerationHandle):
     """One generation of the server, forked by a fork server.
 
@@ -1145,7 +1160,9 @@ class ForkedGeneration(GenerationHandle):
                 sources=sources or [],
                 ahead=ahead or [],
             )
-            reply = forkserver.request(message, theirs)
+            # What a spare does ahead only saves time: what would not fit in
+            # one packet is left out, the least worth first.
+            reply = forkserver.request(wire.fit(message, _HINTS_LEFT_OUT_FIRST), theirs)
             self.fork_ms = round((time.perf_counter() - started) * 1000, 2)
         except ForkServerError:
             ours.close()

@@ -330,7 +330,13 @@ class DrainingEvent(_Stamped):
     in_flight: int
 
 
-class SpareReadyEvent(_Stamped):
+class _SpareReadyExtraFields(TypedDict, total=False):
+    #: How many URL patterns' forms it computed ahead (see
+    #: ``devconsole.child.warmup.normalize_ahead``).
+    normalized: int
+
+
+class SpareReadyEvent(_Stamped, _SpareReadyExtraFields):
     type: Literal["spare_ready"]
     pid: int
     #: The project files it holds, exactly (a change to one: not this spare).

@@ -53,9 +53,12 @@ import socket
 from enum import Enum, IntEnum
 from typing import Any
 
-#: Largest message; file descriptors per message.
+#: Largest message read; file descriptors per message.
 MAX_MESSAGE = 1 << 20
 MAX_FDS = 8
+#: Largest message sent: a packet of a Unix socket is bounded by its send
+#: buffer (Linux's default, 208 KiB), whatever the reader would take.
+MAX_PACKET = 192 * 1024
 
 Message = dict[str, Any]
 
@@ -105,6 +108,16 @@ def op_of(msg: Message | None) -> Op | None:
 
 def encode(msg: Message) -> bytes:
     return json.dumps(msg, default=str).encode()
+
+
+def fit(msg: Message, droppable: tuple[tuple[str, Any], ...]) -> Message:
+    """``msg`` within :data:`MAX_PACKET` once encoded: the ``droppable``
+    fields (name, what stands for none) emptied in turn, as needed."""
+    for name, nothing in droppable:
+        if len(encode(msg)) <= MAX_PACKET:
+            break
+        msg[name] = nothing
+    return msg
 
 
 def decode(data: bytes) -> Message | None:

@@ -100,7 +100,8 @@ Sent by the server child:
     a spare forked ahead of a reload (generation 0) is ready: ``pid``,
     ``files`` (the project files it holds, those its libraries' imports
     ran included), ``twin`` (it forked a twin holding those files alone,
-    and now imports project modules ahead).
+    and now imports project modules ahead), ``normalized`` (how many URL
+    patterns' forms it computed ahead).
 ``spare_ahead``
     a spare with a twin imported the project modules ahead: ``pid``,
     ``files`` (the project files it holds now).
