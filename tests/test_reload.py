@@ -587,12 +587,17 @@ def test_a_spare_prepared_ahead_serves_the_next_edit_unless_it_imported_the_chan
     assert get(console.port) == (200, b"two!")
 
 
-def test_the_url_patterns_a_page_reversed_are_normalized_ahead_and_an_edited_one_afresh(console: Console) -> None:
+def test_the_url_patterns_a_page_reversed_are_normalized_ahead_and_an_edited_one_afresh(
+    console: Console, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The index page reverses a dozen URLs: its generation names the URL
     patterns its reverse tables normalized, the next spare computes their
     forms ahead (and says how many), and the generation after a URLconf
     edit links to the new path (a pattern's forms come from the memo only
-    for the same text)."""
+    for the same text). The spare's fallback timer fires at once here, so a
+    spare is always forked before the generation's first request reported
+    what it used: it is replaced by one forked with that report."""
+    monkeypatch.setattr(reloader_module, "SPARE_FALLBACK", 0.0)
     console.edit("shop/views.py", 'b"pong"', 'b"pong!"')
     wait_for(lambda: any(h["generation"] == 2 for h in console.events.of("hello")))
     assert get(console.port, "/")[0] == 200  # generation 2's first request
@@ -601,7 +606,11 @@ def test_the_url_patterns_a_page_reversed_are_normalized_ahead_and_an_edited_one
     named = wait_for(lambda: child.normalized and json.loads(child.normalized))
     assert any(text.startswith("^ping/") for text in named), named
     spare = wait_for(
-        lambda: spare if (spare := console.reloader.spare) is not None and spare.spare_files is not None else None
+        lambda: (
+            spare
+            if (spare := console.reloader.spare) is not None and spare.hints_of == 2 and spare.spare_files is not None
+            else None
+        )
     )
     assert spare.spare_normalized == len(set(named))  # every one computed before the save
     console.edit("demosite/urls.py", 'path("ping/", shop_views.ping', 'path("ping-renamed/", shop_views.ping')

@@ -705,20 +705,6 @@ class ServerProcess:
             )
         except Exception:
             return
-        chunk: list[str] = []
-        size = 0
-        for name in [*names, ""]:
-            # Said even when there is none (an empty message): the console
-            # then knows the fork server held everything this one needed.
-            if (chunk or not names) and (not name or size + len(name) + 1 > control.MAX_MESSAGE // 2):
-                try:
-                    control.send(self.control, "modules", " ".join(chunk))
-                except OSError:
-                    return
-                chunk, size = [], 0
-            if name:
-                chunk.append(name)
-                size += len(name) + 1
         from devconsole.child.warmup import compiled_patterns, normalized_patterns
 
         try:
@@ -741,6 +727,21 @@ class ServerProcess:
             )
         except OSError:
             pass
+        chunk: list[str] = []
+        size = 0
+        for name in [*names, ""]:
+            # Said even when there is none (an empty message), and last: the
+            # console then knows the fork server held everything this one
+            # needed, and forks the next spare with every hint above.
+            if (chunk or not names) and (not name or size + len(name) + 1 > control.MAX_MESSAGE // 2):
+                try:
+                    control.send(self.control, "modules", " ".join(chunk))
+                except OSError:
+                    return
+                chunk, size = [], 0
+            if name:
+                chunk.append(name)
+                size += len(name) + 1
 
     def _import_urlconf(self) -> str | None:
         """Import the URLconf and its views now, as the first request would."""

@@ -1013,11 +1013,14 @@ class Reloader:
         self._schedule_spare()
 
     # ---------------------------------------------------------------- spare
-    def _schedule_spare(self, delay: float = SPARE_FALLBACK) -> None:
-        """Fork the spare in ``delay`` seconds (or sooner: a plan due
-        earlier is kept, one due later is replaced)."""
+    def _schedule_spare(self, delay: float | None = None) -> None:
+        """Fork the spare in ``delay`` seconds (:data:`SPARE_FALLBACK` unless
+        said; or sooner: a plan due earlier is kept, one due later is
+        replaced)."""
         if not self.use_fork or self._stopping.is_set():
             return
+        if delay is None:
+            delay = SPARE_FALLBACK
         with self._spare_lock:
             due = time.monotonic() + delay
             if self._spare_timer is not None:
@@ -1042,7 +1045,10 @@ class Reloader:
             and not (spare.spare_twin and spare.ahead_stale)
         ):
             if level1 is None or spare.forkserver is not level1 or spare.preloads == level1.preloads_done:
-                return
+                if spare.hints_of == self._reported():
+                    return
+                # Forked before the serving generation's reports came (its
+                # fallback timer was first): the next one is forked with them.
         if level1 is not None and level1.preloading:
             return  # made when the preload is answered (see _on_preloaded)
         self._discard_spare()
@@ -1074,6 +1080,16 @@ class Reloader:
             )
         except ForkServerError:
             self.spare = None
+        else:
+            self.spare.hints_of = self._reported()
+
+    def _reported(self) -> int | None:
+        """The serving generation, once it reported what it imported after
+        its first request (the hints a spare is forked with), else None."""
+        serving = self.supervisor.child
+        if serving is None or not any(generation == serving.generation for generation, _ in self.modules_reports):
+            return None
+        return serving.generation
 
     def _take_spare(self, files: list[str]) -> tuple[ForkedGeneration | None, bool]:
         """The spare, if it can serve this change: ready, from the current

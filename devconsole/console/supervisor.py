@@ -1175,6 +1175,9 @@ class ForkedGeneration(GenerationHandle):
         self.pid = int(reply["pid"])
         #: What its fork server had preloaded when it forked this one.
         self.preloads = forkserver.preloads_done
+        #: For a spare: the generation whose reports (modules, patterns,
+        #: project imports) it was forked with, if any (set by the reloader).
+        self.hints_of: int | None = None
         self.process = _ForkedProcess(self)
         self._control = ours
         self._start_readers(ev_r, os.fdopen(out_r, "rb"), os.fdopen(err_r, "rb"))
