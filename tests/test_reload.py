@@ -392,6 +392,109 @@ def test_a_manage_py_that_sets_django_up_itself_names_the_apps_level_steps_right
     assert ms["the project's models and ready()"] > ms["django.setup()"]
 
 
+#: A library that is no installed app: it writes a line each time it is
+#: imported, and (only where the models are not ready: the apps level)
+#: imports a project module and reads its value.
+EXTLIB = """
+import os
+
+from django.apps import apps
+
+HELPER = None
+if not apps.models_ready:
+    from shop import helper
+
+    HELPER = helper.VALUE
+with open(os.environ["EXTLIB_LOG"], "a") as log:
+    log.write(f"extlib {os.getpid()}\\n")
+"""
+
+
+def test_the_apps_level_imports_ahead_the_libraries_a_ready_imported_but_no_apps_own(
+    tmp_path: Path, demo_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A project app's ready() imports ``extlib`` (no installed app's) and
+    ``libapp.extra`` (an installed library app's own module). Once the
+    serving generation answered its first request, the apps level imports
+    extlib: the next models edit's level 1 does not import it again, and
+    imports libapp.extra itself (never imported ahead). A project module
+    that extlib imported in the apps level alone, saved, sends the next
+    models edit to a new apps level, whose level 1 serves the saved value."""
+    _installed_library(tmp_path, monkeypatch, "libapp", "")
+    packages = Path(os.environ["PYTHONPATH"])
+    (packages / "libapp" / "extra.py").write_text(
+        'import os\nwith open(os.environ["EXTLIB_LOG"], "a") as log:\n    log.write(f"libapp.extra {os.getpid()}\\n")\n'
+    )
+    (packages / "extlib").mkdir()
+    (packages / "extlib" / "__init__.py").write_text(EXTLIB)
+    log = tmp_path / "imports.log"
+    monkeypatch.setenv("EXTLIB_LOG", str(log))
+    monkeypatch.setenv("DEVCONSOLE_APPS_LEVEL", "1")
+
+    def prepare(root: Path) -> None:
+        _with_app("libapp")(root)
+        (root / "shop" / "helper.py").write_text('VALUE = "h1"\n')
+        apps_py = root / "shop" / "apps.py"
+        apps_py.write_text(
+            apps_py.read_text()
+            + "\n    def ready(self):\n        import extlib  # noqa\n        import libapp.extra  # noqa\n"
+        )
+        views = root / "shop" / "views.py"
+        views.write_text(
+            views.read_text()
+            .replace('    response["Content-Length"] = "4"\n', "")
+            .replace(
+                'HttpResponse(b"pong"',
+                "HttpResponse(f\"{getattr(__import__('shop.models').models, 'MARK', 'none')}"
+                ":{__import__('extlib').HELPER}\".encode()",
+            )
+        )
+
+    def imported(name: str) -> list[int]:
+        return [int(line.split()[1]) for line in log.read_text().splitlines() if line.split()[0] == name]
+
+    with live_console(tmp_path, demo_db, prepare=prepare, console_class=Console) as console:
+        reloader = console.reloader
+        assert get(console.port) == (200, b"none:None")
+        apps, level1 = reloader.apps, reloader.level1
+        assert apps is not None and level1 is not None and level1.setup_ok
+        assert imported("extlib") == [level1.pid] and imported("libapp.extra") == [level1.pid]
+        # After the first request: extlib imported ahead in the apps level, libapp.extra not.
+        wait_for(lambda: apps.preloads_done >= 1 and not apps.preloading)
+        assert imported("extlib") == [level1.pid, apps.pid] and imported("libapp.extra") == [level1.pid]
+        helper = str((console.root / "shop/helper.py").resolve())
+        assert helper in apps.files and helper not in level1.files
+        wait_for(lambda: reloader.watcher is not None and str(console.root / "shop") in reloader.watcher.roots)
+        wait_for(lambda: inotify_watches(reloader.watcher.roots))
+        # A models edit: level 1 from the same apps level, extlib inherited.
+        console.edit("shop/models.py", "class Product", 'MARK = "m1"\n\n\nclass Product')
+        served(console.port, "/ping/", b"m1:h1")
+        second = reloader.level1
+        assert reloader.apps is apps and second is not None and second.pid != level1.pid
+        assert imported("extlib") == [level1.pid, apps.pid]
+        assert imported("libapp.extra") == [level1.pid, second.pid]
+        # That level 1 inherited helper.py: saved, it rebuilds level 1 from a
+        # new apps level, whose level 1 imports extlib itself.
+        console.edit("shop/helper.py", '"h1"', '"h2"')
+        assert served(console.port, "/ping/", b"m1:None") == (200, b"m1:None")
+        fresh, third = reloader.apps, reloader.level1
+        assert fresh is not None and fresh.pid != apps.pid and third is not None
+        assert imported("extlib")[2:] == [third.pid]
+        # Imported ahead there once the first request was answered: now
+        # helper.py is held by the apps level alone. Saved, it restarts
+        # nothing, but the next models edit comes from a new apps level
+        # (this one would serve the old "h2").
+        wait_for(lambda: fresh.preloads_done >= 1 and not fresh.preloading)
+        assert imported("extlib")[3:] == [fresh.pid] and helper in fresh.files and helper not in third.files
+        console.edit("shop/helper.py", '"h2"', '"h3"')
+        assert wait_for(lambda: [r for r in console.reloads() if helper in r["files"]][1:])[0]["decision"] == "ignored"
+        console.edit("shop/models.py", 'MARK = "m1"', 'MARK = "m2"')
+        assert served(console.port, "/ping/", b"m2:") == (200, b"m2:None")
+        assert reloader.apps is not None and reloader.apps.pid not in (apps.pid, fresh.pid)
+        pids = [handle.pid for handle in (reloader.level0, reloader.apps, reloader.level1) if handle is not None]
+    wait_for(lambda: not any(alive(pid) for pid in pids))
+
+
 def _models_edit(console: Console, mark: str) -> list[str]:
     """Save a models.py edit that the view then shows; the steps of its
     (first) reload."""

@@ -447,8 +447,23 @@ class ForkServer:
         pulls in is among the ``files`` reported with ``preloaded``, so the
         console rebuilds level 1 when it changes; and a change saved while
         the preload runs rebuilds it too (the console does not know yet
-        what it will have imported)."""
-        self._pending_preload.extend(m for m in modules if not m.startswith("__"))
+        what it will have imported).
+
+        In the apps level, those a level 1's setup imported from packages
+        that are no installed app's (an API framework, pydantic, requests
+        that a ``ready()`` imports): the next level 1 then runs the
+        project's models and every ``ready()`` without importing them.
+        An installed app's own modules are never imported there: one may
+        read what the project's models add to that app's registries when
+        imported (Wagtail's API builds its page types from the page models),
+        which this level, held before them, would not have. A module that
+        asks Django's registry for models fails there (the models are not
+        ready) and is undone."""
+        names = [m for m in modules if not m.startswith("__")]
+        if self.level == ForkServerLevel.APPS:
+            packages = _app_packages()
+            names = [m for m in names if m.partition(".")[0] not in packages]
+        self._pending_preload.extend(names)
         self._preload_paused = False
 
     def _preload_some(self, count: int = PRELOAD_CHUNK) -> None:
@@ -876,6 +891,13 @@ def _die_with(parent: int) -> None:
     linux.die_with_parent()
     if os.getppid() != parent:
         os._exit(0)
+
+
+def _app_packages() -> set[str]:
+    """The top-level packages of the installed apps (``django`` among them)."""
+    from django.apps import apps
+
+    return {config.name.partition(".")[0] for config in apps.app_configs.values()}
 
 
 def _collect_young() -> None:

@@ -106,6 +106,9 @@ FILE_CHANGED_TIMEOUT = 2.0
 #: How long a change waits for level 1 to stop a preload and say what it
 #: holds (beyond that, level 1 is rebuilt: it may hold the old module).
 PRELOAD_ANSWER_TIMEOUT = 1.0
+#: Python files saved since the apps level was made, remembered at most
+#: (see Reloader._changes); past it, the next level 1 is forked from a new one.
+MAX_APPS_CHANGES = 4096
 #: How long a new generation may take to serve (or fail) before we give up waiting.
 SETTLE_TIMEOUT = 60.0
 #: Seconds after the new generation said which libraries it imported (once
@@ -303,6 +306,16 @@ class Reloader:
         #: An apps level was worth holding once this session: made again
         #: whenever level 1 is rebuilt, whatever a later measure says.
         self.apps_worth = False
+        #: Whether the apps level imports, while idle, the libraries a level
+        #: 1's setup imported that are no installed app's (see
+        #: ForkServer._preload); off for the session once that left it with
+        #: threads. ``DEVCONSOLE_APPS_PRELOAD=0``: off.
+        self.apps_preload = os.environ.get("DEVCONSOLE_APPS_PRELOAD") != "0"
+        #: What the current apps level was asked to import, and the Python
+        #: files saved since it was made (None: more than
+        #: :data:`MAX_APPS_CHANGES`).
+        self._apps_preloaded: set[str] = set()
+        self._apps_changes: set[str] | None = set()
         self.level1: ForkServerHandle | None = None
         self._preloaded: set[str] = set()
         #: Whether level 0 imports, while idle, the libraries level 1 used.
@@ -640,6 +653,14 @@ class Reloader:
             # What level 1 holds is known only once it says so: it stops
             # importing and answers (else it is rebuilt, see below).
             level1.finish_preload(PRELOAD_ANSWER_TIMEOUT)
+        if self.apps is not None and python_files and self._apps_changes is not None:
+            # What the apps level imported ahead may have pulled in one of
+            # these (the current level 1, forked before, did not inherit
+            # it): the next level 1 is forked from it only if it holds none
+            # (past a bound, from a new one).
+            self._apps_changes.update(python_files)
+            if len(self._apps_changes) > MAX_APPS_CHANGES:
+                self._apps_changes = None
         if level1 is not None and level1.setup_ok and not (level1.preloading and python_files):
             # Read after ``preloading``: its files are set before it clears.
             # (What an apps level holds, the level 1 forked from it lists
@@ -795,7 +816,17 @@ class Reloader:
         apps = self.apps
         if not self.use_apps:
             return self.level0, ""
-        if apps is not None and self._usable(apps) and apps.setup_ok and not apps.files.intersection(files):
+        if apps is not None and apps.unsafe and apps.preloaded:
+            self.apps_preload = False  # a library started a thread there: not again
+        if apps is not None and apps.preloading and not apps.finish_preload(PRELOAD_ANSWER_TIMEOUT):
+            apps.unsafe = True  # what it holds is not known: not forked from
+        if (
+            apps is not None
+            and self._usable(apps)
+            and apps.setup_ok
+            and self._apps_changes is not None
+            and not apps.files.intersection({*files, *self._apps_changes})
+        ):
             return apps, ""
         self._retire(apps)
         self.apps = None
@@ -842,6 +873,7 @@ class Reloader:
             steps.append(_step("the apps level, not worth holding", began))
             return self.level0, ""
         self.apps, self.apps_worth = apps, True
+        self._apps_preloaded, self._apps_changes = set(), set()
         steps += own
         rest = (time.perf_counter() - began) * 1000 - sum(step["ms"] for step in own)
         if rest >= 0.05:
@@ -1180,8 +1212,10 @@ class Reloader:
         self.modules_reports.append((child.generation, names))
         if child is self.supervisor.child:
             # Its first request is answered: the spare follows shortly (or
-            # once level 1 holds these libraries, see _on_preloaded).
+            # once level 1 holds these libraries, see _on_preloaded), and the
+            # apps level imports the libraries level 1's setup used.
             self._schedule_spare(SPARE_DELAY)
+            self._preload_apps_level()
         level1 = self.level1
         if not self.hold_libraries or not self.use_fork or child is not self.supervisor.child or not names:
             return
@@ -1208,6 +1242,24 @@ class Reloader:
             )
         if not forkserver.unsafe and not self._stopping.is_set():
             self._jobs.put(("spare", set(), 0.0))
+
+    def _preload_apps_level(self) -> None:
+        """Have the apps level import, while idle, the libraries the current
+        level 1's setup imported (those that are no installed app's: see
+        :meth:`devconsole.child.forkserver.ForkServer._preload`), so that the
+        next models edit's level 1 does not import them again: a large
+        project's ``ready()`` methods import whole frameworks. Asked once
+        the serving generation answered its first request (not while a
+        rebuild's first page competes for the CPU)."""
+        apps, level1 = self.apps, self.level1
+        if not self.apps_preload or apps is None or level1 is None or not level1.setup_ok:
+            return
+        if not self._usable(apps) or not apps.setup_ok or apps.preloading:
+            return
+        modules = [m for m in (level1.ready or {}).get("modules") or [] if m not in self._apps_preloaded]
+        if modules:
+            self._apps_preloaded.update(modules)
+            apps.preload_async(modules)
 
     def _maybe_preload(self) -> None:
         """Teach level 0 the libraries the project imports during setup."""
